@@ -1,0 +1,233 @@
+"""The feature catalogue: every model input declared once, as data.
+
+Training, serving, explanations and the model card all read this list, so a
+feature's name, group, dtype and plain-language sentence can never drift apart
+between the place it is computed and the place it is explained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Group = Literal["fit", "engagement"]
+Dtype = Literal["category", "float", "int", "bool"]
+
+ACTIVITY_TYPES: tuple[str, ...] = (
+    "page_view",
+    "pricing_page_view",
+    "demo_page_view",
+    "email_open",
+    "email_click",
+    "email_bounce",
+    "content_download",
+    "webinar_registered",
+    "webinar_attended",
+    "form_submit",
+    "demo_request",
+    "trial_signup",
+    "unsubscribe",
+    "other",
+)
+"""Activity types the contract accepts. Unknown types are rejected or mapped to ``other``."""
+
+HIGH_INTENT_TYPES: tuple[str, ...] = (
+    "pricing_page_view",
+    "demo_page_view",
+    "demo_request",
+    "trial_signup",
+    "form_submit",
+)
+"""Activities that signal buying intent rather than curiosity."""
+
+WINDOWS_DAYS: tuple[int, ...] = (7, 30, 90)
+
+ACTIVITY_PHRASES: dict[str, str] = {
+    "page_view": "Viewed {value:.0f} web pages",
+    "pricing_page_view": "Visited the pricing page {value:.0f} times",
+    "demo_page_view": "Looked at the demo page {value:.0f} times",
+    "email_open": "Opened {value:.0f} marketing emails",
+    "email_click": "Clicked {value:.0f} links in marketing emails",
+    "email_bounce": "Had {value:.0f} emails bounce",
+    "content_download": "Downloaded {value:.0f} pieces of content",
+    "webinar_registered": "Registered for {value:.0f} webinars",
+    "webinar_attended": "Attended {value:.0f} webinars",
+    "form_submit": "Submitted {value:.0f} web forms",
+    "demo_request": "Requested a demo {value:.0f} times",
+    "trial_signup": "Signed up for a trial {value:.0f} times",
+    "unsubscribe": "Unsubscribed from emails {value:.0f} times",
+    "other": "Had {value:.0f} other recorded activities",
+}
+
+SENIORITIES: tuple[str, ...] = (
+    "C-Level", "VP", "Director", "Manager", "Individual Contributor", "Student",
+)
+DEPARTMENTS: tuple[str, ...] = (
+    "Executive", "Marketing", "Sales", "IT", "Engineering", "Finance",
+    "Operations", "HR", "Other",
+)
+INDUSTRIES: tuple[str, ...] = (
+    "Software", "Financial Services", "Healthcare", "Manufacturing", "Retail",
+    "Education", "Government", "Professional Services", "Media",
+    "Telecommunications", "Energy", "Non-profit",
+)
+REGIONS: tuple[str, ...] = ("NA", "EMEA", "APAC", "LATAM")
+LEAD_SOURCES: tuple[str, ...] = (
+    "organic_search", "paid_search", "social", "referral", "webinar", "event",
+    "content_syndication", "outbound", "partner", "direct",
+)
+SIZE_BANDS: tuple[str, ...] = ("1-10", "11-50", "51-200", "201-1000", "1001-5000", "5000+")
+SIZE_EDGES: tuple[float, ...] = (10, 50, 200, 1000, 5000)
+REVENUE_BANDS: tuple[str, ...] = ("<1M", "1-10M", "10-50M", "50-250M", "250M-1B", "1B+")
+REVENUE_EDGES: tuple[float, ...] = (1e6, 1e7, 5e7, 2.5e8, 1e9)
+EMAIL_DOMAIN_TYPES: tuple[str, ...] = ("corporate", "free", "unknown")
+
+ICP_INDUSTRIES: frozenset[str] = frozenset(
+    {"Software", "Financial Services", "Healthcare", "Telecommunications"}
+)
+"""Ideal customer profile used for the ``icp_*`` signals (override per dataset config)."""
+ICP_SIZE_BANDS: frozenset[str] = frozenset({"201-1000", "1001-5000", "5000+"})
+ICP_SENIORITIES: frozenset[str] = frozenset({"C-Level", "VP", "Director"})
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One model input.
+
+    Attributes:
+        name: Column name in the training set and in the model.
+        group: ``fit`` (who the lead is) or ``engagement`` (what the lead did);
+            the A1–D4 grade sums SHAP contributions per group.
+        dtype: ``category`` features are passed to LightGBM natively.
+        template: Sentence for a sales rep; ``{value}`` is the feature's value.
+        description: What the feature measures, for the model card and docs.
+        categories: Fixed vocabulary for categoricals, when known up front.
+    """
+
+    name: str
+    group: Group
+    dtype: Dtype
+    template: str
+    description: str
+    categories: tuple[str, ...] = field(default=())
+
+    def sentence(self, value: object) -> str:
+        """Render the plain-language reason for one value of this feature."""
+        if value is None or (isinstance(value, float) and value != value):
+            return f"{self.description}: not known"
+        try:
+            return self.template.format(value=value)
+        except (ValueError, TypeError):
+            return self.template.replace("{value:.0f}", str(value)).format(value=value)
+
+
+def _fit_features() -> list[FeatureSpec]:
+    cat = "category"
+    return [
+        FeatureSpec("seniority", "fit", cat, "Seniority is {value}", "Seniority", SENIORITIES),
+        FeatureSpec("department", "fit", cat, "Works in {value}", "Department", DEPARTMENTS),
+        FeatureSpec("industry", "fit", cat, "Company is in {value}", "Industry", INDUSTRIES),
+        FeatureSpec(
+            "company_size_band", "fit", cat, "Company has {value} employees",
+            "Company size band (employees)", SIZE_BANDS,
+        ),
+        FeatureSpec(
+            "revenue_band", "fit", cat, "Company revenue is {value}",
+            "Annual revenue band (USD)", REVENUE_BANDS,
+        ),
+        FeatureSpec("region", "fit", cat, "Based in {value}", "Sales region", REGIONS),
+        FeatureSpec(
+            "lead_source", "fit", cat, "Came in through {value}", "Lead source", LEAD_SOURCES
+        ),
+        FeatureSpec(
+            "email_domain_type", "fit", cat, "Uses a {value} email address",
+            "Email domain type", EMAIL_DOMAIN_TYPES,
+        ),
+        FeatureSpec(
+            "icp_industry", "fit", "int", "Industry matches the ideal customer profile: "
+            "{value:.0f} (1 = yes)", "Industry is in the ideal customer profile",
+        ),
+        FeatureSpec(
+            "icp_size", "fit", "int", "Company size matches the ideal customer profile: "
+            "{value:.0f} (1 = yes)", "Company size is in the ideal customer profile",
+        ),
+        FeatureSpec(
+            "icp_seniority", "fit", "int", "Is a decision maker: {value:.0f} (1 = yes)",
+            "Seniority is Director or above",
+        ),
+        FeatureSpec(
+            "icp_score", "fit", "int", "Matches {value:.0f} of 3 ideal-customer criteria",
+            "Number of ideal-customer-profile criteria met",
+        ),
+    ]
+
+
+def _engagement_features() -> list[FeatureSpec]:
+    specs: list[FeatureSpec] = []
+    for activity in ACTIVITY_TYPES:
+        for days in WINDOWS_DAYS:
+            specs.append(
+                FeatureSpec(
+                    f"n_{activity}_{days}d",
+                    "engagement",
+                    "float",
+                    ACTIVITY_PHRASES[activity] + f" in the last {days} days",
+                    f"Count of {activity} activities in the {days} days before scoring",
+                )
+            )
+    specs += [
+        FeatureSpec(
+            "n_activities_30d", "engagement", "float",
+            "Had {value:.0f} recorded interactions in the last 30 days",
+            "All activities in the last 30 days",
+        ),
+        FeatureSpec(
+            "n_high_intent_30d", "engagement", "float",
+            "Showed buying intent {value:.0f} times in the last 30 days",
+            "Pricing/demo views, demo requests, trials and forms in the last 30 days",
+        ),
+        FeatureSpec(
+            "days_since_last_activity", "engagement", "float",
+            "Last interaction was {value:.0f} days ago",
+            "Days since the most recent activity",
+        ),
+        FeatureSpec(
+            "days_since_last_high_intent", "engagement", "float",
+            "Last showed buying intent {value:.0f} days ago",
+            "Days since the most recent high-intent activity",
+        ),
+        FeatureSpec(
+            "trend_7d_vs_30d", "engagement", "float",
+            "Activity this week is {value:.1f}x the weekly rate of the previous 30 days",
+            "Activities in the last 7 days relative to the weekly rate of the 30 days before",
+        ),
+        FeatureSpec(
+            "email_ctr_90d", "engagement", "float",
+            "Clicked {value:.0%} of opened emails in the last 90 days",
+            "Email clicks divided by email opens over 90 days",
+        ),
+        FeatureSpec(
+            "days_since_created", "engagement", "float",
+            "Became a lead {value:.0f} days ago", "Days since the lead was created",
+        ),
+        FeatureSpec(
+            "active_days_90d", "engagement", "float",
+            "Was active on {value:.0f} different days in the last 90 days",
+            "Distinct days with any activity in the last 90 days",
+        ),
+    ]
+    return specs
+
+
+CATALOGUE: tuple[FeatureSpec, ...] = tuple(_fit_features() + _engagement_features())
+"""Every feature the built-in pipeline computes, in model column order."""
+
+
+def by_name(catalogue: tuple[FeatureSpec, ...] = CATALOGUE) -> dict[str, FeatureSpec]:
+    """Index a catalogue by feature name."""
+    return {spec.name: spec for spec in catalogue}
+
+
+def feature_names(catalogue: tuple[FeatureSpec, ...] = CATALOGUE) -> list[str]:
+    """Model column order."""
+    return [spec.name for spec in catalogue]

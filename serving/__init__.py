@@ -1,0 +1,1 @@
+"""The BentoML scoring service, batch scoring and the page for sales reps."""

@@ -1,0 +1,310 @@
+"""Request and response models of the scoring API, with limits and field descriptions.
+
+The request mirrors the data contract (``features.contract``): one row of ``leads``,
+the matching row of ``accounts`` and the lead's rows of ``activities``. Everything that
+can be checked without the model is checked here, while the request is parsed, so a
+malformed request is answered with HTTP 400 naming the field before any work is done,
+and a batch that BentoML merges from several callers can never fail because of one
+caller's bad input.
+
+Documented handling of awkward input:
+
+* Text is stripped, and empty text counts as missing, exactly as the contract does.
+* Missing optional fields (job title, region, firmographics, e-mail, the whole
+  ``account``) are scored as unknown: the model routes missing values like it did in
+  training.
+* Unknown categories (a seniority or industry never seen in training) are scored as
+  unknown too, and the response lists them in ``warnings``.
+* Unknown activity types are counted as ``other`` (the contract's
+  ``unknown_activity='other'``) and reported in ``warnings``.
+* An empty activity list is valid: the lead is scored on fit alone.
+* Activities after ``as_of`` are ignored (features are point-in-time) and counted in
+  ``warnings``; a lead created after ``as_of`` is rejected, since it did not exist yet.
+* Timestamps with a time zone are converted to UTC; timestamps without one are UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from features.catalogue import (
+    ACTIVITY_TYPES,
+    DEPARTMENTS,
+    INDUSTRIES,
+    LEAD_SOURCES,
+    REGIONS,
+    SENIORITIES,
+)
+
+MAX_ACTIVITIES = 5_000
+"""Activities per lead in one request; a year of heavy engagement fits comfortably."""
+MAX_BATCH = 1_000
+"""Leads per ``/score_batch`` request."""
+EARLIEST = datetime(1970, 1, 1)
+LATEST = datetime(2200, 1, 1)
+
+
+def _clean_text(value: object) -> object:
+    """Strip text and treat empty text as missing, as ``features.contract`` does."""
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
+def _strip(value: object) -> object:
+    """Strip required text; emptiness is then reported by the length check."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def _utc_naive(value: datetime) -> datetime:
+    """Convert to tz-naive UTC (the contract's timestamp convention) and bound the year."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"timestamp {value.isoformat()} is outside {EARLIEST.year}–{LATEST.year}")
+    return value
+
+
+def utc_now() -> datetime:
+    """Current time as tz-naive UTC, the default ``as_of``."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _choices(values: tuple[str, ...]) -> str:
+    return ", ".join(values)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_utc_naive)]
+_Text = Annotated[str, StringConstraints(max_length=200)]
+_Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+OptText = Annotated[_Text | None, BeforeValidator(_clean_text)]
+Identifier = Annotated[_Id, BeforeValidator(_strip)]
+OptIdentifier = Annotated[_Id | None, BeforeValidator(_clean_text)]
+
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, str_max_length=10_000)
+
+
+class Lead(BaseModel):
+    """One lead's profile: a row of the contract's ``leads`` table."""
+
+    model_config = _STRICT
+
+    lead_id: Identifier = Field(description="Unique lead identifier, echoed in the response.")
+    account_id: OptIdentifier = Field(
+        None, description="The lead's company; must match `account.account_id` when both are "
+        "given.")
+    created_at: Timestamp = Field(
+        description="When the lead entered the CRM (ISO 8601; UTC unless it has an offset). "
+        "Must not be after `as_of`.")
+    job_title: OptText = Field(None, description="Free-text job title (not used by the model).")
+    seniority: OptText = Field(
+        None, description=f"Seniority, one of: {_choices(SENIORITIES)}. Other values are scored "
+        "as unknown.")
+    department: OptText = Field(
+        None, description=f"Department, one of: {_choices(DEPARTMENTS)}. Other values are "
+        "scored as unknown.")
+    country: OptText = Field(None, description="ISO country code of the lead.")
+    region: OptText = Field(
+        None, description=f"Sales region, one of: {_choices(REGIONS)}. Picks the region's MQL "
+        "threshold where the policy has one.")
+    lead_source: OptText = Field(
+        None, description=f"Acquisition channel, one of: {_choices(LEAD_SOURCES)}.")
+    email: OptText = Field(
+        None, description="Optional; only its domain is used (corporate vs free mail). Missing "
+        "means unknown.")
+
+
+class Account(BaseModel):
+    """The lead's company: a row of the contract's ``accounts`` table."""
+
+    model_config = _STRICT
+
+    account_id: OptIdentifier = Field(None, description="Account identifier.")
+    company_name: OptText = Field(None, description="Company name (not used by the model).")
+    industry: OptText = Field(
+        None, description=f"Industry, one of: {_choices(INDUSTRIES)}. Other values are scored "
+        "as unknown.")
+    employee_count: float | None = Field(
+        None, ge=0, le=1e8, description="Number of employees (banded by the model).")
+    annual_revenue: float | None = Field(
+        None, ge=0, le=1e14, description="Annual revenue in USD (banded by the model).")
+    country: OptText = Field(None, description="Headquarters country.")
+
+
+class Activity(BaseModel):
+    """One engagement event: a row of the contract's ``activities`` table."""
+
+    model_config = _STRICT
+
+    occurred_at: Timestamp = Field(
+        description="When it happened. Activities after `as_of` are ignored.")
+    activity_type: Annotated[str, BeforeValidator(_strip)] = Field(
+        min_length=1, max_length=64,
+        description=f"One of: {_choices(ACTIVITY_TYPES)}. Unknown types count as `other`.")
+    detail: OptText = Field(None, description="Optional free text: page, asset, campaign.")
+    lead_id: OptIdentifier = Field(
+        None, description="Optional; when given it must equal `lead.lead_id`.")
+
+
+class ScoreRequest(BaseModel):
+    """One lead to score: its profile, its account and its recent activities."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{
+            "lead": {"lead_id": "L-1001", "account_id": "A-77",
+                     "created_at": "2024-05-02T09:30:00Z", "seniority": "Director",
+                     "department": "Marketing", "region": "EMEA", "country": "DE",
+                     "lead_source": "webinar", "email": "jane@acme.example"},
+            "account": {"account_id": "A-77", "industry": "Software",
+                        "employee_count": 850, "annual_revenue": 120000000},
+            "activities": [
+                {"occurred_at": "2024-06-20T10:00:00Z", "activity_type": "pricing_page_view"},
+                {"occurred_at": "2024-06-21T15:12:00Z", "activity_type": "demo_request"},
+            ],
+            "as_of": "2024-07-01T00:00:00Z",
+        }]},
+    )
+
+    lead: Lead = Field(description="The lead's profile.")
+    account: Account | None = Field(
+        None, description="The lead's company; omit it when unknown (firmographics are then "
+        "scored as unknown).")
+    activities: list[Activity] = Field(
+        default_factory=list, max_length=MAX_ACTIVITIES,
+        description="The lead's activities, in any order. Send at least the last 90 days; "
+        "older ones only matter for 'days since last (high-intent) activity'. May be empty.")
+    as_of: Timestamp | None = Field(
+        None, description="Score the lead as of this moment (default: now, UTC). Only "
+        "activities at or before it are used.")
+    top_reasons: int | None = Field(
+        None, ge=1, le=20,
+        description="How many positive and how many negative reasons to return "
+        "(default: the service's setting, 5).")
+    include_contributions: bool = Field(
+        False, description="Also return every feature's SHAP contribution, not just the top "
+        "reasons.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScoreRequest:
+        """Fill ``as_of`` and check the rules that span several fields."""
+        if self.as_of is None:
+            self.as_of = utc_now()
+        if self.lead.created_at > self.as_of:
+            raise PydanticCustomError(
+                "created_after_as_of",
+                "lead.created_at ({created}) is after as_of ({as_of}): a lead cannot be scored "
+                "before it exists",
+                {"created": self.lead.created_at.isoformat(), "as_of": self.as_of.isoformat()})
+        if self.account is not None:
+            lead_acc, acc = self.lead.account_id, self.account.account_id
+            if lead_acc and acc and lead_acc != acc:
+                raise PydanticCustomError(
+                    "account_mismatch",
+                    "account.account_id ({acc}) does not match lead.account_id ({lead_acc})",
+                    {"acc": acc, "lead_acc": lead_acc})
+        for i, activity in enumerate(self.activities):
+            if activity.lead_id is not None and activity.lead_id != self.lead.lead_id:
+                raise PydanticCustomError(
+                    "activity_lead_mismatch",
+                    "activities[{i}].lead_id ({got}) does not match lead.lead_id ({want})",
+                    {"i": i, "got": activity.lead_id, "want": self.lead.lead_id})
+        return self
+
+
+class Reason(BaseModel):
+    """One feature's contribution to a lead's score."""
+
+    feature: str = Field(description="Model feature name (see the feature catalogue).")
+    group: Literal["fit", "engagement"] = Field(
+        description="`fit` (who the lead is) or `engagement` (what the lead did).")
+    value: str | float | None = Field(
+        description="The feature's value for this lead; null when unknown.")
+    contribution: float = Field(
+        description="Exact SHAP contribution in log-odds: positive raises the score.")
+    sentence: str = Field(description="The reason in plain words for a sales rep.")
+
+
+class Reasons(BaseModel):
+    """The strongest contributions in each direction, strongest first."""
+
+    positive: list[Reason] = Field(description="Contributions that raise the score.")
+    negative: list[Reason] = Field(description="Contributions that lower the score.")
+
+
+class ModelRef(BaseModel):
+    """Which model produced an answer."""
+
+    name: str = Field(description="Registered model name.")
+    version: str = Field(description="Registry version (or `local` for a bundle folder).")
+    alias: str | None = Field(description="Registry alias it was served under, if any.")
+
+
+class ScoreResponse(BaseModel):
+    """A lead's score card."""
+
+    lead_id: str = Field(description="The lead's identifier, from the request.")
+    as_of: datetime = Field(description="The moment the lead was scored at (UTC).")
+    probability: float = Field(
+        ge=0, le=1, description="Calibrated probability that the lead converts within the "
+        "model's horizon.")
+    score: int = Field(
+        ge=0, le=100, description="0–100: the share of leads in the validation period that "
+        "scored lower.")
+    mql: bool = Field(description="Marketing-qualified: `probability >= threshold`.")
+    threshold: float = Field(description="The MQL threshold applied to this lead.")
+    threshold_region: str | None = Field(
+        description="The region whose own threshold was applied; null for the global one.")
+    grade: str = Field(
+        pattern=r"^[A-D][1-4]$", description="Letter A–D: fit (A best); digit 1–4: "
+        "engagement (1 most engaged); from the SHAP sums of each feature group.")
+    raw_score: float = Field(description="The model's raw output (log-odds) before "
+                             "calibration.")
+    base_value: float = Field(
+        description="SHAP base value: `base_value + sum(contributions) == raw_score`.")
+    reasons: Reasons = Field(description="Top positive and negative reasons.")
+    contributions: dict[str, float] | None = Field(
+        None, description="Every feature's SHAP contribution, when `include_contributions`.")
+    warnings: list[str] = Field(
+        default_factory=list, description="Input that was accepted but handled specially "
+        "(unknown categories, activities after `as_of`, ...).")
+    model: ModelRef = Field(description="The model that produced this answer.")
+
+
+class ModelInfo(BaseModel):
+    """What the service is serving, for people and monitoring."""
+
+    name: str = Field(description="Registered model name.")
+    version: str = Field(description="Registry version.")
+    alias: str | None = Field(description="Registry alias served.")
+    source: Literal["registry", "bento", "folder"] = Field(
+        description="Where it was loaded from: the MLflow registry, the model packaged in "
+        "the Bento, or a bundle folder.")
+    run_id: str | None = Field(None, description="MLflow run that trained it.")
+    trained_on: dict = Field(
+        default_factory=dict, description="The data window and snapshots it was trained on.")
+    metrics: dict = Field(default_factory=dict, description="Held-out test metrics.")
+    policy: dict = Field(
+        description="MQL policy: rule, target, global and per-region thresholds, grade cuts.")
+    features: list[str] = Field(description="Model features, in model column order.")
+
+
+class SampleInfo(BaseModel):
+    """A sample lead payload the page offers."""
+
+    name: str = Field(description="File stem; fetch it from `/samples/{name}`.")
+    lead_id: str = Field(description="The sample's lead id.")
+    label: str = Field(description="Short description shown in the picker.")

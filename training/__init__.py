@@ -1,0 +1,1 @@
+"""Training, evaluation, calibration, MQL policy and the MLflow registry."""

@@ -1,0 +1,134 @@
+"""The bars the model must clear: a points-based score and a logistic regression.
+
+The points score is what marketing teams run today: hand-set points per demographic
+trait and per behaviour, a cap per behaviour so one enthusiastic clicker does not
+become an MQL, a penalty for going quiet, and a fixed MQL threshold. Nothing in it is
+learned from outcomes. The logistic regression is the simplest learned model; if the
+gradient-boosted model cannot beat it, its extra complexity is not paying for itself.
+Neither baseline is stored with the model: they are re-fitted for each evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+from features.catalogue import CATALOGUE
+
+DEMOGRAPHIC_POINTS: dict[str, dict[str, float]] = {
+    "seniority": {"C-Level": 20, "VP": 15, "Director": 10, "Manager": 5,
+                  "Individual Contributor": 0, "Student": -15},
+    "company_size_band": {"1-10": -5, "11-50": 0, "51-200": 5, "201-1000": 10,
+                          "1001-5000": 10, "5000+": 10},
+    "email_domain_type": {"corporate": 5, "free": -10, "unknown": 0},
+    "department": {"Executive": 5, "Marketing": 5, "Sales": 5, "IT": 5, "Engineering": 5},
+}
+"""Points per demographic value, as a marketing-ops team would set them."""
+
+INDUSTRY_FIT_POINTS = 10.0
+"""Points when the industry is in the ideal customer profile (``icp_industry``)."""
+
+BEHAVIOUR_POINTS: dict[str, tuple[float, float]] = {
+    "page_view": (1, 10),
+    "pricing_page_view": (5, 15),
+    "demo_page_view": (5, 15),
+    "email_open": (1, 5),
+    "email_click": (3, 15),
+    "content_download": (5, 15),
+    "webinar_registered": (5, 10),
+    "webinar_attended": (10, 20),
+    "form_submit": (10, 20),
+    "demo_request": (30, 30),
+    "trial_signup": (25, 25),
+    "email_bounce": (-10, -10),
+    "unsubscribe": (-20, -20),
+}
+"""(points per activity in the last 90 days, cap) per activity type."""
+
+INACTIVITY_DAYS = 30
+INACTIVITY_PENALTY = -10.0
+MQL_POINTS = 50.0
+
+
+@dataclass(frozen=True)
+class PointsScore:
+    """A classic hand-set lead score; not learned, so it needs no training data.
+
+    Attributes:
+        demographic: Points per value of each demographic feature.
+        behaviour: (points per activity, cap) per activity type, over 90 days.
+        industry_fit: Points for an ideal-customer-profile industry.
+        threshold: Points at which a lead becomes an MQL.
+    """
+
+    demographic: dict[str, dict[str, float]] = field(
+        default_factory=lambda: DEMOGRAPHIC_POINTS)
+    behaviour: dict[str, tuple[float, float]] = field(default_factory=lambda: BEHAVIOUR_POINTS)
+    industry_fit: float = INDUSTRY_FIT_POINTS
+    threshold: float = MQL_POINTS
+
+    def points(self, frame: pd.DataFrame) -> np.ndarray:
+        """Total points of each snapshot."""
+        total = np.zeros(len(frame), dtype=np.float64)
+        for feature, table in self.demographic.items():
+            values = frame[feature].astype("string").astype(object)
+            total += values.map(table).fillna(0.0).to_numpy(dtype=np.float64)
+        total += self.industry_fit * frame["icp_industry"].fillna(0).to_numpy(dtype=np.float64)
+        for activity, (each, cap) in self.behaviour.items():
+            count = frame[f"n_{activity}_90d"].fillna(0).to_numpy(dtype=np.float64)
+            earned = each * count
+            total += np.minimum(earned, cap) if cap >= 0 else np.maximum(earned, cap)
+        idle = frame["days_since_last_activity"].to_numpy(dtype=np.float64, na_value=np.inf)
+        total += np.where(idle > INACTIVITY_DAYS, INACTIVITY_PENALTY, 0.0)
+        return total
+
+    def mql(self, frame: pd.DataFrame) -> np.ndarray:
+        """Whether each snapshot reaches the MQL threshold."""
+        return self.points(frame) >= self.threshold
+
+
+def _signed_log1p(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def _as_text(x: pd.DataFrame) -> pd.DataFrame:
+    return x.astype("string").astype(object).fillna("<missing>")
+
+
+def logistic_pipeline(seed: int = 0) -> Pipeline:
+    """One-hot categoricals plus log-scaled, imputed, standardised numbers, then a
+    lightly regularised logistic regression."""
+    categorical = [f.name for f in CATALOGUE if f.dtype == "category"]
+    numeric = [f.name for f in CATALOGUE if f.dtype != "category"]
+    numbers = make_pipeline(
+        FunctionTransformer(_signed_log1p),
+        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+        StandardScaler(),
+    )
+    categories = make_pipeline(
+        FunctionTransformer(_as_text),
+        OneHotEncoder(handle_unknown="ignore", min_frequency=20),
+    )
+    columns = ColumnTransformer([("num", numbers, numeric), ("cat", categories, categorical)])
+    return Pipeline([
+        ("columns", columns),
+        ("model", LogisticRegression(C=0.1, max_iter=2000, random_state=seed)),
+    ])
+
+
+def fit_logistic(train: pd.DataFrame, seed: int = 0) -> Pipeline:
+    """Fit the logistic-regression baseline on the training period."""
+    features = [f.name for f in CATALOGUE]
+    return logistic_pipeline(seed).fit(train[features], train["label"].to_numpy())
+
+
+def predict_logistic(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
+    """Probabilities of the logistic baseline."""
+    return model.predict_proba(frame[[f.name for f in CATALOGUE]])[:, 1]

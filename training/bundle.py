@@ -1,0 +1,328 @@
+"""The model artifact: LightGBM text model plus JSON, and the one scoring routine.
+
+A bundle is a folder with ``model.txt`` (LightGBM's own text format), and JSON files
+for the input spec, calibration, MQL policy and metadata. Nothing in it is pickled,
+so loading a bundle can never execute code. ``ModelBundle.score`` is the only place a
+feature frame becomes probabilities, MQL flags, grades and reasons: training
+evaluation, batch scoring and the HTTP service all call it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.io import replace_dir
+from features.spec import InputSpec
+from training.treeshap import TreeShapExplainer
+
+FILES = {
+    "model": "model.txt",
+    "spec": "input_spec.json",
+    "calibration": "calibration.json",
+    "policy": "policy.json",
+    "metadata": "metadata.json",
+}
+FORMAT_VERSION = 1
+GRADE_LETTERS = "ABCD"
+
+
+class ModelArtifactError(RuntimeError):
+    """A model folder is missing, corrupted, or not a leadscore bundle."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Maps the model's raw margin to a calibrated conversion probability.
+
+    ``isotonic`` keeps the fitted step function as (x, y) knots on the raw margin and
+    interpolates between them; ``platt`` is ``sigmoid(a * raw + b)``; ``none`` is the
+    plain sigmoid.
+    """
+
+    method: str = "none"
+    x: tuple[float, ...] = ()
+    y: tuple[float, ...] = ()
+    a: float = 1.0
+    b: float = 0.0
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities for raw margins."""
+        raw = np.asarray(raw, dtype=np.float64)
+        if self.method == "isotonic":
+            return np.interp(raw, np.asarray(self.x), np.asarray(self.y))
+        a, b = (self.a, self.b) if self.method == "platt" else (1.0, 0.0)
+        return 1.0 / (1.0 + np.exp(-(a * raw + b)))
+
+    def to_dict(self) -> dict:
+        """JSON form."""
+        return {"method": self.method, "x": list(self.x), "y": list(self.y),
+                "a": self.a, "b": self.b}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Calibration:
+        """Inverse of ``to_dict``."""
+        return cls(d["method"], tuple(d.get("x", ())), tuple(d.get("y", ())),
+                   float(d.get("a", 1.0)), float(d.get("b", 0.0)))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How probabilities become MQL flags, 0–100 scores and A1–D4 grades.
+
+    Attributes:
+        rule: ``capacity`` (top share of leads become MQLs) or ``precision`` (the
+            lowest threshold whose MQL→conversion rate reaches the target).
+        target: The capacity share or the precision target the threshold came from.
+        threshold: Global probability threshold for ``mql``.
+        region_thresholds: Per-region thresholds overriding the global one.
+        fit_cuts: Ascending cut points on the summed SHAP of ``fit`` features; a lead at
+            or above the top cut is an A, below the lowest a D.
+        engagement_cuts: Same for ``engagement`` features; 1 is the most engaged.
+        score_knots: Probabilities at the 0th..100th percentile of the validation
+            period, so ``score`` reads as "better than N% of leads".
+        region_feature: Feature holding the region.
+    """
+
+    rule: str
+    target: float
+    threshold: float
+    fit_cuts: tuple[float, float, float]
+    engagement_cuts: tuple[float, float, float]
+    score_knots: tuple[float, ...]
+    region_thresholds: dict[str, float] = field(default_factory=dict)
+    region_feature: str = "region"
+
+    def threshold_for(self, regions: np.ndarray) -> np.ndarray:
+        """Threshold per lead, using the region's own where the policy has one."""
+        out = np.full(len(regions), self.threshold, dtype=np.float64)
+        for region, value in self.region_thresholds.items():
+            out[regions == region] = value
+        return out
+
+    def scores(self, probability: np.ndarray) -> np.ndarray:
+        """0–100 score: the percentile of the probability among validation leads."""
+        knots = np.asarray(self.score_knots, dtype=np.float64)
+        if knots.size < 2:
+            return np.round(100 * probability).astype(np.int64)
+        ranks = np.searchsorted(knots, probability, side="right") - 1
+        return np.clip(ranks, 0, 100).astype(np.int64)
+
+    def grades(self, fit_sum: np.ndarray, engagement_sum: np.ndarray) -> np.ndarray:
+        """A1–D4 from the per-group SHAP sums."""
+        letter = 3 - np.searchsorted(np.asarray(self.fit_cuts), fit_sum, side="right")
+        digit = 4 - np.searchsorted(np.asarray(self.engagement_cuts), engagement_sum,
+                                    side="right")
+        letters = np.asarray(list(GRADE_LETTERS))[np.clip(letter, 0, 3)]
+        return np.char.add(letters.astype(str), np.clip(digit, 1, 4).astype(str))
+
+    def to_dict(self) -> dict:
+        """JSON form."""
+        return {
+            "rule": self.rule, "target": self.target, "threshold": self.threshold,
+            "region_thresholds": dict(self.region_thresholds),
+            "region_feature": self.region_feature,
+            "fit_cuts": list(self.fit_cuts), "engagement_cuts": list(self.engagement_cuts),
+            "score_knots": list(self.score_knots),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Policy:
+        """Inverse of ``to_dict``."""
+        return cls(
+            rule=d["rule"], target=float(d["target"]), threshold=float(d["threshold"]),
+            fit_cuts=tuple(d["fit_cuts"]), engagement_cuts=tuple(d["engagement_cuts"]),
+            score_knots=tuple(d.get("score_knots", ())),
+            region_thresholds={k: float(v) for k, v in d.get("region_thresholds", {}).items()},
+            region_feature=d.get("region_feature", "region"),
+        )
+
+
+@dataclass
+class Scores:
+    """Everything ``ModelBundle.score`` computes for a batch of snapshots."""
+
+    lead_id: np.ndarray
+    as_of: np.ndarray
+    raw: np.ndarray
+    probability: np.ndarray
+    score: np.ndarray
+    mql: np.ndarray
+    threshold: np.ndarray
+    grade: np.ndarray
+    fit_sum: np.ndarray
+    engagement_sum: np.ndarray
+    shap: np.ndarray
+    X: np.ndarray
+    base_value: float
+
+    def reasons(self, i: int, spec: InputSpec, top: int = 5) -> dict[str, list[dict]]:
+        """Top positive and negative contributions of row ``i`` with plain sentences."""
+        contrib = self.shap[i]
+        order = np.argsort(-contrib)
+        pos = [j for j in order if contrib[j] > 0][:top]
+        neg = [j for j in order[::-1] if contrib[j] < 0][:top]
+
+        def item(j: int) -> dict:
+            feature = spec.features_[j]
+            value = spec.decode(j, self.X[i, j])
+            return {"feature": feature.name, "group": feature.group, "value": value,
+                    "contribution": float(contrib[j]), "sentence": feature.sentence(value)}
+
+        return {"positive": [item(j) for j in pos], "negative": [item(j) for j in neg]}
+
+    def frame(self, spec: InputSpec, top: int = 3) -> pd.DataFrame:
+        """One row per lead: the scores and the top reasons as sentences."""
+        out = pd.DataFrame({
+            "lead_id": self.lead_id, "as_of": self.as_of, "probability": self.probability,
+            "score": self.score, "mql": self.mql, "threshold": self.threshold,
+            "grade": self.grade,
+        })
+        pos, neg = [], []
+        for i in range(len(out)):
+            r = self.reasons(i, spec, top)
+            pos.append(" | ".join(x["sentence"] for x in r["positive"]))
+            neg.append(" | ".join(x["sentence"] for x in r["negative"]))
+        out["top_positive_reasons"] = pos
+        out["top_negative_reasons"] = neg
+        return out
+
+
+class ModelBundle:
+    """A trained lead-scoring model with everything needed to score and explain.
+
+    Args:
+        booster: Trained LightGBM booster (binary objective).
+        spec: Fitted input spec (feature order, groups, categories).
+        calibration: Raw margin → probability map.
+        policy: MQL threshold(s), grade cut points and score knots.
+        metadata: Free JSON: trained-on window, metrics, data fingerprint, ...
+    """
+
+    def __init__(self, booster: lgb.Booster, spec: InputSpec, calibration: Calibration,
+                 policy: Policy, metadata: dict | None = None):
+        self.booster = booster
+        self.spec = spec
+        self.calibration = calibration
+        self.policy = policy
+        self.metadata = metadata or {}
+        self._explainer: TreeShapExplainer | None = None
+        self._groups = np.array([f.group for f in spec.features_])
+        self._region_col = (spec.names.index(policy.region_feature)
+                            if policy.region_feature in spec.names else None)
+
+    @property
+    def explainer(self) -> TreeShapExplainer:
+        """Exact TreeSHAP explainer, built on first use."""
+        if self._explainer is None:
+            self._explainer = TreeShapExplainer(self.booster)
+        return self._explainer
+
+    def warmup(self) -> None:
+        """Compile and exercise the scoring path once so the first request is fast."""
+        self.explainer.warmup()
+        self.explain_matrix(np.full((1, len(self.spec.names)), np.nan))
+
+    def explain_matrix(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw margins and SHAP values for an encoded matrix, in one pass."""
+        return self.explainer.explain(np.ascontiguousarray(X, dtype=np.float64))
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities for a feature frame (no explanations)."""
+        raw = self.booster.predict(self.spec.transform(frame), raw_score=True)
+        return self.calibration(raw)
+
+    def score(self, frame: pd.DataFrame) -> Scores:
+        """Probability, score, MQL flag, grade and SHAP values for a feature frame."""
+        X = self.spec.transform(frame)
+        raw, shap = self.explain_matrix(X)
+        probability = self.calibration(raw)
+        fit_sum = shap[:, self._groups == "fit"].sum(axis=1)
+        eng_sum = shap[:, self._groups == "engagement"].sum(axis=1)
+        if self._region_col is not None:
+            regions = frame[self.policy.region_feature].astype("string").fillna("").to_numpy(
+                dtype=object)
+        else:
+            regions = np.full(len(frame), "", dtype=object)
+        threshold = self.policy.threshold_for(regions)
+        n = len(frame)
+        lead_id = frame["lead_id"].to_numpy() if "lead_id" in frame else np.arange(n)
+        as_of = frame["as_of"].to_numpy() if "as_of" in frame else np.full(n, None)
+        return Scores(
+            lead_id=lead_id, as_of=as_of, raw=raw, probability=probability,
+            score=self.policy.scores(probability), mql=probability >= threshold,
+            threshold=threshold, grade=self.policy.grades(fit_sum, eng_sum),
+            fit_sum=fit_sum, engagement_sum=eng_sum, shap=shap, X=X,
+            base_value=float(self.explainer.expected_value),
+        )
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the bundle atomically (model text + JSON; no pickle)."""
+        def fill(tmp: Path) -> None:
+            self.booster.save_model(str(tmp / FILES["model"]))
+            for key, payload in (
+                ("spec", self.spec.to_dict()),
+                ("calibration", self.calibration.to_dict()),
+                ("policy", self.policy.to_dict()),
+                ("metadata", {**self.metadata, "format_version": FORMAT_VERSION}),
+            ):
+                (tmp / FILES[key]).write_text(json.dumps(payload, indent=2, default=str))
+
+        return replace_dir(folder, fill)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ModelBundle:
+        """Load a bundle, refusing anything that is not exactly our text + JSON format.
+
+        Raises:
+            ModelArtifactError: naming the missing or unreadable file.
+        """
+        root = Path(folder)
+        if not root.is_dir():
+            raise ModelArtifactError(f"model folder not found: {root}")
+        payloads = {}
+        for key in ("spec", "calibration", "policy", "metadata"):
+            path = root / FILES[key]
+            try:
+                payloads[key] = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError as exc:
+                raise ModelArtifactError(f"model artifact lacks {path.name} in {root}") from exc
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ModelArtifactError(f"{path} is not valid JSON: {exc}") from exc
+        if payloads["metadata"].get("format_version") != FORMAT_VERSION:
+            raise ModelArtifactError(
+                f"{root} has artifact format {payloads['metadata'].get('format_version')!r}; "
+                f"this leadscore reads format {FORMAT_VERSION}")
+        booster = load_booster_text(root / FILES["model"])
+        try:
+            spec = InputSpec.from_dict(payloads["spec"])
+            calibration = Calibration.from_dict(payloads["calibration"])
+            policy = Policy.from_dict(payloads["policy"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelArtifactError(f"{root}: malformed JSON artifact: {exc!r}") from exc
+        if booster.num_feature() != len(spec.names):
+            raise ModelArtifactError(
+                f"{root}: model.txt expects {booster.num_feature()} features but "
+                f"input_spec.json lists {len(spec.names)}")
+        return cls(booster, spec, calibration, policy, payloads["metadata"])
+
+
+def load_booster_text(path: Path) -> lgb.Booster:
+    """Load LightGBM's text format only; a pickle or binary file is refused."""
+    try:
+        head = path.read_bytes()[:64]
+    except FileNotFoundError as exc:
+        raise ModelArtifactError(f"model artifact lacks {path.name} in {path.parent}") from exc
+    if not head.startswith(b"tree\n"):
+        raise ModelArtifactError(
+            f"{path} is not a LightGBM text model (refusing to load it: it may be a pickle "
+            "or another binary format)")
+    try:
+        return lgb.Booster(model_str=path.read_text(encoding="utf-8"))
+    except (lgb.basic.LightGBMError, UnicodeDecodeError) as exc:
+        raise ModelArtifactError(f"{path} is a corrupted LightGBM model: {exc}") from exc
