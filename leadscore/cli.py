@@ -23,6 +23,12 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
+@app.callback()
+def root(ctx: typer.Context) -> None:
+    """Read settings once, here, and hand them to every command through the context."""
+    ctx.obj = Settings.from_env()
+
+
 @contextmanager
 def steps(title: str) -> Iterator:
     """A rich progress display whose ``advance(step)`` names the step now running."""
@@ -76,10 +82,11 @@ def simulate(
 
 @app.command()
 def features(
-    data: Annotated[Path, typer.Option(help="Folder with leads, accounts, activities and "
-                                            "conversions (.parquet or .csv).")],
-    out: Annotated[Path, typer.Option(help="Training set to write (.parquet); metadata goes "
-                                           "to OUT.json.")],
+    data: Annotated[str, typer.Option(help="Folder or fsspec URL (s3://, gs://, memory://) "
+                                           "with leads, accounts, activities and conversions "
+                                           "(.parquet or .csv).")],
+    out: Annotated[str, typer.Option(help="Training set to write (.parquet, path or URL); "
+                                          "metadata goes to OUT.json.")],
     horizon: Annotated[int, typer.Option(help="Label: converts within this many days after "
                                               "as_of.", min=1)] = 90,
     snapshots: Annotated[str, typer.Option(help="monthly, weekly or after-creation:7,30,60.")]
@@ -93,6 +100,13 @@ def features(
     timestamp_format: Annotated[str | None, typer.Option(help="strftime format of text "
                                                               "timestamps (default ISO 8601).")]
     = None,
+    engine: Annotated[str, typer.Option(help="single (this machine) or dask.")] = "single",
+    scheduler: Annotated[str, typer.Option(help="Dask engine: 'local' or a scheduler address "
+                                                "such as tcp://host:8786.")] = "local",
+    workers: Annotated[int, typer.Option(help="Worker processes for --scheduler local.",
+                                         min=1)] = 2,
+    partitions: Annotated[int | None, typer.Option(help="Dask engine: lead partitions "
+                                                        "(default: automatic).")] = None,
 ) -> None:
     """Build a point-in-time training set: one row per (lead, as_of) snapshot.
 
@@ -108,13 +122,22 @@ def features(
 
     if unknown_activity not in ("reject", "other"):
         raise fail("--unknown-activity must be 'reject' or 'other'")
+    if engine not in ("single", "dask"):
+        raise fail("--engine must be 'single' or 'dask'")
     try:
         rule = SnapshotRule.parse(snapshots, max_lead_age)
         config = PipelineConfig(horizon, rule, pd.Timestamp(data_end) if data_end else None)
         t0 = time.perf_counter()
         with steps("features") as advance:
-            ts = run_features(data, out, config, unknown_activity,  # type: ignore[arg-type]
-                              timestamp_format, progress=advance)
+            if engine == "dask":
+                from features.distributed import run_features_dask
+
+                ts = run_features_dask(data, out, config, unknown_activity,  # type: ignore[arg-type]
+                                       timestamp_format, progress=advance, scheduler=scheduler,
+                                       n_workers=workers, n_partitions=partitions)
+            else:
+                ts = run_features(data, out, config, unknown_activity,  # type: ignore[arg-type]
+                                  timestamp_format, progress=advance)
     except (ContractError, FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from exc
     meta = ts.metadata
@@ -125,13 +148,8 @@ def features(
 
 
 def main() -> None:
-    """Console entry point: settings are read here, once."""
+    """Console entry point."""
     app()
-
-
-def settings() -> Settings:
-    """The process-wide settings, read from the environment at the entry point."""
-    return Settings.from_env()
 
 
 if __name__ == "__main__":
