@@ -147,6 +147,200 @@ def features(
         f"in {time.perf_counter() - t0:.1f}s")
 
 
+def _oracle(ground_truth: Path | None, horizon: int):
+    if ground_truth is None:
+        return None
+    import pandas as pd
+
+    from training.evaluate import oracle_from_ground_truth
+
+    return oracle_from_ground_truth(pd.read_parquet(ground_truth), horizon)
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option(help="Training set written by `leadscore features`.")],
+    ground_truth: Annotated[Path | None, typer.Option(
+        help="Simulator ground_truth.parquet: report the oracle AUC beside the model's.")]
+    = None,
+    tune: Annotated[int, typer.Option(help="Optuna trials of hyper-parameter search on the "
+                                           "validation period (0: none).", min=0)] = 0,
+    mql_rule: Annotated[str, typer.Option(help="capacity (top share of leads) or precision "
+                                               "(minimum MQL→conversion rate).")] = "capacity",
+    mql_target: Annotated[float, typer.Option(help="Share of leads that become MQLs, or the "
+                                                   "precision to reach.")] = 0.1,
+    per_region: Annotated[bool, typer.Option(help="Also choose one MQL threshold per "
+                                                  "region.")] = False,
+    calibration: Annotated[str, typer.Option(help="auto, isotonic, platt or none.")] = "auto",
+    out: Annotated[Path | None, typer.Option(help="Also write bundle, model card, metrics "
+                                                  "and plots to this folder.")] = None,
+    register: Annotated[bool, typer.Option(help="Register the model in MLflow as "
+                                                "challenger.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed for LightGBM, Optuna and baselines.")] = 0,
+) -> None:
+    """Train LightGBM on a training set, evaluate it against baselines, log and register it.
+
+    Splits by time (train, then validation, then the latest test period), calibrates and
+    picks the MQL policy on validation, reports test metrics against the points-based
+    score and a logistic regression, logs everything to MLflow and registers the model
+    as `challenger` (a first model also becomes `champion`).
+    """
+    from training.data import TrainingDataError
+    from training.policy import PolicyConfig
+    from training.registry import ui_command
+    from training.train import TrainConfig, run_training
+
+    settings: Settings = ctx.obj
+    try:
+        config = TrainConfig(tune_trials=tune, calibration=calibration,  # type: ignore[arg-type]
+                             policy=PolicyConfig(mql_rule, mql_target,  # type: ignore[arg-type]
+                                                 per_region), seed=seed)
+        with steps("train") as advance:
+            horizon = _horizon_of(data)
+            result = run_training(data, config=config, tracking_uri=settings.tracking_uri,
+                                  store_dir=settings.home, experiment=settings.experiment,
+                                  model_name=settings.model_name, output_dir=out,
+                                  oracle=_oracle(ground_truth, horizon), register=register,
+                                  progress=advance)
+    except (TrainingDataError, FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    m = result.metrics
+    console.print(
+        f"test ROC AUC {m['test_roc_auc']:.3f} (points {m['points_roc_auc']:.3f}, logistic "
+        f"{m['logistic_roc_auc']:.3f}"
+        + (f", oracle {m['oracle_roc_auc']:.3f}" if "oracle_roc_auc" in m else "")
+        + f"), ECE {m['test_ece']:.3f}, top-decile lift {m['test_lift_top10']:.2f}")
+    if result.version:
+        console.print(f"registered {result.model_name} version {result.version} "
+                      f"({', '.join(result.aliases)}); run {result.run_id}")
+    console.print(f"see it: {ui_command(result.tracking_uri)}")
+
+
+def _horizon_of(training_set: Path) -> int:
+    from features.build import read_training_set
+
+    return int(read_training_set(training_set).metadata.get("horizon_days", 90))
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    metric: Annotated[str, typer.Option(help="Metric compared on the latest test period.")]
+    = "roc_auc",
+    margin: Annotated[float, typer.Option(help="How much better the challenger must be.")]
+    = 0.0,
+    force: Annotated[bool, typer.Option(help="Promote even if the challenger is not "
+                                             "better.")] = False,
+    data: Annotated[Path | None, typer.Option(help="Training set to rebuild the test period "
+                                                   "from (default: the one logged with the "
+                                                   "challenger).")] = None,
+) -> None:
+    """Make the challenger the champion if it beats the champion on the latest period.
+
+    Both are re-scored on the challenger's test period; the decision and both scores are
+    recorded as tags on the versions. A first model is already champion.
+    """
+    from training.promote import PromotionError
+    from training.promote import promote as run_promote
+    from training.registry import RegistryError
+
+    settings: Settings = ctx.obj
+    try:
+        result = run_promote(settings.tracking_uri, model_name=settings.model_name,
+                             store_dir=settings.home, metric=metric, margin=margin,
+                             force=force, data=data)
+    except (RegistryError, PromotionError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    console.print(result.to_dict())
+
+
+@app.command()
+def score(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option(help="Folder with the four tables.")],
+    out: Annotated[Path, typer.Option(help="File to write (.csv or .parquet).")],
+    as_of: Annotated[str | None, typer.Option(help="Score as of this date (default: the "
+                                                   "latest timestamp in the data).")] = None,
+    alias: Annotated[str, typer.Option(help="Registry alias to score with.")] = "champion",
+) -> None:
+    """Score every open lead with the champion: probability, score, MQL, grade, reasons.
+
+    Uses the same code path as the HTTP service.
+    """
+    from features.contract import ContractError
+    from serving.batch import score_with_champion
+    from serving.model_store import ModelNotAvailableError
+
+    settings: Settings = ctx.obj
+    try:
+        with steps("score") as advance:
+            advance("scoring open leads")
+            scored = score_with_champion(data, out, as_of, settings.tracking_uri,
+                                         settings.model_name, alias)
+    except (ModelNotAvailableError, ContractError, FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"scored {len(scored):,} open leads ({int(scored['mql'].sum()):,} MQLs) "
+                  f"into {out}")
+
+
+def _serving_settings(settings: Settings, samples: Path | None):
+    from serving.settings import Settings as ServingSettings
+
+    return ServingSettings(tracking_uri=settings.tracking_uri, model_name=settings.model_name,
+                           samples_dir=samples)
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    samples: Annotated[Path | None, typer.Option(help="Folder of sample lead JSONs for the "
+                                                      "page.")] = None,
+) -> None:
+    """Serve the champion with BentoML: /score, /score_batch, /model and the page at /."""
+    from serving.launch import serve_forever
+    from serving.model_store import ModelNotAvailableError
+
+    try:
+        code = serve_forever(_serving_settings(ctx.obj, samples), host, port)
+    except ModelNotAvailableError as exc:
+        raise fail(str(exc)) from exc
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    leads: Annotated[int, typer.Option(help="Leads to simulate.", min=1000)] = 20_000,
+    seed: Annotated[int, typer.Option(help="Simulation seed.")] = 0,
+    host: Annotated[str, typer.Option(help="Address the service listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the service listens on.")] = 3000,
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve",
+                                              help="Start the service at the end.")] = True,
+) -> None:
+    """The main job end to end: simulate, build features, train, register, score, serve."""
+    from features.io import load_tables
+    from serving.samples import write_samples
+
+    settings: Settings = ctx.obj
+    home = settings.home
+    data, training_set = home / "data", home / "training_set.parquet"
+    console.print(f"[bold]leadscore demo[/]: everything lands in {home}")
+    simulate(out=data, leads=leads, seed=seed)
+    features(data=str(data), out=str(training_set))
+    train(ctx, data=training_set, ground_truth=data / "ground_truth.parquet",
+          out=home / "report")
+    promote(ctx)
+    score(ctx, data=data, out=home / "scores.csv")
+    samples = write_samples(load_tables(data), home / "samples", 6)
+    console.print(f"wrote sample leads for the page to {samples}")
+    if serve_after:
+        console.print(f"serving on http://{host}:{port}/ (Ctrl-C to stop)")
+        serve(ctx, host=host, port=port, samples=samples)
+
+
 def main() -> None:
     """Console entry point."""
     app()

@@ -19,8 +19,7 @@ class Settings(BaseModel):
     Attributes:
         home: Folder for everything the CLI writes by default (``LEADSCORE_HOME``).
         tracking_uri: MLflow tracking URI (``MLFLOW_TRACKING_URI``; default: an embedded
-            SQLite store in ``home``).
-        artifact_dir: Where run artifacts go with the embedded store.
+            SQLite store in ``home``, with run artifacts in ``home/mlruns``).
         experiment: MLflow experiment name (``LEADSCORE_EXPERIMENT``).
         model_name: Registered model name (``LEADSCORE_MODEL_NAME``).
     """
@@ -29,7 +28,6 @@ class Settings(BaseModel):
 
     home: Path
     tracking_uri: str
-    artifact_dir: Path
     experiment: str = "lead-scoring"
     model_name: str = "lead-scoring"
 
@@ -42,7 +40,6 @@ class Settings(BaseModel):
         return cls(
             home=home,
             tracking_uri=tracking,
-            artifact_dir=Path(env.get("LEADSCORE_ARTIFACT_DIR", home / "mlartifacts")).resolve(),
             experiment=env.get("LEADSCORE_EXPERIMENT", "lead-scoring"),
             model_name=env.get("LEADSCORE_MODEL_NAME", "lead-scoring"),
         )
