@@ -9,6 +9,11 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 LEADS ?= 20000
 
+# No usage telemetry leaves the machine from BentoML or MLflow.
+export BENTOML_DO_NOT_TRACK := True
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+
 .PHONY: venv demo test lint bench clean
 
 $(BIN)/python:

@@ -1,0 +1,110 @@
+"""The sales-rep page in a real headless Chromium (Debian's), against the real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from serving import testing
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM = os.environ.get("LEADSCORE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking"]
+
+
+@pytest.fixture(scope="session")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return testing.session_root(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def server(root: Path):
+    return testing.session_server(root)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        if os.environ.get("CI"):
+            pytest.fail(f"no Chromium at {CHROMIUM}: .ci/run installs Debian's chromium")
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server.url + "/")
+    page.wait_for_selector("#sample-select[data-loaded='true']")
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def test_pick_a_sample_and_read_its_score_card(page, server):
+    options = page.locator("#sample-select option")
+    assert options.count() == 7
+    value = options.nth(1).get_attribute("value")
+    page.select_option("#sample-select", value)
+    page.wait_for_function("document.getElementById('payload').value.length > 10")
+    payload = json.loads(page.input_value("#payload"))
+    page.click("#score-btn")
+    page.wait_for_selector("#card:not([hidden])")
+
+    expected = httpx.post(server.url + "/score", json=payload).json()
+    grade = page.inner_text("#grade")
+    assert re.fullmatch(r"[A-D][1-4]", grade)
+    assert grade == expected["grade"]
+    assert page.inner_text("#probability") == f"{100 * expected['probability']:.1f}%"
+    assert page.inner_text("#mql") == ("Yes" if expected["mql"] else "No")
+    assert page.inner_text("#score") == str(expected["score"])
+    shown = page.locator("#reasons-positive .reason .sentence").all_inner_texts()
+    wanted = [r["sentence"] for r in expected["reasons"]["positive"]]
+    assert len(shown) == len(wanted) > 0
+    for text, sentence in zip(shown, wanted, strict=True):
+        assert text.startswith(sentence)
+    assert page.locator("#reasons-negative .reason").count() == len(
+        expected["reasons"]["negative"])
+    widths = page.eval_on_selector_all(
+        "#reasons-positive .bar", "bars => bars.map(b => parseFloat(b.style.width))")
+    assert widths == sorted(widths, reverse=True) and widths[0] > 0
+    assert "lead-scoring" in page.inner_text("#model-line")
+
+
+def test_pasted_json_is_scored(page):
+    payload = {"lead": {"lead_id": "PASTED-1", "created_at": "2024-05-01T00:00:00Z",
+                        "seniority": "Director", "region": "EMEA"},
+               "activities": [{"occurred_at": "2024-05-20T10:00:00Z",
+                               "activity_type": "demo_request"}],
+               "as_of": "2024-06-01T00:00:00Z"}
+    page.fill("#payload", json.dumps(payload))
+    page.click("#score-btn")
+    page.wait_for_selector("#card:not([hidden])")
+    assert "PASTED-1" in page.inner_text("#card-sub")
+    assert re.fullmatch(r"[A-D][1-4]", page.inner_text("#grade"))
+
+
+def test_bad_input_shows_the_field_not_a_crash(page):
+    page.fill("#payload", "{not json")
+    page.click("#score-btn")
+    assert "not valid JSON" in page.inner_text("#error")
+    page.fill("#payload", json.dumps({"lead": {"lead_id": "X", "created_at": "someday"}}))
+    page.click("#score-btn")
+    page.wait_for_function("document.getElementById('error').textContent.includes('HTTP 400')")
+    assert "lead.created_at" in page.inner_text("#error")
+    assert page.locator("#card").is_hidden()
