@@ -1,4 +1,7 @@
-"""The feature stage: data folder in, training set file (plus JSON sidecar) out."""
+"""The feature stage: data folder in, training set file (plus JSON sidecar) out.
+
+Folders and files may be local paths or fsspec URLs (``s3://…``), see ``features.io``.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +13,14 @@ from pathlib import Path
 import pandas as pd
 
 from features.contract import UnknownActivity
-from features.io import atomic_write, load_tables
+from features.io import atomic_write, exists, is_url, load_tables, read_text, write_text
 from features.pipeline import PipelineConfig, TrainingSet, build_training_set
 
 
-def sidecar_path(out: str | Path) -> Path:
+def sidecar_path(out: str | Path) -> Path | str:
     """The metadata file written next to a training set."""
+    if is_url(out):
+        return f"{out}.json"
     path = Path(out)
     return path.with_name(path.name + ".json")
 
@@ -28,31 +33,31 @@ def fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def write_training_set(training_set: TrainingSet, out: str | Path) -> Path:
+def write_training_set(training_set: TrainingSet, out: str | Path) -> Path | str:
     """Write the training set as Parquet and its metadata as JSON, both atomically.
 
     The Parquet file is renamed into place last but one and the sidecar last, so a
     reader never pairs a new file with stale metadata for long; each file on its own is
     always complete.
     """
-    target = Path(out)
-    if target.suffix != ".parquet":
+    target = out if is_url(out) else Path(out)
+    if not str(target).endswith(".parquet"):
         raise ValueError(f"training set must be a .parquet file, got {target}")
     meta = {**training_set.metadata, "fingerprint": fingerprint(training_set.frame)}
     atomic_write(target, lambda tmp: training_set.frame.to_parquet(tmp, index=False))
     text = json.dumps(meta, indent=2, default=str)
-    atomic_write(sidecar_path(target), lambda tmp: tmp.write_text(text + "\n"))
+    atomic_write(sidecar_path(target), lambda tmp: write_text(tmp, text + "\n"))
     return target
 
 
 def read_training_set(path: str | Path) -> TrainingSet:
     """Read a training set and its sidecar metadata (empty when the sidecar is absent)."""
-    target = Path(path)
-    if not target.exists():
+    target = path if is_url(path) else Path(path)
+    if not exists(target):
         raise FileNotFoundError(f"training set not found: {target}")
     frame = pd.read_parquet(target)
     side = sidecar_path(target)
-    metadata = json.loads(side.read_text()) if side.exists() else {}
+    metadata = json.loads(read_text(side)) if exists(side) else {}
     return TrainingSet(frame, metadata)
 
 

@@ -2,6 +2,14 @@
 
 Outputs are always written to a temporary sibling and renamed into place, so a run
 that fails or is killed half-way leaves the previous output exactly as it was.
+
+Every location may also be an fsspec URL (``s3://bucket/data``, ``gs://…``,
+``memory://…``): the same functions read and write it through fsspec, with no other
+code path for callers. Local paths keep using ``pathlib`` and ``os.replace`` as before.
+On object stores the final ``mv`` is a copy then a delete, so whether readers can see a
+half-moved output depends on the store (S3 and GCS copy one object atomically, but not a
+whole folder); the temporary name still guarantees a failed run never leaves a partial
+file under the final name.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import fsspec
 import pandas as pd
 
 from features.contract import TABLES, ContractError, UnknownActivity, Violation, validate
@@ -21,30 +30,82 @@ from features.contract import TABLES, ContractError, UnknownActivity, Violation,
 SUFFIXES: tuple[str, ...] = (".parquet", ".csv")
 
 
-def find_table_file(data_dir: Path, table: str) -> Path | None:
+def is_url(location: str | Path) -> bool:
+    """Whether ``location`` is an fsspec URL (``s3://…``) rather than a local path."""
+    return isinstance(location, str) and "://" in location
+
+
+def join(location: str | Path, name: str) -> str | Path:
+    """``location/name``; URLs stay strings, since ``Path`` would fold ``s3://`` to ``s3:/``."""
+    if is_url(location):
+        return f"{str(location).rstrip('/')}/{name}"
+    return Path(location) / name
+
+
+def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs, path
+
+
+def exists(location: str | Path) -> bool:
+    """Whether a local path or an fsspec URL exists."""
+    if not is_url(location):
+        return Path(location).exists()
+    fs, path = _fs(str(location))
+    return fs.exists(path)
+
+
+def read_text(location: str | Path) -> str:
+    """Read a small text file from a local path or an fsspec URL."""
+    if not is_url(location):
+        return Path(location).read_text()
+    with fsspec.open(str(location), "r") as handle:
+        return handle.read()
+
+
+def write_text(location: str | Path, text: str) -> None:
+    """Write a small text file (not atomically: wrap it in :func:`atomic_write`)."""
+    if not is_url(location):
+        Path(location).write_text(text)
+        return
+    with fsspec.open(str(location), "w") as handle:
+        handle.write(text)
+
+
+def find_table_file(data_dir: str | Path, table: str) -> str | Path | None:
     """Return the file holding ``table`` in ``data_dir`` (Parquet preferred), if any."""
     for suffix in SUFFIXES:
-        path = data_dir / f"{table}{suffix}"
-        if path.exists():
+        path = join(data_dir, f"{table}{suffix}")
+        if exists(path):
             return path
     return None
 
 
-def read_frame(path: Path) -> pd.DataFrame:
-    """Read one Parquet or CSV file; CSV ids stay text so ``007`` is not ``7``."""
-    if path.suffix == ".parquet":
+def read_frame(path: str | Path) -> pd.DataFrame:
+    """Read one Parquet or CSV file; CSV ids stay text so ``007`` is not ``7``.
+
+    pandas resolves fsspec URLs itself, so a URL needs nothing more than a local path.
+    """
+    if str(path).endswith(".parquet"):
         return pd.read_parquet(path)
     return pd.read_csv(path, dtype=str, keep_default_na=True)
 
 
+def _is_dir(location: str | Path) -> bool:
+    if not is_url(location):
+        return Path(location).is_dir()
+    fs, path = _fs(str(location))
+    return fs.isdir(path)
+
+
 def read_tables(data_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """Read the four raw tables from a folder, without validating them.
+    """Read the four raw tables from a folder or fsspec URL, without validating them.
 
     Raises:
         FileNotFoundError: if the folder or one of the table files is missing.
     """
-    folder = Path(data_dir)
-    if not folder.is_dir():
+    folder = data_dir if is_url(data_dir) else Path(data_dir)
+    if not _is_dir(folder):
         raise FileNotFoundError(f"data folder not found: {folder}")
     tables: dict[str, pd.DataFrame] = {}
     missing: list[Violation] = []
@@ -69,12 +130,35 @@ def load_tables(
     return validate(read_tables(data_dir), unknown_activity, timestamp_format)
 
 
+def _staging(url: str, kind: str) -> tuple[fsspec.AbstractFileSystem, str, str]:
+    """The filesystem, the final path and a hidden sibling name for a URL output."""
+    fs, final = _fs(url)
+    parent, _, name = final.rstrip("/").rpartition("/")
+    return fs, final, f"{parent}/.{name}.{uuid.uuid4().hex[:8]}.{kind}"
+
+
+def _atomic_write_url(url: str, write: Callable[[str], None]) -> str:
+    fs, final, tmp = _staging(url, "tmp")
+    fs.makedirs(tmp.rpartition("/")[0], exist_ok=True)
+    try:
+        write(fs.unstrip_protocol(tmp))
+        fs.mv(tmp, final)
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+    return url
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` and rename the result onto ``path``.
 
     The temporary file sits in the same folder, so the rename is atomic on POSIX:
-    readers see either the old file or the complete new one.
+    readers see either the old file or the complete new one. For an fsspec URL,
+    ``write`` receives the temporary URL as a string (pandas and :func:`write_text`
+    accept both) and the rename is the store's ``mv`` (see the module notes).
     """
+    if is_url(path):
+        return _atomic_write_url(str(path), write)  # type: ignore[arg-type,return-value]
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -91,13 +175,13 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
 def write_json(path: str | Path, payload: object) -> Path:
     """Write JSON atomically, with stable key order for diffable artifacts."""
     text = json.dumps(payload, indent=2, sort_keys=True, default=str)
-    return atomic_write(path, lambda tmp: tmp.write_text(text + "\n"))
+    return atomic_write(path, lambda tmp: write_text(tmp, text + "\n"))
 
 
 def write_frame(path: str | Path, frame: pd.DataFrame) -> Path:
     """Write a frame atomically as Parquet or CSV, chosen by the suffix."""
-    target = Path(path)
-    if target.suffix == ".csv":
+    target = path if is_url(path) else Path(path)
+    if str(target).endswith(".csv"):
         return atomic_write(target, lambda tmp: frame.to_csv(tmp, index=False))
     return atomic_write(target, lambda tmp: frame.to_parquet(tmp, index=False))
 
@@ -106,7 +190,11 @@ def replace_dir(target: str | Path, fill: Callable[[Path], None]) -> Path:
     """Build a folder in a temporary sibling, then swap it in place of ``target``.
 
     The old folder is kept until the new one is complete, so a failure leaves it intact.
+    For an fsspec URL, ``fill`` receives the staging URL as a string and the swap is the
+    store's ``mv`` (see the module notes).
     """
+    if is_url(target):
+        return _replace_dir_url(str(target), fill)  # type: ignore[arg-type,return-value]
     final = Path(target)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.tmp"
@@ -126,13 +214,31 @@ def replace_dir(target: str | Path, fill: Callable[[Path], None]) -> Path:
     return final
 
 
+def _replace_dir_url(url: str, fill: Callable[[str], None]) -> str:
+    fs, final, staging = _staging(url, "tmp")
+    fs.makedirs(staging, exist_ok=True)
+    try:
+        fill(fs.unstrip_protocol(staging))
+        old = None
+        if fs.exists(final):
+            old = _staging(url, "old")[2]
+            fs.mv(final, old, recursive=True)
+        fs.mv(staging, final, recursive=True)
+        if old is not None:
+            fs.rm(old, recursive=True)
+    finally:
+        if fs.exists(staging):
+            fs.rm(staging, recursive=True)
+    return url
+
+
 def write_tables(
     tables: dict[str, pd.DataFrame], out_dir: str | Path, fmt: str = "parquet"
 ) -> Path:
-    """Write the contract's tables (and any extra frames) into a folder, atomically."""
+    """Write the contract's tables (and any extra frames) into a folder or URL, atomically."""
     def fill(folder: Path) -> None:
         for name, frame in tables.items():
-            path = folder / f"{name}.{fmt}"
+            path = join(folder, f"{name}.{fmt}")
             if fmt == "csv":
                 frame.to_csv(path, index=False)
             else:

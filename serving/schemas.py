@@ -20,7 +20,14 @@ Documented handling of awkward input:
 * An empty activity list is valid: the lead is scored on fit alone.
 * Activities after ``as_of`` are ignored (features are point-in-time) and counted in
   ``warnings``; a lead created after ``as_of`` is rejected, since it did not exist yet.
-* Timestamps with a time zone are converted to UTC; timestamps without one are UTC.
+* Timestamps with a time zone are converted to UTC; timestamps without one are UTC;
+  years outside 1970–2199 are rejected.
+* NaN and Infinity are rejected wherever a number is expected.
+
+Limits (each violation is a 4xx naming the limit): ``MAX_BODY_BYTES`` per request body
+(413), ``MAX_ACTIVITIES`` per lead, ``MAX_BATCH`` leads and ``MAX_BATCH_ACTIVITIES``
+activities per batch, 128 characters per identifier, 200 per free-text field, 64 per
+activity type (400).
 """
 
 from __future__ import annotations
@@ -52,6 +59,11 @@ MAX_ACTIVITIES = 5_000
 """Activities per lead in one request; a year of heavy engagement fits comfortably."""
 MAX_BATCH = 1_000
 """Leads per ``/score_batch`` request."""
+MAX_BATCH_ACTIVITIES = 200_000
+"""Activities across all leads of one ``/score_batch`` request (bounds its memory)."""
+MAX_BODY_BYTES = 32 * 1024 * 1024
+"""Request body size (32 MiB): a full batch of ``MAX_BATCH_ACTIVITIES`` fits; larger bodies
+are answered 413 by ``serving.auth.ApiGuard`` before they are parsed."""
 EARLIEST = datetime(1970, 1, 1)
 LATEST = datetime(2200, 1, 1)
 
@@ -164,7 +176,7 @@ class ScoreRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{
+        json_schema_extra={"example": {
             "lead": {"lead_id": "L-1001", "account_id": "A-77",
                      "created_at": "2024-05-02T09:30:00Z", "seniority": "Director",
                      "department": "Marketing", "region": "EMEA", "country": "DE",
@@ -176,7 +188,7 @@ class ScoreRequest(BaseModel):
                 {"occurred_at": "2024-06-21T15:12:00Z", "activity_type": "demo_request"},
             ],
             "as_of": "2024-07-01T00:00:00Z",
-        }]},
+        }},
     )
 
     lead: Lead = Field(description="The lead's profile.")
@@ -223,6 +235,25 @@ class ScoreRequest(BaseModel):
                     "activities[{i}].lead_id ({got}) does not match lead.lead_id ({want})",
                     {"i": i, "got": activity.lead_id, "want": self.lead.lead_id})
         return self
+
+
+def _bounded_batch(leads: list[ScoreRequest]) -> list[ScoreRequest]:
+    """Refuse batches whose activities together would take too long or too much memory."""
+    total = sum(len(lead.activities) for lead in leads)
+    if total > MAX_BATCH_ACTIVITIES:
+        raise ValueError(f"the batch holds {total} activities; at most {MAX_BATCH_ACTIVITIES} "
+                         "per request: split it")
+    return leads
+
+
+BatchLeads = Annotated[
+    list[ScoreRequest],
+    Field(max_length=MAX_BATCH, description="Leads to score, each shaped like the body of "
+          "`/score`; answers come back in the same order."),
+    AfterValidator(_bounded_batch),
+]
+"""The ``leads`` of ``/score_batch``: at most ``MAX_BATCH`` leads and
+``MAX_BATCH_ACTIVITIES`` activities in all."""
 
 
 class Reason(BaseModel):
@@ -295,8 +326,12 @@ class ModelInfo(BaseModel):
         "the Bento, or a bundle folder.")
     run_id: str | None = Field(None, description="MLflow run that trained it.")
     trained_on: dict = Field(
-        default_factory=dict, description="The data window and snapshots it was trained on.")
-    metrics: dict = Field(default_factory=dict, description="Held-out test metrics.")
+        default_factory=dict, description="Training data: first/last `as_of`, rows, leads and "
+        "conversions of the train, validation and test periods, the label horizon and the "
+        "snapshot rule.")
+    metrics: dict = Field(
+        default_factory=dict, description="Held-out test metrics per scorer (`model`, the "
+        "baselines) and `by_region`.")
     policy: dict = Field(
         description="MQL policy: rule, target, global and per-region thresholds, grade cuts.")
     features: list[str] = Field(description="Model features, in model column order.")

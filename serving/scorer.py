@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 import numpy as np
@@ -60,20 +61,27 @@ class ServedModel:
         meta = self.bundle.metadata
         policy = self.bundle.policy.to_dict()
         policy.pop("score_knots", None)
+        window = meta.get("window") or meta.get("trained_on") or {}
+        trained_on = {"periods": window} if window else {}
+        for key in ("horizon_days", "snapshot_rule", "data_fingerprint", "created_at"):
+            if meta.get(key) is not None:
+                trained_on[key] = meta[key]
+        metrics = dict(_first_dict(meta, ("test_metrics", "metrics")))
+        if isinstance(meta.get("test_metrics_by_region"), dict):
+            metrics["by_region"] = meta["test_metrics_by_region"]
         return {
             **self.ref(),
             "source": self.source,
             "run_id": self.run_id or meta.get("run_id"),
-            "trained_on": _first_dict(meta, ("trained_on", "training_window", "data",
-                                             "training_set")),
-            "metrics": _first_dict(meta, ("test_metrics", "metrics")),
+            "trained_on": trained_on,
+            "metrics": metrics,
             "policy": policy,
             "features": list(self.bundle.spec.names),
         }
 
 
 def _first_dict(meta: dict, keys: tuple[str, ...]) -> dict:
-    """The first of ``keys`` that holds a dict in the bundle metadata (empty if none)."""
+    """The first of ``keys`` holding a dict in the bundle metadata (empty if none)."""
     for key in keys:
         value = meta.get(key)
         if isinstance(value, dict):
@@ -96,12 +104,30 @@ class RequestTables:
     warnings: list[list[str]]
 
 
+PARALLEL_FROM = 64
+"""Leads per call from which the compiled kernels may use every core."""
+
+
+def use_threads_for(n_leads: int) -> None:
+    """Pick the compiled kernels' thread count for a call scoring ``n_leads`` leads.
+
+    Waking a thread pool costs more than one lead's whole feature pass (and far more on
+    a busy machine), so small calls run single-threaded. Numba keeps the setting per
+    calling thread, hence one call per request rather than once at start-up.
+    """
+    import numba
+
+    numba.set_num_threads(1 if n_leads < PARALLEL_FROM else numba.config.NUMBA_NUM_THREADS)
+
+
 def request_tables(requests: Sequence[ScoreRequest]) -> RequestTables:
     """Turn validated requests into the contract's typed tables (as ``validate`` returns).
 
-    The columns and dtypes match what ``features.contract.validate`` produces for a data
-    folder (text as object with None, timestamps as ``datetime64[us]``, numbers as
-    float64), which is what makes the service's features equal batch scoring's.
+    The columns and types match what ``features.contract.validate`` produces for a data
+    folder (stripped text with None for missing, timestamps as tz-naive UTC
+    ``datetime64[us]``, numbers as float64), which is what makes the service's features
+    equal batch scoring's. Unknown activity types become ``other`` and activities after
+    ``as_of`` are counted; both are reported in the per-request warnings.
     """
     n = len(requests)
     keys = [str(i) for i in range(n)]
@@ -180,18 +206,29 @@ def request_features(requests: Sequence[ScoreRequest]) -> tuple[pd.DataFrame, li
     return frame, t.warnings
 
 
+INPUT_CATEGORIES = {
+    "seniority": "lead.seniority",
+    "department": "lead.department",
+    "region": "lead.region",
+    "lead_source": "lead.lead_source",
+    "industry": "account.industry",
+}
+"""Categorical features copied straight from a request field (derived bands are not)."""
+
+
 def unknown_category_warnings(bundle: ModelBundle, frame: pd.DataFrame) -> list[list[str]]:
-    """Per row: categorical values the model never saw in training (scored as unknown)."""
+    """Per row: input categories the model never saw in training (scored as unknown)."""
     out: list[list[str]] = [[] for _ in range(len(frame))]
     for feature in bundle.spec.features_:
-        if feature.dtype != "category" or feature.name not in frame:
+        field_name = INPUT_CATEGORIES.get(feature.name)
+        if field_name is None or feature.dtype != "category" or feature.name not in frame:
             continue
         known = set(feature.categories)
         values = frame[feature.name].to_numpy(dtype=object)
         for i, value in enumerate(values):
-            if value is not None and value == value and str(value) not in known:
-                out[i].append(f"{feature.name} {str(value)!r} was not seen in training; "
-                              "scored as unknown")
+            if isinstance(value, str) and value not in known:
+                out[i].append(f"{field_name} {value!r} was not seen in training; scored as "
+                              "unknown")
     return out
 
 
@@ -263,5 +300,6 @@ def score_requests(
     unknown = unknown_category_warnings(model.bundle, frame)
     for req, card, warn, unk in zip(requests, cards, warnings, unknown, strict=True):
         card["lead_id"] = req.lead.lead_id
+        card["as_of"] = req.as_of.replace(tzinfo=UTC)
         card["warnings"] = unk + warn
     return cards

@@ -33,6 +33,8 @@ class Settings:
             (``LEADSCORE_SAMPLES_DIR``); None hides the picker.
         top_reasons: Default number of positive and of negative reasons per lead
             (``LEADSCORE_TOP_REASONS``).
+        bentoml_home: BentoML's home, whose model store receives the champion
+            (``BENTOML_HOME``; None: BentoML's default, ``~/bentoml``).
     """
 
     tracking_uri: str | None = None
@@ -41,6 +43,7 @@ class Settings:
     model_dir: Path | None = None
     samples_dir: Path | None = None
     top_reasons: int = DEFAULT_TOP_REASONS
+    bentoml_home: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +67,7 @@ class Settings:
             raise ValueError(f"LEADSCORE_TOP_REASONS must be between 1 and 20, got {top_reasons}")
         model_dir = text("LEADSCORE_MODEL_DIR")
         samples_dir = text("LEADSCORE_SAMPLES_DIR")
+        home = text("BENTOML_HOME")
         return cls(
             tracking_uri=text("LEADSCORE_TRACKING_URI") or text("MLFLOW_TRACKING_URI"),
             model_name=text("LEADSCORE_MODEL_NAME") or DEFAULT_MODEL_NAME,
@@ -71,6 +75,7 @@ class Settings:
             model_dir=Path(model_dir) if model_dir else None,
             samples_dir=Path(samples_dir) if samples_dir else None,
             top_reasons=top_reasons,
+            bentoml_home=Path(home) if home else None,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -86,4 +91,6 @@ class Settings:
             env["LEADSCORE_MODEL_DIR"] = str(self.model_dir)
         if self.samples_dir:
             env["LEADSCORE_SAMPLES_DIR"] = str(self.samples_dir)
+        if self.bentoml_home:
+            env["BENTOML_HOME"] = str(self.bentoml_home)
         return env

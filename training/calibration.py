@@ -24,6 +24,14 @@ MIN_POSITIVES_FOR_ISOTONIC = 100
 TIE_BREAK = 1e-6
 """Total rise added across the isotonic knots so equal steps do not tie leads."""
 
+EXTEND = 50.0
+"""How far (in raw margin) the outer isotonic knots reach beyond the validation range."""
+
+PROBABILITY_FLOOR = 1e-4
+"""Isotonic knots are kept in ``[floor, 1 - floor]``: a block of validation leads with no
+conversion does not prove a lead *cannot* convert, and a probability of exactly 0 or 1
+would make log loss infinite and the score meaningless at the extremes."""
+
 
 def fit_isotonic(raw: np.ndarray, y: np.ndarray) -> Calibration:
     """Isotonic regression on the raw margin, kept as interpolation knots.
@@ -32,6 +40,9 @@ def fit_isotonic(raw: np.ndarray, y: np.ndarray) -> Calibration:
     same probability, which throws away the model's ranking (and AUC) within the step.
     A rise of ``TIE_BREAK`` in total, spread along the margin, keeps the map strictly
     increasing: probabilities move by at most one in a million, the ranking survives.
+    Two outer knots, ``EXTEND`` margin units beyond the validation range, keep that
+    ordering for test leads scored above or below every validation lead, where plain
+    interpolation would clamp them all to one value.
     """
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
     iso.fit(raw, y)
@@ -40,7 +51,9 @@ def fit_isotonic(raw: np.ndarray, y: np.ndarray) -> Calibration:
     if x.size < 2:
         return fit_platt(raw, y)
     ramp = (x - x[0]) / (x[-1] - x[0]) * TIE_BREAK
-    p = np.clip(p * (1.0 - TIE_BREAK) + ramp, 0.0, 1.0)
+    p = np.clip(p, PROBABILITY_FLOOR, 1.0 - PROBABILITY_FLOOR) * (1.0 - TIE_BREAK) + ramp
+    x = np.r_[x[0] - EXTEND, x, x[-1] + EXTEND]
+    p = np.r_[p[0] - TIE_BREAK / 2, p, p[-1] + TIE_BREAK / 2]
     return Calibration("isotonic", tuple(x.tolist()), tuple(p.tolist()))
 
 

@@ -56,7 +56,7 @@ def top_share(y: np.ndarray, score: np.ndarray, share: float) -> tuple[float, fl
     score with many ties (like the points baseline) is not flattered.
     """
     y = np.asarray(y, dtype=np.float64)
-    k = max(1, int(round(share * len(y))))
+    k = max(1, round(share * len(y)))
     top = np.argsort(-np.asarray(score, dtype=np.float64), kind="stable")[:k]
     base = y.mean()
     positives = y.sum()

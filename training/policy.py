@@ -3,7 +3,8 @@
 The threshold comes from a rule the user states in business terms:
 
 * ``capacity``: sales can work the top X% of leads, so the threshold is the probability
-  above which X% of validation snapshots fall;
+  above which X% of the snapshots dated in the validation period fall (all open leads,
+  as in production, not only the leads first seen then);
 * ``precision``: an MQL must convert at least this often, so the threshold is the lowest
   one whose MQL→conversion rate on validation reaches the target.
 
@@ -11,7 +12,7 @@ With ``per_region`` each region large enough gets its own threshold from the sam
 because engagement patterns (and so score levels) differ between markets. The grade cut
 points are the quartiles of the summed SHAP contributions of the ``fit`` and the
 ``engagement`` features on validation, and the score knots are the 0th..100th
-percentiles of validation probabilities.
+percentiles of validation probabilities, both over all open leads of the period.
 """
 
 from __future__ import annotations
@@ -104,13 +105,44 @@ def precision_threshold(probability: np.ndarray, y: np.ndarray, target: float,
 
 
 def choose_threshold(probability: np.ndarray, y: np.ndarray, config: PolicyConfig) -> float:
-    """Apply the configured rule to one set of snapshots."""
+    """Apply the configured rule to one set of snapshots (used for baselines too)."""
     if config.rule == "capacity":
         return capacity_threshold(probability, config.target)
     return precision_threshold(probability, y, config.target)
 
 
-def region_thresholds(probability: np.ndarray, y: np.ndarray, regions: np.ndarray,
+@dataclass(frozen=True)
+class Scored:
+    """Model outputs for a set of snapshots, as the policy needs them.
+
+    Attributes:
+        probability: Calibrated probabilities.
+        regions: Region of each snapshot ("" when unknown).
+        y: Outcomes, where known and usable (the lead-disjoint validation period).
+        fit_sum: Summed SHAP contribution of the ``fit`` features.
+        engagement_sum: Same for the ``engagement`` features.
+    """
+
+    probability: np.ndarray
+    regions: np.ndarray
+    y: np.ndarray | None = None
+    fit_sum: np.ndarray | None = None
+    engagement_sum: np.ndarray | None = None
+
+
+def rule_threshold(labelled: Scored, population: Scored, config: PolicyConfig,
+                   region: str | None = None) -> float:
+    """Capacity: a quantile of the population; precision: a rate on labelled snapshots."""
+    if config.rule == "capacity":
+        p = population.probability
+        if region is not None:
+            p = p[population.regions == region]
+        return capacity_threshold(p, config.target)
+    mask = (slice(None) if region is None else labelled.regions == region)
+    return precision_threshold(labelled.probability[mask], labelled.y[mask], config.target)
+
+
+def region_thresholds(labelled: Scored, population: Scored,
                       config: PolicyConfig) -> dict[str, float]:
     """Per-region thresholds for regions with enough validation data.
 
@@ -118,12 +150,15 @@ def region_thresholds(probability: np.ndarray, y: np.ndarray, regions: np.ndarra
     rather than failing the whole run.
     """
     out: dict[str, float] = {}
-    for region in sorted({r for r in regions if r}):
-        mask = regions == region
-        if mask.sum() < config.min_region_rows or y[mask].sum() < config.min_region_positives:
+    for region in sorted({r for r in population.regions if r}):
+        if (population.regions == region).sum() < config.min_region_rows:
+            continue
+        in_labelled = labelled.regions == region
+        if config.rule == "precision" and (
+                labelled.y[in_labelled].sum() < config.min_region_positives):
             continue
         try:
-            out[region] = choose_threshold(probability[mask], y[mask], config)
+            out[region] = rule_threshold(labelled, population, config, region)
         except PolicyError:
             continue
     return out
@@ -141,36 +176,33 @@ def score_knots(probability: np.ndarray) -> tuple[float, ...]:
     return tuple(float(k) for k in np.maximum.accumulate(knots))
 
 
-def fit_policy(
-    probability: np.ndarray,
-    y: np.ndarray,
-    regions: np.ndarray,
-    fit_sum: np.ndarray,
-    engagement_sum: np.ndarray,
-    config: PolicyConfig,
-) -> Policy:
+def fit_policy(labelled: Scored, population: Scored, config: PolicyConfig) -> Policy:
     """Choose the whole MQL policy on the validation period.
 
     Args:
-        probability: Calibrated validation probabilities.
-        y: Validation outcomes.
-        regions: Region of each validation snapshot ("" when unknown).
-        fit_sum: Summed SHAP contribution of the ``fit`` features per snapshot.
-        engagement_sum: Same for the ``engagement`` features.
+        labelled: Lead-disjoint validation snapshots with outcomes (``y``); the
+            precision rule is measured on them.
+        population: Every snapshot dated in the validation period, with SHAP group
+            sums; the capacity threshold, score knots and grade cuts come from it,
+            because it is the mix of leads the model scores in production.
         config: The user's rule.
+
+    Raises:
+        PolicyError: when the rule cannot be met.
     """
-    probability = np.asarray(probability, dtype=np.float64)
-    y = np.asarray(y)
-    regions = np.asarray(regions, dtype=object)
-    threshold = choose_threshold(probability, y, config)
-    per_region = region_thresholds(probability, y, regions, config) if config.per_region else {}
+    if population.fit_sum is None or population.engagement_sum is None:
+        raise ValueError("the population needs fit_sum and engagement_sum for grade cuts")
+    if config.rule == "precision" and labelled.y is None:
+        raise ValueError("the precision rule needs outcomes (labelled.y)")
+    threshold = rule_threshold(labelled, population, config)
+    per_region = region_thresholds(labelled, population, config) if config.per_region else {}
     return Policy(
         rule=config.rule,
         target=float(config.target),
         threshold=threshold,
-        fit_cuts=quartile_cuts(fit_sum),
-        engagement_cuts=quartile_cuts(engagement_sum),
-        score_knots=score_knots(probability),
+        fit_cuts=quartile_cuts(population.fit_sum),
+        engagement_cuts=quartile_cuts(population.engagement_sum),
+        score_knots=score_knots(population.probability),
         region_thresholds=per_region,
         region_feature=config.region_feature,
     )

@@ -11,6 +11,10 @@ they ever will in production. The split here is by calendar time:
   ``test_start``.
 * A lead already seen in an earlier period is **dropped** from the later ones (its later
   snapshots are used nowhere), so no lead is on both sides of any boundary.
+* The *population* of a period is every snapshot dated in it, including leads first
+  seen earlier. It holds no label the model may train on, but it is what the model will
+  score in production, so label-free choices (the capacity threshold, the score
+  percentiles, the grade cut points) are made on it rather than on new leads only.
 * ``gap_days`` optionally purges the snapshots whose label window would reach into the
   next period (set it to the horizon for a fully purged backtest; the default 0 keeps
   more data, at the price of training labels that overlap the next period's calendar).
@@ -78,13 +82,25 @@ class Boundaries:
 
 @dataclass(frozen=True)
 class TimeSplit:
-    """Three disjoint periods of snapshots, oldest first."""
+    """Three disjoint periods of snapshots, oldest first.
+
+    Attributes:
+        train: Snapshots before ``valid_start`` (minus the gap).
+        valid: Snapshots of leads first seen in the validation period, dated in it.
+        test: Snapshots of leads first seen in the test period.
+        boundaries: Period starts and gap.
+        dropped_rows: Snapshots in no period (leads seen earlier, or inside a gap).
+        valid_population: Every snapshot dated in the validation period (label-free uses).
+        test_population: Every snapshot dated in the test period.
+    """
 
     train: pd.DataFrame
     valid: pd.DataFrame
     test: pd.DataFrame
     boundaries: Boundaries
     dropped_rows: int
+    valid_population: pd.DataFrame
+    test_population: pd.DataFrame
 
     def periods(self) -> dict[str, pd.DataFrame]:
         """The three frames by name, in time order."""
@@ -97,7 +113,7 @@ class TimeSplit:
             out[name] = {
                 "first_as_of": str(part["as_of"].min()) if len(part) else None,
                 "last_as_of": str(part["as_of"].max()) if len(part) else None,
-                "rows": int(len(part)),
+                "rows": len(part),
                 "leads": int(part["lead_id"].nunique()),
                 "positives": int(part["label"].sum()) if "label" in part else None,
             }
@@ -147,7 +163,9 @@ def apply_boundaries(frame: pd.DataFrame, boundaries: Boundaries) -> TimeSplit:
     keep &= ~((period == 0) & (as_of >= boundaries.valid_start - gap)).to_numpy()
     keep &= ~((period == 1) & (as_of >= boundaries.test_start - gap)).to_numpy()
     parts = [frame.loc[keep & (period == p)].reset_index(drop=True) for p in range(3)]
-    return TimeSplit(parts[0], parts[1], parts[2], boundaries, int((~keep).sum()))
+    populations = [frame.loc[period == p].reset_index(drop=True) for p in (1, 2)]
+    return TimeSplit(parts[0], parts[1], parts[2], boundaries, int((~keep).sum()),
+                     populations[0], populations[1])
 
 
 def split_by_time(frame: pd.DataFrame, config: SplitConfig | None = None) -> TimeSplit:

@@ -1,0 +1,251 @@
+"""Single-lead scoring latency: our BentoML service vs ``mlflow models serve``, side by side.
+
+Both servers serve the same registered champion on loopback, one worker each:
+
+* ours answers ``POST /score`` with a lead's raw profile, account and activities: it
+  computes the features, the calibrated probability, MQL flag, grade and exact SHAP
+  reasons;
+* ``mlflow models serve --env-manager local`` answers ``POST /invocations`` with the
+  *precomputed feature row* of the same lead and returns the bare probability.
+
+Requests alternate between the servers in blocks, so a change in machine load hits
+both alike. Printed: p50/p99/mean latency, sequential requests per second, requests per
+second with concurrent clients, and the ratios. The target is that our p50 speed is at
+least 0.3x MLflow's (``speed ratio = mlflow p50 / our p50 >= 0.3``).
+
+Usage::
+
+    python benchmarks/bench_serving.py                       # trains a small champion
+    python benchmarks/bench_serving.py --tracking-uri sqlite:///outputs/mlflow.db
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from features.contract import TIMESTAMP_UNIT
+from features.pipeline import compute_features, data_window
+from serving.batch import open_leads
+from serving.launch import free_port, start_server, wait_ready
+from serving.model_store import QUIET_ENV, quiet_telemetry
+from serving.samples import lead_payload
+from serving.settings import Settings
+
+TARGET_SPEED_RATIO = 0.3
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tracking-uri", help="MLflow store holding lead-scoring@champion; "
+                   "default: train a small champion in a temporary folder")
+    p.add_argument("--data", type=Path, help="Data folder of the champion (for lead "
+                   "payloads); default: the simulated data of the trained champion")
+    p.add_argument("--requests", type=int, default=600, help="Timed requests per server")
+    p.add_argument("--warmup", type=int, default=50, help="Untimed requests per server")
+    p.add_argument("--block", type=int, default=50, help="Requests per alternation block")
+    p.add_argument("--concurrency", type=int, default=4,
+                   help="Clients for the requests-per-second run")
+    p.add_argument("--leads", type=int, default=40, help="Distinct leads to cycle through")
+    p.add_argument("--json", type=Path, dest="out", help="Also write the results as JSON here")
+    return p.parse_args(argv)
+
+
+def champion_source(args: argparse.Namespace, work: Path) -> tuple[str, dict[str, pd.DataFrame]]:
+    """The tracking URI and the data tables to draw leads from."""
+    from features.io import load_tables
+    from serving.testing import register_champion
+
+    if args.tracking_uri:
+        if args.data is None:
+            raise SystemExit("--data is required with --tracking-uri")
+        return args.tracking_uri, load_tables(args.data)
+    print("training a small champion (simulated data) ...", flush=True)
+    champion = register_champion(work / "registry", n_leads=3000)
+    return champion.tracking_uri, champion.tables
+
+
+def pick_requests(tables: dict[str, pd.DataFrame], n: int) -> tuple[list[dict], list[dict]]:
+    """Our ``/score`` bodies and MLflow's ``/invocations`` bodies for the same leads."""
+    as_of = data_window(tables)[1] - pd.Timedelta(days=30)
+    snaps = open_leads(tables, as_of)
+    rng = np.random.default_rng(0)
+    snaps = snaps.iloc[np.sort(rng.choice(len(snaps), size=min(n, len(snaps)),
+                                          replace=False))].reset_index(drop=True)
+    ours = [lead_payload(tables, lead_id, as_of) for lead_id in snaps["lead_id"]]
+    features = compute_features(tables["leads"], tables["accounts"], tables["activities"],
+                                snaps.assign(as_of=snaps["as_of"].astype(TIMESTAMP_UNIT)))
+    columns = [c for c in features.columns if c not in ("lead_id", "as_of")]
+    theirs = []
+    for i in range(len(features)):
+        row = [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)
+               for v in features[columns].iloc[i].astype(object)]
+        theirs.append({"dataframe_split": {"columns": columns, "data": [row]}})
+    return ours, theirs
+
+
+def start_mlflow(tracking_uri: str, work: Path) -> tuple[subprocess.Popen, str]:
+    """``mlflow models serve`` of the champion, in the local environment, on loopback."""
+    port = free_port()
+    # MLflow starts `uvicorn` by name: put this interpreter's scripts folder on PATH.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, **QUIET_ENV, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": path}
+    log = open(work / "mlflow-serve.log", "w")  # noqa: SIM115 - lives as long as the server
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m",
+         "models:/lead-scoring@champion", "--env-manager", "local", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(url + "/ping", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError("mlflow models serve did not start:\n"
+                       + (work / "mlflow-serve.log").read_text()[-3000:])
+
+
+def timed(client: httpx.Client, path: str, body: dict) -> float:
+    """Seconds for one request (raises on an HTTP error)."""
+    t0 = time.perf_counter()
+    r = client.post(path, json=body)
+    elapsed = time.perf_counter() - t0
+    r.raise_for_status()
+    return elapsed
+
+
+def summary(latencies: list[float], rps_concurrent: float) -> dict[str, float]:
+    """p50/p99/mean in milliseconds and requests per second."""
+    ms = np.asarray(latencies) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "mean_ms": float(ms.mean()), "rps_sequential": float(1000 / ms.mean()),
+            "rps_concurrent": rps_concurrent, "requests": len(ms)}
+
+
+def concurrent_rps(url: str, path: str, bodies: list[dict], clients: int, total: int) -> float:
+    """Requests per second with ``clients`` keep-alive clients sending ``total`` requests."""
+    def worker(k: int) -> int:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for i in range(k, total, clients):
+                client.post(path, json=bodies[i % len(bodies)]).raise_for_status()
+        return 0
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(worker, range(clients)))
+    return total / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the comparison."""
+    args = parse_args(argv)
+    quiet_telemetry()
+    with tempfile.TemporaryDirectory(prefix="leadscore-bench-") as tmp:
+        work = Path(tmp)
+        tracking_uri, tables = champion_source(args, work)
+        ours_bodies, mlflow_bodies = pick_requests(tables, args.leads)
+        settings = Settings(tracking_uri=tracking_uri, bentoml_home=work / "bentoml")
+        print("starting bentoml serve and mlflow models serve ...", flush=True)
+        ours = start_server(settings, log_path=work / "bentoml-serve.log")
+        mlflow_proc, mlflow_url = start_mlflow(tracking_uri, work)
+        try:
+            assert wait_ready(ours.url, ours.process, 60)
+            results = run(args, ours.url, mlflow_url, ours_bodies, mlflow_bodies)
+        finally:
+            ours.stop()
+            mlflow_proc.terminate()
+            mlflow_proc.wait(30)
+    report(results, args)
+    return 0
+
+
+def run(args: argparse.Namespace, ours_url: str, mlflow_url: str, ours_bodies: list[dict],
+        mlflow_bodies: list[dict]) -> dict:
+    """Warm up, check both agree, time alternating blocks, then measure throughput."""
+    targets = {"leadscore (bentoml /score)": (ours_url, "/score", ours_bodies),
+               "mlflow models serve (/invocations)": (mlflow_url, "/invocations",
+                                                      mlflow_bodies)}
+    clients = {name: httpx.Client(base_url=url, timeout=60)
+               for name, (url, _, _) in targets.items()}
+    try:
+        ours_c, theirs_c = clients.values()
+        p_ours = ours_c.post("/score", json=ours_bodies[0]).json()["probability"]
+        p_theirs = theirs_c.post("/invocations", json=mlflow_bodies[0]).json()["predictions"][0]
+        agree = abs(p_ours - p_theirs) < 1e-9
+        for name, (_, path, bodies) in targets.items():
+            for i in range(args.warmup):
+                timed(clients[name], path, bodies[i % len(bodies)])
+        latencies: dict[str, list[float]] = {name: [] for name in targets}
+        done = 0
+        while done < args.requests:
+            n = min(args.block, args.requests - done)
+            for name, (_, path, bodies) in targets.items():
+                latencies[name] += [timed(clients[name], path, bodies[(done + i) % len(bodies)])
+                                    for i in range(n)]
+            done += n
+    finally:
+        for client in clients.values():
+            client.close()
+    out = {}
+    for name, (url, path, bodies) in targets.items():
+        rps = concurrent_rps(url, path, bodies, args.concurrency, args.requests)
+        out[name] = summary(latencies[name], rps)
+    ours, theirs = out.values()
+    out["comparison"] = {
+        "speed_ratio_p50": theirs["p50_ms"] / ours["p50_ms"],
+        "latency_ratio_p50": ours["p50_ms"] / theirs["p50_ms"],
+        "throughput_ratio": ours["rps_concurrent"] / theirs["rps_concurrent"],
+        "same_probability": agree,
+        "target_speed_ratio": TARGET_SPEED_RATIO,
+        "meets_target": theirs["p50_ms"] / ours["p50_ms"] >= TARGET_SPEED_RATIO,
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg()[0],
+    }
+    return out
+
+
+def report(results: dict, args: argparse.Namespace) -> None:
+    """Print the table and optionally write JSON."""
+    print(f"\nsingle-lead scoring on loopback, {args.requests} timed requests per server, "
+          f"alternating blocks of {args.block}; throughput with {args.concurrency} clients")
+    print(f"{'server':40s} {'p50 ms':>8s} {'p99 ms':>8s} {'mean ms':>8s} "
+          f"{'req/s seq':>10s} {'req/s conc':>11s}")
+    for name, r in results.items():
+        if name == "comparison":
+            continue
+        print(f"{name:40s} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['mean_ms']:8.2f} "
+              f"{r['rps_sequential']:10.1f} {r['rps_concurrent']:11.1f}")
+    c = results["comparison"]
+    print(f"\nspeed ratio at p50 (mlflow p50 / ours): {c['speed_ratio_p50']:.2f} "
+          f"(target >= {TARGET_SPEED_RATIO}: {'met' if c['meets_target'] else 'NOT met'}); "
+          f"our p50 is {c['latency_ratio_p50']:.2f}x mlflow's; throughput ratio "
+          f"{c['throughput_ratio']:.2f}; same probability: {c['same_probability']}; "
+          f"load average {c['load_average']:.1f} on {c['cpu_count']} CPUs")
+    print("ours = features + calibrated probability + MQL + grade + exact SHAP reasons from "
+          "raw CRM rows; mlflow = bare probability from a precomputed feature row")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""The BentoML service: explained lead scores over HTTP, and the sales-rep page.
+
+Routes:
+
+* ``POST /score``: one lead → its score card (``ScoreRequest`` → ``ScoreResponse``).
+* ``POST /score_batch``: ``{"leads": [...]}`` → a list of score cards; BentoML's adaptive
+  batching merges concurrent calls into one ``compute_features`` + ``score`` pass.
+* ``GET /model``: which model is served, its training window, test metrics and policy.
+* ``GET /samples``, ``GET /samples/{name}``: sample payloads for the page.
+* ``GET /``: the page. ``/readyz`` is 200 only once the model is loaded and warmed up;
+  ``/docs.json`` is the OpenAPI document.
+
+``serving.auth.ApiGuard`` wraps every route: with ``LEADSCORE_API_TOKEN`` set, ``/score``
+and ``/score_batch`` need ``Authorization: Bearer <token>`` (401 otherwise); bodies over
+``serving.schemas.MAX_BODY_BYTES`` are answered 413.
+
+Start with ``bentoml serve serving.service:LeadScoring`` (settings: ``serving.settings``).
+The champion is imported by a deployment hook before any worker starts, so a registry
+without one stops ``bentoml serve`` with a message that says what to do, instead of a
+server that answers 500s; each worker then loads that pinned version in ``__init__``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import bentoml
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse
+
+from serving.auth import ApiGuard, token_from_env
+from serving.launch import prepare
+from serving.model_store import PINNED_ENV, packaged_tag, quiet_telemetry, resolve_model
+from serving.samples import list_samples, read_sample
+from serving.schemas import (
+    BatchLeads,
+    ModelInfo,
+    SampleInfo,
+    ScoreRequest,
+    ScoreResponse,
+)
+from serving.scorer import score_requests, use_threads_for
+from serving.settings import Settings
+
+STATIC = Path(__file__).parent / "static"
+
+pages = FastAPI(title="leadscore page and model info", docs_url=None, redoc_url=None,
+                openapi_url=None)
+
+
+@bentoml.asgi_app(pages, path="/")
+@bentoml.service(
+    name="leadscore",
+    workers=1,
+    traffic={"timeout": 60, "max_concurrency": 256},
+)
+class LeadScoring:
+    """Scores leads with the champion model and explains every score."""
+
+    @bentoml.on_deployment
+    def import_champion() -> None:
+        """Once per ``bentoml serve``, before any worker starts: import the champion.
+
+        Running in the server's main process means a registry without a champion stops
+        ``bentoml serve`` at once with one clear error, instead of workers that fail and
+        are restarted in a loop. The imported tag is pinned for the workers, so all of
+        them serve the same version.
+        """
+        token_from_env()  # a malformed LEADSCORE_API_TOKEN stops the server here
+        tag = prepare(Settings.from_env())
+        if tag:
+            os.environ[PINNED_ENV] = tag
+
+    def __init__(self) -> None:
+        quiet_telemetry()
+        self.settings = Settings.from_env()
+        self.served = resolve_model(self.settings, packaged_tag(LeadScoring.bento),
+                                    os.environ.get(PINNED_ENV))
+        self.served.bundle.warmup()
+        self._warm_features()
+        self._ready = True
+        # A child of BentoML's logger, so the line appears in the server log as configured.
+        logging.getLogger("bentoml.leadscore").info(
+            "serving %s version %s (alias %s) from the %s%s", self.served.name,
+            self.served.version, self.served.alias, self.served.source,
+            " (pinned at deployment)" if os.environ.get(PINNED_ENV) else "")
+
+    def _warm_features(self) -> None:
+        """Run one synthetic lead through the whole path so the first caller waits less."""
+        request = ScoreRequest.model_validate({
+            "lead": {"lead_id": "warmup", "created_at": "2024-01-01T00:00:00Z"},
+            "activities": [{"occurred_at": "2024-01-02T00:00:00Z",
+                            "activity_type": "page_view"}],
+            "as_of": "2024-02-01T00:00:00Z",
+        })
+        score_requests(self.served, [request], self.settings.top_reasons)
+
+    def __is_ready__(self) -> bool:
+        """Ready once the model is loaded and warmed up (``GET /readyz``)."""
+        return getattr(self, "_ready", False)
+
+    def _score(self, requests: list[ScoreRequest]) -> list[ScoreResponse]:
+        """The shared scoring routine behind both APIs."""
+        use_threads_for(len(requests))
+        cards = score_requests(self.served, requests, self.settings.top_reasons)
+        return [ScoreResponse.model_validate(card) for card in cards]
+
+    @bentoml.api(route="/score")
+    def score(self, request: ScoreRequest, /) -> ScoreResponse:
+        """Score one lead: calibrated probability, 0–100 score, MQL flag, A1–D4 grade and
+        the top positive and negative reasons, each with its exact SHAP contribution and
+        a plain sentence."""
+        return self._score([request])[0]
+
+    @bentoml.api(route="/score_batch", batchable=True, max_batch_size=256,
+                 max_latency_ms=30_000)
+    def score_batch(self, leads: BatchLeads) -> list[ScoreResponse]:
+        """Score many leads in one call; concurrent calls are batched together."""
+        return self._score(leads)
+
+    @pages.get("/model", response_model=ModelInfo, summary="The model being served")
+    def model_info(self) -> dict:
+        """Model name, version, alias, trained-on window, test metrics and MQL policy."""
+        return self.served.info()
+
+    @pages.get("/samples", response_model=list[SampleInfo], summary="Sample leads")
+    def samples(self) -> list[dict]:
+        """Sample lead payloads written by the demo (empty when none are configured)."""
+        return list_samples(self.settings.samples_dir)
+
+    @pages.get("/samples/{name}", summary="One sample lead payload")
+    def sample(self, name: str) -> dict:
+        """The body of ``POST /score`` for one sample lead."""
+        payload = read_sample(self.settings.samples_dir, name)
+        if payload is None:
+            raise HTTPException(status_code=404, detail=f"no sample named {name!r}")
+        return payload
+
+    @pages.get("/", include_in_schema=False)
+    def page(self) -> FileResponse:
+        """The sales-rep page (plain HTML and JavaScript, no external assets)."""
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+
+LeadScoring.add_asgi_middleware(ApiGuard)

@@ -1,0 +1,126 @@
+"""Batch scoring of a data folder, and the skew test against the live service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.contract import ContractError
+from features.io import write_tables
+from serving import testing
+from serving.batch import OUTPUT_COLUMNS, load_champion, open_leads, score_folder
+from serving.model_store import ModelNotAvailableError
+from serving.samples import lead_payload
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return testing.session_root(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def champion(root: Path) -> testing.Champion:
+    return testing.session_champion(root)
+
+
+@pytest.fixture(scope="module")
+def served(champion):
+    return load_champion(champion.tracking_uri)
+
+
+@pytest.fixture(scope="module")
+def as_of(champion) -> pd.Timestamp:
+    return pd.Timestamp("2024-10-15 08:00:00")
+
+
+@pytest.fixture(scope="module")
+def scored(champion, served, as_of, tmp_path_factory) -> pd.DataFrame:
+    out = tmp_path_factory.mktemp("batch") / "scores.csv"
+    frame = score_folder(champion.data_dir, out, str(as_of), served)
+    assert out.exists()
+    return frame
+
+
+def test_every_open_lead_is_scored(champion, scored, as_of):
+    leads = champion.tables["leads"]
+    conv = champion.tables["conversions"].set_index("lead_id")["converted_at"]
+    converted = leads["lead_id"].map(conv)
+    open_ids = set(leads.loc[(leads["created_at"] <= as_of)
+                             & ~(converted <= as_of).fillna(False), "lead_id"])
+    assert set(scored["lead_id"]) == open_ids
+    assert len(scored) == len(open_ids) > 100
+    assert list(scored.columns) == list(OUTPUT_COLUMNS)
+    assert scored["probability"].is_monotonic_decreasing
+    assert scored["grade"].str.fullmatch(r"[A-D][1-4]").all()
+    assert scored["score"].between(0, 100).all()
+    assert (scored["mql"] == (scored["probability"] >= scored["threshold"])).all()
+    assert (scored["top_positive_reasons"].str.len() > 0).mean() > 0.9
+    assert (scored["model_version"] == champion.version).all()
+
+
+def test_file_round_trips(scored, tmp_path, champion, served, as_of):
+    out = tmp_path / "scores.parquet"
+    frame = score_folder(champion.data_dir, out, as_of, served)
+    again = pd.read_parquet(out)
+    pd.testing.assert_frame_equal(again, frame, check_dtype=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
+    np.testing.assert_allclose(frame["probability"], scored["probability"])
+
+
+def test_default_as_of_is_the_end_of_the_data(champion, served, tmp_path):
+    frame = score_folder(champion.data_dir, tmp_path / "s.csv", None, served)
+    end = max(champion.tables["activities"]["occurred_at"].max(),
+              champion.tables["leads"]["created_at"].max(),
+              champion.tables["conversions"]["converted_at"].max())
+    assert (pd.to_datetime(frame["as_of"]) == end).all()
+
+
+def test_no_open_leads_writes_an_empty_file(champion, served, tmp_path):
+    frame = score_folder(champion.data_dir, tmp_path / "s.csv", "2000-01-01", served)
+    assert frame.empty and list(frame.columns) == list(OUTPUT_COLUMNS)
+    assert open_leads(champion.tables, pd.Timestamp("2000-01-01")).empty
+
+
+def test_bad_folder_and_bad_date_are_clear_errors(champion, served, tmp_path):
+    tables = {k: v.copy() for k, v in champion.tables.items()}
+    tables["leads"].loc[0, "created_at"] = pd.NaT
+    write_tables(tables, tmp_path / "bad")
+    with pytest.raises(ContractError, match=r"leads\.created_at"):
+        score_folder(tmp_path / "bad", tmp_path / "out.csv", None, served)
+    with pytest.raises(ValueError, match="--as-of"):
+        score_folder(champion.data_dir, tmp_path / "out.csv", "not a date", served)
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_registry_without_champion_is_a_clear_error(root):
+    with pytest.raises(ModelNotAvailableError, match="no model to score with"):
+        load_champion(testing.session_empty_registry(root))
+
+
+def test_service_answers_equal_batch_scores(root, champion, scored, as_of):
+    """The skew test: the live service and batch scoring agree for the same lead and as_of."""
+    server = testing.session_server(root)
+    picks = scored.iloc[np.linspace(0, len(scored) - 1, 12).astype(int)]
+    payloads = [{**lead_payload(champion.tables, lead_id, as_of), "top_reasons": 3}
+                for lead_id in picks["lead_id"]]
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        cards = [http.post("/score", json=p).json() for p in payloads[:4]]
+        cards += http.post("/score_batch", json={"leads": payloads[4:]}).json()
+    for (_, row), card in zip(picks.iterrows(), cards, strict=True):
+        assert card["lead_id"] == row["lead_id"]
+        assert card["probability"] == pytest.approx(row["probability"], abs=1e-12)
+        assert card["raw_score"] == pytest.approx(row["raw_score"], abs=1e-9)
+        assert card["score"] == row["score"] and card["grade"] == row["grade"]
+        assert card["mql"] == bool(row["mql"])
+        assert card["threshold"] == pytest.approx(row["threshold"])
+        assert " | ".join(r["sentence"] for r in card["reasons"]["positive"]) == (
+            row["top_positive_reasons"] if isinstance(row["top_positive_reasons"], str) else "")
+        assert ";".join(r["feature"] for r in card["reasons"]["negative"]) == (
+            row["top_negative_features"] if isinstance(row["top_negative_features"], str)
+            else "")

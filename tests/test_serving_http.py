@@ -1,0 +1,115 @@
+"""The real ``bentoml serve`` on a free loopback port, called over HTTP.
+
+One server serves the whole session (``serving.testing.session_server``); the page and
+skew tests reuse it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from serving import testing
+from serving.launch import free_port, serve_command, server_env, start_server
+from serving.model_store import ModelNotAvailableError
+from serving.samples import list_samples
+from serving.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return testing.session_root(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def server(root: Path):
+    return testing.session_server(root)
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def samples(root: Path, server) -> list[dict]:
+    folder = testing.session_samples(root)
+    return [json.loads((folder / f"{s['name']}.json").read_text())
+            for s in list_samples(folder)]
+
+
+def test_ready_and_alive(http):
+    assert http.get("/readyz").status_code == 200
+    assert http.get("/livez").status_code == 200
+
+
+def test_score_over_http(http, samples, root):
+    champion = testing.session_champion(root)
+    r = http.post("/score", json=samples[0])
+    assert r.status_code == 200, r.text
+    card = r.json()
+    assert card["lead_id"] == samples[0]["lead"]["lead_id"]
+    assert card["model"]["version"] == champion.version
+    assert card["model"]["alias"] == "champion"
+    assert card["reasons"]["positive"] or card["reasons"]["negative"]
+
+
+def test_concurrent_batches_come_back_to_the_right_caller(http, samples):
+    """Adaptive batching merges concurrent calls; each caller gets its own leads back."""
+    expected = {p["lead"]["lead_id"]: http.post("/score", json=p).json() for p in samples}
+    calls = [samples[i % len(samples):] + samples[:i % len(samples)] for i in range(24)]
+
+    def call(leads: list[dict]) -> list[dict]:
+        r = http.post("/score_batch", json={"leads": leads})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(call, calls))
+    for leads, cards in zip(calls, answers, strict=True):
+        assert [c["lead_id"] for c in cards] == [p["lead"]["lead_id"] for p in leads]
+        for card in cards:
+            assert not testing.card_differences(card, expected[card["lead_id"]])
+
+
+def test_bad_input_over_http_is_a_400(http, samples):
+    body = json.loads(json.dumps(samples[0]))
+    body["lead"]["created_at"] = "yesterday-ish"
+    r = http.post("/score", json=body)
+    assert r.status_code == 400
+    detail = r.json()["detail"]
+    assert detail[0]["loc"] == ["lead", "created_at"]
+    r = http.post("/score", content=b"{", headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    r = http.post("/score_batch", json={"leads": [{"lead": None}]})
+    assert r.status_code == 400 and "leads" in r.text
+
+
+def test_model_page_and_openapi_over_http(http):
+    assert http.get("/model").json()["alias"] == "champion"
+    assert "Score this lead" in http.get("/").text
+    assert "/score_batch" in http.get("/docs.json").json()["paths"]
+
+
+def test_launcher_refuses_a_registry_without_champion(root, tmp_path):
+    empty = Settings(tracking_uri=testing.session_empty_registry(root),
+                     bentoml_home=tmp_path / "bentoml")
+    with pytest.raises(ModelNotAvailableError, match="train one first"):
+        start_server(empty, port=free_port())
+
+
+def test_bentoml_serve_stops_with_a_clear_error_without_champion(root, tmp_path):
+    empty = Settings(tracking_uri=testing.session_empty_registry(root),
+                     bentoml_home=tmp_path / "bentoml")
+    result = subprocess.run(serve_command("127.0.0.1", free_port()), env=server_env(empty),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "no model to serve from the MLflow registry" in result.stdout + result.stderr

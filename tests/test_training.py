@@ -1,0 +1,299 @@
+"""Training: time split, model, calibration, MQL policy, baselines, metrics, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.baselines import PointsScore
+from training.bundle import GRADE_LETTERS, ModelBundle
+from training.calibration import fit_calibration
+from training.card import render_card
+from training.data import TrainingDataError
+from training.evaluate import LOGISTIC, MODEL, ORACLE, POINTS, evaluate, oracle_from_ground_truth
+from training.evaluate import write_plots as write_evaluation_plots
+from training.metrics import expected_calibration_error, top_share
+from training.model import GradientBoostedModel
+from training.policy import (
+    PolicyConfig,
+    PolicyError,
+    Scored,
+    capacity_threshold,
+    fit_policy,
+    precision_threshold,
+)
+from training.split import SplitConfig, SplitError, apply_boundaries, split_by_time
+from training.train import TrainConfig, fit_bundle, run_training
+
+FAST = TrainConfig(num_boost_round=400, early_stopping_rounds=40, num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def fitted(training_set):
+    return fit_bundle(training_set, FAST)
+
+
+@pytest.fixture(scope="module")
+def evaluation(fitted, simulation, training_set):
+    oracle = oracle_from_ground_truth(simulation.ground_truth,
+                                      training_set.metadata["horizon_days"])
+    return evaluate(fitted.bundle, fitted.split.test, fitted.split.train, fitted.split.valid,
+                    oracle, population=fitted.split.test_population)
+
+
+# --- split -------------------------------------------------------------------------------
+
+def test_split_is_by_time_and_no_lead_crosses_a_boundary(training_set):
+    frame = training_set.frame
+    split = split_by_time(frame)
+    b = split.boundaries
+    assert split.train["as_of"].max() < b.valid_start <= split.valid["as_of"].min()
+    assert split.valid["as_of"].max() < b.test_start <= split.test["as_of"].min()
+    train, valid, test = (set(p["lead_id"]) for p in split.periods().values())
+    assert not train & valid and not train & test and not valid & test
+    assert len(split.train) + len(split.valid) + len(split.test) + split.dropped_rows == len(
+        frame)
+    first_seen = frame.groupby("lead_id")["as_of"].min()
+    assert (first_seen[list(test)] >= b.test_start).all()
+    assert (first_seen[list(valid)] >= b.valid_start).all()
+
+
+def test_split_shares_follow_the_fractions(training_set):
+    split = split_by_time(training_set.frame, SplitConfig(valid_fraction=0.2, test_fraction=0.2))
+    leads = {name: part["lead_id"].nunique() for name, part in split.periods().items()}
+    total = sum(leads.values())
+    assert 0.45 < leads["train"] / total < 0.8
+    assert 0.08 < leads["test"] / total < 0.35
+
+
+def test_split_is_reproducible_from_stored_boundaries(training_set):
+    split = split_by_time(training_set.frame)
+    again = apply_boundaries(training_set.frame.sample(frac=1.0, random_state=0),
+                             split.boundaries)
+    key = ["lead_id", "as_of"]
+    pd.testing.assert_frame_equal(
+        split.test[key].sort_values(key).reset_index(drop=True),
+        again.test[key].sort_values(key).reset_index(drop=True))
+
+
+def test_gap_purges_snapshots_whose_label_window_reaches_the_next_period(training_set):
+    split = split_by_time(training_set.frame, SplitConfig(gap_days=31))
+    b = split.boundaries
+    assert split.train["as_of"].max() < b.valid_start - pd.Timedelta(days=31)
+    assert split.valid["as_of"].max() < b.test_start - pd.Timedelta(days=31)
+    assert len(split.valid) > 0
+
+
+def test_split_needs_three_snapshot_dates(training_set):
+    frame = training_set.frame
+    two = frame[frame["as_of"].isin(sorted(frame["as_of"].unique())[:2])]
+    with pytest.raises(SplitError, match="at least 3 distinct dates"):
+        split_by_time(two)
+
+
+# --- calibration -------------------------------------------------------------------------
+
+def _synthetic(n: int = 20_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    raw = rng.normal(-1.0, 1.0, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(1.7 * raw - 1.5)))).astype(int)
+    return raw, y
+
+
+def test_isotonic_is_strictly_increasing_keeps_ranking_and_is_calibrated():
+    raw, y = _synthetic()
+    calibration = fit_calibration(raw, y, "isotonic")
+    assert calibration.method == "isotonic"
+    assert np.all(np.diff(calibration.y) > 0)
+    p = calibration(raw)
+    assert len(np.unique(p)) == len(np.unique(raw))
+    assert ((p > 0) & (p < 1)).all()
+    outside = calibration(np.array([-30.0, -20.0, 20.0, 30.0]))
+    assert np.all(np.diff(outside) > 0)
+    assert abs(p.mean() - y.mean()) < 0.005
+    assert expected_calibration_error(y, p) < 0.01
+
+
+def test_platt_recovers_the_true_slope_and_auto_uses_it_on_few_conversions():
+    raw, y = _synthetic()
+    platt = fit_calibration(raw, y, "platt")
+    assert platt.a == pytest.approx(1.7, abs=0.1)
+    assert platt.b == pytest.approx(-1.5, abs=0.1)
+    assert fit_calibration(raw[:600], y[:600], "auto").method == "platt"
+    assert fit_calibration(raw, y, "auto").method == "isotonic"
+
+
+def test_calibration_refuses_one_class_and_unknown_methods():
+    with pytest.raises(ValueError, match="single class"):
+        fit_calibration(np.zeros(10), np.zeros(10), "isotonic")
+    with pytest.raises(ValueError, match="unknown calibration method"):
+        fit_calibration(np.zeros(10), np.zeros(10), "magic")  # type: ignore[arg-type]
+
+
+# --- policy ------------------------------------------------------------------------------
+
+def test_capacity_threshold_flags_the_requested_share():
+    p = np.random.default_rng(0).random(10_000)
+    assert (p >= capacity_threshold(p, 0.1)).mean() == pytest.approx(0.1, abs=0.001)
+
+
+def test_precision_threshold_is_the_lowest_reaching_the_target():
+    raw, y = _synthetic()
+    p = 1 / (1 + np.exp(-(1.7 * raw - 1.5)))
+    t = precision_threshold(p, y, 0.5)
+    assert y[p >= t].mean() >= 0.5
+    lower = np.max(p[p < t])
+    assert y[p >= lower].mean() < 0.5 or (p >= lower).sum() == (p >= t).sum() + 1
+    with pytest.raises(PolicyError, match="no threshold reaches"):
+        precision_threshold(p, y, 0.99)
+
+
+def test_policy_has_region_thresholds_quartile_cuts_and_101_knots():
+    rng = np.random.default_rng(1)
+    raw, y = _synthetic(8000)
+    p = 1 / (1 + np.exp(-(1.7 * raw - 1.5)))
+    regions = rng.choice(np.array(["NA", "EMEA", "APAC", ""], dtype=object), len(p))
+    labelled = Scored(p[:3000], regions[:3000], y=y[:3000])
+    population = Scored(p, regions, fit_sum=rng.normal(size=len(p)),
+                        engagement_sum=rng.normal(size=len(p)))
+    policy = fit_policy(labelled, population, PolicyConfig("capacity", 0.2, per_region=True))
+    assert set(policy.region_thresholds) == {"NA", "EMEA", "APAC"}
+    for region, threshold in policy.region_thresholds.items():
+        assert (p[regions == region] >= threshold).mean() == pytest.approx(0.2, abs=0.01)
+    assert len(policy.score_knots) == 101 and np.all(np.diff(policy.score_knots) >= 0)
+    assert policy.fit_cuts[0] < policy.fit_cuts[1] < policy.fit_cuts[2]
+    precise = fit_policy(labelled, population, PolicyConfig("precision", 0.5, per_region=True))
+    assert y[:3000][p[:3000] >= precise.threshold].mean() >= 0.5
+    assert precise.region_thresholds
+
+
+# --- metrics and baselines -------------------------------------------------------------
+
+def test_lift_capture_and_ece_on_known_values():
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+    score = np.arange(10)[::-1].astype(float)
+    lift, capture = top_share(y, score, 0.2)
+    assert lift == pytest.approx(5.0) and capture == pytest.approx(1.0)
+    assert expected_calibration_error(np.array([0, 1] * 50), np.full(100, 0.5)) == 0.0
+    assert expected_calibration_error(np.zeros(100), np.full(100, 0.3)) == pytest.approx(0.3)
+
+
+def test_points_score_rewards_intent_and_fit(training_set):
+    frame = training_set.frame.iloc[[0, 0]].reset_index(drop=True)
+    for col in [c for c in frame.columns if c.startswith("n_")]:
+        frame[col] = 0.0
+    frame["days_since_last_activity"] = [2.0, 60.0]
+    frame.loc[frame.index[0], "n_demo_request_90d"] = 1.0
+    frame.loc[frame.index[0], "n_pricing_page_view_90d"] = 3.0
+    points = PointsScore().points(frame)
+    assert points[0] - points[1] >= 30 + 15 + 10
+
+
+# --- model -------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_model_follows_the_estimator_contract(fitted):
+    model = GradientBoostedModel(num_boost_round=5)
+    assert not [k for k in vars(model) if k.endswith("_")]
+    assert fitted.model.booster_.num_trees() == fitted.model.best_iteration_
+    assert fitted.model.params_["objective"] == "binary"
+    assert fitted.bundle.spec.categorical_indices
+
+
+@pytest.mark.slow
+def test_quality_floors_against_baselines_and_oracle(evaluation):
+    """Floors a little below the 50k-lead targets, for a 6k-lead simulation."""
+    model, points = evaluation.metrics[MODEL], evaluation.metrics[POINTS]
+    oracle, logistic = evaluation.metrics[ORACLE], evaluation.metrics[LOGISTIC]
+    assert model["roc_auc"] >= oracle["roc_auc"] - 0.10
+    assert model["roc_auc"] >= points["roc_auc"] + 0.03
+    assert model["roc_auc"] >= logistic["roc_auc"] - 0.02
+    assert model["ece"] <= 0.035
+    assert model["lift_top10"] >= 3.0
+
+
+@pytest.mark.slow
+def test_policy_chosen_on_validation_behaves_there(fitted):
+    bundle, population = fitted.bundle, fitted.split.valid_population
+    scores = bundle.score(population)
+    assert scores.mql.mean() == pytest.approx(FAST.policy.target, abs=0.01)
+    grades = pd.Series(scores.grade).value_counts(normalize=True)
+    letters = pd.Series([g[0] for g in scores.grade]).value_counts(normalize=True)
+    assert set(letters.index) == set(GRADE_LETTERS)
+    assert letters.between(0.2, 0.3).all()
+    assert set(grades.index) <= {f"{a}{d}" for a in GRADE_LETTERS for d in "1234"}
+    assert np.percentile(scores.score, 50) == pytest.approx(50, abs=2)
+
+
+@pytest.mark.slow
+def test_population_mql_rate_tracks_the_capacity_on_the_test_period(evaluation):
+    assert evaluation.metrics[MODEL]["population_mql_rate"] == pytest.approx(0.1, abs=0.04)
+
+
+@pytest.mark.slow
+def test_bundle_round_trips_as_text_and_json(fitted, tmp_path):
+    folder = fitted.bundle.save(tmp_path / "bundle")
+    for path in folder.iterdir():
+        head = path.read_bytes()[:2]
+        assert head != b"\x80\x04" and head != b"\x80\x05"  # never a pickle
+    json.loads((folder / "metadata.json").read_text())
+    loaded = ModelBundle.load(folder)
+    test = fitted.split.test
+    np.testing.assert_allclose(loaded.predict_proba(test), fitted.bundle.predict_proba(test))
+    meta = loaded.metadata
+    assert meta["model_name"] == "lead-scoring"
+    assert meta["horizon_days"] == 90
+    assert set(meta["trained_on"]) == {"train", "valid", "test"}
+    assert meta["data_fingerprint"]
+
+
+@pytest.mark.slow
+def test_tuning_searches_on_validation(training_set):
+    config = TrainConfig(num_boost_round=60, early_stopping_rounds=10, tune_trials=2,
+                         num_threads=1)
+    fitted = fit_bundle(training_set, config)
+    assert fitted.tuning is not None and len(fitted.tuning.trials) == 2
+    assert fitted.bundle.metadata["training"]["tune_trials"] == 2
+    assert 0.5 < fitted.tuning.best_value <= 1.0
+
+
+@pytest.mark.slow
+def test_card_and_plots_are_written(fitted, evaluation, tmp_path):
+    card = render_card(fitted.bundle.metadata, evaluation.metrics, evaluation.by_region,
+                       fitted.bundle.policy)
+    for heading in ("## Data", "## Test-period results", "## MQL policy", "## Caveats"):
+        assert heading in card
+    assert f"{evaluation.metrics[MODEL]['roc_auc']:.3f}" in card
+    paths = write_evaluation_plots(evaluation, fitted.bundle, tmp_path)
+    assert {p.name for p in paths} == {"roc_pr.png", "calibration.png", "gain_lift.png",
+                                       "shap_summary.png", "score_distribution.png"}
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+# --- bad input ---------------------------------------------------------------------------
+
+def _test_period_without_conversions(frame: pd.DataFrame) -> pd.DataFrame:
+    start = split_by_time(frame).boundaries.test_start
+    return frame.assign(label=np.where(frame["as_of"] >= start, 0, frame["label"]))
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda f: f.assign(label=0), "single class"),
+    (lambda f: f.head(200), "at least 500"),
+    (lambda f: f.drop(columns=["label"]), "lacks required columns"),
+    (lambda f: f.assign(label=np.where(np.arange(len(f)) % 7 == 0, 2, f["label"])),
+     "label must be 0 or 1"),
+    (_test_period_without_conversions, "test period .* has no conversions"),
+])
+def test_bad_input_fails_clearly_and_logs_nothing(training_set, tmp_path: Path, mutate,
+                                                  message):
+    frame = mutate(training_set.frame.copy())
+    with pytest.raises(TrainingDataError, match=message):
+        run_training(frame, config=FAST, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                     output_dir=tmp_path / "out")
+    assert not (tmp_path / "mlflow.db").exists()
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,161 @@
+"""The model card: a markdown page a data scientist or a sales leader can read.
+
+It states what data the model saw (the three time periods), how it compares with the
+baselines on the latest period, what the MQL policy does, and what the numbers do not
+say. Generated from the bundle's metadata and the evaluation, so it cannot disagree
+with what was logged.
+"""
+
+from __future__ import annotations
+
+import math
+
+from training.bundle import Policy
+from training.evaluate import LOGISTIC, MODEL, ORACLE, POINTS
+
+CARD_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("roc_auc", "ROC AUC", "{:.3f}"),
+    ("pr_auc", "PR AUC", "{:.3f}"),
+    ("log_loss", "Log loss", "{:.4f}"),
+    ("brier", "Brier score", "{:.4f}"),
+    ("ece", "Expected calibration error", "{:.4f}"),
+    ("lift_top10", "Lift, top 10%", "{:.2f}"),
+    ("capture_top10", "Conversions captured, top 10%", "{:.1%}"),
+    ("lift_top20", "Lift, top 20%", "{:.2f}"),
+    ("capture_top20", "Conversions captured, top 20%", "{:.1%}"),
+    ("mql_rate", "MQL rate (new leads)", "{:.1%}"),
+    ("population_mql_rate", "MQL rate (all open leads)", "{:.1%}"),
+    ("precision", "MQL→conversion rate (precision)", "{:.1%}"),
+    ("recall", "Recall (conversions flagged as MQL)", "{:.1%}"),
+)
+
+
+def _fmt(value: object, pattern: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return pattern.format(value)
+
+
+def _window_table(window: dict) -> list[str]:
+    lines = ["| Period | First snapshot | Last snapshot | Snapshots | Leads | Conversions |",
+             "|---|---|---|---:|---:|---:|"]
+    for name in ("train", "valid", "test"):
+        w = window[name]
+        lines.append(f"| {name} | {str(w['first_as_of'])[:10]} | {str(w['last_as_of'])[:10]} "
+                     f"| {w['rows']:,} | {w['leads']:,} | {w['positives']:,} |")
+    return lines
+
+
+def _metrics_table(metrics: dict[str, dict[str, float]]) -> list[str]:
+    scorers = [s for s in (MODEL, LOGISTIC, POINTS, ORACLE) if s in metrics]
+    lines = ["| Metric | " + " | ".join(scorers) + " |",
+             "|---|" + "---:|" * len(scorers)]
+    for key, label, pattern in CARD_METRICS:
+        cells = [_fmt(metrics[s].get(key), pattern) for s in scorers]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _region_table(by_region: dict[str, dict[str, float]]) -> list[str]:
+    lines = ["| Region | Snapshots | Conversion rate | ROC AUC | Points AUC | MQL rate | "
+             "MQL→conversion | Recall |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for region, m in by_region.items():
+        lines.append(
+            f"| {region} | {int(m['rows']):,} | {_fmt(m['base_rate'], '{:.1%}')} | "
+            f"{_fmt(m['roc_auc'], '{:.3f}')} | {_fmt(m.get('points_roc_auc'), '{:.3f}')} | "
+            f"{_fmt(m['mql_rate'], '{:.1%}')} | {_fmt(m['precision'], '{:.1%}')} | "
+            f"{_fmt(m['recall'], '{:.1%}')} |")
+    return lines
+
+
+def _policy_lines(policy: Policy) -> list[str]:
+    if policy.rule == "capacity":
+        rule = (f"capacity: the top {policy.target:.0%} of open leads (all snapshots dated in "
+                "the validation period) become MQLs")
+    else:
+        rule = f"minimum precision: MQLs must convert at least {policy.target:.0%} of the time"
+    lines = [f"- Rule: {rule}.", f"- Global threshold: probability ≥ {policy.threshold:.4f}."]
+    for region, value in sorted(policy.region_thresholds.items()):
+        lines.append(f"- Region {region}: probability ≥ {value:.4f}.")
+    lines += [
+        "- Grade letter (A–D, fit) from the summed SHAP contribution of the fit features, cut "
+        "at its validation quartiles: " + ", ".join(f"{c:+.3f}" for c in policy.fit_cuts) + ".",
+        "- Grade digit (1–4, engagement) from the summed SHAP contribution of the engagement "
+        "features, cut at: " + ", ".join(f"{c:+.3f}" for c in policy.engagement_cuts) + ".",
+        "- Score 0–100: percentile of the probability among the open leads of the "
+        "validation period.",
+    ]
+    return lines
+
+
+def render_card(metadata: dict, metrics: dict[str, dict[str, float]],
+                by_region: dict[str, dict[str, float]], policy: Policy) -> str:
+    """The model card as markdown.
+
+    Args:
+        metadata: The bundle's metadata (window, fingerprint, horizon, parameters...).
+        metrics: Test metrics per scorer (``Evaluation.metrics``).
+        by_region: Model metrics per region (``Evaluation.by_region``).
+        policy: The MQL policy stored with the model.
+    """
+    days = metadata.get("horizon_days")
+    horizon = f"{days} days" if days else "the label horizon (not recorded)"
+    model = metrics[MODEL]
+    lines = [
+        f"# Model card: {metadata.get('model_name', 'lead-scoring')}",
+        "",
+        f"Predicts the probability that an open lead converts within {horizon} of the "
+        "moment it is scored, from who the lead is (fit) and what it did before that "
+        "moment (engagement). LightGBM on real outcomes, calibrated on a later period.",
+        "",
+        "## Data",
+        "",
+        f"- Data fingerprint: `{metadata.get('data_fingerprint')}`; "
+        f"{metadata.get('rows_total', 0):,} snapshots in the training set.",
+        f"- Snapshot rule: {metadata.get('snapshot_rule', 'unknown')}; label horizon: "
+        f"{horizon}.",
+        "- Split by time: each lead belongs to the period of its first snapshot and is "
+        "dropped from later periods, so no lead is on two sides of a boundary.",
+        "",
+        *_window_table(metadata["window"]),
+        "",
+        "## Test-period results (latest period, never used for fitting or tuning)",
+        "",
+        *_metrics_table(metrics),
+        "",
+    ]
+    if ORACLE in metrics:
+        gap = metrics[ORACLE]["roc_auc"] - model["roc_auc"]
+        lines += [f"The oracle (true simulated probabilities) reaches ROC AUC "
+                  f"{metrics[ORACLE]['roc_auc']:.3f}: the model is {gap:.3f} below the best "
+                  "any model of these tables could do.", ""]
+    if POINTS in metrics:
+        lines += [f"Against the points-based score the model gains "
+                  f"{model['roc_auc'] - metrics[POINTS]['roc_auc']:+.3f} ROC AUC.", ""]
+    if by_region:
+        lines += ["### By region", "", *_region_table(by_region), ""]
+    lines += ["## MQL policy (chosen on the validation period)", "", *_policy_lines(policy), ""]
+    training = metadata.get("training", {})
+    lines += [
+        "## Training",
+        "",
+        f"- Trees: {training.get('best_iteration')} (early stopping on validation log loss).",
+        f"- Calibration: {metadata.get('calibration_method')} (fitted on validation).",
+        f"- Hyper-parameter trials: {training.get('tune_trials', 0)}.",
+        "",
+        "## Caveats",
+        "",
+        "- The test period holds only leads first seen in it, so its leads are young and "
+        "convert more often than the average open lead: their MQL rate is above the "
+        "capacity target, while the rate over all open leads of the period (the row 'MQL "
+        "rate (all open leads)') is what sales would receive.",
+        "- Validation serves early stopping, calibration and the threshold choice at "
+        "once; the test period is the only unbiased estimate.",
+        "- Conversions within the horizon after the data end are unknown, so the latest "
+        "snapshots in the data are not in the training set at all.",
+        "- Probabilities describe the past population of leads; re-train when lead "
+        "sources, markets or the sales process change, and watch calibration over time.",
+        "- Metrics per region are noisy where a region has few conversions.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,214 @@
+"""Champion/challenger promotion: move ``champion`` only to a model that is better now.
+
+Both versions are re-scored on the **same latest test period**: the challenger's test
+snapshots. By default those come from the challenger's run (``evaluation/test_set.parquet``
+is logged with every run); pass ``data`` (a training set) to re-cut the period from it
+instead, with the boundaries stored in the challenger's metadata. The challenger wins
+when it beats the champion on the chosen metric by at least ``margin``; ``force``
+promotes regardless. The decision and both scores are recorded as tags on the
+challenger version (and the latest decision on the registered model), so the registry
+itself tells why a version is or is not in production.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from training import registry
+from training.bundle import ModelBundle
+from training.data import TrainingData, load_training_data
+from training.metrics import HIGHER_IS_BETTER, classifier_metrics
+from training.split import Boundaries, apply_boundaries
+
+TEST_SET_ARTIFACT = "evaluation/test_set.parquet"
+
+
+class PromotionError(RuntimeError):
+    """Promotion could not be decided (e.g. the test period cannot be rebuilt)."""
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    """What ``promote`` decided and why.
+
+    Attributes:
+        decision: ``first`` (no champion before), ``promoted``, ``forced``,
+            ``rejected`` or ``already_champion``.
+        promoted: Whether ``champion`` now points at the challenger.
+        metric: Metric compared.
+        margin: Required improvement.
+        challenger_version: The challenger's version.
+        champion_version: The champion's version before the decision (None if none).
+        challenger_score: Challenger's metric on the test period.
+        champion_score: Champion's metric on the same snapshots (None if no champion).
+        rows: Snapshots both were scored on.
+        window: First and last ``as_of`` of those snapshots.
+        warning: Set when the comparison may be unfair (e.g. the champion was trained on
+            snapshots inside the test period).
+    """
+
+    decision: str
+    promoted: bool
+    metric: str
+    margin: float
+    challenger_version: str
+    champion_version: str | None
+    challenger_score: float | None
+    champion_score: float | None
+    rows: int
+    window: tuple[str, str] | None
+    warning: str | None = None
+
+    def to_dict(self) -> dict:
+        """JSON form."""
+        return asdict(self)
+
+
+def better(challenger: float, champion: float, metric: str, margin: float) -> bool:
+    """Whether ``challenger`` beats ``champion`` by at least ``margin`` on ``metric``."""
+    if HIGHER_IS_BETTER[metric]:
+        return challenger >= champion + margin
+    return challenger <= champion - margin
+
+
+def _test_frame(client, info: registry.VersionInfo, bundle: ModelBundle,
+                data: TrainingData | None) -> pd.DataFrame:
+    if data is not None:
+        boundaries = bundle.metadata.get("boundaries")
+        if not boundaries:
+            raise PromotionError(f"version {info.version} has no split boundaries in its "
+                                 "metadata; promote without data to use its logged test set")
+        frame = load_training_data(data).frame
+        test = apply_boundaries(frame, Boundaries.from_dict(boundaries)).test
+        if test.empty:
+            raise PromotionError("the given data has no snapshots in the challenger's test "
+                                 f"period (from {boundaries['test_start']})")
+        return test
+    if not info.run_id:
+        raise PromotionError(f"version {info.version} has no run to read its test set from")
+    with tempfile.TemporaryDirectory(prefix="leadscore-promote-") as tmp:
+        try:
+            path = client.download_artifacts(info.run_id, TEST_SET_ARTIFACT, tmp)
+        except mlflow.exceptions.MlflowException as exc:
+            raise PromotionError(f"run {info.run_id} has no {TEST_SET_ARTIFACT}; pass the "
+                                 "training set as data to rebuild the test period") from exc
+        return pd.read_parquet(path)
+
+
+def _score(bundle: ModelBundle, test: pd.DataFrame, metric: str) -> float:
+    y = test["label"].to_numpy(dtype=np.int64)
+    if y.sum() == 0 or y.sum() == len(y):
+        raise PromotionError("the test period must hold conversions and non-conversions to "
+                             "compare models")
+    return float(classifier_metrics(y, bundle.predict_proba(test))[metric])
+
+
+def _overlap_warning(champion: ModelBundle, test: pd.DataFrame) -> str | None:
+    window = champion.metadata.get("window", {})
+    seen = [w.get("last_as_of") for k, w in window.items() if k in ("train", "valid")]
+    seen = [pd.Timestamp(s) for s in seen if s]
+    if seen and max(seen) >= pd.Timestamp(test["as_of"].min()):
+        return ("the champion was fitted on snapshots up to "
+                f"{max(seen).date()}, inside the challenger's test period: its score is "
+                "optimistic")
+    return None
+
+
+def _record(client, name: str, result: PromotionResult) -> None:
+    tags = {
+        "promotion.decision": result.decision,
+        "promotion.metric": result.metric,
+        "promotion.margin": str(result.margin),
+        "promotion.challenger_score": str(result.challenger_score),
+        "promotion.champion_score": str(result.champion_score),
+        "promotion.champion_version": str(result.champion_version),
+        "promotion.rows": str(result.rows),
+        "promotion.at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if result.window:
+        tags["promotion.window"] = f"{result.window[0]} … {result.window[1]}"
+    if result.warning:
+        tags["promotion.warning"] = result.warning
+    for key, value in tags.items():
+        client.set_model_version_tag(name, result.challenger_version, key, value)
+    client.set_registered_model_tag(name, "promotion.last", json.dumps(result.to_dict()))
+
+
+def promote(
+    tracking_uri: str | None = None,
+    *,
+    model_name: str = registry.DEFAULT_MODEL_NAME,
+    store_dir: str | Path = ".",
+    metric: str = "roc_auc",
+    margin: float = 0.0,
+    force: bool = False,
+    data: TrainingData | None = None,
+) -> PromotionResult:
+    """Move ``champion`` to the current ``challenger`` if it is better on the latest period.
+
+    Args:
+        tracking_uri: MLflow tracking URI (default: ``MLFLOW_TRACKING_URI`` or the
+            embedded store in ``store_dir``).
+        model_name: Registered model name.
+        store_dir: Folder of the embedded store.
+        metric: Metric compared (``roc_auc``, ``pr_auc``, ``log_loss``, ``brier``, ``ece``,
+            ``lift_top10``, ...).
+        margin: How much better the challenger must be (in the metric's units).
+        force: Promote even when the challenger is not better.
+        data: Training set to re-cut the challenger's test period from (default: the
+            test set logged with the challenger's run).
+
+    Raises:
+        ModelNotFoundError: when nothing is registered under ``model_name``.
+        AliasNotFoundError: when no version is the ``challenger``.
+        PromotionError: when the test period cannot be rebuilt or scored.
+    """
+    if metric not in HIGHER_IS_BETTER:
+        raise ValueError(f"unknown metric {metric!r}: use one of {sorted(HIGHER_IS_BETTER)}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    uri = registry.resolve_tracking_uri(tracking_uri, store_dir)
+    registry.require_store(uri)
+    with registry.tracking(uri) as client, tempfile.TemporaryDirectory() as tmp:
+        challenger = registry.version_info(client, model_name, registry.CHALLENGER)
+        try:
+            champion = registry.version_info(client, model_name, registry.CHAMPION)
+        except registry.AliasNotFoundError:
+            champion = None
+        if champion is not None and champion.version == challenger.version:
+            return PromotionResult("already_champion", False, metric, margin,
+                                   challenger.version, champion.version, None, None, 0, None)
+        challenger_bundle = ModelBundle.load(
+            registry.download_version_bundle(challenger, Path(tmp) / "challenger"))
+        test = _test_frame(client, challenger, challenger_bundle, data)
+        window = (str(test["as_of"].min()), str(test["as_of"].max()))
+        challenger_score = _score(challenger_bundle, test, metric)
+        champion_score, warning = None, None
+        if champion is None:
+            decision = "first"
+        else:
+            champion_bundle = ModelBundle.load(
+                registry.download_version_bundle(champion, Path(tmp) / "champion"))
+            champion_score = _score(champion_bundle, test, metric)
+            warning = _overlap_warning(champion_bundle, test)
+            if better(challenger_score, champion_score, metric, margin):
+                decision = "promoted"
+            else:
+                decision = "forced" if force else "rejected"
+        promoted = decision != "rejected"
+        result = PromotionResult(decision, promoted, metric, margin, challenger.version,
+                                 champion.version if champion else None, challenger_score,
+                                 champion_score, len(test), window, warning)
+        if promoted:
+            client.set_registered_model_alias(model_name, registry.CHAMPION,
+                                              challenger.version)
+        _record(client, model_name, result)
+        return result
