@@ -178,6 +178,8 @@ def train(
     register: Annotated[bool, typer.Option(help="Register the model in MLflow as "
                                                 "challenger.")] = True,
     seed: Annotated[int, typer.Option(help="Seed for LightGBM, Optuna and baselines.")] = 0,
+    threads: Annotated[int, typer.Option(help="LightGBM threads (0: all cores; 1 is faster "
+                                              "on a busy machine).", min=0)] = 0,
 ) -> None:
     """Train LightGBM on a training set, evaluate it against baselines, log and register it.
 
@@ -195,7 +197,8 @@ def train(
     try:
         config = TrainConfig(tune_trials=tune, calibration=calibration,  # type: ignore[arg-type]
                              policy=PolicyConfig(mql_rule, mql_target,  # type: ignore[arg-type]
-                                                 per_region), seed=seed)
+                                                 per_region), seed=seed,
+                             num_threads=threads)
         with steps("train") as advance:
             horizon = _horizon_of(data)
             result = run_training(data, config=config, tracking_uri=settings.tracking_uri,
