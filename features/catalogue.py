@@ -42,6 +42,23 @@ HIGH_INTENT_TYPES: tuple[str, ...] = (
 
 WINDOWS_DAYS: tuple[int, ...] = (7, 30, 90)
 
+ACTIVITY_ABSENT: dict[str, str] = {
+    "page_view": "Has not viewed any web pages",
+    "pricing_page_view": "Has not visited the pricing page",
+    "demo_page_view": "Has not looked at the demo page",
+    "email_open": "Has not opened any marketing emails",
+    "email_click": "Has not clicked any marketing emails",
+    "email_bounce": "Had no bounced emails",
+    "content_download": "Has not downloaded any content",
+    "webinar_registered": "Has not registered for a webinar",
+    "webinar_attended": "Has not attended a webinar",
+    "form_submit": "Has not submitted a web form",
+    "demo_request": "Has not requested a demo",
+    "trial_signup": "Has not signed up for a trial",
+    "unsubscribe": "Has not unsubscribed",
+    "other": "Had no other recorded activities",
+}
+
 ACTIVITY_PHRASES: dict[str, str] = {
     "page_view": "Viewed {value:.0f} web pages",
     "pricing_page_view": "Visited the pricing page {value:.0f} times",
@@ -102,6 +119,8 @@ class FeatureSpec:
         template: Sentence for a sales rep; ``{value}`` is the feature's value.
         description: What the feature measures, for the model card and docs.
         categories: Fixed vocabulary for categoricals, when known up front.
+        zero_template: Sentence used instead of ``template`` when the value is 0
+            ("Has not visited the pricing page..." reads better than "0 times").
     """
 
     name: str
@@ -110,11 +129,14 @@ class FeatureSpec:
     template: str
     description: str
     categories: tuple[str, ...] = field(default=())
+    zero_template: str = ""
 
     def sentence(self, value: object) -> str:
         """Render the plain-language reason for one value of this feature."""
         if value is None or (isinstance(value, float) and value != value):
             return f"{self.description}: not known"
+        if self.zero_template and isinstance(value, int | float) and value == 0:
+            return self.zero_template
         try:
             return self.template.format(value=value)
         except (ValueError, TypeError):
@@ -144,16 +166,19 @@ def _fit_features() -> list[FeatureSpec]:
             "Email domain type", EMAIL_DOMAIN_TYPES,
         ),
         FeatureSpec(
-            "icp_industry", "fit", "int", "Industry matches the ideal customer profile: "
-            "{value:.0f} (1 = yes)", "Industry is in the ideal customer profile",
+            "icp_industry", "fit", "int", "Industry is one we sell best to",
+            "Industry is in the ideal customer profile",
+            zero_template="Industry is outside our ideal customer profile",
         ),
         FeatureSpec(
-            "icp_size", "fit", "int", "Company size matches the ideal customer profile: "
-            "{value:.0f} (1 = yes)", "Company size is in the ideal customer profile",
+            "icp_size", "fit", "int", "Company size fits our ideal customer profile",
+            "Company size is in the ideal customer profile",
+            zero_template="Company size is outside our ideal customer profile",
         ),
         FeatureSpec(
-            "icp_seniority", "fit", "int", "Is a decision maker: {value:.0f} (1 = yes)",
+            "icp_seniority", "fit", "int", "Is a decision maker (Director or above)",
             "Seniority is Director or above",
+            zero_template="Is not a decision maker (below Director)",
         ),
         FeatureSpec(
             "icp_score", "fit", "int", "Matches {value:.0f} of 3 ideal-customer criteria",
@@ -173,6 +198,7 @@ def _engagement_features() -> list[FeatureSpec]:
                     "float",
                     ACTIVITY_PHRASES[activity] + f" in the last {days} days",
                     f"Count of {activity} activities in the {days} days before scoring",
+                    zero_template=ACTIVITY_ABSENT[activity] + f" in the last {days} days",
                 )
             )
     specs += [
@@ -180,21 +206,25 @@ def _engagement_features() -> list[FeatureSpec]:
             "n_activities_30d", "engagement", "float",
             "Had {value:.0f} recorded interactions in the last 30 days",
             "All activities in the last 30 days",
+            zero_template="Has not interacted with us in the last 30 days",
         ),
         FeatureSpec(
             "n_high_intent_30d", "engagement", "float",
             "Showed buying intent {value:.0f} times in the last 30 days",
             "Pricing/demo views, demo requests, trials and forms in the last 30 days",
+            zero_template="Showed no buying intent in the last 30 days",
         ),
         FeatureSpec(
             "days_since_last_activity", "engagement", "float",
             "Last interaction was {value:.0f} days ago",
             "Days since the most recent activity",
+            zero_template="Interacted with us today",
         ),
         FeatureSpec(
             "days_since_last_high_intent", "engagement", "float",
             "Last showed buying intent {value:.0f} days ago",
             "Days since the most recent high-intent activity",
+            zero_template="Showed buying intent today",
         ),
         FeatureSpec(
             "trend_7d_vs_30d", "engagement", "float",

@@ -27,6 +27,12 @@ EXTRA_COLUMNS: tuple[str, ...] = (
 )
 
 
+_HIGH_INTENT = np.array([a in HIGH_INTENT_TYPES for a in ACTIVITY_TYPES])
+_WINDOWS = np.array(WINDOWS_DAYS, dtype=np.int64)
+_EMAIL_OPEN = ACTIVITY_TYPES.index("email_open")
+_EMAIL_CLICK = ACTIVITY_TYPES.index("email_click")
+
+
 def count_columns() -> list[str]:
     """Names of the per-type window counts, in kernel output order."""
     return [f"n_{a}_{d}d" for a in ACTIVITY_TYPES for d in WINDOWS_DAYS]
@@ -150,13 +156,10 @@ def engagement_matrix(
     t_sorted = np.ascontiguousarray(act_t, dtype=np.int64)
     type_sorted = np.ascontiguousarray(act_type, dtype=np.int8)
     lead_ptr = np.searchsorted(lead_sorted, np.arange(n_leads + 1)).astype(np.int64)
-    high_intent = np.array([a in HIGH_INTENT_TYPES for a in ACTIVITY_TYPES])
-    last_hi = _last_high_intent(lead_ptr, t_sorted, type_sorted, high_intent)
-    windows = np.array(WINDOWS_DAYS, dtype=np.int64)
+    last_hi = _last_high_intent(lead_ptr, t_sorted, type_sorted, _HIGH_INTENT)
     return _engagement_kernel(
         lead_ptr, t_sorted, type_sorted, last_hi,
         np.ascontiguousarray(snap_lead, dtype=np.int64),
         np.ascontiguousarray(snap_t, dtype=np.int64),
-        windows, high_intent,
-        ACTIVITY_TYPES.index("email_open"), ACTIVITY_TYPES.index("email_click"),
+        _WINDOWS, _HIGH_INTENT, _EMAIL_OPEN, _EMAIL_CLICK,
     )

@@ -28,11 +28,12 @@ class InputFeature:
     template: str
     description: str
     categories: tuple[str, ...] = field(default=())
+    zero_template: str = ""
 
     def sentence(self, value: object) -> str:
         """Plain-language reason for one value (delegates to the catalogue's rendering)."""
         return FeatureSpec(self.name, self.group, self.dtype, self.template,  # type: ignore[arg-type]
-                           self.description).sentence(value)
+                           self.description, zero_template=self.zero_template).sentence(value)
 
 
 class InputSpec:
@@ -57,7 +58,7 @@ class InputSpec:
                 counts = frame[f.name].astype("string").value_counts(dropna=True)
                 cats = tuple(str(c) for c in counts.index[:MAX_CATEGORIES])
             learned.append(InputFeature(f.name, f.group, f.dtype, f.template, f.description,
-                                        cats))
+                                        cats, f.zero_template))
         self.features_ = tuple(learned)
         return self
 
@@ -72,18 +73,34 @@ class InputSpec:
         return [i for i, f in enumerate(self.features_) if f.dtype == "category"]
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """Encode a feature frame as a float64 matrix (categories → codes, unseen → NaN)."""
+        """Encode a feature frame as a float64 matrix (categories → codes, unseen → NaN).
+
+        Categorical columns are coded through a cached dict over their categories (a
+        frame from ``compute_features`` holds a handful), and plain NumPy numeric columns
+        are copied as they are; anything else goes through the general conversion.
+        """
         out = np.empty((len(frame), len(self.features_)), dtype=np.float64)
+        lookups = self._lookups()
         for j, f in enumerate(self.features_):
             col = frame[f.name]
             if f.dtype == "category":
-                codes = pd.Categorical(col.astype("string").astype(object),
-                                       categories=list(f.categories)).codes
-                out[:, j] = np.where(codes < 0, np.nan, codes)
+                out[:, j] = _category_codes(col, lookups[j])
+            elif col.dtype.kind in "biuf" and isinstance(col.dtype, np.dtype):
+                out[:, j] = col.to_numpy()
             else:
                 out[:, j] = pd.to_numeric(col, errors="coerce").to_numpy(
                     dtype=np.float64, na_value=np.nan)
         return out
+
+    def _lookups(self) -> list[dict[str, float] | None]:
+        """Per column: category → code for categoricals (built once per spec)."""
+        cached = self.__dict__.get("_lookups_")
+        if cached is None or cached[0] is not self.features_:
+            lookups = [{c: float(i) for i, c in enumerate(f.categories)}
+                       if f.dtype == "category" else None for f in self.features_]
+            cached = (self.features_, lookups)
+            self.__dict__["_lookups_"] = cached
+        return cached[1]
 
     def decode(self, j: int, value: float) -> object:
         """Human value of column ``j`` for an encoded value (category code → label)."""
@@ -109,3 +126,21 @@ class InputSpec:
             for f in payload["features"]
         )
         return spec
+
+
+def _category_codes(col: pd.Series, lookup: dict[str, float]) -> np.ndarray:
+    """Codes of a column's values in ``lookup`` (by their text, as ``astype("string")``
+    renders them); missing and unseen values become NaN."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        categories = col.cat.categories
+        if isinstance(categories.dtype, pd.StringDtype) or categories.inferred_type == "string":
+            texts = categories.tolist()
+        else:
+            texts = categories.astype("string").to_numpy(dtype=object, na_value=None)
+        by_code = np.fromiter((lookup.get(t, np.nan) for t in texts), dtype=np.float64,
+                              count=len(texts))
+        codes = col.cat.codes.to_numpy()
+        return np.where(codes < 0, np.nan, by_code[codes] if len(by_code) else np.nan)
+    texts = col.astype("string").to_numpy(dtype=object, na_value=None)
+    return np.fromiter((np.nan if t is None else lookup.get(t, np.nan) for t in texts),
+                       dtype=np.float64, count=len(texts))

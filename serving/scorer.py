@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -195,7 +195,18 @@ def _floats(values: list) -> np.ndarray:
     return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
+_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def _timestamps(values: list) -> np.ndarray:
+    """``np.asarray(values, dtype=TIMESTAMP_UNIT)``, about 6x faster for the tz-naive
+    ``datetime`` objects the request schema produces (NumPy's own conversion of a
+    ``datetime`` costs microseconds each, which adds up over a lead's activities)."""
+    if all(type(v) is datetime and v.tzinfo is None for v in values):
+        micros = np.fromiter(((v - _EPOCH) // _MICROSECOND for v in values), dtype=np.int64,
+                             count=len(values))
+        return micros.view(TIMESTAMP_UNIT)
     return np.asarray(values, dtype=TIMESTAMP_UNIT)
 
 

@@ -174,3 +174,18 @@ def test_cli_features_writes_set_and_sidecar(tmp_path: Path):
     ts = read_training_set(out)
     assert ts.metadata["horizon_days"] == 60 and ts.metadata["rows"] == len(ts.frame)
     assert len(ts.metadata["fingerprint"]) == 16 and sidecar_path(out).exists()
+
+
+def test_reason_sentences_read_as_plain_language():
+    from features.catalogue import by_name
+
+    specs = by_name()
+    assert specs["n_pricing_page_view_30d"].sentence(4.0) == (
+        "Visited the pricing page 4 times in the last 30 days")
+    assert specs["n_pricing_page_view_30d"].sentence(0.0) == (
+        "Has not visited the pricing page in the last 30 days")
+    assert specs["icp_seniority"].sentence(0.0) == "Is not a decision maker (below Director)"
+    assert specs["email_ctr_90d"].sentence(0.25) == (
+        "Clicked 25% of opened emails in the last 90 days")
+    assert specs["seniority"].sentence("VP") == "Seniority is VP"
+    assert specs["days_since_last_activity"].sentence(None).endswith("not known")
