@@ -160,7 +160,12 @@ def _oracle(ground_truth: Path | None, horizon: int):
 @app.command()
 def train(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Option(help="Training set written by `leadscore features`.")],
+    data: Annotated[Path | None, typer.Option(help="Training set written by `leadscore "
+                                                   "features`.")] = None,
+    config_file: Annotated[Path | None, typer.Option(
+        "--config", help="Dataset config (YAML/TOML, see examples/): train on the export it "
+        "maps, with its features, split, points baseline and training settings, instead of "
+        "--data.")] = None,
     ground_truth: Annotated[Path | None, typer.Option(
         help="Simulator ground_truth.parquet: report the oracle AUC beside the model's.")]
     = None,
@@ -194,30 +199,73 @@ def train(
     from training.train import TrainConfig, run_training
 
     settings: Settings = ctx.obj
+    if (data is None) == (config_file is None):
+        raise fail("give either --data (a training set) or --config (a dataset config)")
     try:
-        config = TrainConfig(tune_trials=tune, calibration=calibration,  # type: ignore[arg-type]
-                             policy=PolicyConfig(mql_rule, mql_target,  # type: ignore[arg-type]
-                                                 per_region), seed=seed,
-                             num_threads=threads)
-        with steps("train") as advance:
+        options = dict(tune_trials=tune, calibration=calibration,
+                       policy=PolicyConfig(mql_rule, mql_target,  # type: ignore[arg-type]
+                                           per_region), seed=seed, num_threads=threads)
+        if config_file is not None:
+            from features.dataset_config import DatasetConfigError, load_dataset
+            from training.train import dataset_train_config
+
+            try:
+                data = load_dataset(config_file)
+            except DatasetConfigError as exc:
+                raise fail(str(exc)) from exc
+            if calibration == "auto" and "calibration" in data.metadata.get("train", {}):
+                options.pop("calibration")
+            config = dataset_train_config(data, **options)
+            horizon = None
+        else:
+            config = TrainConfig(**options)  # type: ignore[arg-type]
             horizon = _horizon_of(data)
+        with steps("train") as advance:
             result = run_training(data, config=config, tracking_uri=settings.tracking_uri,
                                   store_dir=settings.home, experiment=settings.experiment,
                                   model_name=settings.model_name, output_dir=out,
-                                  oracle=_oracle(ground_truth, horizon), register=register,
+                                  oracle=_oracle(ground_truth, horizon or 90),
+                                  register=register,
                                   progress=advance)
     except (TrainingDataError, FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from exc
     m = result.metrics
     console.print(
-        f"test ROC AUC {m['test_roc_auc']:.3f} (points {m['points_roc_auc']:.3f}, logistic "
-        f"{m['logistic_roc_auc']:.3f}"
+        f"test ROC AUC {m['test_roc_auc']:.3f} (points {m.get('points_roc_auc', float('nan')):.3f}"
+        f", logistic {m['logistic_roc_auc']:.3f}"
         + (f", oracle {m['oracle_roc_auc']:.3f}" if "oracle_roc_auc" in m else "")
         + f"), ECE {m['test_ece']:.3f}, top-decile lift {m['test_lift_top10']:.2f}")
     if result.version:
         console.print(f"registered {result.model_name} version {result.version} "
                       f"({', '.join(result.aliases)}); run {result.run_id}")
     console.print(f"see it: {ui_command(result.tracking_uri)}")
+
+
+@app.command()
+def check(
+    config_file: Annotated[Path, typer.Option("--config", help="Dataset config (YAML or "
+                                                               "TOML) to validate.")],
+) -> None:
+    """Validate a dataset config and the data it points at; report every problem at once.
+
+    Exit status 0 when the config loads cleanly (a summary is printed), 2 otherwise.
+    """
+    from features.dataset_config import DatasetConfigError, load_dataset
+
+    try:
+        ts = load_dataset(config_file)
+    except DatasetConfigError as exc:
+        console.print(f"[bold red]{len(exc.problems)} problem(s)[/] in {exc.path}:")
+        for problem in exc.problems:
+            console.print(f"  - {problem}", markup=False)
+        raise typer.Exit(code=2) from exc
+    meta = ts.metadata
+    split = meta.get("split") or {"kind": "time (pipeline default)"}
+    console.print(
+        f"ok: {meta['dataset']['name']} ({meta['dataset']['kind']}): {meta['rows']:,} rows, "
+        f"{meta['positives']:,} conversions ({meta['positives'] / max(meta['rows'], 1):.1%}), "
+        f"{len(meta['features'])} features, split {split['kind']}"
+        + (f" at {split['at']}" if split.get("at") else ""), markup=False)
 
 
 def _horizon_of(training_set: Path) -> int:

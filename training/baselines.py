@@ -102,11 +102,15 @@ def _as_text(x: pd.DataFrame) -> pd.DataFrame:
     return x.astype("string").astype(object).fillna("<missing>")
 
 
-def logistic_pipeline(seed: int = 0) -> Pipeline:
+def logistic_pipeline(seed: int = 0, features=None) -> Pipeline:
     """One-hot categoricals plus log-scaled, imputed, standardised numbers, then a
-    lightly regularised logistic regression."""
-    categorical = [f.name for f in CATALOGUE if f.dtype == "category"]
-    numeric = [f.name for f in CATALOGUE if f.dtype != "category"]
+    lightly regularised logistic regression.
+
+    ``features``: the model's features (anything with ``name`` and ``dtype``; default:
+    the catalogue), so a dataset config's own features get the same baseline."""
+    features = CATALOGUE if features is None else features
+    categorical = [f.name for f in features if f.dtype == "category"]
+    numeric = [f.name for f in features if f.dtype != "category"]
     numbers = make_pipeline(
         FunctionTransformer(_signed_log1p),
         SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
@@ -123,12 +127,57 @@ def logistic_pipeline(seed: int = 0) -> Pipeline:
     ])
 
 
-def fit_logistic(train: pd.DataFrame, seed: int = 0) -> Pipeline:
+def fit_logistic(train: pd.DataFrame, seed: int = 0, features=None) -> Pipeline:
     """Fit the logistic-regression baseline on the training period."""
-    features = [f.name for f in CATALOGUE]
-    return logistic_pipeline(seed).fit(train[features], train["label"].to_numpy())
+    features = CATALOGUE if features is None else features
+    names = [f.name for f in features]
+    return logistic_pipeline(seed, features).fit(train[names], train["label"].to_numpy())
 
 
 def predict_logistic(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
-    """Probabilities of the logistic baseline."""
-    return model.predict_proba(frame[[f.name for f in CATALOGUE]])[:, 1]
+    """Probabilities of the logistic baseline (on the columns it was fitted on)."""
+    names = list(getattr(model, "feature_names_in_", [f.name for f in CATALOGUE]))
+    return model.predict_proba(frame[names])[:, 1]
+
+
+@dataclass(frozen=True)
+class RulePoints:
+    """A points score from a dataset config's ``points`` rules (``features.dataset_config``).
+
+    Each rule names a feature and gives either ``values`` (points per value), ``per``
+    (points per unit, optional ``cap``) or ``at_least`` with ``points`` (points when the
+    value reaches the bar). Not learned from outcomes, like ``PointsScore``.
+    """
+
+    rules: tuple[dict, ...]
+    threshold: float = MQL_POINTS
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RulePoints:
+        """From ``{"threshold": ..., "rules": [...]}``."""
+        return cls(tuple(d.get("rules") or ()), float(d.get("threshold", MQL_POINTS)))
+
+    def points(self, frame: pd.DataFrame) -> np.ndarray:
+        """Total points of each row."""
+        total = np.zeros(len(frame), dtype=np.float64)
+        for rule in self.rules:
+            col = frame[rule["feature"]]
+            if "values" in rule:
+                table = {str(k): float(v) for k, v in rule["values"].items()}
+                total += (col.astype("string").astype(object).map(table).fillna(0.0)
+                          .to_numpy(dtype=np.float64))
+                continue
+            x = pd.to_numeric(col, errors="coerce").fillna(0).to_numpy(dtype=np.float64)
+            if "per" in rule:
+                earned = float(rule["per"]) * x
+                cap = rule.get("cap")
+                if cap is not None:
+                    earned = np.minimum(earned, cap) if cap >= 0 else np.maximum(earned, cap)
+                total += earned
+            else:
+                total += np.where(x >= float(rule["at_least"]), float(rule["points"]), 0.0)
+        return total
+
+    def mql(self, frame: pd.DataFrame) -> np.ndarray:
+        """Whether each row reaches the MQL threshold."""
+        return self.points(frame) >= self.threshold

@@ -88,6 +88,20 @@ def _policy_lines(policy: Policy) -> list[str]:
     return lines
 
 
+def _dataset_lines(metadata: dict) -> list[str]:
+    """Data lines of a model trained from a dataset config (``features.dataset_config``)."""
+    dataset = metadata.get("dataset") or {}
+    split = metadata["split_spec"]
+    if split.get("kind") == "stratified":
+        how = (f"stratified random hold-out of {split.get('test_fraction', 0.25):.0%} "
+               f"(seed {split.get('seed', 0)}); validation carved from the training side")
+    else:
+        how = (f"by time: test = leads scored on or after {split.get('at')}; validation = "
+               "the latest earlier leads")
+    return [f"- Dataset config: {dataset.get('name', '?')} ({dataset.get('kind', '?')}), "
+            "one row per lead.", f"- Split: {how}."]
+
+
 def render_card(metadata: dict, metrics: dict[str, dict[str, float]],
                 by_region: dict[str, dict[str, float]], policy: Policy) -> str:
     """The model card as markdown.
@@ -112,10 +126,11 @@ def render_card(metadata: dict, metrics: dict[str, dict[str, float]],
         "",
         f"- Data fingerprint: `{metadata.get('data_fingerprint')}`; "
         f"{metadata.get('rows_total', 0):,} snapshots in the training set.",
-        f"- Snapshot rule: {metadata.get('snapshot_rule', 'unknown')}; label horizon: "
-        f"{horizon}.",
-        "- Split by time: each lead belongs to the period of its first snapshot and is "
-        "dropped from later periods, so no lead is on two sides of a boundary.",
+        *(_dataset_lines(metadata) if metadata.get("split_spec") else [
+            f"- Snapshot rule: {metadata.get('snapshot_rule', 'unknown')}; label horizon: "
+            f"{horizon}.",
+            "- Split by time: each lead belongs to the period of its first snapshot and is "
+            "dropped from later periods, so no lead is on two sides of a boundary."]),
         "",
         *_window_table(metadata["window"]),
         "",

@@ -35,14 +35,16 @@ def load_training_data(data: TrainingData) -> TrainingSet:
     return read_training_set(data)
 
 
-def check_frame(frame: pd.DataFrame, min_rows: int = 500, min_positives: int = 20) -> None:
+def check_frame(frame: pd.DataFrame, min_rows: int = 500, min_positives: int = 20,
+                features: list[str] | None = None) -> None:
     """Refuse data that cannot train a trustworthy model, naming the problem.
 
     Raises:
         TrainingDataError: missing columns, labels other than 0/1, too few rows or
             conversions, or a single class.
     """
-    missing = [c for c in (*REQUIRED_COLUMNS, *feature_names()) if c not in frame.columns]
+    features = feature_names() if features is None else features
+    missing = [c for c in (*REQUIRED_COLUMNS, *features) if c not in frame.columns]
     if missing:
         raise TrainingDataError(f"training data lacks required columns: {missing}")
     labels = pd.to_numeric(frame["label"], errors="coerce")

@@ -19,13 +19,13 @@ import pandas as pd
 
 from features.io import replace_dir
 from training import plots, registry
-from training.baselines import PointsScore, fit_logistic, predict_logistic
+from training.baselines import PointsScore, RulePoints, fit_logistic, predict_logistic
 from training.bundle import ModelBundle, Scores
 from training.data import TrainingData, TrainingDataError, check_frame, load_training_data
 from training.metrics import by_group, classifier_metrics, mql_metrics, ranking_metrics
 from training.policy import PolicyConfig, Scored, rule_threshold
 from training.registry import VersionInfo
-from training.split import Boundaries, apply_boundaries
+from training.split import Boundaries, apply_boundaries, split_from_spec
 
 Oracle = Callable[[pd.DataFrame], np.ndarray]
 """Maps snapshots (``lead_id``, ``as_of``) to their true conversion probability."""
@@ -127,7 +127,7 @@ def evaluate(
         metrics[MODEL]["population_mql_rate"] = population_mql_rate(bundle, population)
 
     if train is not None:
-        logistic = fit_logistic(train, seed)
+        logistic = fit_logistic(train, seed, features=bundle.spec.features_)
         p_lr = predict_logistic(logistic, test)
         mql_lr = None
         if valid is not None:
@@ -135,10 +135,13 @@ def evaluate(
         curves[LOGISTIC] = p_lr
         metrics[LOGISTIC] = classifier_metrics(y, p_lr, mql_lr)
 
-    points = points or PointsScore()
-    pts = points.points(test)
-    curves[POINTS] = pts
-    metrics[POINTS] = {**ranking_metrics(y, pts), **mql_metrics(y, pts >= points.threshold)}
+    rules = bundle.metadata.get("points_rules") if bundle.metadata else None
+    points = points or (RulePoints.from_dict(rules) if rules else PointsScore())
+    if (isinstance(points, RulePoints) or not bundle.metadata.get("catalogue")
+            or "days_since_last_activity" in test.columns):
+        pts = points.points(test)
+        curves[POINTS] = pts
+        metrics[POINTS] = {**ranking_metrics(y, pts), **mql_metrics(y, pts >= points.threshold)}
 
     if oracle is not None:
         p_oracle = np.asarray(oracle(test[["lead_id", "as_of"]]), dtype=np.float64)
@@ -251,8 +254,11 @@ def evaluate_registered(
         ModelNotFoundError, AliasNotFoundError: when the version does not exist.
         TrainingDataError: when the chosen snapshots lack a class or columns.
     """
-    frame = load_training_data(data).frame
-    check_frame(frame, min_rows=1, min_positives=1)
+    training_set = load_training_data(data)
+    frame = training_set.frame
+    custom = (training_set.metadata or {}).get("features") if (
+        training_set.metadata or {}).get("catalogue") else None
+    check_frame(frame, min_rows=1, min_positives=1, features=custom)
     uri = registry.resolve_tracking_uri(tracking_uri, store_dir)
     registry.require_store(uri)
     with registry.tracking(uri) as client, tempfile.TemporaryDirectory() as tmp:
@@ -265,7 +271,9 @@ def evaluate_registered(
         if not boundaries:
             raise TrainingDataError(f"version {info.version} stores no split boundaries; "
                                     "use period='all'")
-        split = apply_boundaries(frame, Boundaries.from_dict(boundaries))
+        split_spec = bundle.metadata.get("split_spec")
+        split = (split_from_spec(frame, split_spec) if split_spec
+                 else apply_boundaries(frame, Boundaries.from_dict(boundaries)))
         train, valid, test = split.train, split.valid, split.test
         population, valid_population = split.test_population, split.valid_population
         if not len(train) or not len(valid):

@@ -7,13 +7,18 @@ instead, with the boundaries stored in the challenger's metadata. The challenger
 when it beats the champion on the chosen metric by at least ``margin``; ``force``
 promotes regardless. The decision and both scores are recorded as tags on the
 challenger version (and the latest decision on the registered model), so the registry
-itself tells why a version is or is not in production.
+itself tells why a version is or is not in production. Concurrent promotions on one
+embedded store run one after the other (a file lock beside ``mlflow.db``), and no
+promotion moves a champion that moved while it was deciding.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -142,6 +147,38 @@ def _record(client, name: str, result: PromotionResult) -> None:
     client.set_registered_model_tag(name, "promotion.last", json.dumps(result.to_dict()))
 
 
+@contextmanager
+def _promotion_lock(uri: str) -> Iterator[None]:
+    """Serialise promotions on one embedded store: an exclusive lock beside ``mlflow.db``.
+
+    Two concurrent ``leadscore promote`` calls then decide one after the other: the second
+    sees the first one's champion (``already_champion``) instead of both promoting from
+    the same stale view. A tracking server has no shared file to lock; there
+    ``_champion_unchanged`` refuses to move an alias that moved meanwhile.
+    """
+    db = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
+    if not db or db == ":memory:":
+        yield
+        return
+    with open(f"{db}.promote.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _champion_unchanged(client, name: str, seen: registry.VersionInfo | None) -> None:
+    """Refuse to promote when the champion moved while this decision was being made."""
+    try:
+        now = registry.version_info(client, name, registry.CHAMPION).version
+    except registry.AliasNotFoundError:
+        now = None
+    if now != (seen.version if seen else None):
+        raise PromotionError(f"the champion moved to version {now} while this promotion "
+                             "ran; nothing was changed: run leadscore promote again")
+
+
 def promote(
     tracking_uri: str | None = None,
     *,
@@ -177,7 +214,8 @@ def promote(
         raise ValueError(f"margin must be >= 0, got {margin}")
     uri = registry.resolve_tracking_uri(tracking_uri, store_dir)
     registry.require_store(uri)
-    with registry.tracking(uri) as client, tempfile.TemporaryDirectory() as tmp:
+    with (_promotion_lock(uri), registry.tracking(uri) as client,
+          tempfile.TemporaryDirectory() as tmp):
         challenger = registry.version_info(client, model_name, registry.CHALLENGER)
         try:
             champion = registry.version_info(client, model_name, registry.CHAMPION)
@@ -208,6 +246,7 @@ def promote(
                                  champion.version if champion else None, challenger_score,
                                  champion_score, len(test), window, warning)
         if promoted:
+            _champion_unchanged(client, model_name, champion)
             client.set_registered_model_alias(model_name, registry.CHAMPION,
                                               challenger.version)
         _record(client, model_name, result)

@@ -172,3 +172,54 @@ def split_by_time(frame: pd.DataFrame, config: SplitConfig | None = None) -> Tim
     """Choose boundaries on ``frame`` and cut it (see the module docstring for the rules)."""
     config = config or SplitConfig()
     return apply_boundaries(frame, choose_boundaries(frame, config))
+
+
+def split_from_spec(frame: pd.DataFrame, spec: dict, seed: int = 0) -> TimeSplit:
+    """Cut a one-row-per-lead frame as a dataset config's ``split`` says.
+
+    * ``{kind: stratified, test_fraction, valid_fraction, seed}``: the test set is exactly
+      ``sklearn.model_selection.train_test_split(..., stratify=label, random_state=seed)``;
+      validation is carved from the training side the same way.
+    * ``{kind: time, at, valid_fraction}``: test = rows with ``as_of >= at``; validation =
+      the latest ``valid_fraction`` of the earlier rows (by ``as_of``).
+
+    The populations are the validation and test rows themselves (one snapshot per lead).
+
+    Raises:
+        SplitError: when a part would be empty.
+    """
+    from sklearn.model_selection import train_test_split
+
+    kind = spec.get("kind")
+    valid_fraction = float(spec.get("valid_fraction", 0.2))
+    frame = frame.reset_index(drop=True)
+    if kind == "stratified":
+        rs = int(spec.get("seed", seed))
+        y = frame["label"].to_numpy()
+        rest, test_idx = train_test_split(np.arange(len(frame)),
+                                          test_size=float(spec.get("test_fraction", 0.25)),
+                                          stratify=y, random_state=rs)
+        train_idx, valid_idx = train_test_split(rest, test_size=valid_fraction,
+                                                stratify=y[rest], random_state=rs)
+        as_of = pd.Timestamp(frame["as_of"].min())
+        boundaries = Boundaries(as_of, as_of, 0)
+    elif kind == "time":
+        at = pd.Timestamp(spec["at"])
+        as_of = pd.to_datetime(frame["as_of"])
+        before = np.flatnonzero((as_of < at).to_numpy())
+        test_idx = np.flatnonzero((as_of >= at).to_numpy())
+        order = before[np.argsort(as_of.to_numpy()[before], kind="stable")]
+        if len(order) == 0:
+            raise SplitError(f"no rows before the split date {at.date()}")
+        valid_start = pd.Timestamp(as_of.iloc[order[int(len(order) * (1 - valid_fraction))]])
+        train_idx = before[as_of.to_numpy()[before] < valid_start]
+        valid_idx = before[as_of.to_numpy()[before] >= valid_start]
+        boundaries = Boundaries(valid_start, at, 0)
+    else:
+        raise SplitError(f"unknown split kind {kind!r}: use stratified or time")
+    parts = [frame.iloc[np.sort(idx)].reset_index(drop=True)
+             for idx in (train_idx, valid_idx, test_idx)]
+    for name, part in zip(("train", "valid", "test"), parts, strict=True):
+        if part.empty:
+            raise SplitError(f"the {name} part of the {kind} split is empty")
+    return TimeSplit(parts[0], parts[1], parts[2], boundaries, 0, parts[1], parts[2])

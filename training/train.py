@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from features.build import fingerprint
+from features.dataset_config import catalogue_from_metadata
 from features.io import replace_dir
 from features.pipeline import TrainingSet
 from features.spec import InputSpec
@@ -43,7 +44,7 @@ from training.data import (
 from training.evaluate import Evaluation, Oracle, clean_json, evaluate, write_plots
 from training.model import GradientBoostedModel
 from training.policy import PolicyConfig, PolicyError, Scored, fit_policy
-from training.split import SplitConfig, TimeSplit, split_by_time
+from training.split import SplitConfig, TimeSplit, split_by_time, split_from_spec
 from training.tune import TuneResult, tune
 
 
@@ -153,6 +154,18 @@ class TrainingResult:
         return f"models:/{self.model_name}/{self.version}" if self.version else None
 
 
+def dataset_train_config(training_set: TrainingSet, **overrides: Any) -> TrainConfig:
+    """``TrainConfig`` with a dataset config's ``train`` settings applied, then ``overrides``.
+
+    ``train.params`` are merged into LightGBM's parameters; ``train.valid_fraction`` is
+    ignored here (it belongs to the split).
+    """
+    settings = dict((training_set.metadata or {}).get("train") or {})
+    settings.pop("valid_fraction", None)
+    params = {**(settings.pop("params", None) or {}), **(overrides.pop("params", None) or {})}
+    return TrainConfig(**{**settings, **overrides, "params": params or None})
+
+
 def _regions(frame: pd.DataFrame, column: str) -> np.ndarray:
     if column not in frame.columns:
         return np.full(len(frame), "", dtype=object)
@@ -175,16 +188,20 @@ def fit_bundle(training_set: TrainingSet, config: TrainConfig | None = None,
     """
     config = config or TrainConfig()
     frame = training_set.frame
-    check_frame(frame, config.min_rows, config.min_positives)
+    catalogue = catalogue_from_metadata(training_set.metadata)
+    split_spec = training_set.metadata.get("split") if training_set.metadata else None
+    check_frame(frame, config.min_rows, config.min_positives,
+                [f.name for f in catalogue] if catalogue else None)
     frame = frame.assign(label=pd.to_numeric(frame["label"]).astype(np.int8))
-    progress("splitting by time")
+    progress("splitting by time" if not split_spec else f"splitting ({split_spec['kind']})")
     try:
-        split = split_by_time(frame, config.split)
+        split = (split_from_spec(frame, split_spec, config.seed) if split_spec
+                 else split_by_time(frame, config.split))
     except ValueError as exc:
         raise TrainingDataError(str(exc)) from exc
     check_split(split)
 
-    spec = InputSpec().fit(split.train)
+    spec = (InputSpec(features=catalogue) if catalogue else InputSpec()).fit(split.train)
     X, y = spec.transform(split.train), split.train["label"].to_numpy()
     Xv, yv = spec.transform(split.valid), split.valid["label"].to_numpy()
     base = GradientBoostedModel(config.params, config.num_boost_round,
@@ -218,6 +235,10 @@ def fit_bundle(training_set: TrainingSet, config: TrainConfig | None = None,
         raise TrainingDataError(str(exc)) from exc
     metadata = _metadata(training_set, frame, split, model, calibration.method, config,
                          model_name, tuning)
+    for key, name in (("catalogue", "catalogue"), ("split", "split_spec"),
+                      ("points", "points_rules"), ("dataset", "dataset")):
+        if training_set.metadata.get(key):
+            metadata[name] = training_set.metadata[key]
     bundle = ModelBundle(model.booster_, spec, calibration, policy, metadata)
     return Fitted(bundle, split, model, tuning)
 

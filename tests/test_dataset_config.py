@@ -1,0 +1,207 @@
+"""Dataset configs: every problem reported at once, clean configs load as training sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from features.dataset_config import (
+    DatasetConfigError,
+    catalogue_from_metadata,
+    check_dataset,
+    load_dataset,
+)
+from leadscore.cli import app
+from training.baselines import RulePoints
+from training.split import split_from_spec
+
+
+@pytest.fixture()
+def export(tmp_path: Path) -> Path:
+    """A tiny one-row-per-lead export with the quirks of real ones (trailing comma, Select)."""
+    rows = ["Id,Signed Up,Source,Visits,Seconds,Converted,"]
+    for i in range(400):
+        source = ["web", "ads", "Select", "partner"][i % 4]
+        converted = int(i % 3 == 0 or (source == "partner" and i % 2 == 0))
+        day = f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}"
+        rows.append(f"L{i},{day},{source},{i % 9},{(i * 37) % 900},{converted},")
+    path = tmp_path / "leads.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _config(tmp_path: Path, export: Path, **changes) -> Path:
+    cfg = {
+        "kind": "lead_snapshot",
+        "name": "tiny",
+        "source": {"file": export.name, "na_values": ["Select"]},
+        "id": "Id",
+        "outcome": {"column": "Converted", "positive": [1]},
+        "time": {"column": "Signed Up", "format": "%Y-%m-%d"},
+        "split": {"kind": "time", "at": "2024-10-01"},
+        "exclude": [{"column": "Seconds", "reason": "recorded after the sales call"}],
+        "features": [
+            {"name": "source", "column": "Source", "group": "fit", "dtype": "category",
+             "template": "Came from {value}", "description": "Lead source"},
+            {"name": "visits", "column": "Visits", "group": "engagement", "dtype": "float",
+             "template": "Visited {value:.0f} times", "description": "Visits"},
+        ],
+        "points": {"threshold": 5, "rules": [{"feature": "visits", "per": 1, "cap": 8},
+                                             {"feature": "source", "values": {"partner": 5}}]},
+    }
+    cfg.update(changes)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_clean_config_loads(tmp_path: Path, export: Path) -> None:
+    ts = load_dataset(_config(tmp_path, export))
+    frame = ts.frame
+    assert list(frame.columns) == ["lead_id", "as_of", "source", "visits", "label"]
+    assert len(frame) == 400 and frame["label"].isin([0, 1]).all()
+    assert frame["source"].isna().sum() == 100, "'Select' means not answered"
+    assert "Unnamed" not in " ".join(frame.columns), "trailing-comma column dropped"
+    catalogue = catalogue_from_metadata(ts.metadata)
+    assert [f.name for f in catalogue] == ["source", "visits"]
+    assert catalogue[1].sentence(3.0) == "Visited 3 times"
+    assert ts.metadata["split"]["kind"] == "time"
+
+
+def test_toml_config(tmp_path: Path, export: Path) -> None:
+    yaml_path = _config(tmp_path, export)
+    cfg = yaml.safe_load(yaml_path.read_text())
+    toml = tmp_path / "tiny.toml"
+    lines = [f'kind = "{cfg["kind"]}"', f'id = "{cfg["id"]}"', 'as_of = "2024-12-31"',
+             "[source]", f'file = "{export.name}"', "[outcome]", 'column = "Converted"',
+             "positive = [1]", "[split]", 'kind = "stratified"', "test_fraction = 0.25",
+             "[[features]]", 'name = "visits"', 'column = "Visits"', 'group = "engagement"',
+             'dtype = "float"', 'template = "Visited {value:.0f} times"']
+    toml.write_text("\n".join(lines) + "\n")
+    ts = load_dataset(toml)
+    assert ts.frame["as_of"].nunique() == 1 and ts.metadata["split"]["kind"] == "stratified"
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path, export: Path) -> None:
+    path = _config(
+        tmp_path, export, id="ID", time={"column": "Signed Up", "format": "%d/%m/%Y"},
+        outcome={"column": "Converted", "positive": ["won"]},
+        features=[{"name": "x", "column": "Nope", "group": "who", "dtype": "text",
+                   "template": "no placeholder"},
+                  {"name": "visits", "column": "Seconds", "dtype": "float"}],
+        points={"rules": [{"feature": "missing_feature", "per": 1}]},
+    )
+    with pytest.raises(DatasetConfigError) as info:
+        load_dataset(path)
+    text = "\n".join(info.value.problems)
+    assert "'ID' is not in leads.csv (did you mean 'Id'?)" in text
+    assert "'Nope' is not in leads.csv" in text
+    assert "group must be one of" in text and "dtype must be one of" in text
+    assert "template must contain {value}" in text
+    assert "400 of 400 timestamp(s) cannot be parsed with format %d/%m/%Y" in text
+    assert "same class" in text
+    assert "both a feature and excluded" in text
+    assert "'missing_feature' is not a declared feature" in text
+    assert len(info.value.problems) >= 8
+
+
+def test_missing_file_and_unknown_kind(tmp_path: Path, export: Path) -> None:
+    path = _config(tmp_path, export, source={"file": "nowhere.csv"})
+    assert any("does not exist" in p for p in check_dataset(path))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: crm\n")
+    assert any("kind must be one of" in p for p in check_dataset(bad))
+
+
+def test_split_specs(tmp_path: Path, export: Path) -> None:
+    frame = load_dataset(_config(tmp_path, export)).frame
+    cut = split_from_spec(frame, {"kind": "time", "at": "2024-10-01", "valid_fraction": 0.2})
+    assert (cut.test["as_of"] >= pd.Timestamp("2024-10-01")).all()
+    assert cut.valid["as_of"].min() >= cut.train["as_of"].max()
+    assert cut.valid["as_of"].max() < pd.Timestamp("2024-10-01")
+    strat = split_from_spec(frame, {"kind": "stratified", "test_fraction": 0.25, "seed": 0})
+    assert len(strat.test) == 100
+    ids = set(strat.train["lead_id"]) | set(strat.valid["lead_id"]) | set(strat.test["lead_id"])
+    assert len(ids) == 400
+
+
+def test_rule_points() -> None:
+    frame = pd.DataFrame({"visits": [0, 3, 20], "source": ["web", "partner", None]})
+    points = RulePoints.from_dict({"threshold": 5, "rules": [
+        {"feature": "visits", "per": 1, "cap": 8},
+        {"feature": "source", "values": {"partner": 5}},
+        {"feature": "visits", "at_least": 10, "points": -1}]})
+    assert points.points(frame).tolist() == [0.0, 8.0, 7.0]
+    assert points.mql(frame).tolist() == [False, True, True]
+
+
+def test_cli_check(tmp_path: Path, export: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(app, ["check", "--config", str(_config(tmp_path, export))])
+    assert ok.exit_code == 0, ok.output
+    assert "400 rows" in ok.output
+    bad = _config(tmp_path, export, id="ID", features=[{"name": "v", "column": "Nope"}])
+    result = runner.invoke(app, ["check", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert "'ID' is not in leads.csv" in result.output and "'Nope'" in result.output
+
+
+def test_tables_kind_maps_an_export_onto_the_contract(tmp_path: Path) -> None:
+    """Renamed columns, day-first timestamps and CRM activity names map onto the contract."""
+    from features.simulate import simulate
+
+    sim = simulate(1500, seed=1)
+    t = sim.tables()
+    fmt = "%d/%m/%Y %H:%M"
+    leads = t["leads"].rename(columns={"lead_id": "Id", "account_id": "Company",
+                                       "created_at": "Created", "lead_source": "Source"})
+    leads["Created"] = leads["Created"].dt.strftime(fmt)
+    leads["Score Band"] = ["A", "B", "C"] * (len(leads) // 3) + ["A"] * (len(leads) % 3)
+    crm_names = {"email_open": "Email Opened", "page_view": "Page Visited"}
+    acts = t["activities"].assign(
+        activity_type=t["activities"]["activity_type"].replace(crm_names))
+    acts = acts.rename(columns={"lead_id": "Who", "occurred_at": "When", "activity_type": "What"})
+    acts["When"] = acts["When"].dt.strftime(fmt)
+    conv = t["conversions"].rename(columns={"lead_id": "Who", "converted_at": "Won"})
+    conv["Won"] = conv["Won"].dt.strftime(fmt)
+    for name, frame in (("leads", leads), ("accounts", t["accounts"]), ("acts", acts),
+                        ("won", conv)):
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    cfg = {
+        "kind": "tables",
+        "tables": {
+            "leads": {"file": "leads.csv", "timestamp_format": fmt, "columns": {
+                "lead_id": "Id", "account_id": "Company", "created_at": "Created",
+                "lead_source": "Source"}},
+            "accounts": {"file": "accounts.csv"},
+            "activities": {"file": "acts.csv", "timestamp_format": fmt,
+                           "columns": {"lead_id": "Who", "occurred_at": "When",
+                                       "activity_type": "What"},
+                           "activity_types": {"Email Opened": "email_open",
+                                              "Page Visited": "page_view"}},
+            "conversions": {"file": "won.csv", "timestamp_format": fmt,
+                            "columns": {"lead_id": "Who", "converted_at": "Won"}},
+        },
+        "features": [{"name": "score_band", "column": "Score Band", "group": "fit",
+                      "dtype": "category", "template": "Marketing band {value}"}],
+    }
+    path = tmp_path / "crm.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    ts = load_dataset(path)
+    assert len(ts.frame) > 1000 and ts.frame["label"].sum() > 0
+    assert "score_band" in ts.frame.columns
+    assert ts.frame["n_email_open_90d"].sum() > 0, "CRM activity names were mapped"
+    assert catalogue_from_metadata(ts.metadata)[-1].name == "score_band"
+
+    cfg["tables"]["activities"]["timestamp_format"] = "%Y-%m-%d"
+    cfg["tables"]["activities"]["activity_types"]["Webinar"] = "webinar_watched"
+    cfg["tables"]["conversions"]["columns"]["lead_id"] = "Lead"
+    path.write_text(yaml.safe_dump(cfg))
+    problems = "\n".join(check_dataset(path))
+    assert "cannot be parsed with format %Y-%m-%d" in problems
+    assert "'webinar_watched' is not a known activity type" in problems
+    assert "'Lead' is not in won.csv" in problems
