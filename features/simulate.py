@@ -30,9 +30,13 @@ Leads
 
 Latent quantities (in ``ground_truth``)
     ``fit_score`` (log-odds scale) adds effects of seniority, department (Marketing,
-    Executive and Sales buy), ICP industry, ICP size, region and free mail, plus
-    unobserved noise. ``intent`` (latent buying interest) is correlated with fit
-    (about 0.45), depends on the lead source and has a large private component.
+    Executive, Sales and revenue Operations buy), ICP industry, size (a mid-market sweet
+    spot: tiny firms have no need yet, the largest buy from incumbents), a seniority x
+    size interaction (founders at small firms buy, CEOs of large ones delegate to their
+    managers), region and free mail, plus a little unobserved noise: fit is almost
+    fully observable from the lead's attributes. ``intent`` (latent buying interest)
+    rises with fit, depends on the lead source and has a moderate private component,
+    which behaviour reveals (web, pricing and email rates rise steeply with intent).
     About 2.5 % of leads are bots: bursts of page and pricing views seconds apart at
     any hour, spam forms, email link scanners; they never convert.
 
@@ -45,27 +49,34 @@ Conversion: a two-stage process with an honest oracle
     growing with company size (median 11 days at 1-10 employees, 19 at 51-200, 53 at
     5000+: enterprise deals take longer, so how long ago a lead showed intent means
     different things by size). The decision is a win with probability ``p_win``
-    (logistic in fit, intent, a bonus for a senior buyer at an ICP-sized company with
-    high intent, and regional offsets). ``p_convert = p_episode * p_win`` is the
+    (logistic in fit, intent, a bonus for a VP or director at an ICP-sized company
+    with high intent, the lead source (warm introductions from referrals and partners
+    close more often for the same interest, outbound and syndicated leads less) and
+    regional offsets). ``p_convert = p_episode * p_win`` is the
     probability used for the lead's outcome; the episode intercept is calibrated so
     that 14 % of human leads would convert given unlimited time (about 10 % do within
     the data, as late conversions are censored; the latent delay has a median of
     about 75 days, the observed one about 55). During an episode the lead shows buying behaviour
     (frequent sessions heavy in pricing and demo pages, demo requests, trials,
-    contact forms, more email opens and webinars; one episode in ten leaves little
-    trace), so high-intent activity intensifies in the weeks before
-    ``converted_at``. After a loss the lead goes quiet (15 % of its web rate, a fifth
-    of its email opens); after a win activities stop a few weeks later (the lead
-    becomes a customer).
+    contact forms, more email opens and webinars; its start is a distinctive burst of
+    sessions within days, with demo requests, trials and sales contacts soon after;
+    one episode in 25 leaves little trace), so high-intent activity intensifies in the
+    weeks before ``converted_at``. After a loss the lead goes quiet (5 % of its web
+    rate, a tenth of its email opens); after a win activities stop a few weeks later
+    (the lead becomes a customer).
 
-Activities (about 50 per lead)
+Activities (about 55 per lead)
     Web sessions (1-4 events minutes apart) come from a creation burst that decays
     within days, a baseline rate (rising with intent) that decays with lead age
-    towards a plateau, random research bursts, and the buying episode; session
+    towards a plateau, random research bursts, and the buying episode. Researchers
+    (students, hands-on engineers and analysts) browse and download far more and
+    often sign up for a trial without ever buying; session
     times are thinned by weekday, month and regional business-hour modulation.
     Email campaigns (weekly newsletter, monthly product update, promotions, some
     regional) produce opens (rising with intent, declining with lead age), clicks (a
-    fraction of opens, each followed by a page view), hard bounces (invalid
+    fraction of opens, each followed by a page view; the security gateways of some
+    larger companies, like most bots, open and click every email within a minute),
+    hard bounces (invalid
     addresses at the first send, job changes later; no email activity follows) and
     unsubscribes (likewise). Webinars are registered for days before the event and
     sometimes attended. Inbound leads have a creation activity exactly at
@@ -92,7 +103,6 @@ from features.catalogue import (
     ACTIVITY_TYPES,
     DEPARTMENTS,
     ICP_INDUSTRIES,
-    ICP_SENIORITIES,
     ICP_SIZE_BANDS,
     INDUSTRIES,
     LEAD_SOURCES,
@@ -111,7 +121,7 @@ _SEC = 1.0 / 86_400.0
 
 # --- Conversion process (shared by the simulator and the oracle) -----------------------
 _EPISODE_MEDIAN_DAYS = 55.0
-_EPISODE_INTENT_SPEEDUP = 0.3
+_EPISODE_INTENT_SPEEDUP = 0.5
 _EPISODE_SIGMA = 1.6
 _DECISION_SHAPE = 3
 _DECISION_SCALE_DAYS = {"1-10": 4.0, "11-50": 5.5, "51-200": 7.0, "201-1000": 10.0,
@@ -202,15 +212,27 @@ _WEEKDAY_FACTOR = (1.0, 1.05, 1.05, 1.0, 0.9, 0.3, 0.25)
 # --- Latent effects (log-odds scale) ---------------------------------------------------
 _SENIORITY_FIT = {"C-Level": 0.9, "VP": 0.9, "Director": 0.7, "Manager": 0.3,
                   "Individual Contributor": -0.3, "Student": -1.8}
-_DEPT_FIT = {"Executive": 0.5, "Marketing": 0.6, "Sales": 0.4, "IT": 0.1,
-             "Engineering": -0.2, "Finance": -0.1, "Operations": 0.0, "HR": -0.4,
+_DEPT_FIT = {"Executive": 0.5, "Marketing": 0.6, "Sales": 0.4, "IT": 0.0,
+             "Engineering": -0.5, "Finance": -0.2, "Operations": 0.4, "HR": -0.4,
              "Other": -0.6}
 _REGION_FIT = {"NA": 0.15, "EMEA": 0.0, "APAC": -0.1, "LATAM": -0.2}
-_REGION_INTENT_COEF = {"NA": 0.6, "EMEA": 0.5, "APAC": 0.85, "LATAM": 0.3}
-_REGION_WIN = {"NA": 0.2, "EMEA": 0.0, "APAC": -0.3, "LATAM": -0.4}
+_REGION_INTENT_COEF = {"NA": 0.8, "EMEA": 0.45, "APAC": 1.2, "LATAM": 0.2}
+_REGION_WIN = {"NA": 0.5, "EMEA": 0.0, "APAC": -0.6, "LATAM": -1.2}
 _REGION_WEB = {"NA": 0.0, "EMEA": -0.1, "APAC": -0.2, "LATAM": -0.3}
 _REGION_EMAIL = {"NA": 0.0, "EMEA": -0.1, "APAC": -0.4, "LATAM": -0.2}
 _FIT_CENTER = 0.3
+_SIZE_FIT = np.array([-0.6, 0.0, 0.2, 0.3, -0.1, -1.0])
+"""Fit by size band beyond the ICP flag: the product's sweet spot is mid-market."""
+_SENIORITY_SIZE_FIT = np.array([
+    # 1-10, 11-50, 51-200, 201-1000, 1001-5000, 5000+
+    [-0.8, 0.2, 0.2, -0.3, -0.9, -1.2],  # C-Level: founders buy, big-company CEOs delegate
+    [-0.3, 0.0, 0.1, 0.2, 0.2, 0.1],  # VP
+    [-0.3, 0.0, 0.1, 0.2, 0.2, 0.2],  # Director
+    [-0.2, 0.0, 0.1, 0.3, 0.4, 0.4],  # Manager: runs marketing ops at larger firms
+    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],  # Individual Contributor
+    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],  # Student
+])
+"""Seniority x company size: who actually owns the purchase depends on the size."""
 _BOT_SHARE = 0.025
 
 # --- Web content -----------------------------------------------------------------------
@@ -682,8 +704,8 @@ def _win_logit(fit: np.ndarray, intent: np.ndarray, senior_icp: np.ndarray,
 
     Fit, a senior-buyer-at-ICP-size x intent interaction, and regional offsets.
     """
-    return (_WIN_INTERCEPT + 0.5 * fit + 0.2 * intent
-            + 1.1 * senior_icp * np.clip(intent, 0.0, None)
+    return (_WIN_INTERCEPT + 0.5 * fit + 0.1 * intent
+            + 1.8 * senior_icp * np.clip(intent, 0.0, None)
             + _lookup(_REGION_WIN, REGIONS)[region])
 
 
@@ -710,13 +732,16 @@ def _latent(rng: np.random.Generator, cal: _Calendar, ld: _Leads) -> _Latent:
            + _lookup(_DEPT_FIT, DEPARTMENTS)[ld.department]
            + 0.6 * ld.icp_industry + 0.7 * ld.icp_size
            + _lookup(_REGION_FIT, REGIONS)[ld.region]
-           - 0.4 * ld.free_email + 0.4 * rng.standard_normal(n)) - _FIT_CENTER
+           + _SIZE_FIT[ld.size_band]
+           + _SENIORITY_SIZE_FIT[ld.seniority, ld.size_band]
+           - 0.4 * ld.free_email + 0.15 * rng.standard_normal(n)) - _FIT_CENTER
     source_effect = np.array([_SOURCE_PROFILE[s][1] for s in LEAD_SOURCES])[ld.source]
-    intent = (0.45 * fit + source_effect + 0.9 * rng.standard_normal(n)
+    intent = (0.6 * fit + 1.0 * source_effect + 0.4 * rng.standard_normal(n)
               - 0.6 * ld.invalid_email)
-    senior_icp = np.isin(np.asarray(SENIORITIES)[ld.seniority], list(ICP_SENIORITIES))
+    senior_icp = np.isin(np.asarray(SENIORITIES)[ld.seniority], ["VP", "Director"])
     senior_icp = senior_icp & ld.icp_size
-    p_win = _sigmoid(_win_logit(fit, intent, senior_icp, ld.region))
+    # Warm introductions (referrals, partners) close more often for the same interest.
+    p_win = _sigmoid(_win_logit(fit, intent, senior_icp, ld.region) + 2.5 * source_effect)
     base = _lookup(_REGION_INTENT_COEF, REGIONS)[ld.region] * intent + 0.25 * fit
     human = ~ld.is_bot
     intercept = _calibrate_intercept(base[human], p_win[human], _TARGET_HUMAN_CONVERSION)
@@ -733,7 +758,7 @@ def _latent(rng: np.random.Generator, cal: _Calendar, ld: _Leads) -> _Latent:
     decided = np.where(has_episode, decided, np.inf)
     handover = rng.gamma(2.0, 12.0, n)
     active_until = np.minimum(np.where(won, decided + handover, np.inf), cal.n_days)
-    visibility = np.exp(0.5 * rng.standard_normal(n)) * np.where(rng.random(n) < 0.1, 0.3, 1.0)
+    visibility = np.exp(0.2 * rng.standard_normal(n)) * np.where(rng.random(n) < 0.04, 0.3, 1.0)
     return _Latent(fit=fit, intent=intent, p_episode=p_episode, p_win=p_win,
                    episode_median=median, decision_scale=scale, episode_start=start,
                    decided=decided, won=won, active_until=active_until, visibility=visibility)
@@ -817,13 +842,14 @@ def _web_activity(rng: np.random.Generator, cal: _Calendar, ld: _Leads, lat: _La
     c, end = ld.created[human], lat.active_until[human]
     intent = lat.intent[human]
     k = cal.peak
-    personal = np.exp(0.35 * rng.standard_normal(len(human))
+    personal = np.exp(0.2 * rng.standard_normal(len(human))
                       + _lookup(_REGION_WEB, REGIONS)[ld.region[human]])
-    rate = 0.035 * np.exp(0.7 * intent) * personal
+    researcher = _researcher(ld)[human]
+    rate = 0.03 * np.exp(1.0 * intent) * personal * np.where(researcher, 2.5, 1.0)
     parts = [
-        _decay_process(rng, human, c, end, k * 2.0 * np.exp(0.3 * intent), 3.0),
-        _const_process(rng, human, c, end, k * 0.35 * rate),
-        _decay_process(rng, human, c, end, k * 0.65 * rate * 90.0, 90.0),
+        _decay_process(rng, human, c, end, k * 1.6 * np.exp(0.8 * intent), 3.0),
+        _const_process(rng, human, c, end, k * 0.15 * rate),
+        _decay_process(rng, human, c, end, k * 0.8 * rate * 60.0, 60.0),
     ]
     burst_lead, burst_t = _const_process(rng, human, c, end, 0.006 * np.exp(0.6 * intent))
     per_burst = rng.poisson(4.0 * k, len(burst_t))
@@ -833,17 +859,33 @@ def _web_activity(rng: np.random.Generator, cal: _Calendar, ld: _Leads, lat: _La
     t = np.concatenate([p[1] for p in parts])
     lead, t = _thin(rng, cal, lead, t, ld.region)
     # After a lost deal the lead disengages: 15 % of the baseline rate.
-    keep = ~_after_loss(lat, lead, t) | (rng.random(len(t)) < 0.15)
+    keep = ~_after_loss(lat, lead, t) | (rng.random(len(t)) < 0.05)
     lead, t = _expand_sessions(rng, lead[keep], t[keep], p_more=0.4, gap_minutes=3.0)
-    sig = _sigmoid(1.2 * lat.intent[lead] - 1.0)
+    sig = _sigmoid(2.0 * lat.intent[lead] - 1.5)
     probs = np.column_stack([
         np.ones(len(lead)), 0.02 + 0.08 * sig, 0.01 + 0.03 * sig,
-        np.full(len(lead), 0.05), 0.003 + 0.007 * sig,
+        np.where(_researcher(ld)[lead], 0.15, 0.05), 0.003 + 0.007 * sig,
     ])
     probs[:, 0] = 1.0 - probs[:, 1:].sum(axis=1)
     kinds, detail = _web_types(rng, probs, details)
     out.add(lead, t, kinds, detail)
+    # Researchers kick the tyres: free trials and a look at the demo page, no purchase.
+    res = np.flatnonzero(_researcher(ld) & ~ld.is_bot)
+    when = ld.created[res] + rng.exponential(12.0, len(res))
+    trial = rng.random(len(res)) < 0.4
+    out.add(res[trial], when[trial], _T["trial_signup"], details.code("/trial-signup"))
+    look = rng.random(len(res)) < 0.5
+    out.add(res[look], when[look] - rng.exponential(0.05, len(res))[look], _T["demo_page_view"],
+            details.code("/demo"))
     _episode_activity(rng, cal, ld, lat, details, out)
+
+
+def _researcher(ld: _Leads) -> np.ndarray:
+    """Students and hands-on engineers read and download a lot without buying."""
+    sen = np.asarray(SENIORITIES)[ld.seniority]
+    dept = np.asarray(DEPARTMENTS)[ld.department]
+    return (sen == "Student") | ((sen == "Individual Contributor")
+                                 & np.isin(dept, ["Engineering", "Other"]))
 
 
 def _episode_activity(rng: np.random.Generator, cal: _Calendar, ld: _Leads, lat: _Latent,
@@ -854,6 +896,9 @@ def _episode_activity(rng: np.random.Generator, cal: _Calendar, ld: _Leads, lat:
     hi = np.minimum(lat.decided[ep], lat.active_until[ep])
     strength = np.exp(0.3 * lat.intent[ep]) * lat.visibility[ep]
     lead, t = _const_process(rng, ep, lo, hi, cal.peak * 0.8 * strength)
+    # The start of an episode is a distinctive burst: several sessions in a few days.
+    kick_lead, kick_t = _decay_process(rng, ep, lo, hi, cal.peak * 4.0 * lat.visibility[ep], 2.0)
+    lead, t = np.concatenate([kick_lead, lead]), np.concatenate([kick_t, t])
     lead, t = _thin(rng, cal, lead, t, ld.region)
     lead, t = _expand_sessions(rng, lead, t, p_more=0.6, gap_minutes=2.5)
     n = len(lead)
@@ -863,10 +908,10 @@ def _episode_activity(rng: np.random.Generator, cal: _Calendar, ld: _Leads, lat:
 
     seen = np.minimum(lat.visibility[ep] * 1.5, 1.0)
     for kind, prob, delay, code in (
-        ("demo_request", 0.55, 5.0, "/demo-request"),
-        ("demo_request", 0.12, 12.0, "/demo-request"),
-        ("trial_signup", 0.30, 8.0, "/trial-signup"),
-        ("form_submit", 0.40, 3.0, "/contact-sales"),
+        ("demo_request", 0.7, 2.0, "/demo-request"),
+        ("demo_request", 0.15, 10.0, "/demo-request"),
+        ("trial_signup", 0.40, 4.0, "/trial-signup"),
+        ("form_submit", 0.50, 1.5, "/contact-sales"),
     ):
         hit = rng.random(len(ep)) < prob * seen
         when = lo + rng.exponential(delay, len(ep))
@@ -976,8 +1021,12 @@ def _email_activity(rng: np.random.Generator, ld: _Leads, lat: _Latent,
     unsub_rate = np.where(ld.is_bot, 1e-9, 0.003 * np.exp(-0.4 * lat.intent))
     unsub = rng.geometric(np.clip(unsub_rate, 1e-9, 1.0), n) - 1
     stop = np.minimum(bounce, unsub)
-    scanner = ld.is_bot & (rng.random(n) < 0.6)
-    personal = 0.5 * rng.standard_normal(n) + _lookup(_REGION_EMAIL, REGIONS)[ld.region]
+    # Link scanners: most bots, and the security gateways of many larger companies,
+    # which "open" and "click" every email within a minute of delivery.
+    u_scan = rng.random(n)
+    scanner = (ld.is_bot & (u_scan < 0.6)) | (~ld.free_email & (ld.size_band >= 3)
+                                              & (u_scan < 0.1))
+    personal = 0.8 * rng.standard_normal(n) + _lookup(_REGION_EMAIL, REGIONS)[ld.region]
 
     # The end of the list: a hard bounce, or an unsubscribe after opening that email.
     at_stop = np.flatnonzero(rank == stop[owner])
@@ -994,9 +1043,9 @@ def _email_activity(rng: np.random.Generator, ld: _Leads, lat: _Latent,
     idx = np.flatnonzero((rank < stop[owner]) & ~ld.is_bot[owner])
     o, t_send = owner[idx], send[camp[idx]]
     episode = _in_episode(lat, o, t_send)
-    p_open = _sigmoid(-1.5 + 0.8 * lat.intent[o] + personal[o] + 1.0 * episode)
+    p_open = _sigmoid(-1.7 + 0.8 * lat.intent[o] + personal[o] + 1.0 * episode)
     p_open *= np.exp(-(t_send - ld.created[o]) / 400.0)
-    p_open *= np.where(_after_loss(lat, o, t_send), 0.2, 1.0)
+    p_open *= np.where(_after_loss(lat, o, t_send), 0.1, 1.0)
     hit = np.flatnonzero(rng.random(len(o)) < p_open)
     o, t_send, episode, code = o[hit], t_send[hit], episode[hit], first_code + camp[idx[hit]]
     t_open = t_send + _open_delay(rng, len(o))
@@ -1009,7 +1058,7 @@ def _email_activity(rng: np.random.Generator, ld: _Leads, lat: _Latent,
     landing = rng.integers(0, details.pages, int(clicked.sum())).astype(np.int32)
     out.add(o[clicked], t_click[clicked] + 20 * _SEC, _T["page_view"], landing)
 
-    # Bots behind link scanners "open" and "click" every email within a minute.
+    # Link scanners "open" and "click" every email within a minute.
     idx = np.flatnonzero((rank < stop[owner]) & scanner[owner])
     t_scan = send[camp[idx]] + rng.uniform(15, 60, len(idx)) * _SEC
     out.add(owner[idx], t_scan, _T["email_open"], first_code + camp[idx])
@@ -1043,6 +1092,7 @@ def _webinar_activity(rng: np.random.Generator, ld: _Leads, lat: _Latent,
     reg_t = np.where(reg_t < created, created + rng.random(len(web)) * (t_web - created), reg_t)
     is_webinar_source = np.asarray(LEAD_SOURCES)[ld.source[owner]] == "webinar"
     p_reg = 0.012 * np.exp(0.6 * lat.intent[owner] + 1.2 * _in_episode(lat, owner, reg_t))
+    p_reg = p_reg * np.where(_researcher(ld)[owner], 3.0, 1.0)
     p_reg = np.minimum(p_reg * np.where(is_webinar_source, 1.5, 1.0), 0.6)
     reg = rng.random(len(web)) < p_reg
     p_attend = _sigmoid(-0.2 + 0.5 * lat.intent[owner] + 0.8 * _in_episode(lat, owner, t_web))
