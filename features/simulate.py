@@ -122,7 +122,7 @@ _SEC = 1.0 / 86_400.0
 # --- Conversion process (shared by the simulator and the oracle) -----------------------
 _EPISODE_MEDIAN_DAYS = 55.0
 _EPISODE_INTENT_SPEEDUP = 0.5
-_EPISODE_SIGMA = 1.6
+_EPISODE_SIGMA = 1.2
 _DECISION_SHAPE = 3
 _DECISION_SCALE_DAYS = {"1-10": 4.0, "11-50": 5.5, "51-200": 7.0, "201-1000": 10.0,
                         "1001-5000": 14.0, "5000+": 20.0}
