@@ -209,8 +209,9 @@ def test_quality_floors_against_baselines_and_oracle(evaluation):
     """Floors a little below the 50k-lead targets, for a 6k-lead simulation."""
     model, points = evaluation.metrics[MODEL], evaluation.metrics[POINTS]
     oracle, logistic = evaluation.metrics[ORACLE], evaluation.metrics[LOGISTIC]
-    assert model["roc_auc"] >= oracle["roc_auc"] - 0.10
-    assert model["roc_auc"] >= points["roc_auc"] + 0.03
+    # 50k targets: within 0.02 of the oracle and 0.08 above points (6k leads: 0.014, 0.087).
+    assert model["roc_auc"] >= oracle["roc_auc"] - 0.04
+    assert model["roc_auc"] >= points["roc_auc"] + 0.06
     assert model["roc_auc"] >= logistic["roc_auc"] - 0.02
     assert model["ece"] <= 0.035
     assert model["lift_top10"] >= 3.0
