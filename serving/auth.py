@@ -9,6 +9,9 @@ One pure ASGI middleware (no Starlette request objects, so it adds microseconds)
   expected nor the presented value appears in a log line, an error or a response. Health,
   metrics, the OpenAPI document, the page and ``/model`` stay open, so probes and
   monitoring keep working; unset or blank, every route is open (the default, for local use).
+* **JSON only** on the scoring routes: a form or multipart body is answered 415 (BentoML
+  would otherwise try to parse it as a form, and a multipart body without a boundary made
+  it answer 500 — found by the schemathesis fuzz in ``tests/reliability``).
 * **Body size** (``serving.schemas.MAX_BODY_BYTES``): a larger ``Content-Length`` is
   answered 413 before a byte is read; a chunked body is counted while it streams and
   refused as soon as it passes the limit, so no request can make a worker buffer more.
@@ -87,7 +90,15 @@ async def _reply(send: Send, status: int, detail: str,
 
 UNAUTHORIZED = ("missing or invalid bearer token: send the header "
                 f"'Authorization: Bearer <token>' with the service's {TOKEN_ENV}")
+NOT_JSON = ("the scoring routes read a JSON body: send it with "
+            "'Content-Type: application/json', not as a form")
 TOO_LARGE = f"request body is larger than the limit of {MAX_BODY_BYTES:,} bytes: split it"
+
+
+def _form_body(headers: dict[bytes, bytes]) -> bool:
+    """Whether the body is declared as a form (BentoML would try to parse it as one)."""
+    media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    return media.startswith(b"multipart/") or media == b"application/x-www-form-urlencoded"
 
 
 class ApiGuard:
@@ -114,7 +125,11 @@ class ApiGuard:
             if not token_matches(header, self.token):  # type: ignore[arg-type]
                 await _reply(send, 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
                 return
-        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        headers = dict(scope.get("headers") or ())
+        if scope.get("path", "").rstrip("/") in PROTECTED_PATHS and _form_body(headers):
+            await _reply(send, 415, NOT_JSON)
+            return
+        declared = headers.get(b"content-length")
         if declared is not None:
             try:
                 too_large = int(declared) > self.max_body

@@ -84,7 +84,11 @@ def _strip(value: object) -> object:
 def _utc_naive(value: datetime) -> datetime:
     """Convert to tz-naive UTC (the contract's timestamp convention) and bound the year."""
     if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
+        try:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 (found by the fuzz)
+            raise ValueError(f"timestamp {value.isoformat()} is outside "
+                             f"{EARLIEST.year}–{LATEST.year}") from None
     if not EARLIEST <= value < LATEST:
         raise ValueError(f"timestamp {value.isoformat()} is outside {EARLIEST.year}–{LATEST.year}")
     return value

@@ -32,7 +32,13 @@ from fastapi.responses import FileResponse
 
 from serving.auth import ApiGuard, token_from_env
 from serving.launch import prepare
-from serving.model_store import PINNED_ENV, packaged_tag, quiet_telemetry, resolve_model
+from serving.model_store import (
+    PINNED_ENV,
+    ModelNotAvailableError,
+    packaged_tag,
+    quiet_telemetry,
+    resolve_model,
+)
 from serving.samples import list_samples, read_sample
 from serving.schemas import (
     BatchLeads,
@@ -43,6 +49,7 @@ from serving.schemas import (
 )
 from serving.scorer import score_requests, use_threads_for
 from serving.settings import Settings
+from training.bundle import ModelBundle
 
 STATIC = Path(__file__).parent / "static"
 
@@ -69,7 +76,17 @@ class LeadScoring:
         them serve the same version.
         """
         token_from_env()  # a malformed LEADSCORE_API_TOKEN stops the server here
-        tag = prepare(Settings.from_env())
+        settings = Settings.from_env()
+        try:
+            tag = prepare(settings)
+            if settings.model_dir is not None:  # a broken folder stops the server here too
+                ModelBundle.load(settings.model_dir)
+        except ModelNotAvailableError:
+            raise
+        except Exception as exc:  # unreachable registry, corrupted or incompatible artifact
+            raise ModelNotAvailableError(
+                f"cannot serve the model ({settings.model_dir or settings.tracking_uri}): "
+                f"{type(exc).__name__}: {exc}") from exc
         if tag:
             os.environ[PINNED_ENV] = tag
 

@@ -323,6 +323,14 @@ def load_booster_text(path: Path) -> lgb.Booster:
             f"{path} is not a LightGBM text model (refusing to load it: it may be a pickle "
             "or another binary format)")
     try:
-        return lgb.Booster(model_str=path.read_text(encoding="utf-8"))
-    except (lgb.basic.LightGBMError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelArtifactError(f"{path} is a corrupted LightGBM model: {exc}") from exc
+    if "\nend of trees" not in text:
+        # LightGBM aborts the whole process on a model cut mid-tree instead of raising.
+        raise ModelArtifactError(f"{path} is a corrupted LightGBM model: it is truncated "
+                                 "(no 'end of trees' line)")
+    try:
+        return lgb.Booster(model_str=text)
+    except lgb.basic.LightGBMError as exc:
         raise ModelArtifactError(f"{path} is a corrupted LightGBM model: {exc}") from exc
