@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from features.build import write_training_set
-from features.catalogue import ACTIVITY_TYPES, CATALOGUE, feature_names
+from features.catalogue import ACTIVITY_TYPES, CATALOGUE
 from features.contract import TIMESTAMP_UNIT, UnknownActivity
 from features.io import load_tables
 from features.pipeline import (
@@ -49,9 +49,9 @@ from features.pipeline import (
     PipelineConfig,
     TrainingSet,
     compute_features,
-    data_window,
     label_snapshots,
-    make_snapshots,
+    plan_snapshots,
+    training_metadata,
 )
 
 if TYPE_CHECKING:
@@ -256,47 +256,6 @@ def assemble(frames: list[pd.DataFrame], rows: list[np.ndarray]) -> pd.DataFrame
                 values = values.astype(values.cat.categories.dtype)
             frame[spec.name] = values.astype("category")
     return frame
-
-
-def plan_snapshots(
-    tables: dict[str, pd.DataFrame], config: PipelineConfig
-) -> tuple[pd.DataFrame, pd.Timestamp, pd.Timestamp]:
-    """Snapshots, data start and data end, exactly as ``build_training_set`` plans them.
-
-    Raises:
-        ValueError: if no snapshot has a fully observed label window.
-    """
-    start, observed_end = data_window(tables)
-    end = pd.Timestamp(config.data_end) if config.data_end is not None else observed_end
-    last_as_of = end - pd.Timedelta(days=config.horizon_days)
-    snaps = make_snapshots(tables["leads"], tables["conversions"], config.snapshots, last_as_of)
-    if snaps.empty:
-        raise ValueError(
-            f"no snapshot has a complete {config.horizon_days}-day label window: the data runs "
-            f"from {start.date()} to {end.date()}; use a shorter horizon or more history")
-    return snaps, start, end
-
-
-def training_metadata(
-    frame: pd.DataFrame, tables: dict[str, pd.DataFrame], config: PipelineConfig,
-    start: pd.Timestamp, end: pd.Timestamp,
-) -> dict:
-    """The metadata ``build_training_set`` attaches (kept equal by the identity test)."""
-    return {
-        "horizon_days": config.horizon_days,
-        "snapshot_rule": config.snapshots.kind,
-        "snapshot_offsets_days": list(config.snapshots.offsets_days),
-        "max_lead_age_days": config.snapshots.max_lead_age_days,
-        "data_start": str(start),
-        "data_end": str(end),
-        "first_as_of": str(frame["as_of"].min()),
-        "last_as_of": str(frame["as_of"].max()),
-        "rows": len(frame),
-        "positives": int(frame["label"].sum()),
-        "leads": int(frame["lead_id"].nunique()),
-        "activities": len(tables["activities"]),
-        "features": feature_names(),
-    }
 
 
 def default_partitions(total_threads: int, n_activities: int) -> int:

@@ -344,6 +344,47 @@ def label_snapshots(
     return hit.fillna(False).to_numpy(dtype=np.int8)
 
 
+def plan_snapshots(
+    tables: dict[str, pd.DataFrame], config: PipelineConfig
+) -> tuple[pd.DataFrame, pd.Timestamp, pd.Timestamp]:
+    """Snapshots, data start and data end of a training-set build (shared by both engines).
+
+    Raises:
+        ValueError: if no snapshot has a fully observed label window.
+    """
+    start, observed_end = data_window(tables)
+    end = pd.Timestamp(config.data_end) if config.data_end is not None else observed_end
+    last_as_of = end - pd.Timedelta(days=config.horizon_days)
+    snaps = make_snapshots(tables["leads"], tables["conversions"], config.snapshots, last_as_of)
+    if snaps.empty:
+        raise ValueError(
+            f"no snapshot has a complete {config.horizon_days}-day label window: the data runs "
+            f"from {start.date()} to {end.date()}; use a shorter horizon or more history")
+    return snaps, start, end
+
+
+def training_metadata(
+    frame: pd.DataFrame, tables: dict[str, pd.DataFrame], config: PipelineConfig,
+    start: pd.Timestamp, end: pd.Timestamp,
+) -> dict:
+    """What a reader needs to trust a training set: window, rule, counts, feature list."""
+    return {
+        "horizon_days": config.horizon_days,
+        "snapshot_rule": config.snapshots.kind,
+        "snapshot_offsets_days": list(config.snapshots.offsets_days),
+        "max_lead_age_days": config.snapshots.max_lead_age_days,
+        "data_start": str(start),
+        "data_end": str(end),
+        "first_as_of": str(frame["as_of"].min()),
+        "last_as_of": str(frame["as_of"].max()),
+        "rows": len(frame),
+        "positives": int(frame["label"].sum()),
+        "leads": int(frame["lead_id"].nunique()),
+        "activities": len(tables["activities"]),
+        "features": feature_names(),
+    }
+
+
 @dataclass(frozen=True)
 class TrainingSet:
     """Snapshots with features and labels, plus what a reader needs to trust them."""
@@ -362,30 +403,8 @@ def build_training_set(tables: dict[str, pd.DataFrame], config: PipelineConfig) 
     Raises:
         ValueError: if no snapshot has a fully observed label window.
     """
-    start, observed_end = data_window(tables)
-    end = pd.Timestamp(config.data_end) if config.data_end is not None else observed_end
-    last_as_of = end - pd.Timedelta(days=config.horizon_days)
-    snaps = make_snapshots(tables["leads"], tables["conversions"], config.snapshots, last_as_of)
-    if snaps.empty:
-        raise ValueError(
-            f"no snapshot has a complete {config.horizon_days}-day label window: the data runs "
-            f"from {start.date()} to {end.date()}; use a shorter horizon or more history")
+    snaps, start, end = plan_snapshots(tables, config)
     frame = compute_features(tables["leads"], tables["accounts"], tables["activities"], snaps,
                              config.icp)
     frame["label"] = label_snapshots(snaps, tables["conversions"], config.horizon_days)
-    metadata = {
-        "horizon_days": config.horizon_days,
-        "snapshot_rule": config.snapshots.kind,
-        "snapshot_offsets_days": list(config.snapshots.offsets_days),
-        "max_lead_age_days": config.snapshots.max_lead_age_days,
-        "data_start": str(start),
-        "data_end": str(end),
-        "first_as_of": str(frame["as_of"].min()),
-        "last_as_of": str(frame["as_of"].max()),
-        "rows": len(frame),
-        "positives": int(frame["label"].sum()),
-        "leads": int(frame["lead_id"].nunique()),
-        "activities": len(tables["activities"]),
-        "features": feature_names(),
-    }
-    return TrainingSet(frame, metadata)
+    return TrainingSet(frame, training_metadata(frame, tables, config, start, end))

@@ -25,7 +25,6 @@ from features.distributed import (
     dask_client,
     partition_of,
     partition_tables,
-    plan_snapshots,
     run_features_dask,
 )
 from features.io import load_tables, write_tables
@@ -35,6 +34,7 @@ from features.pipeline import (
     TrainingSet,
     build_training_set,
     compute_features,
+    plan_snapshots,
 )
 from features.simulate import simulate
 
