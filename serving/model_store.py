@@ -153,6 +153,7 @@ def import_champion(
 
     quiet_telemetry()
     try:
+        registry.require_store(tracking_uri)  # never create an empty store by reading one
         with registry.tracking(tracking_uri) as client:
             info = registry.version_info(client, name, alias)
             tag = f"{BENTO_MODEL_NAME}:{_tag_version(info.version, info.run_id)}"

@@ -102,7 +102,8 @@ def test_model_page_and_openapi_over_http(http):
 def test_launcher_refuses_a_registry_without_champion(root, tmp_path):
     empty = Settings(tracking_uri=testing.session_empty_registry(root),
                      bentoml_home=tmp_path / "bentoml")
-    with pytest.raises(ModelNotAvailableError, match="train one first"):
+    with pytest.raises(ModelNotAvailableError,
+                       match=r"train one first|nothing has been trained there"):
         start_server(empty, port=free_port())
 
 
