@@ -1,7 +1,10 @@
-"""Shared fixtures: one small simulated funnel and its training set, built once per session."""
+"""Shared fixtures: a small simulated funnel and its training set, the serving tests' champion
+and live server, and a headless Chromium — each built once per session."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ from features.build import write_training_set
 from features.contract import validate
 from features.pipeline import PipelineConfig, TrainingSet, build_training_set
 from features.simulate import Simulation, simulate
+from serving import testing
 
 SIM_LEADS = 6000
 SIM_SEED = 3
@@ -31,3 +35,40 @@ def training_set(simulation: Simulation) -> TrainingSet:
 def training_set_path(training_set: TrainingSet, tmp_path_factory) -> Path:
     """The same training set written as ``leadscore features`` writes it (Parquet + JSON)."""
     return write_training_set(training_set, tmp_path_factory.mktemp("data") / "training.parquet")
+
+
+@pytest.fixture(scope="session")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shared folder of the serving tests: data, MLflow store, BentoML home (serving.testing)."""
+    return testing.session_root(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def champion(root: Path) -> testing.Champion:
+    """A small champion trained and registered with the real ``run_training``."""
+    return testing.session_champion(root)
+
+
+@pytest.fixture(scope="session")
+def server(root: Path):
+    """A real ``bentoml serve`` of the champion on a free loopback port."""
+    return testing.session_server(root)
+
+
+CHROMIUM = os.environ.get("LEADSCORE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright; a failure under CI, a skip elsewhere."""
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        if os.environ.get("CI"):
+            pytest.fail(f"no Chromium at {CHROMIUM}: .ci/run installs Debian's chromium")
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

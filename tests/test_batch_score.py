@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import numpy as np
 import pandas as pd
@@ -17,16 +15,6 @@ from serving.model_store import ModelNotAvailableError
 from serving.samples import lead_payload
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return testing.session_root(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="session")
-def champion(root: Path) -> testing.Champion:
-    return testing.session_champion(root)
 
 
 @pytest.fixture(scope="module")

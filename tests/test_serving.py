@@ -35,16 +35,6 @@ pytestmark = pytest.mark.slow
 GRADE = re.compile(r"^[A-D][1-4]$")
 
 
-@pytest.fixture(scope="session")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return testing.session_root(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="session")
-def champion(root: Path) -> testing.Champion:
-    return testing.session_champion(root)
-
-
 @pytest.fixture(scope="module")
 def settings(root: Path, champion: testing.Champion) -> Settings:
     return testing.session_settings(root)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,11 +15,6 @@ from serving.model_store import import_champion
 from serving.settings import Settings
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return testing.session_root(tmp_path_factory.getbasetemp())
 
 
 def test_bentoml_build_packages_service_and_champion(root, tmp_path):

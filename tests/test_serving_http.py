@@ -23,16 +23,6 @@ from serving.settings import Settings
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return testing.session_root(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="session")
-def server(root: Path):
-    return testing.session_server(root)
-
-
 @pytest.fixture(scope="module")
 def http(server):
     with httpx.Client(base_url=server.url, timeout=30) as client:

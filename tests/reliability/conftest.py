@@ -18,11 +18,6 @@ from serving.launch import RunningServer, start_server
 
 
 @pytest.fixture(scope="session")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return testing.session_root(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="session")
 def guarded(root: Path) -> RunningServer:
     """A real ``bentoml serve`` of the session champion with ``LEADSCORE_API_TOKEN`` set."""
     log = root / "guarded-server.log"

@@ -3,33 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 from reliability_support import TOKEN
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = os.environ.get("LEADSCORE_CHROMIUM", "/usr/bin/chromium")
-
 
 @pytest.fixture(scope="module")
-def page_of(guarded):
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        if os.environ.get("CI"):
-            pytest.fail(f"no Chromium at {CHROMIUM}: .ci/run installs Debian's chromium")
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page()
-        page.goto(guarded.url + "/")
-        yield page
-        browser.close()
+def page_of(browser, guarded):
+    page = browser.new_page()
+    page.goto(guarded.url + "/")
+    yield page
+    page.close()
 
 
 def test_page_asks_for_the_token_then_scores_with_it(page_of, sample):
