@@ -9,8 +9,13 @@ Both servers serve the same registered champion on loopback, one worker each:
   *precomputed feature row* of the same lead and returns the bare probability.
 
 Requests alternate between the servers in blocks, so a change in machine load hits
-both alike. Printed: p50/p99/mean latency, requests per second at each ``--concurrency``
-(default 1 and 16 clients), ``/score_batch`` rows per second against ``/invocations``
+both alike. Single requests and the concurrent runs go through
+``benchmarks/http_client.py``, a minimal keep-alive client (like ``wrk``), because a
+general-purpose Python client spends as much CPU per call as a fast server does. Both
+servers run ``--workers`` worker processes (default 1 each).
+
+Printed: p50/p99/mean latency, requests per second at each ``--concurrency`` (default 1
+and 16 clients), ``/score_batch`` rows per second against ``/invocations``
 with the same rows as one frame, the resident memory of each server's processes, the
 ratios, and the load average next to each figure. Targets (issue 6): our fully
 explained p50 at most 0.2x MLflow's bare prediction, and at 16 clients at least 5x its
@@ -27,14 +32,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -42,6 +48,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.http_client import Connection, encode_request, run_concurrent
 from features.contract import TIMESTAMP_UNIT
 from features.pipeline import compute_features, data_window
 from serving.batch import open_leads
@@ -74,6 +81,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-requests", type=int, default=20,
                    help="Timed batch calls per server")
     p.add_argument("--leads", type=int, default=40, help="Distinct leads to cycle through")
+    p.add_argument("--workers", type=int, default=1,
+                   help="Worker processes of each server (the same for both)")
     p.add_argument("--json", type=Path, dest="out", help="Also write the results as JSON here")
     return p.parse_args(argv)
 
@@ -112,7 +121,8 @@ def pick_requests(tables: dict[str, pd.DataFrame], n: int) -> tuple[list[dict], 
     return ours, theirs
 
 
-def start_mlflow(tracking_uri: str, work: Path) -> tuple[subprocess.Popen, str]:
+def start_mlflow(tracking_uri: str, work: Path, workers: int = 1
+                 ) -> tuple[subprocess.Popen, str]:
     """``mlflow models serve`` of the champion, in the local environment, on loopback."""
     port = free_port()
     # MLflow starts `uvicorn` by name: put this interpreter's scripts folder on PATH.
@@ -122,7 +132,7 @@ def start_mlflow(tracking_uri: str, work: Path) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m",
          "models:/lead-scoring@champion", "--env-manager", "local", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
+         "--port", str(port), "--workers", str(workers)],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -144,6 +154,18 @@ def timed(client: httpx.Client, path: str, body: dict) -> float:
     elapsed = time.perf_counter() - t0
     r.raise_for_status()
     return elapsed
+
+
+def host_port(url: str) -> tuple[str, int]:
+    """``("127.0.0.1", 3000)`` from ``http://127.0.0.1:3000``."""
+    parsed = urlsplit(url)
+    return parsed.hostname or "127.0.0.1", int(parsed.port or 80)
+
+
+def encoded(url: str, path: str, bodies: list[dict]) -> list[bytes]:
+    """The bodies as ready-to-send ``POST`` requests."""
+    host, port = host_port(url)
+    return [encode_request(host, port, path, json.dumps(b).encode()) for b in bodies]
 
 
 def summary(latencies: list[float], rps_concurrent: float) -> dict[str, float]:
@@ -206,18 +228,16 @@ def resident_memory(pid: int) -> dict[str, object]:
                      for p, (mb, cmd) in rss.items()]}
 
 
-def concurrent_rps(url: str, path: str, bodies: list[dict], clients: int, total: int) -> float:
-    """Requests per second with ``clients`` keep-alive clients sending ``total`` requests."""
-    def worker(k: int) -> int:
-        with httpx.Client(base_url=url, timeout=60) as client:
-            for i in range(k, total, clients):
-                client.post(path, json=bodies[i % len(bodies)]).raise_for_status()
-        return 0
-
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(worker, range(clients)))
-    return total / (time.perf_counter() - t0)
+def concurrent_rps(url: str, requests: list[bytes], clients: int, total: int
+                   ) -> dict[str, float]:
+    """Requests per second and latency with ``clients`` connections sending ``total``."""
+    host, port = host_port(url)
+    result = run_concurrent(host, port, requests, clients, total)
+    if result.errors:
+        raise RuntimeError(f"{result.errors} of {total} requests to {url} failed")
+    ms = np.asarray(result.latencies) * 1000
+    return {"rps": result.requests_per_s, "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         ours_bodies, mlflow_bodies = pick_requests(tables, max(args.leads, args.batch_size))
         settings = Settings(tracking_uri=tracking_uri, bentoml_home=work / "bentoml")
         print("starting bentoml serve and mlflow models serve ...", flush=True)
+        settings = dataclasses.replace(settings, workers=args.workers)
         ours = start_server(settings, log_path=work / "bentoml-serve.log")
-        mlflow_proc, mlflow_url = start_mlflow(tracking_uri, work)
+        mlflow_proc, mlflow_url = start_mlflow(tracking_uri, work, args.workers)
         try:
             assert wait_ready(ours.url, ours.process, 60)
             results = run(args, ours.url, mlflow_url, ours_bodies, mlflow_bodies)
@@ -252,23 +273,25 @@ def run(args: argparse.Namespace, ours_url: str, mlflow_url: str, ours_bodies: l
     targets = {"leadscore (bentoml /score)": (ours_url, "/score", singles["ours"]),
                "mlflow models serve (/invocations)": (mlflow_url, "/invocations",
                                                       singles["mlflow"])}
-    clients = {name: httpx.Client(base_url=url, timeout=60)
-               for name, (url, _, _) in targets.items()}
+    requests = {name: encoded(url, path, bodies) for name, (url, path, bodies) in targets.items()}
+    clients = {name: Connection(*host_port(url)) for name, (url, _, _) in targets.items()}
     load_start = load_average()
     try:
         ours_c, theirs_c = clients.values()
-        p_ours = ours_c.post("/score", json=ours_bodies[0]).json()["probability"]
-        p_theirs = theirs_c.post("/invocations", json=mlflow_bodies[0]).json()["predictions"][0]
+        ours_r, theirs_r = requests.values()
+        p_ours = json.loads(ours_c.send(ours_r[0])[1])["probability"]
+        p_theirs = json.loads(theirs_c.send(theirs_r[0])[1])["predictions"][0]
         agree = abs(p_ours - p_theirs) < 1e-9
-        for name, (_, path, bodies) in targets.items():
+        for name in targets:
             for i in range(args.warmup):
-                timed(clients[name], path, bodies[i % len(bodies)])
+                clients[name].timed(requests[name][i % len(requests[name])])
         latencies: dict[str, list[float]] = {name: [] for name in targets}
         done = 0
         while done < args.requests:
             n = min(args.block, args.requests - done)
-            for name, (_, path, bodies) in targets.items():
-                latencies[name] += [timed(clients[name], path, bodies[(done + i) % len(bodies)])
+            for name in targets:
+                reqs = requests[name]
+                latencies[name] += [clients[name].timed(reqs[(done + i) % len(reqs)])
                                     for i in range(n)]
             done += n
     finally:
@@ -278,9 +301,12 @@ def run(args: argparse.Namespace, ours_url: str, mlflow_url: str, ours_bodies: l
     concurrency: dict[str, dict] = {}
     for c in args.concurrency:
         row: dict[str, float] = {}
-        for name, (url, path, bodies) in targets.items():
-            key = "ours_rps" if name.startswith("leadscore") else "mlflow_rps"
-            row[key] = concurrent_rps(url, path, bodies, c, max(args.requests, 4 * c))
+        for name, (url, _, _) in targets.items():
+            who = "ours" if name.startswith("leadscore") else "mlflow"
+            measured = concurrent_rps(url, requests[name], c, max(args.requests, 20 * c))
+            row[f"{who}_rps"] = measured["rps"]
+            row[f"{who}_p50_ms"] = measured["p50_ms"]
+            row[f"{who}_p99_ms"] = measured["p99_ms"]
         row["ratio"] = row["ours_rps"] / row["mlflow_rps"]
         row["load_average"] = load_average()
         concurrency[str(c)] = row

@@ -191,6 +191,11 @@ def rows_serving(rec: dict) -> list[Row]:
         out.append((f"serving: /score req/s at {clients} clients", _fmt(c["ours_rps"]),
                     _fmt(c["mlflow_rps"]), f"{c['ratio']:.2f}x{target}",
                     f"{c['load_average']:.1f}"))
+        if "ours_p50_ms" in c:
+            out.append((f"serving: /score p50 ms at {clients} clients", f"{c['ours_p50_ms']:.2f}",
+                        f"{c['mlflow_p50_ms']:.2f}",
+                        f"{c['ours_p50_ms'] / c['mlflow_p50_ms']:.2f}x",
+                        f"{c['load_average']:.1f}"))
     batch = r.get("batch", {})
     if batch:
         b_ours = batch["leadscore (bentoml /score_batch)"]
@@ -219,6 +224,17 @@ def rows_distributed(rec: dict) -> list[Row]:
         out.append((f"distributed: dask {row['workers']} worker(s), rows/s",
                     _fmt(row["activity_rows_per_s"]), _fmt(single),
                     f"{row['activity_rows_per_s'] / single:.2f}x", _load(rec)))
+    trained = r.get("training") or []
+    local = next((t for t in trained if t["engine"] == "single"), None)
+    for row in trained:
+        if local is None or row["engine"] != "dask":
+            continue
+        out.append((f"distributed: train, dask {row['workers']} worker(s), s",
+                    f"{row['train_s']}", f"single machine: {local['train_s']}",
+                    f"{row['train_s'] / local['train_s']:.2f}x", _load(rec)))
+        out.append((f"distributed: train, dask {row['workers']} worker(s), test AUC",
+                    f"{row['test_auc']:.4f}", f"{local['test_auc']:.4f}",
+                    f"{row['test_auc'] - local['test_auc']:+.4f}", _load(rec)))
     return out
 
 

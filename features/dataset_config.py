@@ -484,7 +484,8 @@ def load_dataset(path: str | Path) -> TrainingSet:
         raise DatasetConfigError(path, problems)
     metadata = {
         **extra_meta,
-        "dataset": {"name": cfg.get("name", path.stem), "kind": kind, "config": str(path)},
+        "dataset": {"name": cfg.get("name", path.stem), "kind": kind, "config": str(path),
+                    **_snapshot_facts(cfg, kind)},
         "catalogue": [asdict(f) | {"categories": list(f.categories)} for f in catalogue],
         "features": [f.name for f in catalogue],
         "split": split,
@@ -501,6 +502,29 @@ def load_dataset(path: str | Path) -> TrainingSet:
         metadata.setdefault("horizon_days", None)
         metadata.setdefault("snapshot_rule", "lead_snapshot")
     return TrainingSet(frame.reset_index(drop=True), metadata)
+
+
+def _snapshot_facts(cfg: dict, kind: str | None) -> dict:
+    """What a ``lead_snapshot`` config states about its rows, for the model card: the id
+    column, the outcome and the scoring time (a fixed ``as_of`` or a ``time`` column)."""
+    if kind != "lead_snapshot":
+        return {}
+    facts: dict[str, Any] = {"id": cfg.get("id")}
+    outcome = cfg.get("outcome") or {}
+    if "in_file" in outcome:
+        spec = outcome["in_file"] or {}
+        facts["outcome"] = {"in_file": Path(str(spec.get("file", ""))).name,
+                            "column": spec.get("column", cfg.get("id"))}
+    else:
+        facts["outcome"] = {"column": outcome.get("column"),
+                            "positive": list(outcome.get("positive", [1, "true", "yes"]))}
+    time_cfg = cfg.get("time")
+    if time_cfg:
+        facts["time"] = time_cfg.get("column") if isinstance(time_cfg, dict) else time_cfg
+    elif cfg.get("as_of"):
+        when = pd.Timestamp(str(cfg["as_of"]))
+        facts["as_of"] = str(when.date()) if when == when.normalize() else when.isoformat()
+    return facts
 
 
 def check_dataset(path: str | Path) -> list[str]:

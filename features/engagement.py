@@ -108,19 +108,41 @@ def _snapshot_row(s, a0, a1, as_of, act_t, act_type, last_hi, windows, high_inte
     out[s, x + 6] = active_days
 
 
+@numba.njit(cache=True, nogil=True)
+def _fill_snapshot(s, out, lead_ptr, act_t, act_type, last_hi, snap_lead, snap_t, windows,
+                   high_intent, email_open, email_click):
+    n_counts = high_intent.shape[0] * windows.shape[0]
+    out[s, :n_counts] = 0.0
+    out[s, n_counts:] = np.nan
+    lead = snap_lead[s]
+    _snapshot_row(s, lead_ptr[lead], lead_ptr[lead + 1], snap_t[s], act_t, act_type,
+                  last_hi, windows, high_intent, email_open, email_click, out)
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _engagement_kernel(lead_ptr, act_t, act_type, last_hi, snap_lead, snap_t, windows,
                        high_intent, email_open, email_click):
-    n_snap = snap_t.shape[0]
-    n_counts = high_intent.shape[0] * windows.shape[0]
-    out = np.empty((n_snap, n_counts + 7), dtype=np.float64)
-    for s in numba.prange(n_snap):
-        out[s, :n_counts] = 0.0
-        out[s, n_counts:] = np.nan
-        lead = snap_lead[s]
-        _snapshot_row(s, lead_ptr[lead], lead_ptr[lead + 1], snap_t[s], act_t, act_type,
-                      last_hi, windows, high_intent, email_open, email_click, out)
+    out = np.empty((snap_t.shape[0], high_intent.shape[0] * windows.shape[0] + 7))
+    for s in numba.prange(snap_t.shape[0]):
+        _fill_snapshot(s, out, lead_ptr, act_t, act_type, last_hi, snap_lead, snap_t, windows,
+                       high_intent, email_open, email_click)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _engagement_rows(lead_ptr, act_t, act_type, last_hi, snap_lead, snap_t, windows,
+                     high_intent, email_open, email_click):
+    """``_engagement_kernel`` on the calling thread: for a few snapshots (a request),
+    waking numba's thread pool costs more than the work."""
+    out = np.empty((snap_t.shape[0], high_intent.shape[0] * windows.shape[0] + 7))
+    for s in range(snap_t.shape[0]):
+        _fill_snapshot(s, out, lead_ptr, act_t, act_type, last_hi, snap_lead, snap_t, windows,
+                       high_intent, email_open, email_click)
+    return out
+
+
+SERIAL_BELOW = 64
+"""Snapshots below which the kernel runs on the calling thread."""
 
 
 def engagement_matrix(
@@ -157,7 +179,8 @@ def engagement_matrix(
     type_sorted = np.ascontiguousarray(act_type, dtype=np.int8)
     lead_ptr = np.searchsorted(lead_sorted, np.arange(n_leads + 1)).astype(np.int64)
     last_hi = _last_high_intent(lead_ptr, t_sorted, type_sorted, _HIGH_INTENT)
-    return _engagement_kernel(
+    kernel = _engagement_rows if len(snap_t) < SERIAL_BELOW else _engagement_kernel
+    return kernel(
         lead_ptr, t_sorted, type_sorted, last_hi,
         np.ascontiguousarray(snap_lead, dtype=np.int64),
         np.ascontiguousarray(snap_t, dtype=np.int64),

@@ -55,21 +55,31 @@ def exists(location: str | Path) -> bool:
     return fs.exists(path)
 
 
-def read_text(location: str | Path) -> str:
-    """Read a small text file from a local path or an fsspec URL."""
+def read_bytes(location: str | Path) -> bytes:
+    """Read a whole file from a local path or an fsspec URL."""
     if not is_url(location):
-        return Path(location).read_text()
-    with fsspec.open(str(location), "r") as handle:
+        return Path(location).read_bytes()
+    with fsspec.open(str(location), "rb") as handle:
         return handle.read()
 
 
-def write_text(location: str | Path, text: str) -> None:
-    """Write a small text file (not atomically: wrap it in :func:`atomic_write`)."""
+def write_bytes(location: str | Path, data: bytes) -> None:
+    """Write a file (not atomically: wrap it in :func:`atomic_write`)."""
     if not is_url(location):
-        Path(location).write_text(text)
+        Path(location).write_bytes(data)
         return
-    with fsspec.open(str(location), "w") as handle:
-        handle.write(text)
+    with fsspec.open(str(location), "wb") as handle:
+        handle.write(data)
+
+
+def read_text(location: str | Path) -> str:
+    """Read a small UTF-8 text file from a local path or an fsspec URL."""
+    return read_bytes(location).decode("utf-8")
+
+
+def write_text(location: str | Path, text: str) -> None:
+    """Write a small UTF-8 text file (not atomically: wrap it in :func:`atomic_write`)."""
+    write_bytes(location, text.encode("utf-8"))
 
 
 def find_table_file(data_dir: str | Path, table: str) -> str | Path | None:

@@ -165,22 +165,28 @@ def _member(values: np.ndarray, allowed: frozenset[str]) -> np.ndarray:
         np.int64)
 
 
-def _fit_columns(leads: pd.DataFrame, accounts: pd.DataFrame, icp: Icp) -> dict[str, np.ndarray]:
-    """Fit features as NumPy columns, one row per lead, in the leads' order."""
-    pos = pd.Index(accounts["account_id"]).get_indexer(leads["account_id"])
+PROFILE_FIELDS: tuple[str, ...] = ("seniority", "department", "region", "lead_source", "email",
+                                   "industry", "employee_count", "annual_revenue")
+"""Per-lead inputs of the fit features (the account's fields joined onto its leads)."""
+
+
+def fit_columns(profile: dict[str, np.ndarray], icp: Icp) -> dict[str, np.ndarray]:
+    """Fit features as NumPy columns, one row per lead.
+
+    Args:
+        profile: ``PROFILE_FIELDS`` as arrays in lead order: text as object arrays (str or
+            None), ``employee_count`` and ``annual_revenue`` as float64 (NaN = unknown).
+        icp: Ideal customer profile for the ``icp_*`` signals.
+    """
     out = {
-        "seniority": leads["seniority"].to_numpy(),
-        "department": leads["department"].to_numpy(),
-        "industry": _take(accounts["industry"].to_numpy(), pos, np.nan),
-        "company_size_band": _band(_take(_floats(accounts["employee_count"]), pos, np.nan),
-                                   SIZE_EDGES, SIZE_BANDS),
-        "revenue_band": _band(_take(_floats(accounts["annual_revenue"]), pos, np.nan),
-                              REVENUE_EDGES, REVENUE_BANDS),
-        "region": leads["region"].to_numpy(),
-        "lead_source": leads["lead_source"].to_numpy(),
-        "email_domain_type": _email_kinds(
-            leads["email"].to_numpy(dtype=object) if "email" in leads
-            else np.full(len(leads), None, dtype=object)),
+        "seniority": profile["seniority"],
+        "department": profile["department"],
+        "industry": profile["industry"],
+        "company_size_band": _band(profile["employee_count"], SIZE_EDGES, SIZE_BANDS),
+        "revenue_band": _band(profile["annual_revenue"], REVENUE_EDGES, REVENUE_BANDS),
+        "region": profile["region"],
+        "lead_source": profile["lead_source"],
+        "email_domain_type": _email_kinds(profile["email"]),
     }
     out["icp_industry"] = _member(out["industry"], icp.industries)
     out["icp_size"] = _member(out["company_size_band"], icp.size_bands)
@@ -189,9 +195,25 @@ def _fit_columns(leads: pd.DataFrame, accounts: pd.DataFrame, icp: Icp) -> dict[
     return out
 
 
+def table_profile(leads: pd.DataFrame, accounts: pd.DataFrame) -> dict[str, np.ndarray]:
+    """``PROFILE_FIELDS`` of each lead from the contract's tables (accounts joined)."""
+    pos = pd.Index(accounts["account_id"]).get_indexer(leads["account_id"])
+    return {
+        "seniority": leads["seniority"].to_numpy(),
+        "department": leads["department"].to_numpy(),
+        "region": leads["region"].to_numpy(),
+        "lead_source": leads["lead_source"].to_numpy(),
+        "email": (leads["email"].to_numpy(dtype=object) if "email" in leads
+                  else np.full(len(leads), None, dtype=object)),
+        "industry": _take(accounts["industry"].to_numpy(), pos, np.nan),
+        "employee_count": _take(_floats(accounts["employee_count"]), pos, np.nan),
+        "annual_revenue": _take(_floats(accounts["annual_revenue"]), pos, np.nan),
+    }
+
+
 def fit_features(leads: pd.DataFrame, accounts: pd.DataFrame, icp: Icp) -> pd.DataFrame:
     """Who the lead is: profile and firmographics, one row per lead (index = lead_id)."""
-    return pd.DataFrame(_fit_columns(leads, accounts, icp),
+    return pd.DataFrame(fit_columns(table_profile(leads, accounts), icp),
                         index=pd.Index(leads["lead_id"], name="lead_id"))
 
 
@@ -210,20 +232,18 @@ def _is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
-def _categorical(per_lead: np.ndarray, rows: np.ndarray) -> pd.Categorical:
-    """``per_lead[rows]`` as a categorical, exactly as pandas' ``astype("category")`` of
-    the per-lead column taken at ``rows`` would code it."""
-    if len(per_lead) <= SMALL_INPUT and len(rows) <= SMALL_INPUT:
-        texts = [v for v in per_lead if isinstance(v, str)]
-        if texts and len(texts) + sum(map(_is_missing, per_lead)) == len(per_lead):
-            values = per_lead[rows]
-            categories = tuple(sorted({v for v in values if isinstance(v, str)}))
+def _categorical(values: np.ndarray) -> pd.Categorical:
+    """``values`` as a categorical, exactly as pandas' ``astype("category")`` codes it."""
+    if len(values) <= SMALL_INPUT:
+        texts = [v for v in values if isinstance(v, str)]
+        if texts and len(texts) + sum(map(_is_missing, values)) == len(values):
+            categories = tuple(sorted(set(texts)))
             code = {c: i for i, c in enumerate(categories)}
             codes = np.fromiter((code.get(v, -1) if isinstance(v, str) else -1 for v in values),
                                 dtype=np.int8, count=len(values))
             return pd.Categorical.from_codes(codes, dtype=_text_categories(categories),
                                              validate=False)
-    return pd.Series(per_lead, copy=False).take(rows).astype("category").array
+    return pd.Series(values, copy=False).astype("category").array
 
 
 def compute_features(
@@ -260,29 +280,69 @@ def compute_features(
         unknown = snapshots.loc[snap_lead < 0, "lead_id"].head(3).tolist()
         raise KeyError(f"snapshots name unknown leads: {unknown}")
     as_of = np.asarray(snapshots["as_of"], dtype=TIMESTAMP_UNIT)
-    snap_t = _seconds(as_of)
     act_lead = lead_index.get_indexer(activities["lead_id"])
     type_codes = _ACTIVITY_INDEX.get_indexer(activities["activity_type"])
     keep = (act_lead >= 0) & (type_codes >= 0)
-    matrix = engagement_matrix(
-        len(lead_index), act_lead[keep], _seconds(activities["occurred_at"])[keep],
-        type_codes[keep], snap_lead, snap_t,
-    )
-    fit = _fit_columns(leads, accounts, icp or Icp())
-    created = _seconds(leads["created_at"])[snap_lead]
+    values = feature_values(LeadArrays(
+        profile=table_profile(leads, accounts),
+        created_s=_seconds(leads["created_at"]),
+        act_lead=act_lead[keep],
+        act_t=_seconds(activities["occurred_at"])[keep],
+        act_type=type_codes[keep],
+        snap_lead=snap_lead,
+        snap_t=_seconds(as_of),
+    ), icp)
     columns: dict[str, object] = {
         "lead_id": snapshots["lead_id"].astype("str").to_numpy(),
         "as_of": as_of,
     }
-    engagement = {name: matrix[:, j] for j, name in enumerate(_ENGAGEMENT_COLUMNS)}
-    engagement["days_since_created"] = (snap_t - created) / 86_400.0
     for spec in CATALOGUE:
-        if spec.name in fit:
-            columns[spec.name] = (_categorical(fit[spec.name], snap_lead)
-                                  if spec.dtype == "category" else fit[spec.name][snap_lead])
-        else:
-            columns[spec.name] = engagement[spec.name]
+        columns[spec.name] = (_categorical(values[spec.name]) if spec.dtype == "category"
+                              else values[spec.name])
     return pd.DataFrame(columns, index=pd.RangeIndex(len(snap_lead)), copy=False)
+
+
+@dataclass(frozen=True)
+class LeadArrays:
+    """A partition of leads as NumPy arrays: everything the features are computed from.
+
+    ``compute_features`` builds it from the contract's tables and the service builds it
+    straight from request payloads; both then call ``feature_values``, so a lead's
+    features come from one piece of code whichever way it arrives.
+
+    Attributes:
+        profile: ``PROFILE_FIELDS`` per lead (see ``fit_columns``).
+        created_s: Lead creation, seconds since the epoch, per lead.
+        act_lead: Lead index (into the per-lead arrays) of each activity.
+        act_t: Activity time, seconds since the epoch.
+        act_type: Index into ``ACTIVITY_TYPES`` of each activity.
+        snap_lead: Lead index of each snapshot to compute.
+        snap_t: Snapshot ``as_of``, seconds since the epoch.
+    """
+
+    profile: dict[str, np.ndarray]
+    created_s: np.ndarray
+    act_lead: np.ndarray
+    act_t: np.ndarray
+    act_type: np.ndarray
+    snap_lead: np.ndarray
+    snap_t: np.ndarray
+
+
+def feature_values(arrays: LeadArrays, icp: Icp | None = None) -> dict[str, np.ndarray]:
+    """Every catalogue feature of every snapshot, as plain NumPy columns.
+
+    Categorical features are object arrays of text (None where unknown); the rest are
+    numbers. Only activities at or before each snapshot's ``as_of`` count.
+    """
+    fit = fit_columns(arrays.profile, icp or Icp())
+    matrix = engagement_matrix(len(arrays.created_s), arrays.act_lead, arrays.act_t,
+                               arrays.act_type, arrays.snap_lead, arrays.snap_t)
+    values = {name: matrix[:, j] for j, name in enumerate(_ENGAGEMENT_COLUMNS)}
+    values["days_since_created"] = (arrays.snap_t - arrays.created_s[arrays.snap_lead]) / 86_400.0
+    for name, column in fit.items():
+        values[name] = column[arrays.snap_lead]
+    return values
 
 
 def data_window(tables: dict[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp]:

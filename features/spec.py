@@ -7,6 +7,8 @@ as missing, which LightGBM routes like any other missing value instead of crashi
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -32,8 +34,13 @@ class InputFeature:
 
     def sentence(self, value: object) -> str:
         """Plain-language reason for one value (delegates to the catalogue's rendering)."""
+        return self._catalogue_entry.sentence(value)
+
+    @functools.cached_property
+    def _catalogue_entry(self) -> FeatureSpec:
+        """The catalogue's view of this column, built once (sentences are per request)."""
         return FeatureSpec(self.name, self.group, self.dtype, self.template,  # type: ignore[arg-type]
-                           self.description, zero_template=self.zero_template).sentence(value)
+                           self.description, zero_template=self.zero_template)
 
 
 class InputSpec:
@@ -90,6 +97,27 @@ class InputSpec:
             else:
                 out[:, j] = pd.to_numeric(col, errors="coerce").to_numpy(
                     dtype=np.float64, na_value=np.nan)
+        return out
+
+    def encode(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Encode raw feature columns as ``transform`` encodes the frame made of them.
+
+        ``values`` maps each feature name to a NumPy column as
+        ``features.pipeline.feature_values`` returns it (text or None for categoricals,
+        numbers otherwise). The service scores a lead through this, skipping the frame,
+        which costs more than everything else for a single row.
+        """
+        n = len(next(iter(values.values()))) if values else 0
+        out = np.empty((n, len(self.features_)), dtype=np.float64)
+        lookups = self._lookups()
+        nan = np.nan
+        for j, f in enumerate(self.features_):
+            col = values[f.name]
+            lookup = lookups[j]
+            if lookup is not None:
+                out[:, j] = [lookup.get(v, nan) if isinstance(v, str) else nan for v in col]
+            else:
+                out[:, j] = col
         return out
 
     def _lookups(self) -> list[dict[str, float] | None]:

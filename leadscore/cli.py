@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -160,8 +161,8 @@ def _oracle(ground_truth: Path | None, horizon: int):
 @app.command()
 def train(
     ctx: typer.Context,
-    data: Annotated[Path | None, typer.Option(help="Training set written by `leadscore "
-                                                   "features`.")] = None,
+    data: Annotated[str | None, typer.Option(help="Training set written by `leadscore "
+                                                  "features` (path or fsspec URL).")] = None,
     config_file: Annotated[Path | None, typer.Option(
         "--config", help="Dataset config (YAML/TOML, see examples/): train on the export it "
         "maps, with its features, split, points baseline and training settings, instead of "
@@ -185,13 +186,22 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed for LightGBM, Optuna and baselines.")] = 0,
     threads: Annotated[int, typer.Option(help="LightGBM threads (0: all cores; 1 is faster "
                                               "on a busy machine).", min=0)] = 0,
+    engine: Annotated[str, typer.Option(help="single (this machine; 'local' also accepted) "
+                                             "or dask (lightgbm.dask on a Dask cluster).")]
+    = "single",
+    scheduler: Annotated[str, typer.Option(help="Dask engine: 'local' or a scheduler address "
+                                                "such as tcp://host:8786.")] = "local",
+    workers: Annotated[int, typer.Option(help="Worker processes for --scheduler local.",
+                                         min=1)] = 2,
 ) -> None:
     """Train LightGBM on a training set, evaluate it against baselines, log and register it.
 
     Splits by time (train, then validation, then the latest test period), calibrates and
     picks the MQL policy on validation, reports test metrics against the points-based
     score and a logistic regression, logs everything to MLflow and registers the model
-    as `challenger` (a first model also becomes `champion`).
+    as `challenger` (a first model also becomes `champion`). With `--engine dask` the
+    trees are trained by lightgbm.dask on a Dask cluster; the registered model is the
+    same kind of LightGBM text model.
     """
     from training.data import TrainingDataError
     from training.policy import PolicyConfig
@@ -201,10 +211,14 @@ def train(
     settings: Settings = ctx.obj
     if (data is None) == (config_file is None):
         raise fail("give either --data (a training set) or --config (a dataset config)")
+    engine = "single" if engine == "local" else engine
+    if engine not in ("single", "dask"):
+        raise fail("--engine must be 'single' (or 'local') or 'dask'")
     try:
         options = dict(tune_trials=tune, calibration=calibration,
                        policy=PolicyConfig(mql_rule, mql_target,  # type: ignore[arg-type]
-                                           per_region), seed=seed, num_threads=threads)
+                                           per_region), seed=seed, num_threads=threads,
+                       engine=engine, scheduler=scheduler, workers=workers)
         if config_file is not None:
             from features.dataset_config import DatasetConfigError, load_dataset
             from training.train import dataset_train_config
@@ -228,6 +242,10 @@ def train(
                                   register=register,
                                   progress=advance)
     except (TrainingDataError, FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    except OSError as exc:
+        if engine != "dask":
+            raise
         raise fail(str(exc)) from exc
     m = result.metrics
     console.print(
@@ -268,7 +286,7 @@ def check(
         + (f" at {split['at']}" if split.get("at") else ""), markup=False)
 
 
-def _horizon_of(training_set: Path) -> int:
+def _horizon_of(training_set: str | Path) -> int:
     from features.build import read_training_set
 
     return int(read_training_set(training_set).metadata.get("horizon_days", 90))
@@ -335,11 +353,23 @@ def score(
                   f"into {out}")
 
 
-def _serving_settings(settings: Settings, samples: Path | None):
+def _serving_settings(settings: Settings, samples: Path | None, workers: str | None = None):
+    """The service's settings: its own environment (``serving.settings``: top reasons,
+    reload period, workers, ...) with this command's store, model and samples."""
+    import dataclasses
+
     from serving.settings import Settings as ServingSettings
 
-    return ServingSettings(tracking_uri=settings.tracking_uri, model_name=settings.model_name,
-                           samples_dir=samples)
+    env = dict(os.environ)
+    if workers is not None:
+        env["LEADSCORE_WORKERS"] = workers
+    try:
+        served = ServingSettings.from_env(env)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    return dataclasses.replace(served, tracking_uri=settings.tracking_uri,
+                               model_name=settings.model_name,
+                               samples_dir=samples or served.samples_dir)
 
 
 @app.command()
@@ -349,13 +379,16 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
     samples: Annotated[Path | None, typer.Option(help="Folder of sample lead JSONs for the "
                                                       "page.")] = None,
+    workers: Annotated[str | None, typer.Option(
+        help="Worker processes: a number or cpu_count (default: LEADSCORE_WORKERS, else 1)."
+    )] = None,
 ) -> None:
     """Serve the champion with BentoML: /score, /score_batch, /model and the page at /."""
     from serving.launch import serve_forever
     from serving.model_store import ModelNotAvailableError
 
     try:
-        code = serve_forever(_serving_settings(ctx.obj, samples), host, port)
+        code = serve_forever(_serving_settings(ctx.obj, samples, workers), host, port)
     except ModelNotAvailableError as exc:
         raise fail(str(exc)) from exc
     raise typer.Exit(code)

@@ -27,6 +27,10 @@ SERVICE = "serving.service:LeadScoring"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+CONFIG_OPTIONS_ENV = "BENTOML_CONFIG_OPTIONS"
+WORKERS_OPTION = "services.leadscore.workers"
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free on ``host`` right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -40,7 +44,11 @@ def server_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[
     inherited = {k: v for k, v in os.environ.items()
                  if not k.startswith("LEADSCORE_") and k != "MLFLOW_TRACKING_URI"
                  and not (settings.bentoml_home and k == "BENTOML_HOME")}
-    return {**inherited, **QUIET_ENV, **settings.to_env(), **(extra or {})}
+    env = {**inherited, **QUIET_ENV, **settings.to_env(), **(extra or {})}
+    # BentoML reads the worker count from its own configuration, not from the service.
+    options = [o for o in env.get(CONFIG_OPTIONS_ENV, "").split() if o]
+    env[CONFIG_OPTIONS_ENV] = " ".join([*options, f"{WORKERS_OPTION}={settings.workers}"])
+    return env
 
 
 def serve_command(host: str, port: int, target: str = SERVICE) -> list[str]:

@@ -4,6 +4,11 @@ A payload is exactly what ``POST /score`` takes: one lead, its account, its acti
 up to ``as_of`` and that ``as_of``. ``write_samples`` picks a readable mix from a data
 set (leads shortly before they converted, and cold leads that never did) so the page
 shows both ends of the scale. ``index.json`` lists them for ``GET /samples``.
+
+For a model trained on a ``lead_snapshot`` dataset config the payloads are in the
+features form (``{"lead_id", "features": {name: value}, "as_of"}``), taken from rows of
+its training set: ``write_snapshot_samples`` (``write_samples`` given a ``TrainingSet``
+does the same).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import pandas as pd
 
 from features.catalogue import HIGH_INTENT_TYPES
 from features.io import replace_dir
+from features.pipeline import TrainingSet
 from serving.schemas import MAX_ACTIVITIES
 
 INDEX_FILE = "index.json"
@@ -153,29 +159,143 @@ def sample_name(lead_id: str, kind: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{kind}-{lead_id}")[:120]
 
 
-def write_samples(tables: dict[str, pd.DataFrame], out_dir: str | Path, n: int = 6) -> Path:
+def write_samples(tables: dict[str, pd.DataFrame] | TrainingSet, out_dir: str | Path,
+                  n: int = 6) -> Path:
     """Write ``n`` sample payloads and their ``index.json`` into ``out_dir``, atomically.
 
     Args:
-        tables: The contract's tables, validated (``features.io.load_tables``).
+        tables: The contract's tables, validated (``features.io.load_tables``); or the
+            training set of a ``lead_snapshot`` dataset config, for features-form samples
+            (``write_snapshot_samples``).
         out_dir: Folder to (re)create; its previous content is replaced as a whole.
         n: Number of samples (about half likely converters, half cold leads).
 
     Returns:
         The folder written.
     """
+    if isinstance(tables, TrainingSet):
+        return write_snapshot_samples(tables, out_dir, n)
     picks = pick_samples(tables, n)
+    return _write_index(out_dir, [
+        (pick, lead_payload(tables, pick["lead_id"], pick["as_of"])) for pick in picks])
+
+
+def _write_index(out_dir: str | Path, items: list[tuple[dict[str, Any], dict[str, Any]]]
+                 ) -> Path:
+    """Write each ``(pick, payload)`` as ``<name>.json`` plus ``index.json``, atomically."""
 
     def fill(folder: Path) -> None:
         index = []
-        for pick in picks:
+        for pick, payload in items:
             name = sample_name(pick["lead_id"], pick["kind"])
-            payload = lead_payload(tables, pick["lead_id"], pick["as_of"])
             (folder / f"{name}.json").write_text(json.dumps(payload, indent=1) + "\n")
             index.append({"name": name, "lead_id": pick["lead_id"], "label": pick["label"]})
         (folder / INDEX_FILE).write_text(json.dumps(index, indent=1) + "\n")
 
     return replace_dir(out_dir, fill)
+
+
+def snapshot_payload(row: pd.Series | dict[str, Any], features: Any,
+                     as_of: Any = None) -> dict[str, Any]:
+    """The ``POST /score`` body (features form) for one row of a lead-snapshot frame.
+
+    Args:
+        row: A row of a ``lead_snapshot`` training set (``lead_id``, ``as_of``, features).
+        features: The features to send (``bundle.spec.features_`` or the config's
+            catalogue, ``features.dataset_config.catalogue_from_metadata``).
+        as_of: Scoring time to state (default: the row's ``as_of``, when it has one).
+
+    Missing values are left out (the service scores them as unknown); booleans are sent
+    as true/false, whole numbers as integers, categories as text.
+    """
+    values: dict[str, Any] = {}
+    for f in features:
+        value = _plain(row.get(f.name))
+        if value is None:
+            continue
+        if f.dtype == "bool":
+            value = bool(value)
+        elif f.dtype in ("float", "int"):
+            value = float(value)
+            value = int(value) if value.is_integer() and abs(value) < 2**53 else value
+        else:
+            value = str(value)
+        values[f.name] = value
+    payload: dict[str, Any] = {"lead_id": str(row["lead_id"]), "features": values}
+    when = as_of if as_of is not None else (row.get("as_of") if "as_of" in row else None)
+    if when is not None and not pd.isna(when):
+        payload["as_of"] = _iso(when)
+    return payload
+
+
+def pick_snapshot_samples(training_set: TrainingSet, n: int = 6,
+                          probability: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Choose converted and non-converted rows of a lead-snapshot training set.
+
+    With ``probability`` (a model's, one per row) the converted leads it scores highest
+    and the non-converted ones it scores lowest, so the page shows both ends of the
+    scale; without it, the rows with the most values filled in. Deterministic.
+
+    Returns:
+        ``[{"lead_id", "row", "kind", "label"}]``, hot ones first (``row``: position).
+    """
+    from features.dataset_config import catalogue_from_metadata
+
+    frame = training_set.frame.reset_index(drop=True)
+    catalogue = catalogue_from_metadata(training_set.metadata) or ()
+    names = [f.name for f in catalogue if f.name in frame.columns]
+    rank = (-np.asarray(probability, dtype=float) if probability is not None
+            else -frame[names].notna().sum(axis=1).to_numpy(dtype=float))
+    order = pd.DataFrame({"row": np.arange(len(frame)), "rank": rank,
+                          "lead_id": frame["lead_id"].astype(str),
+                          "label": pd.to_numeric(frame["label"]).to_numpy()})
+    n_hot = (n + 1) // 2
+    hot = order.loc[order["label"] == 1].sort_values(["rank", "lead_id"]).head(n_hot)
+    cold = order.loc[order["label"] == 0]
+    if probability is not None:  # least likely first
+        cold = cold.assign(rank=-cold["rank"])
+    cold = cold.sort_values(["rank", "lead_id"]).head(n - len(hot))
+    fit = [f.name for f in catalogue if f.group == "fit" and f.dtype == "category"
+           and f.name in frame.columns][:3]
+
+    def describe(row: int) -> str:
+        parts = [_plain(frame.at[row, name]) for name in fit]
+        return ", ".join(str(p) for p in parts if p is not None) or "profile unknown"
+
+    return ([{"lead_id": r.lead_id, "row": int(r.row), "kind": "hot",
+              "label": f"Converted: {describe(int(r.row))}"} for r in hot.itertuples()]
+            + [{"lead_id": r.lead_id, "row": int(r.row), "kind": "cold",
+                "label": f"Did not convert: {describe(int(r.row))}"}
+               for r in cold.itertuples()])
+
+
+def write_snapshot_samples(training_set: TrainingSet, out_dir: str | Path, n: int = 6,
+                           bundle: Any = None) -> Path:
+    """Write features-form sample payloads of a ``lead_snapshot`` model, atomically.
+
+    Args:
+        training_set: What ``features.dataset_config.load_dataset`` returns for the
+            model's config.
+        out_dir: Folder to (re)create.
+        n: Number of samples (about half converted leads, half not).
+        bundle: The model (``training.bundle.ModelBundle``); when given, samples are
+            picked by its probability and carry exactly its features.
+
+    Returns:
+        The folder written.
+    """
+    from features.dataset_config import catalogue_from_metadata
+
+    frame = training_set.frame.reset_index(drop=True)
+    features = (bundle.spec.features_ if bundle is not None
+                else catalogue_from_metadata(training_set.metadata))
+    if not features:
+        raise ValueError("the training set has no feature catalogue: is it from a "
+                         "lead_snapshot dataset config?")
+    probability = bundle.predict_proba(frame) if bundle is not None else None
+    picks = pick_snapshot_samples(training_set, n, probability)
+    return _write_index(out_dir, [
+        (pick, snapshot_payload(frame.iloc[pick["row"]], features)) for pick in picks])
 
 
 def list_samples(folder: Path | None) -> list[dict[str, Any]]:

@@ -1,7 +1,18 @@
 """Request and response models of the scoring API, with limits and field descriptions.
 
-The request mirrors the data contract (``features.contract``): one row of ``leads``,
-the matching row of ``accounts`` and the lead's rows of ``activities``. Everything that
+A request comes in one of two forms, matching the two kinds of model:
+
+* the **lead form** mirrors the data contract (``features.contract``): one row of
+  ``leads``, the matching row of ``accounts`` and the lead's rows of ``activities``, for
+  a model trained on the contract's tables (the simulator, or a ``tables`` dataset
+  config);
+* the **features form** (``{"features": {name: value, ...}, "lead_id"?, "as_of"?}``)
+  carries one row of a ``lead_snapshot`` dataset config: the model's own feature values
+  by name, as the config cleaned them (``features.dataset_config.snapshot_frame``).
+
+Exactly one of ``lead`` and ``features`` must be given. Which form a model takes, and
+its feature names and types, are only known once the model is loaded, so those checks
+happen in ``serving.scorer.score_requests`` (still a 400 naming the field). Everything that
 can be checked without the model is checked here, while the request is parsed, so a
 malformed request is answered with HTTP 400 naming the field before any work is done,
 and a batch that BentoML merges from several callers can never fail because of one
@@ -27,13 +38,14 @@ Documented handling of awkward input:
 Limits (each violation is a 4xx naming the limit): ``MAX_BODY_BYTES`` per request body
 (413), ``MAX_ACTIVITIES`` per lead, ``MAX_BATCH`` leads and ``MAX_BATCH_ACTIVITIES``
 activities per batch, 128 characters per identifier, 200 per free-text field, 64 per
-activity type (400).
+activity type, ``MAX_FEATURES`` values per features-form request (400).
 """
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -41,10 +53,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     StringConstraints,
+    WithJsonSchema,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from features.catalogue import (
     ACTIVITY_TYPES,
@@ -64,6 +78,8 @@ MAX_BATCH_ACTIVITIES = 200_000
 MAX_BODY_BYTES = 32 * 1024 * 1024
 """Request body size (32 MiB): a full batch of ``MAX_BATCH_ACTIVITIES`` fits; larger bodies
 are answered 413 by ``serving.auth.ApiGuard`` before they are parsed."""
+MAX_FEATURES = 1_000
+"""Feature values per features-form request (a lead-snapshot model has a few dozen)."""
 EARLIEST = datetime(1970, 1, 1)
 LATEST = datetime(2200, 1, 1)
 
@@ -84,14 +100,23 @@ def _strip(value: object) -> object:
 def _utc_naive(value: datetime) -> datetime:
     """Convert to tz-naive UTC (the contract's timestamp convention) and bound the year."""
     if value.tzinfo is not None:
+        offset = value.utcoffset()
         try:
-            value = value.astimezone(UTC).replace(tzinfo=None)
+            value = value.replace(tzinfo=None) - offset if offset else value.replace(tzinfo=None)
         except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 (found by the fuzz)
             raise ValueError(f"timestamp {value.isoformat()} is outside "
                              f"{EARLIEST.year}–{LATEST.year}") from None
     if not EARLIEST <= value < LATEST:
         raise ValueError(f"timestamp {value.isoformat()} is outside {EARLIEST.year}–{LATEST.year}")
     return value
+
+
+def _at(loc: tuple[str | int, ...], kind: str, message: str,
+        context: dict[str, Any] | None = None) -> ValidationError:
+    """A rule that spans several fields, reported at the field it is about (``loc``), so a
+    400 names that field in ``detail[].loc`` as well as in its message."""
+    return ValidationError.from_exception_data("ScoreRequest", [InitErrorDetails(
+        type=PydanticCustomError(kind, message, context), loc=loc, input=None)])
 
 
 def utc_now() -> datetime:
@@ -161,25 +186,69 @@ class Account(BaseModel):
 
 
 class Activity(BaseModel):
-    """One engagement event: a row of the contract's ``activities`` table."""
+    """One engagement event: a row of the contract's ``activities`` table.
 
-    model_config = _STRICT
+    Validated natively, with no Python validator per field, since a lead may send
+    thousands: text is stripped by the config, and ``occurred_at`` keeps the offset it was
+    sent with (none means UTC) and is bounded to 1970–2199 by pydantic itself; the
+    scorer reads it as seconds since the epoch (``serving.leadform``).
+    """
 
-    occurred_at: Timestamp = Field(
-        description="When it happened. Activities after `as_of` are ignored.")
-    activity_type: Annotated[str, BeforeValidator(_strip)] = Field(
+    model_config = ConfigDict(**_STRICT, str_strip_whitespace=True)
+
+    occurred_at: datetime = Field(
+        ge=EARLIEST.replace(tzinfo=UTC), lt=LATEST.replace(tzinfo=UTC),
+        description="When it happened (ISO 8601; UTC unless it has an offset; years "
+        "1970–2199). Activities after `as_of` are ignored.")
+    activity_type: str = Field(
         min_length=1, max_length=64,
         description=f"One of: {_choices(ACTIVITY_TYPES)}. Unknown types count as `other`.")
-    detail: OptText = Field(None, description="Optional free text: page, asset, campaign.")
+    detail: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        None, description="Optional free text: page, asset, campaign (not used by the model).")
     lead_id: OptIdentifier = Field(
         None, description="Optional; when given it must equal `lead.lead_id`.")
 
 
+_MAX_NUMBER = 1e15
+
+
+def _feature_value(value: object) -> object:
+    """Check one features-form value: text (stripped, empty = missing), a finite number
+    within ±1e15, true/false or null. One error naming the feature, whatever is wrong."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or abs(value) > _MAX_NUMBER:
+            raise PydanticCustomError(
+                "feature_number", "a number must be finite and within ±1e15")
+        return value
+    if isinstance(value, str):
+        value = value.strip()
+        if len(value) > 200:
+            raise PydanticCustomError("feature_text", "text is longer than 200 characters")
+        return value or None
+    kind = {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
+    raise PydanticCustomError(
+        "feature_value", "a feature value must be text, a number, true/false or null, got "
+        "{kind}", {"kind": kind})
+
+
+_FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+FeatureValue = Annotated[
+    Any, PlainValidator(_feature_value),
+    WithJsonSchema({"anyOf": [{"type": "string", "maxLength": 200}, {"type": "number"},
+                              {"type": "boolean"}, {"type": "null"}]}),
+]
+"""One value of a features-form request: text, number, true/false or null (unknown)."""
+
+
 class ScoreRequest(BaseModel):
-    """One lead to score: its profile, its account and its recent activities."""
+    """One lead to score: its profile, its account and its recent activities (the lead
+    form), or a lead-snapshot model's feature values by name (the features form)."""
 
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=False,
         json_schema_extra={"example": {
             "lead": {"lead_id": "L-1001", "account_id": "A-77",
                      "created_at": "2024-05-02T09:30:00Z", "seniority": "Director",
@@ -195,14 +264,29 @@ class ScoreRequest(BaseModel):
         }},
     )
 
-    lead: Lead = Field(description="The lead's profile.")
+    lead: Lead | None = Field(
+        None, description="Lead form: the lead's profile. Give either `lead` or `features`.")
     account: Account | None = Field(
-        None, description="The lead's company; omit it when unknown (firmographics are then "
-        "scored as unknown).")
+        None, description="Lead form: the lead's company; omit it when unknown "
+        "(firmographics are then scored as unknown).")
     activities: list[Activity] = Field(
         default_factory=list, max_length=MAX_ACTIVITIES,
-        description="The lead's activities, in any order. Send at least the last 90 days; "
-        "older ones only matter for 'days since last (high-intent) activity'. May be empty.")
+        description="Lead form: the lead's activities, in any order. Send at least the last "
+        "90 days; older ones only matter for 'days since last (high-intent) activity'. May "
+        "be empty.")
+    features: dict[_FeatureName, FeatureValue] | None = Field(
+        None, max_length=MAX_FEATURES,
+        description="Features form, for a model trained on a `lead_snapshot` dataset config: "
+        "the lead's feature values keyed by the model's feature names (`GET /model` lists "
+        "them), as the config declares them: text for categories, numbers, true/false or "
+        "yes/no or 1/0 for booleans. Missing or null features are scored as unknown; an "
+        "unknown name or a value of the wrong type is a 400 naming the feature. Give either "
+        "`lead` or `features`.",
+        examples=[{"lead_origin": "Lead Add Form", "time_on_website": 1500,
+                   "occupation": "Working Professional", "do_not_email": False}])
+    lead_id: OptIdentifier = Field(
+        None, description="Features form: the lead's identifier, echoed in the response "
+        "(empty there when not given). The lead form carries it in `lead.lead_id`.")
     as_of: Timestamp | None = Field(
         None, description="Score the lead as of this moment (default: now, UTC). Only "
         "activities at or before it are used.")
@@ -214,28 +298,64 @@ class ScoreRequest(BaseModel):
         False, description="Also return every feature's SHAP contribution, not just the top "
         "reasons.")
 
+    @property
+    def form(self) -> Literal["lead", "features"]:
+        """Which form the request was sent in."""
+        return "features" if self.features is not None else "lead"
+
+    @property
+    def scored_id(self) -> str:
+        """The lead id echoed in the answer."""
+        if self.lead is not None:
+            return self.lead.lead_id
+        return self.lead_id or ""
+
     @model_validator(mode="after")
     def _consistent(self) -> ScoreRequest:
         """Fill ``as_of`` and check the rules that span several fields."""
         if self.as_of is None:
             self.as_of = utc_now()
+        if self.features is not None:
+            if self.lead is not None:
+                raise _at(
+                    ("features",), "lead_and_features",
+                    "give either `lead` (the lead form) or `features` (the features form), "
+                    "not both")
+            extra = [name for name, given in (("account", self.account is not None),
+                                              ("activities", bool(self.activities))) if given]
+            if extra:
+                raise _at(
+                    (extra[0],), "features_form",
+                    "{fields} belong to the lead form: a `features` request carries every "
+                    "value in `features`", {"fields": " and ".join(f"`{f}`" for f in extra)})
+            return self
+        if self.lead is None:
+            raise _at(
+                ("lead",), "lead_or_features",
+                "give `lead` (the lead's profile, with optional `account` and `activities`) "
+                "or `features` (a lead-snapshot model's feature values by name)")
+        if self.lead_id is not None:
+            raise _at(
+                ("lead_id",), "lead_id_in_lead_form",
+                "the top-level `lead_id` belongs to the features form: in the lead form put "
+                "it in `lead.lead_id`")
         if self.lead.created_at > self.as_of:
-            raise PydanticCustomError(
-                "created_after_as_of",
+            raise _at(
+                ("lead", "created_at"), "created_after_as_of",
                 "lead.created_at ({created}) is after as_of ({as_of}): a lead cannot be scored "
                 "before it exists",
                 {"created": self.lead.created_at.isoformat(), "as_of": self.as_of.isoformat()})
         if self.account is not None:
             lead_acc, acc = self.lead.account_id, self.account.account_id
             if lead_acc and acc and lead_acc != acc:
-                raise PydanticCustomError(
-                    "account_mismatch",
+                raise _at(
+                    ("account", "account_id"), "account_mismatch",
                     "account.account_id ({acc}) does not match lead.account_id ({lead_acc})",
                     {"acc": acc, "lead_acc": lead_acc})
         for i, activity in enumerate(self.activities):
             if activity.lead_id is not None and activity.lead_id != self.lead.lead_id:
-                raise PydanticCustomError(
-                    "activity_lead_mismatch",
+                raise _at(
+                    ("activities", i, "lead_id"), "activity_lead_mismatch",
                     "activities[{i}].lead_id ({got}) does not match lead.lead_id ({want})",
                     {"i": i, "got": activity.lead_id, "want": self.lead.lead_id})
         return self
@@ -339,6 +459,13 @@ class ModelInfo(BaseModel):
     policy: dict = Field(
         description="MQL policy: rule, target, global and per-region thresholds, grade cuts.")
     features: list[str] = Field(description="Model features, in model column order.")
+    request_form: Literal["lead", "features"] = Field(
+        "lead", description="The request form `/score` takes for this model: `lead` "
+        "(profile, account, activities) or `features` (feature values by name, for a model "
+        "trained on a `lead_snapshot` dataset config).")
+    inputs: list[dict] | None = Field(
+        None, description="For the features form: each feature's `name`, `dtype` (category, "
+        "float, int, bool), `group`, `description` and the `categories` the model knows.")
 
 
 class SampleInfo(BaseModel):

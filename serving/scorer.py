@@ -1,33 +1,39 @@
 """From request payloads to score cards, through the same feature code as training.
 
 Every path that scores a lead ends here: the HTTP service (one lead or a batch), the
-batch scorer over a data folder, the page and the tests. A request becomes one-lead
-copies of the contract's tables, ``features.pipeline.compute_features`` turns them
-into the feature frame exactly as it does for training, and ``ModelBundle.score``
-turns that frame into probabilities, grades and exact SHAP values. Nothing about a
-lead's features is computed anywhere else, so training and serving cannot drift apart.
+batch scorer over a data folder, the page and the tests. A lead-form request becomes
+NumPy arrays that ``features.pipeline.feature_values`` — the function behind
+``compute_features`` — turns into features exactly as it does for training
+(``serving.leadform``), and ``ModelBundle.score_matrix`` turns them into probabilities,
+grades and exact SHAP values; a data folder goes through ``compute_features`` and
+``score_cards``. Nothing about a lead's features is computed anywhere else, so training
+and serving cannot drift apart.
+
+A model trained on a ``lead_snapshot`` dataset config has no activity log to compute
+features from: it takes the features form (``{"features": {name: value}}``), which
+``features.dataset_config.snapshot_frame`` types exactly as training typed the export.
+Which form a model takes is ``model_form``; a request in the other form, an unknown
+feature name or a value of the wrong type raises ``pydantic.ValidationError`` (a
+``ValueError``) naming the field, which BentoML answers with HTTP 400 like any request
+that fails to parse.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
-from features.catalogue import ACTIVITY_TYPES
 from features.contract import TIMESTAMP_UNIT
-from features.pipeline import compute_features
+from features.dataset_config import snapshot_frame
+from serving.leadform import score_lead_form
 from serving.schemas import ScoreRequest
 from training.bundle import ModelBundle, Scores
-
-_KNOWN_ACTIVITIES = frozenset(ACTIVITY_TYPES)
-_LEAD_TEXT = ("job_title", "seniority", "department", "country", "region", "lead_source",
-              "email")
-_ACCOUNT_TEXT = ("company_name", "industry", "country")
 
 
 @dataclass(frozen=True)
@@ -66,9 +72,13 @@ class ServedModel:
         for key in ("horizon_days", "snapshot_rule", "data_fingerprint", "created_at"):
             if meta.get(key) is not None:
                 trained_on[key] = meta[key]
+        dataset = meta.get("dataset")
+        if isinstance(dataset, dict):  # the config's path on the training machine stays out
+            trained_on["dataset"] = {k: v for k, v in dataset.items() if k != "config"}
         metrics = dict(_first_dict(meta, ("test_metrics", "metrics")))
         if isinstance(meta.get("test_metrics_by_region"), dict):
             metrics["by_region"] = meta["test_metrics_by_region"]
+        form = model_form(self.bundle)
         return {
             **self.ref(),
             "source": self.source,
@@ -77,6 +87,10 @@ class ServedModel:
             "metrics": metrics,
             "policy": policy,
             "features": list(self.bundle.spec.names),
+            "request_form": form,
+            "inputs": ([{"name": f.name, "dtype": f.dtype, "group": f.group,
+                         "description": f.description, "categories": list(f.categories)}
+                        for f in self.bundle.spec.features_] if form == "features" else None),
         }
 
 
@@ -87,21 +101,6 @@ def _first_dict(meta: dict, keys: tuple[str, ...]) -> dict:
         if isinstance(value, dict):
             return value
     return {}
-
-
-@dataclass
-class RequestTables:
-    """One-lead tables for a list of requests, keyed by position (``"0"``, ``"1"``, ...).
-
-    Positional keys keep two callers' leads apart when BentoML merges their requests
-    into one batch, even if both happen to use the same ``lead_id``.
-    """
-
-    leads: pd.DataFrame
-    accounts: pd.DataFrame
-    activities: pd.DataFrame
-    snapshots: pd.DataFrame
-    warnings: list[list[str]]
 
 
 PARALLEL_FROM = 64
@@ -118,129 +117,6 @@ def use_threads_for(n_leads: int) -> None:
     import numba
 
     numba.set_num_threads(1 if n_leads < PARALLEL_FROM else numba.config.NUMBA_NUM_THREADS)
-
-
-def request_tables(requests: Sequence[ScoreRequest]) -> RequestTables:
-    """Turn validated requests into the contract's typed tables (as ``validate`` returns).
-
-    The columns and types match what ``features.contract.validate`` produces for a data
-    folder (stripped text with None for missing, timestamps as tz-naive UTC
-    ``datetime64[us]``, numbers as float64), which is what makes the service's features
-    equal batch scoring's. Unknown activity types become ``other`` and activities after
-    ``as_of`` are counted; both are reported in the per-request warnings.
-    """
-    n = len(requests)
-    keys = [str(i) for i in range(n)]
-    warnings: list[list[str]] = [[] for _ in range(n)]
-    lead_cols: dict[str, list] = {c: [] for c in _LEAD_TEXT}
-    acc_cols: dict[str, list] = {c: [] for c in (*_ACCOUNT_TEXT, "employee_count",
-                                                  "annual_revenue")}
-    act_lead: list[str] = []
-    act_time: list = []
-    act_type: list[str] = []
-    act_detail: list = []
-    for i, req in enumerate(requests):
-        lead, account = req.lead, req.account
-        for c in _LEAD_TEXT:
-            lead_cols[c].append(getattr(lead, c))
-        for c in acc_cols:
-            acc_cols[c].append(getattr(account, c) if account is not None else None)
-        late = unknown = 0
-        for activity in req.activities:
-            kind = activity.activity_type
-            if kind not in _KNOWN_ACTIVITIES:
-                unknown += 1
-                kind = "other"
-            late += activity.occurred_at > req.as_of
-            act_lead.append(keys[i])
-            act_time.append(activity.occurred_at)
-            act_type.append(kind)
-            act_detail.append(activity.detail)
-        if unknown:
-            warnings[i].append(f"{unknown} activit{'y' if unknown == 1 else 'ies'} of an "
-                               f"unknown type counted as 'other'")
-        if late:
-            warnings[i].append(f"{late} activit{'y' if late == 1 else 'ies'} after as_of "
-                               "ignored")
-    key_col = np.asarray(keys, dtype=object)
-    leads = pd.DataFrame({
-        "lead_id": key_col,
-        "account_id": key_col,
-        "created_at": _timestamps([r.lead.created_at for r in requests]),
-        **{c: _text(v) for c, v in lead_cols.items()},
-    })
-    accounts = pd.DataFrame({
-        "account_id": key_col,
-        **{c: _text(acc_cols[c]) for c in _ACCOUNT_TEXT},
-        "employee_count": _floats(acc_cols["employee_count"]),
-        "annual_revenue": _floats(acc_cols["annual_revenue"]),
-    })
-    activities = pd.DataFrame({
-        "lead_id": np.asarray(act_lead, dtype=object),
-        "occurred_at": _timestamps(act_time),
-        "activity_type": np.asarray(act_type, dtype=object),
-        "detail": _text(act_detail),
-    })
-    snapshots = pd.DataFrame({
-        "lead_id": key_col, "as_of": _timestamps([r.as_of for r in requests]),
-    })
-    return RequestTables(leads, accounts, activities, snapshots, warnings)
-
-
-def _text(values: list) -> np.ndarray:
-    return np.asarray(values, dtype=object)
-
-
-def _floats(values: list) -> np.ndarray:
-    return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
-
-
-_EPOCH = datetime(1970, 1, 1)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _timestamps(values: list) -> np.ndarray:
-    """``np.asarray(values, dtype=TIMESTAMP_UNIT)``, about 6x faster for the tz-naive
-    ``datetime`` objects the request schema produces (NumPy's own conversion of a
-    ``datetime`` costs microseconds each, which adds up over a lead's activities)."""
-    if all(type(v) is datetime and v.tzinfo is None for v in values):
-        micros = np.fromiter(((v - _EPOCH) // _MICROSECOND for v in values), dtype=np.int64,
-                             count=len(values))
-        return micros.view(TIMESTAMP_UNIT)
-    return np.asarray(values, dtype=TIMESTAMP_UNIT)
-
-
-def request_features(requests: Sequence[ScoreRequest]) -> tuple[pd.DataFrame, list[list[str]]]:
-    """Feature frame of each request (positional lead keys) and per-request warnings."""
-    t = request_tables(requests)
-    frame = compute_features(t.leads, t.accounts, t.activities, t.snapshots)
-    return frame, t.warnings
-
-
-INPUT_CATEGORIES = {
-    "seniority": "lead.seniority",
-    "department": "lead.department",
-    "region": "lead.region",
-    "lead_source": "lead.lead_source",
-    "industry": "account.industry",
-}
-"""Categorical features copied straight from a request field (derived bands are not)."""
-
-
-def unknown_category_warnings(bundle: ModelBundle, frame: pd.DataFrame) -> list[list[str]]:
-    """Per row: input categories the model never saw in training (scored as unknown)."""
-    out: list[list[str]] = [[] for _ in range(len(frame))]
-    for feature in bundle.spec.features_:
-        field_name = INPUT_CATEGORIES.get(feature.name)
-        if field_name is None or feature.dtype != "category" or feature.name not in frame:
-            continue
-        known = set(feature.categories)
-        values = frame[feature.name].to_numpy(dtype=object)
-        for i, value in enumerate(values):
-            if isinstance(value, str) and value not in known:
-                out[i].append(f"{field_name} {value!r} was not seen in training; scored as "
-                              "unknown")
-    return out
 
 
 def score_cards(
@@ -295,22 +171,201 @@ def score_cards(
     return scores, cards
 
 
+RequestForm = Literal["lead", "features"]
+
+
+def model_form(bundle: ModelBundle) -> RequestForm:
+    """The request form a model scores: ``features`` for a model trained on a
+    ``lead_snapshot`` dataset config (one row per lead, no activity log), ``lead`` for
+    one trained on the contract's tables (the simulator or a ``tables`` config)."""
+    meta = bundle.metadata or {}
+    dataset = meta.get("dataset") if isinstance(meta.get("dataset"), dict) else {}
+    snapshot = dataset.get("kind") == "lead_snapshot" or meta.get("snapshot_rule") == \
+        "lead_snapshot"
+    return "features" if snapshot else "lead"
+
+
+def warmup_request(model: ServedModel) -> ScoreRequest:
+    """A synthetic request in the form ``model`` takes, to warm the scoring path up."""
+    if model_form(model.bundle) == "features":
+        return ScoreRequest.model_validate({"lead_id": "warmup", "features": {},
+                                            "as_of": "2024-02-01T00:00:00Z"})
+    return ScoreRequest.model_validate({
+        "lead": {"lead_id": "warmup", "created_at": "2024-01-01T00:00:00Z"},
+        "activities": [{"occurred_at": "2024-01-02T00:00:00Z", "activity_type": "page_view"}],
+        "as_of": "2024-02-01T00:00:00Z",
+    })
+
+
+_Problem = tuple[tuple[str | int, ...], str, str, object]
+"""(location, error type, message, offending input) of one request problem."""
+
+
+def request_error(problems: Sequence[_Problem]) -> ValidationError:
+    """The problems as the ``ValidationError`` a request that fails to parse raises, so
+    the service answers 400 with ``detail[].loc`` naming each field."""
+    return ValidationError.from_exception_data("ScoreRequest", [
+        InitErrorDetails(type=PydanticCustomError(kind, "{msg}", {"msg": msg}), loc=loc,
+                         input=value)
+        for loc, kind, msg, value in problems])
+
+
+def _whose(requests: Sequence[ScoreRequest], i: int) -> str:
+    """`` (lead #i of the batch)`` to tell the leads of a batch apart in a message
+    (a position, not the lead's id: messages carry no request values, see
+    ``serving.log_redaction``)."""
+    return f" (lead #{i} of the batch)" if len(requests) > 1 else ""
+
+
+def check_forms(model: ServedModel, requests: Sequence[ScoreRequest]) -> RequestForm:
+    """The model's request form; raises ``ValidationError`` if any request is in the other.
+
+    Raises:
+        pydantic.ValidationError: naming ``lead`` or ``features`` and saying which form
+            this model takes.
+    """
+    form = model_form(model.bundle)
+    dataset = (model.bundle.metadata or {}).get("dataset") or {}
+    which = f"{model.name} v{model.version}"
+    problems: list[_Problem] = []
+    for i, req in enumerate(requests):
+        if req.form == form:
+            continue
+        if form == "features":
+            problems.append((("lead",), "wrong_request_form",
+                             f"model {which} was trained on a lead-snapshot dataset config "
+                             f"({dataset.get('name', '?')}): send the lead's feature values "
+                             "as `features` ({name: value}; GET /model lists them), not "
+                             f"`lead`, `account` and `activities`{_whose(requests, i)}", None))
+        else:
+            problems.append((("features",), "wrong_request_form",
+                             f"model {which} computes its features from the lead's profile "
+                             "and activities: send `lead` (with optional `account` and "
+                             f"`activities`), not `features`{_whose(requests, i)}", None))
+    if problems:
+        raise request_error(problems)
+    return form
+
+
+_EXPECTS = {"float": "a number", "int": "a number", "bool": "true/false (or yes/no, 1/0)",
+            "category": "text"}
+
+
+def _kind_of(value: object) -> str:
+    """A value's JSON kind, for messages that must not echo the value itself."""
+    if isinstance(value, bool):
+        return "true/false value"
+    if isinstance(value, int | float):
+        return "number"
+    return "text"
+
+
+def snapshot_request_frame(bundle: ModelBundle, requests: Sequence[ScoreRequest]
+                           ) -> tuple[pd.DataFrame, list[list[str]]]:
+    """Feature frame of features-form requests (positional lead keys) and warnings.
+
+    The frame comes from ``features.dataset_config.snapshot_frame``, which types each
+    value as training typed the export. Missing features and categories the model never
+    saw are scored as unknown and reported in the warnings.
+
+    Raises:
+        pydantic.ValidationError: naming every unknown feature and every value whose type
+            does not fit its feature.
+    """
+    features = bundle.spec.features_
+    by_name = {f.name: f for f in features}
+    problems: list[_Problem] = []
+    for i, req in enumerate(requests):
+        for key, value in (req.features or {}).items():
+            if key not in by_name:
+                known = ", ".join(sorted(by_name))
+                problems.append((("features", key), "unknown_feature",
+                                 f"unknown feature {key!r}{_whose(requests, i)}: this model "
+                                 f"takes {known}", value))
+    if problems:
+        raise request_error(problems)
+    rows = [{"lead_id": str(i), **(req.features or {})} for i, req in enumerate(requests)]
+    try:
+        frame = snapshot_frame(features, rows)
+    except ValueError:
+        raise request_error(_value_problems(features, requests) or [
+            (("features",), "feature_value", "the values cannot be typed as this model's "
+             "features (see GET /model, `inputs`)", None)]) from None
+    frame["as_of"] = np.asarray([r.as_of for r in requests], dtype=TIMESTAMP_UNIT)
+    warnings: list[list[str]] = []
+    for req in requests:
+        given = {k: v for k, v in (req.features or {}).items() if v is not None}
+        warn = []
+        for name, value in given.items():
+            f = by_name[name]
+            if f.dtype == "category" and str(value).strip() not in f.categories:
+                warn.append(f"features.{name} {value!r} is not one of the model's categories; "
+                            "scored as unknown")
+        missing = [f.name for f in features if f.name not in given]
+        if missing:
+            shown = ", ".join(missing[:8]) + (", …" if len(missing) > 8 else "")
+            warn.append(f"{len(missing)} of {len(features)} features not given, scored as "
+                        f"unknown: {shown}")
+        warnings.append(warn)
+    return frame, warnings
+
+
+def _value_problems(features: Sequence, requests: Sequence[ScoreRequest]) -> list[_Problem]:
+    """Which values ``snapshot_frame`` refused, one problem per (lead, feature).
+
+    Only run once a batch failed: each feature's values are typed together first, then
+    one by one where that fails, through the same ``snapshot_frame``.
+    """
+    problems: list[_Problem] = []
+    for f in features:
+        given = [(i, req.features[f.name]) for i, req in enumerate(requests)
+                 if (req.features or {}).get(f.name) is not None]
+        if not given:
+            continue
+        try:
+            snapshot_frame([f], [{f.name: v} for _, v in given])
+            continue
+        except ValueError:
+            pass
+        for i, value in given:
+            try:
+                snapshot_frame([f], [{f.name: value}])
+            except ValueError:
+                problems.append((("features", f.name), "feature_type",
+                                 f"feature {f.name!r} takes {_EXPECTS.get(f.dtype, f.dtype)}: "
+                                 f"the {_kind_of(value)} sent does not read as one"
+                                 f"{_whose(requests, i)}", value))
+    return problems
+
+
 def score_requests(
     model: ServedModel, requests: Sequence[ScoreRequest], default_top: int
 ) -> list[dict[str, Any]]:
     """Score validated requests: the one routine behind ``/score`` and ``/score_batch``.
 
+    Lead-form requests go through ``serving.leadform.score_lead_form`` (the pipeline's
+    own feature code); features-form requests (for a model trained on a ``lead_snapshot``
+    dataset config) through ``features.dataset_config.snapshot_frame``.
+
     Returns:
         One score card (a dict shaped like ``ScoreResponse``) per request, in order.
+
+    Raises:
+        pydantic.ValidationError: (a ``ValueError``; HTTP 400) when a request is in the
+            form the model does not take, names an unknown feature or gives a feature a
+            value of the wrong type; each error's ``loc`` names the field.
     """
     if not requests:
         return []
-    frame, warnings = request_features(requests)
+    form = check_forms(model, requests)
+    if form == "lead":
+        return score_lead_form(model.bundle, model.ref(), requests, default_top)
+    frame, warnings = snapshot_request_frame(model.bundle, requests)
+    unknown: list[list[str]] = [[] for _ in requests]
     tops = [r.top_reasons or default_top for r in requests]
     _, cards = score_cards(model, frame, tops, [r.include_contributions for r in requests])
-    unknown = unknown_category_warnings(model.bundle, frame)
     for req, card, warn, unk in zip(requests, cards, warnings, unknown, strict=True):
-        card["lead_id"] = req.lead.lead_id
+        card["lead_id"] = req.scored_id
         card["as_of"] = req.as_of.replace(tzinfo=UTC)
         card["warnings"] = unk + warn
     return cards

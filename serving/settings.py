@@ -15,6 +15,8 @@ from pathlib import Path
 DEFAULT_MODEL_NAME = "lead-scoring"
 DEFAULT_ALIAS = "champion"
 DEFAULT_TOP_REASONS = 5
+DEFAULT_RELOAD_SECONDS = 30.0
+"""How often a server polls the registry for a moved alias (``serving.reload``)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,12 @@ class Settings:
             (``LEADSCORE_TOP_REASONS``).
         bentoml_home: BentoML's home, whose model store receives the champion
             (``BENTOML_HOME``; None: BentoML's default, ``~/bentoml``).
+        reload_seconds: How often each worker asks the registry where the alias points,
+            and hot-reloads a new version (``LEADSCORE_RELOAD_SECONDS``; 0 turns it off;
+            only when serving from a registry, see ``serving.reload``).
+        workers: Worker processes of ``bentoml serve`` (``LEADSCORE_WORKERS``: a number,
+            or ``cpu_count`` for one per CPU; default 1). Each worker holds its own copy of
+            the model and answers on its own core, so requests per second grow with them.
     """
 
     tracking_uri: str | None = None
@@ -44,6 +52,8 @@ class Settings:
     samples_dir: Path | None = None
     top_reasons: int = DEFAULT_TOP_REASONS
     bentoml_home: Path | None = None
+    reload_seconds: float = DEFAULT_RELOAD_SECONDS
+    workers: int | str = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -65,6 +75,24 @@ class Settings:
             raise ValueError(f"LEADSCORE_TOP_REASONS must be an integer, got {top!r}") from exc
         if not 1 <= top_reasons <= 20:
             raise ValueError(f"LEADSCORE_TOP_REASONS must be between 1 and 20, got {top_reasons}")
+        reload = text("LEADSCORE_RELOAD_SECONDS")
+        try:
+            reload_seconds = float(reload) if reload else DEFAULT_RELOAD_SECONDS
+        except ValueError as exc:
+            raise ValueError("LEADSCORE_RELOAD_SECONDS must be a number of seconds, got "
+                             f"{reload!r}") from exc
+        if not 0 <= reload_seconds <= 86_400:  # also refuses nan and inf
+            raise ValueError("LEADSCORE_RELOAD_SECONDS must be between 0 (off) and 86400, "
+                             f"got {reload!r}")
+        workers: int | str = text("LEADSCORE_WORKERS") or 1
+        if workers != "cpu_count":
+            try:
+                workers = int(workers)
+            except ValueError as exc:
+                raise ValueError("LEADSCORE_WORKERS must be a number or cpu_count, got "
+                                 f"{workers!r}") from exc
+            if not 1 <= workers <= 256:
+                raise ValueError(f"LEADSCORE_WORKERS must be between 1 and 256, got {workers}")
         model_dir = text("LEADSCORE_MODEL_DIR")
         samples_dir = text("LEADSCORE_SAMPLES_DIR")
         home = text("BENTOML_HOME")
@@ -76,6 +104,8 @@ class Settings:
             samples_dir=Path(samples_dir) if samples_dir else None,
             top_reasons=top_reasons,
             bentoml_home=Path(home) if home else None,
+            reload_seconds=reload_seconds,
+            workers=workers,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -84,6 +114,8 @@ class Settings:
             "LEADSCORE_MODEL_NAME": self.model_name,
             "LEADSCORE_MODEL_ALIAS": self.model_alias,
             "LEADSCORE_TOP_REASONS": str(self.top_reasons),
+            "LEADSCORE_RELOAD_SECONDS": repr(float(self.reload_seconds)),
+            "LEADSCORE_WORKERS": str(self.workers),
         }
         if self.tracking_uri:
             env["LEADSCORE_TRACKING_URI"] = self.tracking_uri

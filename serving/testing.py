@@ -118,6 +118,45 @@ def session_server(root: Path) -> RunningServer:
     return server
 
 
+@contextlib.contextmanager
+def service_client(settings: Settings, env: dict[str, str] | None = None):
+    """The BentoML service in this process behind Starlette's ``TestClient``.
+
+    The service reads its settings from the environment, so they are set for the
+    client's lifetime (and restored after). BentoML's Prometheus metrics are turned off
+    for in-process apps: they register process-wide, so a second app in the same test
+    session would collide with the first (the real-server tests keep them on).
+
+    Args:
+        settings: What to serve.
+        env: More environment variables for the service (e.g. ``LEADSCORE_API_TOKEN``).
+    """
+    from _bentoml_impl.server.app import ServiceAppFactory
+    from starlette.testclient import TestClient
+
+    from serving.model_store import PINNED_ENV
+    from serving.service import LeadScoring
+
+    names = ("LEADSCORE_MODEL_DIR", "MLFLOW_TRACKING_URI", "LEADSCORE_TRACKING_URI",
+             "LEADSCORE_TOP_REASONS", "LEADSCORE_API_TOKEN", PINNED_ENV)
+    wanted = {"LEADSCORE_RELOAD_SECONDS": "0", **settings.to_env(), **(env or {})}
+    saved = {k: os.environ.get(k) for k in (*names, *wanted)}
+    try:
+        for key in names:
+            os.environ.pop(key, None)
+        os.environ.update(wanted)
+        LeadScoring.inject_config()  # what ``LeadScoring.to_asgi()`` does, minus metrics
+        app = ServiceAppFactory(LeadScoring, is_main=True, enable_metrics=False)()
+        with TestClient(app=app) as client:
+            yield client
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def card_differences(a: Any, b: Any, tol: float = 1e-9, path: str = "") -> list[str]:
     """Where two score cards (or parts of them) differ, floats compared to ``tol``.
 
@@ -147,8 +186,8 @@ def session_empty_registry(root: Path) -> str:
         folder = root / "empty-registry"
         folder.mkdir(parents=True, exist_ok=True)
         uri = f"sqlite:///{(folder / 'mlflow.db').resolve().as_posix()}"
-        with contextlib.suppress(registry.RegistryError):
-            registry.get_version_info(uri)
+        with registry.tracking(uri) as client:  # creates the (empty) store
+            client.search_registered_models()
         _SESSION["empty"] = uri
     return _SESSION["empty"]
 

@@ -205,3 +205,33 @@ def test_tables_kind_maps_an_export_onto_the_contract(tmp_path: Path) -> None:
     assert "cannot be parsed with format %Y-%m-%d" in problems
     assert "'webinar_watched' is not a known activity type" in problems
     assert "'Lead' is not in won.csv" in problems
+
+
+@pytest.mark.parametrize("when", ["as_of", "time"])
+def test_model_card_states_what_the_snapshot_config_says(tmp_path: Path, export: Path,
+                                                         when: str) -> None:
+    """No "label horizon (not recorded)": the card says the fixed as_of or the time
+    column, the outcome column and its positive values, and the kind of split."""
+    from training.card import render_card
+    from training.train import dataset_train_config, fit_bundle
+
+    changes = ({"time": None, "as_of": "2024-12-31",
+                "split": {"kind": "stratified", "test_fraction": 0.25, "seed": 3}}
+               if when == "as_of" else
+               {"split": {"kind": "time", "at": "2024-10-01", "valid_fraction": 0.4}})
+    ts = load_dataset(_config(tmp_path, export, **changes))
+    fitted = fit_bundle(ts, dataset_train_config(ts, min_rows=100, min_positives=10,
+                                                 num_boost_round=20, num_threads=1))
+    card = render_card(fitted.bundle.metadata, {"model": {"roc_auc": 0.7}}, {},
+                       fitted.bundle.policy)
+    assert "not recorded" not in card
+    assert "- Outcome: converted when column `Converted` is `1`." in card
+    assert "id column `Id`" in card
+    if when == "as_of":
+        assert "- Scoring time: a fixed `as_of` of 2024-12-31 for every lead" in card
+        assert "- Split: stratified random hold-out of 25% (seed 3)" in card
+        assert "## Test results (stratified hold-out" in card
+    else:
+        assert "- Scoring time: each lead's `Signed Up`" in card
+        assert "- Split: by time: test = leads scored on or after 2024-10-01" in card
+        assert "## Test-period results" in card

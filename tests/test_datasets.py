@@ -87,6 +87,10 @@ def test_olist_time_split_and_no_leakage() -> None:
             < np.datetime64("2018-03-01")).all()
     assert ts.frame["label"].sum() == 842
     assert not {"won_date", "business_segment", "lead_type"} & set(ts.frame.columns)
+    # What the config states about its rows travels with the model (card, GET /model).
+    facts = ts.metadata["dataset"]
+    assert facts["outcome"] == {"in_file": "olist_closed_deals_dataset.csv", "column": "mql_id"}
+    assert facts["time"] == "first_contact_date" and "as_of" not in facts
 
 
 def test_bundle_round_trip_keeps_custom_catalogue(tmp_path: Path) -> None:

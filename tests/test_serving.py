@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import shap
-from starlette.testclient import TestClient
 
 from features.pipeline import compute_features
 from serving import testing
@@ -42,15 +41,8 @@ def settings(root: Path, champion: testing.Champion) -> Settings:
 
 @pytest.fixture(scope="module")
 def client(settings: Settings):
-    from serving.service import LeadScoring
-
-    with pytest.MonkeyPatch.context() as mp:
-        for key in ("LEADSCORE_MODEL_DIR", "MLFLOW_TRACKING_URI", "LEADSCORE_TOP_REASONS"):
-            mp.delenv(key, raising=False)
-        for key, value in settings.to_env().items():
-            mp.setenv(key, value)
-        with TestClient(app=LeadScoring.to_asgi()) as c:
-            yield c
+    with testing.service_client(settings) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
@@ -392,7 +384,8 @@ def test_samples_are_valid_requests_of_both_kinds(champion, samples):
     kinds = []
     for body in samples:
         request = ScoreRequest.model_validate(body)
-        assert all(a.occurred_at <= request.as_of for a in request.activities)
+        assert all(pd.Timestamp(a.occurred_at).tz_convert(None) <= request.as_of
+                   for a in request.activities)  # activities keep their offset ("Z")
         converted = conv.get(request.lead.lead_id)
         kinds.append(converted is not None and converted > pd.Timestamp(request.as_of))
     assert kinds == [True, True, True, False, False, False]

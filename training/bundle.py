@@ -239,20 +239,32 @@ class ModelBundle:
 
     def score(self, frame: pd.DataFrame) -> Scores:
         """Probability, score, MQL flag, grade and SHAP values for a feature frame."""
-        X = self.spec.transform(frame)
-        raw, shap = self.explain_matrix(X)
-        probability = self.calibration(raw)
-        fit_sum = shap[:, self._groups == "fit"].sum(axis=1)
-        eng_sum = shap[:, self._groups == "engagement"].sum(axis=1)
+        n = len(frame)
         if self._region_col is not None:
             regions = frame[self.policy.region_feature].astype("string").fillna("").to_numpy(
                 dtype=object)
         else:
-            regions = np.full(len(frame), "", dtype=object)
+            regions = np.full(n, "", dtype=object)
+        return self.score_matrix(
+            self.spec.transform(frame), regions,
+            frame["lead_id"].to_numpy() if "lead_id" in frame else np.arange(n),
+            frame["as_of"].to_numpy() if "as_of" in frame else np.full(n, None))
+
+    def score_matrix(self, X: np.ndarray, regions: np.ndarray, lead_id: np.ndarray,
+                     as_of: np.ndarray) -> Scores:
+        """``score`` for an already encoded matrix (``InputSpec.transform`` or ``encode``).
+
+        Args:
+            X: Encoded features, one row per snapshot.
+            regions: Each row's region text ("" when unknown), for regional thresholds.
+            lead_id: Passed through to the result.
+            as_of: Passed through to the result.
+        """
+        raw, shap = self.explain_matrix(X)
+        probability = self.calibration(raw)
+        fit_sum = shap[:, self._groups == "fit"].sum(axis=1)
+        eng_sum = shap[:, self._groups == "engagement"].sum(axis=1)
         threshold = self.policy.threshold_for(regions)
-        n = len(frame)
-        lead_id = frame["lead_id"].to_numpy() if "lead_id" in frame else np.arange(n)
-        as_of = frame["as_of"].to_numpy() if "as_of" in frame else np.full(n, None)
         return Scores(
             lead_id=lead_id, as_of=as_of, raw=raw, probability=probability,
             score=self.policy.scores(probability), mql=probability >= threshold,

@@ -88,18 +88,119 @@ def _policy_lines(policy: Policy) -> list[str]:
     return lines
 
 
+def _is_snapshot(metadata: dict) -> bool:
+    """Whether the model was trained on a ``lead_snapshot`` dataset config."""
+    dataset = metadata.get("dataset") or {}
+    return dataset.get("kind") == "lead_snapshot" or \
+        metadata.get("snapshot_rule") == "lead_snapshot"
+
+
+def _split_kind(metadata: dict) -> str:
+    """``stratified``, ``time`` (a config's date) or ``pipeline`` (the pipeline's periods)."""
+    split = metadata.get("split_spec") or {}
+    return split.get("kind") or "pipeline"
+
+
+def _outcome_text(dataset: dict) -> str:
+    """The outcome a lead-snapshot config declares, in words."""
+    outcome = dataset.get("outcome") or {}
+    if "in_file" in outcome:
+        return (f"converted when its id appears in `{outcome['in_file']}`, column "
+                f"`{outcome.get('column')}`")
+    if outcome.get("column"):
+        values = ", ".join(f"`{v}`" for v in outcome.get("positive") or [])
+        return f"converted when column `{outcome['column']}` is {values or 'true'}"
+    return "the outcome column of the export (not recorded in this model)"
+
+
+def _purpose(metadata: dict) -> str:
+    """The card's first sentence: what the probability means for this model."""
+    if _is_snapshot(metadata):
+        dataset = metadata.get("dataset") or {}
+        if dataset.get("as_of"):
+            when = (f"every lead is scored as of one fixed date, {dataset['as_of']} (the "
+                    "export has no usable timestamps)")
+        elif dataset.get("time"):
+            when = f"each lead is scored as of its own `{dataset['time']}`"
+        else:
+            when = "the scoring time is not recorded"
+        return ("Predicts the probability that a lead converts, from one row per lead with "
+                f"aggregated behaviour as exported; {when}. A lead counts as "
+                f"{_outcome_text(dataset)}. There is no label horizon: the outcome is "
+                "whatever the export had recorded when it was taken. LightGBM on real "
+                "outcomes, calibrated on held-out leads.")
+    days = metadata.get("horizon_days")
+    horizon = f"{days} days" if days else "the label horizon (not recorded)"
+    return (f"Predicts the probability that an open lead converts within {horizon} of the "
+            "moment it is scored, from who the lead is (fit) and what it did before that "
+            "moment (engagement). LightGBM on real outcomes, calibrated on a later period.")
+
+
 def _dataset_lines(metadata: dict) -> list[str]:
     """Data lines of a model trained from a dataset config (``features.dataset_config``)."""
     dataset = metadata.get("dataset") or {}
-    split = metadata["split_spec"]
-    if split.get("kind") == "stratified":
-        how = (f"stratified random hold-out of {split.get('test_fraction', 0.25):.0%} "
-               f"(seed {split.get('seed', 0)}); validation carved from the training side")
-    else:
+    split = metadata.get("split_spec") or {}
+    kind = _split_kind(metadata)
+    if kind == "stratified":
+        how = (f"stratified random hold-out of {float(split.get('test_fraction', 0.25)):.0%} "
+               f"(seed {split.get('seed', 0)}); validation "
+               f"({float(split.get('valid_fraction', 0.2)):.0%}) carved from the training "
+               "side the same way")
+    elif kind == "time":
         how = (f"by time: test = leads scored on or after {split.get('at')}; validation = "
                "the latest earlier leads")
+    else:
+        how = ("by time: each lead belongs to the period of its first snapshot and is "
+               "dropped from later periods, so no lead is on two sides of a boundary")
+    if _is_snapshot(metadata):
+        rows = ("one row per lead (a lead snapshot export, no activity log)"
+                + (f", id column `{dataset['id']}`" if dataset.get("id") else ", rows numbered"))
+        if dataset.get("as_of"):
+            when = (f"- Scoring time: a fixed `as_of` of {dataset['as_of']} for every lead; "
+                    "label horizon: none (the outcome as exported).")
+        elif dataset.get("time"):
+            when = (f"- Scoring time: each lead's `{dataset['time']}`; label horizon: none "
+                    "(the outcome as exported).")
+        else:
+            when = "- Scoring time and label horizon: not recorded."
+        return [f"- Dataset config: {dataset.get('name', '?')} (lead_snapshot), {rows}.",
+                f"- Outcome: {_outcome_text(dataset)}.", when, f"- Split: {how}."]
+    days = metadata.get("horizon_days")
     return [f"- Dataset config: {dataset.get('name', '?')} ({dataset.get('kind', '?')}), "
-            "one row per lead.", f"- Split: {how}."]
+            f"mapped onto the contract's tables; snapshot rule: "
+            f"{metadata.get('snapshot_rule', 'unknown')}; label horizon: "
+            f"{f'{days} days' if days else 'not recorded'}.", f"- Split: {how}."]
+
+
+def _caveats(metadata: dict, by_region: dict) -> list[str]:
+    """What the numbers do not say, for this model's kind of data and split."""
+    lines = []
+    if _is_snapshot(metadata):
+        lines.append("- The outcome is what the export recorded when it was taken: leads "
+                     "exported soon after they arrived had less time to convert, and the "
+                     "features are aggregates up to the export, so they may include "
+                     "behaviour after the moment a lead would have been scored.")
+    else:
+        lines += [
+            "- The test period holds only leads first seen in it, so its leads are young and "
+            "convert more often than the average open lead: their MQL rate is above the "
+            "capacity target, while the rate over all open leads of the period (the row "
+            "'MQL rate (all open leads)') is what sales would receive.",
+            "- Conversions within the horizon after the data end are unknown, so the latest "
+            "snapshots in the data are not in the training set at all."]
+    if _split_kind(metadata) == "stratified":
+        lines.append("- The hold-out is a random sample of the same leads, not a later "
+                     "period: it measures how well the model ranks this population, not how "
+                     "it ages; check it again on newer leads.")
+    lines += [
+        "- Validation serves early stopping, calibration and the threshold choice at "
+        "once; the test set is the only unbiased estimate.",
+        "- Probabilities describe the past population of leads; re-train when lead "
+        "sources, markets or the sales process change, and watch calibration over time.",
+    ]
+    if by_region:
+        lines.append("- Metrics per region are noisy where a region has few conversions.")
+    return lines
 
 
 def render_card(metadata: dict, metrics: dict[str, dict[str, float]],
@@ -115,18 +216,21 @@ def render_card(metadata: dict, metrics: dict[str, dict[str, float]],
     days = metadata.get("horizon_days")
     horizon = f"{days} days" if days else "the label horizon (not recorded)"
     model = metrics[MODEL]
+    results = ("## Test results (stratified hold-out, never used for fitting or tuning)"
+               if _split_kind(metadata) == "stratified" else
+               "## Test-period results (latest period, never used for fitting or tuning)")
     lines = [
         f"# Model card: {metadata.get('model_name', 'lead-scoring')}",
         "",
-        f"Predicts the probability that an open lead converts within {horizon} of the "
-        "moment it is scored, from who the lead is (fit) and what it did before that "
-        "moment (engagement). LightGBM on real outcomes, calibrated on a later period.",
+        _purpose(metadata),
         "",
         "## Data",
         "",
         f"- Data fingerprint: `{metadata.get('data_fingerprint')}`; "
-        f"{metadata.get('rows_total', 0):,} snapshots in the training set.",
-        *(_dataset_lines(metadata) if metadata.get("split_spec") else [
+        f"{metadata.get('rows_total', 0):,} "
+        f"{'leads' if _is_snapshot(metadata) else 'snapshots'} in the training set.",
+        *(_dataset_lines(metadata) if metadata.get("split_spec") or metadata.get("dataset")
+          else [
             f"- Snapshot rule: {metadata.get('snapshot_rule', 'unknown')}; label horizon: "
             f"{horizon}.",
             "- Split by time: each lead belongs to the period of its first snapshot and is "
@@ -134,7 +238,7 @@ def render_card(metadata: dict, metrics: dict[str, dict[str, float]],
         "",
         *_window_table(metadata["window"]),
         "",
-        "## Test-period results (latest period, never used for fitting or tuning)",
+        results,
         "",
         *_metrics_table(metrics),
         "",
@@ -160,17 +264,7 @@ def render_card(metadata: dict, metrics: dict[str, dict[str, float]],
         "",
         "## Caveats",
         "",
-        "- The test period holds only leads first seen in it, so its leads are young and "
-        "convert more often than the average open lead: their MQL rate is above the "
-        "capacity target, while the rate over all open leads of the period (the row 'MQL "
-        "rate (all open leads)') is what sales would receive.",
-        "- Validation serves early stopping, calibration and the threshold choice at "
-        "once; the test period is the only unbiased estimate.",
-        "- Conversions within the horizon after the data end are unknown, so the latest "
-        "snapshots in the data are not in the training set at all.",
-        "- Probabilities describe the past population of leads; re-train when lead "
-        "sources, markets or the sales process change, and watch calibration over time.",
-        "- Metrics per region are noisy where a region has few conversions.",
+        *_caveats(metadata, by_region),
         "",
     ]
     return "\n".join(lines)

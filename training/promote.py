@@ -3,9 +3,10 @@
 Both versions are re-scored on the **same latest test period**: the challenger's test
 snapshots. By default those come from the challenger's run (``evaluation/test_set.parquet``
 is logged with every run); pass ``data`` (a training set) to re-cut the period from it
-instead, with the boundaries stored in the challenger's metadata. The challenger wins
-when it beats the champion on the chosen metric by at least ``margin``; ``force``
-promotes regardless. The decision and both scores are recorded as tags on the
+instead, with the boundaries stored in the challenger's metadata (or, for a model trained
+from a dataset config, its ``split`` spec: a stratified hold-out is cut again exactly).
+The challenger wins when it beats the champion on the chosen metric by at least
+``margin``; ``force`` promotes regardless. The decision and both scores are recorded as tags on the
 challenger version (and the latest decision on the registered model), so the registry
 itself tells why a version is or is not in production. Concurrent promotions on one
 embedded store run one after the other (a file lock beside ``mlflow.db``), and no
@@ -14,11 +15,8 @@ promotion moves a champion that moved while it was deciding.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +29,7 @@ from training import registry
 from training.bundle import ModelBundle
 from training.data import TrainingData, load_training_data
 from training.metrics import HIGHER_IS_BETTER, classifier_metrics
-from training.split import Boundaries, apply_boundaries
+from training.split import Boundaries, apply_boundaries, split_from_spec
 
 TEST_SET_ARTIFACT = "evaluation/test_set.parquet"
 
@@ -88,15 +86,29 @@ def _test_frame(client, info: registry.VersionInfo, bundle: ModelBundle,
                 data: TrainingData | None) -> pd.DataFrame:
     if data is not None:
         boundaries = bundle.metadata.get("boundaries")
-        if not boundaries:
+        split_spec = bundle.metadata.get("split_spec")
+        if not boundaries and not split_spec:
             raise PromotionError(f"version {info.version} has no split boundaries in its "
                                  "metadata; promote without data to use its logged test set")
         frame = load_training_data(data).frame
-        test = apply_boundaries(frame, Boundaries.from_dict(boundaries)).test
+        if split_spec:  # a dataset config's split (stratified or at a date): cut it again
+            try:
+                test = split_from_spec(frame, split_spec).test
+            except ValueError as exc:
+                raise PromotionError(f"cannot cut the challenger's {split_spec.get('kind')} "
+                                     f"hold-out from the given data: {exc}") from exc
+        else:
+            test = apply_boundaries(frame, Boundaries.from_dict(boundaries)).test
         if test.empty:
+            start = (boundaries or {}).get("test_start") or (split_spec or {}).get("at")
             raise PromotionError("the given data has no snapshots in the challenger's test "
-                                 f"period (from {boundaries['test_start']})")
+                                 f"period (from {start})")
         return test
+    return _logged_test_set(client, info)
+
+
+def _logged_test_set(client, info: registry.VersionInfo) -> pd.DataFrame:
+    """The test set logged with a version's training run."""
     if not info.run_id:
         raise PromotionError(f"version {info.version} has no run to read its test set from")
     with tempfile.TemporaryDirectory(prefix="leadscore-promote-") as tmp:
@@ -116,7 +128,10 @@ def _score(bundle: ModelBundle, test: pd.DataFrame, metric: str) -> float:
     return float(classifier_metrics(y, bundle.predict_proba(test))[metric])
 
 
-def _overlap_warning(champion: ModelBundle, test: pd.DataFrame) -> str | None:
+def _overlap_warning(champion: ModelBundle, test: pd.DataFrame, client=None,
+                     info: registry.VersionInfo | None = None) -> str | None:
+    if (champion.metadata.get("split_spec") or {}).get("kind") == "stratified":
+        return _held_out_warning(client, info, test)
     window = champion.metadata.get("window", {})
     seen = [w.get("last_as_of") for k, w in window.items() if k in ("train", "valid")]
     seen = [pd.Timestamp(s) for s in seen if s]
@@ -124,6 +139,26 @@ def _overlap_warning(champion: ModelBundle, test: pd.DataFrame) -> str | None:
         return ("the champion was fitted on snapshots up to "
                 f"{max(seen).date()}, inside the challenger's test period: its score is "
                 "optimistic")
+    return None
+
+
+def _held_out_warning(client, info: registry.VersionInfo | None,
+                      test: pd.DataFrame) -> str | None:
+    """For a champion with a stratified (random) hold-out: were all the challenger's test
+    leads in the champion's own hold-out? Dates say nothing there (often every row has
+    the same ``as_of``); the champion's logged test set does."""
+    if client is None or info is None:
+        return None
+    try:
+        held = set(_logged_test_set(client, info)["lead_id"].astype(str))
+    except PromotionError:
+        return ("the champion's own hold-out could not be read, so it may have been "
+                "fitted on some of the challenger's test leads: its score may be optimistic")
+    unseen = int((~test["lead_id"].astype(str).isin(held)).sum())
+    if unseen:
+        return (f"{unseen:,} of the challenger's {len(test):,} test leads were not in the "
+                "champion's own hold-out: the champion may have been fitted on them, so its "
+                "score is optimistic")
     return None
 
 
@@ -145,27 +180,6 @@ def _record(client, name: str, result: PromotionResult) -> None:
     for key, value in tags.items():
         client.set_model_version_tag(name, result.challenger_version, key, value)
     client.set_registered_model_tag(name, "promotion.last", json.dumps(result.to_dict()))
-
-
-@contextmanager
-def _promotion_lock(uri: str) -> Iterator[None]:
-    """Serialise promotions on one embedded store: an exclusive lock beside ``mlflow.db``.
-
-    Two concurrent ``leadscore promote`` calls then decide one after the other: the second
-    sees the first one's champion (``already_champion``) instead of both promoting from
-    the same stale view. A tracking server has no shared file to lock; there
-    ``_champion_unchanged`` refuses to move an alias that moved meanwhile.
-    """
-    db = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
-    if not db or db == ":memory:":
-        yield
-        return
-    with open(f"{db}.promote.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _champion_unchanged(client, name: str, seen: registry.VersionInfo | None) -> None:
@@ -214,7 +228,7 @@ def promote(
         raise ValueError(f"margin must be >= 0, got {margin}")
     uri = registry.resolve_tracking_uri(tracking_uri, store_dir)
     registry.require_store(uri)
-    with (_promotion_lock(uri), registry.tracking(uri) as client,
+    with (registry.store_lock(uri), registry.tracking(uri) as client,
           tempfile.TemporaryDirectory() as tmp):
         challenger = registry.version_info(client, model_name, registry.CHALLENGER)
         try:
@@ -236,7 +250,7 @@ def promote(
             champion_bundle = ModelBundle.load(
                 registry.download_version_bundle(champion, Path(tmp) / "champion"))
             champion_score = _score(champion_bundle, test, metric)
-            warning = _overlap_warning(champion_bundle, test)
+            warning = _overlap_warning(champion_bundle, test, client, champion)
             if better(challenger_score, champion_score, metric, margin):
                 decision = "promoted"
             else:

@@ -9,16 +9,21 @@ sqlite:///<store_dir>/mlflow.db`` then shows everything.
 The model is logged as a pyfunc "model from code" (``training/mlflow_model.py``) whose
 only artifact is the bundle folder (LightGBM text + JSON): nothing is pickled. Each
 version gets the alias ``challenger``; ``champion`` marks the version in production
-(moved by ``training.promote``). Serving code needs only ``model_uri``,
-``download_bundle`` and ``get_version_info``.
+(moved by ``training.promote``). A version is created with all its tags at once and
+marked ``complete`` once its aliases are set; a run killed in between leaves a ``pending``
+version that the next registration finishes or deletes (``register_version``). Serving
+code needs only ``model_uri``, ``download_bundle`` and ``get_version_info``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +50,15 @@ REGISTRY_FILE = "registry.json"
 """Written beside the bundle by ``download_bundle``: which name/version/alias it came from."""
 
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
+REGISTRATION_TAG = "leadscore.registration"
+"""Version tag: ``pending`` from the moment a version is created until its aliases are set,
+then ``complete`` (see ``register_version``). Versions without it predate the tag."""
+PENDING = "pending"
+COMPLETE = "complete"
+ABANDONED_AFTER_S = 3600.0
+"""Without a store lock (a tracking server), a registration pending this long is dead."""
+
+log = logging.getLogger(__name__)
 
 
 class RegistryError(RuntimeError):
@@ -299,3 +313,94 @@ def download_bundle(tracking_uri: str | None, name: str = DEFAULT_MODEL_NAME,
     with tracking(uri) as client:
         info = version_info(client, name, alias)
         return download_version_bundle(info, dest)
+
+
+@contextmanager
+def store_lock(tracking_uri: str) -> Iterator[bool]:
+    """Serialise registry writers on one embedded store: an exclusive lock beside ``mlflow.db``.
+
+    Registrations (``training.train``) and promotions (``training.promote``, same lock
+    file) run one after the other. Yields True when the lock is held; a tracking server
+    (or an in-memory store) has no shared file to lock, and yields False.
+    """
+    db = tracking_uri[len("sqlite:///"):] if tracking_uri.startswith("sqlite:///") else ""
+    if not db or db == ":memory:":
+        yield False
+        return
+    Path(db).parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{db}.promote.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def recover_registrations(client: MlflowClient, name: str, *, locked: bool) -> dict[str, str]:
+    """Finish or undo the registrations of runs that died half-way (see ``register_version``).
+
+    A version still ``pending`` was left by a process killed while registering it (under
+    the store lock no live registration can be pending; without one, only registrations
+    pending for ``ABANDONED_AFTER_S`` count as dead). One that already carries an alias
+    got past its last visible step and is marked ``complete`` (rolled forward); one
+    without an alias was never visible to the resolver or to ``promote`` and is deleted
+    (rolled back) — its run keeps the logged model, so nothing is lost, and the registry
+    is as it was before that run.
+
+    Returns:
+        ``{version: "completed" | "discarded"}`` for what was done.
+    """
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return {}
+    pending = [mv for mv in versions if (mv.tags or {}).get(REGISTRATION_TAG) == PENDING]
+    if not pending:
+        return {}
+    aliased = {str(v) for v in client.get_registered_model(name).aliases.values()}
+    now_ms = time.time() * 1000
+    done = {}
+    for mv in pending:
+        version = str(mv.version)
+        if not locked and now_ms - (mv.creation_timestamp or now_ms) < ABANDONED_AFTER_S * 1e3:
+            continue  # perhaps still being registered by a live process
+        if version in aliased:
+            client.set_model_version_tag(name, version, REGISTRATION_TAG, COMPLETE)
+            done[version] = "completed"
+        else:
+            client.delete_model_version(name, version)
+            done[version] = "discarded"
+        log.warning("registry: version %s of %r was left half-registered by a run that "
+                    "died; %s it", version, name, done[version])
+    return done
+
+
+def register_version(client: MlflowClient, model_uri: str, name: str,
+                     tags: dict[str, str]) -> tuple[str, list[str]]:
+    """Register ``model_uri`` as a new version of ``name`` so that no reader ever sees half.
+
+    Call inside ``tracking(uri)`` with the model already logged (its artifacts are in
+    place). Under ``store_lock``: dead registrations are recovered first; the version is
+    then created with *all* its tags and ``REGISTRATION_TAG=pending`` in one call (one
+    database transaction); ``challenger`` moves to it (and ``champion`` too when there is
+    none: the first version); finally it is marked ``complete``. Killed before the
+    aliases, the version was never visible through an alias and the next registration
+    deletes it; killed after, the next one marks it complete.
+
+    Returns:
+        The new version and the aliases it received.
+    """
+    with store_lock(mlflow.get_tracking_uri()) as locked:
+        recover_registrations(client, name, locked=locked)
+        version = str(mlflow.register_model(
+            model_uri, name, tags={**tags, REGISTRATION_TAG: PENDING}).version)
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        aliases = [CHALLENGER]
+        try:
+            client.get_model_version_by_alias(name, CHAMPION)
+        except MlflowException:
+            client.set_registered_model_alias(name, CHAMPION, version)
+            client.set_model_version_tag(name, version, "promotion.decision", "first")
+            aliases.append(CHAMPION)
+        client.set_model_version_tag(name, version, REGISTRATION_TAG, COMPLETE)
+    return version, aliases

@@ -64,6 +64,10 @@ class TrainConfig:
         num_threads: LightGBM threads (0: all cores).
         min_rows: Fewer snapshots than this is refused as too few to split three ways.
         min_positives: Fewer training conversions than this is refused.
+        engine: ``single`` (LightGBM on this machine) or ``dask``
+            (``training.distributed.DaskGradientBoostedModel`` on a Dask cluster).
+        scheduler: Dask engine: ``local``, a scheduler address or a ``distributed.Client``.
+        workers: Dask engine: worker processes of a ``local`` cluster.
     """
 
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -77,8 +81,16 @@ class TrainConfig:
     num_threads: int = 0
     min_rows: int = 500
     min_positives: int = 20
+    engine: str = "single"
+    scheduler: Any = "local"
+    workers: int = 2
 
     def __post_init__(self) -> None:
+        if self.engine not in ("single", "dask"):
+            raise ValueError(f"engine must be 'single' or 'dask', got {self.engine!r}")
+        if self.engine == "dask" and self.tune_trials > 0:
+            raise ValueError("hyper-parameter search (--tune) is not supported with the dask "
+                             "engine: it runs on one machine (engine 'single')")
         if self.num_boost_round < 1 or self.early_stopping_rounds < 1:
             raise ValueError("num_boost_round and early_stopping_rounds must be at least 1")
         if self.tune_trials < 0:
@@ -100,6 +112,10 @@ class TrainConfig:
             "policy.target": self.policy.target,
             "policy.per_region": self.policy.per_region,
             "seed": self.seed,
+            "engine": self.engine,
+            **({"dask.scheduler": self.scheduler if isinstance(self.scheduler, str)
+                else self.scheduler.scheduler.address, "dask.workers": self.workers}
+               if self.engine == "dask" else {}),
         }
 
 
@@ -166,6 +182,18 @@ def dataset_train_config(training_set: TrainingSet, **overrides: Any) -> TrainCo
     return TrainConfig(**{**settings, **overrides, "params": params or None})
 
 
+def _new_model(config: TrainConfig) -> GradientBoostedModel:
+    """The estimator of ``config.engine``, with the config's parameters."""
+    args = (config.params, config.num_boost_round, config.early_stopping_rounds, config.seed,
+            config.num_threads)
+    if config.engine == "dask":
+        from training.distributed import DaskGradientBoostedModel
+
+        return DaskGradientBoostedModel(*args, scheduler=config.scheduler,
+                                        n_workers=config.workers)
+    return GradientBoostedModel(*args)
+
+
 def _regions(frame: pd.DataFrame, column: str) -> np.ndarray:
     if column not in frame.columns:
         return np.full(len(frame), "", dtype=object)
@@ -204,8 +232,7 @@ def fit_bundle(training_set: TrainingSet, config: TrainConfig | None = None,
     spec = (InputSpec(features=catalogue) if catalogue else InputSpec()).fit(split.train)
     X, y = spec.transform(split.train), split.train["label"].to_numpy()
     Xv, yv = spec.transform(split.valid), split.valid["label"].to_numpy()
-    base = GradientBoostedModel(config.params, config.num_boost_round,
-                                config.early_stopping_rounds, config.seed, config.num_threads)
+    base = _new_model(config)
     tuning = None
     if config.tune_trials > 0:
         progress(f"searching hyper-parameters ({config.tune_trials} trials)")
@@ -270,6 +297,7 @@ def _metadata(training_set: TrainingSet, frame: pd.DataFrame, split: TimeSplit,
             "early_stopping_rounds": config.early_stopping_rounds,
             "tune_trials": config.tune_trials,
             "tune_best_valid_roc_auc": tuning.best_value if tuning else None,
+            "engine": config.engine,
         },
         "policy_config": {"rule": config.policy.rule, "target": config.policy.target,
                           "per_region": config.policy.per_region},
@@ -326,8 +354,10 @@ def _write_report(folder: Path, fitted: Fitted, evaluation: Evaluation, card: st
 
 def _register(client, run_id: str, model_uri: str, model_name: str, fitted: Fitted,
               metrics: dict[str, float]) -> tuple[str, list[str]]:
-    """Register the logged model, tag it, alias it ``challenger`` (and ``champion`` if first)."""
-    version = mlflow.register_model(model_uri, model_name).version
+    """Register the logged model, tag it, alias it ``challenger`` (and ``champion`` if first).
+
+    Never half: see ``registry.register_version`` (called inside ``registry.tracking``).
+    """
     meta = fitted.bundle.metadata
     tags = {
         "run_id": run_id,
@@ -336,17 +366,8 @@ def _register(client, run_id: str, model_uri: str, model_name: str, fitted: Fitt
         "test_last_as_of": meta["window"]["test"]["last_as_of"],
         "test_roc_auc": f"{metrics.get('test_roc_auc', float('nan')):.6f}",
     }
-    for key, value in tags.items():
-        client.set_model_version_tag(model_name, version, key, str(value))
-    client.set_registered_model_alias(model_name, registry.CHALLENGER, version)
-    aliases = [registry.CHALLENGER]
-    try:
-        client.get_model_version_by_alias(model_name, registry.CHAMPION)
-    except mlflow.exceptions.MlflowException:
-        client.set_registered_model_alias(model_name, registry.CHAMPION, version)
-        client.set_model_version_tag(model_name, version, "promotion.decision", "first")
-        aliases.append(registry.CHAMPION)
-    return str(version), aliases
+    return registry.register_version(client, model_uri, model_name,
+                                     {key: str(value) for key, value in tags.items()})
 
 
 def run_training(

@@ -115,6 +115,10 @@ def registry_is_whole(uri: str, name: str = "lead-scoring") -> dict[str, str]:
             bundle = registry.download_version_bundle(info, Path(tmp) / f"v{mv.version}")
             ModelBundle.load(bundle)
     aliases = dict(client.get_registered_model(name).aliases)
+    for mv in versions:  # created with all its tags at once, never half (test_half_states)
+        assert mv.tags.get("data_fingerprint"), (mv.version, mv.tags)
+        assert mv.tags.get(registry.REGISTRATION_TAG) in (registry.PENDING,
+                                                          registry.COMPLETE), mv.tags
     known = {str(mv.version) for mv in versions}
     assert set(map(str, aliases.values())) <= known
     return {k: str(v) for k, v in aliases.items()}

@@ -1,0 +1,194 @@
+"""The service's array path for lead-form requests, and the ``/score`` hot route.
+
+``serving.leadform`` builds a request's features from NumPy arrays instead of one-lead
+tables. These tests hold it to the tables: every card it produces must equal the card
+computed from the same payload loaded as a data folder would be (the contract's
+``validate``, ``compute_features``, ``ModelBundle.score``), awkward input included.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.contract import validate
+from features.pipeline import compute_features
+from serving import hot_route, testing
+from serving.batch import open_leads
+from serving.leadform import score_lead_form, unknown_categories
+from serving.model_store import resolve_model
+from serving.samples import lead_payload
+from serving.schemas import ScoreRequest
+from serving.scorer import score_cards
+from serving.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def settings(root, champion) -> Settings:
+    return testing.session_settings(root)
+
+
+@pytest.fixture(scope="module")
+def served(settings):
+    model = resolve_model(settings)
+    model.bundle.warmup()
+    return model
+
+
+@pytest.fixture(scope="module")
+def payloads(champion) -> list[dict]:
+    """Forty open leads of the champion's data, at two different dates."""
+    tables = champion.tables
+    end = tables["activities"]["occurred_at"].max()
+    out = []
+    for days in (20, 75):
+        as_of = end - pd.Timedelta(days=days)
+        leads = open_leads(tables, as_of)["lead_id"]
+        for lead_id in leads.iloc[np.linspace(0, len(leads) - 1, 20).astype(int)]:
+            out.append(lead_payload(tables, lead_id, as_of))
+    return out
+
+
+def awkward(payloads: list[dict]) -> list[dict]:
+    """Payloads with the input the service must handle the way the data contract does."""
+    out = []
+    p = copy.deepcopy(payloads[0])  # unknown activity types, and activities after as_of
+    p["activities"] += [
+        {"occurred_at": p["as_of"], "activity_type": "carrier_pigeon"},
+        {"occurred_at": "2199-01-01T00:00:00Z", "activity_type": "demo_request"},
+    ]
+    out.append(p)
+    p = copy.deepcopy(payloads[1])  # no account, unknown categories
+    p.pop("account", None)
+    p["lead"]["seniority"] = "Galactic Overlord"
+    p["lead"]["region"] = "Atlantis"
+    out.append(p)
+    p = copy.deepcopy(payloads[2])  # offsets instead of Z, and no activities at all
+    p["lead"]["created_at"] = pd.Timestamp(p["lead"]["created_at"]).tz_convert(
+        "Asia/Kolkata").isoformat()
+    p["activities"] = []
+    out.append(p)
+    p = copy.deepcopy(payloads[3])  # offsets on activities, duplicates, any order
+    acts = p["activities"]
+    p["activities"] = [{**a, "occurred_at": pd.Timestamp(a["occurred_at"]).tz_convert(
+        "America/Los_Angeles").isoformat()} for a in acts[::-1]] + acts[:3]
+    out.append(p)
+    return out
+
+
+def from_tables(served, payload: dict) -> dict:
+    """The card of ``payload`` computed the batch way: its rows loaded as a data folder."""
+    lead = {k: v for k, v in payload["lead"].items()}
+    account = {"company_name": None, "industry": None, "employee_count": None,
+               "annual_revenue": None, "country": None, **(payload.get("account") or {})}
+    lead["account_id"] = "acct"
+    tables = validate({
+        "leads": pd.DataFrame([lead]),
+        "accounts": pd.DataFrame([{**account, "account_id": "acct"}]),
+        "activities": pd.DataFrame(
+            [{"activity_id": f"a{i}", "lead_id": lead["lead_id"], **a}
+             for i, a in enumerate(payload["activities"])],
+            columns=["activity_id", "lead_id", "occurred_at", "activity_type", "detail"]),
+        "conversions": pd.DataFrame(columns=["lead_id", "converted_at"]),
+    }, unknown_activity="other")
+    as_of = pd.Timestamp(payload["as_of"]).tz_convert(None).as_unit("us")
+    snaps = pd.DataFrame({"lead_id": [lead["lead_id"]], "as_of": [as_of]})
+    frame = compute_features(tables["leads"], tables["accounts"], tables["activities"], snaps)
+    _, cards = score_cards(served, frame, 5, True)
+    values = {name: frame[name].astype(object).to_numpy() for name in frame.columns}
+    cards[0]["unknown"] = unknown_categories(served.bundle, values, 1)[0]
+    return cards[0]
+
+
+def test_array_path_equals_the_batch_path(served, payloads):
+    cases = payloads + awkward(payloads)
+    requests = [ScoreRequest.model_validate({**p, "include_contributions": True})
+                for p in cases]
+    cards = score_lead_form(served.bundle, served.ref(), requests, 5)
+    for payload, card in zip(cases, cards, strict=True):
+        expected = from_tables(served, payload)
+        assert card["probability"] == pytest.approx(expected["probability"], abs=1e-12)
+        assert card["raw_score"] == pytest.approx(expected["raw_score"], abs=1e-12)
+        assert (card["score"], card["grade"], card["mql"]) == (
+            expected["score"], expected["grade"], expected["mql"])
+        assert card["threshold"] == expected["threshold"]
+        assert card["threshold_region"] == expected["threshold_region"]
+        assert testing.card_differences(card["contributions"], expected["contributions"],
+                                        tol=1e-12) == []
+        assert testing.card_differences(card["reasons"], expected["reasons"], tol=1e-12) == []
+        assert all(w in card["warnings"] for w in expected["unknown"])
+
+
+def test_awkward_input_is_reported(served, payloads):
+    cards = score_lead_form(served.bundle, served.ref(),
+                            [ScoreRequest.model_validate(p) for p in awkward(payloads)], 5)
+    assert "1 activity of an unknown type counted as 'other'" in cards[0]["warnings"]
+    assert "1 activity after as_of ignored" in cards[0]["warnings"]
+    assert any("'Galactic Overlord' was not seen in training" in w
+               for w in cards[1]["warnings"])
+    assert cards[2]["probability"] > 0
+
+
+def test_batches_mix_leads_with_the_same_id_without_mixing_them(served, payloads):
+    a, b = copy.deepcopy(payloads[0]), copy.deepcopy(payloads[5])
+    b["lead"]["lead_id"] = a["lead"]["lead_id"]
+    alone = [score_lead_form(served.bundle, served.ref(), [ScoreRequest.model_validate(p)],
+                             5)[0] for p in (a, b)]
+    together = score_lead_form(served.bundle, served.ref(),
+                               [ScoreRequest.model_validate(p) for p in (a, b)], 5)
+    assert [c["probability"] for c in together] == [c["probability"] for c in alone]
+
+
+def test_activity_timestamps_are_bounded_with_their_offsets(payloads):
+    p = copy.deepcopy(payloads[0])
+    p["activities"][0]["occurred_at"] = "1970-01-01T00:30:00+01:00"  # 1969 in UTC
+    p["activities"][2]["occurred_at"] = "1969-12-31T23:00:00"
+    p["activities"][4]["occurred_at"] = "9999-12-31T23:59:59-01:00"
+    with pytest.raises(ValueError) as caught:
+        ScoreRequest.model_validate(p)
+    errors = caught.value.errors()
+    assert [e["loc"] for e in errors] == [("activities", i, "occurred_at") for i in (0, 2, 4)]
+    assert all("1970-01-01" in e["msg"] or "2200-01-01" in e["msg"] for e in errors)
+
+
+@pytest.fixture(scope="module")
+def client(settings):
+    with testing.service_client(settings) as c:
+        yield c
+
+
+def test_score_is_answered_by_the_hot_route_with_the_api_methods_card(client, payloads,
+                                                                       monkeypatch):
+    fast = client.post("/score", json=payloads[0])
+    assert fast.status_code == 200
+    monkeypatch.delitem(hot_route._HANDLERS, "/score")  # now BentoML's own route answers
+    slow = client.post("/score", json=payloads[0])
+    assert slow.status_code == 200
+    assert fast.json() == slow.json()
+
+
+def test_hot_route_errors_are_400s_naming_the_field_without_echoing_input(client, payloads):
+    p = copy.deepcopy(payloads[0])
+    p["lead"]["email"] = "secret.person@example.com" + "x" * 300
+    p["activities"][1]["activity_type"] = ""
+    r = client.post("/score", content=json.dumps(p))
+    assert r.status_code == 400
+    body = r.json()
+    locs = [tuple(d["loc"]) for d in body["detail"]]
+    assert ("lead", "email") in locs and ("activities", 1, "activity_type") in locs
+    assert "secret.person" not in r.text
+    assert body["error"].startswith("2 validation error")
+    for bad in (b"{", b"[]", b'{"lead": 5}'):
+        assert client.post("/score", content=bad).status_code == 400
+
+
+def test_an_unexpected_failure_is_a_500_that_says_nothing(payloads):
+    def broken(body: bytes) -> bytes:
+        raise RuntimeError("secret internals")
+
+    status, body = hot_route.answer(broken, b"{}")
+    assert status == 500 and b"secret" not in body
