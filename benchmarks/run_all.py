@@ -10,7 +10,7 @@ script, then prints every figure next to its peer from the same run (``shap``,
     python benchmarks/run_all.py --only explain serving --out bench-results/all.json
 
 Full sizes: the feature pipeline at about 1M, 5M and 20M activities (the simulator
-gives about 40 activities per lead), training at 100k and 1M snapshots, explanations
+gives about 58 activities per lead), training at 100k and 1M snapshots, explanations
 on a 300-tree model, the HTTP service against ``mlflow models serve`` at 1 and 16
 clients, and the Dask engine at 1 and 2 workers. ``bench_load.py`` (a reliability load
 test) and ``bench_datasets.py`` (model quality on public data sets, which must be
@@ -33,8 +33,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-ACTIVITIES_PER_LEAD = 40
-"""Activities per simulated lead (about 4.0M for 100k leads), to size the feature runs."""
+ACTIVITIES_PER_LEAD = 58
+"""Activities per simulated lead (about 5.8M for 100k leads), to size the feature runs."""
 
 BENCHMARKS: dict[str, dict[str, list[str]]] = {
     "features": {

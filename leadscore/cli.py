@@ -256,6 +256,14 @@ def train(
     if result.version:
         console.print(f"registered {result.model_name} version {result.version} "
                       f"({', '.join(result.aliases)}); run {result.run_id}")
+    dataset = (result.bundle.metadata.get("dataset") or {}) if config_file else {}
+    if dataset.get("kind") == "lead_snapshot":
+        from serving.samples import write_snapshot_samples
+
+        folder = write_snapshot_samples(data, Path(settings.home) / "samples" / dataset["name"],
+                                        bundle=result.bundle)
+        console.print(f"sample leads for the page: leadscore serve --samples {folder}",
+                      markup=False)
     console.print(f"see it: {ui_command(result.tracking_uri)}")
 
 

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from features.dataset_config import load_dataset, snapshot_frame
 from serving import testing
-from serving.samples import snapshot_payload, write_snapshot_samples
+from serving.samples import list_samples, snapshot_payload, write_snapshot_samples
+from serving.schemas import ScoreRequest
 from serving.settings import Settings
 from training.train import dataset_train_config, run_training
 
@@ -296,3 +297,26 @@ def test_card_states_the_snapshot_config(trained):
     assert "## Test results (stratified hold-out" in card
     assert "The hold-out is a random sample of the same leads" in card
     assert "test period holds only leads first seen in it" not in card
+
+
+def test_cli_train_config_writes_features_form_samples(tmp_path, monkeypatch):
+    """``leadscore train --config`` on a lead-snapshot export leaves sample leads that the
+    page can send as they are (features form, the model's own feature names)."""
+    from leadscore.cli import app
+
+    config = _sample_config(tmp_path / "data")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("LEADSCORE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LEADSCORE_MODEL_NAME", NAME)
+    out = CliRunner().invoke(app, ["train", "--config", str(config), "--threads", "1"])
+    assert out.exit_code == 0, out.output
+    meta = load_dataset(config).metadata
+    folder = tmp_path / "home" / "samples" / meta["dataset"]["name"]
+    printed = "".join(out.output.split())  # rich wraps long lines anywhere
+    assert f"leadscoreserve--samples{folder}" in printed
+    listed = list_samples(folder)
+    assert len(listed) == 6
+    for item in listed:
+        body = json.loads((folder / f"{item['name']}.json").read_text())
+        assert ScoreRequest.model_validate(body).form == "features"
+        assert body["features"] and set(body["features"]) <= set(meta["features"])
