@@ -60,12 +60,6 @@ def register(path: str, handler: Handler, threaded: bool = False) -> None:
         _THREADED.discard(path)
 
 
-def unregister(path: str) -> None:
-    """Stop serving ``path`` here (tests; a service instance going away)."""
-    _HANDLERS.pop(path, None)
-    _THREADED.discard(path)
-
-
 def validation_body(exc: ValidationError) -> bytes:
     """BentoML's 400 body for a validation error: field locations and messages, no input."""
     return json.dumps({
