@@ -154,15 +154,21 @@ def run_features(
     unknown_activity: UnknownActivity = "reject",
     timestamp_format: str | None = None,
     progress: Callable[[str], None] = lambda step: None,
+    build: Callable[[dict, PipelineConfig], TrainingSet] = build_training_set,
+    engine: str = "",
 ) -> TrainingSet:
     """Load and validate a data folder, build the training set and write it.
 
     Nothing is written unless validation and the whole build succeed.
+
+    Args:
+        build: The feature step (``build_training_set``, or the Dask engine's).
+        engine: Named in the progress line (``" on dask"``).
     """
     progress("validating input tables")
     tables = load_tables(data_dir, unknown_activity, timestamp_format)
-    progress("computing point-in-time features")
-    training_set = build_training_set(tables, config)
+    progress(f"computing point-in-time features{engine}")
+    training_set = build(tables, config)
     progress("writing training set")
     write_training_set(training_set, out)
     return training_set

@@ -40,10 +40,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from features.build import write_training_set
+from features.build import run_features
 from features.catalogue import ACTIVITY_TYPES, CATALOGUE
 from features.contract import TIMESTAMP_UNIT, UnknownActivity
-from features.io import load_tables
 from features.pipeline import (
     Icp,
     PipelineConfig,
@@ -374,10 +373,8 @@ def run_features_dask(
     ``out`` may be local paths or fsspec URLs. Nothing is written unless validation and
     the whole build succeed.
     """
-    progress("validating input tables")
-    tables = load_tables(data_dir, unknown_activity, timestamp_format)
-    progress("computing point-in-time features on dask")
-    training_set = build_training_set_dask(tables, config, scheduler, n_workers, n_partitions)
-    progress("writing training set")
-    write_training_set(training_set, out)
-    return training_set
+    return run_features(
+        data_dir, out, config, unknown_activity, timestamp_format, progress,
+        build=lambda tables, cfg: build_training_set_dask(tables, cfg, scheduler, n_workers,
+                                                          n_partitions),
+        engine=" on dask")

@@ -211,12 +211,6 @@ def table_profile(leads: pd.DataFrame, accounts: pd.DataFrame) -> dict[str, np.n
     }
 
 
-def fit_features(leads: pd.DataFrame, accounts: pd.DataFrame, icp: Icp) -> pd.DataFrame:
-    """Who the lead is: profile and firmographics, one row per lead (index = lead_id)."""
-    return pd.DataFrame(fit_columns(table_profile(leads, accounts), icp),
-                        index=pd.Index(leads["lead_id"], name="lead_id"))
-
-
 SMALL_INPUT = 64
 """Up to this many leads and snapshots, categoricals are coded in Python: pandas' own
 inference costs far more than the work for a handful of rows. Both ways give the same

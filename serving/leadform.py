@@ -21,6 +21,7 @@ import numpy as np
 
 from features.catalogue import ACTIVITY_TYPES
 from features.pipeline import PROFILE_FIELDS, LeadArrays, feature_values
+from serving.cards import build_cards
 from serving.schemas import ScoreRequest
 from training.bundle import ModelBundle
 
@@ -160,32 +161,15 @@ def score_lead_form(
                              dtype=object)
     else:
         regions = np.full(n, "", dtype=object)
+    lead_ids = [req.lead.lead_id for req in requests]
     as_of = [req.as_of for req in requests]
-    scores = bundle.score_matrix(X, regions, np.asarray([r.lead.lead_id for r in requests],
-                                                        dtype=object),
+    scores = bundle.score_matrix(X, regions, np.asarray(lead_ids, dtype=object),
                                  np.asarray(as_of, dtype=object))
-    region_thresholds = bundle.policy.region_thresholds
-    names = bundle.spec.names
-    unknown = unknown_categories(bundle, values, n)
-    base_value = float(scores.base_value)
-    cards = []
-    for i, req in enumerate(requests):
-        region = regions[i]
-        cards.append({
-            "lead_id": req.lead.lead_id,
-            "as_of": as_of[i].replace(tzinfo=UTC),
-            "probability": float(scores.probability[i]),
-            "score": int(scores.score[i]),
-            "mql": bool(scores.mql[i]),
-            "threshold": float(scores.threshold[i]),
-            "threshold_region": region if region in region_thresholds else None,
-            "grade": str(scores.grade[i]),
-            "raw_score": float(scores.raw[i]),
-            "base_value": base_value,
-            "reasons": scores.reasons(i, bundle.spec, req.top_reasons or default_top),
-            "contributions": (dict(zip(names, map(float, scores.shap[i]), strict=True))
-                              if req.include_contributions else None),
-            "warnings": unknown[i] + warnings[i],
-            "model": model_ref,
-        })
+    cards = build_cards(bundle, model_ref, scores, regions,
+                        [req.top_reasons or default_top for req in requests],
+                        [req.include_contributions for req in requests], lead_ids,
+                        [t.replace(tzinfo=UTC) for t in as_of])
+    for card, unknown, warn in zip(cards, unknown_categories(bundle, values, n), warnings,
+                                   strict=True):
+        card["warnings"] = unknown + warn
     return cards

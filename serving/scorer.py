@@ -31,6 +31,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from features.contract import TIMESTAMP_UNIT
 from features.dataset_config import snapshot_frame
+from serving.cards import build_cards
 from serving.leadform import score_lead_form
 from serving.schemas import ScoreRequest
 from training.bundle import ModelBundle, Scores
@@ -139,35 +140,15 @@ def score_cards(
     bundle = model.bundle
     scores = bundle.score(frame)
     n = len(frame)
-    tops = [top] * n if isinstance(top, int) else list(top)
-    full = ([include_contributions] * n if isinstance(include_contributions, bool)
-            else list(include_contributions))
-    names = bundle.spec.names
-    region_thresholds = bundle.policy.region_thresholds
     regions = (frame[bundle.policy.region_feature].to_numpy(dtype=object)
                if bundle.policy.region_feature in frame else np.full(n, None, dtype=object))
-    ref = model.ref()
-    cards = []
-    for i in range(n):
-        region = regions[i]
-        region = region if isinstance(region, str) and region in region_thresholds else None
-        cards.append({
-            "lead_id": str(scores.lead_id[i]),
-            "as_of": pd.Timestamp(scores.as_of[i]).to_pydatetime(),
-            "probability": float(scores.probability[i]),
-            "score": int(scores.score[i]),
-            "mql": bool(scores.mql[i]),
-            "threshold": float(scores.threshold[i]),
-            "threshold_region": region,
-            "grade": str(scores.grade[i]),
-            "raw_score": float(scores.raw[i]),
-            "base_value": float(scores.base_value),
-            "reasons": scores.reasons(i, bundle.spec, tops[i]),
-            "contributions": (dict(zip(names, map(float, scores.shap[i]), strict=True))
-                              if full[i] else None),
-            "warnings": [],
-            "model": ref,
-        })
+    cards = build_cards(
+        bundle, model.ref(), scores, regions,
+        [top] * n if isinstance(top, int) else list(top),
+        ([include_contributions] * n if isinstance(include_contributions, bool)
+         else list(include_contributions)),
+        [str(x) for x in scores.lead_id],
+        [pd.Timestamp(x).to_pydatetime() for x in scores.as_of])
     return scores, cards
 
 
