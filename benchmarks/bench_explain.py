@@ -4,9 +4,12 @@ Trains one binary model on generated data, then measures in the same run, on the
 same model and rows: batch rows/s and single-row p50 latency for our explainer,
 ``shap.TreeExplainer`` and ``booster.predict(pred_contrib=True)``, plus plain
 ``booster.predict`` on a numpy row (the single-row yardstick: the faster of the default
-call and ``num_threads=1``, which skips OpenMP start-up). Single-row calls are
-interleaved round-robin so background load hits every method alike. Prints a table
-with ratios, checks the max abs difference to shap, and writes the figures as JSON.
+call and ``num_threads=1``, which skips OpenMP start-up). Single rows are timed two
+ways, and the target must hold for both: *interleaved* (the methods called round-robin,
+one row each, so each call finds caches the other methods have used: a busy server)
+and *steady* (blocks of consecutive calls per method, blocks alternating: a server
+answering a stream of requests for one model). Prints a table with ratios, checks the
+max abs difference to shap, and writes the figures as JSON.
 
     python benchmarks/bench_explain.py
     python benchmarks/bench_explain.py --trees 300 --depth 6 --rows 20000 --json out.json
@@ -84,6 +87,26 @@ def single_row_p50(
     return {name: float(np.median(t) * 1e6) for name, t in times.items()}
 
 
+def single_row_steady_p50(
+    methods: dict[str, Callable[[np.ndarray], Any]], X: np.ndarray, n_calls: int,
+    block: int = 50,
+) -> dict[str, float]:
+    """p50 latency in µs per method, each timed over blocks of consecutive calls.
+
+    Blocks of the methods alternate, so slow drifts in machine load still hit
+    every method alike, but within a block a method runs with its own data warm.
+    """
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    rows = [X[i % len(X)].reshape(1, -1) for i in range(block)]
+    for _ in range(max(1, n_calls // block)):
+        for name, fn in methods.items():
+            for row in rows:
+                t0 = time.perf_counter()
+                fn(row)
+                times[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(t) * 1e6) for name, t in times.items()}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train, check agreement, time everything; return the figures."""
     booster, X, train_s = make_model(args)
@@ -120,6 +143,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         single,
         args.single_calls,
     )
+    steady = single_row_steady_p50(
+        {
+            "ours_explain": ours.explain,
+            "booster_predict": lambda row: booster.predict(row, raw_score=True),
+            "booster_predict_1_thread": lambda row: booster.predict(
+                row, raw_score=True, num_threads=1
+            ),
+        },
+        single,
+        args.single_calls * 2,
+    )
     return {
         "config": {
             **vars(args), "json": str(args.json) if args.json else None,
@@ -137,6 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "pred_contrib": round(contrib_rps),
         },
         "single_row_p50_us": {k: round(v, 1) for k, v in latency.items()},
+        "single_row_steady_p50_us": {k: round(v, 1) for k, v in steady.items()},
     }
 
 
@@ -144,17 +179,22 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     """Ratios against the targets."""
     batch = result["batch_rows_per_s"]
     single = result["single_row_p50_us"]
+    steady = result["single_row_steady_p50_us"]
     batch_speedup = batch["ours_explain"] / batch["shap_tree_explainer"]
     # the faster of the two predict calls is the (stricter) single-row yardstick
     yardstick = min(single["booster_predict"], single["booster_predict_1_thread"])
     single_ratio = single["ours_explain"] / yardstick
+    steady_ratio = steady["ours_explain"] / min(
+        steady["booster_predict"], steady["booster_predict_1_thread"]
+    )
     return {
         "batch_speedup_vs_shap": round(batch_speedup, 1),
         "batch_speedup_vs_pred_contrib": round(batch["ours_explain"] / batch["pred_contrib"], 1),
         "single_speedup_vs_shap": round(single["shap_tree_explainer"] / single["ours_explain"], 1),
         "single_ratio_vs_booster_predict": round(single_ratio, 2),
+        "single_ratio_steady_vs_booster_predict": round(steady_ratio, 2),
         "batch_target_met": batch_speedup >= TARGET_BATCH_SPEEDUP,
-        "single_target_met": single_ratio <= TARGET_SINGLE_RATIO,
+        "single_target_met": max(single_ratio, steady_ratio) <= TARGET_SINGLE_RATIO,
         "accuracy_target_met": result["max_abs_diff_vs_shap"] <= MAX_ABS_DIFF,
     }
 
@@ -170,10 +210,12 @@ def print_table(result: dict[str, Any], ratios: dict[str, Any]) -> None:
         f"train {result['train_s']} s, explainer build {result['explainer_build_s']} s, "
         f"warmup {result['warmup_s']} s"
     )
-    print(f"{'method':<26}{'batch rows/s':>14}{'single p50 µs':>16}")
+    print(f"{'method':<26}{'batch rows/s':>14}{'interleaved p50 µs':>20}{'steady p50 µs':>15}")
+    steady = result["single_row_steady_p50_us"]
     for name, p50 in result["single_row_p50_us"].items():
         rps = result["batch_rows_per_s"].get(name)
-        print(f"{name:<26}{rps if rps is not None else '-':>14}{p50:>16.1f}")
+        warm = f"{steady[name]:.1f}" if name in steady else "-"
+        print(f"{name:<26}{rps if rps is not None else '-':>14}{p50:>20.1f}{warm:>15}")
     print(
         f"batch: {ratios['batch_speedup_vs_shap']}x shap, "
         f"{ratios['batch_speedup_vs_pred_contrib']}x pred_contrib "
@@ -182,7 +224,8 @@ def print_table(result: dict[str, Any], ratios: dict[str, Any]) -> None:
     )
     print(
         f"single row: {ratios['single_ratio_vs_booster_predict']}x booster.predict's p50 "
-        f"(target <= {TARGET_SINGLE_RATIO}x: "
+        f"interleaved, {ratios['single_ratio_steady_vs_booster_predict']}x steady "
+        f"(target <= {TARGET_SINGLE_RATIO}x for both: "
         f"{'met' if ratios['single_target_met'] else 'MISSED'}), "
         f"{ratios['single_speedup_vs_shap']}x faster than shap"
     )

@@ -38,15 +38,22 @@ leaf the row lands in, so the raw score falls out of the same pass.
 Fast-TreeSHAP-v2 style ``2**d`` table per leaf, which is memory bound, and
 the classic recursion.)
 
-Three kernels share the precomputed factors, picked by ``explain`` from the
-number of rows:
+Three kernels, picked by ``explain`` from the number of rows:
 
 * batches: blocks of 64 rows with rows as the innermost (SIMD) axis, so the
-  per-node factors are loaded once per block; from 512 rows the blocks are
-  spread over threads (below that a fork/join costs more than it saves);
+  precomputed per-node factors are loaded once per block; from 512 rows the
+  blocks are spread over threads (below that a fork/join costs more than it
+  saves);
 * single rows / a few rows: every tree padded to one complete-tree shape
-  (:class:`_LaneModel`), so the *trees* become the SIMD axis; no threads;
-* a scalar per-row kernel for models too deep to pad.
+  (:class:`_LaneModel`), so groups of 64 *trees* become the SIMD axis; no
+  threads. One row cannot amortise loading 36 precomputed factors per node
+  (5.4 MB for 300 depth-6 trees: the kernel was bound by that traffic), so
+  this kernel recomputes the factors from ``4 + nq`` numbers per node (7 at
+  depth 6), using the equivalent ``Q``/``B`` form (products down to a node,
+  sums below it) in which no division is left per row;
+* a scalar per-row kernel for models too deep to pad (and for small or
+  leaf-wise models where padding costs more than it saves: ``warmup`` times
+  both single-row kernels and keeps the faster).
 """
 
 from __future__ import annotations
@@ -85,7 +92,9 @@ _CASES = 3  # per-edge cases: hot -> hot, hot -> cold, cold -> cold
 _SMALL_BATCH = 16  # below this many rows the per-row kernels beat the block kernel
 _PARALLEL_MIN_ROWS = 512  # below this a thread fork/join costs more than it saves
 _BLOCK_ROWS = 64  # rows per SIMD block in the batch kernel
-_TREE_GROUP = 1024  # trees per SIMD block in the single-row kernel
+_LANES = 64  # trees per SIMD group in the single-row kernel
+_ULANES = np.uint64(_LANES)
+_LANE_FIELDS = 4  # per-node numbers before the per-point 1 / H(zp) in _LaneModel.node_data
 _MAX_LANE_DEPTH = 8  # deeper models skip the padded single-row layout...
 _MAX_LANE_BYTES = 256 * 2**20  # ...as do models whose padded layout would exceed this
 
@@ -340,33 +349,53 @@ def _flatten_model(
 
 @dataclass(frozen=True)
 class _LaneModel:
-    """Every tree padded to one complete binary tree, with trees as the SIMD axis.
+    """Every tree padded to one complete binary tree; trees in groups of 64 SIMD lanes.
 
     A single row offers no row axis to vectorise over, so the trees become
     that axis: all trees share the heap layout of a complete tree of the
     ensemble's depth ``D`` (internal position ``p`` has children ``2p + 1``
     and ``2p + 2``; leaf position ``k`` is node ``P + k`` with
-    ``P = 2**D - 1``), and each array below stores one position for all trees
-    contiguously.
+    ``P = 2**D - 1``), and the trees are cut into groups of :data:`_LANES`.
+    Every array is group-major, ``[group, position, (field,) lane]``, so one
+    group's data is contiguous and stays in the L2 cache between the kernel's
+    top-down and bottom-up passes; the per-node arrays are stored flattened
+    (the kernel computes offsets itself).
+
     A leaf shallower than ``D`` becomes a chain of dummy splits that always
-    go left, carry all the cover to the left (``z = 1``, so their factors are
-    exactly 1 and 0) and put the leaf value at the bottom of the chain; the
-    empty right subtrees have zero cover and contribute exact zeros.
+    go left and carry all the cover to the left (``z = 1``: factors exactly 1
+    and contributions exactly 0), with the leaf value at the bottom of the
+    chain; the empty right subtrees have zero cover and contribute exact zeros.
+    The last group is padded with all-dummy trees whose leaves are 0.
+
+    Unlike the per-row and block kernels, which read the three per-case edge
+    factors precomputed in ``_FlatModel.edges`` (36 numbers per node), the
+    lane kernel computes the factors on the fly from ``4 + nq`` numbers per
+    node: a quarter of the memory, which is what a single row pays for.
 
     Attributes:
-        features, thresholds, flags: ``(P, n_trees)`` split description.
-        special_rows: ``(P, n_trees)`` row of the split in ``_FlatModel.special``.
-        any_special: ``(P,)`` 1 where some tree has a special split there.
-        factors: ``(P, 2, 3, 2, nq, n_trees)``: per side, case, R/D and point.
-        leaf_values: ``(P + 1, n_trees)`` values at the leaf positions.
+        n_groups, n_pos: Number of 64-tree groups and internal positions ``P``.
+        t, w: Gauss-Legendre points and weights on [0, 1].
+        features, thresholds, flags, special_rows: ``(G, P, L)`` split
+            description (``special_rows`` indexes ``_FlatModel.special``).
+        any_special: ``(G, P)`` 1 where some tree of the group has a special split.
+        node_data: ``(G, P, 4 + nq, L)``: ``z`` of the left and right edge
+            (the feature's combined zero fraction at the child), ``1 - zp``,
+            ``1 / zp`` (0 if ``zp = 0``) and ``1 / H(zp)`` at each quadrature
+            point, where ``zp`` is the combined zero fraction of the split's
+            feature above the node (1 for a new feature).
+        leaf_values: ``(G, P + 1, L)`` values at the leaf positions.
     """
 
+    n_groups: int
+    n_pos: int
+    t: FloatArray
+    w: FloatArray
     features: npt.NDArray[np.int64]
     thresholds: FloatArray
     flags: U64Array
     special_rows: npt.NDArray[np.int64]
     any_special: npt.NDArray[np.uint8]
-    factors: FloatArray
+    node_data: FloatArray
     leaf_values: FloatArray
 
 
@@ -386,53 +415,61 @@ def _tree_depth(nodes: list[list[int]], node_off: int, n_internal: int) -> int:
 def _build_lanes(out: _Collector, t: FloatArray, w: FloatArray) -> _LaneModel | None:
     """Pad all trees to a complete tree of the ensemble's depth (None if too large)."""
     depth = max(_tree_depth(out.nodes, off, ni) for off, ni, _, _ in out.trees)
-    n_trees, n_pos = len(out.trees), 2**depth - 1
-    if depth > _MAX_LANE_DEPTH or n_pos * n_trees * (14 * len(t) + 6) * 8 > _MAX_LANE_BYTES:
+    n_trees, n_pos, nq = len(out.trees), 2**depth - 1, len(t)
+    n_groups = -(-n_trees // _LANES)
+    shape = (n_groups, n_pos, _LANES)
+    if depth > _MAX_LANE_DEPTH or math.prod(shape) * (_LANE_FIELDS + nq + 4) * 8 > _MAX_LANE_BYTES:
         return None
-    features = np.zeros((n_pos, n_trees), dtype=np.int64)
-    thresholds = np.full((n_pos, n_trees), np.inf)
-    flags = np.full((n_pos, n_trees), 63 | (1 << 6), dtype=np.uint64)  # dummy: NaN left
-    special_rows = np.full((n_pos, n_trees), -1, dtype=np.int64)
-    z = np.ones((n_pos, 2, n_trees))
-    z[:, 1] = 0.0  # dummy splits send no cover right
-    z_prev = np.ones((n_pos, 2, n_trees))
-    value = np.ones((n_pos, 2, n_trees))
-    leaf_values = np.zeros((n_pos + 1, n_trees))
+    features = np.zeros(shape, dtype=np.int64)
+    thresholds = np.full(shape, np.inf)
+    flags = np.full(shape, 63 | (1 << 6), dtype=np.uint64)  # dummy: slot 63, NaN left
+    special_rows = np.full(shape, -1, dtype=np.int64)
+    z = np.zeros((n_groups, n_pos, 2, _LANES))
+    z[:, :, 0] = 1.0  # dummy splits send all the cover left
+    zp = np.ones(shape)
+    leaf_values = np.zeros((n_groups, n_pos + 1, _LANES))
     for tree, (node_off, n_internal, leaf_off, _) in enumerate(out.trees):
+        group, lane = divmod(tree, _LANES)
         stack = [(0, 0)]
         while stack:
             local, pos = stack.pop()
             if local >= n_internal:  # a real leaf: walk its dummy chain down to the bottom
-                v = out.leaf_values[leaf_off + local - n_internal]
                 while pos < n_pos:
-                    if 2 * pos + 1 >= n_pos:
-                        value[pos, 0, tree] = v
                     pos = 2 * pos + 1
-                leaf_values[pos - n_pos, tree] = v
+                leaf_values[group, pos - n_pos, lane] = out.leaf_values[
+                    leaf_off + local - n_internal
+                ]
                 continue
             g = node_off + local
-            features[pos, tree] = out.nodes[g][0]
-            thresholds[pos, tree] = out.thresholds[g]
-            flags[pos, tree] = out.nodes[g][3]
-            special_rows[pos, tree] = g
+            at = (group, pos, lane)
+            features[at] = out.nodes[g][0]
+            thresholds[at] = out.thresholds[g]
+            flags[at] = out.nodes[g][3]
+            special_rows[at] = g
+            zp[at] = out.edge_z_prev[2 * g]  # the same for both edges of a node
             for side in (0, 1):
-                edge, child_pos = 2 * g + side, 2 * pos + 1 + side
-                z[pos, side, tree] = out.edge_z[edge]
-                z_prev[pos, side, tree] = out.edge_z_prev[edge]
-                if child_pos >= n_pos:
-                    value[pos, side, tree] = out.edge_leaf_value[edge]
-                stack.append((out.nodes[g][1 + side], child_pos))
-    factors = _edge_factors(z.ravel(), z_prev.ravel(), value.ravel(), t, w)
-    factors = factors.reshape(n_pos, 2, n_trees, _CASES, 2, len(t)).transpose(0, 1, 3, 4, 5, 2)
+                z[group, pos, side, lane] = out.edge_z[2 * g + side]
+                stack.append((out.nodes[g][1 + side], 2 * pos + 1 + side))
+    node_data = np.empty((n_groups, n_pos, _LANE_FIELDS + nq, _LANES))
+    node_data[:, :, 0] = z[:, :, 0]
+    node_data[:, :, 1] = z[:, :, 1]
+    node_data[:, :, 2] = 1.0 - zp
+    node_data[:, :, 3] = np.where(zp > 0.0, 1.0 / np.where(zp > 0.0, zp, 1.0), 0.0)
+    node_data[:, :, _LANE_FIELDS:] = 1.0 / (zp[:, :, None] + (1.0 - zp[:, :, None]) * t[:, None])
     return _LaneModel(
-        features=features,
-        thresholds=thresholds,
-        flags=flags,
-        special_rows=special_rows,
-        any_special=((flags & _FLAG_SPECIAL) != 0).any(axis=1).astype(np.uint8),
-        factors=np.ascontiguousarray(factors),
+        n_groups=n_groups,
+        n_pos=n_pos,
+        t=t,
+        w=w,
+        features=features.ravel(),
+        thresholds=thresholds.ravel(),
+        flags=flags.ravel(),
+        special_rows=special_rows.ravel(),
+        any_special=((flags & _FLAG_SPECIAL) != 0).any(axis=2).astype(np.uint8),
+        node_data=node_data.ravel(),
         leaf_values=leaf_values,
     )
+
 
 
 # ====================================================================================
@@ -832,195 +869,213 @@ def _explain_blocks_serial(
         )
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _lane_decide(
-    x: FloatArray, features: npt.NDArray[np.int64], thresholds: FloatArray,
-    flags: U64Array, xv: FloatArray, left: U64Array, nb: int,
-) -> None:
-    """Direction of one row at one position of ``nb`` plain-split trees."""
-    for r in range(nb):
-        xv[r] = x[features[r]]
-    for r in range(nb):
-        v = xv[r]
-        nan_left = (flags[r] >> _FLAG_NAN_LEFT_SHIFT) & _U1
-        left[r] = np.uint64(v <= thresholds[r]) | (np.uint64(v != v) & nan_left)
-
-
 @njit(cache=True, nogil=True)
-def _lane_decide_special(
-    x: FloatArray, features: npt.NDArray[np.int64], thresholds: FloatArray,
-    flags: U64Array, rows: npt.NDArray[np.int64], special: npt.NDArray[np.int64],
-    cat_bits: U32Array, left: U64Array, nb: int,
+def _lanes_decide_special(
+    x: FloatArray, o: np.uint64, features: npt.NDArray[np.int64], thresholds: FloatArray,
+    flags: U64Array, special_rows: npt.NDArray[np.int64], special: npt.NDArray[np.int64],
+    cat_bits: U32Array, wk: FloatArray, dst: np.uint64,
 ) -> None:
-    """Slow path of :func:`_lane_decide` for positions where some split is special."""
-    for r in range(nb):
-        v = x[features[r]]
-        if flags[r] & _FLAG_SPECIAL:
-            left[r] = np.uint64(_special_goes_left(v, thresholds[r], special, rows[r], cat_bits))
+    """Directions at one position of a group where some split is special (out of line)."""
+    for r in range(_ULANES):
+        v = x[features[o + r]]
+        fl = flags[o + r]
+        if fl & _FLAG_SPECIAL:
+            left = _special_goes_left(v, thresholds[o + r], special, special_rows[o + r], cat_bits)
         else:
-            nan_left = (flags[r] >> _FLAG_NAN_LEFT_SHIFT) & _U1
-            left[r] = np.uint64(v <= thresholds[r]) | (np.uint64(v != v) & nan_left)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _lane_child(
-    left: U64Array, flags: U64Array, parent: U64Array, child: U64Array, case: FloatArray,
-    is_left: np.uint64, nb: int,
-) -> None:
-    """A child's cold-feature bitmask and edge case (0 hot->hot, 1 hot->cold, 2 cold->cold)."""
-    for r in range(nb):
-        bit = _U1 << (flags[r] & _FLAG_SLOT)
-        cold = parent[r]
-        went_other_way = left[r] ^ is_left  # 1 if the row did not take this edge
-        mask = cold | (bit & (_U0 - went_other_way))
-        child[r] = mask
-        case[r] = np.float64((cold & bit) != _U0) + np.float64((mask & bit) != _U0)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _lane_scale(
-    src: FloatArray, dst: FloatArray, case: FloatArray, f0: FloatArray, f1: FloatArray,
-    f2: FloatArray, nb: int,
-) -> None:
-    """``dst = src * factor[case]`` with a different factor per tree."""
-    for r in range(nb):
-        c = case[r]
-        dst[r] = src[r] * (
-            f0[r] * np.float64(c == 0.0) + f1[r] * np.float64(c == 1.0)
-            + f2[r] * np.float64(c == 2.0)
-        )
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _lane_dot(
-    contrib: FloatArray, s: FloatArray, case: FloatArray, d0: FloatArray, d1: FloatArray,
-    nb: int,
-) -> None:
-    """``contrib += S * D[case]`` per tree (case 2 has D = 0)."""
-    for r in range(nb):
-        c = case[r]
-        contrib[r] += s[r] * (d0[r] * np.float64(c == 0.0) + d1[r] * np.float64(c == 1.0))
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _lane_reached(acc: FloatArray, reached: U64Array, values: FloatArray, nb: int) -> None:
-    """Add the value of each tree's leaf position the row lands in (cold mask 0)."""
-    for r in range(nb):
-        acc[r] += values[r] * np.float64(reached[r] == _U0)
+            left = v <= thresholds[o + r] or (v != v and (fl >> _FLAG_NAN_LEFT_SHIFT) & _U1 == _U1)
+        wk[dst + r] = np.float64(left)
 
 
 @njit(cache=True, nogil=True)
 def _lanes_top_down(
-    x: FloatArray, g0: int, nb: int, nq: int, features: npt.NDArray[np.int64],
+    x: FloatArray, group: int, nq: int, n_pos: int, features: npt.NDArray[np.int64],
     thresholds: FloatArray, flags: U64Array, special_rows: npt.NDArray[np.int64],
-    any_special: npt.NDArray[np.uint8], factors: FloatArray, special: npt.NDArray[np.int64],
-    cat_bits: U32Array, mask: U64Array, buf: FloatArray, case: FloatArray, left: U64Array,
-    xv: FloatArray,
+    any_special: npt.NDArray[np.uint8], node_data: FloatArray, t: FloatArray,
+    special: npt.NDArray[np.int64], cat_bits: U32Array, mask: U64Array, xv: FloatArray,
+    wk: FloatArray, o_left: np.uint64, o_cold: np.uint64,
 ) -> None:
-    """Cold masks, edge cases and running products at every position of trees g0:g0+nb."""
-    g1 = g0 + nb
-    mask[0, :nb] = _U0
-    buf[:nq, :nb] = 1.0
-    for p in range(features.shape[0]):
+    """Directions, cold masks and running products ``Q`` of one group of trees.
+
+    ``wk`` holds ``Q`` (position-major, ``nq`` points per position) from 0, and
+    per position the 0/1 direction (left) at ``o_left`` and whether the split's
+    feature is already cold above the node at ``o_cold``.
+
+    All offsets are unsigned so that numba emits plain vector loads (a signed
+    index gets a negative-index fix-up that LLVM turns into gathers).
+    """
+    n_fields = np.uint64(_LANE_FIELDS + nq)
+    for r in range(_ULANES):
+        mask[r] = _U0
+    for i in range(nq * _LANES):
+        wk[i] = 1.0
+    for p in range(n_pos):
         lc = 2 * p + 1
         rc = lc + 1
-        fl = flags[p, g0:g1]
-        if any_special[p]:
-            _lane_decide_special(
-                x, features[p, g0:g1], thresholds[p, g0:g1], fl, special_rows[p, g0:g1],
-                special, cat_bits, left, nb,
+        o = np.uint64((group * n_pos + p) * _LANES)
+        lo = np.uint64(p * _LANES)
+        if any_special[group, p]:
+            _lanes_decide_special(
+                x, o, features, thresholds, flags, special_rows, special, cat_bits, wk,
+                o_left + lo,
             )
         else:
-            _lane_decide(x, features[p, g0:g1], thresholds[p, g0:g1], fl, xv, left, nb)
-        _lane_child(left, fl, mask[p], mask[lc], case[lc], _U1, nb)
-        _lane_child(left, fl, mask[p], mask[rc], case[rc], _U0, nb)
+            for r in range(_ULANES):
+                xv[r] = x[features[o + r]]
+            for r in range(_ULANES):
+                v = xv[r]
+                nan_left = (flags[o + r] >> _FLAG_NAN_LEFT_SHIFT) & _U1
+                wk[o_left + lo + r] = np.float64(
+                    np.uint64(v <= thresholds[o + r]) | (np.uint64(v != v) & nan_left)
+                )
+        ml = np.uint64(lc * _LANES)
+        mr = np.uint64(rc * _LANES)
+        for r in range(_ULANES):
+            bit = _U1 << (flags[o + r] & _FLAG_SLOT)
+            cold = mask[lo + r]
+            took_left = np.uint64(wk[o_left + lo + r] == 1.0)
+            mask[ml + r] = cold | (bit & (took_left - _U1))
+            mask[mr + r] = cold | (bit & (_U0 - took_left))
+            wk[o_cold + lo + r] = np.float64((cold & bit) != _U0)
+        if lc >= n_pos:
+            continue
+        base = np.uint64(group * n_pos + p) * n_fields * _ULANES
         for q in range(nq):
-            src = buf[p * nq + q]
-            _lane_scale(
-                src, buf[lc * nq + q], case[lc], factors[p, 0, 0, 0, q, g0:g1],
-                factors[p, 0, 1, 0, q, g0:g1], factors[p, 0, 2, 0, q, g0:g1], nb,
-            )
-            _lane_scale(
-                src, buf[rc * nq + q], case[rc], factors[p, 1, 0, 0, q, g0:g1],
-                factors[p, 1, 1, 0, q, g0:g1], factors[p, 1, 2, 0, q, g0:g1], nb,
-            )
-
-
-@njit(cache=True, nogil=True)
-def _lanes_raw(
-    g0: int, nb: int, leaf_values: FloatArray, mask: U64Array, acc: FloatArray
-) -> float:
-    """Sum of the reached leaves' values of trees g0:g0+nb, added in tree order."""
-    n_pos = leaf_values.shape[0] - 1
-    acc[:nb] = 0.0
-    for k in range(n_pos + 1):
-        _lane_reached(acc, mask[n_pos + k], leaf_values[k, g0 : g0 + nb], nb)
-    total = 0.0
-    for r in range(nb):
-        total += acc[r]
-    return total
+            tq = t[q]
+            o_inv = base + np.uint64(_LANE_FIELDS + q) * _ULANES
+            qp = np.uint64((p * nq + q) * _LANES)
+            ql = np.uint64((lc * nq + q) * _LANES)
+            qr = np.uint64((rc * nq + q) * _LANES)
+            for r in range(_ULANES):
+                hot_left = wk[o_left + lo + r]
+                cold = wk[o_cold + lo + r] == 1.0
+                inv = node_data[o_inv + r]
+                inv_zp = node_data[base + _U3 * _ULANES + r]
+                z_left = node_data[base + r]
+                z_right = node_data[base + _ULANES + r]
+                r_left = (z_left * (1.0 - tq) + hot_left * tq) * inv
+                r_right = (z_right * (1.0 - tq) + (1.0 - hot_left) * tq) * inv
+                q_parent = wk[qp + r]
+                wk[ql + r] = q_parent * (z_left * inv_zp if cold else r_left)
+                wk[qr + r] = q_parent * (z_right * inv_zp if cold else r_right)
 
 
 @njit(cache=True, nogil=True)
 def _lanes_bottom_up(
-    phi: FloatArray, g0: int, nb: int, nq: int, features: npt.NDArray[np.int64],
-    factors: FloatArray, buf: FloatArray, case: FloatArray, contrib: FloatArray,
+    group: int, nq: int, n_pos: int, t: FloatArray, w: FloatArray,
+    features: npt.NDArray[np.int64], node_data: FloatArray, wk: FloatArray,
+    o_left: np.uint64, o_cold: np.uint64, o_sums: np.uint64, o_leaves: np.uint64,
+    contrib: FloatArray, acc: FloatArray,
 ) -> None:
-    """Subtree sums and every edge's contribution, scattered to its split feature."""
-    g1 = g0 + nb
-    n_pos = features.shape[0]
+    """Subtree sums ``B`` and every node's contribution, added to ``acc[feature, lane]``.
+
+    With ``h`` = 1 on the edge the row took, the edge factors are
+    ``R = (z (1 - t) + h t) / H(zp)`` and the contribution weights
+    ``G = w / H(zp) * (h - z - (1 - zp) R)`` (``R = z / zp`` and ``G = 0`` when
+    the feature is already cold above); the node adds
+    ``sum_q Q_q * (G_left B_left + G_right B_right)`` to its feature.
+    Accumulating per lane keeps the scatter free of store-to-load chains
+    (neighbouring trees often split on the same feature).
+    """
+    n_fields = np.uint64(_LANE_FIELDS + nq)
     for pp in range(n_pos):
         p = n_pos - 1 - pp
         lc = 2 * p + 1
         rc = lc + 1
-        contrib[:nb] = 0.0
+        lo = np.uint64(p * _LANES)
+        base = np.uint64(group * n_pos + p) * n_fields * _ULANES
+        for r in range(_ULANES):
+            contrib[r] = 0.0
         for q in range(nq):
-            s_left = buf[lc * nq + q]
-            s_right = buf[rc * nq + q]
-            _lane_dot(
-                contrib, s_left, case[lc], factors[p, 0, 0, 1, q, g0:g1],
-                factors[p, 0, 1, 1, q, g0:g1], nb,
-            )
-            _lane_dot(
-                contrib, s_right, case[rc], factors[p, 1, 0, 1, q, g0:g1],
-                factors[p, 1, 1, 1, q, g0:g1], nb,
-            )
-            _block_sum(buf[p * nq + q], s_left, s_right, nb)
-        feats = features[p, g0:g1]
-        for r in range(nb):  # trees may share a feature: no SIMD scatter
-            phi[feats[r]] += contrib[r]
+            tq = t[q]
+            wq = w[q]
+            o_inv = base + np.uint64(_LANE_FIELDS + q) * _ULANES
+            if lc < n_pos:
+                bl = o_sums + np.uint64((lc * nq + q) * _LANES)
+                br = o_sums + np.uint64((rc * nq + q) * _LANES)
+            else:  # leaf values do not depend on the quadrature point
+                bl = o_leaves + np.uint64((lc - n_pos) * _LANES)
+                br = bl + _ULANES
+            bp = o_sums + np.uint64((p * nq + q) * _LANES)
+            qp = np.uint64((p * nq + q) * _LANES)
+            for r in range(_ULANES):
+                hot_left = wk[o_left + lo + r]
+                cold = wk[o_cold + lo + r] == 1.0
+                inv = node_data[o_inv + r]
+                cold_zp = node_data[base + _U2 * _ULANES + r]
+                inv_zp = node_data[base + _U3 * _ULANES + r]
+                z_left = node_data[base + r]
+                z_right = node_data[base + _ULANES + r]
+                r_left = (z_left * (1.0 - tq) + hot_left * tq) * inv
+                r_right = (z_right * (1.0 - tq) + (1.0 - hot_left) * tq) * inv
+                g_left = wq * inv * (hot_left - z_left - cold_zp * r_left)
+                g_right = wq * inv * ((1.0 - hot_left) - z_right - cold_zp * r_right)
+                s_left = wk[bl + r]
+                s_right = wk[br + r]
+                wk[bp + r] = (z_left * inv_zp if cold else r_left) * s_left + (
+                    z_right * inv_zp if cold else r_right
+                ) * s_right
+                contrib[r] += 0.0 if cold else wk[qp + r] * (g_left * s_left + g_right * s_right)
+        o = np.uint64((group * n_pos + p) * _LANES)
+        for r in range(_ULANES):
+            acc[np.uint64(features[o + r]) * _ULANES + r] += contrib[r]
 
 
 @njit(cache=True, nogil=True)
 def _explain_lanes(
-    X: FloatArray, phi: FloatArray, raw: FloatArray, nq: int,
-    features: npt.NDArray[np.int64], thresholds: FloatArray, flags: U64Array,
-    special_rows: npt.NDArray[np.int64], any_special: npt.NDArray[np.uint8],
-    factors: FloatArray, leaf_values: FloatArray, special: npt.NDArray[np.int64],
+    X: FloatArray, phi: FloatArray, raw: FloatArray, nq: int, t: FloatArray, w: FloatArray,
+    n_groups: int, n_pos: int, features: npt.NDArray[np.int64], thresholds: FloatArray,
+    flags: U64Array, special_rows: npt.NDArray[np.int64], any_special: npt.NDArray[np.uint8],
+    node_data: FloatArray, leaf_values: FloatArray, special: npt.NDArray[np.int64],
     cat_bits: U32Array,
 ) -> None:
-    """Explain rows one at a time, vectorising over trees (see :class:`_LaneModel`)."""
-    n_pos, n_trees = features.shape
+    """Explain rows one at a time, vectorising over trees (see :class:`_LaneModel`).
+
+    Same quantities as :func:`_explain_one` in the ``Q``/``B`` form: ``Q`` is
+    the product of edge factors from the root down to a node, ``B`` the sum
+    over the node's leaves of their value times the factors below the node.
+    """
     n_slots = 2 * n_pos + 1
-    group = min(n_trees, _TREE_GROUP)
-    stride = group + 8  # rows a power-of-two apart would collide in the L1 cache sets
-    mask = np.empty((n_slots, stride), dtype=np.uint64)
-    buf = np.empty((n_slots * nq, stride))
-    case = np.empty((n_slots, stride))
-    left = np.empty(group, dtype=np.uint64)
-    xv = np.empty(group)
-    contrib = np.empty(group)
+    n_features = X.shape[1]
+    # scratch: Q | left | cold | B (internal positions) | leaf values
+    o_left = np.uint64(n_pos * nq * _LANES)
+    o_cold = o_left + np.uint64(n_pos * _LANES)
+    o_sums = o_cold + np.uint64(n_pos * _LANES)
+    o_leaves = o_sums + np.uint64(n_pos * nq * _LANES)
+    wk = np.empty(int(o_leaves) + (n_pos + 1) * _LANES)
+    mask = np.empty(n_slots * _LANES, dtype=np.uint64)
+    xv = np.empty(_LANES)
+    contrib = np.empty(_LANES)
+    reached = np.empty(_LANES)
+    acc = np.empty(n_features * _LANES)
     for row in range(X.shape[0]):
-        phi[row, :] = 0.0
-        total = 0.0
-        for g0 in range(0, n_trees, group):
-            nb = min(group, n_trees - g0)
+        x = X[row]
+        acc[:] = 0.0
+        reached[:] = 0.0
+        for group in range(n_groups):
             _lanes_top_down(
-                X[row], g0, nb, nq, features, thresholds, flags, special_rows, any_special,
-                factors, special, cat_bits, mask, buf, case, left, xv,
+                x, group, nq, n_pos, features, thresholds, flags, special_rows, any_special,
+                node_data, t, special, cat_bits, mask, xv, wk, o_left, o_cold,
             )
-            total += _lanes_raw(g0, nb, leaf_values, mask, contrib)
-            _lanes_bottom_up(phi[row], g0, nb, nq, features, factors, buf, case, contrib)
+            for k in range(n_pos + 1):
+                lv = leaf_values[group, k]
+                mo = np.uint64((n_pos + k) * _LANES)
+                ol = o_leaves + np.uint64(k * _LANES)
+                for r in range(_ULANES):
+                    v = lv[r]
+                    reached[r] += v * np.float64(mask[mo + r] == _U0)
+                    wk[ol + r] = v
+            _lanes_bottom_up(
+                group, nq, n_pos, t, w, features, node_data, wk, o_left, o_cold, o_sums,
+                o_leaves, contrib, acc,
+            )
+        for f in range(n_features):
+            total = 0.0
+            for r in range(_LANES):
+                total += acc[f * _LANES + r]
+            phi[row, f] = total
+        total = 0.0
+        for r in range(_LANES):
+            total += reached[r]
         raw[row] = total
 
 
@@ -1171,9 +1226,9 @@ class TreeShapExplainer:
             _explain_blocks_serial(rows, phi, raw, m.max_nodes, m.nq, _BLOCK_ROWS, *arrays)
         elif lanes is not None:
             _explain_lanes(
-                rows, phi, raw, m.nq, lanes.features, lanes.thresholds, lanes.flags,
-                lanes.special_rows, lanes.any_special, lanes.factors, lanes.leaf_values,
-                m.special, m.cat_bits,
+                rows, phi, raw, m.nq, lanes.t, lanes.w, lanes.n_groups, lanes.n_pos,
+                lanes.features, lanes.thresholds, lanes.flags, lanes.special_rows,
+                lanes.any_special, lanes.node_data, lanes.leaf_values, m.special, m.cat_bits,
             )
         else:
             _explain_rows(rows, phi, raw, m.max_nodes, m.nq, *arrays)
