@@ -14,7 +14,7 @@ score card equals the one computed through tables and frames.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,6 @@ _LEAD_FIELDS = ("seniority", "department", "region", "lead_source", "email")
 _ACCOUNT_FIELDS = ("industry", "employee_count", "annual_revenue")
 _EPOCH = datetime(1970, 1, 1)
 _EPOCH_UTC = _EPOCH.replace(tzinfo=UTC)
-_SECOND = timedelta(seconds=1)
 
 INPUT_CATEGORIES = {
     "seniority": "lead.seniority",
@@ -47,9 +46,11 @@ def _seconds(value: datetime) -> int:
     """Whole seconds since the epoch; a time without an offset is UTC.
 
     The schema guarantees 1970 or later, where flooring agrees with the contract's
-    ``datetime64[s]`` cast of the same instant.
+    ``datetime64[s]`` cast of the same instant. A timedelta keeps its seconds in
+    ``[0, 86400)`` and its microseconds apart, so days and seconds are the floor.
     """
-    return (value - (_EPOCH if value.tzinfo is None else _EPOCH_UTC)) // _SECOND
+    delta = value - (_EPOCH if value.tzinfo is None else _EPOCH_UTC)
+    return delta.days * 86400 + delta.seconds
 
 
 def _plural(n: int, one: str, many: str) -> str:

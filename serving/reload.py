@@ -93,7 +93,13 @@ class ModelWatcher:
                                         daemon=True)
 
     def start(self) -> ModelWatcher:
-        """Start polling in the background (the first poll happens at once)."""
+        """Poll once now, then keep polling in the background.
+
+        The first poll runs on the caller's thread: it imports MLflow's store and opens
+        the registry (about a second of CPU), which would otherwise compete with the
+        first requests for the GIL.
+        """
+        self._poll()
         self._thread.start()
         return self
 
@@ -104,13 +110,14 @@ class ModelWatcher:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        delay = 0.0
-        while not self._stop.wait(delay):
-            delay = self.interval
-            try:
-                self.check()
-            except Exception:  # never let the thread die: the next poll tries again
-                logger.exception("hot reload: unexpected error while checking the registry")
+        while not self._stop.wait(self.interval):
+            self._poll()
+
+    def _poll(self) -> None:
+        try:
+            self.check()
+        except Exception:  # never let the thread die: the next poll tries again
+            logger.exception("hot reload: unexpected error while checking the registry")
 
     def _registry_target(self) -> tuple[str, str]:
         """The (version, run) the alias points at now, from the registry."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import lightgbm as lgb
@@ -30,6 +31,7 @@ FILES = {
 }
 FORMAT_VERSION = 1
 GRADE_LETTERS = "ABCD"
+_GRADES = np.array([[f"{letter}{digit}" for digit in range(1, 5)] for letter in GRADE_LETTERS])
 
 
 class ModelArtifactError(RuntimeError):
@@ -55,9 +57,14 @@ class Calibration:
         """Calibrated probabilities for raw margins."""
         raw = np.asarray(raw, dtype=np.float64)
         if self.method == "isotonic":
-            return np.interp(raw, np.asarray(self.x), np.asarray(self.y))
+            return np.interp(raw, *self._knots)
         a, b = (self.a, self.b) if self.method == "platt" else (1.0, 0.0)
         return 1.0 / (1.0 + np.exp(-(a * raw + b)))
+
+    @cached_property
+    def _knots(self) -> tuple[np.ndarray, np.ndarray]:
+        """The isotonic knots as arrays, built once (a request scores one lead)."""
+        return np.asarray(self.x, dtype=np.float64), np.asarray(self.y, dtype=np.float64)
 
     def to_dict(self) -> dict:
         """JSON form."""
@@ -98,6 +105,12 @@ class Policy:
     region_thresholds: dict[str, float] = field(default_factory=dict)
     region_feature: str = "region"
 
+    def __post_init__(self) -> None:
+        for name in ("fit_cuts", "engagement_cuts"):
+            if len(getattr(self, name)) != 3:
+                raise ValueError(f"policy {name} must hold 3 cut points (quartiles), "
+                                 f"got {len(getattr(self, name))}")
+
     def threshold_for(self, regions: np.ndarray) -> np.ndarray:
         """Threshold per lead, using the region's own where the policy has one."""
         out = np.full(len(regions), self.threshold, dtype=np.float64)
@@ -107,19 +120,25 @@ class Policy:
 
     def scores(self, probability: np.ndarray) -> np.ndarray:
         """0–100 score: the percentile of the probability among validation leads."""
-        knots = np.asarray(self.score_knots, dtype=np.float64)
+        knots = self._arrays["score_knots"]
         if knots.size < 2:
             return np.round(100 * probability).astype(np.int64)
         ranks = np.searchsorted(knots, probability, side="right") - 1
-        return np.clip(ranks, 0, 100).astype(np.int64)
+        return np.minimum(np.maximum(ranks, 0), 100).astype(np.int64)
 
     def grades(self, fit_sum: np.ndarray, engagement_sum: np.ndarray) -> np.ndarray:
         """A1–D4 from the per-group SHAP sums."""
-        letter = 3 - np.searchsorted(np.asarray(self.fit_cuts), fit_sum, side="right")
-        digit = 4 - np.searchsorted(np.asarray(self.engagement_cuts), engagement_sum,
-                                    side="right")
-        letters = np.asarray(list(GRADE_LETTERS))[np.clip(letter, 0, 3)]
-        return np.char.add(letters.astype(str), np.clip(digit, 1, 4).astype(str))
+        arrays = self._arrays
+        # three cuts: searchsorted gives 0..3, i.e. letter D..A and digit 4..1
+        letter = 3 - np.searchsorted(arrays["fit_cuts"], fit_sum, side="right")
+        digit = 3 - np.searchsorted(arrays["engagement_cuts"], engagement_sum, side="right")
+        return _GRADES[letter, digit]
+
+    @cached_property
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """Knots and cuts as arrays, built once (a request scores one lead)."""
+        return {name: np.asarray(getattr(self, name), dtype=np.float64)
+                for name in ("score_knots", "fit_cuts", "engagement_cuts")}
 
     def to_dict(self) -> dict:
         """JSON form."""
@@ -165,8 +184,9 @@ class Scores:
         """Top positive and negative contributions of row ``i`` with plain sentences."""
         contrib = self.shap[i]
         order = np.argsort(-contrib)
-        pos = [j for j in order if contrib[j] > 0][:top]
-        neg = [j for j in order[::-1] if contrib[j] < 0][:top]
+        ranked = contrib[order]
+        pos = order[ranked > 0][:top].tolist()
+        neg = order[::-1][ranked[::-1] < 0][:top].tolist()
 
         def item(j: int) -> dict:
             feature = spec.features_[j]
