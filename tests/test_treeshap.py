@@ -108,6 +108,14 @@ def test_depth_limited() -> None:
     _assert_matches(booster, _eval_rows(X))
 
 
+def test_many_trees_span_several_lane_groups() -> None:
+    """The single-row kernel takes trees 64 at a time: full groups plus a padded last one."""
+    X, y = _numeric_data(seed=4)
+    booster = _train(X, y, rounds=150, max_depth=4, num_leaves=12)
+    explainer = _assert_matches(booster, _eval_rows(X))
+    assert explainer._lanes is not None and explainer._lanes.n_groups == 3
+
+
 def test_leaf_wise_deep_trees() -> None:
     """Unbounded depth: long paths with repeated features need more quadrature points."""
     X, y = _numeric_data(seed=2)
