@@ -106,6 +106,7 @@ class Policy:
     region_feature: str = "region"
 
     def __post_init__(self) -> None:
+        """Refuse cut lists that are not quartiles: ``grades`` indexes by their length."""
         for name in ("fit_cuts", "engagement_cuts"):
             if len(getattr(self, name)) != 3:
                 raise ValueError(f"policy {name} must hold 3 cut points (quartiles), "

@@ -60,6 +60,10 @@ def broken_copy(bundle_dir: Path, dest: Path, how: str, marker: Path) -> Path:
         spec = json.loads((dest / "input_spec.json").read_text())
         spec["features"] = spec["features"][:-1]
         (dest / "input_spec.json").write_text(json.dumps(spec))
+    elif how == "policy":
+        policy = json.loads((dest / "policy.json").read_text())
+        policy["fit_cuts"] = [*policy["fit_cuts"], 9.0]  # a fourth cut would mis-grade
+        (dest / "policy.json").write_text(json.dumps(policy))
     return dest
 
 
@@ -79,6 +83,7 @@ def test_no_loader_can_unpickle():
     ("truncated", "corrupted LightGBM model"),
     ("incompatible", "this leadscore reads format"),
     ("features", "features but"),
+    ("policy", "fit_cuts must hold 3 cut points"),
 ])
 def test_broken_bundles_are_refused(bundle_dir, tmp_path, how, message):
     marker = tmp_path / "unpickled"
