@@ -11,7 +11,8 @@ and serving cannot drift apart.
 
 A model trained on a ``lead_snapshot`` dataset config has no activity log to compute
 features from: it takes the features form (``{"features": {name: value}}``), which
-``features.dataset_config.snapshot_frame`` types exactly as training typed the export.
+``features.dataset_config.snapshot_frame`` types exactly as training typed the export
+(``serving.featureform`` types the usual values the same way without building a frame).
 Which form a model takes is ``model_form``; a request in the other form, an unknown
 feature name or a value of the wrong type raises ``pydantic.ValidationError`` (a
 ``ValueError``) naming the field, which BentoML answers with HTTP 400 like any request
@@ -31,6 +32,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from features.contract import TIMESTAMP_UNIT
 from features.dataset_config import snapshot_frame
+from serving import featureform
 from serving.cards import build_cards
 from serving.leadform import score_lead_form
 from serving.schemas import ScoreRequest
@@ -254,17 +256,7 @@ def snapshot_request_frame(bundle: ModelBundle, requests: Sequence[ScoreRequest]
             does not fit its feature.
     """
     features = bundle.spec.features_
-    by_name = {f.name: f for f in features}
-    problems: list[_Problem] = []
-    for i, req in enumerate(requests):
-        for key, value in (req.features or {}).items():
-            if key not in by_name:
-                known = ", ".join(sorted(by_name))
-                problems.append((("features", key), "unknown_feature",
-                                 f"unknown feature {key!r}{_whose(requests, i)}: this model "
-                                 f"takes {known}", value))
-    if problems:
-        raise request_error(problems)
+    check_feature_names(bundle, requests)
     rows = [{"lead_id": str(i), **(req.features or {})} for i, req in enumerate(requests)]
     try:
         frame = snapshot_frame(features, rows)
@@ -273,6 +265,29 @@ def snapshot_request_frame(bundle: ModelBundle, requests: Sequence[ScoreRequest]
             (("features",), "feature_value", "the values cannot be typed as this model's "
              "features (see GET /model, `inputs`)", None)]) from None
     frame["as_of"] = np.asarray([r.as_of for r in requests], dtype=TIMESTAMP_UNIT)
+    return frame, snapshot_warnings(bundle, requests)
+
+
+def check_feature_names(bundle: ModelBundle, requests: Sequence[ScoreRequest]) -> None:
+    """Raise ``pydantic.ValidationError`` naming every feature the model does not take."""
+    names = set(bundle.spec.names)
+    problems: list[_Problem] = []
+    for i, req in enumerate(requests):
+        for key, value in (req.features or {}).items():
+            if key not in names:
+                known = ", ".join(sorted(names))
+                problems.append((("features", key), "unknown_feature",
+                                 f"unknown feature {key!r}{_whose(requests, i)}: this model "
+                                 f"takes {known}", value))
+    if problems:
+        raise request_error(problems)
+
+
+def snapshot_warnings(bundle: ModelBundle, requests: Sequence[ScoreRequest]
+                      ) -> list[list[str]]:
+    """Per features-form request: categories the model never saw and features not given."""
+    features = bundle.spec.features_
+    by_name = {f.name: f for f in features}
     warnings: list[list[str]] = []
     for req in requests:
         given = {k: v for k, v in (req.features or {}).items() if v is not None}
@@ -288,7 +303,7 @@ def snapshot_request_frame(bundle: ModelBundle, requests: Sequence[ScoreRequest]
             warn.append(f"{len(missing)} of {len(features)} features not given, scored as "
                         f"unknown: {shown}")
         warnings.append(warn)
-    return frame, warnings
+    return warnings
 
 
 def _value_problems(features: Sequence, requests: Sequence[ScoreRequest]) -> list[_Problem]:
@@ -341,6 +356,12 @@ def score_requests(
     form = check_forms(model, requests)
     if form == "lead":
         return score_lead_form(model.bundle, model.ref(), requests, default_top)
+    check_feature_names(model.bundle, requests)
+    values = featureform.feature_values(model.bundle, requests)
+    if values is not None:  # every value typed without a frame (the usual case)
+        return featureform.score_feature_values(
+            model.bundle, model.ref(), requests, values,
+            snapshot_warnings(model.bundle, requests), default_top)
     frame, warnings = snapshot_request_frame(model.bundle, requests)
     unknown: list[list[str]] = [[] for _ in requests]
     tops = [r.top_reasons or default_top for r in requests]

@@ -10,6 +10,7 @@ SQLite store, and serves the registered champion through the BentoML service in-
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
 
 import mlflow
@@ -19,9 +20,15 @@ import yaml
 from typer.testing import CliRunner
 
 from features.dataset_config import load_dataset, snapshot_frame
-from serving import testing
+from serving import featureform, testing
 from serving.samples import list_samples, snapshot_payload, write_snapshot_samples
 from serving.schemas import ScoreRequest
+from serving.scorer import (
+    ServedModel,
+    score_cards,
+    snapshot_request_frame,
+    snapshot_warnings,
+)
 from serving.settings import Settings
 from training.train import dataset_train_config, run_training
 
@@ -320,3 +327,31 @@ def test_cli_train_config_writes_features_form_samples(tmp_path, monkeypatch):
         body = json.loads((folder / f"{item['name']}.json").read_text())
         assert ScoreRequest.model_validate(body).form == "features"
         assert body["features"] and set(body["features"]) <= set(meta["features"])
+
+
+def test_features_form_without_a_frame_equals_the_frame_path(trained):
+    """``serving.featureform`` types values as ``snapshot_frame`` does: same cards."""
+    ts, result, _ = trained
+    bundle = result.bundle
+    model = ServedModel(bundle, NAME, "1", "champion", "registry")
+    rows = _test_rows(ts, result, 40)
+    payloads = [snapshot_payload(row, bundle.spec.features_) for _, row in rows.iterrows()]
+    payloads += [
+        {"lead_id": "sparse", "features": {"total_visits": 3}},
+        {"lead_id": "odd", "features": {"lead_origin": "Never Seen", "do_not_email": "YES",
+                                        "do_not_call": "n", "time_on_website": 12.5}},
+    ]
+    requests = [ScoreRequest.model_validate(p) for p in payloads]
+    values = featureform.feature_values(bundle, requests)
+    assert values is not None, "every payload here has an unambiguous typing"
+    fast = featureform.score_feature_values(bundle, model.ref(), requests, values,
+                                            snapshot_warnings(bundle, requests), 5)
+    frame, warnings = snapshot_request_frame(bundle, requests)
+    _, slow = score_cards(model, frame, 5)
+    for a, b, req, warn in zip(fast, slow, requests, warnings, strict=True):
+        b.update(lead_id=req.scored_id, as_of=req.as_of.replace(tzinfo=UTC), warnings=warn)
+        assert not testing.card_differences(a, b, tol=1e-12), (req.scored_id, a, b)
+    assert any("not one of the model's categories" in w for w in fast[-1]["warnings"])
+    # a number sent for a category is left to snapshot_frame (and its wording)
+    odd = ScoreRequest.model_validate({"features": {"lead_origin": 7}})
+    assert featureform.feature_values(bundle, [odd]) is None
