@@ -15,7 +15,8 @@ general-purpose Python client spends as much CPU per call as a fast server does.
 servers run ``--workers`` worker processes (default 1 each).
 
 Printed: p50/p99/mean latency, requests per second at each ``--concurrency`` (default 1
-and 16 clients), ``/score_batch`` rows per second against ``/invocations``
+and 16 clients; the median of ``--rounds`` alternating rounds of at least ``--requests``
+requests each), ``/score_batch`` rows per second against ``/invocations``
 with the same rows as one frame, the resident memory of each server's processes, the
 ratios, and the load average next to each figure. Targets (issue 6): our fully
 explained p50 at most 0.2x MLflow's bare prediction, and at 16 clients at least 5x its
@@ -76,6 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--block", type=int, default=50, help="Requests per alternation block")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, TARGET_CONCURRENCY],
                    help="Client counts for the requests-per-second runs")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="Alternating rounds per client count (the median round is reported)")
     p.add_argument("--batch-size", type=int, default=100,
                    help="Leads per /score_batch (and rows per /invocations) call")
     p.add_argument("--batch-requests", type=int, default=20,
@@ -300,13 +303,19 @@ def run(args: argparse.Namespace, ours_url: str, mlflow_url: str, ours_bodies: l
     load_latency = load_average()
     concurrency: dict[str, dict] = {}
     for c in args.concurrency:
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+        for _ in range(max(1, args.rounds)):  # alternate, so load drifts hit both alike
+            for name, (url, _, _) in targets.items():
+                rounds[name].append(
+                    concurrent_rps(url, requests[name], c, max(args.requests, 20 * c)))
         row: dict[str, float] = {}
-        for name, (url, _, _) in targets.items():
+        for name, measured in rounds.items():
             who = "ours" if name.startswith("leadscore") else "mlflow"
-            measured = concurrent_rps(url, requests[name], c, max(args.requests, 20 * c))
-            row[f"{who}_rps"] = measured["rps"]
-            row[f"{who}_p50_ms"] = measured["p50_ms"]
-            row[f"{who}_p99_ms"] = measured["p99_ms"]
+            median = sorted(measured, key=lambda m: m["rps"])[len(measured) // 2]
+            row[f"{who}_rps"] = median["rps"]
+            row[f"{who}_p50_ms"] = median["p50_ms"]
+            row[f"{who}_p99_ms"] = median["p99_ms"]
+            row[f"{who}_rps_rounds"] = [round(m["rps"], 1) for m in measured]
         row["ratio"] = row["ours_rps"] / row["mlflow_rps"]
         row["load_average"] = load_average()
         concurrency[str(c)] = row
@@ -362,7 +371,8 @@ def report(results: dict, args: argparse.Namespace) -> None:
           f"{'load':>6s}")
     for clients, r in results["concurrency"].items():
         print(f"{clients:>8s} {r['ours_rps']:11.1f} {r['mlflow_rps']:13.1f} "
-              f"{r['ratio']:7.2f} {r['load_average']:6.1f}")
+              f"{r['ratio']:7.2f} {r['load_average']:6.1f}   rounds: ours "
+              f"{r.get('ours_rps_rounds')}, mlflow {r.get('mlflow_rps_rounds')}")
     print(f"\n{'batch (' + str(args.batch_size) + ' rows a call)':40s} {'rows/s':>10s} "
           f"{'load':>6s}")
     for name, r in results["batch"].items():
