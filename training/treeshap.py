@@ -616,6 +616,17 @@ def _explain_one(
     return raw
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _sum_runs(acc: FloatArray, width: int, out: FloatArray) -> None:
+    """``out[f] = sum(acc[f * width:(f + 1) * width])``, added in order (per-feature totals
+    of the per-point or per-lane partial sums)."""
+    for f in range(out.shape[0]):
+        total = 0.0
+        for j in range(width):
+            total += acc[f * width + j]
+        out[f] = total
+
+
 @njit(cache=True, nogil=True)
 def _explain_rows(
     X: FloatArray, phi: FloatArray, raw: FloatArray, max_nodes: int, nq: int,
@@ -635,11 +646,7 @@ def _explain_rows(
             X[r], acc, mask, buf, eidx, left_of, trees, nodes, special, thresholds, cat_bits,
             leaf_values, edges, nq,
         )
-        for f in range(n_features):
-            total = 0.0
-            for q in range(nq):
-                total += acc[f * nq + q]
-            phi[r, f] = total
+        _sum_runs(acc, nq, phi[r])
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -1068,11 +1075,7 @@ def _explain_lanes(
                 group, nq, n_pos, t, w, features, node_data, wk, o_left, o_cold, o_sums,
                 o_leaves, contrib, acc,
             )
-        for f in range(n_features):
-            total = 0.0
-            for r in range(_LANES):
-                total += acc[f * _LANES + r]
-            phi[row, f] = total
+        _sum_runs(acc, _LANES, phi[row])
         total = 0.0
         for r in range(_LANES):
             total += reached[r]
