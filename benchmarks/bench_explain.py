@@ -31,7 +31,7 @@ import numba
 import numpy as np
 import shap
 
-from training.treeshap import TreeShapExplainer
+from runtime.treeshap import TreeShapExplainer
 
 TARGET_BATCH_SPEEDUP = 10.0  # our rows/s over shap.TreeExplainer's
 TARGET_SINGLE_RATIO = 5.0  # our single-row p50 over booster.predict's

@@ -29,6 +29,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # serving_support
 
 
 def worker_pids(server_pid: int) -> list[int]:
@@ -132,7 +133,8 @@ def main() -> None:
     args = parser.parse_args()
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
 
-    from serving import testing
+    import serving_support as testing
+
     from serving.launch import start_server
     from serving.samples import list_samples, write_samples
 

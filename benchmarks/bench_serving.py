@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # serving_support
 
 from benchmarks.http_client import Connection, encode_request, run_concurrent
 from features.contract import TIMESTAMP_UNIT
@@ -92,8 +93,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def champion_source(args: argparse.Namespace, work: Path) -> tuple[str, dict[str, pd.DataFrame]]:
     """The tracking URI and the data tables to draw leads from."""
+    from serving_support import register_champion
+
     from features.io import load_tables
-    from serving.testing import register_champion
 
     if args.tracking_uri:
         if args.data is None:

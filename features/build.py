@@ -26,6 +26,7 @@ from features.io import (
     write_text,
 )
 from features.pipeline import PipelineConfig, TrainingSet, build_training_set
+from leadscore.errors import LeadscoreError
 
 
 def sidecar_path(out: str | Path) -> Path | str:
@@ -52,7 +53,7 @@ SIDECAR_FILE_KEY = "parquet_file"
 log = logging.getLogger(__name__)
 
 
-class TrainingSetMismatchError(ValueError):
+class TrainingSetMismatchError(LeadscoreError, ValueError):
     """A training set's sidecar describes another Parquet file than the one beside it."""
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalogue import ACTIVITY_TYPES
+from leadscore.errors import LeadscoreError
 
 Kind = Literal["str", "datetime", "float", "int"]
 UnknownActivity = Literal["reject", "other"]
@@ -139,7 +140,7 @@ class Violation:
         return f"{self.table}.{self.column}: {self.problem} in {self.count} row(s){where}"
 
 
-class ContractError(ValueError):
+class ContractError(LeadscoreError, ValueError):
     """Raised when input tables break the data contract; lists every violation."""
 
     def __init__(self, violations: list[Violation]):

@@ -38,6 +38,7 @@ import yaml
 from features.catalogue import ACTIVITY_TYPES, FeatureSpec
 from features.contract import TIMESTAMP_UNIT, to_utc_naive
 from features.pipeline import TrainingSet
+from leadscore.errors import LeadscoreError
 
 KINDS = ("tables", "lead_snapshot")
 GROUPS = ("fit", "engagement")
@@ -58,7 +59,7 @@ TRUE_TEXT = {"1", "true", "yes", "y", "t"}
 FALSE_TEXT = {"0", "false", "no", "n", "f"}
 
 
-class DatasetConfigError(ValueError):
+class DatasetConfigError(LeadscoreError, ValueError):
     """A dataset config or the data it points at is unusable; lists every problem."""
 
     def __init__(self, path: str | Path, problems: list[str]):

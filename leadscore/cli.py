@@ -203,9 +203,9 @@ def train(
     trees are trained by lightgbm.dask on a Dask cluster; the registered model is the
     same kind of LightGBM text model.
     """
+    from runtime.registry import ui_command
     from training.data import TrainingDataError
     from training.policy import PolicyConfig
-    from training.registry import ui_command
     from training.train import TrainConfig, run_training
 
     settings: Settings = ctx.obj
@@ -318,9 +318,9 @@ def promote(
     Both are re-scored on the challenger's test period; the decision and both scores are
     recorded as tags on the versions. A first model is already champion.
     """
+    from runtime.registry import RegistryError
     from training.promote import PromotionError
     from training.promote import promote as run_promote
-    from training.registry import RegistryError
 
     settings: Settings = ctx.obj
     try:

@@ -25,6 +25,7 @@ import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from leadscore.errors import LeadscoreError
 from serving.schemas import MAX_BODY_BYTES
 
 TOKEN_ENV = "LEADSCORE_API_TOKEN"
@@ -40,7 +41,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class TokenError(ValueError):
+class TokenError(LeadscoreError, ValueError):
     """``LEADSCORE_API_TOKEN`` is set but unusable (the message never contains it)."""
 
 

@@ -19,8 +19,8 @@ import pandas as pd
 from features.contract import TIMESTAMP_UNIT, UnknownActivity
 from features.io import load_tables, write_frame
 from features.pipeline import compute_features, data_window
+from runtime.bundle import ModelBundle
 from serving.scorer import ServedModel, score_cards
-from training.bundle import ModelBundle
 
 TOP_REASONS = 3
 OUTPUT_COLUMNS = (
@@ -149,8 +149,8 @@ def load_champion(
     Raises:
         serving.model_store.ModelNotAvailableError: when the registry has no such version.
     """
+    from runtime import registry
     from serving.model_store import ModelNotAvailableError, quiet_telemetry
-    from training import registry
 
     quiet_telemetry()
     try:

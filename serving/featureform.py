@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from features.dataset_config import FALSE_TEXT, TRUE_TEXT
-from serving.cards import build_cards
+from runtime.bundle import ModelBundle
+from runtime.cards import build_cards
 from serving.schemas import ScoreRequest
-from training.bundle import ModelBundle
 
 
 def _category(values: list[object]) -> np.ndarray | None:

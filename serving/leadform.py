@@ -21,9 +21,9 @@ import numpy as np
 
 from features.catalogue import ACTIVITY_TYPES
 from features.pipeline import PROFILE_FIELDS, LeadArrays, feature_values
-from serving.cards import build_cards
+from runtime.bundle import ModelBundle
+from runtime.cards import build_cards
 from serving.schemas import ScoreRequest
-from training.bundle import ModelBundle
 
 _TYPE_CODE = {name: i for i, name in enumerate(ACTIVITY_TYPES)}
 _OTHER = _TYPE_CODE["other"]

@@ -22,9 +22,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from leadscore.errors import LeadscoreError
+from runtime.bundle import ModelArtifactError, ModelBundle
 from serving.scorer import ServedModel
 from serving.settings import Settings
-from training.bundle import ModelArtifactError, ModelBundle
 
 if TYPE_CHECKING:
     import bentoml
@@ -45,7 +46,7 @@ PINNED_ENV = "LEADSCORE_PINNED_MODEL"
 (without importing MLflow again) even if the alias moves while the workers start."""
 
 
-class ModelNotAvailableError(RuntimeError):
+class ModelNotAvailableError(LeadscoreError, RuntimeError):
     """The service has no model to serve; the message says what to do about it."""
 
 
@@ -149,7 +150,7 @@ def import_champion(
     import bentoml
     from bentoml.exceptions import NotFound
 
-    from training import registry
+    from runtime import registry
 
     quiet_telemetry()
     try:

@@ -123,7 +123,7 @@ class ModelWatcher:
         """The (version, run) the alias points at now, from the registry."""
         from mlflow.tracking import MlflowClient
 
-        from training import registry
+        from runtime import registry
 
         uri = self.settings.tracking_uri
         registry.require_store(uri)  # a missing SQLite store is reported, never created
@@ -223,7 +223,7 @@ def _is_transient(exc: Exception) -> bool:
     """Network and registry hiccups are retried; a broken artifact is not."""
     from mlflow.exceptions import MlflowException
 
-    from training.bundle import ModelArtifactError
+    from runtime.bundle import ModelArtifactError
 
     if isinstance(exc, ModelArtifactError):
         return False

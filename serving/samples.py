@@ -278,7 +278,7 @@ def write_snapshot_samples(training_set: TrainingSet, out_dir: str | Path, n: in
             model's config.
         out_dir: Folder to (re)create.
         n: Number of samples (about half converted leads, half not).
-        bundle: The model (``training.bundle.ModelBundle``); when given, samples are
+        bundle: The model (``runtime.bundle.ModelBundle``); when given, samples are
             picked by its probability and carry exactly its features.
 
     Returns:

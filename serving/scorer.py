@@ -32,11 +32,11 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from features.contract import TIMESTAMP_UNIT
 from features.dataset_config import snapshot_frame
+from runtime.bundle import ModelBundle, Scores
+from runtime.cards import build_cards
 from serving import featureform
-from serving.cards import build_cards
 from serving.leadform import score_lead_form
 from serving.schemas import ScoreRequest
-from training.bundle import ModelBundle, Scores
 
 
 @dataclass(frozen=True)

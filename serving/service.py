@@ -36,6 +36,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from pydantic import ConfigDict, TypeAdapter, create_model
 
+from runtime.bundle import ModelBundle
 from serving import hot_route
 from serving.auth import ApiGuard, token_from_env
 from serving.launch import prepare
@@ -58,7 +59,6 @@ from serving.schemas import (
 )
 from serving.scorer import score_requests, use_threads_for
 from serving.settings import Settings
-from training.bundle import ModelBundle
 
 STATIC = Path(__file__).parent / "static"
 UNTRACED_ROUTES = (r"/score$", r"/score_batch$")

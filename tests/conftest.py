@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import serving_support as testing
 
 from features.build import write_training_set
 from features.contract import validate
 from features.pipeline import PipelineConfig, TrainingSet, build_training_set
 from features.simulate import Simulation, simulate
-from serving import testing
 
 SIM_LEADS = 6000
 SIM_SEED = 3
@@ -39,7 +39,7 @@ def training_set_path(training_set: TrainingSet, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Shared folder of the serving tests: data, MLflow store, BentoML home (serving.testing)."""
+    """Shared folder of the serving tests: data, MLflow store, BentoML home (serving_support)."""
     return testing.session_root(tmp_path_factory.getbasetemp())
 
 

@@ -6,10 +6,10 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import serving_support as testing
 
 from features.contract import ContractError
 from features.io import write_tables
-from serving import testing
 from serving.batch import OUTPUT_COLUMNS, load_champion, open_leads, score_folder
 from serving.model_store import ModelNotAvailableError
 from serving.samples import lead_payload

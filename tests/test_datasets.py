@@ -17,7 +17,7 @@ import pytest
 from sklearn.model_selection import train_test_split
 
 from features.dataset_config import load_dataset
-from training.bundle import ModelBundle
+from runtime.bundle import ModelBundle
 from training.train import dataset_train_config, run_training
 
 ROOT = Path(__file__).resolve().parents[1]

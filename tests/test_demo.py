@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from leadscore.cli import app
+from runtime import registry
 from serving.samples import list_samples
-from training import registry
 
 
 @pytest.mark.slow

@@ -28,9 +28,9 @@ from features.distributed import dask_client
 from features.pipeline import PipelineConfig, TrainingSet, build_training_set
 from features.simulate import simulate
 from leadscore.cli import app
+from runtime import registry
+from runtime.bundle import ModelBundle, load_booster_text
 from serving.batch import load_champion
-from training import registry
-from training.bundle import ModelBundle, load_booster_text
 from training.distributed import (
     DaskGradientBoostedModel,
     _reset_network,

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from training import registry
-from training.bundle import ModelBundle
+from runtime import registry
+from runtime.bundle import ModelBundle
 from training.data import TrainingDataError
 from training.evaluate import evaluate_registered
 from training.promote import promote

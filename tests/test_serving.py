@@ -2,7 +2,7 @@
 
 The model is the session's champion, trained by the real training stage and resolved
 through a real MLflow SQLite registry under the session's temporary folder, then
-imported into a BentoML store there too (``serving.testing``).
+imported into a BentoML store there too (``serving_support``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import serving_support as testing
 import shap
 
 from features.pipeline import compute_features
-from serving import testing
 from serving.model_store import (
     BENTO_MODEL_NAME,
     ModelNotAvailableError,

@@ -7,9 +7,9 @@ import sys
 
 import httpx
 import pytest
+import serving_support as testing
 import yaml
 
-from serving import testing
 from serving.launch import PROJECT_ROOT, server_env, start_server
 from serving.model_store import import_champion
 from serving.settings import Settings
@@ -34,7 +34,7 @@ def test_bentoml_build_packages_service_and_champion(root, tmp_path):
     assert [m["tag"] for m in info["models"]] == [str(model.tag)]
     assert info["service"] == "serving.service:LeadScoring"
     for path in ("serving/static/index.html", "serving/service.py", "features/pipeline.py",
-                 "training/bundle.py"):
+                 "runtime/bundle.py"):
         assert (bento / "src" / path).is_file(), path
     assert not list((bento / "src").rglob("test_*.py"))
 

@@ -1,6 +1,6 @@
 """The real ``bentoml serve`` on a free loopback port, called over HTTP.
 
-One server serves the whole session (``serving.testing.session_server``); the page and
+One server serves the whole session (``serving_support.session_server``); the page and
 skew tests reuse it.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import serving_support as testing
 
-from serving import testing
 from serving.launch import free_port, serve_command, server_env, start_server
 from serving.model_store import ModelNotAvailableError
 from serving.samples import list_samples

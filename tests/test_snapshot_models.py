@@ -233,7 +233,7 @@ def test_features_request_to_an_activity_model_is_a_400(root, champion):
 
 def test_promote_stratified_models_on_the_challengers_hold_out(tmp_path, monkeypatch):
     """``leadscore promote`` re-scores both versions on the challenger's hold-out rows."""
-    from training import registry
+    from runtime import registry
 
     data = tmp_path / "data"
     _, weak = _train(_sample_config(data, params={"num_leaves": 2},

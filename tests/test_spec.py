@@ -22,7 +22,7 @@ from features.pipeline import (
     email_kind,
 )
 from features.simulate import simulate
-from features.spec import InputSpec
+from runtime.encoding import InputSpec
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from runtime.bundle import GRADE_LETTERS, ModelBundle
 from training.baselines import PointsScore
-from training.bundle import GRADE_LETTERS, ModelBundle
 from training.calibration import fit_calibration
 from training.card import render_card
 from training.data import TrainingDataError

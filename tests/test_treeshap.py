@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 import shap
 
-from training import treeshap
-from training.treeshap import TreeShapExplainer
+from runtime import treeshap
+from runtime.treeshap import TreeShapExplainer
 
 ATOL = 1e-6
 N_ROWS = 2000
@@ -266,7 +266,7 @@ def test_second_process_loads_kernels_from_cache() -> None:
     script = textwrap.dedent(
         """
         import lightgbm as lgb, numpy as np
-        from training import treeshap
+        from runtime import treeshap
         rng = np.random.default_rng(0)
         X = rng.normal(size=(500, 8)); y = (X[:, 0] > 0).astype(int)
         params = {"objective": "binary", "verbose": -1, "num_leaves": 15}

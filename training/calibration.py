@@ -3,7 +3,7 @@
 Gradient boosting with early stopping ranks leads well but its sigmoid outputs drift
 from observed conversion rates. The map is fitted on the validation period (never on
 the training rows the trees have memorised) and stored as numbers in JSON
-(``training.bundle.Calibration``): isotonic knots or Platt's two coefficients.
+(``runtime.bundle.Calibration``): isotonic knots or Platt's two coefficients.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from training.bundle import Calibration
+from runtime.bundle import Calibration
 
 Method = Literal["auto", "isotonic", "platt", "none"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from training.bundle import Policy
+from runtime.bundle import Policy
 from training.evaluate import LOGISTIC, MODEL, ORACLE, POINTS
 
 CARD_METRICS: tuple[tuple[str, str, str], ...] = (

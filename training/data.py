@@ -14,6 +14,7 @@ import pandas as pd
 from features.build import read_training_set
 from features.catalogue import feature_names
 from features.pipeline import TrainingSet
+from leadscore.errors import LeadscoreError
 from training.split import TimeSplit
 
 TrainingData = str | Path | pd.DataFrame | TrainingSet
@@ -22,7 +23,7 @@ TrainingData = str | Path | pd.DataFrame | TrainingSet
 REQUIRED_COLUMNS = ("lead_id", "as_of", "label")
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(LeadscoreError, ValueError):
     """The training data cannot produce a trustworthy model; nothing was logged."""
 
 

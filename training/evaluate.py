@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 
 from features.io import replace_dir
-from training import plots, registry
+from runtime import registry
+from runtime.bundle import ModelBundle, Scores
+from runtime.registry import VersionInfo
+from training import plots
 from training.baselines import PointsScore, RulePoints, fit_logistic, predict_logistic
-from training.bundle import ModelBundle, Scores
 from training.data import TrainingData, TrainingDataError, check_frame, load_training_data
 from training.metrics import by_group, classifier_metrics, mql_metrics, ranking_metrics
 from training.policy import PolicyConfig, Scored, rule_threshold
-from training.registry import VersionInfo
 from training.split import Boundaries, apply_boundaries, split_from_spec
 
 Oracle = Callable[[pd.DataFrame], np.ndarray]

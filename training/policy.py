@@ -22,12 +22,13 @@ from typing import Literal
 
 import numpy as np
 
-from training.bundle import Policy
+from leadscore.errors import LeadscoreError
+from runtime.bundle import Policy
 
 Rule = Literal["capacity", "precision"]
 
 
-class PolicyError(ValueError):
+class PolicyError(LeadscoreError, ValueError):
     """The asked-for MQL rule cannot be met on the validation period."""
 
 

@@ -25,8 +25,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from training import registry
-from training.bundle import ModelBundle
+from leadscore.errors import LeadscoreError
+from runtime import registry
+from runtime.bundle import ModelBundle
 from training.data import TrainingData, load_training_data
 from training.metrics import HIGHER_IS_BETTER, classifier_metrics
 from training.split import Boundaries, apply_boundaries, split_from_spec
@@ -34,7 +35,7 @@ from training.split import Boundaries, apply_boundaries, split_from_spec
 TEST_SET_ARTIFACT = "evaluation/test_set.parquet"
 
 
-class PromotionError(RuntimeError):
+class PromotionError(LeadscoreError, RuntimeError):
     """Promotion could not be decided (e.g. the test period cannot be rebuilt)."""
 
 

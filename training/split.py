@@ -30,8 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from leadscore.errors import LeadscoreError
 
-class SplitError(ValueError):
+
+class SplitError(LeadscoreError, ValueError):
     """The data cannot be split into three non-empty time periods."""
 
 

@@ -29,9 +29,9 @@ from features.build import fingerprint
 from features.dataset_config import catalogue_from_metadata
 from features.io import replace_dir
 from features.pipeline import TrainingSet
-from features.spec import InputSpec
-from training import registry
-from training.bundle import ModelBundle, Policy
+from runtime import registry
+from runtime.bundle import ModelBundle, Policy
+from runtime.encoding import InputSpec
 from training.calibration import Method, fit_calibration
 from training.card import render_card
 from training.data import (

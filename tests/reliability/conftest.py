@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import serving_support as testing
 from reliability_support import TOKEN
 
-from serving import testing
 from serving.launch import RunningServer, start_server
 
 

@@ -81,7 +81,8 @@ def test_token_never_reaches_the_log(guarded, authed, sample):
 def test_a_malformed_token_stops_bentoml_serve(root, tmp_path):
     import subprocess
 
-    from serving import testing
+    import serving_support as testing
+
     from serving.launch import free_port, serve_command, server_env
 
     env = server_env(testing.session_settings(root), {auth.TOKEN_ENV: "short-secret"})

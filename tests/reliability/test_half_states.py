@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import serving_support as testing
 from mlflow.tracking import MlflowClient
 
 from features.build import (
@@ -27,8 +28,7 @@ from features.build import (
     write_training_set,
 )
 from features.pipeline import PipelineConfig, build_training_set
-from serving import testing
-from training import registry
+from runtime import registry
 
 
 @pytest.fixture(scope="module")

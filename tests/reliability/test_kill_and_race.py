@@ -19,10 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import serving_support as testing
 from reliability_support import FULL
 
-from serving import testing
-from training import registry
+from runtime import registry
 
 pytestmark = pytest.mark.slow
 
@@ -105,7 +105,7 @@ def registry_is_whole(uri: str, name: str = "lead-scoring") -> dict[str, str]:
     """Every version has loadable artifacts and every alias points at one. Returns aliases."""
     from mlflow.tracking import MlflowClient
 
-    from training.bundle import ModelBundle
+    from runtime.bundle import ModelBundle
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     versions = client.search_model_versions(f"name='{name}'")

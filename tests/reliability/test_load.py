@@ -11,9 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import serving_support as testing
 from reliability_support import TOKEN, budget
-
-from serving import testing
 
 pytestmark = pytest.mark.slow
 

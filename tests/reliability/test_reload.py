@@ -21,13 +21,13 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+import serving_support as testing
 
-from serving import testing
+from runtime import registry
 from serving.launch import start_server
 from serving.model_store import load_folder
 from serving.reload import ModelWatcher
 from serving.settings import Settings
-from training import registry
 
 pytestmark = pytest.mark.slow
 

@@ -10,12 +10,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import serving_support as testing
 
-from serving import testing
+from runtime import registry
+from runtime.bundle import ModelArtifactError, ModelBundle
 from serving.launch import free_port, serve_command, server_env
 from serving.settings import Settings
-from training import registry
-from training.bundle import ModelArtifactError, ModelBundle
 
 SOURCES = ("features", "serving", "training", "leadscore")
 UNSAFE = re.compile(r"\b(import pickle|from pickle|cloudpickle|joblib|dill\b|read_pickle|"

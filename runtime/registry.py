@@ -6,7 +6,7 @@ store ``sqlite:///<store_dir>/mlflow.db`` with artifacts in ``<store_dir>/mlruns
 wherever the process happens to run). ``mlflow ui --backend-store-uri
 sqlite:///<store_dir>/mlflow.db`` then shows everything.
 
-The model is logged as a pyfunc "model from code" (``training/mlflow_model.py``) whose
+The model is logged as a pyfunc "model from code" (``runtime/mlflow_model.py``) whose
 only artifact is the bundle folder (LightGBM text + JSON): nothing is pickled. Each
 version gets the alias ``challenger``; ``champion`` marks the version in production
 (moved by ``training.promote``). A version is created with all its tags at once and
@@ -37,7 +37,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from features.io import replace_dir
-from training.pyfunc import BUNDLE_ARTIFACT
+from leadscore.errors import LeadscoreError
+from runtime.pyfunc import BUNDLE_ARTIFACT
 
 DEFAULT_MODEL_NAME = "lead-scoring"
 DEFAULT_EXPERIMENT = "lead-scoring"
@@ -61,7 +62,7 @@ ABANDONED_AFTER_S = 3600.0
 log = logging.getLogger(__name__)
 
 
-class RegistryError(RuntimeError):
+class RegistryError(LeadscoreError, RuntimeError):
     """The registry does not hold what was asked for."""
 
 

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from features.io import replace_dir
-from features.spec import InputSpec
-from training.treeshap import TreeShapExplainer
+from leadscore.errors import LeadscoreError
+from runtime.encoding import InputSpec
+from runtime.treeshap import TreeShapExplainer
 
 FILES = {
     "model": "model.txt",
@@ -34,7 +35,7 @@ GRADE_LETTERS = "ABCD"
 _GRADES = np.array([[f"{letter}{digit}" for digit in range(1, 5)] for letter in GRADE_LETTERS])
 
 
-class ModelArtifactError(RuntimeError):
+class ModelArtifactError(LeadscoreError, RuntimeError):
     """A model folder is missing, corrupted, or not a leadscore bundle."""
 
 

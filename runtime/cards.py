@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from training.bundle import ModelBundle, Scores
+from runtime.bundle import ModelBundle, Scores
 
 
 def build_cards(

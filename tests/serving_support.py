@@ -181,7 +181,7 @@ def session_empty_registry(root: Path) -> str:
     """Tracking URI of an MLflow store with no registered model (created once: MLflow's
     schema migrations take seconds)."""
     if "empty" not in _SESSION:
-        from training import registry
+        from runtime import registry
 
         folder = root / "empty-registry"
         folder.mkdir(parents=True, exist_ok=True)

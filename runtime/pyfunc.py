@@ -1,6 +1,6 @@
 """The MLflow pyfunc face of a bundle: ``predict(feature_frame) -> calibrated probabilities``.
 
-MLflow stores this class as *code* (``training/mlflow_model.py`` is logged as the model
+MLflow stores this class as *code* (``runtime/mlflow_model.py`` is logged as the model
 file, "models from code"), never as a pickle, and hands it the bundle folder (LightGBM
 text + JSON) as an artifact. So ``mlflow.pyfunc.load_model("models:/lead-scoring@champion")``
 runs ``ModelBundle.load`` and scores with the same routine as training and serving.
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from training.bundle import ModelBundle
+from runtime.bundle import ModelBundle
 
 # No ``from __future__ import annotations`` here: MLflow reads the ``predict`` type hint
 # as an object, and ``pd.DataFrame`` tells it to pass frames through untouched.

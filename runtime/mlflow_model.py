@@ -7,6 +7,6 @@ artifacts, so no Python object of ours is ever pickled into the registry.
 
 import mlflow
 
-from training.pyfunc import LeadScoringPyfunc
+from runtime.pyfunc import LeadScoringPyfunc
 
 mlflow.models.set_model(LeadScoringPyfunc())
