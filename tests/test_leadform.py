@@ -14,10 +14,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import serving_support as testing
 
 from features.contract import validate
 from features.pipeline import compute_features
-from serving import hot_route, testing
+from serving import hot_route
 from serving.batch import open_leads
 from serving.leadform import score_lead_form, unknown_categories
 from serving.model_store import resolve_model

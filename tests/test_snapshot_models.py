@@ -16,11 +16,12 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+import serving_support as testing
 import yaml
 from typer.testing import CliRunner
 
 from features.dataset_config import load_dataset, snapshot_frame
-from serving import featureform, testing
+from serving import featureform
 from serving.samples import list_samples, snapshot_payload, write_snapshot_samples
 from serving.schemas import ScoreRequest
 from serving.scorer import (
