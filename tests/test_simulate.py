@@ -267,3 +267,46 @@ def test_model_on_simple_counts_beats_random_and_stays_below_oracle(sim, snapsho
     oracle = roc_auc_score(y, oracle_probability(sim.ground_truth,
                                                  snapshots.loc[~train, ["lead_id", "as_of"]]))
     assert 0.62 < auc < oracle
+
+
+# --- Package layout ----------------------------------------------------------------------
+
+SIMULATOR_MODULES = ("world", "arrays", "timeline", "population", "outcomes", "events", "web",
+                     "campaigns", "activities", "simulation")
+"""The package's modules in dependency order (as its docstring lists them)."""
+
+
+def test_package_exports_what_callers_import():
+    """Callers (CLI, training, tests, notebooks, benchmarks) import these from the package."""
+    import features.simulate as package
+    from features.simulate.outcomes import oracle_probability as oracle_in_module
+    from features.simulate.simulation import Simulation as simulation_in_module
+    from features.simulate.simulation import simulate as simulate_in_module
+
+    assert sorted(package.__all__) == ["Simulation", "oracle_probability", "simulate"]
+    assert package.simulate is simulate is simulate_in_module
+    assert package.Simulation is Simulation is simulation_in_module
+    assert package.oracle_probability is oracle_probability is oracle_in_module
+
+
+def test_simulator_modules_import_only_earlier_ones():
+    """No import cycles inside the package: each module imports only those before it."""
+    import ast
+    import pathlib
+
+    import features.simulate as package
+
+    root = pathlib.Path(package.__file__).parent
+    found = {p.stem for p in root.glob("*.py")} - {"__init__"}
+    assert found == set(SIMULATOR_MODULES)
+    for rank, name in enumerate(SIMULATOR_MODULES):
+        tree = ast.parse((root / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            assert node.level == 0, f"{name}: use absolute imports"
+            module = node.module or ""
+            assert module != "features.simulate", f"{name} imports the package itself"
+            if module.startswith("features.simulate."):
+                used = module.removeprefix("features.simulate.")
+                assert SIMULATOR_MODULES.index(used) < rank, f"{name} imports {used}"

@@ -1,0 +1,85 @@
+"""The entry point: :func:`simulate` runs the stages in order into a :class:`Simulation`.
+
+One random generator feeds every stage, in a fixed order (accounts, leads, latent
+state, activities), so the same arguments always give identical tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.simulate.activities import _activities
+from features.simulate.arrays import _ids, _to_datetime
+from features.simulate.outcomes import _latent, _outcome_tables
+from features.simulate.population import _accounts, _lead_table, _leads
+from features.simulate.timeline import _calendar
+
+
+@dataclass(frozen=True, eq=False)
+class Simulation:
+    """The simulated tables plus the ground truth behind them.
+
+    Attributes:
+        leads: One row per lead (``lead_id``, ``account_id``, ``created_at``,
+            ``job_title``, ``seniority``, ``department``, ``country``, ``region``,
+            ``lead_source``, ``email``).
+        accounts: One row per company (``account_id``, ``company_name``, ``industry``,
+            ``employee_count``, ``annual_revenue``, ``country``).
+        activities: Event stream sorted by ``(lead_id, occurred_at)``.
+        conversions: At most one row per lead (``lead_id``, ``converted_at``).
+        ground_truth: Latent quantities per lead; never a model input. ``p_convert`` is
+            the probability used to draw the outcome; the episode columns are what
+            :func:`oracle_probability` conditions on.
+    """
+
+    leads: pd.DataFrame
+    accounts: pd.DataFrame
+    activities: pd.DataFrame
+    conversions: pd.DataFrame
+    ground_truth: pd.DataFrame
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Return the four tables a real CRM export would contain (no ground truth)."""
+        return {
+            "leads": self.leads,
+            "accounts": self.accounts,
+            "activities": self.activities,
+            "conversions": self.conversions,
+        }
+
+
+def simulate(n_leads: int, seed: int = 0, start: str = "2024-01-01",
+             months: int = 18) -> Simulation:
+    """Simulate a B2B lead funnel; the same arguments always give identical tables.
+
+    Args:
+        n_leads: Number of leads (accounts are about a quarter of that).
+        seed: Seed of the single random generator every draw comes from.
+        start: First day of the data (tz-naive UTC, or tz-aware and converted).
+        months: Length of the data window; nothing happens at or after its end.
+
+    Returns:
+        The four tables plus the ground truth (see the ``features.simulate`` docstring).
+    """
+    if n_leads < 1:
+        raise ValueError("n_leads must be at least 1")
+    if months < 1:
+        raise ValueError("months must be at least 1")
+    # Every stage draws from ``rng`` in this order; reordering them changes the tables
+    # a seed gives.
+    rng = np.random.default_rng(seed)
+    cal = _calendar(start, months)
+    accounts, acc = _accounts(rng, max(1, n_leads // 4))
+    ld, text = _leads(rng, cal, n_leads, acc)
+    lat = _latent(rng, cal, ld)
+
+    lead_ids = _ids("L", n_leads, 6)
+    created_at = _to_datetime(cal.start, ld.created)
+    leads = _lead_table(ld, text, accounts, lead_ids, created_at)
+    activities = _activities(rng, cal, ld, lat, lead_ids)
+    conversions, ground_truth = _outcome_tables(cal, ld, lat, lead_ids, created_at)
+    return Simulation(leads=leads, accounts=accounts, activities=activities,
+                      conversions=conversions, ground_truth=ground_truth)
