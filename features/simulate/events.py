@@ -17,6 +17,7 @@ from features.simulate.timeline import _Calendar
 from features.simulate.world import _FIXED_DETAILS, _MIN
 
 _T = {name: i for i, name in enumerate(ACTIVITY_TYPES)}
+"""Code of each activity type: its index in the catalogue's ``ACTIVITY_TYPES``."""
 
 
 @dataclass
