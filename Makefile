@@ -13,8 +13,9 @@ LEADS ?= 20000
 export BENTOML_DO_NOT_TRACK := True
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: venv demo test lint bench bench-quick clean
+.PHONY: venv demo test check lint docs bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +32,21 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# Lint, format, layering contracts, types and the fast tests: under a minute, before a commit.
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -x -m "not slow and not browser"
+
+docs: $(STAMP)
+	$(BIN)/python -m mkdocs build --strict
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
