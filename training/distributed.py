@@ -46,7 +46,7 @@ import lightgbm as lgb
 import numpy as np
 
 from features.distributed import dask_client
-from training.estimator import EvalPair, EvalSet, lgb_columns, validation_pair
+from training.estimator import EvalPair, EvalSet, validation_pair
 from training.model import GradientBoostedModel
 
 if TYPE_CHECKING:
@@ -152,6 +152,7 @@ class DaskGradientBoostedModel(GradientBoostedModel):
         """
         X = np.asarray(X)
         valid_pair = validation_pair(eval_set, X.shape[1])
+        connect: contextlib.AbstractContextManager[Client]
         if isinstance(self.scheduler, str):
             connect = dask_client(self.scheduler, self.n_workers)
         else:
@@ -206,8 +207,9 @@ class DaskGradientBoostedModel(GradientBoostedModel):
                 warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
                 model.fit(
                     da.concatenate(chunks["X"]), da.concatenate(chunks["y"]),
-                    feature_name=lgb_columns(feature_names),
-                    categorical_feature=lgb_columns(categorical_features), **evaluation,
+                    feature_name="auto" if feature_names is None else feature_names,
+                    categorical_feature=("auto" if categorical_features is None
+                                         else categorical_features), **evaluation,
                 )
         finally:
             client.cancel(futures)

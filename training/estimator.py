@@ -111,7 +111,3 @@ def validation_pair(eval_set: EvalSet | None, n_features: int) -> EvalPair | Non
                            f"({X_valid.shape[0]}), got shape {y_valid.shape}")
     return X_valid, y_valid
 
-
-def lgb_columns(columns: Sequence[int] | Sequence[str] | None) -> list | str:
-    """A column list as LightGBM takes it, or its ``"auto"`` when none was given."""
-    return "auto" if columns is None else list(columns)

@@ -11,14 +11,14 @@ stopping on validation log loss, which rewards well-ranked *and* well-scaled mar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Self
 
 import lightgbm as lgb
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from training.estimator import EvalSet, lgb_columns, validation_pair
+from training.estimator import EvalSet, validation_pair
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",
@@ -106,12 +106,15 @@ class GradientBoostedModel(BaseEstimator):
         """
         valid_pair = validation_pair(eval_set, np.shape(X)[1])
         params = self.resolved_params()
-        train = lgb.Dataset(X, label=y, feature_name=lgb_columns(feature_names),
-                            categorical_feature=lgb_columns(categorical_features),
+        train = lgb.Dataset(X, label=y,
+                            feature_name="auto" if feature_names is None else list(feature_names),
+                            categorical_feature=("auto" if categorical_features is None
+                                                 else list(categorical_features)),
                             free_raw_data=True,
                             params={"max_bin": params["max_bin"], "verbosity": -1})
         evals: dict[str, dict[str, list[float]]] = {}
-        valid_sets, callbacks = [], []
+        valid_sets: list[lgb.Dataset] = []
+        callbacks: list[Callable[..., Any]] = []
         if valid_pair is not None:
             valid_sets = [lgb.Dataset(valid_pair[0], label=valid_pair[1], reference=train)]
             callbacks = [lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True,
@@ -132,4 +135,4 @@ class GradientBoostedModel(BaseEstimator):
 
     def predict_raw(self, X: np.ndarray) -> np.ndarray:
         """Raw margins (log-odds before calibration)."""
-        return self.booster_.predict(X, raw_score=True)
+        return np.asarray(self.booster_.predict(X, raw_score=True))

@@ -191,8 +191,10 @@ def fit_policy(labelled: Scored, population: Scored, config: PolicyConfig) -> Po
         labelled: Lead-disjoint validation snapshots with outcomes (``y``); the
             precision rule is measured on them.
         population: Every snapshot dated in the validation period, with SHAP group
-            sums; the capacity threshold, score knots and grade cuts come from it,
-            because it is the mix of leads the model scores in production.
+            sums (``Scored.from_predictions`` of the policy-free
+            ``runtime.bundle.CalibratedModel.predict``); the capacity threshold, score
+            knots and grade cuts come from it, because it is the mix of leads the model
+            scores in production.
         config: The user's rule.
 
     Raises:
