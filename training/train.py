@@ -185,15 +185,14 @@ def dataset_train_config(training_set: TrainingSet, **overrides: Any) -> TrainCo
 
 def _new_model(config: TrainConfig) -> BoostedEstimator:
     """The estimator of ``config.engine``, with the config's parameters."""
-    args = {"params": config.params, "num_boost_round": config.num_boost_round,
-            "early_stopping_rounds": config.early_stopping_rounds, "seed": config.seed,
-            "num_threads": config.num_threads}
+    args = (config.params, config.num_boost_round, config.early_stopping_rounds, config.seed,
+            config.num_threads)
     if config.engine == "dask":
         from training.distributed import DaskGradientBoostedModel
 
-        return DaskGradientBoostedModel(**args, scheduler=config.scheduler,
+        return DaskGradientBoostedModel(*args, scheduler=config.scheduler,
                                         n_workers=config.workers)
-    return GradientBoostedModel(**args)
+    return GradientBoostedModel(*args)
 
 
 def _regions(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -234,16 +233,16 @@ def fit_bundle(training_set: TrainingSet, config: TrainConfig | None = None,
     spec = (InputSpec(features=catalogue) if catalogue else InputSpec()).fit(split.train)
     X, y = spec.transform(split.train), split.train["label"].to_numpy()
     Xv, yv = spec.transform(split.valid), split.valid["label"].to_numpy()
-    columns = {"feature_names": spec.names, "categorical_features": spec.categorical_indices}
     base = _new_model(config)
     tuning = None
     if config.tune_trials > 0:
         progress(f"searching hyper-parameters ({config.tune_trials} trials)")
         tuning = tune(X, y, eval_set=[(Xv, yv)], base=base, n_trials=config.tune_trials,
-                      **columns)
+                      feature_names=spec.names, categorical_features=spec.categorical_indices)
         base = base.set_params(params=tuning.best_params)
     progress("training LightGBM")
-    model = base.fit(X, y, eval_set=[(Xv, yv)], **columns)
+    model = base.fit(X, y, eval_set=[(Xv, yv)], feature_names=spec.names,
+                     categorical_features=spec.categorical_indices)
 
     progress("calibrating and choosing the MQL policy on the validation period")
     raw_valid = model.predict_raw(Xv)
