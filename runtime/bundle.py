@@ -2,8 +2,13 @@
 
 A bundle is a folder with ``model.txt`` (LightGBM's own text format), and JSON files
 for the input spec, calibration, MQL policy and metadata. Nothing in it is pickled,
-so loading a bundle can never execute code. ``ModelBundle.score`` is the only place a
-feature frame becomes probabilities, MQL flags, grades and reasons: training
+so loading a bundle can never execute code.
+
+Scoring is two steps. ``CalibratedModel.predict`` is policy-free: raw margin, calibrated
+probability, SHAP values and their per-group sums (``Predictions``); training fits the
+MQL policy on exactly these. ``Policy.apply`` then turns predictions into 0–100 scores,
+MQL flags, thresholds and grades (``Scores``). ``ModelBundle.score`` runs both and is the
+only place a feature frame becomes probabilities, MQL flags, grades and reasons: training
 evaluation, batch scoring and the HTTP service all call it.
 """
 
@@ -136,6 +141,29 @@ class Policy:
         digit = 3 - np.searchsorted(arrays["engagement_cuts"], engagement_sum, side="right")
         return _GRADES[letter, digit]
 
+    def apply(self, predictions: Predictions, regions: np.ndarray, lead_id: np.ndarray,
+              as_of: np.ndarray) -> Scores:
+        """The policy step: scores, MQL flags, thresholds and grades for ``predictions``.
+
+        The arrays of ``predictions`` are shared with the result, not copied.
+
+        Args:
+            predictions: Policy-free output of ``CalibratedModel.predict``.
+            regions: Each row's region text ("" when unknown), for regional thresholds.
+            lead_id: Passed through to the result.
+            as_of: Passed through to the result.
+        """
+        probability = predictions.probability
+        threshold = self.threshold_for(regions)
+        return Scores(
+            raw=predictions.raw, probability=probability, shap=predictions.shap,
+            fit_sum=predictions.fit_sum, engagement_sum=predictions.engagement_sum,
+            X=predictions.X, base_value=predictions.base_value,
+            lead_id=lead_id, as_of=as_of, score=self.scores(probability),
+            mql=probability >= threshold, threshold=threshold,
+            grade=self.grades(predictions.fit_sum, predictions.engagement_sum),
+        )
+
     @cached_property
     def _arrays(self) -> dict[str, np.ndarray]:
         """Knots and cuts as arrays, built once (a request scores one lead)."""
@@ -165,22 +193,48 @@ class Policy:
 
 
 @dataclass
-class Scores:
-    """Everything ``ModelBundle.score`` computes for a batch of snapshots."""
+class Predictions:
+    """What the model says about a batch of snapshots, before any business rule.
+
+    Attributes:
+        raw: Raw margins (log-odds before calibration).
+        probability: Calibrated conversion probabilities.
+        shap: Exact SHAP values, one column per feature (rows sum to ``raw`` minus
+            ``base_value``).
+        fit_sum: Summed SHAP of the ``fit`` features.
+        engagement_sum: Summed SHAP of the ``engagement`` features.
+        X: The encoded features that were scored.
+        base_value: The model's expected raw margin.
+    """
+
+    raw: np.ndarray
+    probability: np.ndarray
+    shap: np.ndarray
+    fit_sum: np.ndarray
+    engagement_sum: np.ndarray
+    X: np.ndarray
+    base_value: float
+
+
+@dataclass
+class Scores(Predictions):
+    """Everything ``ModelBundle.score`` computes: the predictions plus the policy's verdict.
+
+    Attributes:
+        lead_id: Each row's lead.
+        as_of: Each row's scoring date.
+        score: 0–100 score (``Policy.scores``).
+        mql: Whether the row is an MQL.
+        threshold: The probability threshold applied to the row.
+        grade: A1–D4 grade (``Policy.grades``).
+    """
 
     lead_id: np.ndarray
     as_of: np.ndarray
-    raw: np.ndarray
-    probability: np.ndarray
     score: np.ndarray
     mql: np.ndarray
     threshold: np.ndarray
     grade: np.ndarray
-    fit_sum: np.ndarray
-    engagement_sum: np.ndarray
-    shap: np.ndarray
-    X: np.ndarray
-    base_value: float
 
     def reasons(self, i: int, spec: InputSpec, top: int = 5) -> dict[str, list[dict]]:
         """Top positive and negative contributions of row ``i`` with plain sentences."""
@@ -215,28 +269,26 @@ class Scores:
         return out
 
 
-class ModelBundle:
-    """A trained lead-scoring model with everything needed to score and explain.
+class CalibratedModel:
+    """The trained model without its MQL policy: margins, probabilities and SHAP values.
+
+    Training fits the policy on this model's ``predict`` output, so no policy (not even
+    a placeholder) exists before the policy is chosen.
 
     Args:
         booster: Trained LightGBM booster (binary objective).
         spec: Fitted input spec (feature order, groups, categories).
         calibration: Raw margin → probability map.
-        policy: MQL threshold(s), grade cut points and score knots.
-        metadata: Free JSON: trained-on window, metrics, data fingerprint, ...
     """
 
-    def __init__(self, booster: lgb.Booster, spec: InputSpec, calibration: Calibration,
-                 policy: Policy, metadata: dict | None = None):
+    def __init__(self, booster: lgb.Booster, spec: InputSpec, calibration: Calibration):
         self.booster = booster
         self.spec = spec
         self.calibration = calibration
-        self.policy = policy
-        self.metadata = metadata or {}
         self._explainer: TreeShapExplainer | None = None
-        self._groups = np.array([f.group for f in spec.features_])
-        self._region_col = (spec.names.index(policy.region_feature)
-                            if policy.region_feature in spec.names else None)
+        groups = np.array([f.group for f in spec.features_])
+        self._fit_columns = groups == "fit"
+        self._engagement_columns = groups == "engagement"
 
     @property
     def explainer(self) -> TreeShapExplainer:
@@ -259,6 +311,40 @@ class ModelBundle:
         raw = self.booster.predict(self.spec.transform(frame), raw_score=True)
         return self.calibration(raw)
 
+    def predict(self, frame: pd.DataFrame) -> Predictions:
+        """Margins, probabilities and SHAP values (with group sums) for a feature frame."""
+        return self.predict_matrix(self.spec.transform(frame))
+
+    def predict_matrix(self, X: np.ndarray) -> Predictions:
+        """``predict`` for an already encoded matrix (``InputSpec.transform`` or ``encode``)."""
+        raw, shap = self.explain_matrix(X)
+        return Predictions(
+            raw=raw, probability=self.calibration(raw), shap=shap,
+            fit_sum=shap[:, self._fit_columns].sum(axis=1),
+            engagement_sum=shap[:, self._engagement_columns].sum(axis=1),
+            X=X, base_value=float(self.explainer.expected_value),
+        )
+
+
+class ModelBundle(CalibratedModel):
+    """A trained lead-scoring model with everything needed to score and explain.
+
+    Args:
+        booster: Trained LightGBM booster (binary objective).
+        spec: Fitted input spec (feature order, groups, categories).
+        calibration: Raw margin → probability map.
+        policy: MQL threshold(s), grade cut points and score knots.
+        metadata: Free JSON: trained-on window, metrics, data fingerprint, ...
+    """
+
+    def __init__(self, booster: lgb.Booster, spec: InputSpec, calibration: Calibration,
+                 policy: Policy, metadata: dict | None = None):
+        super().__init__(booster, spec, calibration)
+        self.policy = policy
+        self.metadata = metadata or {}
+        self._region_col = (spec.names.index(policy.region_feature)
+                            if policy.region_feature in spec.names else None)
+
     def score(self, frame: pd.DataFrame) -> Scores:
         """Probability, score, MQL flag, grade and SHAP values for a feature frame."""
         n = len(frame)
@@ -274,7 +360,8 @@ class ModelBundle:
 
     def score_matrix(self, X: np.ndarray, regions: np.ndarray, lead_id: np.ndarray,
                      as_of: np.ndarray) -> Scores:
-        """``score`` for an already encoded matrix (``InputSpec.transform`` or ``encode``).
+        """``score`` for an already encoded matrix (``InputSpec.transform`` or ``encode``):
+        the policy-free ``predict_matrix``, then ``Policy.apply``.
 
         Args:
             X: Encoded features, one row per snapshot.
@@ -282,18 +369,7 @@ class ModelBundle:
             lead_id: Passed through to the result.
             as_of: Passed through to the result.
         """
-        raw, shap = self.explain_matrix(X)
-        probability = self.calibration(raw)
-        fit_sum = shap[:, self._groups == "fit"].sum(axis=1)
-        eng_sum = shap[:, self._groups == "engagement"].sum(axis=1)
-        threshold = self.policy.threshold_for(regions)
-        return Scores(
-            lead_id=lead_id, as_of=as_of, raw=raw, probability=probability,
-            score=self.policy.scores(probability), mql=probability >= threshold,
-            threshold=threshold, grade=self.policy.grades(fit_sum, eng_sum),
-            fit_sum=fit_sum, engagement_sum=eng_sum, shap=shap, X=X,
-            base_value=float(self.explainer.expected_value),
-        )
+        return self.policy.apply(self.predict_matrix(X), regions, lead_id, as_of)
 
     def save(self, folder: str | Path) -> Path:
         """Write the bundle atomically (model text + JSON; no pickle)."""

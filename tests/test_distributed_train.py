@@ -217,7 +217,8 @@ def test_scheduler_address_trains_on_a_running_cluster(client):
     y = (rng.random(6000) < 1 / (1 + np.exp(2 - X[:, 1] - (X[:, 0] == 3)))).astype(np.int8)
     model = DaskGradientBoostedModel(num_boost_round=50, early_stopping_rounds=5,
                                      scheduler=client.scheduler.address)
-    model.fit(X[:4000], y[:4000], X[4000:], y[4000:], ["kind", "a", "b", "c"], [0])
+    model.fit(X[:4000], y[:4000], eval_set=[(X[4000:], y[4000:])],
+              feature_names=["kind", "a", "b", "c"], categorical_features=[0])
     assert model.params_["num_machines"] == 2 and model.booster_.num_trees() > 0
     assert roc_auc_score(y[4000:], model.predict_raw(X[4000:])) > 0.7
     assert client.status == "running"  # a cluster we did not start is left running

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
-from runtime.bundle import GRADE_LETTERS, ModelBundle
+from runtime.bundle import GRADE_LETTERS, ModelBundle, Policy
 from training.baselines import PointsScore
 from training.calibration import fit_calibration
 from training.card import render_card
 from training.data import TrainingDataError
+from training.estimator import BoostedEstimator, EvalSetError
 from training.evaluate import LOGISTIC, MODEL, ORACLE, POINTS, evaluate, oracle_from_ground_truth
 from training.evaluate import write_plots as write_evaluation_plots
 from training.metrics import expected_calibration_error, top_share
@@ -204,6 +207,58 @@ def test_model_follows_the_estimator_contract(fitted):
     assert fitted.bundle.spec.categorical_indices
 
 
+def _blobs(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A tiny encoded matrix (one categorical column) with a learnable label."""
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([rng.integers(0, 5, n), rng.normal(size=(n, 2))])
+    y = (rng.random(n) < 1 / (1 + np.exp(1.5 - 2 * X[:, 1] - (X[:, 0] == 2)))).astype(np.int8)
+    return X, y
+
+
+def test_estimators_share_one_scikit_learn_fit_signature():
+    from training.distributed import DaskGradientBoostedModel
+
+    single = inspect.signature(GradientBoostedModel.fit)
+    assert single == inspect.signature(DaskGradientBoostedModel.fit)
+    keyword_only = [n for n, p in single.parameters.items() if p.kind is p.KEYWORD_ONLY]
+    assert keyword_only == ["eval_set", "feature_names", "categorical_features"]
+    model = GradientBoostedModel(num_boost_round=7, seed=3)
+    assert not isinstance(model, BoostedEstimator)  # nothing learned yet
+    assert clone(model).get_params() == model.get_params()
+    assert model.set_params(num_threads=1) is model and model.num_threads == 1
+
+
+def test_fit_takes_eval_set_as_a_list_or_one_pair():
+    X, y = _blobs()
+    Xt, yt, Xv, yv = X[:2000], y[:2000], X[2000:], y[2000:]
+    columns = {"feature_names": ["kind", "a", "b"], "categorical_features": [0]}
+    model = GradientBoostedModel(num_boost_round=300, early_stopping_rounds=10, num_threads=1)
+    listed = clone(model).fit(Xt, yt, eval_set=[(Xv, yv)], **columns)
+    paired = clone(model).fit(Xt, yt, eval_set=(Xv, yv), **columns)
+    assert isinstance(listed, BoostedEstimator)
+    assert listed.booster_.model_to_string() == paired.booster_.model_to_string()
+    assert 0 < listed.best_iteration_ < 300
+    assert len(listed.evals_result_["binary_logloss"]) > listed.best_iteration_
+    assert listed.booster_.feature_name() == ["kind", "a", "b"]
+    # Without validation data nothing can stop early: every round is kept.
+    unwatched = GradientBoostedModel(num_boost_round=12, num_threads=1).fit(Xt, yt)
+    assert unwatched.best_iteration_ == unwatched.booster_.num_trees() == 12
+    assert unwatched.evals_result_ == {}
+
+
+@pytest.mark.parametrize(("eval_set", "message"), [
+    ([], "exactly one"),
+    ([(np.zeros((5, 3)), np.zeros(5))] * 2, "exactly one"),
+    ([np.zeros((5, 3))], r"\[\(X_valid, y_valid\)\]"),
+    ([(np.zeros((5, 2)), np.zeros(5))], "3 columns like X"),
+    ([(np.zeros((5, 3)), np.zeros(4))], "one label per X_valid row"),
+])
+def test_fit_refuses_a_malformed_eval_set(eval_set, message):
+    X, y = _blobs(200)
+    with pytest.raises(EvalSetError, match=message):
+        GradientBoostedModel(num_boost_round=2).fit(X, y, eval_set=eval_set)
+
+
 @pytest.mark.slow
 def test_quality_floors_against_baselines_and_oracle(evaluation):
     """Floors a little below the 50k-lead targets, for a 6k-lead simulation."""
@@ -228,6 +283,36 @@ def test_policy_chosen_on_validation_behaves_there(fitted):
     assert letters.between(0.2, 0.3).all()
     assert set(grades.index) <= {f"{a}{d}" for a in GRADE_LETTERS for d in "1234"}
     assert np.percentile(scores.score, 50) == pytest.approx(50, abs=2)
+
+
+@pytest.mark.slow
+def test_score_is_the_policy_applied_to_policy_free_predictions(fitted):
+    bundle, frame = fitted.bundle, fitted.split.test.head(300)
+    predictions = bundle.predict(frame)
+    assert not hasattr(predictions, "score") and not hasattr(predictions, "mql")
+    scores = bundle.score(frame)
+    for name in ("raw", "probability", "shap", "fit_sum", "engagement_sum", "X"):
+        np.testing.assert_array_equal(getattr(scores, name), getattr(predictions, name))
+    regions = frame["region"].astype("string").fillna("").to_numpy(dtype=object)
+    applied = bundle.policy.apply(predictions, regions, frame["lead_id"].to_numpy(),
+                                  frame["as_of"].to_numpy())
+    assert applied.shap is predictions.shap and applied.X is predictions.X  # shared, not copied
+    for name in ("score", "mql", "threshold", "grade"):
+        np.testing.assert_array_equal(getattr(applied, name), getattr(scores, name))
+
+
+@pytest.mark.slow
+def test_training_builds_no_placeholder_policy(training_set, monkeypatch):
+    built: list[Policy] = []
+    post_init = Policy.__post_init__
+
+    def record(self: Policy) -> None:
+        post_init(self)
+        built.append(self)
+
+    monkeypatch.setattr(Policy, "__post_init__", record)
+    fitted = fit_bundle(training_set, TrainConfig(num_boost_round=20, num_threads=1))
+    assert built == [fitted.bundle.policy]
 
 
 @pytest.mark.slow

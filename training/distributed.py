@@ -1,10 +1,10 @@
 """LightGBM on a Dask cluster: ``lightgbm.dask.DaskLGBMClassifier`` behind the model contract.
 
 :class:`DaskGradientBoostedModel` is a drop-in for ``training.model.GradientBoostedModel``
-(same arguments, same ``fit``, same learned ``booster_``, ``best_iteration_``,
-``evals_result_``, ``params_``), so calibration, the MQL policy, SHAP, the bundle, the
-registry and the service are the same code whichever engine trained the trees. Select it
-with ``TrainConfig(engine="dask")`` or ``leadscore train --engine dask``.
+(same arguments, same ``fit(X, y, *, eval_set=...)``, same learned ``booster_``,
+``best_iteration_``, ``evals_result_``, ``params_``), so calibration, the MQL policy, SHAP,
+the bundle, the registry and the service are the same code whichever engine trained the
+trees. Select it with ``TrainConfig(engine="dask")`` or ``leadscore train --engine dask``.
 
 How a fit runs:
 
@@ -38,13 +38,15 @@ import contextlib
 import io
 import re
 import warnings
+from collections.abc import Sequence
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import lightgbm as lgb
 import numpy as np
 
 from features.distributed import dask_client
+from training.estimator import EvalPair, EvalSet, validation_pair
 from training.model import GradientBoostedModel
 
 if TYPE_CHECKING:
@@ -134,16 +136,23 @@ class DaskGradientBoostedModel(GradientBoostedModel):
         self,
         X: np.ndarray,
         y: np.ndarray,
-        X_valid: np.ndarray,
-        y_valid: np.ndarray,
-        feature_names: list[str],
-        categorical_indices: list[int],
-    ) -> DaskGradientBoostedModel:
+        *,
+        eval_set: EvalSet | None = None,
+        feature_names: Sequence[str] | None = None,
+        categorical_features: Sequence[int] | None = None,
+    ) -> Self:
         """Train on the cluster and stop early on the validation period.
 
         Same arguments and learned attributes as ``GradientBoostedModel.fit``;
         ``params_`` also records ``num_machines``, the workers that trained.
+
+        Raises:
+            EvalSetError: when ``eval_set`` is not one pair matching ``X``.
+            ConnectionError: when the scheduler cannot be reached.
         """
+        X = np.asarray(X)
+        valid_pair = validation_pair(eval_set, X.shape[1])
+        connect: contextlib.AbstractContextManager[Client]
         if isinstance(self.scheduler, str):
             connect = dask_client(self.scheduler, self.n_workers)
         else:
@@ -154,12 +163,14 @@ class DaskGradientBoostedModel(GradientBoostedModel):
             except OSError as exc:
                 raise ConnectionError(f"cannot reach the Dask scheduler at {self.scheduler}: "
                                       f"{exc}") from exc
-            return self._fit_on(client, np.asarray(X), np.asarray(y), np.asarray(X_valid),
-                                np.asarray(y_valid), feature_names, categorical_indices)
+            return self._fit_on(client, X, np.asarray(y), valid_pair,
+                                None if feature_names is None else list(feature_names),
+                                None if categorical_features is None
+                                else list(categorical_features))
 
-    def _fit_on(self, client: Client, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray,
-                y_valid: np.ndarray, feature_names: list[str],
-                categorical_indices: list[int]) -> DaskGradientBoostedModel:
+    def _fit_on(self, client: Client, X: np.ndarray, y: np.ndarray,
+                valid_pair: EvalPair | None, feature_names: list[str] | None,
+                categorical_features: list[int] | None) -> Self:
         import dask.array as da
         from lightgbm.dask import DaskLGBMClassifier
 
@@ -169,29 +180,36 @@ class DaskGradientBoostedModel(GradientBoostedModel):
         parts = partition_rows(y, plan_parts(len(workers), y), self.seed)
         futures: list = []
         chunks: dict[str, list] = {"X": [], "y": [], "Xv": [], "yv": []}
+        valid = () if valid_pair is None else valid_pair
         try:
             for rows, worker in zip(parts, workers, strict=False):
-                local = (np.ascontiguousarray(X[rows]), y[rows], X_valid, y_valid)
+                local = (np.ascontiguousarray(X[rows]), y[rows], *valid)
                 # hash=False: every worker gets its own copy of the validation rows.
                 sent = client.scatter(list(local), workers=[worker], hash=False)
                 futures.extend(sent)
-                for key, future, value in zip(chunks, sent, local, strict=True):
+                for key, future, value in zip(chunks, sent, local, strict=False):
                     chunks[key].append(da.from_delayed(future, value.shape, value.dtype))
                 del local
             params = self.resolved_params()
             model = DaskLGBMClassifier(client=client, n_estimators=self.num_boost_round,
                                        **params)
+            evaluation: dict[str, Any] = {}
+            if valid_pair is not None:
+                evaluation = {
+                    "eval_X": da.concatenate(chunks["Xv"]),
+                    "eval_y": da.concatenate(chunks["yv"]), "eval_names": ["valid"],
+                    "callbacks": [lgb.early_stopping(self.early_stopping_rounds,
+                                                     first_metric_only=True, verbose=False)],
+                }
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 # lightgbm.dask warns that n_jobs (always among the estimator's arguments)
                 # is replaced by each worker's threads, and prints how it found ports.
                 warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
                 model.fit(
                     da.concatenate(chunks["X"]), da.concatenate(chunks["y"]),
-                    eval_X=da.concatenate(chunks["Xv"]), eval_y=da.concatenate(chunks["yv"]),
-                    eval_names=["valid"], feature_name=feature_names,
-                    categorical_feature=categorical_indices,
-                    callbacks=[lgb.early_stopping(self.early_stopping_rounds,
-                                                  first_metric_only=True, verbose=False)],
+                    feature_name="auto" if feature_names is None else feature_names,
+                    categorical_feature=("auto" if categorical_features is None
+                                         else categorical_features), **evaluation,
                 )
         finally:
             client.cancel(futures)

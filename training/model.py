@@ -11,10 +11,14 @@ stopping on validation log loss, which rewards well-ranked *and* well-scaled mar
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Self
 
 import lightgbm as lgb
 import numpy as np
+from sklearn.base import BaseEstimator
+
+from training.estimator import EvalSet, validation_pair
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",
@@ -41,11 +45,13 @@ DEFAULT_PARAMS: dict[str, Any] = {
 """LightGBM parameters used unless overridden (``seed`` and ``num_threads`` are added)."""
 
 
-class GradientBoostedModel:
+class GradientBoostedModel(BaseEstimator):
     """A binary LightGBM classifier trained with early stopping on a validation period.
 
-    Follows the scikit-learn estimator contract: ``__init__`` only stores its arguments,
-    ``fit`` returns ``self``, and everything learned ends in ``_``.
+    Follows the scikit-learn estimator contract (``training.estimator.BoostedEstimator``):
+    ``__init__`` only stores its arguments (so ``get_params``, ``set_params`` and
+    ``sklearn.base.clone`` work), ``fit`` takes the validation period as ``eval_set`` and
+    returns ``self``, and everything learned ends in ``_``.
 
     Args:
         params: LightGBM parameters overriding ``DEFAULT_PARAMS``.
@@ -78,35 +84,45 @@ class GradientBoostedModel:
         self,
         X: np.ndarray,
         y: np.ndarray,
-        X_valid: np.ndarray,
-        y_valid: np.ndarray,
-        feature_names: list[str],
-        categorical_indices: list[int],
-    ) -> GradientBoostedModel:
+        *,
+        eval_set: EvalSet | None = None,
+        feature_names: Sequence[str] | None = None,
+        categorical_features: Sequence[int] | None = None,
+    ) -> Self:
         """Train on ``X``/``y`` and stop early on the validation period.
 
         Args:
             X: Encoded training matrix (``InputSpec.transform``).
             y: 0/1 labels of the training rows.
-            X_valid: Encoded validation matrix.
-            y_valid: 0/1 labels of the validation rows.
-            feature_names: Column names, stored in the model text.
-            categorical_indices: Columns LightGBM should treat as categorical.
+            eval_set: The validation period, ``[(X_valid, y_valid)]`` (or the bare pair),
+                as in ``lightgbm.LGBMClassifier.fit``. Early stopping watches its log
+                loss; without it all ``num_boost_round`` trees are kept.
+            feature_names: Column names, stored in the model text (default
+                ``Column_0``, ...).
+            categorical_features: Column positions LightGBM treats as categorical.
+
+        Raises:
+            EvalSetError: when ``eval_set`` is not one pair matching ``X``.
         """
+        valid_pair = validation_pair(eval_set, np.shape(X)[1])
         params = self.resolved_params()
-        train = lgb.Dataset(X, label=y, feature_name=feature_names,
-                            categorical_feature=categorical_indices, free_raw_data=True,
+        train = lgb.Dataset(X, label=y,
+                            feature_name="auto" if feature_names is None else list(feature_names),
+                            categorical_feature=("auto" if categorical_features is None
+                                                 else list(categorical_features)),
+                            free_raw_data=True,
                             params={"max_bin": params["max_bin"], "verbosity": -1})
-        valid = lgb.Dataset(X_valid, label=y_valid, reference=train)
         evals: dict[str, dict[str, list[float]]] = {}
+        valid_sets: list[lgb.Dataset] = []
+        callbacks: list[Callable[..., Any]] = []
+        if valid_pair is not None:
+            valid_sets = [lgb.Dataset(valid_pair[0], label=valid_pair[1], reference=train)]
+            callbacks = [lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True,
+                                            verbose=False),
+                         lgb.record_evaluation(evals)]
         booster = lgb.train(
-            params, train, num_boost_round=self.num_boost_round, valid_sets=[valid],
-            valid_names=["valid"],
-            callbacks=[
-                lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True,
-                                   verbose=False),
-                lgb.record_evaluation(evals),
-            ],
+            params, train, num_boost_round=self.num_boost_round, valid_sets=valid_sets,
+            valid_names=["valid"] if valid_sets else None, callbacks=callbacks,
         )
         best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
         # Keep only the trees up to the best iteration, so the saved text model, SHAP
@@ -119,4 +135,4 @@ class GradientBoostedModel:
 
     def predict_raw(self, X: np.ndarray) -> np.ndarray:
         """Raw margins (log-odds before calibration)."""
-        return self.booster_.predict(X, raw_score=True)
+        return np.asarray(self.booster_.predict(X, raw_score=True))

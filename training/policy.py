@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 
 from leadscore.errors import LeadscoreError
-from runtime.bundle import Policy
+from runtime.bundle import Policy, Predictions
 
 Rule = Literal["capacity", "precision"]
 
@@ -114,7 +114,7 @@ def choose_threshold(probability: np.ndarray, y: np.ndarray, config: PolicyConfi
 
 @dataclass(frozen=True)
 class Scored:
-    """Model outputs for a set of snapshots, as the policy needs them.
+    """Policy-free model outputs for a set of snapshots, as fitting the policy needs them.
 
     Attributes:
         probability: Calibrated probabilities.
@@ -129,6 +129,13 @@ class Scored:
     y: np.ndarray | None = None
     fit_sum: np.ndarray | None = None
     engagement_sum: np.ndarray | None = None
+
+    @classmethod
+    def from_predictions(cls, predictions: Predictions, regions: np.ndarray,
+                         y: np.ndarray | None = None) -> Scored:
+        """From ``CalibratedModel.predict`` output (probabilities and SHAP group sums)."""
+        return cls(predictions.probability, regions, y=y, fit_sum=predictions.fit_sum,
+                   engagement_sum=predictions.engagement_sum)
 
 
 def rule_threshold(labelled: Scored, population: Scored, config: PolicyConfig,
@@ -184,8 +191,10 @@ def fit_policy(labelled: Scored, population: Scored, config: PolicyConfig) -> Po
         labelled: Lead-disjoint validation snapshots with outcomes (``y``); the
             precision rule is measured on them.
         population: Every snapshot dated in the validation period, with SHAP group
-            sums; the capacity threshold, score knots and grade cuts come from it,
-            because it is the mix of leads the model scores in production.
+            sums (``Scored.from_predictions`` of the policy-free
+            ``runtime.bundle.CalibratedModel.predict``); the capacity threshold, score
+            knots and grade cuts come from it, because it is the mix of leads the model
+            scores in production.
         config: The user's rule.
 
     Raises:

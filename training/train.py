@@ -30,7 +30,7 @@ from features.dataset_config import catalogue_from_metadata
 from features.io import replace_dir
 from features.pipeline import TrainingSet
 from runtime import registry
-from runtime.bundle import ModelBundle, Policy
+from runtime.bundle import CalibratedModel, ModelBundle
 from runtime.encoding import InputSpec
 from training.calibration import Method, fit_calibration
 from training.card import render_card
@@ -41,6 +41,7 @@ from training.data import (
     check_split,
     load_training_data,
 )
+from training.estimator import BoostedEstimator
 from training.evaluate import Evaluation, Oracle, clean_json, evaluate, write_plots
 from training.model import GradientBoostedModel
 from training.policy import PolicyConfig, PolicyError, Scored, fit_policy
@@ -125,7 +126,7 @@ class Fitted:
 
     bundle: ModelBundle
     split: TimeSplit
-    model: GradientBoostedModel
+    model: BoostedEstimator
     tuning: TuneResult | None = None
 
 
@@ -182,7 +183,7 @@ def dataset_train_config(training_set: TrainingSet, **overrides: Any) -> TrainCo
     return TrainConfig(**{**settings, **overrides, "params": params or None})
 
 
-def _new_model(config: TrainConfig) -> GradientBoostedModel:
+def _new_model(config: TrainConfig) -> BoostedEstimator:
     """The estimator of ``config.engine``, with the config's parameters."""
     args = (config.params, config.num_boost_round, config.early_stopping_rounds, config.seed,
             config.num_threads)
@@ -236,26 +237,23 @@ def fit_bundle(training_set: TrainingSet, config: TrainConfig | None = None,
     tuning = None
     if config.tune_trials > 0:
         progress(f"searching hyper-parameters ({config.tune_trials} trials)")
-        tuning = tune(X, y, Xv, yv, spec.names, spec.categorical_indices,
-                      config.tune_trials, base)
-        base = GradientBoostedModel(tuning.best_params, config.num_boost_round,
-                                    config.early_stopping_rounds, config.seed,
-                                    config.num_threads)
+        tuning = tune(X, y, eval_set=[(Xv, yv)], base=base, n_trials=config.tune_trials,
+                      feature_names=spec.names, categorical_features=spec.categorical_indices)
+        base = base.set_params(params=tuning.best_params)
     progress("training LightGBM")
-    model = base.fit(X, y, Xv, yv, spec.names, spec.categorical_indices)
+    model = base.fit(X, y, eval_set=[(Xv, yv)], feature_names=spec.names,
+                     categorical_features=spec.categorical_indices)
 
     progress("calibrating and choosing the MQL policy on the validation period")
-    calibration = fit_calibration(model.predict_raw(Xv), yv, config.calibration)
-    placeholder = Policy(config.policy.rule, config.policy.target, 1.0, (0.0, 0.0, 0.0),
-                         (0.0, 0.0, 0.0), (), region_feature=config.policy.region_feature)
-    draft = ModelBundle(model.booster_, spec, calibration, placeholder)
+    raw_valid = model.predict_raw(Xv)
+    calibration = fit_calibration(raw_valid, yv, config.calibration)
+    # The policy is fitted on policy-free predictions: probabilities of the labelled
+    # validation rows, probabilities and SHAP group sums of the validation population.
+    scorer = CalibratedModel(model.booster_, spec, calibration)
     region = config.policy.region_feature
-    labelled = Scored(draft.predict_proba(split.valid), _regions(split.valid, region), y=yv)
-    population_scores = draft.score(split.valid_population)
-    population = Scored(population_scores.probability,
-                        _regions(split.valid_population, region),
-                        fit_sum=population_scores.fit_sum,
-                        engagement_sum=population_scores.engagement_sum)
+    labelled = Scored(calibration(raw_valid), _regions(split.valid, region), y=yv)
+    population = Scored.from_predictions(scorer.predict(split.valid_population),
+                                         _regions(split.valid_population, region))
     try:
         policy = fit_policy(labelled, population, config.policy)
     except PolicyError as exc:
@@ -271,7 +269,7 @@ def fit_bundle(training_set: TrainingSet, config: TrainConfig | None = None,
 
 
 def _metadata(training_set: TrainingSet, frame: pd.DataFrame, split: TimeSplit,
-              model: GradientBoostedModel, calibration: str, config: TrainConfig,
+              model: BoostedEstimator, calibration: str, config: TrainConfig,
               model_name: str, tuning: TuneResult | None) -> dict:
     window = split.window()
     source = training_set.metadata

@@ -7,13 +7,15 @@ reported test metrics stay honest however many trials run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
-from training.model import GradientBoostedModel
+from training.estimator import BoostedEstimator, EvalSet, EvalSetError, validation_pair
 
 
 @dataclass(frozen=True)
@@ -41,44 +43,58 @@ def suggest_params(trial) -> dict[str, Any]:
 def tune(
     X: np.ndarray,
     y: np.ndarray,
-    X_valid: np.ndarray,
-    y_valid: np.ndarray,
-    feature_names: list[str],
-    categorical_indices: list[int],
+    *,
+    eval_set: EvalSet,
+    base: BoostedEstimator,
     n_trials: int,
-    base: GradientBoostedModel,
+    feature_names: Sequence[str] | None = None,
+    categorical_features: Sequence[int] | None = None,
 ) -> TuneResult:
     """Search LightGBM parameters for ``n_trials`` trials (TPE sampler, seeded).
+
+    Each trial fits a clone of ``base`` with the trial's parameters merged into its own,
+    with the same ``fit`` arguments the final model gets.
 
     Args:
         X: Encoded training matrix.
         y: Training labels.
-        X_valid: Encoded validation matrix.
-        y_valid: Validation labels.
-        feature_names: Column names.
-        categorical_indices: Categorical columns.
+        eval_set: The validation period, ``[(X_valid, y_valid)]``: early stopping and
+            the trial's score (validation ROC AUC) both use it.
+        base: Unfitted estimator whose other settings (rounds, seed, threads) each
+            trial keeps.
         n_trials: Number of trials (at least 1).
-        base: Unfitted model whose other settings (rounds, seed, threads) each trial keeps.
+        feature_names: Column names.
+        categorical_features: Categorical column positions.
+
+    Raises:
+        ValueError: when ``n_trials`` is below 1.
+        EvalSetError: when ``eval_set`` is not one pair matching ``X``.
     """
     import optuna
 
     if n_trials < 1:
         raise ValueError(f"n_trials must be at least 1, got {n_trials}")
+    valid = validation_pair(eval_set, np.shape(X)[1])
+    if valid is None:
+        raise EvalSetError("tune needs an eval_set: trials are scored on the validation "
+                           "period")
+    X_valid, y_valid = valid
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trials: list[dict[str, Any]] = []
+    base_params = base.get_params()["params"] or {}
+    seed = base.get_params()["seed"]
 
     def objective(trial) -> float:
-        params = {**(base.params or {}), **suggest_params(trial)}
-        model = GradientBoostedModel(params, base.num_boost_round, base.early_stopping_rounds,
-                                     base.seed, base.num_threads)
-        model.fit(X, y, X_valid, y_valid, feature_names, categorical_indices)
+        model = clone(base).set_params(params={**base_params, **suggest_params(trial)})
+        model.fit(X, y, eval_set=[valid], feature_names=feature_names,
+                  categorical_features=categorical_features)
         auc = float(roc_auc_score(y_valid, model.predict_raw(X_valid)))
         trials.append({**trial.params, "best_iteration": model.best_iteration_,
                        "valid_roc_auc": auc})
         return auc
 
     study = optuna.create_study(direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=base.seed))
+                                sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=n_trials)
-    best = {**(base.params or {}), **study.best_params}
+    best = {**base_params, **study.best_params}
     return TuneResult(best, float(study.best_value), trials)
