@@ -220,7 +220,7 @@ def train(
                                            per_region), seed=seed, num_threads=threads,
                        engine=engine, scheduler=scheduler, workers=workers)
         if config_file is not None:
-            from features.dataset_config import DatasetConfigError, load_dataset
+            from training.config import DatasetConfigError, load_training_dataset as load_dataset
             from training.train import dataset_train_config
 
             try:
@@ -276,7 +276,7 @@ def check(
 
     Exit status 0 when the config loads cleanly (a summary is printed), 2 otherwise.
     """
-    from features.dataset_config import DatasetConfigError, load_dataset
+    from training.config import DatasetConfigError, load_training_dataset as load_dataset
 
     try:
         ts = load_dataset(config_file)
