@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -366,6 +367,12 @@ MODELS: dict[str, type[TablesConfig] | type[LeadSnapshotConfig]] = {
     "tables": TablesConfig, "lead_snapshot": LeadSnapshotConfig}
 
 
+@functools.cache
+def _adapter() -> TypeAdapter[Any]:
+    """The union's validator, built once on first use."""
+    return TypeAdapter(DatasetConfig)
+
+
 def validate_config(raw: Mapping[str, Any]
                     ) -> tuple[TablesConfig | LeadSnapshotConfig | None, list[str]]:
     """A config's model and every problem of its values, in plain words.
@@ -375,7 +382,7 @@ def validate_config(raw: Mapping[str, Any]
         wrong; None when even its ``kind`` is unknown) and the problems.
     """
     try:
-        config = TypeAdapter(DatasetConfig).validate_python(raw)
+        config = _adapter().validate_python(raw)
     except ValidationError as exc:
         problems = problems_of(exc, raw)
         model = MODELS.get(raw.get("kind")) if isinstance(raw.get("kind"), str) else None
