@@ -421,10 +421,11 @@ def cross_problems(config: TablesConfig | LeadSnapshotConfig) -> list[str]:
         if rule.feature is not None and rule.feature not in names:
             problems.append(f"points.rules[{i}]: feature {rule.feature!r} is not a declared "
                             f"feature{did_you_mean(rule.feature, names)}")
-        if rule.values is None and rule.per is None and rule.at_least is None:
+        given = rule.model_fields_set
+        if not given & {"values", "per", "at_least"}:
             problems.append(f"points.rules[{i}]: give `values` (points per value), `per` "
                             "(points per unit, optional `cap`) or `at_least` with `points`")
-        elif rule.values is None and rule.per is None and rule.points is None:
+        elif not given & {"values", "per", "points"}:
             problems.append(f"points.rules[{i}]: `at_least` needs `points`")
     return problems
 
@@ -456,8 +457,10 @@ def salvage(model: type[BaseModel], raw: Any) -> Any:
         annotation = (Annotated[field.annotation, *field.metadata] if field.metadata
                       else field.annotation)
         value = _salvage_value(annotation, raw[name])
-        if value is not None or field.is_required():
-            values[name] = _empty(field.annotation) if value is None else value
+        if value is None:  # wrong: its default, still marked as given (model_fields_set)
+            value = (_empty(field.annotation) if field.is_required()
+                     else field.get_default(call_default_factory=True))
+        values[name] = value
     return model.model_construct(**values)
 
 
