@@ -131,7 +131,7 @@ class DataReader:
                 self.problems.append(f"id: {int(ids.isna().sum()):,} row(s) of {path.name} "
                                      "have no id")
         features = [f for f in cfg.features if f.key]
-        self.need_columns(frame, [f.source for f in features], "features", path)
+        self.need_columns(frame, [f.source for f in features if f.source], "features", path)
         self.need_columns(frame, sorted({e.column for e in cfg.exclude if e.column}),
                           "exclude", path)
         label = self.outcome(frame, cfg, ids, path)
@@ -173,6 +173,8 @@ class DataReader:
             if other is None:
                 return None
             key = spec.column or cfg.id
+            if not key:
+                return None
             self.need_columns(other, [key], "outcome.in_file", other_path)
             if key not in other.columns:
                 return None

@@ -48,14 +48,15 @@ GROUPS: tuple[str, ...] = get_args(Group)
 DTYPES: tuple[str, ...] = get_args(Dtype)
 TRANSFORMS: tuple[str, ...] = get_args(Transform)
 SPLIT_KINDS: tuple[str, ...] = get_args(SplitKind)
-CONTRACT_COLUMNS = {
-    "leads": ("lead_id", "account_id", "created_at", "job_title", "seniority", "department",
-              "country", "region", "lead_source", "email"),
-    "accounts": ("account_id", "company_name", "industry", "employee_count",
-                 "annual_revenue", "country"),
-    "activities": ("lead_id", "occurred_at", "activity_type", "detail"),
-    "conversions": ("lead_id", "converted_at"),
-}
+LeadsColumn = Literal["lead_id", "account_id", "created_at", "job_title", "seniority",
+                      "department", "country", "region", "lead_source", "email"]
+AccountsColumn = Literal["account_id", "company_name", "industry", "employee_count",
+                         "annual_revenue", "country"]
+ActivitiesColumn = Literal["lead_id", "occurred_at", "activity_type", "detail"]
+ConversionsColumn = Literal["lead_id", "converted_at"]
+CONTRACT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "leads": get_args(LeadsColumn), "accounts": get_args(AccountsColumn),
+    "activities": get_args(ActivitiesColumn), "conversions": get_args(ConversionsColumn)}
 RESERVED = ("lead_id", "as_of", "label")
 DEFAULT_POSITIVE = (1, "true", "yes")
 
@@ -106,6 +107,7 @@ def _number(value: Any) -> Any:
 
 
 def _day(value: Any) -> str:
+    when: Any
     try:
         when = pd.Timestamp(value)
     except (ValueError, TypeError):
@@ -116,6 +118,7 @@ def _day(value: Any) -> str:
 
 
 def _moment(value: Any) -> str:
+    when: Any
     try:
         when = pd.Timestamp(str(value))
     except ValueError:
@@ -282,9 +285,9 @@ class FeatureConfig(Section):
 
 
 class TableSpec(ReadOptions):
-    """A file mapped onto one contract table (``columns``: contract column: its column)."""
+    """A file mapped onto one contract table (each table's ``columns``: contract column: its
+    column in the file)."""
 
-    columns: dict[str, str] = {}
     timestamp_format: str | None = None
     activity_types: dict[str, ActivityType] = {}
 
@@ -292,25 +295,25 @@ class TableSpec(ReadOptions):
 class LeadsTable(TableSpec):
     """The leads file."""
 
-    columns: dict[Literal[CONTRACT_COLUMNS["leads"]], str] = {}  # type: ignore[valid-type]
+    columns: dict[LeadsColumn, str] = {}
 
 
 class AccountsTable(TableSpec):
     """The accounts file."""
 
-    columns: dict[Literal[CONTRACT_COLUMNS["accounts"]], str] = {}  # type: ignore[valid-type]
+    columns: dict[AccountsColumn, str] = {}
 
 
 class ActivitiesTable(TableSpec):
     """The activity log (``activity_types``: source name: contract activity type)."""
 
-    columns: dict[Literal[CONTRACT_COLUMNS["activities"]], str] = {}  # type: ignore[valid-type]
+    columns: dict[ActivitiesColumn, str] = {}
 
 
 class ConversionsTable(TableSpec):
     """The conversions file."""
 
-    columns: dict[Literal[CONTRACT_COLUMNS["conversions"]], str] = {}  # type: ignore[valid-type]
+    columns: dict[ConversionsColumn, str] = {}
 
 
 class Tables(Section):
@@ -385,7 +388,8 @@ def validate_config(raw: Mapping[str, Any]
         config = _adapter().validate_python(raw)
     except ValidationError as exc:
         problems = problems_of(exc, raw)
-        model = MODELS.get(raw.get("kind")) if isinstance(raw.get("kind"), str) else None
+        kind = raw.get("kind")
+        model = MODELS.get(kind) if isinstance(kind, str) else None
         salvaged = salvage(model, raw) if model else None
         return salvaged, problems + (cross_problems(salvaged) if salvaged else [])
     return config, cross_problems(config)
@@ -537,8 +541,8 @@ def _place(steps: Sequence[_Step], raw: Any, prefix: str = "") -> str:
             break
         if s.step == "item":
             place += f"[{s.part}]"
-            value = value[s.part] if isinstance(value, list) and len(value) > int(s.part) \
-                else None
+            index = int(s.part)
+            value = value[index] if isinstance(value, list) and len(value) > index else None
             label = (value.get("name") or value.get("column")) if isinstance(value, Mapping) \
                 else None
             if label:

@@ -17,7 +17,7 @@ scores a lead differently from how it was trained, so all three use this module:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -94,7 +94,8 @@ def type_column(values: Sequence[object], dtype: str) -> np.ndarray | None:
     if any(v is not None and (isinstance(v, bool) or not isinstance(v, int | float))
            for v in values):
         return None
-    return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    return np.asarray([np.nan if v is None else float(cast(float, v)) for v in values],
+                      dtype=np.float64)
 
 
 _UNREADABLE = object()
