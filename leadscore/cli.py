@@ -220,11 +220,11 @@ def train(
                                            per_region), seed=seed, num_threads=threads,
                        engine=engine, scheduler=scheduler, workers=workers)
         if config_file is not None:
-            from features.dataset_config import DatasetConfigError, load_dataset
+            from training.config import DatasetConfigError, load_training_dataset
             from training.train import dataset_train_config
 
             try:
-                data = load_dataset(config_file)
+                data = load_training_dataset(config_file)
             except DatasetConfigError as exc:
                 raise fail(str(exc)) from exc
             if calibration == "auto" and "calibration" in data.metadata.get("train", {}):
@@ -276,10 +276,10 @@ def check(
 
     Exit status 0 when the config loads cleanly (a summary is printed), 2 otherwise.
     """
-    from features.dataset_config import DatasetConfigError, load_dataset
+    from training.config import DatasetConfigError, load_training_dataset
 
     try:
-        ts = load_dataset(config_file)
+        ts = load_training_dataset(config_file)
     except DatasetConfigError as exc:
         console.print(f"[bold red]{len(exc.problems)} problem(s)[/] in {exc.path}:")
         for problem in exc.problems:

@@ -6,8 +6,9 @@ that frame (and the one-row ``DataFrame`` it starts from) costs ~25 ms a request
 well under a millisecond for the rest of the path. After the schema's cleaning a value is
 text (stripped, never empty), a finite number, a boolean or null; for the combinations
 whose typing is unambiguous — text for a category, a number for a numeric feature,
-true/false or yes/no text for a boolean one — the values are typed here directly, exactly as
-``snapshot_frame`` types them, and go through ``InputSpec.encode`` and
+true/false or yes/no text for a boolean one — the values are typed directly by
+``features.dataset_config.values.type_column`` (the one value-typing implementation, beside
+the ``type_series`` that ``snapshot_frame`` uses) and go through ``InputSpec.encode`` and
 ``ModelBundle.score_matrix`` like a lead-form request. Anything else (a number sent for a
 category, text for a number, a value ``snapshot_frame`` would refuse) returns None, and
 the caller takes the frame path, which also words the errors.
@@ -22,46 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from features.dataset_config import FALSE_TEXT, TRUE_TEXT
+from features.dataset_config import type_column
 from runtime.bundle import ModelBundle
 from runtime.cards import build_cards
 from serving.schemas import ScoreRequest
-
-
-def _category(values: list[object]) -> np.ndarray | None:
-    if any(v is not None and not isinstance(v, str) for v in values):
-        return None
-    return np.asarray(values, dtype=object)
-
-
-def _boolean(values: list[object]) -> np.ndarray | None:
-    out = np.full(len(values), np.nan)
-    for i, v in enumerate(values):
-        if v is None:
-            continue
-        if isinstance(v, bool):  # snapshot_frame reads it as the text "True" / "False"
-            out[i] = float(v)
-            continue
-        if not isinstance(v, str):
-            return None
-        text = v.lower()
-        if text in TRUE_TEXT:
-            out[i] = 1.0
-        elif text in FALSE_TEXT:
-            out[i] = 0.0
-        else:
-            return None
-    return out
-
-
-def _number(values: list[object]) -> np.ndarray | None:
-    if any(v is not None and (isinstance(v, bool) or not isinstance(v, int | float))
-           for v in values):
-        return None
-    return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-
-
-_TYPERS = {"category": _category, "bool": _boolean}
 
 
 def feature_values(bundle: ModelBundle, requests: Sequence[ScoreRequest]
@@ -74,7 +39,7 @@ def feature_values(bundle: ModelBundle, requests: Sequence[ScoreRequest]
     values: dict[str, np.ndarray] = {}
     for f in bundle.spec.features_:
         column = [(req.features or {}).get(f.name) for req in requests]
-        typed = _TYPERS.get(f.dtype, _number)(column)
+        typed = type_column(column, f.dtype)
         if typed is None:
             return None
         values[f.name] = typed

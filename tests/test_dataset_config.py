@@ -235,3 +235,86 @@ def test_model_card_states_what_the_snapshot_config_says(tmp_path: Path, export:
         assert "- Scoring time: each lead's `Signed Up`" in card
         assert "- Split: by time: test = leads scored on or after 2024-10-01" in card
         assert "## Test-period results" in card
+
+
+def test_problems_name_their_place_and_suggest(tmp_path: Path, export: Path) -> None:
+    """Wrong words and unknown keys: the place (``features[1] (visits)``), what is allowed
+    and the closest allowed word."""
+    path = _config(
+        tmp_path, export, nme="tiny", split={"kind": "tme", "at": "2024-10-01"},
+        features=[{"name": "source", "column": "Source", "templte": "From {value}"},
+                  {"name": "visits", "column": "Visits", "dtype": "flot"}],
+        tables={"leads": {}})
+    problems = check_dataset(path)
+    assert ("features[1] (visits): dtype must be one of category, float, int, bool, "
+            "got 'flot' (did you mean 'float'?)") in problems
+    assert "features[0] (source): unknown key 'templte' (did you mean 'template'?)" in problems
+    assert "unknown key 'nme' (did you mean 'name'?)" in problems
+    assert any(p.startswith("split: kind must be one of time, stratified, got 'tme' "
+                            "(did you mean 'time'?)") for p in problems)
+    assert any(p.startswith("unknown key 'tables'") for p in problems)
+
+
+def test_tables_config_words(tmp_path: Path) -> None:
+    cfg = {"kind": "tables", "tables": {
+        "leads": {"file": "leads.csv", "columns": {"lead": "Id"}},
+        "activites": {"file": "acts.csv"},
+        "activities": {"file": "acts.csv", "activity_types": {"Webinar": "webinar_watched"}}}}
+    path = tmp_path / "crm.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    problems = check_dataset(path)
+    assert any(p.startswith("tables.leads.columns: 'lead' is not one of lead_id,")
+               and p.endswith("(did you mean 'lead_id'?)") for p in problems)
+    assert "tables: unknown key 'activites' (did you mean 'activities'?)" in problems
+    assert any(p.startswith("tables.conversions: give `file`") for p in problems)
+    assert any("'webinar_watched' is not a known activity type" in p for p in problems)
+
+
+def test_train_settings_are_typed_by_train_config(tmp_path: Path, export: Path) -> None:
+    """``train:`` is checked by ``TrainConfig`` itself, together with every other problem."""
+    from training.config import TrainConfigError, check_training_dataset, train_problems
+    from training.train import TrainConfig
+
+    path = _config(tmp_path, export, id="ID",
+                   train={"min_row": 10, "num_boost_round": "many", "calibration": "platt"})
+    problems = check_training_dataset(path)
+    assert "train: unknown key 'min_row' (did you mean 'min_rows'?)" in problems
+    assert "train: num_boost_round must be a whole number, got 'many'" in problems
+    assert any("'ID' is not in leads.csv" in p for p in problems)
+    assert train_problems({"num_boost_round": 0}) == [
+        "train: num_boost_round and early_stopping_rounds must be at least 1"]
+    assert train_problems({"min_rows": 200, "params": {"num_leaves": 7},
+                           "valid_fraction": 0.2}) == []
+    with pytest.raises(TrainConfigError, match="calibration must be one of auto"):
+        TrainConfig(calibration="magic")
+    runner = CliRunner()
+    result = runner.invoke(app, ["check", "--config", str(path)])
+    assert result.exit_code == 2 and "did you mean 'min_rows'" in result.output
+
+
+def test_one_value_typing(tmp_path: Path) -> None:
+    """Request values typed one by one agree exactly with the frame typing, and values the
+    one-by-one typing is unsure of are left to the frame (None)."""
+    import numpy as np
+
+    from features.dataset_config import snapshot_frame, type_column, type_series
+    from features.dataset_config.values import TRUE_TEXT
+
+    cases = {"bool": [True, False, None, "yes", "NO", "t", "0"],
+             "float": [1, 2.5, None, 0], "int": [3, None], "category": ["a", None, "b c"]}
+    for dtype, values in cases.items():
+        fast = type_column(values, dtype)
+        frame, problem = type_series(pd.Series(values, dtype=object), dtype, "x")
+        assert problem is None
+        expected = np.asarray(frame.astype(object).where(frame.notna(), None), dtype=object)
+        got = np.asarray(pd.Series(fast, dtype=object).where(pd.notna(fast), None))
+        assert list(got) == list(expected), dtype
+    assert type_column([1], "category") is None and type_column(["x"], "float") is None
+    assert type_column(["maybe"], "bool") is None and "y" in TRUE_TEXT
+
+    class F:
+        def __init__(self, name: str, dtype: str) -> None:
+            self.name, self.dtype = name, dtype
+
+    with pytest.raises(ValueError, match="not yes/no"):
+        snapshot_frame([F("flag", "bool")], [{"lead_id": "a", "flag": "maybe"}])

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,9 @@ from features.pipeline import TrainingSet
 from runtime import registry
 from runtime.bundle import CalibratedModel, ModelBundle
 from runtime.encoding import InputSpec
-from training.calibration import Method, fit_calibration
+from training.calibration import fit_calibration
 from training.card import render_card
+from training.config import TrainConfig
 from training.data import (
     TrainingData,
     TrainingDataError,
@@ -44,80 +45,9 @@ from training.data import (
 from training.estimator import BoostedEstimator
 from training.evaluate import Evaluation, Oracle, clean_json, evaluate, write_plots
 from training.model import GradientBoostedModel
-from training.policy import PolicyConfig, PolicyError, Scored, fit_policy
-from training.split import SplitConfig, TimeSplit, split_by_time, split_from_spec
+from training.policy import PolicyError, Scored, fit_policy
+from training.split import TimeSplit, split_by_time, split_from_spec
 from training.tune import TuneResult, tune
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides what model comes out of a training set.
-
-    Attributes:
-        split: Time split (shares of leads per period, optional gap).
-        params: LightGBM parameters overriding ``training.model.DEFAULT_PARAMS``.
-        num_boost_round: Upper bound on trees.
-        early_stopping_rounds: Patience of early stopping on validation log loss.
-        tune_trials: Optuna trials on the validation period (0: no search).
-        calibration: ``auto``, ``isotonic``, ``platt`` or ``none``.
-        policy: The MQL rule.
-        seed: Seed for LightGBM, Optuna and the logistic baseline.
-        num_threads: LightGBM threads (0: all cores).
-        min_rows: Fewer snapshots than this is refused as too few to split three ways.
-        min_positives: Fewer training conversions than this is refused.
-        engine: ``single`` (LightGBM on this machine) or ``dask``
-            (``training.distributed.DaskGradientBoostedModel`` on a Dask cluster).
-        scheduler: Dask engine: ``local``, a scheduler address or a ``distributed.Client``.
-        workers: Dask engine: worker processes of a ``local`` cluster.
-    """
-
-    split: SplitConfig = field(default_factory=SplitConfig)
-    params: dict[str, Any] | None = None
-    num_boost_round: int = 2000
-    early_stopping_rounds: int = 100
-    tune_trials: int = 0
-    calibration: Method = "auto"
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
-    seed: int = 0
-    num_threads: int = 0
-    min_rows: int = 500
-    min_positives: int = 20
-    engine: str = "single"
-    scheduler: Any = "local"
-    workers: int = 2
-
-    def __post_init__(self) -> None:
-        if self.engine not in ("single", "dask"):
-            raise ValueError(f"engine must be 'single' or 'dask', got {self.engine!r}")
-        if self.engine == "dask" and self.tune_trials > 0:
-            raise ValueError("hyper-parameter search (--tune) is not supported with the dask "
-                             "engine: it runs on one machine (engine 'single')")
-        if self.num_boost_round < 1 or self.early_stopping_rounds < 1:
-            raise ValueError("num_boost_round and early_stopping_rounds must be at least 1")
-        if self.tune_trials < 0:
-            raise ValueError(f"tune_trials must be >= 0, got {self.tune_trials}")
-        if self.num_threads < 0:
-            raise ValueError(f"num_threads must be >= 0, got {self.num_threads}")
-
-    def to_params(self) -> dict[str, Any]:
-        """Flat, loggable form."""
-        return {
-            "split.valid_fraction": self.split.valid_fraction,
-            "split.test_fraction": self.split.test_fraction,
-            "split.gap_days": self.split.gap_days,
-            "num_boost_round": self.num_boost_round,
-            "early_stopping_rounds": self.early_stopping_rounds,
-            "tune_trials": self.tune_trials,
-            "calibration": self.calibration,
-            "policy.rule": self.policy.rule,
-            "policy.target": self.policy.target,
-            "policy.per_region": self.policy.per_region,
-            "seed": self.seed,
-            "engine": self.engine,
-            **({"dask.scheduler": self.scheduler if isinstance(self.scheduler, str)
-                else self.scheduler.scheduler.address, "dask.workers": self.workers}
-               if self.engine == "dask" else {}),
-        }
 
 
 @dataclass
