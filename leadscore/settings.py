@@ -159,6 +159,17 @@ class Settings(BaseSettings):
         finally:
             _READING.reset(token)
 
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied and checked like the environment's values.
+
+        Raises:
+            SettingsError: naming the variable when a value cannot be used.
+        """
+        try:
+            return type(self)(**{**self.model_dump(), **changes})
+        except ValidationError as exc:
+            raise SettingsError(_one_line(exc)) from None
+
     @property
     def registry_uri(self) -> str:
         """The tracking URI, or the embedded SQLite store in ``home`` when none is set.
