@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import click
 import typer
@@ -33,8 +35,8 @@ import leadscore
 from leadscore.errors import InputError, LeadscoreError
 from leadscore.settings import CHAMPION_ALIAS, Settings
 
-RESULTS = "leadscore.results"
-"""Key in the click context's ``meta`` of the stream that results (``--json``) go to."""
+RESULTS: ContextVar[TextIO | None] = ContextVar("leadscore_results", default=None)
+"""The stream results (``--json``) go to: the command's stdout, while it runs."""
 FILE_ERRORS: tuple[type[OSError], ...] = (FileNotFoundError, IsADirectoryError,
                                           NotADirectoryError, PermissionError, FileExistsError)
 
@@ -100,9 +102,14 @@ class LeadscoreCommand(TyperCommand):
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command with stdout pointed at stderr; ``emit`` writes the result."""
-        ctx.meta.setdefault(RESULTS, sys.stdout)
-        with contextlib.redirect_stdout(sys.stderr):
+        if RESULTS.get() is not None:  # a command run by another (``demo``)
             return super().invoke(ctx)
+        token = RESULTS.set(sys.stdout)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                return super().invoke(ctx)
+        finally:
+            RESULTS.reset(token)
 
 
 class LeadscoreGroup(TyperGroup):
@@ -167,10 +174,21 @@ def fail(message: str) -> InputError:
 
 def emit(result: Mapping[str, Any]) -> None:
     """Print ``result`` as one JSON object on the command's real stdout (``--json``)."""
-    ctx = click.get_current_context(silent=True)
-    stream = ctx.meta.get(RESULTS, sys.stdout) if ctx else sys.stdout
-    stream.write(json.dumps(result, default=_jsonable) + "\n")
+    plain = json.loads(json.dumps(result, default=_jsonable))  # NaN and inf parse back
+    stream = RESULTS.get() or sys.stdout
+    stream.write(json.dumps(_finite(plain), allow_nan=False) + "\n")
     stream.flush()
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as null: strict JSON, which ``jq`` and others read."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _jsonable(value: Any) -> Any:
