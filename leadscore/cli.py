@@ -267,7 +267,8 @@ def reading(option: str, location: str | Path | None) -> Iterator[None]:
     except format_errors() as exc:
         if isinstance(exc, LeadscoreError):
             raise
-        text = " ".join(str(exc).split())
+        text = (f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+                if isinstance(exc, UnicodeDecodeError) else " ".join(str(exc).split()))
         raise fail(f"{option}: cannot read {location}: {text} ({type(exc).__name__})") from exc
 
 
