@@ -78,15 +78,17 @@ def describe(exc: BaseException) -> list[str]:
             return [f"{name} does not exist"]
         return [f"{name}: {exc.strerror or exc}"]
     text = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, LeadscoreError) or type(exc) in (ValueError, *FILE_ERRORS):
-        return [text]
     import yaml
 
     if isinstance(exc, UnicodeDecodeError):
         return [f"a file is not UTF-8 text ({exc.reason} at byte {exc.start})"]
     if isinstance(exc, yaml.YAMLError):
         return [f"not valid YAML: {text}"]
-    return [f"cannot read the input ({type(exc).__name__}): {text}"]
+    if isinstance(exc, format_errors()):
+        return [f"cannot read the input: {text} ({type(exc).__name__})"]
+    if isinstance(exc, LeadscoreError) or type(exc) in (ValueError, *FILE_ERRORS):
+        return [text]
+    return [f"{text} ({type(exc).__name__})"]
 
 
 def print_error(exc: BaseException) -> None:

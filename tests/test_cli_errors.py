@@ -93,6 +93,7 @@ WRONG = [
     ("serve --samples {file}", "is a file"),
     ("serve --samples {missing}", "does not exist"),
     ("serve --workers many", "LEADSCORE_WORKERS"),
+    ("serve", "leadscore train"),
 ]
 
 
