@@ -110,7 +110,7 @@ class Settings(BaseSettings):
             the model and answers on its own core, so requests per second grow with them.
     """
 
-    model_config = SettingsConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    model_config = SettingsConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
     home: Path = Field(default=Path(DEFAULT_HOME), validate_default=True,
                        validation_alias=AliasChoices("home", "LEADSCORE_HOME"))
