@@ -53,11 +53,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # ser
 from benchmarks.http_client import Connection, encode_request, run_concurrent
 from features.contract import TIMESTAMP_UNIT
 from features.pipeline import compute_features, data_window
+from leadscore.settings import Settings
 from serving.batch import open_leads
 from serving.launch import free_port, start_server, wait_ready
 from serving.model_store import QUIET_ENV, quiet_telemetry
 from serving.samples import lead_payload
-from serving.settings import Settings
 
 TARGET_LATENCY_RATIO = 0.2
 """Our fully explained single-lead p50 over MLflow's bare-prediction p50, at most."""

@@ -1,31 +1,156 @@
-"""The ``leadscore`` command: a thin layer that reads settings once and calls the stages."""
+"""The ``leadscore`` command: a thin layer that reads settings once and calls the stages.
+
+Two rules hold for every command, in one place each:
+
+* **Errors.** A user's mistake (any ``leadscore.errors.LeadscoreError``, a missing file, a
+  folder where a file belongs, an empty or unreadable file, a wrong value) is printed as one
+  line, ``error: ...``, on stderr, and the exit status is 2 (``LeadscoreGroup.invoke``).
+  Anything else is a bug and keeps its traceback. Inputs are checked up front where the
+  message can say what to do instead (``need_file``, ``need_folder``).
+* **Output.** Messages and progress go to stderr. Stdout carries only results: with
+  ``--json`` a command prints one JSON object there for scripts (``emit``), and chatter a
+  library would print on stdout meanwhile goes to stderr (``LeadscoreCommand.invoke``).
+"""
 
 from __future__ import annotations
 
-import os
+import contextlib
+import json
+import math
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TextIO
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from typer.core import TyperCommand, TyperGroup
 
-from leadscore.settings import Settings
+import leadscore
+from leadscore.errors import InputError, LeadscoreError
+from leadscore.settings import CHAMPION_ALIAS, Settings
+
+RESULTS: ContextVar[TextIO | None] = ContextVar("leadscore_results", default=None)
+"""The stream results (``--json``) go to: the command's stdout, while it runs."""
+FILE_ERRORS: tuple[type[OSError], ...] = (FileNotFoundError, IsADirectoryError,
+                                          NotADirectoryError, PermissionError, FileExistsError)
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """What counts as the user's mistake rather than a bug: one line, exit status 2.
+
+    ``ValueError`` covers a wrong option value and the readers' format errors (pyarrow's
+    ``ArrowInvalid``, pandas' ``EmptyDataError`` and ``ParserError``, ``UnicodeDecodeError``,
+    JSON and TOML decoding); YAML's errors have their own root.
+    """
+    import yaml
+
+    return (LeadscoreError, ValueError, yaml.YAMLError, *FILE_ERRORS)
+
+
+def describe(exc: BaseException) -> list[str]:
+    """The lines that tell the user what went wrong: a headline, then any list of problems.
+
+    An error that lists problems (a dataset config's, the data contract's) keeps the
+    list, one problem a line; a single problem is folded into the headline.
+    """
+    problems = [" ".join(str(p).split()) for p in getattr(exc, "problems", None)
+                or getattr(exc, "violations", None) or []]
+    if isinstance(exc, LeadscoreError) and problems:
+        head = str(exc).splitlines()[0].rstrip(":")
+        where = getattr(exc, "path", None)
+        if len(problems) == 1:
+            return [f"{where}: {problems[0]}" if where else f"{head}: {problems[0]}"]
+        return [f"{where}: {len(problems)} problems:" if where else f"{head}:",
+                *(f"  - {p}" for p in problems)]
+    if isinstance(exc, OSError) and exc.filename is not None:
+        name = exc.filename
+        if isinstance(exc, IsADirectoryError):
+            return [f"{name} is a folder; a file was expected here"]
+        if isinstance(exc, NotADirectoryError):
+            return [f"{name}: a file stands where a folder was expected"]
+        if isinstance(exc, FileNotFoundError):
+            return [f"{name} does not exist"]
+        return [f"{name}: {exc.strerror or exc}"]
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    import yaml
+
+    if isinstance(exc, UnicodeDecodeError):
+        return [f"a file is not UTF-8 text ({exc.reason} at byte {exc.start})"]
+    if isinstance(exc, yaml.YAMLError):
+        return [f"not valid YAML: {text}"]
+    if isinstance(exc, format_errors()):
+        return [f"cannot read the input: {text} ({type(exc).__name__})"]
+    if isinstance(exc, LeadscoreError) or type(exc) in (ValueError, *FILE_ERRORS):
+        return [text]
+    return [f"{text} ({type(exc).__name__})"]
+
+
+def print_error(exc: BaseException) -> None:
+    """Print ``error: ...`` on stderr, unwrapped and without markup, whatever the message."""
+    head, *rest = describe(exc)
+    click.echo(f"{click.style('error:', fg='red', bold=True)} {head}", err=True)
+    for line in rest:
+        click.echo(line, err=True)
+
+
+class LeadscoreCommand(TyperCommand):
+    """A command whose stdout carries nothing but its result."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command with stdout pointed at stderr; ``emit`` writes the result."""
+        if RESULTS.get() is not None:  # a command run by another (``demo``)
+            return super().invoke(ctx)
+        token = RESULTS.set(sys.stdout)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                return super().invoke(ctx)
+        finally:
+            RESULTS.reset(token)
+
+
+class LeadscoreGroup(TyperGroup):
+    """The ``leadscore`` group: the one place where a user's error becomes ``error: ...``."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the callback and the command; report a user's error in one line, exit 2."""
+        try:
+            return super().invoke(ctx)
+        except user_errors() as exc:
+            print_error(exc)
+            raise typer.Exit(code=2) from None
+
 
 app = typer.Typer(
+    cls=LeadscoreGroup,
     help="Predictive lead scoring: simulate or load CRM data, build point-in-time features, "
     "train and register LightGBM models, and serve explained scores.",
     no_args_is_help=True,
     add_completion=False,
 )
 console = Console(stderr=True)
+JsonOption = Annotated[bool, typer.Option(
+    "--json", help="Print the result as one JSON object on stdout (for scripts).")]
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"leadscore {leadscore.__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
-def root(ctx: typer.Context) -> None:
+def root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="Print the version and exit.")] = False,
+) -> None:
     """Read settings once, here, and hand them to every command through the context."""
     ctx.obj = Settings.from_env()
 
@@ -44,13 +169,128 @@ def steps(title: str) -> Iterator:
         progress.update(task, description=f"{title}: done")
 
 
-def fail(message: str) -> typer.Exit:
-    """Print a clear error and return the exit to raise (status 2: bad input)."""
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=2)
+def fail(message: str) -> InputError:
+    """The error to raise for a bad option or input; printed as ``error: message``, exit 2."""
+    return InputError(message)
 
 
-@app.command()
+def emit(result: Mapping[str, Any]) -> None:
+    """Print ``result`` as one JSON object on the command's real stdout (``--json``)."""
+    plain = json.loads(json.dumps(result, default=_jsonable))  # NaN and inf parse back
+    stream = RESULTS.get() or sys.stdout
+    stream.write(json.dumps(_finite(plain), allow_nan=False) + "\n")
+    stream.flush()
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as null: strict JSON, which ``jq`` and others read."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON for what results hold besides plain values: models, paths, dates, numpy."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def _local(location: str | Path) -> Path | None:
+    """``location`` as a local path, or None for an fsspec URL (checked by its reader)."""
+    return None if "://" in str(location) else Path(location)
+
+
+def need_file(location: str | Path | None, option: str, hint: str = "") -> None:
+    """Refuse up front a ``option`` that is not an existing, non-empty file.
+
+    Args:
+        location: The path given (None: the option was not given; URLs are not checked).
+        option: The option's name, for the message.
+        hint: What to do instead when a folder was given.
+    """
+    path = None if location is None else _local(location)
+    if path is None:
+        return
+    if not path.exists():
+        raise fail(f"{option}: {path} does not exist")
+    if path.is_dir():
+        raise fail(hint or f"{option}: {path} is a folder; give a file")
+    if path.stat().st_size == 0:
+        raise fail(f"{option}: {path} is empty")
+
+
+def need_folder(location: str | Path | None, option: str, hint: str = "") -> None:
+    """Refuse up front a ``option`` that is not an existing folder (``hint``: for a file)."""
+    path = None if location is None else _local(location)
+    if path is None:
+        return
+    if not path.exists():
+        raise fail(f"{option}: {path} does not exist")
+    if not path.is_dir():
+        raise fail(hint or f"{option}: {path} is a file; give a folder")
+
+
+def can_write(location: str | Path | None, option: str, folder: bool = False) -> None:
+    """Refuse up front an output path of the wrong kind (a folder for a file, or back)."""
+    path = None if location is None else _local(location)
+    if path is None:
+        return
+    if path.exists() and path.is_dir() != folder:
+        raise fail(f"{option}: {path} is a {'file' if folder else 'folder'}; "
+                   f"give {'a folder' if folder else 'a file'} to write")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise fail(f"{option}: {parent} is a file, so {path} cannot be written")
+
+
+def format_errors() -> tuple[type[Exception], ...]:
+    """What the readers raise for a file that is not what its name says."""
+    import pandas as pd
+    import pyarrow as pa
+
+    return (pa.ArrowInvalid, pd.errors.EmptyDataError, pd.errors.ParserError,
+            UnicodeDecodeError, json.JSONDecodeError)
+
+
+@contextmanager
+def reading(option: str, location: str | Path | None) -> Iterator[None]:
+    """Name ``option`` and its path when a file read meanwhile has the wrong format."""
+    try:
+        yield
+    except format_errors() as exc:
+        if isinstance(exc, LeadscoreError):
+            raise
+        text = (f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+                if isinstance(exc, UnicodeDecodeError) else " ".join(str(exc).split()))
+        raise fail(f"{option}: cannot read {location}: {text} ({type(exc).__name__})") from exc
+
+
+def need_training_set(location: str | Path | None, option: str = "--data") -> None:
+    """Refuse up front a training set that is not there, with the fix for the usual mistake:
+    a folder of tables (``leadscore simulate``'s output) where a training set belongs."""
+    path = None if location is None else _local(location)
+    if path is not None and path.is_dir():
+        from features.io import find_table_file
+
+        if find_table_file(path, "leads") is not None:
+            raise fail(f"{path} is a folder of tables; build a training set first with "
+                       f"`leadscore features --data {path} --out training_set.parquet`, "
+                       "or pass --config")
+        raise fail(f"{option}: {path} is a folder; give a training set (.parquet) written "
+                   "by `leadscore features`, or pass --config")
+    need_file(location, option)
+
+
+@app.command(cls=LeadscoreCommand)
 def simulate(
     out: Annotated[Path, typer.Option(help="Folder to write leads/accounts/activities/"
                                            "conversions (+ ground_truth) into.")],
@@ -59,6 +299,7 @@ def simulate(
     start: Annotated[str, typer.Option(help="First lead creation date.")] = "2024-01-01",
     months: Annotated[int, typer.Option(help="Months of lead creation.", min=3)] = 18,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    json_out: JsonOption = False,
 ) -> None:
     """Simulate a realistic B2B lead funnel with known conversion probabilities.
 
@@ -69,6 +310,9 @@ def simulate(
     from features.io import write_tables
     from features.simulate import simulate as run_simulation
 
+    if fmt not in ("parquet", "csv"):
+        raise fail("--format must be 'parquet' or 'csv'")
+    can_write(out, "--out", folder=True)
     t0 = time.perf_counter()
     with steps("simulate") as advance:
         advance(f"simulating {leads:,} leads")
@@ -79,9 +323,13 @@ def simulate(
         f"wrote {len(sim.leads):,} leads, {len(sim.accounts):,} accounts, "
         f"{len(sim.activities):,} activities, {len(sim.conversions):,} conversions to {out} "
         f"in {time.perf_counter() - t0:.1f}s")
+    if json_out:
+        emit({"out": str(out), "leads": len(sim.leads), "accounts": len(sim.accounts),
+              "activities": len(sim.activities), "conversions": len(sim.conversions),
+              "seconds": round(time.perf_counter() - t0, 3)})
 
 
-@app.command()
+@app.command(cls=LeadscoreCommand)
 def features(
     data: Annotated[str, typer.Option(help="Folder or fsspec URL (s3://, gs://, memory://) "
                                            "with leads, accounts, activities and conversions "
@@ -108,6 +356,7 @@ def features(
                                          min=1)] = 2,
     partitions: Annotated[int | None, typer.Option(help="Dask engine: lead partitions "
                                                         "(default: automatic).")] = None,
+    json_out: JsonOption = False,
 ) -> None:
     """Build a point-in-time training set: one row per (lead, as_of) snapshot.
 
@@ -118,34 +367,42 @@ def features(
     import pandas as pd
 
     from features.build import run_features
-    from features.contract import ContractError
     from features.pipeline import PipelineConfig, SnapshotRule
 
     if unknown_activity not in ("reject", "other"):
         raise fail("--unknown-activity must be 'reject' or 'other'")
     if engine not in ("single", "dask"):
         raise fail("--engine must be 'single' or 'dask'")
+    if not out.endswith(".parquet"):
+        raise fail(f"--out: the training set is written as Parquet; give a .parquet file, "
+                   f"got {out}")
+    need_folder(data, "--data", hint=f"--data: {data} is a file; give the folder that holds "
+                "leads, accounts, activities and conversions")
+    can_write(out, "--out")
     try:
-        rule = SnapshotRule.parse(snapshots, max_lead_age)
-        config = PipelineConfig(horizon, rule, pd.Timestamp(data_end) if data_end else None)
-        t0 = time.perf_counter()
-        with steps("features") as advance:
-            if engine == "dask":
-                from features.distributed import run_features_dask
+        end = pd.Timestamp(data_end) if data_end else None
+    except ValueError as exc:
+        raise fail(f"--data-end: cannot read {data_end!r} as a date") from exc
+    rule = SnapshotRule.parse(snapshots, max_lead_age)
+    config = PipelineConfig(horizon, rule, end)
+    t0 = time.perf_counter()
+    with steps("features") as advance, reading("--data", data):
+        if engine == "dask":
+            from features.distributed import run_features_dask
 
-                ts = run_features_dask(data, out, config, unknown_activity,  # type: ignore[arg-type]
-                                       timestamp_format, progress=advance, scheduler=scheduler,
-                                       n_workers=workers, n_partitions=partitions)
-            else:
-                ts = run_features(data, out, config, unknown_activity,  # type: ignore[arg-type]
-                                  timestamp_format, progress=advance)
-    except (ContractError, FileNotFoundError, ValueError) as exc:
-        raise fail(str(exc)) from exc
+            ts = run_features_dask(data, out, config, unknown_activity,  # type: ignore[arg-type]
+                                   timestamp_format, progress=advance, scheduler=scheduler,
+                                   n_workers=workers, n_partitions=partitions)
+        else:
+            ts = run_features(data, out, config, unknown_activity,  # type: ignore[arg-type]
+                              timestamp_format, progress=advance)
     meta = ts.metadata
     console.print(
         f"wrote {meta['rows']:,} snapshots of {meta['leads']:,} leads ({meta['positives']:,} "
         f"positive) from {meta['activities']:,} activities to {out} "
         f"in {time.perf_counter() - t0:.1f}s")
+    if json_out:
+        emit({"out": out, "seconds": round(time.perf_counter() - t0, 3), "metadata": meta})
 
 
 def _oracle(ground_truth: Path | None, horizon: int):
@@ -155,10 +412,11 @@ def _oracle(ground_truth: Path | None, horizon: int):
 
     from training.evaluate import oracle_from_ground_truth
 
-    return oracle_from_ground_truth(pd.read_parquet(ground_truth), horizon)
+    with reading("--ground-truth", ground_truth):
+        return oracle_from_ground_truth(pd.read_parquet(ground_truth), horizon)
 
 
-@app.command()
+@app.command(cls=LeadscoreCommand)
 def train(
     ctx: typer.Context,
     data: Annotated[str | None, typer.Option(help="Training set written by `leadscore "
@@ -193,6 +451,7 @@ def train(
                                                 "such as tcp://host:8786.")] = "local",
     workers: Annotated[int, typer.Option(help="Worker processes for --scheduler local.",
                                          min=1)] = 2,
+    json_out: JsonOption = False,
 ) -> None:
     """Train LightGBM on a training set, evaluate it against baselines, log and register it.
 
@@ -204,7 +463,6 @@ def train(
     same kind of LightGBM text model.
     """
     from runtime.registry import ui_command
-    from training.data import TrainingDataError
     from training.policy import PolicyConfig
     from training.train import TrainConfig, run_training
 
@@ -214,39 +472,40 @@ def train(
     engine = "single" if engine == "local" else engine
     if engine not in ("single", "dask"):
         raise fail("--engine must be 'single' (or 'local') or 'dask'")
+    need_training_set(data)
+    need_file(config_file, "--config")
+    need_file(ground_truth, "--ground-truth")
+    can_write(out, "--out", folder=True)
     try:
         options = dict(tune_trials=tune, calibration=calibration,
                        policy=PolicyConfig(mql_rule, mql_target,  # type: ignore[arg-type]
                                            per_region), seed=seed, num_threads=threads,
                        engine=engine, scheduler=scheduler, workers=workers)
         if config_file is not None:
-            from training.config import DatasetConfigError, load_training_dataset
+            from training.config import load_training_dataset
             from training.train import dataset_train_config
 
-            try:
+            with reading("--config", config_file):
                 data = load_training_dataset(config_file)
-            except DatasetConfigError as exc:
-                raise fail(str(exc)) from exc
             if calibration == "auto" and "calibration" in data.metadata.get("train", {}):
                 options.pop("calibration")
             config = dataset_train_config(data, **options)
             horizon = None
         else:
             config = TrainConfig(**options)  # type: ignore[arg-type]
-            horizon = _horizon_of(data)
+            with reading("--data", data):
+                horizon = _horizon_of(data)
         with steps("train") as advance:
-            result = run_training(data, config=config, tracking_uri=settings.tracking_uri,
+            result = run_training(data, config=config, tracking_uri=settings.registry_uri,
                                   store_dir=settings.home, experiment=settings.experiment,
                                   model_name=settings.model_name, output_dir=out,
                                   oracle=_oracle(ground_truth, horizon or 90),
                                   register=register,
                                   progress=advance)
-    except (TrainingDataError, FileNotFoundError, ValueError) as exc:
-        raise fail(str(exc)) from exc
-    except OSError as exc:
-        if engine != "dask":
+    except OSError as exc:  # a Dask cluster that cannot be reached is not a bug either
+        if engine != "dask" or isinstance(exc, FILE_ERRORS):
             raise
-        raise fail(str(exc)) from exc
+        raise fail(f"the Dask cluster: {exc}") from exc
     m = result.metrics
     console.print(
         f"test ROC AUC {m['test_roc_auc']:.3f} (points {m.get('points_roc_auc', float('nan')):.3f}"
@@ -256,6 +515,7 @@ def train(
     if result.version:
         console.print(f"registered {result.model_name} version {result.version} "
                       f"({', '.join(result.aliases)}); run {result.run_id}")
+    folder = None
     dataset = (result.bundle.metadata.get("dataset") or {}) if config_file else {}
     if dataset.get("kind") == "lead_snapshot":
         from serving.samples import write_snapshot_samples
@@ -265,26 +525,30 @@ def train(
         console.print(f"sample leads for the page: leadscore serve --samples {folder}",
                       markup=False)
     console.print(f"see it: {ui_command(result.tracking_uri)}")
+    if json_out:
+        emit({"model_name": result.model_name, "version": result.version,
+              "aliases": result.aliases, "run_id": result.run_id,
+              "tracking_uri": result.tracking_uri, "metrics": result.metrics,
+              "output_dir": result.output_dir, "samples": folder,
+              "seconds": result.seconds})
 
 
-@app.command()
+@app.command(cls=LeadscoreCommand)
 def check(
     config_file: Annotated[Path, typer.Option("--config", help="Dataset config (YAML or "
                                                                "TOML) to validate.")],
+    json_out: JsonOption = False,
 ) -> None:
     """Validate a dataset config and the data it points at; report every problem at once.
 
     Exit status 0 when the config loads cleanly (a summary is printed), 2 otherwise.
     """
-    from training.config import DatasetConfigError, load_training_dataset
+    from training.config import load_training_dataset
 
-    try:
+    need_file(config_file, "--config")
+    with reading("--config", config_file):
+        # every problem at once, the train: keys included: DatasetConfigError.problems
         ts = load_training_dataset(config_file)
-    except DatasetConfigError as exc:
-        console.print(f"[bold red]{len(exc.problems)} problem(s)[/] in {exc.path}:")
-        for problem in exc.problems:
-            console.print(f"  - {problem}", markup=False)
-        raise typer.Exit(code=2) from exc
     meta = ts.metadata
     split = meta.get("split") or {"kind": "time (pipeline default)"}
     console.print(
@@ -292,6 +556,8 @@ def check(
         f"{meta['positives']:,} conversions ({meta['positives'] / max(meta['rows'], 1):.1%}), "
         f"{len(meta['features'])} features, split {split['kind']}"
         + (f" at {split['at']}" if split.get("at") else ""), markup=False)
+    if json_out:
+        emit({"ok": True, "config": str(config_file), "metadata": meta})
 
 
 def _horizon_of(training_set: str | Path) -> int:
@@ -300,7 +566,7 @@ def _horizon_of(training_set: str | Path) -> int:
     return int(read_training_set(training_set).metadata.get("horizon_days", 90))
 
 
-@app.command()
+@app.command(cls=LeadscoreCommand)
 def promote(
     ctx: typer.Context,
     metric: Annotated[str, typer.Option(help="Metric compared on the latest test period.")]
@@ -312,75 +578,72 @@ def promote(
     data: Annotated[Path | None, typer.Option(help="Training set to rebuild the test period "
                                                    "from (default: the one logged with the "
                                                    "challenger).")] = None,
+    json_out: JsonOption = False,
 ) -> None:
     """Make the challenger the champion if it beats the champion on the latest period.
 
     Both are re-scored on the challenger's test period; the decision and both scores are
     recorded as tags on the versions. A first model is already champion.
     """
-    from runtime.registry import RegistryError
-    from training.promote import PromotionError
     from training.promote import promote as run_promote
 
     settings: Settings = ctx.obj
-    try:
-        result = run_promote(settings.tracking_uri, model_name=settings.model_name,
+    need_training_set(data)
+    with reading("--data", data):
+        result = run_promote(settings.registry_uri, model_name=settings.model_name,
                              store_dir=settings.home, metric=metric, margin=margin,
                              force=force, data=data)
-    except (RegistryError, PromotionError, ValueError) as exc:
-        raise fail(str(exc)) from exc
     console.print(result.to_dict())
+    if json_out:
+        emit(result.to_dict())
 
 
-@app.command()
+@app.command(cls=LeadscoreCommand)
 def score(
     ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="Folder with the four tables.")],
     out: Annotated[Path, typer.Option(help="File to write (.csv or .parquet).")],
     as_of: Annotated[str | None, typer.Option(help="Score as of this date (default: the "
                                                    "latest timestamp in the data).")] = None,
-    alias: Annotated[str, typer.Option(help="Registry alias to score with.")] = "champion",
+    alias: Annotated[str, typer.Option(help="Registry alias to score with.")] = CHAMPION_ALIAS,
+    json_out: JsonOption = False,
 ) -> None:
     """Score every open lead with the champion: probability, score, MQL, grade, reasons.
 
     Uses the same code path as the HTTP service.
     """
-    from features.contract import ContractError
     from serving.batch import score_with_champion
-    from serving.model_store import ModelNotAvailableError
 
     settings: Settings = ctx.obj
-    try:
-        with steps("score") as advance:
-            advance("scoring open leads")
-            scored = score_with_champion(data, out, as_of, settings.tracking_uri,
+    need_folder(data, "--data", hint=f"--data: {data} is a file; give the folder that holds "
+                "leads, accounts, activities and conversions")
+    if out.suffix not in (".csv", ".parquet"):
+        raise fail(f"--out: give a .csv or .parquet file to write, got {out}")
+    can_write(out, "--out")
+    with steps("score") as advance:
+        advance("scoring open leads")
+        with reading("--data", data):
+            scored = score_with_champion(data, out, as_of, settings.registry_uri,
                                          settings.model_name, alias)
-    except (ModelNotAvailableError, ContractError, FileNotFoundError, ValueError) as exc:
-        raise fail(str(exc)) from exc
     console.print(f"scored {len(scored):,} open leads ({int(scored['mql'].sum()):,} MQLs) "
                   f"into {out}")
+    if json_out:
+        emit({"out": str(out), "leads": len(scored), "mqls": int(scored["mql"].sum())})
 
 
-def _serving_settings(settings: Settings, samples: Path | None, workers: str | None = None):
-    """The service's settings: its own environment (``serving.settings``: top reasons,
-    reload period, workers, ...) with this command's store, model and samples."""
-    import dataclasses
-
-    from serving.settings import Settings as ServingSettings
-
-    env = dict(os.environ)
+def _serving_settings(settings: Settings, samples: Path | None,
+                      workers: str | None = None) -> Settings:
+    """The settings the server gets: these, serving this command's registry (the embedded
+    store in ``home`` unless one is named), with ``--samples`` and ``--workers`` applied."""
+    changes: dict[str, Any] = {"tracking_uri": settings.registry_uri}
+    if samples is not None:
+        changes["samples_dir"] = samples
     if workers is not None:
-        env["LEADSCORE_WORKERS"] = workers
-    try:
-        served = ServingSettings.from_env(env)
-    except ValueError as exc:
-        raise fail(str(exc)) from exc
-    return dataclasses.replace(served, tracking_uri=settings.tracking_uri,
-                               model_name=settings.model_name,
-                               samples_dir=samples or served.samples_dir)
+        changes["workers"] = workers
+    return settings.replace(**changes)
 
 
-@app.command()
+@app.command(cls=LeadscoreCommand)
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -393,16 +656,13 @@ def serve(
 ) -> None:
     """Serve the champion with BentoML: /score, /score_batch, /model and the page at /."""
     from serving.launch import serve_forever
-    from serving.model_store import ModelNotAvailableError
 
-    try:
-        code = serve_forever(_serving_settings(ctx.obj, samples, workers), host, port)
-    except ModelNotAvailableError as exc:
-        raise fail(str(exc)) from exc
+    need_folder(samples, "--samples")
+    code = serve_forever(_serving_settings(ctx.obj, samples, workers), host, port)
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(cls=LeadscoreCommand)
 def demo(
     ctx: typer.Context,
     leads: Annotated[int, typer.Option(help="Leads to simulate.", min=1000)] = 20_000,

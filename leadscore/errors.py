@@ -12,3 +12,7 @@ from __future__ import annotations
 
 class LeadscoreError(Exception):
     """A problem with the user's input, data, configuration or environment."""
+
+
+class InputError(LeadscoreError, ValueError):
+    """A command-line option or input path is wrong: missing, empty, or of the wrong kind."""

@@ -1,45 +1,257 @@
-"""Settings, read once at the entry point and passed down as explicit arguments.
+"""The one settings model of leadscore, read once at an entry point and passed down.
 
-Stages never read the environment themselves; the CLI builds one frozen ``Settings``
-and hands its fields to the functions it calls.
+The CLI reads it in its callback, the service in its start-up hook and in each worker;
+stages never read the environment themselves, they take the fields they need as
+arguments. Environment variables rather than a config file, because ``bentoml serve``, a
+built Bento and a container all pass them through unchanged, and the CLI can hand them to
+the server it launches (``Settings.to_env``). Nothing here is read at import time:
+``Settings(...)`` takes only what it is given, ``Settings.from_env()`` reads the environment.
+
+The default names live here, once: the MLflow experiment and registered model
+(``DEFAULT_EXPERIMENT``, ``DEFAULT_MODEL_NAME``) and the two registry aliases
+(``CHAMPION_ALIAS``, ``CHALLENGER_ALIAS``).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from leadscore.errors import LeadscoreError
+
+DEFAULT_EXPERIMENT = "lead-scoring"
+"""MLflow experiment that training runs are logged to."""
+DEFAULT_MODEL_NAME = "lead-scoring"
+"""Registered model name in MLflow (and the served model's name in the BentoML store)."""
+CHAMPION_ALIAS = "champion"
+"""Registry alias of the model in production: what ``serve`` and ``score`` use."""
+CHALLENGER_ALIAS = "challenger"
+"""Registry alias of the latest trained model, until ``promote`` makes it the champion."""
+DEFAULT_HOME = "outputs"
+DEFAULT_TOP_REASONS = 5
+DEFAULT_RELOAD_SECONDS = 30.0
+"""How often a server polls the registry for a moved alias (``serving.reload``)."""
+CPU_COUNT = "cpu_count"
+"""``LEADSCORE_WORKERS`` value for one server worker per CPU."""
+
+_READING: ContextVar[Mapping[str, str] | None] = ContextVar("leadscore_settings_env",
+                                                            default=None)
+"""The environment ``Settings.from_env`` is reading right now (None: only arguments)."""
 
 
-class Settings(BaseModel):
-    """Where outputs land and which registry to talk to.
+class SettingsError(LeadscoreError, ValueError):
+    """An environment variable holds a value leadscore cannot use; the message names it."""
 
-    Attributes:
-        home: Folder for everything the CLI writes by default (``LEADSCORE_HOME``).
-        tracking_uri: MLflow tracking URI (``MLFLOW_TRACKING_URI``; default: an embedded
-            SQLite store in ``home``, with run artifacts in ``home/mlruns``).
-        experiment: MLflow experiment name (``LEADSCORE_EXPERIMENT``).
-        model_name: Registered model name (``LEADSCORE_MODEL_NAME``).
+
+class _EnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source, over a given mapping, with blank values unset.
+
+    A value of only spaces counts as unset, as an empty one does, so ``VAR= `` in a
+    container spec means the default rather than an error.
     """
 
-    model_config = ConfigDict(frozen=True)
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._env = env
+        super().__init__(settings_cls, case_sensitive=True)
 
-    home: Path
-    tracking_uri: str
-    experiment: str = "lead-scoring"
-    model_name: str = "lead-scoring"
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {key: value.strip() for key, value in self._env.items()
+                if isinstance(value, str) and value.strip()}
+
+    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any,
+                            value_is_complex: bool) -> Any:
+        return value  # no JSON decoding: every setting is a plain value
+
+
+def _read(default: Any, field: str, *variables: str) -> Any:
+    """A field that takes ``field=`` as an argument, else the first of ``variables`` set."""
+    return Field(default=default, validation_alias=AliasChoices(field, *variables))
+
+
+class Settings(BaseSettings):
+    """Where outputs land, which registry and model to use, and how the service runs.
+
+    Attributes:
+        home: Folder for everything the CLI writes by default (``LEADSCORE_HOME``,
+            default ``outputs``, made absolute).
+        tracking_uri: MLflow tracking/registry URI (``LEADSCORE_TRACKING_URI``, else
+            ``MLFLOW_TRACKING_URI``). The service serves ``name@alias`` from it when set
+            and the model packaged in the Bento when not; the CLI falls back to an
+            embedded store in ``home`` (``registry_uri``).
+        experiment: MLflow experiment name (``LEADSCORE_EXPERIMENT``).
+        model_name: Registered model name (``LEADSCORE_MODEL_NAME``).
+        model_alias: Registry alias to serve (``LEADSCORE_MODEL_ALIAS``).
+        model_dir: A bundle folder to serve directly, bypassing every registry
+            (``LEADSCORE_MODEL_DIR``); for debugging a model before it is registered.
+        samples_dir: Folder of sample lead payloads listed on the page
+            (``LEADSCORE_SAMPLES_DIR``); None hides the picker.
+        top_reasons: Default number of positive and of negative reasons per lead
+            (``LEADSCORE_TOP_REASONS``, 1 to 20).
+        bentoml_home: BentoML's home, whose model store receives the champion
+            (``BENTOML_HOME``; None: BentoML's default, ``~/bentoml``).
+        reload_seconds: How often each worker asks the registry where the alias points,
+            and hot-reloads a new version (``LEADSCORE_RELOAD_SECONDS``, 0 to 86400; 0
+            turns it off; only when serving from a registry, see ``serving.reload``).
+        workers: Worker processes of ``bentoml serve`` (``LEADSCORE_WORKERS``: 1 to 256,
+            or ``cpu_count`` for one per CPU; default 1). Each worker holds its own copy of
+            the model and answers on its own core, so requests per second grow with them.
+    """
+
+    model_config = SettingsConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    home: Path = Field(default=Path(DEFAULT_HOME), validate_default=True,
+                       validation_alias=AliasChoices("home", "LEADSCORE_HOME"))
+    tracking_uri: str | None = _read(None, "tracking_uri", "LEADSCORE_TRACKING_URI",
+                                     "MLFLOW_TRACKING_URI")
+    experiment: str = _read(DEFAULT_EXPERIMENT, "experiment", "LEADSCORE_EXPERIMENT")
+    model_name: str = _read(DEFAULT_MODEL_NAME, "model_name", "LEADSCORE_MODEL_NAME")
+    model_alias: str = _read(CHAMPION_ALIAS, "model_alias", "LEADSCORE_MODEL_ALIAS")
+    model_dir: Path | None = _read(None, "model_dir", "LEADSCORE_MODEL_DIR")
+    samples_dir: Path | None = _read(None, "samples_dir", "LEADSCORE_SAMPLES_DIR")
+    top_reasons: int = _read(DEFAULT_TOP_REASONS, "top_reasons", "LEADSCORE_TOP_REASONS")
+    bentoml_home: Path | None = _read(None, "bentoml_home", "BENTOML_HOME")
+    reload_seconds: float = _read(DEFAULT_RELOAD_SECONDS, "reload_seconds",
+                                  "LEADSCORE_RELOAD_SECONDS")
+    workers: int | Literal["cpu_count"] = _read(1, "workers", "LEADSCORE_WORKERS")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from environment variables (``os.environ`` by default)."""
-        env = os.environ if env is None else env
-        home = Path(env.get("LEADSCORE_HOME", "outputs")).resolve()
-        tracking = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
-        return cls(
-            home=home,
-            tracking_uri=tracking,
-            experiment=env.get("LEADSCORE_EXPERIMENT", "lead-scoring"),
-            model_name=env.get("LEADSCORE_MODEL_NAME", "lead-scoring"),
-        )
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments first, then the environment only while ``from_env`` reads it.
+
+        So ``Settings(...)`` built in code (tests, benchmarks, the CLI's overrides) never
+        picks up a stray variable, and no ``.env`` file or secrets folder is consulted.
+        """
+        env = _READING.get()
+        return (init_settings,) if env is None else (init_settings, _EnvSource(settings_cls, env))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read the settings from ``env`` (default: ``os.environ``); ``overrides`` win.
+
+        Raises:
+            SettingsError: naming the variable when a value cannot be used.
+        """
+        token = _READING.set(os.environ if env is None else env)
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise SettingsError(_one_line(exc)) from None
+        finally:
+            _READING.reset(token)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied and checked like the environment's values.
+
+        Raises:
+            SettingsError: naming the variable when a value cannot be used.
+        """
+        try:
+            return type(self)(**{**self.model_dump(), **changes})
+        except ValidationError as exc:
+            raise SettingsError(_one_line(exc)) from None
+
+    @property
+    def registry_uri(self) -> str:
+        """The tracking URI, or the embedded SQLite store in ``home`` when none is set.
+
+        The CLI always has a registry to write to; the service only when one is named.
+        """
+        return self.tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that reproduce these settings in a subprocess."""
+        env = {
+            "LEADSCORE_HOME": str(self.home),
+            "LEADSCORE_EXPERIMENT": self.experiment,
+            "LEADSCORE_MODEL_NAME": self.model_name,
+            "LEADSCORE_MODEL_ALIAS": self.model_alias,
+            "LEADSCORE_TOP_REASONS": str(self.top_reasons),
+            "LEADSCORE_RELOAD_SECONDS": repr(float(self.reload_seconds)),
+            "LEADSCORE_WORKERS": str(self.workers),
+        }
+        if self.tracking_uri:
+            env["LEADSCORE_TRACKING_URI"] = self.tracking_uri
+        if self.model_dir:
+            env["LEADSCORE_MODEL_DIR"] = str(self.model_dir)
+        if self.samples_dir:
+            env["LEADSCORE_SAMPLES_DIR"] = str(self.samples_dir)
+        if self.bentoml_home:
+            env["BENTOML_HOME"] = str(self.bentoml_home)
+        return env
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.resolve()
+
+    @field_validator("top_reasons", mode="before")
+    @classmethod
+    def _top_reasons(cls, value: Any) -> int:
+        number = _integer("LEADSCORE_TOP_REASONS", value, "an integer")
+        if not 1 <= number <= 20:
+            raise ValueError(f"LEADSCORE_TOP_REASONS must be between 1 and 20, got {number}")
+        return number
+
+    @field_validator("reload_seconds", mode="before")
+    @classmethod
+    def _reload_seconds(cls, value: Any) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            raise ValueError("LEADSCORE_RELOAD_SECONDS must be a number of seconds, got "
+                             f"{value!r}") from None
+        if math.isnan(seconds) or not 0 <= seconds <= 86_400:  # also refuses inf
+            raise ValueError("LEADSCORE_RELOAD_SECONDS must be between 0 (off) and 86400, "
+                             f"got {value!r}")
+        return seconds
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, value: Any) -> int | str:
+        if value == CPU_COUNT:
+            return CPU_COUNT
+        number = _integer("LEADSCORE_WORKERS", value, f"a number or {CPU_COUNT}")
+        if not 1 <= number <= 256:
+            raise ValueError(f"LEADSCORE_WORKERS must be between 1 and 256, got {number}")
+        return number
+
+
+def _integer(variable: str, value: Any, what: str) -> int:
+    """``value`` as a whole number, or a ``ValueError`` that names ``variable``."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"{variable} must be {what}, got {value!r}")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{variable} must be {what}, got {value!r}") from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    """pydantic's report as one sentence per problem, each naming its variable."""
+    parts = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        where = ".".join(str(part) for part in error["loc"])
+        parts.append(message if message.startswith(("LEADSCORE_", "BENTOML_"))
+                     else f"{where}: {message}")
+    return "; ".join(parts)

@@ -38,12 +38,12 @@ from mlflow.tracking import MlflowClient
 
 from features.io import replace_dir
 from leadscore.errors import LeadscoreError
+from leadscore.settings import CHALLENGER_ALIAS as CHALLENGER
+from leadscore.settings import CHAMPION_ALIAS as CHAMPION
+from leadscore.settings import DEFAULT_EXPERIMENT as DEFAULT_EXPERIMENT  # for training
+from leadscore.settings import DEFAULT_MODEL_NAME
 from runtime.pyfunc import BUNDLE_ARTIFACT
 
-DEFAULT_MODEL_NAME = "lead-scoring"
-DEFAULT_EXPERIMENT = "lead-scoring"
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 DB_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlruns"
 MODEL_ARTIFACT = "model"

@@ -19,6 +19,7 @@ import pandas as pd
 from features.contract import TIMESTAMP_UNIT, UnknownActivity
 from features.io import load_tables, write_frame
 from features.pipeline import compute_features, data_window
+from leadscore.settings import CHAMPION_ALIAS, DEFAULT_MODEL_NAME
 from runtime.bundle import ModelBundle
 from serving.scorer import ServedModel, score_cards
 
@@ -142,7 +143,7 @@ def _timestamp(value: str | pd.Timestamp) -> pd.Timestamp:
 
 
 def load_champion(
-    tracking_uri: str, name: str = "lead-scoring", alias: str = "champion"
+    tracking_uri: str, name: str = DEFAULT_MODEL_NAME, alias: str = CHAMPION_ALIAS
 ) -> ServedModel:
     """Download ``name@alias`` from the MLflow registry and load it (for batch scoring).
 
@@ -171,8 +172,8 @@ def score_with_champion(
     out_file: str | Path,
     as_of: str | None,
     tracking_uri: str,
-    name: str = "lead-scoring",
-    alias: str = "champion",
+    name: str = DEFAULT_MODEL_NAME,
+    alias: str = CHAMPION_ALIAS,
 ) -> pd.DataFrame:
     """``leadscore score``: score a data folder with the registry's champion."""
     return score_folder(data_dir, out_file, as_of, load_champion(tracking_uri, name, alias))

@@ -20,8 +20,8 @@ from typing import IO
 
 import httpx
 
+from leadscore.settings import Settings
 from serving.model_store import QUIET_ENV
-from serving.settings import Settings
 
 SERVICE = "serving.service:LeadScoring"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

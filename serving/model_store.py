@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from leadscore.errors import LeadscoreError
+from leadscore.settings import CHAMPION_ALIAS, DEFAULT_MODEL_NAME, Settings
 from runtime.bundle import ModelArtifactError, ModelBundle
 from serving.scorer import ServedModel
-from serving.settings import Settings
 
 if TYPE_CHECKING:
     import bentoml
 
-BENTO_MODEL_NAME = "lead-scoring"
+BENTO_MODEL_NAME = DEFAULT_MODEL_NAME
 """Name of served models in the BentoML store (fixed, so the service can declare it)."""
 BUNDLE_SUBDIR = "bundle"
 QUIET_ENV = {
@@ -133,8 +133,8 @@ def import_bundle(
 
 def import_champion(
     tracking_uri: str,
-    name: str = "lead-scoring",
-    alias: str = "champion",
+    name: str = DEFAULT_MODEL_NAME,
+    alias: str = CHAMPION_ALIAS,
     bentoml_home: str | Path | None = None,
 ) -> bentoml.Model:
     """Resolve ``name@alias`` in the MLflow registry and import it into the BentoML store.

@@ -37,9 +37,9 @@ import threading
 import time
 from typing import Any
 
+from leadscore.settings import Settings
 from serving.model_store import ModelNotAvailableError, import_champion, load_stored
 from serving.scorer import ServedModel, score_requests, use_threads_for, warmup_request
-from serving.settings import Settings
 
 logger = logging.getLogger("bentoml.leadscore.reload")
 """A child of BentoML's logger, so the lines appear in the server log as configured."""

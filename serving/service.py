@@ -19,7 +19,7 @@ call: more than scoring and explaining a lead costs.
 and ``/score_batch`` need ``Authorization: Bearer <token>`` (401 otherwise); bodies over
 ``serving.schemas.MAX_BODY_BYTES`` are answered 413.
 
-Start with ``bentoml serve serving.service:LeadScoring`` (settings: ``serving.settings``).
+Start with ``bentoml serve serving.service:LeadScoring`` (settings: ``leadscore.settings``).
 The champion is imported by a deployment hook before any worker starts, so a registry
 without one stops ``bentoml serve`` with a message that says what to do, instead of a
 server that answers 500s; each worker then loads that pinned version in ``__init__``.
@@ -36,6 +36,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from pydantic import ConfigDict, TypeAdapter, create_model
 
+from leadscore.settings import Settings
 from runtime.bundle import ModelBundle
 from serving import hot_route
 from serving.auth import ApiGuard, token_from_env
@@ -58,7 +59,6 @@ from serving.schemas import (
     ScoreResponse,
 )
 from serving.scorer import score_requests, use_threads_for
-from serving.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
 UNTRACED_ROUTES = (r"/score$", r"/score_batch$")

@@ -1,4 +1,5 @@
-"""``bentoml build`` with the project's bentofile.yaml packages the service and champion."""
+"""``bentoml build`` with the project's build config (``[tool.bentoml.build]`` in pyproject.toml)
+packages the service and champion."""
 
 from __future__ import annotations
 
