@@ -27,7 +27,6 @@ reports a broken export in one go.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ import yaml
 
 from features.catalogue import ACTIVITY_TYPES, FeatureSpec
 from features.contract import TIMESTAMP_UNIT, to_utc_naive
+from features.metadata import TrainingSetMetadata
 from features.pipeline import TrainingSet
 from leadscore.errors import LeadscoreError
 
@@ -430,7 +430,7 @@ def _load_tables(cfg: dict, base: Path, problems: list[str]) -> tuple[pd.DataFra
             continue
         values = frame["lead_id"].map(leads[column])
         frame[spec.name] = _typed(values, spec.dtype, f"features ({spec.name})", problems)
-    return frame, extra_specs, ts.metadata
+    return frame, extra_specs, ts.metadata.model_dump()
 
 
 def load_dataset(path: str | Path) -> TrainingSet:
@@ -487,7 +487,7 @@ def load_dataset(path: str | Path) -> TrainingSet:
         **extra_meta,
         "dataset": {"name": cfg.get("name", path.stem), "kind": kind, "config": str(path),
                     **_snapshot_facts(cfg, kind)},
-        "catalogue": [asdict(f) | {"categories": list(f.categories)} for f in catalogue],
+        "catalogue": catalogue,
         "features": [f.name for f in catalogue],
         "split": split,
         "points": points,
@@ -537,14 +537,9 @@ def check_dataset(path: str | Path) -> list[str]:
     return []
 
 
-def catalogue_from_metadata(metadata: dict) -> tuple[FeatureSpec, ...] | None:
+def catalogue_from_metadata(metadata: TrainingSetMetadata) -> tuple[FeatureSpec, ...] | None:
     """The custom catalogue a dataset config stored in a training set's metadata."""
-    items = metadata.get("catalogue") if metadata else None
-    if not items:
-        return None
-    return tuple(FeatureSpec(f["name"], f["group"], f["dtype"], f["template"],
-                             f["description"], tuple(f.get("categories") or ()))
-                 for f in items)
+    return metadata.catalogue or None
 
 
 def snapshot_frame(features, rows: list[dict], as_of: object = None) -> pd.DataFrame:

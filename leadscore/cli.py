@@ -143,8 +143,8 @@ def features(
         raise fail(str(exc)) from exc
     meta = ts.metadata
     console.print(
-        f"wrote {meta['rows']:,} snapshots of {meta['leads']:,} leads ({meta['positives']:,} "
-        f"positive) from {meta['activities']:,} activities to {out} "
+        f"wrote {meta.rows:,} snapshots of {meta.leads:,} leads ({meta.positives:,} "
+        f"positive) from {meta.activities:,} activities to {out} "
         f"in {time.perf_counter() - t0:.1f}s")
 
 
@@ -227,7 +227,7 @@ def train(
                 data = load_dataset(config_file)
             except DatasetConfigError as exc:
                 raise fail(str(exc)) from exc
-            if calibration == "auto" and "calibration" in data.metadata.get("train", {}):
+            if calibration == "auto" and "calibration" in data.metadata.train:
                 options.pop("calibration")
             config = dataset_train_config(data, **options)
             horizon = None
@@ -256,11 +256,11 @@ def train(
     if result.version:
         console.print(f"registered {result.model_name} version {result.version} "
                       f"({', '.join(result.aliases)}); run {result.run_id}")
-    dataset = (result.bundle.metadata.get("dataset") or {}) if config_file else {}
-    if dataset.get("kind") == "lead_snapshot":
+    dataset = result.bundle.metadata.dataset if config_file else None
+    if dataset is not None and dataset.kind == "lead_snapshot":
         from serving.samples import write_snapshot_samples
 
-        folder = write_snapshot_samples(data, Path(settings.home) / "samples" / dataset["name"],
+        folder = write_snapshot_samples(data, Path(settings.home) / "samples" / dataset.name,
                                         bundle=result.bundle)
         console.print(f"sample leads for the page: leadscore serve --samples {folder}",
                       markup=False)
@@ -286,18 +286,18 @@ def check(
             console.print(f"  - {problem}", markup=False)
         raise typer.Exit(code=2) from exc
     meta = ts.metadata
-    split = meta.get("split") or {"kind": "time (pipeline default)"}
+    split = meta.split
     console.print(
-        f"ok: {meta['dataset']['name']} ({meta['dataset']['kind']}): {meta['rows']:,} rows, "
-        f"{meta['positives']:,} conversions ({meta['positives'] / max(meta['rows'], 1):.1%}), "
-        f"{len(meta['features'])} features, split {split['kind']}"
-        + (f" at {split['at']}" if split.get("at") else ""), markup=False)
+        f"ok: {meta.dataset.name} ({meta.dataset.kind}): {meta.rows:,} rows, "
+        f"{meta.positives:,} conversions ({meta.positives / max(meta.rows, 1):.1%}), "
+        f"{len(meta.features)} features, split {split.kind if split else 'time (pipeline default)'}"
+        + (f" at {split.at}" if split and split.at else ""), markup=False)
 
 
 def _horizon_of(training_set: str | Path) -> int:
     from features.build import read_training_set
 
-    return int(read_training_set(training_set).metadata.get("horizon_days", 90))
+    return int(read_training_set(training_set).metadata.horizon_days or 90)
 
 
 @app.command()

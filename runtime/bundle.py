@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from features.io import replace_dir
-from leadscore.errors import LeadscoreError
 from runtime.encoding import InputSpec
+from runtime.metadata import BUNDLE_FORMAT_VERSION, BundleMetadata, ModelArtifactError
 from runtime.treeshap import TreeShapExplainer
 
 FILES = {
@@ -30,13 +30,9 @@ FILES = {
     "policy": "policy.json",
     "metadata": "metadata.json",
 }
-FORMAT_VERSION = 1
+FORMAT_VERSION = BUNDLE_FORMAT_VERSION
 GRADE_LETTERS = "ABCD"
 _GRADES = np.array([[f"{letter}{digit}" for digit in range(1, 5)] for letter in GRADE_LETTERS])
-
-
-class ModelArtifactError(LeadscoreError, RuntimeError):
-    """A model folder is missing, corrupted, or not a leadscore bundle."""
 
 
 @dataclass(frozen=True)
@@ -223,16 +219,17 @@ class ModelBundle:
         spec: Fitted input spec (feature order, groups, categories).
         calibration: Raw margin → probability map.
         policy: MQL threshold(s), grade cut points and score knots.
-        metadata: Free JSON: trained-on window, metrics, data fingerprint, ...
+        metadata: Trained-on window, metrics, data fingerprint, request form, ...
+            (default: empty ``BundleMetadata``, for a draft scored during training).
     """
 
     def __init__(self, booster: lgb.Booster, spec: InputSpec, calibration: Calibration,
-                 policy: Policy, metadata: dict | None = None):
+                 policy: Policy, metadata: BundleMetadata | None = None):
         self.booster = booster
         self.spec = spec
         self.calibration = calibration
         self.policy = policy
-        self.metadata = metadata or {}
+        self.metadata = metadata if metadata is not None else BundleMetadata()
         self._explainer: TreeShapExplainer | None = None
         self._groups = np.array([f.group for f in spec.features_])
         self._region_col = (spec.names.index(policy.region_feature)
@@ -303,7 +300,7 @@ class ModelBundle:
                 ("spec", self.spec.to_dict()),
                 ("calibration", self.calibration.to_dict()),
                 ("policy", self.policy.to_dict()),
-                ("metadata", {**self.metadata, "format_version": FORMAT_VERSION}),
+                ("metadata", self.metadata.to_json()),
             ):
                 (tmp / FILES[key]).write_text(json.dumps(payload, indent=2, default=str))
 
@@ -314,7 +311,8 @@ class ModelBundle:
         """Load a bundle, refusing anything that is not exactly our text + JSON format.
 
         Raises:
-            ModelArtifactError: naming the missing or unreadable file.
+            ModelArtifactError: naming the missing or unreadable file, or saying to
+                retrain when the bundle was written in another format.
         """
         root = Path(folder)
         if not root.is_dir():
@@ -328,10 +326,7 @@ class ModelBundle:
                 raise ModelArtifactError(f"model artifact lacks {path.name} in {root}") from exc
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise ModelArtifactError(f"{path} is not valid JSON: {exc}") from exc
-        if payloads["metadata"].get("format_version") != FORMAT_VERSION:
-            raise ModelArtifactError(
-                f"{root} has artifact format {payloads['metadata'].get('format_version')!r}; "
-                f"this leadscore reads format {FORMAT_VERSION}")
+        metadata = BundleMetadata.from_json(payloads["metadata"], root)
         booster = load_booster_text(root / FILES["model"])
         try:
             spec = InputSpec.from_dict(payloads["spec"])
@@ -343,7 +338,7 @@ class ModelBundle:
             raise ModelArtifactError(
                 f"{root}: model.txt expects {booster.num_feature()} features but "
                 f"input_spec.json lists {len(spec.names)}")
-        return cls(booster, spec, calibration, policy, payloads["metadata"])
+        return cls(booster, spec, calibration, policy, metadata)
 
 
 def load_booster_text(path: Path) -> lgb.Booster:
