@@ -52,8 +52,8 @@ def run(name: str) -> dict:
                               store_dir=tmp, experiment=f"bench-{name}",
                               model_name=f"bench-{name}")
     m = result.metrics
-    split = result.bundle.metadata["split_spec"]
-    names = [f["name"] for f in training_set.metadata["catalogue"]]
+    split = result.bundle.metadata.split_spec
+    names = [f.name for f in training_set.metadata.catalogue]
     # Same test rows as the run: re-cut the split the same way.
     from training.split import split_from_spec
 

@@ -167,8 +167,10 @@ def _feature_specs(features: list, problems: list[str]) -> list[FeatureSpec]:
         template = f.get("template") or (f"{f.get('description') or name}: {{value}}")
         if "{value" not in template:
             problems.append(f"{where}: template must contain {{value}}, got {template!r}")
-        specs.append(FeatureSpec(str(name), group, dtype, template,
-                                 f.get("description") or str(name)))
+        # A bad group or dtype is reported above; a stand-in keeps the other checks going.
+        specs.append(FeatureSpec(str(name), group if group in GROUPS else "fit",
+                                 dtype if dtype in DTYPES else "category", str(template),
+                                 str(f.get("description") or name)))
     return specs
 
 

@@ -69,7 +69,7 @@ def test_clean_config_loads(tmp_path: Path, export: Path) -> None:
     catalogue = catalogue_from_metadata(ts.metadata)
     assert [f.name for f in catalogue] == ["source", "visits"]
     assert catalogue[1].sentence(3.0) == "Visited 3 times"
-    assert ts.metadata["split"]["kind"] == "time"
+    assert ts.metadata.split.kind == "time"
 
 
 def test_toml_config(tmp_path: Path, export: Path) -> None:
@@ -83,7 +83,7 @@ def test_toml_config(tmp_path: Path, export: Path) -> None:
              'dtype = "float"', 'template = "Visited {value:.0f} times"']
     toml.write_text("\n".join(lines) + "\n")
     ts = load_dataset(toml)
-    assert ts.frame["as_of"].nunique() == 1 and ts.metadata["split"]["kind"] == "stratified"
+    assert ts.frame["as_of"].nunique() == 1 and ts.metadata.split.kind == "stratified"
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path, export: Path) -> None:
