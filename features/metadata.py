@@ -116,6 +116,26 @@ class PointsRules(_Frozen):
         return {"threshold": self.threshold, "rules": [dict(r) for r in self.rules]}
 
 
+class TrainSettings(_Frozen):
+    """A dataset config's ``train`` block: ``TrainConfig`` settings for its models.
+
+    Unknown keys are refused (the config loader reports them first, by name).
+    """
+
+    num_boost_round: int | None = None
+    early_stopping_rounds: int | None = None
+    min_rows: int | None = None
+    min_positives: int | None = None
+    calibration: str | None = None
+    params: dict[str, Any] | None = None
+    valid_fraction: float | None = None
+
+    def config_overrides(self) -> dict[str, Any]:
+        """The ``TrainConfig`` fields the config sets, ``params`` and ``valid_fraction``
+        left out (the first is merged, the second belongs to the split)."""
+        return self.model_dump(exclude_none=True, exclude={"params", "valid_fraction"})
+
+
 class TrainingSetMetadata(_Frozen):
     """What a reader needs to trust a training set.
 
@@ -166,7 +186,7 @@ class TrainingSetMetadata(_Frozen):
     catalogue: tuple[FeatureSpec, ...] = ()
     split: SplitSpec | None = None
     points: PointsRules | None = None
-    train: dict[str, Any] = Field(default_factory=dict)
+    train: TrainSettings = Field(default_factory=TrainSettings)
     excluded: tuple[Any, ...] = ()
 
     def to_json(self) -> dict[str, Any]:

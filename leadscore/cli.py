@@ -227,7 +227,7 @@ def train(
                 data = load_dataset(config_file)
             except DatasetConfigError as exc:
                 raise fail(str(exc)) from exc
-            if calibration == "auto" and "calibration" in data.metadata.train:
+            if calibration == "auto" and data.metadata.train.calibration is not None:
                 options.pop("calibration")
             config = dataset_train_config(data, **options)
             horizon = None

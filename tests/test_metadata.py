@@ -25,6 +25,7 @@ from features.metadata import (
     SplitSpec,
     TrainingSetFormatError,
     TrainingSetMetadata,
+    TrainSettings,
 )
 from features.pipeline import TrainingSet
 from leadscore.errors import LeadscoreError
@@ -61,7 +62,7 @@ def _dataset_metadata() -> TrainingSetMetadata:
         split=SplitSpec(kind="stratified", test_fraction=0.25),
         points=PointsRules(threshold=40, rules=({"feature": "score_band",
                                                   "values": {"high": 50}},)),
-        train={"num_boost_round": 50, "params": {"num_leaves": 7}},
+        train=TrainSettings(num_boost_round=50, params={"num_leaves": 7}),
         excluded=({"column": "owner", "why": "leaks"},),
     )
 
@@ -97,6 +98,7 @@ def test_training_set_metadata_round_trips_through_json():
 
 def test_the_parts_round_trip_on_their_own():
     for model in (_dataset_metadata().dataset, _dataset_metadata().split,
+                  _dataset_metadata().train,
                   _dataset_metadata().points, CUSTOM, *_bundle_metadata().window.model_dump(
                       ).values()):
         payload = model if isinstance(model, dict) else model.model_dump(mode="json")

@@ -183,10 +183,9 @@ def dataset_train_config(training_set: TrainingSet, **overrides: Any) -> TrainCo
     ``train.params`` are merged into LightGBM's parameters; ``train.valid_fraction`` is
     ignored here (it belongs to the split).
     """
-    settings = dict(training_set.metadata.train)
-    settings.pop("valid_fraction", None)
-    params = {**(settings.pop("params", None) or {}), **(overrides.pop("params", None) or {})}
-    return TrainConfig(**{**settings, **overrides, "params": params or None})
+    train = training_set.metadata.train
+    params = {**(train.params or {}), **(overrides.pop("params", None) or {})}
+    return TrainConfig(**{**train.config_overrides(), **overrides, "params": params or None})
 
 
 def _new_model(config: TrainConfig) -> GradientBoostedModel:
