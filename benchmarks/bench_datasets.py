@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from features.dataset_config import load_dataset  # noqa: E402
+from training.config import train_config_from_dataset  # noqa: E402
 from training.metrics import ranking_metrics  # noqa: E402
-from training.train import dataset_train_config, run_training  # noqa: E402
+from training.train import run_training  # noqa: E402
 
 DATASETS = {
     "x_education": ("examples/x_education.yaml", {"roc_auc": 0.899, "logistic": 0.892}),
@@ -48,12 +49,12 @@ def run(name: str) -> dict:
     started = time.perf_counter()
     training_set = load_dataset(ROOT / path)
     with tempfile.TemporaryDirectory() as tmp:
-        result = run_training(training_set, config=dataset_train_config(training_set),
+        result = run_training(training_set, config=train_config_from_dataset(training_set),
                               store_dir=tmp, experiment=f"bench-{name}",
                               model_name=f"bench-{name}")
     m = result.metrics
-    split = result.bundle.metadata["split_spec"]
-    names = [f["name"] for f in training_set.metadata["catalogue"]]
+    split = result.bundle.metadata.split_spec
+    names = [f.name for f in training_set.metadata.catalogue]
     # Same test rows as the run: re-cut the split the same way.
     from training.split import split_from_spec
 

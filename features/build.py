@@ -25,6 +25,7 @@ from features.io import (
     write_bytes,
     write_text,
 )
+from features.metadata import TrainingSetMetadata
 from features.pipeline import PipelineConfig, TrainingSet, build_training_set
 from leadscore.errors import LeadscoreError
 
@@ -78,7 +79,8 @@ def write_training_set(training_set: TrainingSet, out: str | Path) -> Path | str
     target = out if is_url(out) else Path(out)
     if not str(target).endswith(".parquet"):
         raise ValueError(f"training set must be a .parquet file, got {target}")
-    meta = {**training_set.metadata, "fingerprint": fingerprint(training_set.frame)}
+    meta = training_set.metadata.model_copy(
+        update={"fingerprint": fingerprint(training_set.frame)}).to_json()
     table = pa.Table.from_pandas(training_set.frame, preserve_index=False)
     table = table.replace_schema_metadata({
         **(table.schema.metadata or {}),
@@ -106,6 +108,8 @@ def read_training_set(path: str | Path) -> TrainingSet:
     Raises:
         FileNotFoundError: no Parquet file at ``path``.
         TrainingSetMismatchError: the sidecar does not describe this Parquet file.
+        TrainingSetFormatError: the metadata used is in another format (an older
+            leadscore wrote it): rebuild the training set.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -121,7 +125,8 @@ def read_training_set(path: str | Path) -> TrainingSet:
     side = sidecar_path(target)
     sidecar = json.loads(read_text(side)) if exists(side) else None
     if sidecar is None:
-        return TrainingSet(frame, embedded or {})
+        return TrainingSet(frame, TrainingSetMetadata.from_json(embedded, target)
+                           if embedded else TrainingSetMetadata())
     recorded = sidecar.pop(SIDECAR_FILE_KEY, None)
     actual = _file_facts(target, data)
     if recorded is not None:
@@ -132,7 +137,7 @@ def read_training_set(path: str | Path) -> TrainingSet:
     else:
         matches = embedded is None  # an older sidecar beside a new file is stale
     if matches:
-        return TrainingSet(frame, sidecar)
+        return TrainingSet(frame, TrainingSetMetadata.from_json(sidecar, side))
     said = (f"a file of {recorded.get('bytes')} bytes, SHA-256 "
             f"{str(recorded.get('sha256'))[:16]}…" if recorded else "other data")
     problem = (f"the sidecar {side} does not describe the training set {target} (it "
@@ -145,7 +150,7 @@ def read_training_set(path: str | Path) -> TrainingSet:
             "matching sidecar back")
     log.warning("%s; using the metadata stored in %s itself (rerun leadscore features to "
                 "rewrite the sidecar)", problem, target)
-    return TrainingSet(frame, embedded)
+    return TrainingSet(frame, TrainingSetMetadata.from_json(embedded, target))
 
 
 def run_features(

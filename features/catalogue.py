@@ -7,8 +7,9 @@ between the place it is computed and the place it is explained.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 Group = Literal["fit", "engagement"]
 Dtype = Literal["category", "float", "int", "bool"]
@@ -107,9 +108,14 @@ ICP_SIZE_BANDS: frozenset[str] = frozenset({"201-1000", "1001-5000", "5000+"})
 ICP_SENIORITIES: frozenset[str] = frozenset({"C-Level", "VP", "Director"})
 
 
-@dataclass(frozen=True)
-class FeatureSpec:
-    """One model input.
+class FeatureSpec(BaseModel):
+    """One model input: the one feature definition every stage shares.
+
+    The catalogue below declares the built-in ones, a dataset config declares its own,
+    ``runtime.encoding.InputSpec`` stores the fitted ones (with the categories learned
+    on the training split) in the model artifact, and a training set's metadata carries
+    a config's catalogue. Validated once where it is built or read; sentences are then
+    plain attribute reads, cheap enough for every request.
 
     Attributes:
         name: Column name in the training set and in the model.
@@ -118,18 +124,29 @@ class FeatureSpec:
         dtype: ``category`` features are passed to LightGBM natively.
         template: Sentence for a sales rep; ``{value}`` is the feature's value.
         description: What the feature measures, for the model card and docs.
-        categories: Fixed vocabulary for categoricals, when known up front.
+        categories: Vocabulary of a categorical: fixed up front in the catalogue, or
+            learned at fit time (most frequent first) in a fitted ``InputSpec``.
         zero_template: Sentence used instead of ``template`` when the value is 0
             ("Has not visited the pricing page..." reads better than "0 times").
     """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
     group: Group
     dtype: Dtype
     template: str
     description: str
-    categories: tuple[str, ...] = field(default=())
+    categories: tuple[str, ...] = ()
     zero_template: str = ""
+
+    def __init__(self, name: str, group: Group, dtype: Dtype, template: str,
+                 description: str, categories: tuple[str, ...] = (), zero_template: str = "",
+                 **extra: Any) -> None:
+        """Positional arguments keep the catalogue below readable as a table of data."""
+        super().__init__(name=name, group=group, dtype=dtype, template=template,
+                         description=description, categories=categories,
+                         zero_template=zero_template, **extra)
 
     def sentence(self, value: object) -> str:
         """Render the plain-language reason for one value of this feature."""

@@ -30,6 +30,7 @@ from features.catalogue import (
 )
 from features.contract import TIMESTAMP_UNIT
 from features.engagement import EXTRA_COLUMNS, count_columns, engagement_matrix
+from features.metadata import TrainingSetMetadata
 
 FREE_MAIL_DOMAINS: frozenset[str] = frozenset({
     "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "hotmail.com", "outlook.com",
@@ -420,31 +421,40 @@ def plan_snapshots(
 def training_metadata(
     frame: pd.DataFrame, tables: dict[str, pd.DataFrame], config: PipelineConfig,
     start: pd.Timestamp, end: pd.Timestamp,
-) -> dict:
+) -> TrainingSetMetadata:
     """What a reader needs to trust a training set: window, rule, counts, feature list."""
-    return {
-        "horizon_days": config.horizon_days,
-        "snapshot_rule": config.snapshots.kind,
-        "snapshot_offsets_days": list(config.snapshots.offsets_days),
-        "max_lead_age_days": config.snapshots.max_lead_age_days,
-        "data_start": str(start),
-        "data_end": str(end),
-        "first_as_of": str(frame["as_of"].min()),
-        "last_as_of": str(frame["as_of"].max()),
-        "rows": len(frame),
-        "positives": int(frame["label"].sum()),
-        "leads": int(frame["lead_id"].nunique()),
-        "activities": len(tables["activities"]),
-        "features": feature_names(),
-    }
+    return TrainingSetMetadata(
+        horizon_days=config.horizon_days,
+        snapshot_rule=config.snapshots.kind,
+        snapshot_offsets_days=tuple(config.snapshots.offsets_days),
+        max_lead_age_days=config.snapshots.max_lead_age_days,
+        data_start=str(start),
+        data_end=str(end),
+        first_as_of=str(frame["as_of"].min()),
+        last_as_of=str(frame["as_of"].max()),
+        rows=len(frame),
+        positives=int(frame["label"].sum()),
+        leads=int(frame["lead_id"].nunique()),
+        activities=len(tables["activities"]),
+        features=tuple(feature_names()),
+    )
 
 
 @dataclass(frozen=True)
 class TrainingSet:
-    """Snapshots with features and labels, plus what a reader needs to trust them."""
+    """Snapshots with features and labels, plus what a reader needs to trust them.
+
+    ``metadata`` may be given as a plain mapping by code that assembles it field by field
+    (a dataset config); it is validated into ``TrainingSetMetadata`` here, once.
+    """
 
     frame: pd.DataFrame
-    metadata: dict
+    metadata: TrainingSetMetadata = field(default_factory=TrainingSetMetadata)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.metadata, TrainingSetMetadata):
+            object.__setattr__(self, "metadata",
+                               TrainingSetMetadata.model_validate(self.metadata or {}))
 
 
 def build_training_set(tables: dict[str, pd.DataFrame], config: PipelineConfig) -> TrainingSet:

@@ -398,11 +398,12 @@ def features(
                               timestamp_format, progress=advance)
     meta = ts.metadata
     console.print(
-        f"wrote {meta['rows']:,} snapshots of {meta['leads']:,} leads ({meta['positives']:,} "
-        f"positive) from {meta['activities']:,} activities to {out} "
+        f"wrote {meta.rows:,} snapshots of {meta.leads:,} leads ({meta.positives:,} "
+        f"positive) from {meta.activities:,} activities to {out} "
         f"in {time.perf_counter() - t0:.1f}s")
     if json_out:
-        emit({"out": out, "seconds": round(time.perf_counter() - t0, 3), "metadata": meta})
+        emit({"out": out, "seconds": round(time.perf_counter() - t0, 3),
+              "metadata": meta.model_dump(mode="json")})
 
 
 def _oracle(ground_truth: Path | None, horizon: int):
@@ -482,14 +483,14 @@ def train(
                                            per_region), seed=seed, num_threads=threads,
                        engine=engine, scheduler=scheduler, workers=workers)
         if config_file is not None:
-            from training.config import load_training_dataset
-            from training.train import dataset_train_config
+            from training.config import load_training_dataset, train_config_from_dataset
 
             with reading("--config", config_file):
                 data = load_training_dataset(config_file)
-            if calibration == "auto" and "calibration" in data.metadata.get("train", {}):
-                options.pop("calibration")
-            config = dataset_train_config(data, **options)
+            if calibration == "auto" and "calibration" in train_config_from_dataset(
+                    data).model_fields_set:
+                options.pop("calibration")  # the config's own choice wins over the default
+            config = train_config_from_dataset(data, **options)
             horizon = None
         else:
             config = TrainConfig(**options)  # type: ignore[arg-type]
@@ -516,11 +517,11 @@ def train(
         console.print(f"registered {result.model_name} version {result.version} "
                       f"({', '.join(result.aliases)}); run {result.run_id}")
     folder = None
-    dataset = (result.bundle.metadata.get("dataset") or {}) if config_file else {}
-    if dataset.get("kind") == "lead_snapshot":
+    dataset = result.bundle.metadata.dataset if config_file else None
+    if dataset is not None and dataset.kind == "lead_snapshot":
         from serving.samples import write_snapshot_samples
 
-        folder = write_snapshot_samples(data, Path(settings.home) / "samples" / dataset["name"],
+        folder = write_snapshot_samples(data, Path(settings.home) / "samples" / dataset.name,
                                         bundle=result.bundle)
         console.print(f"sample leads for the page: leadscore serve --samples {folder}",
                       markup=False)
@@ -550,20 +551,20 @@ def check(
         # every problem at once, the train: keys included: DatasetConfigError.problems
         ts = load_training_dataset(config_file)
     meta = ts.metadata
-    split = meta.get("split") or {"kind": "time (pipeline default)"}
+    split = meta.split
     console.print(
-        f"ok: {meta['dataset']['name']} ({meta['dataset']['kind']}): {meta['rows']:,} rows, "
-        f"{meta['positives']:,} conversions ({meta['positives'] / max(meta['rows'], 1):.1%}), "
-        f"{len(meta['features'])} features, split {split['kind']}"
-        + (f" at {split['at']}" if split.get("at") else ""), markup=False)
+        f"ok: {meta.dataset.name} ({meta.dataset.kind}): {meta.rows:,} rows, "
+        f"{meta.positives:,} conversions ({meta.positives / max(meta.rows, 1):.1%}), "
+        f"{len(meta.features)} features, split {split.kind if split else 'time (pipeline default)'}"
+        + (f" at {split.at}" if split and split.at else ""), markup=False)
     if json_out:
-        emit({"ok": True, "config": str(config_file), "metadata": meta})
+        emit({"ok": True, "config": str(config_file), "metadata": meta.model_dump(mode="json")})
 
 
 def _horizon_of(training_set: str | Path) -> int:
     from features.build import read_training_set
 
-    return int(read_training_set(training_set).metadata.get("horizon_days", 90))
+    return int(read_training_set(training_set).metadata.horizon_days or 90)
 
 
 @app.command(cls=LeadscoreCommand)

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from features.io import replace_dir
-from leadscore.errors import LeadscoreError
 from runtime.encoding import InputSpec
+from runtime.metadata import BUNDLE_FORMAT_VERSION, BundleMetadata, ModelArtifactError
 from runtime.treeshap import TreeShapExplainer
 
 FILES = {
@@ -35,13 +35,9 @@ FILES = {
     "policy": "policy.json",
     "metadata": "metadata.json",
 }
-FORMAT_VERSION = 1
+FORMAT_VERSION = BUNDLE_FORMAT_VERSION
 GRADE_LETTERS = "ABCD"
 _GRADES = np.array([[f"{letter}{digit}" for digit in range(1, 5)] for letter in GRADE_LETTERS])
-
-
-class ModelArtifactError(LeadscoreError, RuntimeError):
-    """A model folder is missing, corrupted, or not a leadscore bundle."""
 
 
 @dataclass(frozen=True)
@@ -334,14 +330,15 @@ class ModelBundle(CalibratedModel):
         spec: Fitted input spec (feature order, groups, categories).
         calibration: Raw margin → probability map.
         policy: MQL threshold(s), grade cut points and score knots.
-        metadata: Free JSON: trained-on window, metrics, data fingerprint, ...
+        metadata: Trained-on window, metrics, data fingerprint, request form, ...
+            (default: an empty ``BundleMetadata``).
     """
 
     def __init__(self, booster: lgb.Booster, spec: InputSpec, calibration: Calibration,
-                 policy: Policy, metadata: dict | None = None):
+                 policy: Policy, metadata: BundleMetadata | None = None):
         super().__init__(booster, spec, calibration)
         self.policy = policy
-        self.metadata = metadata or {}
+        self.metadata = metadata if metadata is not None else BundleMetadata()
         self._region_col = (spec.names.index(policy.region_feature)
                             if policy.region_feature in spec.names else None)
 
@@ -379,7 +376,7 @@ class ModelBundle(CalibratedModel):
                 ("spec", self.spec.to_dict()),
                 ("calibration", self.calibration.to_dict()),
                 ("policy", self.policy.to_dict()),
-                ("metadata", {**self.metadata, "format_version": FORMAT_VERSION}),
+                ("metadata", self.metadata.to_json()),
             ):
                 (tmp / FILES[key]).write_text(json.dumps(payload, indent=2, default=str))
 
@@ -390,7 +387,8 @@ class ModelBundle(CalibratedModel):
         """Load a bundle, refusing anything that is not exactly our text + JSON format.
 
         Raises:
-            ModelArtifactError: naming the missing or unreadable file.
+            ModelArtifactError: naming the missing or unreadable file, or saying to
+                retrain when the bundle was written in another format.
         """
         root = Path(folder)
         if not root.is_dir():
@@ -404,10 +402,7 @@ class ModelBundle(CalibratedModel):
                 raise ModelArtifactError(f"model artifact lacks {path.name} in {root}") from exc
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise ModelArtifactError(f"{path} is not valid JSON: {exc}") from exc
-        if payloads["metadata"].get("format_version") != FORMAT_VERSION:
-            raise ModelArtifactError(
-                f"{root} has artifact format {payloads['metadata'].get('format_version')!r}; "
-                f"this leadscore reads format {FORMAT_VERSION}")
+        metadata = BundleMetadata.from_json(payloads["metadata"], root)
         booster = load_booster_text(root / FILES["model"])
         try:
             spec = InputSpec.from_dict(payloads["spec"])
@@ -419,7 +414,7 @@ class ModelBundle(CalibratedModel):
             raise ModelArtifactError(
                 f"{root}: model.txt expects {booster.num_feature()} features but "
                 f"input_spec.json lists {len(spec.names)}")
-        return cls(booster, spec, calibration, policy, payloads["metadata"])
+        return cls(booster, spec, calibration, policy, metadata)
 
 
 def load_booster_text(path: Path) -> lgb.Booster:

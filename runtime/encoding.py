@@ -7,9 +7,7 @@ as missing, which LightGBM routes like any other missing value instead of crashi
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -20,34 +18,15 @@ MAX_CATEGORIES = 200
 """Rarer values beyond this many per feature are coded as missing."""
 
 
-@dataclass(frozen=True)
-class InputFeature:
-    """One model column as stored in the artifact (a serialisable ``FeatureSpec``)."""
-
-    name: str
-    group: str
-    dtype: str
-    template: str
-    description: str
-    categories: tuple[str, ...] = field(default=())
-    zero_template: str = ""
-
-    def sentence(self, value: object) -> str:
-        """Plain-language reason for one value (delegates to the catalogue's rendering)."""
-        return self._catalogue_entry.sentence(value)
-
-    @functools.cached_property
-    def _catalogue_entry(self) -> FeatureSpec:
-        """The catalogue's view of this column, built once (sentences are per request)."""
-        return FeatureSpec(self.name, self.group, self.dtype, self.template,  # type: ignore[arg-type]
-                           self.description, zero_template=self.zero_template)
-
-
 class InputSpec:
     """Learns categories on training data and turns feature frames into float matrices.
 
     Args:
         features: Features to use, in model column order (default: the catalogue).
+
+    After ``fit`` (or ``from_dict``), ``features_`` holds the same definitions with the
+    categories learned on the training data; they are validated once there, so encoding
+    and sentences per request are plain attribute reads.
     """
 
     def __init__(self, features: tuple[FeatureSpec, ...] = CATALOGUE):
@@ -64,8 +43,7 @@ class InputSpec:
             if f.dtype == "category":
                 counts = frame[f.name].astype("string").value_counts(dropna=True)
                 cats = tuple(str(c) for c in counts.index[:MAX_CATEGORIES])
-            learned.append(InputFeature(f.name, f.group, f.dtype, f.template, f.description,
-                                        cats, f.zero_template))
+            learned.append(f.model_copy(update={"categories": cats}))
         self.features_ = tuple(learned)
         return self
 
@@ -142,17 +120,19 @@ class InputSpec:
 
     def to_dict(self) -> dict:
         """JSON-ready form stored in the model artifact."""
-        return {"features": [asdict(f) for f in self.features_]}
+        return {"features": [f.model_dump(mode="json") for f in self.features_]}
 
     @classmethod
     def from_dict(cls, payload: dict) -> InputSpec:
-        """Rebuild a fitted spec from ``to_dict`` output."""
+        """Rebuild a fitted spec from ``to_dict`` output.
+
+        Raises:
+            pydantic.ValidationError: a feature entry is malformed (``ModelBundle.load``
+                turns it into ``ModelArtifactError``).
+        """
         spec = cls.__new__(cls)
         spec.features = ()
-        spec.features_ = tuple(
-            InputFeature(**{**f, "categories": tuple(f.get("categories", ()))})
-            for f in payload["features"]
-        )
+        spec.features_ = tuple(FeatureSpec.model_validate(f) for f in payload["features"])
         return spec
 
 

@@ -49,10 +49,8 @@ def open_leads(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> pd.DataF
 def _served(model: ServedModel | ModelBundle) -> ServedModel:
     if isinstance(model, ServedModel):
         return model
-    meta = model.metadata
-    return ServedModel(bundle=model, name=str(meta.get("model_name", "lead-scoring")),
-                       version=str(meta.get("model_version", "local")), alias=None,
-                       source="folder")
+    return ServedModel(bundle=model, name=model.metadata.model_name, version="local",
+                       alias=None, source="folder")
 
 
 def _join(items: list[dict[str, Any]], key: str, sep: str) -> str:

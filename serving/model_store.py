@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from leadscore.errors import LeadscoreError
 from leadscore.settings import CHAMPION_ALIAS, DEFAULT_MODEL_NAME, Settings
 from runtime.bundle import ModelArtifactError, ModelBundle
@@ -33,6 +35,24 @@ if TYPE_CHECKING:
 BENTO_MODEL_NAME = DEFAULT_MODEL_NAME
 """Name of served models in the BentoML store (fixed, so the service can declare it)."""
 BUNDLE_SUBDIR = "bundle"
+
+
+class StoredModelInfo(BaseModel):
+    """The registry identity ``import_bundle`` records in a store model's metadata.
+
+    Unknown keys are ignored rather than refused: the store may hold models imported by
+    another leadscore, and the bundle inside is what is checked strictly.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    registered_name: str | None = None
+    registered_version: str | None = None
+    alias: str | None = None
+    run_id: str | None = None
+    registry: dict[str, Any] = Field(default_factory=dict)
+
+
 QUIET_ENV = {
     "BENTOML_DO_NOT_TRACK": "True",
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -123,8 +143,8 @@ def import_bundle(
     except NotFound:
         pass
     labels = {"registered_name": name, "registered_version": str(version)}
-    metadata = {"registered_name": name, "registered_version": str(version),
-                "alias": alias, "run_id": run_id, "registry": extra or {}}
+    metadata = StoredModelInfo(registered_name=name, registered_version=str(version),
+                               alias=alias, run_id=run_id, registry=extra or {}).model_dump()
     with bentoml.models.create(tag, labels=labels, metadata=metadata,
                                _model_store=store) as model:
         shutil.copytree(bundle_dir, model.path_of(BUNDLE_SUBDIR))
@@ -185,26 +205,24 @@ def load_stored(model: bentoml.Model, source: str, alias: str | None = None) -> 
         source: ``registry`` or ``bento``, for ``GET /model``.
         alias: The alias it was resolved through now (default: the one at import time).
     """
-    meta = dict(model.info.metadata)
+    stored = StoredModelInfo.model_validate(dict(model.info.metadata))
     bundle = ModelBundle.load(model.path_of(BUNDLE_SUBDIR))
     return ServedModel(
         bundle=bundle,
-        name=str(meta.get("registered_name") or model.tag.name),
-        version=str(meta.get("registered_version") or model.tag.version),
-        alias=alias or meta.get("alias"),
+        name=str(stored.registered_name or model.tag.name),
+        version=str(stored.registered_version or model.tag.version),
+        alias=alias or stored.alias,
         source=source,
-        run_id=meta.get("run_id"),
-        extra=dict(meta.get("registry") or {}),
+        run_id=stored.run_id,
+        extra=dict(stored.registry),
     )
 
 
 def load_folder(folder: str | Path) -> ServedModel:
     """Serve a bundle folder directly (``LEADSCORE_MODEL_DIR``)."""
     bundle = ModelBundle.load(folder)
-    meta = bundle.metadata
-    return ServedModel(bundle=bundle, name=str(meta.get("model_name", BENTO_MODEL_NAME)),
-                       version=str(meta.get("model_version", "local")), alias=None,
-                       source="folder", run_id=meta.get("run_id"))
+    return ServedModel(bundle=bundle, name=bundle.metadata.model_name, version="local",
+                       alias=None, source="folder")
 
 
 def packaged_tag(bento: Any) -> str | None:

@@ -202,7 +202,7 @@ def snapshot_payload(row: pd.Series | dict[str, Any], features: Any,
     Args:
         row: A row of a ``lead_snapshot`` training set (``lead_id``, ``as_of``, features).
         features: The features to send (``bundle.spec.features_`` or the config's
-            catalogue, ``features.dataset_config.catalogue_from_metadata``).
+            catalogue, ``TrainingSet.metadata.catalogue``).
         as_of: Scoring time to state (default: the row's ``as_of``, when it has one).
 
     Missing values are left out (the service scores them as unknown); booleans are sent
@@ -239,10 +239,8 @@ def pick_snapshot_samples(training_set: TrainingSet, n: int = 6,
     Returns:
         ``[{"lead_id", "row", "kind", "label"}]``, hot ones first (``row``: position).
     """
-    from features.dataset_config import catalogue_from_metadata
-
     frame = training_set.frame.reset_index(drop=True)
-    catalogue = catalogue_from_metadata(training_set.metadata) or ()
+    catalogue = training_set.metadata.catalogue
     names = [f.name for f in catalogue if f.name in frame.columns]
     rank = (-np.asarray(probability, dtype=float) if probability is not None
             else -frame[names].notna().sum(axis=1).to_numpy(dtype=float))
@@ -284,11 +282,9 @@ def write_snapshot_samples(training_set: TrainingSet, out_dir: str | Path, n: in
     Returns:
         The folder written.
     """
-    from features.dataset_config import catalogue_from_metadata
-
     frame = training_set.frame.reset_index(drop=True)
     features = (bundle.spec.features_ if bundle is not None
-                else catalogue_from_metadata(training_set.metadata))
+                else training_set.metadata.catalogue)
     if not features:
         raise ValueError("the training set has no feature catalogue: is it from a "
                          "lead_snapshot dataset config?")

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,7 @@ from features.contract import TIMESTAMP_UNIT
 from features.dataset_config import snapshot_frame
 from runtime.bundle import ModelBundle, Scores
 from runtime.cards import build_cards
+from runtime.metadata import RequestForm
 from serving import featureform
 from serving.leadform import score_lead_form
 from serving.schemas import ScoreRequest
@@ -70,22 +71,19 @@ class ServedModel:
         meta = self.bundle.metadata
         policy = self.bundle.policy.to_dict()
         policy.pop("score_knots", None)
-        window = meta.get("window") or meta.get("trained_on") or {}
-        trained_on = {"periods": window} if window else {}
-        for key in ("horizon_days", "snapshot_rule", "data_fingerprint", "created_at"):
-            if meta.get(key) is not None:
-                trained_on[key] = meta[key]
-        dataset = meta.get("dataset")
-        if isinstance(dataset, dict):  # the config's path on the training machine stays out
-            trained_on["dataset"] = {k: v for k, v in dataset.items() if k != "config"}
-        metrics = dict(_first_dict(meta, ("test_metrics", "metrics")))
-        if isinstance(meta.get("test_metrics_by_region"), dict):
-            metrics["by_region"] = meta["test_metrics_by_region"]
+        trained_on: dict[str, Any] = {"periods": meta.window.model_dump()} if meta.window else {}
+        facts = {"horizon_days": meta.horizon_days, "snapshot_rule": meta.snapshot_rule,
+                 "data_fingerprint": meta.data_fingerprint, "created_at": meta.created_at}
+        trained_on.update({key: value for key, value in facts.items() if value is not None})
+        if meta.dataset is not None:  # the config's path on the training machine stays out
+            trained_on["dataset"] = meta.dataset.model_dump(exclude={"config"},
+                                                            exclude_none=True)
+        metrics = {**meta.test_metrics, "by_region": meta.test_metrics_by_region}
         form = model_form(self.bundle)
         return {
             **self.ref(),
             "source": self.source,
-            "run_id": self.run_id or meta.get("run_id"),
+            "run_id": self.run_id,
             "trained_on": trained_on,
             "metrics": metrics,
             "policy": policy,
@@ -95,15 +93,6 @@ class ServedModel:
                          "description": f.description, "categories": list(f.categories)}
                         for f in self.bundle.spec.features_] if form == "features" else None),
         }
-
-
-def _first_dict(meta: dict, keys: tuple[str, ...]) -> dict:
-    """The first of ``keys`` holding a dict in the bundle metadata (empty if none)."""
-    for key in keys:
-        value = meta.get(key)
-        if isinstance(value, dict):
-            return value
-    return {}
 
 
 PARALLEL_FROM = 64
@@ -154,18 +143,14 @@ def score_cards(
     return scores, cards
 
 
-RequestForm = Literal["lead", "features"]
 
 
 def model_form(bundle: ModelBundle) -> RequestForm:
     """The request form a model scores: ``features`` for a model trained on a
     ``lead_snapshot`` dataset config (one row per lead, no activity log), ``lead`` for
-    one trained on the contract's tables (the simulator or a ``tables`` config)."""
-    meta = bundle.metadata or {}
-    dataset = meta.get("dataset") if isinstance(meta.get("dataset"), dict) else {}
-    snapshot = dataset.get("kind") == "lead_snapshot" or meta.get("snapshot_rule") == \
-        "lead_snapshot"
-    return "features" if snapshot else "lead"
+    one trained on the contract's tables (the simulator or a ``tables`` config): the
+    ``request_form`` training recorded in the bundle's metadata."""
+    return bundle.metadata.request_form
 
 
 def warmup_request(model: ServedModel) -> ScoreRequest:
@@ -208,7 +193,8 @@ def check_forms(model: ServedModel, requests: Sequence[ScoreRequest]) -> Request
             this model takes.
     """
     form = model_form(model.bundle)
-    dataset = (model.bundle.metadata or {}).get("dataset") or {}
+    dataset = model.bundle.metadata.dataset
+    config_name = dataset.name if dataset else "?"
     which = f"{model.name} v{model.version}"
     problems: list[_Problem] = []
     for i, req in enumerate(requests):
@@ -217,7 +203,7 @@ def check_forms(model: ServedModel, requests: Sequence[ScoreRequest]) -> Request
         if form == "features":
             problems.append((("lead",), "wrong_request_form",
                              f"model {which} was trained on a lead-snapshot dataset config "
-                             f"({dataset.get('name', '?')}): send the lead's feature values "
+                             f"({config_name}): send the lead's feature values "
                              "as `features` ({name: value}; GET /model lists them), not "
                              f"`lead`, `account` and `activities`{_whose(requests, i)}", None))
         else:

@@ -69,7 +69,7 @@ def test_clean_config_loads(tmp_path: Path, export: Path) -> None:
     catalogue = catalogue_from_metadata(ts.metadata)
     assert [f.name for f in catalogue] == ["source", "visits"]
     assert catalogue[1].sentence(3.0) == "Visited 3 times"
-    assert ts.metadata["split"]["kind"] == "time"
+    assert ts.metadata.split.kind == "time"
 
 
 def test_toml_config(tmp_path: Path, export: Path) -> None:
@@ -83,7 +83,7 @@ def test_toml_config(tmp_path: Path, export: Path) -> None:
              'dtype = "float"', 'template = "Visited {value:.0f} times"']
     toml.write_text("\n".join(lines) + "\n")
     ts = load_dataset(toml)
-    assert ts.frame["as_of"].nunique() == 1 and ts.metadata["split"]["kind"] == "stratified"
+    assert ts.frame["as_of"].nunique() == 1 and ts.metadata.split.kind == "stratified"
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path, export: Path) -> None:
@@ -213,14 +213,15 @@ def test_model_card_states_what_the_snapshot_config_says(tmp_path: Path, export:
     """No "label horizon (not recorded)": the card says the fixed as_of or the time
     column, the outcome column and its positive values, and the kind of split."""
     from training.card import render_card
-    from training.train import dataset_train_config, fit_bundle
+    from training.config import train_config_from_dataset
+    from training.train import fit_bundle
 
     changes = ({"time": None, "as_of": "2024-12-31",
                 "split": {"kind": "stratified", "test_fraction": 0.25, "seed": 3}}
                if when == "as_of" else
                {"split": {"kind": "time", "at": "2024-10-01", "valid_fraction": 0.4}})
     ts = load_dataset(_config(tmp_path, export, **changes))
-    fitted = fit_bundle(ts, dataset_train_config(ts, min_rows=100, min_positives=10,
+    fitted = fit_bundle(ts, train_config_from_dataset(ts, min_rows=100, min_positives=10,
                                                  num_boost_round=20, num_threads=1))
     card = render_card(fitted.bundle.metadata, {"model": {"roc_auc": 0.7}}, {},
                        fitted.bundle.policy)

@@ -18,7 +18,8 @@ from sklearn.model_selection import train_test_split
 
 from features.dataset_config import load_dataset
 from runtime.bundle import ModelBundle
-from training.train import dataset_train_config, run_training
+from training.config import train_config_from_dataset
+from training.train import run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -39,7 +40,8 @@ FLOORS = {
 def test_trains_on_real_data_and_clears_the_floor(name: str, tmp_path: Path) -> None:
     path, auc, pr_auc, lift = FLOORS[name]
     training_set = load_dataset(ROOT / path)
-    result = run_training(training_set, config=dataset_train_config(training_set, num_threads=2),
+    config = train_config_from_dataset(training_set, num_threads=2)
+    result = run_training(training_set, config=config,
                           store_dir=tmp_path, experiment=f"test-{name}", model_name=name)
     m = result.metrics
     assert m["test_roc_auc"] >= auc, m
@@ -48,10 +50,10 @@ def test_trains_on_real_data_and_clears_the_floor(name: str, tmp_path: Path) -> 
     assert m["test_roc_auc"] > m["points_roc_auc"], "must beat the points-based baseline"
     assert result.version == "1" and (tmp_path / "mlflow.db").exists()
     # The model speaks the config's language: its own features and templates.
-    names = [f["name"] for f in training_set.metadata["catalogue"]]
+    names = [f.name for f in training_set.metadata.catalogue]
     assert result.bundle.spec.names == names
-    test = result.bundle.metadata["window"]["test"]
-    assert test["rows"] == len(result.evaluation.y)
+    test = result.bundle.metadata.window.test
+    assert test.rows == len(result.evaluation.y)
     scores = result.bundle.score(training_set.frame.head(3))
     reasons = scores.reasons(0, result.bundle.spec)
     sentences = [r["sentence"] for group in reasons.values() for r in group
@@ -71,9 +73,9 @@ def test_x_education_test_set_is_the_anchor_hold_out() -> None:
     ts = load_dataset(ROOT / "examples/x_education.yaml")
     raw = pd.read_csv(DATASETS / "x_education_leads" / "Leads.csv")
     _, test = train_test_split(raw, test_size=0.25, stratify=raw["Converted"], random_state=0)
-    cut = split_from_spec(ts.frame, ts.metadata["split"])
+    cut = split_from_spec(ts.frame, ts.metadata.split.as_dict())
     assert set(cut.test["lead_id"]) == set(test["Prospect ID"])
-    excluded = {e["column"] for e in ts.metadata["excluded"]}
+    excluded = {e["column"] for e in ts.metadata.excluded}
     assert {"Tags", "Lead Quality", "Lead Profile", "Last Notable Activity"} <= excluded
 
 
@@ -81,26 +83,27 @@ def test_olist_time_split_and_no_leakage() -> None:
     from training.split import split_from_spec
 
     ts = load_dataset(ROOT / "examples/olist.yaml")
-    cut = split_from_spec(ts.frame, ts.metadata["split"])
+    cut = split_from_spec(ts.frame, ts.metadata.split.as_dict())
     assert (cut.test["as_of"] >= pd.Timestamp("2018-03-01")).all()
     assert (np.concatenate([cut.train["as_of"], cut.valid["as_of"]])
             < np.datetime64("2018-03-01")).all()
     assert ts.frame["label"].sum() == 842
     assert not {"won_date", "business_segment", "lead_type"} & set(ts.frame.columns)
     # What the config states about its rows travels with the model (card, GET /model).
-    facts = ts.metadata["dataset"]
-    assert facts["outcome"] == {"in_file": "olist_closed_deals_dataset.csv", "column": "mql_id"}
-    assert facts["time"] == "first_contact_date" and "as_of" not in facts
+    facts = ts.metadata.dataset
+    assert facts.outcome.model_dump(exclude_none=True) == {
+        "in_file": "olist_closed_deals_dataset.csv", "column": "mql_id"}
+    assert facts.time == "first_contact_date" and facts.as_of is None
 
 
 def test_bundle_round_trip_keeps_custom_catalogue(tmp_path: Path) -> None:
     ts = load_dataset(ROOT / "examples/olist.yaml")
     from training.train import fit_bundle
 
-    fitted = fit_bundle(ts, dataset_train_config(ts, num_boost_round=50))
+    fitted = fit_bundle(ts, train_config_from_dataset(ts, num_boost_round=50))
     folder = fitted.bundle.save(tmp_path / "bundle")
     loaded = ModelBundle.load(folder)
-    assert loaded.metadata["split_spec"]["kind"] == "time"
+    assert loaded.metadata.split_spec.kind == "time"
     np.testing.assert_allclose(loaded.predict_proba(fitted.split.test),
                                fitted.bundle.predict_proba(fitted.split.test))
 
@@ -111,7 +114,7 @@ def test_snapshot_model_scores_raw_feature_values(tmp_path: Path) -> None:
     from training.train import fit_bundle
 
     ts = load_dataset(ROOT / "examples/x_education.yaml")
-    bundle = fit_bundle(ts, dataset_train_config(ts, num_boost_round=60)).bundle
+    bundle = fit_bundle(ts, train_config_from_dataset(ts, num_boost_round=60)).bundle
     frame = snapshot_frame(bundle.spec.features_, [
         {"lead_id": "a", "lead_origin": "Lead Add Form", "time_on_website": 1500,
          "occupation": "Working Professional", "do_not_email": "No"},

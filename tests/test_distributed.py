@@ -198,7 +198,7 @@ def test_memory_url_round_trip_read_validate_build_write(client, memory_root):
     assert_identical(got, want)
     back = read_training_set(out)
     pd.testing.assert_frame_equal(back.frame, want.frame, check_exact=True)
-    assert back.metadata["fingerprint"] == fingerprint(want.frame)
+    assert back.metadata.fingerprint == fingerprint(want.frame)
     assert sidecar_path(out) == f"{out}.json"
     # The single-machine stage takes the same URL; no staging files are left behind.
     run_features(data, f"{memory_root}/sets/single.parquet", config)

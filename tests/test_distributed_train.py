@@ -103,7 +103,7 @@ def test_dask_model_has_the_single_machine_contract(pair):
     assert {k: got[k] for k in SHAPING} == {k: want[k] for k in SHAPING}
     assert got["categorical_feature"] == want["categorical_feature"] != ""
     assert (got["machines"], got["num_machines"]) == ("", "1")
-    assert dask.bundle.metadata["training"]["engine"] == "dask"
+    assert dask.bundle.metadata.training.engine == "dask"
 
 
 @pytest.mark.slow
@@ -155,7 +155,7 @@ def test_cli_train_engine_dask_scheduler_local(training_set, tmp_path):
     assert run.data.params["engine"] == "dask"
     assert run.data.params["dask.scheduler"] == "local"
     assert run.data.params["lgb.num_machines"] == "2"
-    assert load_champion(uri).bundle.metadata["training"]["engine"] == "dask"
+    assert load_champion(uri).bundle.metadata.training.engine == "dask"
 
 
 def test_cli_refuses_tuning_on_dask_and_unknown_engines(training_set_path, tmp_path):

@@ -51,7 +51,7 @@ def test_training_set_shape_and_columns(training):
     assert list(frame.columns) == ["lead_id", "as_of", *feature_names(), "label"]
     assert len(frame) > 1000
     assert 0 < frame["label"].mean() < 0.5
-    assert training.metadata["rows"] == len(frame)
+    assert training.metadata.rows == len(frame)
     assert not frame.duplicated(["lead_id", "as_of"]).any()
 
 
@@ -110,7 +110,7 @@ def test_no_snapshot_after_conversion_or_past_label_window(tables, training):
     frame = training.frame
     converted = frame["lead_id"].map(tables["conversions"].set_index("lead_id")["converted_at"])
     assert not (converted <= frame["as_of"]).any()
-    end = pd.Timestamp(training.metadata["data_end"])
+    end = pd.Timestamp(training.metadata.data_end)
     assert (frame["as_of"] + pd.Timedelta(days=90) <= end).all()
     created = frame["lead_id"].map(tables["leads"].set_index("lead_id")["created_at"])
     assert (created < frame["as_of"]).all()
@@ -172,8 +172,8 @@ def test_cli_features_writes_set_and_sidecar(tmp_path: Path):
                                       str(out), "--horizon", "60"])
     assert result.exit_code == 0, result.output
     ts = read_training_set(out)
-    assert ts.metadata["horizon_days"] == 60 and ts.metadata["rows"] == len(ts.frame)
-    assert len(ts.metadata["fingerprint"]) == 16 and sidecar_path(out).exists()
+    assert ts.metadata.horizon_days == 60 and ts.metadata.rows == len(ts.frame)
+    assert len(ts.metadata.fingerprint) == 16 and sidecar_path(out).exists()
 
 
 def test_reason_sentences_read_as_plain_language():

@@ -59,7 +59,7 @@ def test_run_logs_params_metrics_window_fingerprint_plots_and_card(store, first)
         assert key in run.data.metrics, key
     assert any(k.startswith("test_region_NA_") for k in run.data.metrics)
     params = run.data.params
-    assert params["data_fingerprint"] == first.bundle.metadata["data_fingerprint"]
+    assert params["data_fingerprint"] == first.bundle.metadata.data_fingerprint
     assert int(params["train.rows"]) > 0 and params["test.first_as_of"]
     assert params["horizon_days"] == "90"
     artifacts = {a.path for a in client(store).list_artifacts(first.run_id, "plots")}
@@ -107,12 +107,12 @@ def test_download_bundle_gives_a_loadable_bundle(store, first, tmp_path):
                                       tmp_path / "champion")
     bundle = ModelBundle.load(folder)
     meta = bundle.metadata
-    assert meta["model_name"] == "lead-scoring" and meta["horizon_days"] == 90
-    assert set(meta["trained_on"]) == {"train", "valid", "test"}
-    assert meta["test_metrics"]["model"]["roc_auc"] == pytest.approx(
+    assert meta.model_name == "lead-scoring" and meta.horizon_days == 90
+    assert {period for period, _ in meta.window} == {"train", "valid", "test"}
+    assert meta.test_metrics["model"]["roc_auc"] == pytest.approx(
         first.metrics["test_roc_auc"])
-    assert "points baseline" in meta["test_metrics"]
-    assert meta["data_fingerprint"] == first.bundle.metadata["data_fingerprint"]
+    assert "points baseline" in meta.test_metrics
+    assert meta.data_fingerprint == first.bundle.metadata.data_fingerprint
     assert json.loads((folder / "registry.json").read_text())["version"] == "1"
 
 

@@ -31,7 +31,8 @@ from serving.scorer import (
     snapshot_warnings,
 )
 from serving.settings import Settings
-from training.train import dataset_train_config, run_training
+from training.config import train_config_from_dataset
+from training.train import run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 LEADS = ROOT.parent / "shared" / "datasets" / "x_education_leads" / "Leads.csv"
@@ -61,7 +62,7 @@ def _sample_config(folder: Path, **train) -> Path:
 
 def _train(config: Path, store: Path, **overrides):
     ts = load_dataset(config)
-    return ts, run_training(ts, config=dataset_train_config(ts, num_threads=1, **overrides),
+    return ts, run_training(ts, config=train_config_from_dataset(ts, num_threads=1, **overrides),
                             store_dir=store, experiment="x-education", model_name=NAME)
 
 
@@ -251,7 +252,7 @@ def test_promote_stratified_models_on_the_challengers_hold_out(tmp_path, monkeyp
     last = json.loads(mlflow.MlflowClient(strong.tracking_uri)
                       .get_registered_model(NAME).tags["promotion.last"])
     assert last["decision"] == "promoted" and last["promoted"]
-    test_rows = strong.bundle.metadata["window"]["test"]["rows"]
+    test_rows = strong.bundle.metadata.window.test.rows
     assert last["rows"] == test_rows == SAMPLE_ROWS // 4
     assert last["challenger_score"] == pytest.approx(strong.metrics["test_roc_auc"])
     assert last["champion_score"] == pytest.approx(weak.metrics["test_roc_auc"])
@@ -319,7 +320,7 @@ def test_cli_train_config_writes_features_form_samples(tmp_path, monkeypatch):
     out = CliRunner().invoke(app, ["train", "--config", str(config), "--threads", "1"])
     assert out.exit_code == 0, out.output
     meta = load_dataset(config).metadata
-    folder = tmp_path / "home" / "samples" / meta["dataset"]["name"]
+    folder = tmp_path / "home" / "samples" / meta.dataset.name
     printed = "".join(out.output.split())  # rich wraps long lines anywhere
     assert f"leadscoreserve--samples{folder}" in printed
     listed = list_samples(folder)
@@ -327,7 +328,7 @@ def test_cli_train_config_writes_features_form_samples(tmp_path, monkeypatch):
     for item in listed:
         body = json.loads((folder / f"{item['name']}.json").read_text())
         assert ScoreRequest.model_validate(body).form == "features"
-        assert body["features"] and set(body["features"]) <= set(meta["features"])
+        assert body["features"] and set(body["features"]) <= set(meta.features)
 
 
 def test_features_form_without_a_frame_equals_the_frame_path(trained):

@@ -117,8 +117,8 @@ def test_tables_config_checks_trains_registers_and_scores(tmp_path: Path, monkey
                                     bentoml_home=tmp_path / "bentoml"))
     bundle = served.bundle
     assert bundle.spec.names[-1] == "newsletter" and "n_email_open_90d" in bundle.spec.names
-    assert bundle.metadata["dataset"]["kind"] == "tables"
-    assert bundle.metadata["horizon_days"] == 60
+    assert bundle.metadata.dataset.kind == "tables"
+    assert bundle.metadata.horizon_days == 60
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert metrics, "the report was written"
     card = (tmp_path / "report" / "model_card.md").read_text()

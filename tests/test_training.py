@@ -43,7 +43,7 @@ def fitted(training_set):
 @pytest.fixture(scope="module")
 def evaluation(fitted, simulation, training_set):
     oracle = oracle_from_ground_truth(simulation.ground_truth,
-                                      training_set.metadata["horizon_days"])
+                                      training_set.metadata.horizon_days)
     return evaluate(fitted.bundle, fitted.split.test, fitted.split.train, fitted.split.valid,
                     oracle, population=fitted.split.test_population)
 
@@ -331,10 +331,11 @@ def test_bundle_round_trips_as_text_and_json(fitted, tmp_path):
     test = fitted.split.test
     np.testing.assert_allclose(loaded.predict_proba(test), fitted.bundle.predict_proba(test))
     meta = loaded.metadata
-    assert meta["model_name"] == "lead-scoring"
-    assert meta["horizon_days"] == 90
-    assert set(meta["trained_on"]) == {"train", "valid", "test"}
-    assert meta["data_fingerprint"]
+    assert meta.model_name == "lead-scoring"
+    assert meta.horizon_days == 90
+    assert {period for period, _ in meta.window} == {"train", "valid", "test"}
+    assert meta.data_fingerprint
+    assert meta == fitted.bundle.metadata  # the JSON round trip loses nothing
 
 
 @pytest.mark.slow
@@ -343,7 +344,7 @@ def test_tuning_searches_on_validation(training_set):
                          num_threads=1)
     fitted = fit_bundle(training_set, config)
     assert fitted.tuning is not None and len(fitted.tuning.trials) == 2
-    assert fitted.bundle.metadata["training"]["tune_trials"] == 2
+    assert fitted.bundle.metadata.training.tune_trials == 2
     assert 0.5 < fitted.tuning.best_value <= 1.0
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 
+from features.metadata import DatasetInfo
 from runtime.bundle import Policy
+from runtime.metadata import BundleMetadata, SplitWindow, request_form_of
 from training.evaluate import LOGISTIC, MODEL, ORACLE, POINTS
 
 CARD_METRICS: tuple[tuple[str, str, str], ...] = (
@@ -36,13 +38,12 @@ def _fmt(value: object, pattern: str) -> str:
     return pattern.format(value)
 
 
-def _window_table(window: dict) -> list[str]:
+def _window_table(window: SplitWindow) -> list[str]:
     lines = ["| Period | First snapshot | Last snapshot | Snapshots | Leads | Conversions |",
              "|---|---|---|---:|---:|---:|"]
-    for name in ("train", "valid", "test"):
-        w = window[name]
-        lines.append(f"| {name} | {str(w['first_as_of'])[:10]} | {str(w['last_as_of'])[:10]} "
-                     f"| {w['rows']:,} | {w['leads']:,} | {w['positives']:,} |")
+    for name, w in window:
+        lines.append(f"| {name} | {str(w.first_as_of)[:10]} | {str(w.last_as_of)[:10]} "
+                     f"| {w.rows:,} | {w.leads:,} | {w.positives:,} |")
     return lines
 
 
@@ -88,40 +89,37 @@ def _policy_lines(policy: Policy) -> list[str]:
     return lines
 
 
-def _is_snapshot(metadata: dict) -> bool:
+def _is_snapshot(metadata: BundleMetadata) -> bool:
     """Whether the model was trained on a ``lead_snapshot`` dataset config."""
-    dataset = metadata.get("dataset") or {}
-    return dataset.get("kind") == "lead_snapshot" or \
-        metadata.get("snapshot_rule") == "lead_snapshot"
+    return request_form_of(metadata.dataset, metadata.snapshot_rule) == "features"
 
 
-def _split_kind(metadata: dict) -> str:
+def _split_kind(metadata: BundleMetadata) -> str:
     """``stratified``, ``time`` (a config's date) or ``pipeline`` (the pipeline's periods)."""
-    split = metadata.get("split_spec") or {}
-    return split.get("kind") or "pipeline"
+    return metadata.split_spec.kind if metadata.split_spec else "pipeline"
 
 
-def _outcome_text(dataset: dict) -> str:
+def _outcome_text(dataset: DatasetInfo | None) -> str:
     """The outcome a lead-snapshot config declares, in words."""
-    outcome = dataset.get("outcome") or {}
-    if "in_file" in outcome:
-        return (f"converted when its id appears in `{outcome['in_file']}`, column "
-                f"`{outcome.get('column')}`")
-    if outcome.get("column"):
-        values = ", ".join(f"`{v}`" for v in outcome.get("positive") or [])
-        return f"converted when column `{outcome['column']}` is {values or 'true'}"
+    outcome = dataset.outcome if dataset else None
+    if outcome is not None and outcome.in_file is not None:
+        return (f"converted when its id appears in `{outcome.in_file}`, column "
+                f"`{outcome.column}`")
+    if outcome is not None and outcome.column:
+        values = ", ".join(f"`{v}`" for v in outcome.positive or ())
+        return f"converted when column `{outcome.column}` is {values or 'true'}"
     return "the outcome column of the export (not recorded in this model)"
 
 
-def _purpose(metadata: dict) -> str:
+def _purpose(metadata: BundleMetadata) -> str:
     """The card's first sentence: what the probability means for this model."""
     if _is_snapshot(metadata):
-        dataset = metadata.get("dataset") or {}
-        if dataset.get("as_of"):
-            when = (f"every lead is scored as of one fixed date, {dataset['as_of']} (the "
+        dataset = metadata.dataset
+        if dataset is not None and dataset.as_of:
+            when = (f"every lead is scored as of one fixed date, {dataset.as_of} (the "
                     "export has no usable timestamps)")
-        elif dataset.get("time"):
-            when = f"each lead is scored as of its own `{dataset['time']}`"
+        elif dataset is not None and dataset.time:
+            when = f"each lead is scored as of its own `{dataset.time}`"
         else:
             when = "the scoring time is not recorded"
         return ("Predicts the probability that a lead converts, from one row per lead with "
@@ -129,50 +127,52 @@ def _purpose(metadata: dict) -> str:
                 f"{_outcome_text(dataset)}. There is no label horizon: the outcome is "
                 "whatever the export had recorded when it was taken. LightGBM on real "
                 "outcomes, calibrated on held-out leads.")
-    days = metadata.get("horizon_days")
+    days = metadata.horizon_days
     horizon = f"{days} days" if days else "the label horizon (not recorded)"
     return (f"Predicts the probability that an open lead converts within {horizon} of the "
             "moment it is scored, from who the lead is (fit) and what it did before that "
             "moment (engagement). LightGBM on real outcomes, calibrated on a later period.")
 
 
-def _dataset_lines(metadata: dict) -> list[str]:
+def _dataset_lines(metadata: BundleMetadata) -> list[str]:
     """Data lines of a model trained from a dataset config (``features.dataset_config``)."""
-    dataset = metadata.get("dataset") or {}
-    split = metadata.get("split_spec") or {}
+    dataset = metadata.dataset
+    split = metadata.split_spec
     kind = _split_kind(metadata)
-    if kind == "stratified":
-        how = (f"stratified random hold-out of {float(split.get('test_fraction', 0.25)):.0%} "
-               f"(seed {split.get('seed', 0)}); validation "
-               f"({float(split.get('valid_fraction', 0.2)):.0%}) carved from the training "
+    if split is not None and kind == "stratified":
+        test_fraction = split.test_fraction if split.test_fraction is not None else 0.25
+        how = (f"stratified random hold-out of {float(test_fraction):.0%} "
+               f"(seed {split.seed}); validation "
+               f"({float(split.valid_fraction):.0%}) carved from the training "
                "side the same way")
-    elif kind == "time":
-        how = (f"by time: test = leads scored on or after {split.get('at')}; validation = "
+    elif split is not None and kind == "time":
+        how = (f"by time: test = leads scored on or after {split.at}; validation = "
                "the latest earlier leads")
     else:
         how = ("by time: each lead belongs to the period of its first snapshot and is "
                "dropped from later periods, so no lead is on two sides of a boundary")
+    name = dataset.name if dataset else "?"
     if _is_snapshot(metadata):
         rows = ("one row per lead (a lead snapshot export, no activity log)"
-                + (f", id column `{dataset['id']}`" if dataset.get("id") else ", rows numbered"))
-        if dataset.get("as_of"):
-            when = (f"- Scoring time: a fixed `as_of` of {dataset['as_of']} for every lead; "
+                + (f", id column `{dataset.id}`" if dataset and dataset.id else ", rows numbered"))
+        if dataset and dataset.as_of:
+            when = (f"- Scoring time: a fixed `as_of` of {dataset.as_of} for every lead; "
                     "label horizon: none (the outcome as exported).")
-        elif dataset.get("time"):
-            when = (f"- Scoring time: each lead's `{dataset['time']}`; label horizon: none "
+        elif dataset and dataset.time:
+            when = (f"- Scoring time: each lead's `{dataset.time}`; label horizon: none "
                     "(the outcome as exported).")
         else:
             when = "- Scoring time and label horizon: not recorded."
-        return [f"- Dataset config: {dataset.get('name', '?')} (lead_snapshot), {rows}.",
+        return [f"- Dataset config: {name} (lead_snapshot), {rows}.",
                 f"- Outcome: {_outcome_text(dataset)}.", when, f"- Split: {how}."]
-    days = metadata.get("horizon_days")
-    return [f"- Dataset config: {dataset.get('name', '?')} ({dataset.get('kind', '?')}), "
+    days = metadata.horizon_days
+    return [f"- Dataset config: {name} ({dataset.kind if dataset else '?'}), "
             f"mapped onto the contract's tables; snapshot rule: "
-            f"{metadata.get('snapshot_rule', 'unknown')}; label horizon: "
+            f"{metadata.snapshot_rule}; label horizon: "
             f"{f'{days} days' if days else 'not recorded'}.", f"- Split: {how}."]
 
 
-def _caveats(metadata: dict, by_region: dict) -> list[str]:
+def _caveats(metadata: BundleMetadata, by_region: dict) -> list[str]:
     """What the numbers do not say, for this model's kind of data and split."""
     lines = []
     if _is_snapshot(metadata):
@@ -203,7 +203,7 @@ def _caveats(metadata: dict, by_region: dict) -> list[str]:
     return lines
 
 
-def render_card(metadata: dict, metrics: dict[str, dict[str, float]],
+def render_card(metadata: BundleMetadata, metrics: dict[str, dict[str, float]],
                 by_region: dict[str, dict[str, float]], policy: Policy) -> str:
     """The model card as markdown.
 
@@ -213,30 +213,30 @@ def render_card(metadata: dict, metrics: dict[str, dict[str, float]],
         by_region: Model metrics per region (``Evaluation.by_region``).
         policy: The MQL policy stored with the model.
     """
-    days = metadata.get("horizon_days")
+    days = metadata.horizon_days
     horizon = f"{days} days" if days else "the label horizon (not recorded)"
     model = metrics[MODEL]
     results = ("## Test results (stratified hold-out, never used for fitting or tuning)"
                if _split_kind(metadata) == "stratified" else
                "## Test-period results (latest period, never used for fitting or tuning)")
     lines = [
-        f"# Model card: {metadata.get('model_name', 'lead-scoring')}",
+        f"# Model card: {metadata.model_name}",
         "",
         _purpose(metadata),
         "",
         "## Data",
         "",
-        f"- Data fingerprint: `{metadata.get('data_fingerprint')}`; "
-        f"{metadata.get('rows_total', 0):,} "
+        f"- Data fingerprint: `{metadata.data_fingerprint}`; "
+        f"{metadata.rows_total:,} "
         f"{'leads' if _is_snapshot(metadata) else 'snapshots'} in the training set.",
-        *(_dataset_lines(metadata) if metadata.get("split_spec") or metadata.get("dataset")
+        *(_dataset_lines(metadata) if metadata.split_spec or metadata.dataset
           else [
-            f"- Snapshot rule: {metadata.get('snapshot_rule', 'unknown')}; label horizon: "
+            f"- Snapshot rule: {metadata.snapshot_rule}; label horizon: "
             f"{horizon}.",
             "- Split by time: each lead belongs to the period of its first snapshot and is "
             "dropped from later periods, so no lead is on two sides of a boundary."]),
         "",
-        *_window_table(metadata["window"]),
+        *(_window_table(metadata.window) if metadata.window else []),
         "",
         results,
         "",
@@ -254,13 +254,13 @@ def render_card(metadata: dict, metrics: dict[str, dict[str, float]],
     if by_region:
         lines += ["### By region", "", *_region_table(by_region), ""]
     lines += ["## MQL policy (chosen on the validation period)", "", *_policy_lines(policy), ""]
-    training = metadata.get("training", {})
+    training = metadata.training
     lines += [
         "## Training",
         "",
-        f"- Trees: {training.get('best_iteration')} (early stopping on validation log loss).",
-        f"- Calibration: {metadata.get('calibration_method')} (fitted on validation).",
-        f"- Hyper-parameter trials: {training.get('tune_trials', 0)}.",
+        f"- Trees: {training.best_iteration} (early stopping on validation log loss).",
+        f"- Calibration: {metadata.calibration_method} (fitted on validation).",
+        f"- Hyper-parameter trials: {training.tune_trials}.",
         "",
         "## Caveats",
         "",

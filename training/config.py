@@ -165,7 +165,7 @@ def train_config_from_dataset(training_set: TrainingSet, **overrides: Any) -> Tr
     Raises:
         TrainConfigError: naming every setting that is wrong.
     """
-    return _from_settings((training_set.metadata or {}).get("train") or {}, **overrides)
+    return _from_settings(training_set.metadata.train, **overrides)
 
 
 def load_training_dataset(path: str | Path) -> TrainingSet:

@@ -32,7 +32,7 @@ def load_training_data(data: TrainingData) -> TrainingSet:
     if isinstance(data, TrainingSet):
         return data
     if isinstance(data, pd.DataFrame):
-        return TrainingSet(data, {})
+        return TrainingSet(data)
     return read_training_set(data)
 
 

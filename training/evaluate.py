@@ -136,9 +136,9 @@ def evaluate(
         curves[LOGISTIC] = p_lr
         metrics[LOGISTIC] = classifier_metrics(y, p_lr, mql_lr)
 
-    rules = bundle.metadata.get("points_rules") if bundle.metadata else None
-    points = points or (RulePoints.from_dict(rules) if rules else PointsScore())
-    if (isinstance(points, RulePoints) or not bundle.metadata.get("catalogue")
+    rules = bundle.metadata.points_rules
+    points = points or (RulePoints.from_dict(rules.as_dict()) if rules else PointsScore())
+    if (isinstance(points, RulePoints) or not bundle.metadata.catalogue
             or "days_since_last_activity" in test.columns):
         pts = points.points(test)
         curves[POINTS] = pts
@@ -257,8 +257,8 @@ def evaluate_registered(
     """
     training_set = load_training_data(data)
     frame = training_set.frame
-    custom = (training_set.metadata or {}).get("features") if (
-        training_set.metadata or {}).get("catalogue") else None
+    custom = (list(training_set.metadata.features) if training_set.metadata.catalogue
+              else None)
     check_frame(frame, min_rows=1, min_positives=1, features=custom)
     uri = registry.resolve_tracking_uri(tracking_uri, store_dir)
     registry.require_store(uri)
@@ -268,13 +268,13 @@ def evaluate_registered(
     train = valid = population = valid_population = None
     test = frame
     if period == "test":
-        boundaries = bundle.metadata.get("boundaries")
+        boundaries = bundle.metadata.boundaries
         if not boundaries:
             raise TrainingDataError(f"version {info.version} stores no split boundaries; "
                                     "use period='all'")
-        split_spec = bundle.metadata.get("split_spec")
-        split = (split_from_spec(frame, split_spec) if split_spec
-                 else apply_boundaries(frame, Boundaries.from_dict(boundaries)))
+        split_spec = bundle.metadata.split_spec
+        split = (split_from_spec(frame, split_spec.as_dict()) if split_spec
+                 else apply_boundaries(frame, Boundaries.from_dict(boundaries.model_dump())))
         train, valid, test = split.train, split.valid, split.test
         population, valid_population = split.test_population, split.valid_population
         if not len(train) or not len(valid):

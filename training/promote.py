@@ -86,22 +86,23 @@ def better(challenger: float, champion: float, metric: str, margin: float) -> bo
 def _test_frame(client, info: registry.VersionInfo, bundle: ModelBundle,
                 data: TrainingData | None) -> pd.DataFrame:
     if data is not None:
-        boundaries = bundle.metadata.get("boundaries")
-        split_spec = bundle.metadata.get("split_spec")
+        boundaries = bundle.metadata.boundaries
+        split_spec = bundle.metadata.split_spec
         if not boundaries and not split_spec:
             raise PromotionError(f"version {info.version} has no split boundaries in its "
                                  "metadata; promote without data to use its logged test set")
         frame = load_training_data(data).frame
         if split_spec:  # a dataset config's split (stratified or at a date): cut it again
             try:
-                test = split_from_spec(frame, split_spec).test
+                test = split_from_spec(frame, split_spec.as_dict()).test
             except ValueError as exc:
-                raise PromotionError(f"cannot cut the challenger's {split_spec.get('kind')} "
+                raise PromotionError(f"cannot cut the challenger's {split_spec.kind} "
                                      f"hold-out from the given data: {exc}") from exc
         else:
-            test = apply_boundaries(frame, Boundaries.from_dict(boundaries)).test
+            test = apply_boundaries(frame, Boundaries.from_dict(boundaries.model_dump())).test
         if test.empty:
-            start = (boundaries or {}).get("test_start") or (split_spec or {}).get("at")
+            start = ((boundaries.test_start if boundaries else None)
+                     or (split_spec.at if split_spec else None))
             raise PromotionError("the given data has no snapshots in the challenger's test "
                                  f"period (from {start})")
         return test
@@ -131,10 +132,11 @@ def _score(bundle: ModelBundle, test: pd.DataFrame, metric: str) -> float:
 
 def _overlap_warning(champion: ModelBundle, test: pd.DataFrame, client=None,
                      info: registry.VersionInfo | None = None) -> str | None:
-    if (champion.metadata.get("split_spec") or {}).get("kind") == "stratified":
+    split_spec = champion.metadata.split_spec
+    if split_spec is not None and split_spec.kind == "stratified":
         return _held_out_warning(client, info, test)
-    window = champion.metadata.get("window", {})
-    seen = [w.get("last_as_of") for k, w in window.items() if k in ("train", "valid")]
+    window = champion.metadata.window
+    seen = [w.last_as_of for w in (window.train, window.valid)] if window else []
     seen = [pd.Timestamp(s) for s in seen if s]
     if seen and max(seen) >= pd.Timestamp(test["as_of"].min()):
         return ("the champion was fitted on snapshots up to "

@@ -26,12 +26,19 @@ import numpy as np
 import pandas as pd
 
 from features.build import fingerprint
-from features.dataset_config import catalogue_from_metadata
 from features.io import replace_dir
 from features.pipeline import TrainingSet
 from runtime import registry
 from runtime.bundle import CalibratedModel, ModelBundle
 from runtime.encoding import InputSpec
+from runtime.metadata import (
+    BundleMetadata,
+    PolicySettings,
+    SplitBoundaries,
+    SplitWindow,
+    TrainingFacts,
+    request_form_of,
+)
 from training.calibration import fit_calibration
 from training.card import render_card
 from training.config import TrainConfig
@@ -89,7 +96,7 @@ class TrainingResult:
     tracking_uri: str
     metrics: dict[str, float]
     evaluation: Evaluation
-    window: dict[str, dict]
+    window: SplitWindow
     card: str
     bundle: ModelBundle
     output_dir: Path | None = None
@@ -99,18 +106,6 @@ class TrainingResult:
     def model_uri(self) -> str | None:
         """``models:/<name>/<version>`` of the registered version."""
         return f"models:/{self.model_name}/{self.version}" if self.version else None
-
-
-def dataset_train_config(training_set: TrainingSet, **overrides: Any) -> TrainConfig:
-    """``TrainConfig`` with a dataset config's ``train`` settings applied, then ``overrides``.
-
-    ``train.params`` are merged into LightGBM's parameters; ``train.valid_fraction`` is
-    ignored here (it belongs to the split).
-    """
-    settings = dict((training_set.metadata or {}).get("train") or {})
-    settings.pop("valid_fraction", None)
-    params = {**(settings.pop("params", None) or {}), **(overrides.pop("params", None) or {})}
-    return TrainConfig(**{**settings, **overrides, "params": params or None})
 
 
 def _new_model(config: TrainConfig) -> BoostedEstimator:
@@ -147,14 +142,14 @@ def fit_bundle(training_set: TrainingSet, config: TrainConfig | None = None,
     """
     config = config or TrainConfig()
     frame = training_set.frame
-    catalogue = catalogue_from_metadata(training_set.metadata)
-    split_spec = training_set.metadata.get("split") if training_set.metadata else None
+    catalogue = training_set.metadata.catalogue
+    split_spec = training_set.metadata.split
     check_frame(frame, config.min_rows, config.min_positives,
                 [f.name for f in catalogue] if catalogue else None)
     frame = frame.assign(label=pd.to_numeric(frame["label"]).astype(np.int8))
-    progress("splitting by time" if not split_spec else f"splitting ({split_spec['kind']})")
+    progress("splitting by time" if not split_spec else f"splitting ({split_spec.kind})")
     try:
-        split = (split_from_spec(frame, split_spec, config.seed) if split_spec
+        split = (split_from_spec(frame, split_spec.as_dict(), config.seed) if split_spec
                  else split_by_time(frame, config.split))
     except ValueError as exc:
         raise TrainingDataError(str(exc)) from exc
@@ -190,47 +185,48 @@ def fit_bundle(training_set: TrainingSet, config: TrainConfig | None = None,
         raise TrainingDataError(str(exc)) from exc
     metadata = _metadata(training_set, frame, split, model, calibration.method, config,
                          model_name, tuning)
-    for key, name in (("catalogue", "catalogue"), ("split", "split_spec"),
-                      ("points", "points_rules"), ("dataset", "dataset")):
-        if training_set.metadata.get(key):
-            metadata[name] = training_set.metadata[key]
     bundle = ModelBundle(model.booster_, spec, calibration, policy, metadata)
     return Fitted(bundle, split, model, tuning)
 
 
 def _metadata(training_set: TrainingSet, frame: pd.DataFrame, split: TimeSplit,
               model: BoostedEstimator, calibration: str, config: TrainConfig,
-              model_name: str, tuning: TuneResult | None) -> dict:
-    window = split.window()
+              model_name: str, tuning: TuneResult | None) -> BundleMetadata:
+    """The bundle's metadata: what it was trained on and how, and what a dataset config
+    declared (catalogue, split, points, dataset facts) carried over from the training set."""
     source = training_set.metadata
-    return {
-        "model_name": model_name,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "horizon_days": source.get("horizon_days"),
-        "snapshot_rule": source.get("snapshot_rule"),
-        "data_fingerprint": fingerprint(training_set.frame),
-        "source_fingerprint": source.get("fingerprint"),
-        "rows_total": len(frame),
-        "window": window,
-        "trained_on": {name: [w["first_as_of"], w["last_as_of"]] for name, w in window.items()},
-        "boundaries": split.boundaries.to_dict(),
-        "dropped_rows": split.dropped_rows,
-        "population_rows": {"valid": len(split.valid_population),
-                            "test": len(split.test_population)},
-        "calibration_method": calibration,
-        "training": {
-            "params": {k: v for k, v in model.params_.items() if k != "metric"},
-            "best_iteration": model.best_iteration_,
-            "num_boost_round": config.num_boost_round,
-            "early_stopping_rounds": config.early_stopping_rounds,
-            "tune_trials": config.tune_trials,
-            "tune_best_valid_roc_auc": tuning.best_value if tuning else None,
-            "engine": config.engine,
-        },
-        "policy_config": {"rule": config.policy.rule, "target": config.policy.target,
-                          "per_region": config.policy.per_region},
-        "features": list(model.booster_.feature_name()),
-    }
+    return BundleMetadata(
+        model_name=model_name,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        request_form=request_form_of(source.dataset, source.snapshot_rule),
+        horizon_days=source.horizon_days,
+        snapshot_rule=source.snapshot_rule,
+        data_fingerprint=fingerprint(training_set.frame),
+        source_fingerprint=source.fingerprint,
+        rows_total=len(frame),
+        window=SplitWindow.model_validate(split.window()),
+        boundaries=SplitBoundaries(**split.boundaries.to_dict()),
+        dropped_rows=split.dropped_rows,
+        population_rows={"valid": len(split.valid_population),
+                         "test": len(split.test_population)},
+        calibration_method=calibration,
+        training=TrainingFacts(
+            params={k: v for k, v in model.params_.items() if k != "metric"},
+            best_iteration=model.best_iteration_,
+            num_boost_round=config.num_boost_round,
+            early_stopping_rounds=config.early_stopping_rounds,
+            tune_trials=config.tune_trials,
+            tune_best_valid_roc_auc=tuning.best_value if tuning else None,
+            engine=config.engine,
+        ),
+        policy_config=PolicySettings(rule=config.policy.rule, target=config.policy.target,
+                                     per_region=config.policy.per_region),
+        features=tuple(model.booster_.feature_name()),
+        catalogue=source.catalogue,
+        split_spec=source.split,
+        points_rules=source.points,
+        dataset=source.dataset,
+    )
 
 
 def _loggable_metrics(flat: dict[str, float]) -> dict[str, float]:
@@ -242,17 +238,17 @@ def _loggable_metrics(flat: dict[str, float]) -> dict[str, float]:
 def _run_params(fitted: Fitted, config: TrainConfig) -> dict[str, Any]:
     meta = fitted.bundle.metadata
     params: dict[str, Any] = {**config.to_params()}
-    for key, value in meta["training"]["params"].items():
+    for key, value in meta.training.params.items():
         params[f"lgb.{key}"] = value
-    params["best_iteration"] = meta["training"]["best_iteration"]
-    params["calibration_method"] = meta["calibration_method"]
-    params["horizon_days"] = meta["horizon_days"]
-    params["snapshot_rule"] = meta["snapshot_rule"]
-    params["data_fingerprint"] = meta["data_fingerprint"]
-    params["rows_total"] = meta["rows_total"]
-    for period, w in meta["window"].items():
-        for key in ("first_as_of", "last_as_of", "rows", "leads", "positives"):
-            params[f"{period}.{key}"] = w[key]
+    params["best_iteration"] = meta.training.best_iteration
+    params["calibration_method"] = meta.calibration_method
+    params["horizon_days"] = meta.horizon_days
+    params["snapshot_rule"] = meta.snapshot_rule
+    params["data_fingerprint"] = meta.data_fingerprint
+    params["rows_total"] = meta.rows_total
+    for period, w in meta.window or ():
+        for key, value in w.model_dump().items():
+            params[f"{period}.{key}"] = value
     params["policy.threshold"] = fitted.bundle.policy.threshold
     return {k: str(v)[:500] for k, v in params.items()}
 
@@ -289,9 +285,9 @@ def _register(client, run_id: str, model_uri: str, model_name: str, fitted: Fitt
     meta = fitted.bundle.metadata
     tags = {
         "run_id": run_id,
-        "data_fingerprint": meta["data_fingerprint"],
-        "test_first_as_of": meta["window"]["test"]["first_as_of"],
-        "test_last_as_of": meta["window"]["test"]["last_as_of"],
+        "data_fingerprint": meta.data_fingerprint,
+        "test_first_as_of": meta.window.test.first_as_of if meta.window else None,
+        "test_last_as_of": meta.window.test.last_as_of if meta.window else None,
         "test_roc_auc": f"{metrics.get('test_roc_auc', float('nan')):.6f}",
     }
     return registry.register_version(client, model_uri, model_name,
@@ -343,8 +339,9 @@ def run_training(
                           fitted.split.valid, oracle, seed=config.seed,
                           population=fitted.split.test_population,
                           valid_population=fitted.split.valid_population)
-    fitted.bundle.metadata["test_metrics"] = clean_json(evaluation.metrics)
-    fitted.bundle.metadata["test_metrics_by_region"] = clean_json(evaluation.by_region)
+    fitted.bundle.metadata = fitted.bundle.metadata.model_copy(update={
+        "test_metrics": clean_json(evaluation.metrics),
+        "test_metrics_by_region": clean_json(evaluation.by_region)})
     card = render_card(fitted.bundle.metadata, evaluation.metrics, evaluation.by_region,
                        fitted.bundle.policy)
     flat = evaluation.flat()
@@ -365,7 +362,7 @@ def run_training(
                 mlflow.log_metrics(metrics)
                 mlflow.set_tags({
                     "leadscore.model_name": model_name,
-                    "leadscore.data_fingerprint": fitted.bundle.metadata["data_fingerprint"],
+                    "leadscore.data_fingerprint": fitted.bundle.metadata.data_fingerprint,
                     "mlflow.note.content": card,
                 })
                 for name in ("model_card.md", "metrics.json"):
@@ -384,7 +381,7 @@ def run_training(
     return TrainingResult(
         run_id=run_id, experiment_id=experiment_id, model_name=model_name, version=version,
         aliases=aliases, tracking_uri=uri, metrics=flat, evaluation=evaluation,
-        window=fitted.bundle.metadata["window"], card=card, bundle=fitted.bundle,
+        window=fitted.bundle.metadata.window, card=card, bundle=fitted.bundle,
         output_dir=out, seconds=time.perf_counter() - started,
     )
 

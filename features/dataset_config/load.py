@@ -8,7 +8,6 @@ anything raises, so ``leadscore check --config FILE`` reports a broken export in
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from features.dataset_config.schema import (
     TablesConfig,
     validate_config,
 )
+from features.metadata import TrainingSetMetadata
 from features.pipeline import TrainingSet
 
 TrainCheck = Callable[[Mapping[str, Any]], list[str]]
@@ -76,7 +76,7 @@ def load_dataset(path: str | Path, check_train: TrainCheck | None = None) -> Tra
         **extra_meta,
         "dataset": {"name": cfg.name or path.stem, "kind": kind, "config": str(path),
                     **_snapshot_facts(cfg)},
-        "catalogue": [asdict(f) | {"categories": list(f.categories)} for f in catalogue],
+        "catalogue": catalogue,
         "features": [f.name for f in catalogue],
         "split": split,
         "points": cfg.points.spec() if cfg.points else None,
@@ -147,11 +147,6 @@ def check_dataset(path: str | Path, check_train: TrainCheck | None = None) -> li
     return []
 
 
-def catalogue_from_metadata(metadata: dict) -> tuple[FeatureSpec, ...] | None:
+def catalogue_from_metadata(metadata: TrainingSetMetadata) -> tuple[FeatureSpec, ...] | None:
     """The custom catalogue a dataset config stored in a training set's metadata."""
-    items = metadata.get("catalogue") if metadata else None
-    if not items:
-        return None
-    return tuple(FeatureSpec(f["name"], f["group"], f["dtype"], f["template"],
-                             f["description"], tuple(f.get("categories") or ()))
-                 for f in items)
+    return metadata.catalogue or None

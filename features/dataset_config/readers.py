@@ -269,7 +269,7 @@ class DataReader:
                 continue
             values = frame["lead_id"].map(leads[f.source])
             frame[f.key] = self.typed(values, f.dtype, f"features ({f.key})")
-        return frame, extra_specs, ts.metadata
+        return frame, extra_specs, ts.metadata.model_dump()
 
     def contract_table(self, name: str, spec: Any) -> pd.DataFrame | None:
         """One file renamed onto a contract table, timestamps parsed, activities mapped."""

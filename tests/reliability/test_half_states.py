@@ -42,9 +42,9 @@ def two_sets(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_a_matching_pair_is_read_with_its_sidecar(two_sets):
     ts = read_training_set(two_sets[0])
-    assert ts.metadata["horizon_days"] == 60
-    assert ts.metadata["fingerprint"] == fingerprint(ts.frame)
-    assert SIDECAR_FILE_KEY not in ts.metadata  # the file facts are not training metadata
+    assert ts.metadata.horizon_days == 60
+    assert ts.metadata.fingerprint == fingerprint(ts.frame)
+    assert SIDECAR_FILE_KEY not in ts.metadata.to_json()  # the file facts are not training metadata
     facts = json.loads(sidecar_path(two_sets[0]).read_text())[SIDECAR_FILE_KEY]
     assert facts["bytes"] == two_sets[0].stat().st_size and len(facts["sha256"]) == 64
 
@@ -57,8 +57,8 @@ def test_a_stale_sidecar_is_not_paired_with_new_data(two_sets, tmp_path, caplog)
     shutil.copy(sidecar_path(old), sidecar_path(out))
     with caplog.at_level(logging.WARNING, logger="features.build"):
         ts = read_training_set(out)
-    assert ts.metadata["horizon_days"] == 60  # the Parquet file's own metadata, not 30
-    assert ts.metadata["fingerprint"] == fingerprint(ts.frame)
+    assert ts.metadata.horizon_days == 60  # the Parquet file's own metadata, not 30
+    assert ts.metadata.fingerprint == fingerprint(ts.frame)
     assert f"the sidecar {sidecar_path(out)} does not describe the training set {out}" \
         in caplog.text
 
@@ -83,7 +83,7 @@ def test_a_foreign_pair_without_embedded_metadata_is_refused(two_sets, tmp_path)
         read_training_set(out)
     legacy["fingerprint"] = fingerprint(pd.read_parquet(out))
     sidecar_path(out).write_text(json.dumps(legacy))
-    assert read_training_set(out).metadata == legacy  # a matching older pair still reads
+    assert read_training_set(out).metadata.to_json() == legacy  # a matching older pair reads
 
 
 @pytest.mark.slow

@@ -91,9 +91,9 @@ def test_killed_feature_build_leaves_the_previous_training_set(root, tmp_path):
         outcomes.append(code)
         after = (digest(out), digest(sidecar_path(out)))
         training_set = read_training_set(out)  # readable, and its sidecar matches it
-        assert training_set.metadata["fingerprint"] == fingerprint(training_set.frame)
+        assert training_set.metadata.fingerprint == fingerprint(training_set.frame)
         if code is None:  # killed: old or (if it got past both renames) new, never half
-            assert after == before or training_set.metadata["horizon_days"] == 30
+            assert after == before or training_set.metadata.horizon_days == 30
         if after != before:  # a finished run; start the next kill from the old state
             run_ok("features", "--data", str(data), "--out", str(out), "--horizon", "60",
                    env=env)

@@ -1,0 +1,208 @@
+"""What a training set says about itself: typed, versioned metadata.
+
+The feature stage writes it (inside the Parquet file and as a JSON sidecar), dataset
+configs build it in memory, and training, evaluation, serving and the CLI read it. One
+model instead of a free dict means a reader gets an attribute or a clear error, never a
+``KeyError`` half-way through a run, and a file written in another format is refused up
+front with what to do about it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from features.catalogue import FeatureSpec
+from leadscore.errors import LeadscoreError
+
+TRAINING_SET_FORMAT_VERSION = 1
+"""Bump when a training set's metadata changes shape; older files are then refused."""
+
+DatasetKind = Literal["tables", "lead_snapshot"]
+SplitKind = Literal["time", "stratified"]
+
+
+class TrainingSetFormatError(LeadscoreError, ValueError):
+    """A training set was written in a metadata format this leadscore does not read."""
+
+
+class _Frozen(BaseModel):
+    """Immutable, and refuses keys it does not know (a typo is an error, not ignored)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Lenient(BaseModel):
+    """Immutable, for blocks copied from a user's config: keys we do not use are dropped
+    (they were ignored before; refusing them here would break a working config)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class OutcomeInfo(_Lenient):
+    """How a ``lead_snapshot`` config decides that a lead converted.
+
+    Attributes:
+        in_file: File (name only) listing converted ids, when the outcome is a second file.
+        column: Outcome column (or the id column of ``in_file``).
+        positive: Values of ``column`` that mean converted.
+    """
+
+    in_file: str | None = None
+    column: str | int | None = None
+    positive: tuple[Any, ...] | None = None
+
+
+class DatasetInfo(_Lenient):
+    """The dataset config a training set came from (``features.dataset_config``).
+
+    Attributes:
+        name: The config's name.
+        kind: ``tables`` (mapped onto the contract's tables) or ``lead_snapshot`` (one
+            row per lead, no activity log).
+        config: Path of the config on the machine that built the training set.
+        id: ``lead_snapshot``: the id column (None: rows are numbered).
+        outcome: ``lead_snapshot``: how conversions are read.
+        time: ``lead_snapshot``: the column holding each lead's scoring time.
+        as_of: ``lead_snapshot``: one fixed scoring time for every lead.
+    """
+
+    name: str
+    kind: DatasetKind
+    config: str | None = None
+    id: str | int | None = None
+    outcome: OutcomeInfo | None = None
+    time: str | None = None
+    as_of: str | None = None
+
+
+class SplitSpec(_Lenient):
+    """A dataset config's split (``training.split.split_from_spec`` cuts it).
+
+    Attributes:
+        kind: ``stratified`` (random hold-out) or ``time`` (test = rows at or after ``at``).
+        at: ``time``: the first test date, ``YYYY-MM-DD``.
+        test_fraction: ``stratified``: share of rows held out for the test.
+        valid_fraction: Share of the training side used for validation.
+        seed: Seed of the random cuts.
+    """
+
+    kind: SplitKind
+    at: str | None = None
+    test_fraction: float | None = None
+    valid_fraction: float = 0.2
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The plain form ``split_from_spec`` takes (unset entries left out)."""
+        return self.model_dump(exclude_none=True)
+
+
+class PointsRules(_Frozen):
+    """A dataset config's points-based score, the baseline the model is compared with.
+
+    Attributes:
+        threshold: Points at which a lead is an MQL.
+        rules: One mapping per rule (``feature`` plus ``values``, ``per`` or ``at_least``),
+            as ``training.baselines.RulePoints`` reads them.
+    """
+
+    threshold: float = 50.0
+    rules: tuple[dict[str, Any], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The plain form ``RulePoints.from_dict`` takes."""
+        return {"threshold": self.threshold, "rules": [dict(r) for r in self.rules]}
+
+
+class TrainingSetMetadata(_Frozen):
+    """What a reader needs to trust a training set.
+
+    Every field has a default, so a bare frame (no metadata at all) is
+    ``TrainingSetMetadata()``. The pipeline fills the window, counts and rule; a dataset
+    config adds its catalogue, split, points, ``train`` settings and dataset facts.
+
+    Attributes:
+        format_version: Metadata format (``TRAINING_SET_FORMAT_VERSION`` when written).
+        horizon_days: Label horizon (None for a ``lead_snapshot`` config).
+        snapshot_rule: ``monthly``, ``weekly``, ``after_creation`` or ``lead_snapshot``.
+        snapshot_offsets_days: Days after creation of the ``after_creation`` rule.
+        max_lead_age_days: Age beyond which calendar rules stop snapshotting a lead.
+        data_start: First lead creation in the data.
+        data_end: Last moment the data covers.
+        first_as_of: Earliest snapshot time.
+        last_as_of: Latest snapshot time.
+        rows: Snapshots.
+        positives: Snapshots that converted within the horizon.
+        leads: Distinct leads.
+        activities: Activities in the input tables.
+        features: Feature columns, in model order.
+        fingerprint: Hash of the frame, added when the training set is written.
+        dataset: The dataset config it came from, if any.
+        catalogue: A dataset config's features (empty: the built-in catalogue).
+        split: A dataset config's split (None: the pipeline's time split).
+        points: A dataset config's points-based score.
+        train: A dataset config's ``train`` settings, as the config gave them. They are
+            typed by the training stage's own ``training.config.TrainConfig`` (this stage
+            cannot import it), which reports every wrong key when the config is loaded.
+        excluded: Columns a dataset config excluded, as it declared them.
+    """
+
+    format_version: int = TRAINING_SET_FORMAT_VERSION
+    horizon_days: int | None = None
+    snapshot_rule: str | None = None
+    snapshot_offsets_days: tuple[int, ...] | None = None
+    max_lead_age_days: int | None = None
+    data_start: str | None = None
+    data_end: str | None = None
+    first_as_of: str | None = None
+    last_as_of: str | None = None
+    rows: int | None = None
+    positives: int | None = None
+    leads: int | None = None
+    activities: int | None = None
+    features: tuple[str, ...] = ()
+    fingerprint: str | None = None
+    dataset: DatasetInfo | None = None
+    catalogue: tuple[FeatureSpec, ...] = ()
+    split: SplitSpec | None = None
+    points: PointsRules | None = None
+    train: dict[str, Any] = Field(default_factory=dict)
+    excluded: tuple[Any, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form, as written to the sidecar and into the Parquet file."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_json(cls, payload: object, source: object) -> TrainingSetMetadata:
+        """Read metadata written by ``to_json``, refusing any other format.
+
+        Args:
+            payload: The parsed JSON.
+            source: The file it came from, named in the error.
+
+        Raises:
+            TrainingSetFormatError: the format version is not ours, or the content does
+                not match it; the message says to rebuild the training set.
+        """
+        version = payload.get("format_version") if isinstance(payload, dict) else None
+        rebuild = ("rebuild it with this leadscore (leadscore features, or load the dataset "
+                   "config again)")
+        if version != TRAINING_SET_FORMAT_VERSION:
+            raise TrainingSetFormatError(
+                f"{source} was written in training-set format {version!r}; this leadscore "
+                f"reads format {TRAINING_SET_FORMAT_VERSION}: {rebuild}")
+        try:
+            return cls.model_validate(payload)
+        except ValidationError as exc:
+            raise TrainingSetFormatError(
+                f"{source} has malformed training-set metadata ({exc.error_count()} "
+                f"problem(s): {_first_problem(exc)}): {rebuild}") from exc
+
+
+def _first_problem(exc: ValidationError) -> str:
+    """The first problem of a validation error, as ``location: message``."""
+    error = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in error['loc']) or 'metadata'}: {error['msg']}"
