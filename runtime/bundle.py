@@ -15,9 +15,11 @@ evaluation, batch scoring and the HTTP service all call it.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -59,7 +61,7 @@ class Calibration:
         """Calibrated probabilities for raw margins."""
         raw = np.asarray(raw, dtype=np.float64)
         if self.method == "isotonic":
-            return np.interp(raw, *self._knots)
+            return np.asarray(np.interp(raw, *self._knots), dtype=np.float64)
         a, b = (self.a, self.b) if self.method == "platt" else (1.0, 0.0)
         return 1.0 / (1.0 + np.exp(-(a * raw + b)))
 
@@ -68,13 +70,13 @@ class Calibration:
         """The isotonic knots as arrays, built once (a request scores one lead)."""
         return np.asarray(self.x, dtype=np.float64), np.asarray(self.y, dtype=np.float64)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"method": self.method, "x": list(self.x), "y": list(self.y),
                 "a": self.a, "b": self.b}
 
     @classmethod
-    def from_dict(cls, d: dict) -> Calibration:
+    def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
         """Inverse of ``to_dict``."""
         return cls(d["method"], tuple(d.get("x", ())), tuple(d.get("y", ())),
                    float(d.get("a", 1.0)), float(d.get("b", 0.0)))
@@ -166,7 +168,7 @@ class Policy:
         return {name: np.asarray(getattr(self, name), dtype=np.float64)
                 for name in ("score_knots", "fit_cuts", "engagement_cuts")}
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {
             "rule": self.rule, "target": self.target, "threshold": self.threshold,
@@ -177,7 +179,7 @@ class Policy:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> Policy:
+    def from_dict(cls, d: Mapping[str, Any]) -> Policy:
         """Inverse of ``to_dict``."""
         return cls(
             rule=d["rule"], target=float(d["target"]), threshold=float(d["threshold"]),
@@ -232,7 +234,7 @@ class Scores(Predictions):
     threshold: np.ndarray
     grade: np.ndarray
 
-    def reasons(self, i: int, spec: InputSpec, top: int = 5) -> dict[str, list[dict]]:
+    def reasons(self, i: int, spec: InputSpec, top: int = 5) -> dict[str, list[dict[str, Any]]]:
         """Top positive and negative contributions of row ``i`` with plain sentences."""
         contrib = self.shap[i]
         order = np.argsort(-contrib)
@@ -240,7 +242,7 @@ class Scores(Predictions):
         pos = order[ranked > 0][:top].tolist()
         neg = order[::-1][ranked[::-1] < 0][:top].tolist()
 
-        def item(j: int) -> dict:
+        def item(j: int) -> dict[str, Any]:
             feature = spec.features_[j]
             value = spec.decode(j, self.X[i, j])
             return {"feature": feature.name, "group": feature.group, "value": value,
@@ -305,7 +307,7 @@ class CalibratedModel:
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities for a feature frame (no explanations)."""
         raw = self.booster.predict(self.spec.transform(frame), raw_score=True)
-        return self.calibration(raw)
+        return self.calibration(np.asarray(raw, dtype=np.float64))
 
     def predict(self, frame: pd.DataFrame) -> Predictions:
         """Margins, probabilities and SHAP values (with group sums) for a feature frame."""

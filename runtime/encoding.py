@@ -8,6 +8,7 @@ as missing, which LightGBM routes like any other missing value instead of crashi
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,7 +70,7 @@ class InputSpec:
         for j, f in enumerate(self.features_):
             col = frame[f.name]
             if f.dtype == "category":
-                out[:, j] = _category_codes(col, lookups[j])
+                out[:, j] = _category_codes(col, lookups[j] or {})
             elif col.dtype.kind in "biuf" and isinstance(col.dtype, np.dtype):
                 out[:, j] = col.to_numpy()
             else:
@@ -118,12 +119,12 @@ class InputSpec:
             return f.categories[code] if 0 <= code < len(f.categories) else None
         return float(value)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready form stored in the model artifact."""
         return {"features": [f.model_dump(mode="json") for f in self.features_]}
 
     @classmethod
-    def from_dict(cls, payload: dict) -> InputSpec:
+    def from_dict(cls, payload: Mapping[str, Any]) -> InputSpec:
         """Rebuild a fitted spec from ``to_dict`` output.
 
         Raises:
@@ -144,11 +145,11 @@ def _category_codes(col: pd.Series, lookup: dict[str, float]) -> np.ndarray:
         if isinstance(categories.dtype, pd.StringDtype) or categories.inferred_type == "string":
             texts = categories.tolist()
         else:
-            texts = categories.astype("string").to_numpy(dtype=object, na_value=None)
+            texts = categories.astype("string").to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
         by_code = np.fromiter((lookup.get(t, np.nan) for t in texts), dtype=np.float64,
                               count=len(texts))
         codes = col.cat.codes.to_numpy()
         return np.where(codes < 0, np.nan, by_code[codes] if len(by_code) else np.nan)
-    texts = col.astype("string").to_numpy(dtype=object, na_value=None)
+    texts = col.astype("string").to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
     return np.fromiter((np.nan if t is None else lookup.get(t, np.nan) for t in texts),
                        dtype=np.float64, count=len(texts))

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -479,7 +480,8 @@ def _build_lanes(out: _Collector, t: FloatArray, w: FloatArray) -> _LaneModel | 
 
 @njit(cache=True, nogil=True)
 def _special_goes_left(
-    fval: float, threshold: float, special: npt.NDArray[np.int64], g: int, cat_bits: U32Array
+    fval: float, threshold: float, special: npt.NDArray[np.int64], g: int | np.integer[Any],
+    cat_bits: U32Array,
 ) -> bool:
     """LightGBM 4.x ``Tree::Decision`` for categorical and zero-as-missing splits."""
     if special[g, 0] == _KIND_CATEGORICAL:
@@ -491,9 +493,9 @@ def _special_goes_left(
         word = cat >> 5
         if word >= special[g, 3]:
             return False
-        return (cat_bits[special[g, 2] + word] >> (cat & 31)) & 1 == 1
+        return bool((cat_bits[special[g, 2] + word] >> (cat & 31)) & 1 == 1)
     if fval != fval or (-_ZERO_THRESHOLD <= fval <= _ZERO_THRESHOLD):
-        return special[g, 1] == 1
+        return bool(special[g, 1] == 1)
     return fval <= threshold
 
 
@@ -651,7 +653,7 @@ def _explain_rows(
 
 @njit(cache=True, nogil=True, inline="always")
 def _block_decide(
-    xs: FloatArray, g: int, flags: np.uint64, thresholds: FloatArray,
+    xs: FloatArray, g: int | np.integer[Any], flags: np.uint64, thresholds: FloatArray,
     special: npt.NDArray[np.int64], cat_bits: U32Array, left: U64Array, nb: int,
 ) -> None:
     """Directions of ``nb`` rows at node ``g`` (vectorised unless the split is special)."""
@@ -667,7 +669,8 @@ def _block_decide(
 
 @njit(cache=True, nogil=True)
 def _block_decide_special(
-    xs: FloatArray, g: int, thresholds: FloatArray, special: npt.NDArray[np.int64],
+    xs: FloatArray, g: int | np.integer[Any], thresholds: FloatArray,
+    special: npt.NDArray[np.int64],
     cat_bits: U32Array, left: U64Array, nb: int,
 ) -> None:
     """Slow-path directions (categorical / zero-as-missing), out of line."""
@@ -1130,7 +1133,7 @@ def _check_supported(dump: dict[str, Any]) -> None:
         raise ValueError("the booster has no trees")
 
 
-def _best_seconds(call, repeats: int = 5, number: int = 20) -> float:
+def _best_seconds(call: Callable[[], object], repeats: int = 5, number: int = 20) -> float:
     """Fastest of ``repeats`` timings of ``number`` calls (the least disturbed one)."""
     best = float("inf")
     for _ in range(repeats):
