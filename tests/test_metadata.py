@@ -97,7 +97,6 @@ def test_training_set_metadata_round_trips_through_json():
 
 def test_the_parts_round_trip_on_their_own():
     for model in (_dataset_metadata().dataset, _dataset_metadata().split,
-                  _dataset_metadata().train,
                   _dataset_metadata().points, CUSTOM, *_bundle_metadata().window.model_dump(
                       ).values()):
         payload = model if isinstance(model, dict) else model.model_dump(mode="json")
