@@ -26,7 +26,7 @@ from serving.model_store import (
     resolve_model,
 )
 from serving.samples import lead_payload, list_samples
-from serving.schemas import MAX_ACTIVITIES, MAX_BATCH, MAX_BATCH_ACTIVITIES, ScoreRequest
+from serving.schemas import MAX_ACTIVITIES, MAX_BATCH, MAX_BATCH_ACTIVITIES, parse_request
 from serving.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -383,7 +383,7 @@ def test_samples_are_valid_requests_of_both_kinds(champion, samples):
     conv = champion.tables["conversions"].set_index("lead_id")["converted_at"]
     kinds = []
     for body in samples:
-        request = ScoreRequest.model_validate(body)
+        request = parse_request(body)
         assert all(pd.Timestamp(a.occurred_at).tz_convert(None) <= request.as_of
                    for a in request.activities)  # activities keep their offset ("Z")
         converted = conv.get(request.lead.lead_id)
@@ -433,7 +433,7 @@ def test_ready_only_when_loaded(client):
     assert client.get("/livez").status_code == 200
 
 
-OUR_SCHEMAS = ("ScoreRequestIODescriptor", "Lead", "Account", "Activity",
+OUR_SCHEMAS = ("LeadFormRequest", "FeaturesFormRequest", "Lead", "Account", "Activity",
                "ScoreResponseIODescriptor", "Reason", "Reasons", "ModelRef", "ModelInfo",
                "SampleInfo")
 
