@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import mlflow
@@ -38,7 +39,11 @@ from mlflow.tracking import MlflowClient
 
 from features.io import replace_dir
 from leadscore.errors import LeadscoreError
-from runtime.pyfunc import BUNDLE_ARTIFACT
+from runtime.bundle import ModelBundle
+from runtime.pyfunc import BUNDLE_ARTIFACT, input_example, model_signature
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_MODEL_NAME = "lead-scoring"
 DEFAULT_EXPERIMENT = "lead-scoring"
@@ -178,15 +183,24 @@ def model_uri(name: str = DEFAULT_MODEL_NAME, alias: str = CHAMPION) -> str:
     return f"models:/{name}@{alias}"
 
 
-def log_bundle_model(bundle_dir: str | Path):
+def log_bundle_model(bundle_dir: str | Path, example_frame: pd.DataFrame | None = None):
     """Log the bundle as a pyfunc model from code in the active run; returns ``ModelInfo``.
 
     Requirements are given explicitly so MLflow does not import-trace the model (slow)
-    and so the environment names the packages the bundle really needs.
+    and so the environment names the packages the bundle really needs. The signature
+    comes from the bundle's input spec (``runtime.pyfunc.model_signature``), so MLflow
+    infers nothing (no "Failed to infer model signature") and its UI shows the schema.
+
+    Args:
+        bundle_dir: The saved bundle.
+        example_frame: Feature rows (the validation period's); its first few rows are
+            logged as the model's input example. None logs no example.
     """
     import lightgbm
     import numpy
     import pandas
+
+    spec = ModelBundle.load(bundle_dir).spec
 
     requirements = [
         "leadscore",
@@ -201,6 +215,8 @@ def log_bundle_model(bundle_dir: str | Path):
             python_model=str(MODEL_CODE),
             artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
             pip_requirements=requirements,
+            signature=model_signature(spec, example_frame),
+            input_example=None if example_frame is None else input_example(spec, example_frame),
         )
 
 
