@@ -65,6 +65,7 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 from typing_extensions import TypeAliasType
@@ -251,7 +252,7 @@ FeatureValue = Annotated[
 """One value of a features-form request: text, number, true/false or null (unknown)."""
 
 
-_EXAMPLE_LEAD_FORM = {
+_EXAMPLE_LEAD_FORM: JsonDict = {
     "lead": {"lead_id": "L-1001", "account_id": "A-77", "created_at": "2024-05-02T09:30:00Z",
              "seniority": "Director", "department": "Marketing", "region": "EMEA",
              "country": "DE", "lead_source": "webinar", "email": "jane@acme.example"},
@@ -263,7 +264,7 @@ _EXAMPLE_LEAD_FORM = {
     ],
     "as_of": "2024-07-01T00:00:00Z",
 }
-_EXAMPLE_FEATURES_FORM = {
+_EXAMPLE_FEATURES_FORM: JsonDict = {
     "lead_id": "P-42",
     "features": {"lead_origin": "Lead Add Form", "time_on_website": 1500,
                  "occupation": "Working Professional", "do_not_email": False},
