@@ -284,10 +284,11 @@ AsOf = Annotated[Timestamp, BeforeValidator(_now_if_null, json_schema_input_type
 
 def _refuse(kind: str, message: str) -> Callable[[object], None]:
     """Validator of a key that belongs to the other request form: refused with ``message``
-    when it carries a value. Null (and an empty list) counts as not given, so a client that
-    always sends every key keeps working."""
+    when it carries a value. Null, blank text and an empty list count as not given (as
+    the fields themselves read them), so a client that always sends every key keeps
+    working."""
     def refuse(value: object) -> None:
-        if value is None or value == []:
+        if value is None or value == [] or (isinstance(value, str) and not value.strip()):
             return None
         raise PydanticCustomError(kind, message)
 
@@ -634,7 +635,7 @@ class ModelInfo(BaseModel):
     policy: dict = Field(
         description="MQL policy: rule, target, global and per-region thresholds, grade cuts.")
     features: list[str] = Field(description="Model features, in model column order.")
-    request_form: Literal["lead", "features"] = Field(
+    request_form: RequestForm = Field(
         "lead", description="The request form `/score` takes for this model: `lead` "
         "(profile, account, activities) or `features` (feature values by name, for a model "
         "trained on a `lead_snapshot` dataset config).")

@@ -384,7 +384,7 @@ def test_each_form_parses_into_its_own_model():
     # keys of the other form sent empty are accepted, as before
     quiet = parse_request({"features": {}, "lead": None, "account": None, "activities": []})
     assert quiet.form == "features" and quiet.scored_id == "" and quiet.as_of is not None
-    assert parse_request({**LEAD_BODY, "lead_id": None, "features": None}).form == "lead"
+    assert parse_request({**LEAD_BODY, "lead_id": " ", "features": None}).form == "lead"
     for body in (LEAD_BODY, FEATURES_BODY):  # the service's fast path reads the same request
         text = json.dumps(body)
         for form in (None, "lead", "features"):
