@@ -39,8 +39,9 @@ def model_signature(spec: InputSpec, frame: pd.DataFrame | None = None) -> Model
     * a categorical feature is an ``any`` column: its values are text (or None), but
       feature frames hold them in pandas' ``category`` dtype, which MLflow's ``string``
       type refuses;
-    * any other feature is a ``long`` column where ``frame`` holds it as integers (the
-      ICP flags of the contract's pipeline) and a ``double`` otherwise (NaN when unknown).
+    * any other feature is a ``long`` column where ``frame`` holds it as NumPy integers
+      (the ICP flags of the contract's pipeline), a ``boolean`` one where it holds NumPy
+      booleans, and a ``double`` otherwise (float64, NaN when unknown).
 
     Args:
         spec: The model's input spec.
@@ -50,9 +51,9 @@ def model_signature(spec: InputSpec, frame: pd.DataFrame | None = None) -> Model
     def column_type(name: str, dtype: str) -> str | AnyType:
         if dtype == "category":
             return AnyType()
-        if frame is not None and name in frame and pd.api.types.is_integer_dtype(frame[name]):
-            return "long"
-        return "double"
+        held = frame[name].dtype if frame is not None and name in frame else None
+        kind = held.kind if isinstance(held, np.dtype) else "f"
+        return {"i": "long", "b": "boolean"}.get(kind, "double")
 
     inputs = Schema([ColSpec(column_type(f.name, f.dtype), f.name) for f in spec.features_])
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("double", "probability")]))

@@ -474,9 +474,9 @@ class ScoreBatchBody(BaseModel, Generic[_R]):
 RequestForm = Literal["lead", "features"]
 """A request form by name, as ``GET /model`` states the one its model takes."""
 _REQUEST_ADAPTER: TypeAdapter[ScoreRequest] = TypeAdapter(ScoreRequest)
-_FORMS: dict[str, type[LeadFormRequest] | type[FeaturesFormRequest]] = {
+_FORMS: dict[RequestForm, type[LeadFormRequest] | type[FeaturesFormRequest]] = {
     "lead": LeadFormRequest, "features": FeaturesFormRequest}
-_BATCHES: dict[str | None, type[ScoreBatchBody[Any]]] = {
+_BATCHES: dict[RequestForm | None, type[ScoreBatchBody[Any]]] = {
     None: ScoreBatchBody[ScoreRequest],
     "lead": ScoreBatchBody[LeadFormRequest], "features": ScoreBatchBody[FeaturesFormRequest]}
 
@@ -543,8 +543,17 @@ def parse_request_json(body: bytes | str, form: RequestForm | None = None
 
 def parse_batch_json(body: bytes | str, form: RequestForm | None = None
                      ) -> list[LeadFormRequest | FeaturesFormRequest]:
-    """Validate the JSON body of ``/score_batch`` and return its leads (``form`` as for
-    ``parse_request_json``: tried first for every lead)."""
+    """Validate the JSON body of ``/score_batch`` (``{"leads": [...]}``) and return its leads.
+
+    Args:
+        body: The request body.
+        form: The form the served model takes, tried first for every lead (see
+            ``parse_request_json``).
+
+    Raises:
+        pydantic.ValidationError: naming each lead (``leads``, index) and field that is
+            wrong (HTTP 400).
+    """
     if form is not None:
         try:
             return _BATCHES[form].model_validate_json(body).leads
