@@ -39,11 +39,12 @@ from mlflow.tracking import MlflowClient
 
 from features.io import replace_dir
 from leadscore.errors import LeadscoreError
-from runtime.bundle import ModelBundle
 from runtime.pyfunc import BUNDLE_ARTIFACT, input_example, model_signature
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from runtime.encoding import InputSpec
 
 DEFAULT_MODEL_NAME = "lead-scoring"
 DEFAULT_EXPERIMENT = "lead-scoring"
@@ -183,7 +184,8 @@ def model_uri(name: str = DEFAULT_MODEL_NAME, alias: str = CHAMPION) -> str:
     return f"models:/{name}@{alias}"
 
 
-def log_bundle_model(bundle_dir: str | Path, example_frame: pd.DataFrame | None = None):
+def log_bundle_model(bundle_dir: str | Path, spec: InputSpec | None = None,
+                     example_frame: pd.DataFrame | None = None):
     """Log the bundle as a pyfunc model from code in the active run; returns ``ModelInfo``.
 
     Requirements are given explicitly so MLflow does not import-trace the model (slow)
@@ -193,14 +195,15 @@ def log_bundle_model(bundle_dir: str | Path, example_frame: pd.DataFrame | None 
 
     Args:
         bundle_dir: The saved bundle.
-        example_frame: Feature rows (the validation period's); its first few rows are
-            logged as the model's input example. None logs no example.
+        spec: The bundle's input spec, for the signature. None logs the folder as it is,
+            without one (the reliability tests register broken bundles this way).
+        example_frame: Feature rows of the training data (the validation period's):
+            they type the signature's numeric columns, and the first few are logged as
+            the input example. None logs no example.
     """
     import lightgbm
     import numpy
     import pandas
-
-    spec = ModelBundle.load(bundle_dir).spec
 
     requirements = [
         "leadscore",
@@ -215,8 +218,9 @@ def log_bundle_model(bundle_dir: str | Path, example_frame: pd.DataFrame | None 
             python_model=str(MODEL_CODE),
             artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
             pip_requirements=requirements,
-            signature=model_signature(spec, example_frame),
-            input_example=None if example_frame is None else input_example(spec, example_frame),
+            signature=None if spec is None else model_signature(spec, example_frame),
+            input_example=(None if spec is None or example_frame is None
+                           else input_example(spec, example_frame)),
         )
 
 
