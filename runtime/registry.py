@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import mlflow
@@ -42,7 +43,12 @@ from leadscore.settings import CHALLENGER_ALIAS as CHALLENGER
 from leadscore.settings import CHAMPION_ALIAS as CHAMPION
 from leadscore.settings import DEFAULT_EXPERIMENT as DEFAULT_EXPERIMENT  # for training
 from leadscore.settings import DEFAULT_MODEL_NAME
-from runtime.pyfunc import BUNDLE_ARTIFACT
+from runtime.pyfunc import BUNDLE_ARTIFACT, input_example, model_signature
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from runtime.encoding import InputSpec
 
 DB_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlruns"
@@ -178,11 +184,22 @@ def model_uri(name: str = DEFAULT_MODEL_NAME, alias: str = CHAMPION) -> str:
     return f"models:/{name}@{alias}"
 
 
-def log_bundle_model(bundle_dir: str | Path):
+def log_bundle_model(bundle_dir: str | Path, spec: InputSpec | None = None,
+                     example_frame: pd.DataFrame | None = None):
     """Log the bundle as a pyfunc model from code in the active run; returns ``ModelInfo``.
 
     Requirements are given explicitly so MLflow does not import-trace the model (slow)
-    and so the environment names the packages the bundle really needs.
+    and so the environment names the packages the bundle really needs. The signature
+    comes from the bundle's input spec (``runtime.pyfunc.model_signature``), so MLflow
+    infers nothing (no "Failed to infer model signature") and its UI shows the schema.
+
+    Args:
+        bundle_dir: The saved bundle.
+        spec: The bundle's input spec, for the signature. None logs the folder as it is,
+            without one (the reliability tests register broken bundles this way).
+        example_frame: Feature rows of the training data (the validation period's):
+            they type the signature's numeric columns, and the first few are logged as
+            the input example. None logs no example.
     """
     import lightgbm
     import numpy
@@ -201,6 +218,9 @@ def log_bundle_model(bundle_dir: str | Path):
             python_model=str(MODEL_CODE),
             artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
             pip_requirements=requirements,
+            signature=None if spec is None else model_signature(spec, example_frame),
+            input_example=(None if spec is None or example_frame is None
+                           else input_example(spec, example_frame)),
         )
 
 

@@ -8,7 +8,7 @@ registers its ``/score`` and ``/score_batch`` handlers here and ``HotRoute``, an
 middleware added to the BentoML service, answers those ``POST`` calls itself (a batch
 in a worker thread, so a large one does not hold up single leads):
 
-* the body is parsed and validated by the same ``ScoreRequest`` model that BentoML
+* the body is parsed and validated as the same ``ScoreRequest`` that BentoML
   documents in ``/docs.json`` (a validation error is the same HTTP 400, with the same
   ``{"error", "detail"}`` shape, naming each field, and never echoes input values);
 * the cards are produced by the very routine behind the BentoML API methods, and

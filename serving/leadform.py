@@ -23,7 +23,7 @@ from features.catalogue import ACTIVITY_TYPES
 from features.pipeline import PROFILE_FIELDS, LeadArrays, feature_values
 from runtime.bundle import ModelBundle
 from runtime.cards import build_cards
-from serving.schemas import ScoreRequest
+from serving.schemas import LeadFormRequest
 
 _TYPE_CODE = {name: i for i, name in enumerate(ACTIVITY_TYPES)}
 _OTHER = _TYPE_CODE["other"]
@@ -57,7 +57,7 @@ def _plural(n: int, one: str, many: str) -> str:
     return one if n == 1 else many
 
 
-def request_arrays(requests: Sequence[ScoreRequest]) -> tuple[LeadArrays, list[list[str]]]:
+def request_arrays(requests: Sequence[LeadFormRequest]) -> tuple[LeadArrays, list[list[str]]]:
     """The arrays ``feature_values`` needs for lead-form requests, one lead per request.
 
     Each request is its own lead (by position), so two callers' leads never mix even
@@ -131,7 +131,7 @@ def unknown_categories(bundle: ModelBundle, values: dict[str, np.ndarray], n: in
 
 
 def score_lead_form(
-    bundle: ModelBundle, model_ref: dict[str, Any], requests: Sequence[ScoreRequest],
+    bundle: ModelBundle, model_ref: dict[str, Any], requests: Sequence[LeadFormRequest],
     default_top: int,
 ) -> list[dict[str, Any]]:
     """Score lead-form requests: one score card (shaped like ``ScoreResponse``) each.

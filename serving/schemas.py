@@ -10,7 +10,10 @@ A request comes in one of two forms, matching the two kinds of model:
   carries one row of a ``lead_snapshot`` dataset config: the model's own feature values
   by name, as the config cleaned them (``features.dataset_config.snapshot_frame``).
 
-Exactly one of ``lead`` and ``features`` must be given. Which form a model takes, and
+``ScoreRequest`` is the union of the two (``LeadFormRequest | FeaturesFormRequest``), told
+apart by the key a body carries (``request_form``, a pydantic ``Discriminator``); exactly
+one of ``lead`` and ``features`` must be given. Validate requests with ``parse_request``,
+``parse_request_json`` or ``parse_batch_json``. Which form a model takes, and
 its feature names and types, are only known once the model is loaded, so those checks
 happen in ``serving.scorer.score_requests`` (still a 400 naming the field). Everything that
 can be checked without the model is checked here, while the request is parsed, so a
@@ -44,21 +47,28 @@ activity type, ``MAX_FEATURES`` values per features-form request (400).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PlainValidator,
     StringConstraints,
+    Tag,
+    TypeAdapter,
     WithJsonSchema,
     model_validator,
 )
+from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
+from typing_extensions import TypeAliasType
 
 from features.catalogue import (
     ACTIVITY_TYPES,
@@ -68,6 +78,7 @@ from features.catalogue import (
     REGIONS,
     SENIORITIES,
 )
+from runtime.metadata import RequestForm  # by name, as ``GET /model`` states it
 
 MAX_ACTIVITIES = 5_000
 """Activities per lead in one request; a year of heavy engagement fits comfortably."""
@@ -242,54 +253,71 @@ FeatureValue = Annotated[
 """One value of a features-form request: text, number, true/false or null (unknown)."""
 
 
-class ScoreRequest(BaseModel):
-    """One lead to score: its profile, its account and its recent activities (the lead
-    form), or a lead-snapshot model's feature values by name (the features form)."""
+_EXAMPLE_LEAD_FORM: JsonDict = {
+    "lead": {"lead_id": "L-1001", "account_id": "A-77", "created_at": "2024-05-02T09:30:00Z",
+             "seniority": "Director", "department": "Marketing", "region": "EMEA",
+             "country": "DE", "lead_source": "webinar", "email": "jane@acme.example"},
+    "account": {"account_id": "A-77", "industry": "Software", "employee_count": 850,
+                "annual_revenue": 120000000},
+    "activities": [
+        {"occurred_at": "2024-06-20T10:00:00Z", "activity_type": "pricing_page_view"},
+        {"occurred_at": "2024-06-21T15:12:00Z", "activity_type": "demo_request"},
+    ],
+    "as_of": "2024-07-01T00:00:00Z",
+}
+_EXAMPLE_FEATURES_FORM: JsonDict = {
+    "lead_id": "P-42",
+    "features": {"lead_origin": "Lead Add Form", "time_on_website": 1500,
+                 "occupation": "Working Professional", "do_not_email": False},
+    "as_of": "2019-01-01T00:00:00Z",
+}
+_REQUEST_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
-        json_schema_extra={"example": {
-            "lead": {"lead_id": "L-1001", "account_id": "A-77",
-                     "created_at": "2024-05-02T09:30:00Z", "seniority": "Director",
-                     "department": "Marketing", "region": "EMEA", "country": "DE",
-                     "lead_source": "webinar", "email": "jane@acme.example"},
-            "account": {"account_id": "A-77", "industry": "Software",
-                        "employee_count": 850, "annual_revenue": 120000000},
-            "activities": [
-                {"occurred_at": "2024-06-20T10:00:00Z", "activity_type": "pricing_page_view"},
-                {"occurred_at": "2024-06-21T15:12:00Z", "activity_type": "demo_request"},
-            ],
-            "as_of": "2024-07-01T00:00:00Z",
-        }},
-    )
 
-    lead: Lead | None = Field(
-        None, description="Lead form: the lead's profile. Give either `lead` or `features`.")
-    account: Account | None = Field(
-        None, description="Lead form: the lead's company; omit it when unknown "
-        "(firmographics are then scored as unknown).")
-    activities: list[Activity] = Field(
-        default_factory=list, max_length=MAX_ACTIVITIES,
-        description="Lead form: the lead's activities, in any order. Send at least the last "
-        "90 days; older ones only matter for 'days since last (high-intent) activity'. May "
-        "be empty.")
-    features: dict[_FeatureName, FeatureValue] | None = Field(
-        None, max_length=MAX_FEATURES,
-        description="Features form, for a model trained on a `lead_snapshot` dataset config: "
-        "the lead's feature values keyed by the model's feature names (`GET /model` lists "
-        "them), as the config declares them: text for categories, numbers, true/false or "
-        "yes/no or 1/0 for booleans. Missing or null features are scored as unknown; an "
-        "unknown name or a value of the wrong type is a 400 naming the feature. Give either "
-        "`lead` or `features`.",
-        examples=[{"lead_origin": "Lead Add Form", "time_on_website": 1500,
-                   "occupation": "Working Professional", "do_not_email": False}])
-    lead_id: OptIdentifier = Field(
-        None, description="Features form: the lead's identifier, echoed in the response "
-        "(empty there when not given). The lead form carries it in `lead.lead_id`.")
-    as_of: Timestamp | None = Field(
-        None, description="Score the lead as of this moment (default: now, UTC). Only "
-        "activities at or before it are used.")
+def _now_if_null(value: object) -> object:
+    """``"as_of": null`` means now, like leaving it out."""
+    return utc_now() if value is None else value
+
+
+AsOf = Annotated[Timestamp, BeforeValidator(_now_if_null, json_schema_input_type=datetime | None)]
+"""``as_of``: a timestamp, or now (UTC) when left out or null."""
+
+
+def _refuse(kind: str, message: str) -> Callable[[object], None]:
+    """Validator of a key that belongs to the other request form: refused with ``message``
+    when it carries a value. Null, blank text and an empty list count as not given (as
+    the fields themselves read them), so a client that always sends every key keeps
+    working."""
+    def refuse(value: object) -> None:
+        if value is None or value == [] or (isinstance(value, str) and not value.strip()):
+            return None
+        raise PydanticCustomError(kind, message)
+
+    return refuse
+
+
+_LEAD_FORM_KEY = "to the lead form: a `features` request carries every value in `features`"
+_NotBoth = Annotated[Any, PlainValidator(_refuse(
+    "lead_and_features", "give either `lead` (the lead form) or `features` (the features "
+    "form), not both")), SkipJsonSchema()]
+_LeadIdOfFeaturesForm = Annotated[Any, PlainValidator(_refuse(
+    "lead_id_in_lead_form", "the top-level `lead_id` belongs to the features form: in the "
+    "lead form put it in `lead.lead_id`")), SkipJsonSchema()]
+_AccountOfLeadForm = Annotated[Any, PlainValidator(_refuse(
+    "features_form", f"`account` belongs {_LEAD_FORM_KEY}")), SkipJsonSchema()]
+_ActivitiesOfLeadForm = Annotated[Any, PlainValidator(_refuse(
+    "features_form", f"`activities` belong {_LEAD_FORM_KEY}")), SkipJsonSchema()]
+"""Keys of the other form (left out of each form's JSON schema: they are no part of it)."""
+
+
+class _RequestOptions(BaseModel):
+    """What both request forms share: the moment to score at and how much to explain."""
+
+    model_config = _REQUEST_CONFIG
+
+    as_of: AsOf = Field(
+        default_factory=utc_now, description="Score the lead as of this moment (default: now, "
+        "UTC). Only activities at or before it are used.")
     top_reasons: int | None = Field(
         None, ge=1, le=20,
         description="How many positive and how many negative reasons to return "
@@ -298,47 +326,33 @@ class ScoreRequest(BaseModel):
         False, description="Also return every feature's SHAP contribution, not just the top "
         "reasons.")
 
-    @property
-    def form(self) -> Literal["lead", "features"]:
-        """Which form the request was sent in."""
-        return "features" if self.features is not None else "lead"
+
+class LeadFormRequest(_RequestOptions):
+    """The lead form: one lead's profile, its account and its recent activities, for a
+    model trained on the contract's tables (the simulator, or a ``tables`` config)."""
+
+    model_config = ConfigDict(**_REQUEST_CONFIG, json_schema_extra={"example": _EXAMPLE_LEAD_FORM})
+    form: ClassVar[Literal["lead"]] = "lead"
+
+    lead: Lead = Field(description="The lead's profile.")
+    account: Account | None = Field(
+        None, description="The lead's company; omit it when unknown (firmographics are then "
+        "scored as unknown).")
+    activities: list[Activity] = Field(
+        default_factory=list, max_length=MAX_ACTIVITIES,
+        description="The lead's activities, in any order. Send at least the last 90 days; "
+        "older ones only matter for 'days since last (high-intent) activity'. May be empty.")
+    features: _NotBoth = Field(None, exclude=True, repr=False)
+    lead_id: _LeadIdOfFeaturesForm = Field(None, exclude=True, repr=False)
 
     @property
     def scored_id(self) -> str:
         """The lead id echoed in the answer."""
-        if self.lead is not None:
-            return self.lead.lead_id
-        return self.lead_id or ""
+        return self.lead.lead_id
 
     @model_validator(mode="after")
-    def _consistent(self) -> ScoreRequest:
-        """Fill ``as_of`` and check the rules that span several fields."""
-        if self.as_of is None:
-            self.as_of = utc_now()
-        if self.features is not None:
-            if self.lead is not None:
-                raise _at(
-                    ("features",), "lead_and_features",
-                    "give either `lead` (the lead form) or `features` (the features form), "
-                    "not both")
-            extra = [name for name, given in (("account", self.account is not None),
-                                              ("activities", bool(self.activities))) if given]
-            if extra:
-                raise _at(
-                    (extra[0],), "features_form",
-                    "{fields} belong to the lead form: a `features` request carries every "
-                    "value in `features`", {"fields": " and ".join(f"`{f}`" for f in extra)})
-            return self
-        if self.lead is None:
-            raise _at(
-                ("lead",), "lead_or_features",
-                "give `lead` (the lead's profile, with optional `account` and `activities`) "
-                "or `features` (a lead-snapshot model's feature values by name)")
-        if self.lead_id is not None:
-            raise _at(
-                ("lead_id",), "lead_id_in_lead_form",
-                "the top-level `lead_id` belongs to the features form: in the lead form put "
-                "it in `lead.lead_id`")
+    def _consistent(self) -> LeadFormRequest:
+        """The rules that span several fields, each reported at the field it is about."""
         if self.lead.created_at > self.as_of:
             raise _at(
                 ("lead", "created_at"), "created_after_as_of",
@@ -361,23 +375,193 @@ class ScoreRequest(BaseModel):
         return self
 
 
-def _bounded_batch(leads: list[ScoreRequest]) -> list[ScoreRequest]:
+class FeaturesFormRequest(_RequestOptions):
+    """The features form: a lead-snapshot model's feature values by name, for a model
+    trained on a ``lead_snapshot`` dataset config (one row of that export)."""
+
+    model_config = ConfigDict(**_REQUEST_CONFIG,
+                              json_schema_extra={"example": _EXAMPLE_FEATURES_FORM})
+    form: ClassVar[Literal["features"]] = "features"
+
+    features: dict[_FeatureName, FeatureValue] = Field(
+        max_length=MAX_FEATURES,
+        description="The lead's feature values keyed by the model's feature names (`GET "
+        "/model` lists them), as the config declares them: text for categories, numbers, "
+        "true/false or yes/no or 1/0 for booleans. Missing or null features are scored as "
+        "unknown; an unknown name or a value of the wrong type is a 400 naming the feature.",
+        examples=[_EXAMPLE_FEATURES_FORM["features"]])
+    lead_id: OptIdentifier = Field(
+        None, description="The lead's identifier, echoed in the response (empty there when "
+        "not given).")
+    lead: _NotBoth = Field(None, exclude=True, repr=False)
+    account: _AccountOfLeadForm = Field(None, exclude=True, repr=False)
+    activities: _ActivitiesOfLeadForm = Field(None, exclude=True, repr=False)
+
+    @property
+    def scored_id(self) -> str:
+        """The lead id echoed in the answer (empty when not given)."""
+        return self.lead_id or ""
+
+
+LEAD_FORM = "lead form"
+FEATURES_FORM = "features form"
+_TAGS = (LEAD_FORM, FEATURES_FORM)
+
+
+def request_form(value: object) -> str | None:
+    """Which form a request body is in, from the key it carries: ``lead`` or ``features``.
+
+    A body with both is read as the lead form, which then refuses ``features`` ("not
+    both"); a body with neither gets the discriminator's error. Anything that is not an
+    object is handed to the lead form, which says it must be one.
+    """
+    if isinstance(value, dict):
+        if value.get("lead") is not None:
+            return LEAD_FORM
+        return FEATURES_FORM if value.get("features") is not None else None
+    return FEATURES_FORM if isinstance(value, FeaturesFormRequest) else LEAD_FORM
+
+
+ScoreRequest = TypeAliasType("ScoreRequest", Annotated[
+    Annotated[LeadFormRequest, Tag(LEAD_FORM)] | Annotated[FeaturesFormRequest, Tag(FEATURES_FORM)],
+    Discriminator(
+        request_form, custom_error_type="lead_or_features",
+        custom_error_message="give `lead` (the lead's profile, with optional `account` and "
+        "`activities`) or `features` (a lead-snapshot model's feature values by name)"),
+    Field(description="One lead to score, in the form the served model takes (`GET /model`, "
+          "`request_form`): the lead form (`lead`, `account`, `activities`) or the features "
+          "form (`features`, `lead_id`).", json_schema_extra={"example": _EXAMPLE_LEAD_FORM}),
+])
+"""One lead to score: a ``LeadFormRequest`` or a ``FeaturesFormRequest``, told apart by
+``request_form`` (the key the body carries). Validate with ``parse_request`` and
+``parse_request_json``, which report every error at the field it is about. A named
+alias rather than a bare ``Annotated`` union: BentoML re-applies the metadata of an
+``Annotated`` list item (``BatchLeads``), and a discriminator must be applied once."""
+
+
+_R = TypeVar("_R")
+
+
+def _bounded_batch(leads: list[_R]) -> list[_R]:
     """Refuse batches whose activities together would take too long or too much memory."""
-    total = sum(len(lead.activities) for lead in leads)
+    total = sum(len(lead.activities) for lead in leads if isinstance(lead, LeadFormRequest))
     if total > MAX_BATCH_ACTIVITIES:
         raise ValueError(f"the batch holds {total} activities; at most {MAX_BATCH_ACTIVITIES} "
                          "per request: split it")
     return leads
 
 
-BatchLeads = Annotated[
-    list[ScoreRequest],
+_Leads = Annotated[
+    list[_R],
     Field(max_length=MAX_BATCH, description="Leads to score, each shaped like the body of "
           "`/score`; answers come back in the same order."),
     AfterValidator(_bounded_batch),
 ]
+BatchLeads = _Leads[ScoreRequest]
 """The ``leads`` of ``/score_batch``: at most ``MAX_BATCH`` leads and
 ``MAX_BATCH_ACTIVITIES`` activities in all."""
+
+
+class ScoreBatchBody(BaseModel, Generic[_R]):
+    """The body of ``/score_batch`` (``{"leads": [...]}``), as BentoML's own input model
+    for the method reads it; ``ScoreBatchBody[LeadFormRequest]`` is the same body with
+    every lead in one form (see ``parse_batch_json``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    leads: _Leads[_R]
+
+
+_REQUEST_ADAPTER: TypeAdapter[ScoreRequest] = TypeAdapter(ScoreRequest)
+_FORMS: dict[RequestForm, type[LeadFormRequest] | type[FeaturesFormRequest]] = {
+    "lead": LeadFormRequest, "features": FeaturesFormRequest}
+_BATCHES: dict[RequestForm | None, type[ScoreBatchBody[Any]]] = {
+    None: ScoreBatchBody[ScoreRequest],
+    "lead": ScoreBatchBody[LeadFormRequest], "features": ScoreBatchBody[FeaturesFormRequest]}
+
+
+def _at_the_fields(exc: ValidationError, title: str, start: int = 0) -> ValidationError:
+    """``exc`` with each error located where the body has it.
+
+    Pydantic puts the tag of the form it tried (``lead form``) into the location of every
+    error from inside it, at ``start`` (where a request begins: 0 in ``/score``, 2 in
+    ``/score_batch``, after ``leads``, index); a client knows nothing of tags, so it is
+    taken out. A body in neither form is reported at ``lead``, the field to add. Types,
+    messages and inputs are kept.
+    """
+    details: list[InitErrorDetails] = []
+    for error in exc.errors(include_url=False):
+        loc = error["loc"]
+        if len(loc) > start and loc[start] in _TAGS:
+            loc = loc[:start] + loc[start + 1:]
+        elif error["type"] == "lead_or_features":
+            loc = (*loc, "lead")
+        details.append(InitErrorDetails(
+            type=PydanticCustomError(error["type"], "{msg}", {"msg": error["msg"]}), loc=loc,
+            input=error["input"]))
+    return ValidationError.from_exception_data(title, details)
+
+
+def parse_request(data: object) -> LeadFormRequest | FeaturesFormRequest:
+    """Validate one request (a dict as JSON would give it, or a request model).
+
+    Raises:
+        pydantic.ValidationError: naming each field that is wrong (HTTP 400).
+    """
+    try:
+        return _REQUEST_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise _at_the_fields(exc, "ScoreRequest") from None
+
+
+def parse_request_json(body: bytes | str, form: RequestForm | None = None
+                       ) -> LeadFormRequest | FeaturesFormRequest:
+    """Validate the JSON body of ``/score``.
+
+    Args:
+        body: The request body.
+        form: The form the served model takes, tried first. Pydantic hands a callable
+            discriminator the body as Python objects, which costs about a quarter of the
+            parsing; a body in the expected form is read straight into its model instead.
+            Anything else goes through ``ScoreRequest``, so requests and errors come out
+            the same either way.
+
+    Raises:
+        pydantic.ValidationError: naming each field that is wrong (HTTP 400).
+    """
+    if form is not None:
+        try:
+            return _FORMS[form].model_validate_json(body)
+        except ValidationError:
+            pass  # answered by the union below, with its errors
+    try:
+        return _REQUEST_ADAPTER.validate_json(body)
+    except ValidationError as exc:
+        raise _at_the_fields(exc, "ScoreRequest") from None
+
+
+def parse_batch_json(body: bytes | str, form: RequestForm | None = None
+                     ) -> list[LeadFormRequest | FeaturesFormRequest]:
+    """Validate the JSON body of ``/score_batch`` (``{"leads": [...]}``) and return its leads.
+
+    Args:
+        body: The request body.
+        form: The form the served model takes, tried first for every lead (see
+            ``parse_request_json``).
+
+    Raises:
+        pydantic.ValidationError: naming each lead (``leads``, index) and field that is
+            wrong (HTTP 400).
+    """
+    if form is not None:
+        try:
+            return _BATCHES[form].model_validate_json(body).leads
+        except ValidationError:
+            pass  # answered by the union below, with its errors
+    try:
+        return _BATCHES[None].model_validate_json(body).leads
+    except ValidationError as exc:
+        raise _at_the_fields(exc, "ScoreBatchBody", start=2) from None
 
 
 class Reason(BaseModel):
@@ -459,7 +643,7 @@ class ModelInfo(BaseModel):
     policy: dict = Field(
         description="MQL policy: rule, target, global and per-region thresholds, grade cuts.")
     features: list[str] = Field(description="Model features, in model column order.")
-    request_form: Literal["lead", "features"] = Field(
+    request_form: RequestForm = Field(
         "lead", description="The request form `/score` takes for this model: `lead` "
         "(profile, account, activities) or `features` (feature values by name, for a model "
         "trained on a `lead_snapshot` dataset config).")

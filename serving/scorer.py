@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,7 @@ from runtime.cards import build_cards
 from runtime.metadata import RequestForm
 from serving import featureform
 from serving.leadform import score_lead_form
-from serving.schemas import ScoreRequest
+from serving.schemas import LeadFormRequest, ScoreRequest, parse_request
 
 
 @dataclass(frozen=True)
@@ -156,9 +156,9 @@ def model_form(bundle: ModelBundle) -> RequestForm:
 def warmup_request(model: ServedModel) -> ScoreRequest:
     """A synthetic request in the form ``model`` takes, to warm the scoring path up."""
     if model_form(model.bundle) == "features":
-        return ScoreRequest.model_validate({"lead_id": "warmup", "features": {},
-                                            "as_of": "2024-02-01T00:00:00Z"})
-    return ScoreRequest.model_validate({
+        return parse_request({"lead_id": "warmup", "features": {},
+                              "as_of": "2024-02-01T00:00:00Z"})
+    return parse_request({
         "lead": {"lead_id": "warmup", "created_at": "2024-01-01T00:00:00Z"},
         "activities": [{"occurred_at": "2024-01-02T00:00:00Z", "activity_type": "page_view"}],
         "as_of": "2024-02-01T00:00:00Z",
@@ -340,8 +340,9 @@ def score_requests(
     if not requests:
         return []
     form = check_forms(model, requests)
-    if form == "lead":
-        return score_lead_form(model.bundle, model.ref(), requests, default_top)
+    if form == "lead":  # check_forms has seen that every request is in the lead form
+        return score_lead_form(model.bundle, model.ref(),
+                               cast(Sequence[LeadFormRequest], requests), default_top)
     check_feature_names(model.bundle, requests)
     values = featureform.feature_values(model.bundle, requests)
     if values is not None:  # every value typed without a frame (the usual case)

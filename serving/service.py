@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import bentoml
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
-from pydantic import ConfigDict, TypeAdapter, create_model
+from pydantic import TypeAdapter
 
 from leadscore.settings import Settings
 from runtime.bundle import ModelBundle
@@ -57,15 +58,14 @@ from serving.schemas import (
     SampleInfo,
     ScoreRequest,
     ScoreResponse,
+    parse_batch_json,
+    parse_request_json,
 )
-from serving.scorer import score_requests, use_threads_for
+from serving.scorer import model_form, score_requests, use_threads_for
 
 STATIC = Path(__file__).parent / "static"
 UNTRACED_ROUTES = (r"/score$", r"/score_batch$")
 """URL patterns kept out of OpenTelemetry tracing by default (see the service config)."""
-BatchBody = create_model("ScoreBatchBody", __config__=ConfigDict(extra="forbid"),
-                         leads=(BatchLeads, ...))
-"""The body of ``/score_batch``, as BentoML's own input model for the method reads it."""
 CARDS = TypeAdapter(list[ScoreResponse])
 redact_request_values()  # no request value reaches the log (serving.log_redaction)
 
@@ -130,7 +130,7 @@ class LeadScoring:
         """Ready once the model is loaded and warmed up (``GET /readyz``)."""
         return getattr(self, "_ready", False)
 
-    def _score(self, requests: list[ScoreRequest]) -> list[ScoreResponse]:
+    def _score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResponse]:
         """The shared scoring routine behind both APIs."""
         use_threads_for(len(requests))
         cards = score_requests(self.served, requests, self.settings.top_reasons)
@@ -138,20 +138,25 @@ class LeadScoring:
 
     def _score_json(self, body: bytes) -> bytes:
         """``POST /score`` as ``serving.hot_route`` serves it: JSON body in, JSON card out,
-        through the same ``ScoreRequest``, ``_score`` and ``ScoreResponse`` as ``score``."""
-        request = ScoreRequest.model_validate_json(body)
+        through the same ``ScoreRequest``, ``_score`` and ``ScoreResponse`` as ``score``
+        (the served model's form is tried first, which spares the union's dispatch)."""
+        request = parse_request_json(body, model_form(self.served.bundle))
         return self._score([request])[0].model_dump_json().encode()
 
     @bentoml.api(route="/score")
     def score(self, request: ScoreRequest, /) -> ScoreResponse:
         """Score one lead: calibrated probability, 0–100 score, MQL flag, A1–D4 grade and
         the top positive and negative reasons, each with its exact SHAP contribution and
-        a plain sentence."""
+        a plain sentence.
+
+        The body is the request itself (a positional-only parameter is BentoML's root
+        input), so the Python client takes it as one argument:
+        ``bentoml.SyncHTTPClient(url).score(body)``."""
         return self._score([request])[0]
 
     def _score_batch_json(self, body: bytes) -> bytes:
         """``POST /score_batch`` as ``serving.hot_route`` serves it (see ``_score_json``)."""
-        leads = BatchBody.model_validate_json(body).leads
+        leads = parse_batch_json(body, model_form(self.served.bundle))
         return CARDS.dump_json(self._score(leads))
 
     @bentoml.api(route="/score_batch")

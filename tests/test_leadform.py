@@ -23,7 +23,7 @@ from serving.batch import open_leads
 from serving.leadform import score_lead_form, unknown_categories
 from serving.model_store import resolve_model
 from serving.samples import lead_payload
-from serving.schemas import ScoreRequest
+from serving.schemas import parse_request
 from serving.scorer import score_cards
 from serving.settings import Settings
 
@@ -107,7 +107,7 @@ def from_tables(served, payload: dict) -> dict:
 
 def test_array_path_equals_the_batch_path(served, payloads):
     cases = payloads + awkward(payloads)
-    requests = [ScoreRequest.model_validate({**p, "include_contributions": True})
+    requests = [parse_request({**p, "include_contributions": True})
                 for p in cases]
     cards = score_lead_form(served.bundle, served.ref(), requests, 5)
     for payload, card in zip(cases, cards, strict=True):
@@ -126,7 +126,7 @@ def test_array_path_equals_the_batch_path(served, payloads):
 
 def test_awkward_input_is_reported(served, payloads):
     cards = score_lead_form(served.bundle, served.ref(),
-                            [ScoreRequest.model_validate(p) for p in awkward(payloads)], 5)
+                            [parse_request(p) for p in awkward(payloads)], 5)
     assert "1 activity of an unknown type counted as 'other'" in cards[0]["warnings"]
     assert "1 activity after as_of ignored" in cards[0]["warnings"]
     assert any("'Galactic Overlord' was not seen in training" in w
@@ -137,10 +137,10 @@ def test_awkward_input_is_reported(served, payloads):
 def test_batches_mix_leads_with_the_same_id_without_mixing_them(served, payloads):
     a, b = copy.deepcopy(payloads[0]), copy.deepcopy(payloads[5])
     b["lead"]["lead_id"] = a["lead"]["lead_id"]
-    alone = [score_lead_form(served.bundle, served.ref(), [ScoreRequest.model_validate(p)],
+    alone = [score_lead_form(served.bundle, served.ref(), [parse_request(p)],
                              5)[0] for p in (a, b)]
     together = score_lead_form(served.bundle, served.ref(),
-                               [ScoreRequest.model_validate(p) for p in (a, b)], 5)
+                               [parse_request(p) for p in (a, b)], 5)
     assert [c["probability"] for c in together] == [c["probability"] for c in alone]
 
 
@@ -150,7 +150,7 @@ def test_activity_timestamps_are_bounded_with_their_offsets(payloads):
     p["activities"][2]["occurred_at"] = "1969-12-31T23:00:00"
     p["activities"][4]["occurred_at"] = "9999-12-31T23:59:59-01:00"
     with pytest.raises(ValueError) as caught:
-        ScoreRequest.model_validate(p)
+        parse_request(p)
     errors = caught.value.errors()
     assert [e["loc"] for e in errors] == [("activities", i, "occurred_at") for i in (0, 2, 4)]
     assert all("1970-01-01" in e["msg"] or "2200-01-01" in e["msg"] for e in errors)

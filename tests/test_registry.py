@@ -92,6 +92,27 @@ def test_pyfunc_champion_reproduces_training_time_probabilities(store, first):
     assert ((p > 0) & (p < 1)).all()
 
 
+def test_model_carries_a_signature_and_a_validation_input_example(store, first):
+    """MLflow shows the schema: the input spec's features (in order) and the probability;
+    the input example (validation rows) scores through ``mlflow.pyfunc``."""
+    uri = registry.model_uri("lead-scoring", "champion")
+    with registry.tracking(store["uri"]):
+        signature = mlflow.models.get_model_info(uri).signature
+        local = mlflow.artifacts.download_artifacts(uri)
+        example = mlflow.models.Model.load(local).load_input_example(local)
+        p = np.asarray(mlflow.pyfunc.load_model(uri).predict(example))
+    assert signature is not None
+    assert signature.inputs.input_names() == first.bundle.spec.names
+    assert signature.outputs.input_names() == ["probability"]
+    types = dict(zip(signature.inputs.input_names(), signature.inputs.input_types(),
+                     strict=True))
+    for f in first.bundle.spec.features_:
+        assert (str(types[f.name]) == "Any") == (f.dtype == "category"), f.name
+    assert list(example.columns) == first.bundle.spec.names and 0 < len(example) <= 5
+    np.testing.assert_allclose(p, first.bundle.predict_proba(example), atol=1e-12)
+    assert ((p > 0) & (p < 1)).all()
+
+
 def test_model_artifact_holds_no_pickle(store, first):
     with registry.tracking(store["uri"]):
         local = Path(mlflow.artifacts.download_artifacts("models:/lead-scoring/1"))

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import serving_support as testing
 import shap
+from pydantic import ValidationError
 
 from features.pipeline import compute_features
 from serving.model_store import (
@@ -26,7 +27,16 @@ from serving.model_store import (
     resolve_model,
 )
 from serving.samples import lead_payload, list_samples
-from serving.schemas import MAX_ACTIVITIES, MAX_BATCH, MAX_BATCH_ACTIVITIES, ScoreRequest
+from serving.schemas import (
+    MAX_ACTIVITIES,
+    MAX_BATCH,
+    MAX_BATCH_ACTIVITIES,
+    FeaturesFormRequest,
+    LeadFormRequest,
+    parse_batch_json,
+    parse_request,
+    parse_request_json,
+)
 from serving.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -340,6 +350,74 @@ def test_bad_batches_are_a_400_naming_the_lead(client, payload, monkeypatch):
     assert MAX_BATCH_ACTIVITIES >= MAX_BATCH * 100
 
 
+# --- the request union: one body, two forms, errors at the field ---------------------
+
+LEAD_BODY = {"lead": {"lead_id": "L-1", "created_at": "2024-01-01T00:00:00Z"},
+             "activities": [{"occurred_at": "2024-01-02T00:00:00Z", "activity_type": "page_view"}],
+             "as_of": "2024-02-01T00:00:00Z"}
+FEATURES_BODY = {"lead_id": "F-1", "features": {"time_on_website": 1500, "origin": "Ad"},
+                 "as_of": "2019-01-01T00:00:00Z"}
+FORM_ERRORS = [
+    ({}, ("lead",), "lead_or_features", "or `features`"),
+    ({"as_of": "2024-02-01T00:00:00Z", "features": None}, ("lead",), "lead_or_features",
+     "give `lead`"),
+    ({**LEAD_BODY, "features": {"x": 1}}, ("features",), "lead_and_features", "not both"),
+    ({**LEAD_BODY, "lead_id": "L-1"}, ("lead_id",), "lead_id_in_lead_form", "`lead.lead_id`"),
+    ({**FEATURES_BODY, "account": {"industry": "Software"}}, ("account",), "features_form",
+     "belongs to the lead form"),
+    ({**LEAD_BODY, "lead": {"lead_id": "L-1", "created_at": "soon"}}, ("lead", "created_at"),
+     "datetime_from_date_parsing", "datetime"),
+    ({**LEAD_BODY, "as_of": "2023-01-01T00:00:00Z"}, ("lead", "created_at"),
+     "created_after_as_of", "cannot be scored before it exists"),
+    ({"features": {"x": [1]}}, ("features", "x"), "feature_value", "got a list"),
+    ([], (), "model_type", "Input should be"),
+]
+
+
+def test_each_form_parses_into_its_own_model():
+    lead = parse_request(LEAD_BODY)
+    assert isinstance(lead, LeadFormRequest) and lead.form == "lead"
+    assert lead.scored_id == "L-1" and len(lead.activities) == 1
+    features = parse_request(FEATURES_BODY)
+    assert isinstance(features, FeaturesFormRequest) and features.form == "features"
+    assert features.scored_id == "F-1" and features.features["time_on_website"] == 1500
+    # keys of the other form sent empty are accepted, as before
+    quiet = parse_request({"features": {}, "lead": None, "account": None, "activities": []})
+    assert quiet.form == "features" and quiet.scored_id == "" and quiet.as_of is not None
+    assert parse_request({**LEAD_BODY, "lead_id": " ", "features": None}).form == "lead"
+    for body in (LEAD_BODY, FEATURES_BODY):  # the service's fast path reads the same request
+        text = json.dumps(body)
+        for form in (None, "lead", "features"):
+            assert parse_request_json(text, form) == parse_request(body)
+
+
+@pytest.mark.parametrize(("body", "loc", "kind", "words"), FORM_ERRORS,
+                         ids=[e[2] for e in FORM_ERRORS])
+def test_request_errors_name_the_field_whatever_form_is_tried_first(body, loc, kind, words):
+    """The union's member tag never shows in a location: each error sits at the field, as
+    when both forms were one model, and the served model's form changes nothing."""
+    for parse in (lambda: parse_request(body),
+                  *(lambda f=f: parse_request_json(json.dumps(body), f)
+                    for f in (None, "lead", "features"))):
+        with pytest.raises(ValidationError) as caught:
+            parse()
+        assert caught.value.title == "ScoreRequest"
+        (error,) = caught.value.errors()
+        assert (error["loc"], error["type"]) == (loc, kind) and words in error["msg"]
+
+
+def test_batch_errors_name_the_lead_and_the_field():
+    body = json.dumps({"leads": [LEAD_BODY, {}, {**FEATURES_BODY, "activities": [{}]}]})
+    for form in (None, "lead", "features"):
+        with pytest.raises(ValidationError) as caught:
+            parse_batch_json(body, form)
+        assert [(e["loc"], e["type"]) for e in caught.value.errors()] == [
+            (("leads", 1, "lead"), "lead_or_features"),
+            (("leads", 2, "activities"), "features_form")]
+    leads = parse_batch_json(json.dumps({"leads": [LEAD_BODY, FEATURES_BODY]}), "lead")
+    assert [lead.form for lead in leads] == ["lead", "features"]
+
+
 def _mutations(payload: dict, rng: np.random.Generator, n: int) -> list[object]:
     """Random damage to a valid payload: wrong types, missing and extra keys, odd values."""
     odd_values = [None, "", " ", 0, -1, 1e308, True, [], {}, "2024-13-45", "\u0000",
@@ -383,7 +461,7 @@ def test_samples_are_valid_requests_of_both_kinds(champion, samples):
     conv = champion.tables["conversions"].set_index("lead_id")["converted_at"]
     kinds = []
     for body in samples:
-        request = ScoreRequest.model_validate(body)
+        request = parse_request(body)
         assert all(pd.Timestamp(a.occurred_at).tz_convert(None) <= request.as_of
                    for a in request.activities)  # activities keep their offset ("Z")
         converted = conv.get(request.lead.lead_id)
@@ -433,7 +511,7 @@ def test_ready_only_when_loaded(client):
     assert client.get("/livez").status_code == 200
 
 
-OUR_SCHEMAS = ("ScoreRequestIODescriptor", "Lead", "Account", "Activity",
+OUR_SCHEMAS = ("LeadFormRequest", "FeaturesFormRequest", "Lead", "Account", "Activity",
                "ScoreResponseIODescriptor", "Reason", "Reasons", "ModelRef", "ModelInfo",
                "SampleInfo")
 

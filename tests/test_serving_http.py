@@ -83,6 +83,22 @@ def test_bad_input_over_http_is_a_400(http, samples):
     assert r.status_code == 400 and "leads" in r.text
 
 
+def test_bentoml_python_client_takes_the_body_as_one_argument(server, samples, http):
+    """``bentoml.SyncHTTPClient(url).score(body)``: the body is one positional argument
+    (``score``'s parameter is positional-only: BentoML's root input), and the answer is
+    the same card as a plain JSON POST."""
+    import bentoml
+
+    with bentoml.SyncHTTPClient(server.url) as client:
+        card = client.score(samples[0])
+        assert not testing.card_differences(card, http.post("/score", json=samples[0]).json())
+        cards = client.score_batch(leads=samples[:2])
+        assert [c["lead_id"] for c in cards] == [p["lead"]["lead_id"] for p in samples[:2]]
+        with pytest.raises(bentoml.exceptions.BentoMLException) as caught:
+            client.score({"lead": {"lead_id": "L-1", "created_at": "yesterday-ish"}})
+        assert caught.value.error_code == 400 and "created_at" in str(caught.value)
+
+
 def test_model_page_and_openapi_over_http(http):
     assert http.get("/model").json()["alias"] == "champion"
     assert "Score this lead" in http.get("/").text

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from features.dataset_config import load_dataset, snapshot_frame
 from serving import featureform
 from serving.samples import list_samples, snapshot_payload, write_snapshot_samples
-from serving.schemas import ScoreRequest
+from serving.schemas import parse_request
 from serving.scorer import (
     ServedModel,
     score_cards,
@@ -327,7 +327,7 @@ def test_cli_train_config_writes_features_form_samples(tmp_path, monkeypatch):
     assert len(listed) == 6
     for item in listed:
         body = json.loads((folder / f"{item['name']}.json").read_text())
-        assert ScoreRequest.model_validate(body).form == "features"
+        assert parse_request(body).form == "features"
         assert body["features"] and set(body["features"]) <= set(meta.features)
 
 
@@ -343,7 +343,7 @@ def test_features_form_without_a_frame_equals_the_frame_path(trained):
         {"lead_id": "odd", "features": {"lead_origin": "Never Seen", "do_not_email": "YES",
                                         "do_not_call": "n", "time_on_website": 12.5}},
     ]
-    requests = [ScoreRequest.model_validate(p) for p in payloads]
+    requests = [parse_request(p) for p in payloads]
     values = featureform.feature_values(bundle, requests)
     assert values is not None, "every payload here has an unambiguous typing"
     fast = featureform.score_feature_values(bundle, model.ref(), requests, values,
@@ -355,5 +355,5 @@ def test_features_form_without_a_frame_equals_the_frame_path(trained):
         assert not testing.card_differences(a, b, tol=1e-12), (req.scored_id, a, b)
     assert any("not one of the model's categories" in w for w in fast[-1]["warnings"])
     # a number sent for a category is left to snapshot_frame (and its wording)
-    odd = ScoreRequest.model_validate({"features": {"lead_origin": 7}})
+    odd = parse_request({"features": {"lead_origin": 7}})
     assert featureform.feature_values(bundle, [odd]) is None

@@ -20,7 +20,7 @@ from features.simulate import simulate
 from leadscore.cli import app
 from serving.model_store import resolve_model
 from serving.samples import lead_payload
-from serving.schemas import ScoreRequest
+from serving.schemas import parse_request
 from serving.scorer import score_requests
 from serving.settings import Settings
 
@@ -132,7 +132,7 @@ def test_tables_config_checks_trains_registers_and_scores(tmp_path: Path, monkey
     assert frame["n_email_open_90d"].sum() > 0, "CRM activity names were mapped"
     rows = frame.loc[frame["label"] == 1].head(2)
     rows = pd.concat([rows, frame.loc[frame["label"] == 0].head(2)]).reset_index(drop=True)
-    requests = [ScoreRequest.model_validate(lead_payload(tables, r.lead_id, r.as_of))
+    requests = [parse_request(lead_payload(tables, r.lead_id, r.as_of))
                 for r in rows.itertuples()]
     cards = score_requests(served, requests, 5)
     # The lead form carries no extra export columns: the config's extra feature is

@@ -369,7 +369,8 @@ def run_training(
                     mlflow.log_artifact(str(report / name), "report")
                 mlflow.log_artifacts(str(report / "plots"), "plots")
                 mlflow.log_artifacts(str(report / "evaluation"), "evaluation")
-                info = registry.log_bundle_model(report / "bundle")
+                info = registry.log_bundle_model(report / "bundle", fitted.bundle.spec,
+                                                 fitted.split.valid)
             version, aliases = None, []
             if register:
                 progress("registering the model")
