@@ -10,10 +10,12 @@ as a column, the probability as the output) and an input example (``input_exampl
 few validation rows), so MLflow shows its schema and checks frames against it.
 """
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
-from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc.model import PythonModel, PythonModelContext
 from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import AnyType
 
@@ -50,7 +52,7 @@ def model_signature(spec: InputSpec, frame: pd.DataFrame | None = None) -> Model
     """
     def column_type(name: str, dtype: str) -> str | AnyType:
         if dtype == "category":
-            return AnyType()
+            return AnyType()  # type: ignore[no-untyped-call]  # MLflow's own class is untyped
         held = frame[name].dtype if frame is not None and name in frame else None
         kind = held.kind if isinstance(held, np.dtype) else "f"
         return {"i": "long", "b": "boolean"}.get(kind, "double")
@@ -73,11 +75,12 @@ def input_example(spec: InputSpec, frame: pd.DataFrame, rows: int = EXAMPLE_ROWS
 class LeadScoringPyfunc(PythonModel):
     """Loads a ``ModelBundle`` from the model's artifacts and returns probabilities."""
 
-    def load_context(self, context) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         """Load the bundle from the artifact folder MLflow downloaded."""
         self.bundle = ModelBundle.load(context.artifacts[BUNDLE_ARTIFACT])
 
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
+    def predict(self, context: PythonModelContext, model_input: pd.DataFrame,
+                params: dict[str, Any] | None = None) -> np.ndarray:
         """Calibrated conversion probabilities, one per row of a feature frame.
 
         Args:

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import mlflow
@@ -47,6 +47,8 @@ from runtime.pyfunc import BUNDLE_ARTIFACT, input_example, model_signature
 
 if TYPE_CHECKING:
     import pandas as pd
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.models.model import ModelInfo
 
     from runtime.encoding import InputSpec
 
@@ -93,7 +95,7 @@ class VersionInfo:
     tags: dict[str, str] = field(default_factory=dict)
     created_ms: int | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON form (written beside downloaded bundles)."""
         return {"name": self.name, "version": self.version, "alias": self.alias,
                 "aliases": list(self.aliases), "run_id": self.run_id, "source": self.source,
@@ -136,12 +138,13 @@ def tracking(tracking_uri: str) -> Iterator[MlflowClient]:
     setting; restoring it keeps one call from redirecting another part of the program
     (or another test). The registry follows the tracking URI unless set separately.
     """
-    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    previous = (mlflow.get_tracking_uri()
+                if mlflow.is_tracking_uri_set() else None)  # type: ignore[no-untyped-call]
     mlflow.set_tracking_uri(tracking_uri)
     try:
         yield MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None unsets it
 
 
 def require_store(tracking_uri: str) -> None:
@@ -185,7 +188,7 @@ def model_uri(name: str = DEFAULT_MODEL_NAME, alias: str = CHAMPION) -> str:
 
 
 def log_bundle_model(bundle_dir: str | Path, spec: InputSpec | None = None,
-                     example_frame: pd.DataFrame | None = None):
+                     example_frame: pd.DataFrame | None = None) -> ModelInfo:
     """Log the bundle as a pyfunc model from code in the active run; returns ``ModelInfo``.
 
     Requirements are given explicitly so MLflow does not import-trace the model (slow)
@@ -213,7 +216,7 @@ def log_bundle_model(bundle_dir: str | Path, spec: InputSpec | None = None,
         f"pandas=={pandas.__version__}",
     ]
     with quiet_progress():
-        return mlflow.pyfunc.log_model(
+        info: ModelInfo = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
             python_model=str(MODEL_CODE),
             artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
@@ -222,6 +225,7 @@ def log_bundle_model(bundle_dir: str | Path, spec: InputSpec | None = None,
             input_example=(None if spec is None or example_frame is None
                            else input_example(spec, example_frame)),
         )
+    return info
 
 
 @contextmanager
@@ -250,7 +254,7 @@ def _registered_or_raise(client: MlflowClient, name: str) -> None:
         raise
 
 
-def _version_by_alias(client: MlflowClient, name: str, alias: str):
+def _version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion:
     _registered_or_raise(client, name)
     try:
         return client.get_model_version_by_alias(name, alias)
@@ -263,10 +267,10 @@ def _version_by_alias(client: MlflowClient, name: str, alias: str):
         raise
 
 
-def _info(client: MlflowClient, mv, alias: str | None) -> VersionInfo:
+def _info(client: MlflowClient, mv: ModelVersion, alias: str | None) -> VersionInfo:
     return VersionInfo(
         name=mv.name, version=str(mv.version), alias=alias,
-        aliases=tuple(getattr(mv, "aliases", ()) or ()), run_id=mv.run_id, source=mv.source,
+        aliases=tuple(getattr(mv, "aliases", ()) or ()), run_id=mv.run_id, source=mv.source or "",
         tags=dict(mv.tags or {}), created_ms=mv.creation_timestamp,
     )
 
@@ -297,7 +301,7 @@ def _bundle_path_in(model_dir: Path) -> Path:
     if not entry:
         raise RegistryError(f"{model_dir} is not a leadscore model: its MLmodel has no "
                             f"{BUNDLE_ARTIFACT!r} artifact")
-    return model_dir / entry["path"]
+    return model_dir / str(entry["path"])
 
 
 def download_version_bundle(info: VersionInfo, dest: str | Path) -> Path:

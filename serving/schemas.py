@@ -238,7 +238,8 @@ def _feature_value(value: object) -> object:
         if len(value) > 200:
             raise PydanticCustomError("feature_text", "text is longer than 200 characters")
         return value or None
-    kind = {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
+    kinds: dict[type, str] = {dict: "an object", list: "a list"}
+    kind = kinds.get(type(value), type(value).__name__)
     raise PydanticCustomError(
         "feature_value", "a feature value must be text, a number, true/false or null, got "
         "{kind}", {"kind": kind})
@@ -633,21 +634,21 @@ class ModelInfo(BaseModel):
         description="Where it was loaded from: the MLflow registry, the model packaged in "
         "the Bento, or a bundle folder.")
     run_id: str | None = Field(None, description="MLflow run that trained it.")
-    trained_on: dict = Field(
+    trained_on: dict[str, Any] = Field(
         default_factory=dict, description="Training data: first/last `as_of`, rows, leads and "
         "conversions of the train, validation and test periods, the label horizon and the "
         "snapshot rule.")
-    metrics: dict = Field(
+    metrics: dict[str, Any] = Field(
         default_factory=dict, description="Held-out test metrics per scorer (`model`, the "
         "baselines) and `by_region`.")
-    policy: dict = Field(
+    policy: dict[str, Any] = Field(
         description="MQL policy: rule, target, global and per-region thresholds, grade cuts.")
     features: list[str] = Field(description="Model features, in model column order.")
     request_form: RequestForm = Field(
         "lead", description="The request form `/score` takes for this model: `lead` "
         "(profile, account, activities) or `features` (feature values by name, for a model "
         "trained on a `lead_snapshot` dataset config).")
-    inputs: list[dict] | None = Field(
+    inputs: list[dict[str, Any]] | None = Field(
         None, description="For the features form: each feature's `name`, `dtype` (category, "
         "float, int, bool), `group`, `description` and the `categories` the model knows.")
 
