@@ -215,7 +215,7 @@ def table_profile(leads: pd.DataFrame, accounts: pd.DataFrame) -> dict[str, np.n
 SMALL_INPUT = 64
 """Up to this many leads and snapshots, categoricals are coded in Python: pandas' own
 inference costs far more than the work for a handful of rows. Both ways give the same
-frame (``tests/test_spec.py`` checks it)."""
+frame (``tests/unit/runtime/test_encoding.py`` checks it)."""
 
 
 @functools.lru_cache(maxsize=4096)

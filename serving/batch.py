@@ -4,7 +4,7 @@
 lead at ``as_of``, and hands the features to ``serving.scorer.score_cards``, the same
 routine that formats the HTTP service's answers. A lead scored here and the same lead
 sent to ``POST /score`` with the same ``as_of`` get the same probability, grade and
-reasons (``tests/test_batch_score.py`` checks it).
+reasons (``tests/integration/test_batch_score.py`` checks it).
 """
 
 from __future__ import annotations

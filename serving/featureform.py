@@ -12,7 +12,7 @@ the ``type_series`` that ``snapshot_frame`` uses) and go through ``InputSpec.enc
 ``ModelBundle.score_matrix`` like a lead-form request. Anything else (a number sent for a
 category, text for a number, a value ``snapshot_frame`` would refuse) returns None, and
 the caller takes the frame path, which also words the errors.
-``tests/test_snapshot_models.py`` checks both paths give the same cards.
+``tests/integration/test_snapshot_models.py`` checks both paths give the same cards.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ here. The requests are turned into ``features.pipeline.LeadArrays`` directly, an
 there the features are computed by ``features.pipeline.feature_values``, the very
 function ``compute_features`` runs for training sets and batch scoring; the model
 matrix comes from ``InputSpec.encode``, which codes values exactly as
-``InputSpec.transform`` codes the frame. ``tests/test_leadform.py`` checks that every
+``InputSpec.transform`` codes the frame. ``tests/integration/test_leadform.py`` checks that every
 score card equals the one computed through tables and frames.
 """
 

@@ -21,7 +21,7 @@ from runtime.bundle import ModelBundle
 from training.config import train_config_from_dataset
 from training.train import run_training
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ROOT.parent / "shared" / "datasets"
 
 pytestmark = pytest.mark.skipif(

@@ -4,7 +4,7 @@ stratified hold-out, and described by their model card.
 Trains on a fixed 2,000-row sample of the X Education export (``examples/x_education.yaml``
 with its source pointed at the sample), through the real ``run_training`` and an MLflow
 SQLite store, and serves the registered champion through the BentoML service in-process
-(``TestClient``), as ``tests/test_serving.py`` does for the simulator's champion.
+(``TestClient``), as ``tests/integration/test_serving.py`` does for the simulator's champion.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from serving.settings import Settings
 from training.config import train_config_from_dataset
 from training.train import run_training
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LEADS = ROOT.parent / "shared" / "datasets" / "x_education_leads" / "Leads.csv"
 SAMPLE_ROWS = 2000
 NAME = "x-education"
