@@ -49,9 +49,13 @@ def run(name: str) -> dict:
     started = time.perf_counter()
     training_set = load_dataset(ROOT / path)
     with tempfile.TemporaryDirectory() as tmp:
-        result = run_training(training_set, config=train_config_from_dataset(training_set),
-                              store_dir=tmp, experiment=f"bench-{name}",
-                              model_name=f"bench-{name}")
+        result = run_training(
+            training_set,
+            config=train_config_from_dataset(training_set),
+            store_dir=tmp,
+            experiment=f"bench-{name}",
+            model_name=f"bench-{name}",
+        )
     m = result.metrics
     split = result.bundle.metadata.split_spec
     names = [f.name for f in training_set.metadata.catalogue]
@@ -62,12 +66,16 @@ def run(name: str) -> dict:
     p = plain_lightgbm(pd.concat([cut.train, cut.valid]), cut.test, names)
     plain = ranking_metrics(cut.test["label"].to_numpy(), p)
     return {
-        "dataset": name, "rows": len(training_set.frame), "test_rows": len(cut.test),
-        "split": split, "ours": {k: m[f"test_{k}"] for k in ("roc_auc", "pr_auc", "lift_top10")},
+        "dataset": name,
+        "rows": len(training_set.frame),
+        "test_rows": len(cut.test),
+        "split": split,
+        "ours": {k: m[f"test_{k}"] for k in ("roc_auc", "pr_auc", "lift_top10")},
         "logistic": {k: m.get(f"logistic_{k}") for k in ("roc_auc", "pr_auc", "lift_top10")},
         "points": {k: m.get(f"points_{k}") for k in ("roc_auc", "pr_auc", "lift_top10")},
         "plain_lightgbm_400": {k: plain[k] for k in ("roc_auc", "pr_auc", "lift_top10")},
-        "anchor": anchor, "seconds": round(time.perf_counter() - started, 1),
+        "anchor": anchor,
+        "seconds": round(time.perf_counter() - started, 1),
     }
 
 
@@ -75,18 +83,29 @@ def main() -> None:
     names = sys.argv[1:] or list(DATASETS)
     rows = [run(n) for n in names]
     print(json.dumps(rows, indent=2, default=str))
-    print("\n| Data set | Split | Ours AUC / PR AUC / lift@10% | Anchor AUC (issue) "
-          "| Plain LightGBM 400 (same split) | Logistic | Points |")
+    print(
+        "\n| Data set | Split | Ours AUC / PR AUC / lift@10% | Anchor AUC (issue) "
+        "| Plain LightGBM 400 (same split) | Logistic | Points |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
+
         def fmt(d: dict) -> str:
-            return " / ".join("–" if d.get(k) is None else f"{d[k]:.3f}"
-                              for k in ("roc_auc", "pr_auc", "lift_top10"))
+            return " / ".join(
+                "–" if d.get(k) is None else f"{d[k]:.3f}"
+                for k in ("roc_auc", "pr_auc", "lift_top10")
+            )
+
         s = r["split"]
-        split = (f"stratified {s['test_fraction']:.0%}, seed {s['seed']}"
-                 if s["kind"] == "stratified" else f"time, test from {s['at']}")
-        print(f"| {r['dataset']} | {split} | {fmt(r['ours'])} | {r['anchor']['roc_auc']:.3f} "
-              f"| {fmt(r['plain_lightgbm_400'])} | {fmt(r['logistic'])} | {fmt(r['points'])} |")
+        split = (
+            f"stratified {s['test_fraction']:.0%}, seed {s['seed']}"
+            if s["kind"] == "stratified"
+            else f"time, test from {s['at']}"
+        )
+        print(
+            f"| {r['dataset']} | {split} | {fmt(r['ours'])} | {r['anchor']['roc_auc']:.3f} "
+            f"| {fmt(r['plain_lightgbm_400'])} | {fmt(r['logistic'])} | {fmt(r['points'])} |"
+        )
 
 
 if __name__ == "__main__":

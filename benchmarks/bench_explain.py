@@ -48,8 +48,12 @@ def make_model(args: argparse.Namespace) -> tuple[lgb.Booster, np.ndarray, float
     logit += signal[:, 3] * signal[:, 4] + 0.5 * signal[:, 5:].sum(axis=1)
     y = (logit + rng.normal(size=args.rows) > 0).astype(int)
     params = {
-        "objective": "binary", "max_depth": args.depth, "num_leaves": args.leaves,
-        "learning_rate": 0.05, "verbose": -1, "seed": args.seed,
+        "objective": "binary",
+        "max_depth": args.depth,
+        "num_leaves": args.leaves,
+        "learning_rate": 0.05,
+        "verbose": -1,
+        "seed": args.seed,
     }
     t0 = time.perf_counter()
     booster = lgb.train(params, lgb.Dataset(X, y), num_boost_round=args.trees)
@@ -88,7 +92,9 @@ def single_row_p50(
 
 
 def single_row_steady_p50(
-    methods: dict[str, Callable[[np.ndarray], Any]], X: np.ndarray, n_calls: int,
+    methods: dict[str, Callable[[np.ndarray], Any]],
+    X: np.ndarray,
+    n_calls: int,
     block: int = 50,
 ) -> dict[str, float]:
     """p50 latency in µs per method, each timed over blocks of consecutive calls.
@@ -156,18 +162,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     return {
         "config": {
-            **vars(args), "json": str(args.json) if args.json else None,
-            "numba_threads": numba.get_num_threads(), "machine": platform.machine(),
+            **vars(args),
+            "json": str(args.json) if args.json else None,
+            "numba_threads": numba.get_num_threads(),
+            "machine": platform.machine(),
             "quadrature_points": ours._model.nq,
         },
-        "train_s": round(train_s, 2), "explainer_build_s": round(build_s, 3),
+        "train_s": round(train_s, 2),
+        "explainer_build_s": round(build_s, 3),
         "warmup_s": round(warmup_s, 3),
         "max_abs_diff_vs_shap": float(np.abs(phi - shap_ref).max()),
         "max_abs_diff_single_vs_shap": float(np.abs(single_phi - shap_ref[:50]).max()),
         "max_abs_diff_raw": float(np.abs(raw - raw_ref).max()),
         "max_abs_additivity_error": float(np.abs(phi.sum(1) + ours.expected_value - raw_ref).max()),
         "batch_rows_per_s": {
-            "ours_explain": round(ours_rps), "shap_tree_explainer": round(shap_rps),
+            "ours_explain": round(ours_rps),
+            "shap_tree_explainer": round(shap_rps),
             "pred_contrib": round(contrib_rps),
         },
         "single_row_p50_us": {k: round(v, 1) for k, v in latency.items()},

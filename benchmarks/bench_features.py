@@ -40,8 +40,11 @@ def measure(n_leads: int, seed: int) -> dict:
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     n_act = len(tables["activities"])
     return {
-        "leads": n_leads, "activities": n_act, "snapshots": len(ts.frame),
-        "simulate_s": round(t_sim, 2), "validate_s": round(t_validate, 2),
+        "leads": n_leads,
+        "activities": n_act,
+        "snapshots": len(ts.frame),
+        "simulate_s": round(t_sim, 2),
+        "validate_s": round(t_validate, 2),
         "features_s": round(t_features, 2),
         "activity_rows_per_s": round(n_act / t_features),
         "activity_rows_per_s_with_validation": round(n_act / (t_features + t_validate)),
@@ -72,17 +75,25 @@ def main() -> None:
     warm_up()
     rows = []
     for n in args.leads:
-        out = subprocess.run([sys.executable, __file__, "--one", str(n), "--seed",
-                              str(args.seed)], check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", str(n), "--seed", str(args.seed)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    header = (f"{'leads':>9} {'activities':>11} {'snapshots':>10} {'sim s':>7} {'valid s':>8} "
-              f"{'feat s':>7} {'act rows/s':>12} {'vs target':>9} {'peak GB':>8}")
+    header = (
+        f"{'leads':>9} {'activities':>11} {'snapshots':>10} {'sim s':>7} {'valid s':>8} "
+        f"{'feat s':>7} {'act rows/s':>12} {'vs target':>9} {'peak GB':>8}"
+    )
     print(header)
     for r in rows:
-        print(f"{r['leads']:>9,} {r['activities']:>11,} {r['snapshots']:>10,} "
-              f"{r['simulate_s']:>7} {r['validate_s']:>8} {r['features_s']:>7} "
-              f"{r['activity_rows_per_s']:>12,} "
-              f"{r['activity_rows_per_s'] / TARGET_ROWS_PER_S:>8.1f}x {r['peak_rss_gb']:>8}")
+        print(
+            f"{r['leads']:>9,} {r['activities']:>11,} {r['snapshots']:>10,} "
+            f"{r['simulate_s']:>7} {r['validate_s']:>8} {r['features_s']:>7} "
+            f"{r['activity_rows_per_s']:>12,} "
+            f"{r['activity_rows_per_s'] / TARGET_ROWS_PER_S:>8.1f}x {r['peak_rss_gb']:>8}"
+        )
     print(f"targets: >= {TARGET_ROWS_PER_S:,} activity rows/s, peak < {TARGET_PEAK_GB} GB")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"features": rows}, indent=2))

@@ -49,9 +49,15 @@ def worker_pids(server_pid: int) -> list[int]:
     return pids
 
 
-def run_load(url: str, payloads: list[dict], requests: int, concurrency: int,
-             headers: dict[str, str], kill_at: int | None = None,
-             server_pid: int | None = None) -> dict:
+def run_load(
+    url: str,
+    payloads: list[dict],
+    requests: int,
+    concurrency: int,
+    headers: dict[str, str],
+    kill_at: int | None = None,
+    server_pid: int | None = None,
+) -> dict:
     """Send ``requests`` requests from ``concurrency`` threads; returns the figures."""
     lock = threading.Lock()
     counter = iter(range(requests))
@@ -62,8 +68,9 @@ def run_load(url: str, payloads: list[dict], requests: int, concurrency: int,
     bodies = [json.dumps(p).encode() for p in payloads]
 
     def client_loop() -> None:
-        with httpx.Client(base_url=url, timeout=60, headers={
-                "content-type": "application/json", **headers}) as client:
+        with httpx.Client(
+            base_url=url, timeout=60, headers={"content-type": "application/json", **headers}
+        ) as client:
             while True:
                 with lock:
                     i = next(counter, None)
@@ -88,8 +95,12 @@ def run_load(url: str, payloads: list[dict], requests: int, concurrency: int,
                         errors.append(f"{type(exc).__name__}: {exc}"[:160])
                 end = time.perf_counter()
                 latencies[i], ok[i] = end - start, good
-                if good and "killed_at" in events and "recovered_at" not in events \
-                        and start > events["killed_at"]:
+                if (
+                    good
+                    and "killed_at" in events
+                    and "recovered_at" not in events
+                    and start > events["killed_at"]
+                ):
                     events["recovered_at"] = end
 
     load_before = os.getloadavg()
@@ -102,21 +113,27 @@ def run_load(url: str, payloads: list[dict], requests: int, concurrency: int,
     seconds = time.perf_counter() - started
     good = latencies[ok] * 1000
     result = {
-        "requests": requests, "concurrency": concurrency, "ok": int(ok.sum()),
-        "errors": len(errors), "error_kinds": sorted({e.split(":")[0] for e in errors}),
-        "error_examples": errors[:5], "seconds": round(seconds, 1),
+        "requests": requests,
+        "concurrency": concurrency,
+        "ok": int(ok.sum()),
+        "errors": len(errors),
+        "error_kinds": sorted({e.split(":")[0] for e in errors}),
+        "error_examples": errors[:5],
+        "seconds": round(seconds, 1),
         "requests_per_s": round(requests / seconds, 1),
         "p50_ms": round(float(np.percentile(good, 50)), 1) if len(good) else None,
         "p90_ms": round(float(np.percentile(good, 90)), 1) if len(good) else None,
         "p99_ms": round(float(np.percentile(good, 99)), 1) if len(good) else None,
         "max_ms": round(float(good.max()), 1) if len(good) else None,
-        "cores": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
+        "cores": os.cpu_count(),
+        "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
     }
     if "killed_at" in events:
         result["worker_killed"] = int(events["killed_pids"])
-        result["recovery_s"] = round(events.get("recovered_at", float("nan"))
-                                     - events["killed_at"], 2)
+        result["recovery_s"] = round(
+            events.get("recovered_at", float("nan")) - events["killed_at"], 2
+        )
     return result
 
 
@@ -124,11 +141,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--kill-worker", action="store_true",
-                        help="SIGKILL the BentoML worker a third of the way through")
+    parser.add_argument(
+        "--kill-worker",
+        action="store_true",
+        help="SIGKILL the BentoML worker a third of the way through",
+    )
     parser.add_argument("--url", help="a running service (default: start one here)")
-    parser.add_argument("--token", default=os.environ.get("LEADSCORE_API_TOKEN"),
-                        help="bearer token (default: LEADSCORE_API_TOKEN)")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("LEADSCORE_API_TOKEN"),
+        help="bearer token (default: LEADSCORE_API_TOKEN)",
+    )
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
@@ -142,22 +165,30 @@ def main() -> None:
         root = testing.session_root(Path(tmp))
         champion = testing.session_champion(root)
         folder = write_samples(champion.tables, root / "samples", 12)
-        payloads = [json.loads((folder / f"{s['name']}.json").read_text())
-                    for s in list_samples(folder)]
+        payloads = [
+            json.loads((folder / f"{s['name']}.json").read_text()) for s in list_samples(folder)
+        ]
         server = None
         url = args.url
         if url is None:
             extra = {"LEADSCORE_API_TOKEN": args.token} if args.token else None
-            server = start_server(testing.session_settings(root), extra_env=extra,
-                                  log_path=root / "server.log")
+            server = start_server(
+                testing.session_settings(root), extra_env=extra, log_path=root / "server.log"
+            )
             url = server.url
         try:
             for body in payloads:  # warm-up, and every sample must score
                 r = httpx.post(f"{url}/score", json=body, headers=headers, timeout=60)
                 r.raise_for_status()
-            result = run_load(url, payloads, args.requests, args.concurrency, headers,
-                              args.requests // 3 if args.kill_worker else None,
-                              server.process.pid if server else None)
+            result = run_load(
+                url,
+                payloads,
+                args.requests,
+                args.concurrency,
+                headers,
+                args.requests // 3 if args.kill_worker else None,
+                server.process.pid if server else None,
+            )
         finally:
             if server is not None:
                 server.stop()

@@ -69,24 +69,44 @@ TARGET_CONCURRENCY = 16
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--tracking-uri", help="MLflow store holding lead-scoring@champion; "
-                   "default: train a small champion in a temporary folder")
-    p.add_argument("--data", type=Path, help="Data folder of the champion (for lead "
-                   "payloads); default: the simulated data of the trained champion")
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow store holding lead-scoring@champion; "
+        "default: train a small champion in a temporary folder",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="Data folder of the champion (for lead "
+        "payloads); default: the simulated data of the trained champion",
+    )
     p.add_argument("--requests", type=int, default=600, help="Timed requests per server")
     p.add_argument("--warmup", type=int, default=50, help="Untimed requests per server")
     p.add_argument("--block", type=int, default=50, help="Requests per alternation block")
-    p.add_argument("--concurrency", type=int, nargs="+", default=[1, TARGET_CONCURRENCY],
-                   help="Client counts for the requests-per-second runs")
-    p.add_argument("--rounds", type=int, default=3,
-                   help="Alternating rounds per client count (the median round is reported)")
-    p.add_argument("--batch-size", type=int, default=100,
-                   help="Leads per /score_batch (and rows per /invocations) call")
-    p.add_argument("--batch-requests", type=int, default=20,
-                   help="Timed batch calls per server")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[1, TARGET_CONCURRENCY],
+        help="Client counts for the requests-per-second runs",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="Alternating rounds per client count (the median round is reported)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=100,
+        help="Leads per /score_batch (and rows per /invocations) call",
+    )
+    p.add_argument("--batch-requests", type=int, default=20, help="Timed batch calls per server")
     p.add_argument("--leads", type=int, default=40, help="Distinct leads to cycle through")
-    p.add_argument("--workers", type=int, default=1,
-                   help="Worker processes of each server (the same for both)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="Worker processes of each server (the same for both)"
+    )
     p.add_argument("--json", type=Path, dest="out", help="Also write the results as JSON here")
     return p.parse_args(argv)
 
@@ -112,22 +132,28 @@ def pick_requests(tables: dict[str, pd.DataFrame], n: int) -> tuple[list[dict], 
     as_of = data_window(tables)[1] - pd.Timedelta(days=30)
     snaps = open_leads(tables, as_of)
     rng = np.random.default_rng(0)
-    snaps = snaps.iloc[np.sort(rng.choice(len(snaps), size=min(n, len(snaps)),
-                                          replace=False))].reset_index(drop=True)
+    snaps = snaps.iloc[
+        np.sort(rng.choice(len(snaps), size=min(n, len(snaps)), replace=False))
+    ].reset_index(drop=True)
     ours = [lead_payload(tables, lead_id, as_of) for lead_id in snaps["lead_id"]]
-    features = compute_features(tables["leads"], tables["accounts"], tables["activities"],
-                                snaps.assign(as_of=snaps["as_of"].astype(TIMESTAMP_UNIT)))
+    features = compute_features(
+        tables["leads"],
+        tables["accounts"],
+        tables["activities"],
+        snaps.assign(as_of=snaps["as_of"].astype(TIMESTAMP_UNIT)),
+    )
     columns = [c for c in features.columns if c not in ("lead_id", "as_of")]
     theirs = []
     for i in range(len(features)):
-        row = [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)
-               for v in features[columns].iloc[i].astype(object)]
+        row = [
+            None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)
+            for v in features[columns].iloc[i].astype(object)
+        ]
         theirs.append({"dataframe_split": {"columns": columns, "data": [row]}})
     return ours, theirs
 
 
-def start_mlflow(tracking_uri: str, work: Path, workers: int = 1
-                 ) -> tuple[subprocess.Popen, str]:
+def start_mlflow(tracking_uri: str, work: Path, workers: int = 1) -> tuple[subprocess.Popen, str]:
     """``mlflow models serve`` of the champion, in the local environment, on loopback."""
     port = free_port()
     # MLflow starts `uvicorn` by name: put this interpreter's scripts folder on PATH.
@@ -135,10 +161,28 @@ def start_mlflow(tracking_uri: str, work: Path, workers: int = 1
     env = {**os.environ, **QUIET_ENV, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": path}
     log = open(work / "mlflow-serve.log", "w")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m",
-         "models:/lead-scoring@champion", "--env-manager", "local", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/lead-scoring@champion",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
@@ -148,8 +192,9 @@ def start_mlflow(tracking_uri: str, work: Path, workers: int = 1
         except httpx.HTTPError:
             time.sleep(0.5)
     process.kill()
-    raise RuntimeError("mlflow models serve did not start:\n"
-                       + (work / "mlflow-serve.log").read_text()[-3000:])
+    raise RuntimeError(
+        "mlflow models serve did not start:\n" + (work / "mlflow-serve.log").read_text()[-3000:]
+    )
 
 
 def timed(client: httpx.Client, path: str, body: dict) -> float:
@@ -176,9 +221,14 @@ def encoded(url: str, path: str, bodies: list[dict]) -> list[bytes]:
 def summary(latencies: list[float], rps_concurrent: float) -> dict[str, float]:
     """p50/p99/mean in milliseconds and requests per second."""
     ms = np.asarray(latencies) * 1000
-    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "mean_ms": float(ms.mean()), "rps_sequential": float(1000 / ms.mean()),
-            "rps_concurrent": rps_concurrent, "requests": len(ms)}
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "mean_ms": float(ms.mean()),
+        "rps_sequential": float(1000 / ms.mean()),
+        "rps_concurrent": rps_concurrent,
+        "requests": len(ms),
+    }
 
 
 def load_average() -> float:
@@ -186,8 +236,9 @@ def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def batch_bodies(ours: list[dict], theirs: list[dict], size: int, n: int
-                 ) -> tuple[list[dict], list[dict]]:
+def batch_bodies(
+    ours: list[dict], theirs: list[dict], size: int, n: int
+) -> tuple[list[dict], list[dict]]:
     """``n`` bodies of ``size`` leads each: ``/score_batch`` for us, one ``dataframe_split``
     frame of the same leads' feature rows for MLflow."""
     ours_b, theirs_b = [], []
@@ -195,9 +246,14 @@ def batch_bodies(ours: list[dict], theirs: list[dict], size: int, n: int
         idx = [(k * size + i) % len(ours) for i in range(size)]
         ours_b.append({"leads": [ours[i] for i in idx]})
         split = theirs[idx[0]]["dataframe_split"]
-        theirs_b.append({"dataframe_split": {
-            "columns": split["columns"],
-            "data": [theirs[i]["dataframe_split"]["data"][0] for i in idx]}})
+        theirs_b.append(
+            {
+                "dataframe_split": {
+                    "columns": split["columns"],
+                    "data": [theirs[i]["dataframe_split"]["data"][0] for i in idx],
+                }
+            }
+        )
     return ours_b, theirs_b
 
 
@@ -206,8 +262,12 @@ def batch_rows_per_s(url: str, path: str, bodies: list[dict], rows: int) -> dict
     with httpx.Client(base_url=url, timeout=300) as client:
         timed(client, path, bodies[0])
         seconds = sum(timed(client, path, body) for body in bodies)
-    return {"rows_per_s": rows * len(bodies) / seconds, "calls": len(bodies),
-            "rows_per_call": rows, "load_average": load_average()}
+    return {
+        "rows_per_s": rows * len(bodies) / seconds,
+        "calls": len(bodies),
+        "rows_per_call": rows,
+        "load_average": load_average(),
+    }
 
 
 def resident_memory(pid: int) -> dict[str, object]:
@@ -227,22 +287,26 @@ def resident_memory(pid: int) -> dict[str, object]:
         except psutil.Error:
             continue
     children = [mb for p, (mb, _) in rss.items() if p != pid] or [rss[pid][0]]
-    return {"total_mb": round(sum(mb for mb, _ in rss.values()), 1),
-            "per_worker_mb": round(max(children), 1), "processes": len(rss),
-            "tree": [{"pid": p, "rss_mb": round(mb, 1), "cmd": cmd}
-                     for p, (mb, cmd) in rss.items()]}
+    return {
+        "total_mb": round(sum(mb for mb, _ in rss.values()), 1),
+        "per_worker_mb": round(max(children), 1),
+        "processes": len(rss),
+        "tree": [{"pid": p, "rss_mb": round(mb, 1), "cmd": cmd} for p, (mb, cmd) in rss.items()],
+    }
 
 
-def concurrent_rps(url: str, requests: list[bytes], clients: int, total: int
-                   ) -> dict[str, float]:
+def concurrent_rps(url: str, requests: list[bytes], clients: int, total: int) -> dict[str, float]:
     """Requests per second and latency with ``clients`` connections sending ``total``."""
     host, port = host_port(url)
     result = run_concurrent(host, port, requests, clients, total)
     if result.errors:
         raise RuntimeError(f"{result.errors} of {total} requests to {url} failed")
     ms = np.asarray(result.latencies) * 1000
-    return {"rps": result.requests_per_s, "p50_ms": float(np.percentile(ms, 50)),
-            "p99_ms": float(np.percentile(ms, 99))}
+    return {
+        "rps": result.requests_per_s,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,8 +325,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             assert wait_ready(ours.url, ours.process, 60)
             results = run(args, ours.url, mlflow_url, ours_bodies, mlflow_bodies)
-            results["memory"] = {"leadscore (bentoml)": resident_memory(ours.process.pid),
-                                 "mlflow models serve": resident_memory(mlflow_proc.pid)}
+            results["memory"] = {
+                "leadscore (bentoml)": resident_memory(ours.process.pid),
+                "mlflow models serve": resident_memory(mlflow_proc.pid),
+            }
         finally:
             ours.stop()
             mlflow_proc.terminate()
@@ -271,13 +337,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run(args: argparse.Namespace, ours_url: str, mlflow_url: str, ours_bodies: list[dict],
-        mlflow_bodies: list[dict]) -> dict:
+def run(
+    args: argparse.Namespace,
+    ours_url: str,
+    mlflow_url: str,
+    ours_bodies: list[dict],
+    mlflow_bodies: list[dict],
+) -> dict:
     """Warm up, check both agree, time alternating blocks, then throughput and batches."""
     singles = {"ours": ours_bodies[: args.leads], "mlflow": mlflow_bodies[: args.leads]}
-    targets = {"leadscore (bentoml /score)": (ours_url, "/score", singles["ours"]),
-               "mlflow models serve (/invocations)": (mlflow_url, "/invocations",
-                                                      singles["mlflow"])}
+    targets = {
+        "leadscore (bentoml /score)": (ours_url, "/score", singles["ours"]),
+        "mlflow models serve (/invocations)": (mlflow_url, "/invocations", singles["mlflow"]),
+    }
     requests = {name: encoded(url, path, bodies) for name, (url, path, bodies) in targets.items()}
     clients = {name: Connection(*host_port(url)) for name, (url, _, _) in targets.items()}
     load_start = load_average()
@@ -296,8 +368,9 @@ def run(args: argparse.Namespace, ours_url: str, mlflow_url: str, ours_bodies: l
             n = min(args.block, args.requests - done)
             for name in targets:
                 reqs = requests[name]
-                latencies[name] += [clients[name].timed(reqs[(done + i) % len(reqs)])
-                                    for i in range(n)]
+                latencies[name] += [
+                    clients[name].timed(reqs[(done + i) % len(reqs)]) for i in range(n)
+                ]
             done += n
     finally:
         for client in clients.values():
@@ -309,7 +382,8 @@ def run(args: argparse.Namespace, ours_url: str, mlflow_url: str, ours_bodies: l
         for _ in range(max(1, args.rounds)):  # alternate, so load drifts hit both alike
             for name, (url, _, _) in targets.items():
                 rounds[name].append(
-                    concurrent_rps(url, requests[name], c, max(args.requests, 20 * c)))
+                    concurrent_rps(url, requests[name], c, max(args.requests, 20 * c))
+                )
         row: dict[str, float] = {}
         for name, measured in rounds.items():
             who = "ours" if name.startswith("leadscore") else "mlflow"
@@ -326,13 +400,16 @@ def run(args: argparse.Namespace, ours_url: str, mlflow_url: str, ours_bodies: l
     for name in targets:
         key = "ours_rps" if name.startswith("leadscore") else "mlflow_rps"
         out[name] = summary(latencies[name], concurrency[top][key])
-    ours_batches, theirs_batches = batch_bodies(ours_bodies, mlflow_bodies, args.batch_size,
-                                                args.batch_requests)
+    ours_batches, theirs_batches = batch_bodies(
+        ours_bodies, mlflow_bodies, args.batch_size, args.batch_requests
+    )
     batch = {
         "leadscore (bentoml /score_batch)": batch_rows_per_s(
-            ours_url, "/score_batch", ours_batches, args.batch_size),
+            ours_url, "/score_batch", ours_batches, args.batch_size
+        ),
         "mlflow models serve (/invocations)": batch_rows_per_s(
-            mlflow_url, "/invocations", theirs_batches, args.batch_size),
+            mlflow_url, "/invocations", theirs_batches, args.batch_size
+        ),
     }
     ours, theirs = out.values()
     at16 = concurrency.get(str(TARGET_CONCURRENCY))
@@ -344,8 +421,10 @@ def run(args: argparse.Namespace, ours_url: str, mlflow_url: str, ours_bodies: l
         "latency_ratio_p50": latency_ratio,
         "throughput_ratio": ours["rps_concurrent"] / theirs["rps_concurrent"],
         "throughput_ratio_at_16": at16["ratio"] if at16 else None,
-        "batch_rows_ratio": (batch["leadscore (bentoml /score_batch)"]["rows_per_s"]
-                             / batch["mlflow models serve (/invocations)"]["rows_per_s"]),
+        "batch_rows_ratio": (
+            batch["leadscore (bentoml /score_batch)"]["rows_per_s"]
+            / batch["mlflow models serve (/invocations)"]["rows_per_s"]
+        ),
         "same_probability": agree,
         "target_latency_ratio": TARGET_LATENCY_RATIO,
         "target_throughput_ratio_at_16": TARGET_THROUGHPUT_RATIO,
@@ -361,41 +440,52 @@ def run(args: argparse.Namespace, ours_url: str, mlflow_url: str, ours_bodies: l
 def report(results: dict, args: argparse.Namespace) -> None:
     """Print the tables and optionally write JSON."""
     c = results["comparison"]
-    print(f"\nsingle-lead scoring on loopback, {args.requests} timed requests per server, "
-          f"alternating blocks of {args.block} (load average {c['load_average']:.1f} on "
-          f"{c['cpu_count']} CPUs)")
+    print(
+        f"\nsingle-lead scoring on loopback, {args.requests} timed requests per server, "
+        f"alternating blocks of {args.block} (load average {c['load_average']:.1f} on "
+        f"{c['cpu_count']} CPUs)"
+    )
     print(f"{'server':40s} {'p50 ms':>8s} {'p99 ms':>8s} {'mean ms':>8s} {'req/s seq':>10s}")
     for name in ("leadscore (bentoml /score)", "mlflow models serve (/invocations)"):
         r = results[name]
-        print(f"{name:40s} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['mean_ms']:8.2f} "
-              f"{r['rps_sequential']:10.1f}")
-    print(f"\n{'clients':>8s} {'ours req/s':>11s} {'mlflow req/s':>13s} {'ratio':>7s} "
-          f"{'load':>6s}")
+        print(
+            f"{name:40s} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['mean_ms']:8.2f} "
+            f"{r['rps_sequential']:10.1f}"
+        )
+    print(f"\n{'clients':>8s} {'ours req/s':>11s} {'mlflow req/s':>13s} {'ratio':>7s} {'load':>6s}")
     for clients, r in results["concurrency"].items():
-        print(f"{clients:>8s} {r['ours_rps']:11.1f} {r['mlflow_rps']:13.1f} "
-              f"{r['ratio']:7.2f} {r['load_average']:6.1f}   rounds: ours "
-              f"{r.get('ours_rps_rounds')}, mlflow {r.get('mlflow_rps_rounds')}")
-    print(f"\n{'batch (' + str(args.batch_size) + ' rows a call)':40s} {'rows/s':>10s} "
-          f"{'load':>6s}")
+        print(
+            f"{clients:>8s} {r['ours_rps']:11.1f} {r['mlflow_rps']:13.1f} "
+            f"{r['ratio']:7.2f} {r['load_average']:6.1f}   rounds: ours "
+            f"{r.get('ours_rps_rounds')}, mlflow {r.get('mlflow_rps_rounds')}"
+        )
+    print(
+        f"\n{'batch (' + str(args.batch_size) + ' rows a call)':40s} {'rows/s':>10s} {'load':>6s}"
+    )
     for name, r in results["batch"].items():
         print(f"{name:40s} {r['rows_per_s']:10.1f} {r['load_average']:6.1f}")
     if "memory" in results:
-        print(f"\n{'resident memory':40s} {'per worker MB':>14s} {'total MB':>9s} "
-              f"{'procs':>6s}")
+        print(f"\n{'resident memory':40s} {'per worker MB':>14s} {'total MB':>9s} {'procs':>6s}")
         for name, r in results["memory"].items():
-            print(f"{name:40s} {r['per_worker_mb']:14.1f} {r['total_mb']:9.1f} "
-                  f"{r['processes']:6d}")
+            print(f"{name:40s} {r['per_worker_mb']:14.1f} {r['total_mb']:9.1f} {r['processes']:6d}")
     verdict = {True: "met", False: "NOT met"}
-    print(f"\nour p50 is {c['latency_ratio_p50']:.2f}x mlflow's (target <= "
-          f"{TARGET_LATENCY_RATIO}: {verdict[c['meets_latency_target']]}); at "
-          f"{TARGET_CONCURRENCY} clients "
-          + (f"{c['throughput_ratio_at_16']:.2f}x its req/s" if c["throughput_ratio_at_16"]
-             else "not measured")
-          + f" (target >= {TARGET_THROUGHPUT_RATIO}: "
-          f"{verdict[c['meets_throughput_target']]}); batch rows/s {c['batch_rows_ratio']:.2f}x; "
-          f"same probability: {c['same_probability']}")
-    print("ours = features + calibrated probability + MQL + grade + exact SHAP reasons from "
-          "raw CRM rows; mlflow = bare probability from a precomputed feature row")
+    print(
+        f"\nour p50 is {c['latency_ratio_p50']:.2f}x mlflow's (target <= "
+        f"{TARGET_LATENCY_RATIO}: {verdict[c['meets_latency_target']]}); at "
+        f"{TARGET_CONCURRENCY} clients "
+        + (
+            f"{c['throughput_ratio_at_16']:.2f}x its req/s"
+            if c["throughput_ratio_at_16"]
+            else "not measured"
+        )
+        + f" (target >= {TARGET_THROUGHPUT_RATIO}: "
+        f"{verdict[c['meets_throughput_target']]}); batch rows/s {c['batch_rows_ratio']:.2f}x; "
+        f"same probability: {c['same_probability']}"
+    )
+    print(
+        "ours = features + calibrated probability + MQL + grade + exact SHAP reasons from "
+        "raw CRM rows; mlflow = bare probability from a precomputed feature row"
+    )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -56,21 +56,30 @@ def measure(n_snapshots: int, seed: int, threads: int, with_mlflow: bool) -> dic
     config = TrainConfig(num_threads=threads, seed=seed)
     marks: list[tuple[str, float]] = []
     t0 = time.perf_counter()
-    fitted = fit_bundle(training_set, config,
-                        progress=lambda step: marks.append((step, time.perf_counter())))
+    fitted = fit_bundle(
+        training_set, config, progress=lambda step: marks.append((step, time.perf_counter()))
+    )
     t_fit = time.perf_counter() - t0
     steps = dict(marks)
-    t_lgbm = steps["calibrating and choosing the MQL policy on the validation period"] - steps[
-        "training LightGBM"]
+    t_lgbm = (
+        steps["calibrating and choosing the MQL policy on the validation period"]
+        - steps["training LightGBM"]
+    )
     t0 = time.perf_counter()
-    evaluation = evaluate(fitted.bundle, fitted.split.test, fitted.split.train,
-                          fitted.split.valid, seed=seed)
+    evaluation = evaluate(
+        fitted.bundle, fitted.split.test, fitted.split.train, fitted.split.valid, seed=seed
+    )
     t_eval = time.perf_counter() - t0
     row = {
-        "snapshots": len(training_set.frame), "leads_simulated": n_leads,
-        "train_rows": len(fitted.split.train), "valid_rows": len(fitted.split.valid),
-        "test_rows": len(fitted.split.test), "trees": fitted.model.best_iteration_,
-        "threads": threads, "data_s": round(t_data, 2), "fit_s": round(t_fit, 2),
+        "snapshots": len(training_set.frame),
+        "leads_simulated": n_leads,
+        "train_rows": len(fitted.split.train),
+        "valid_rows": len(fitted.split.valid),
+        "test_rows": len(fitted.split.test),
+        "trees": fitted.model.best_iteration_,
+        "threads": threads,
+        "data_s": round(t_data, 2),
+        "fit_s": round(t_fit, 2),
         "lightgbm_s": round(t_lgbm, 2),
         "evaluate_s": round(t_eval, 2),
         "test_roc_auc": round(evaluation.metrics["model"]["roc_auc"], 4),
@@ -90,7 +99,8 @@ def warm_up() -> None:
 
     training_set, _ = training_set_of(6000, seed=1)
     fit_bundle(training_set, TrainConfig(num_boost_round=20)).bundle.score(
-        training_set.frame.head(100))
+        training_set.frame.head(100)
+    )
 
 
 def main() -> None:
@@ -99,8 +109,11 @@ def main() -> None:
     parser.add_argument("--snapshots", type=int, nargs="+", default=[100_000])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="LightGBM threads (0: all)")
-    parser.add_argument("--mlflow", action="store_true",
-                        help="also time the whole run_training into a temporary MLflow store")
+    parser.add_argument(
+        "--mlflow",
+        action="store_true",
+        help="also time the whole run_training into a temporary MLflow store",
+    )
     parser.add_argument("--json", type=Path, default=Path("bench-results/training.json"))
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -110,18 +123,30 @@ def main() -> None:
     warm_up()
     rows = []
     for n in args.snapshots:
-        cmd = [sys.executable, __file__, "--one", str(n), "--seed", str(args.seed),
-               "--threads", str(args.threads)] + (["--mlflow"] if args.mlflow else [])
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            str(n),
+            "--seed",
+            str(args.seed),
+            "--threads",
+            str(args.threads),
+        ] + (["--mlflow"] if args.mlflow else [])
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    header = (f"{'snapshots':>10} {'train':>9} {'trees':>6} {'data s':>7} {'fit s':>7} "
-              f"{'lgbm s':>7} {'eval s':>7} {'run s':>7} {'AUC':>6} {'peak GB':>8}")
+    header = (
+        f"{'snapshots':>10} {'train':>9} {'trees':>6} {'data s':>7} {'fit s':>7} "
+        f"{'lgbm s':>7} {'eval s':>7} {'run s':>7} {'AUC':>6} {'peak GB':>8}"
+    )
     print(header)
     for r in rows:
-        print(f"{r['snapshots']:>10,} {r['train_rows']:>9,} {r['trees']:>6} {r['data_s']:>7} "
-              f"{r['fit_s']:>7} {r['lightgbm_s']:>7} {r['evaluate_s']:>7} "
-              f"{r.get('run_training_s', '–'):>7} "
-              f"{r['test_roc_auc']:>6} {r['peak_rss_gb']:>8}")
+        print(
+            f"{r['snapshots']:>10,} {r['train_rows']:>9,} {r['trees']:>6} {r['data_s']:>7} "
+            f"{r['fit_s']:>7} {r['lightgbm_s']:>7} {r['evaluate_s']:>7} "
+            f"{r.get('run_training_s', '–'):>7} "
+            f"{r['test_roc_auc']:>6} {r['peak_rss_gb']:>8}"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"training": rows}, indent=2))
     print(f"wrote {args.json}")

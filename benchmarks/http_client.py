@@ -24,11 +24,16 @@ class HTTPStatusError(RuntimeError):
     """A response that was not 2xx."""
 
 
-def encode_request(host: str, port: int, path: str, body: bytes,
-                   headers: dict[str, str] | None = None) -> bytes:
+def encode_request(
+    host: str, port: int, path: str, body: bytes, headers: dict[str, str] | None = None
+) -> bytes:
     """The bytes of one ``POST`` with a JSON body."""
-    lines = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}",
-             "Content-Type: application/json", f"Content-Length: {len(body)}"]
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    ]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
@@ -88,7 +93,7 @@ class Connection:
             while len(self.buf) < size + 2:
                 self._fill()
             out.append(self.buf[:size])
-            self.buf = self.buf[size + 2:]
+            self.buf = self.buf[size + 2 :]
             if size == 0:
                 return b"".join(out)
 
@@ -130,10 +135,12 @@ class LoadResult:
         return len(self.latencies) / self.seconds if self.seconds else 0.0
 
 
-def run_concurrent(host: str, port: int, requests: Sequence[bytes], concurrency: int,
-                   total: int) -> LoadResult:
+def run_concurrent(
+    host: str, port: int, requests: Sequence[bytes], concurrency: int, total: int
+) -> LoadResult:
     """Send ``total`` requests (cycling through ``requests``) over ``concurrency``
     connections, each waiting for its answer before sending the next."""
+
     async def main() -> LoadResult:
         latencies: list[float] = []
         errors = 0
@@ -160,6 +167,7 @@ def run_concurrent(host: str, port: int, requests: Sequence[bytes], concurrency:
 
     try:
         import uvloop
+
         return uvloop.run(main())
     except ImportError:
         return asyncio.run(main())

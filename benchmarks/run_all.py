@@ -38,8 +38,10 @@ ACTIVITIES_PER_LEAD = 58
 
 BENCHMARKS: dict[str, dict[str, list[str]]] = {
     "features": {
-        "full": ["--leads", *(str(n // ACTIVITIES_PER_LEAD)
-                              for n in (1_000_000, 5_000_000, 20_000_000))],
+        "full": [
+            "--leads",
+            *(str(n // ACTIVITIES_PER_LEAD) for n in (1_000_000, 5_000_000, 20_000_000)),
+        ],
         "quick": ["--leads", "2000", "10000"],
     },
     "training": {
@@ -52,8 +54,18 @@ BENCHMARKS: dict[str, dict[str, list[str]]] = {
     },
     "serving": {
         "full": [],
-        "quick": ["--requests", "100", "--warmup", "10", "--leads", "20",
-                  "--batch-size", "50", "--batch-requests", "5"],
+        "quick": [
+            "--requests",
+            "100",
+            "--warmup",
+            "10",
+            "--leads",
+            "20",
+            "--batch-size",
+            "50",
+            "--batch-requests",
+            "5",
+        ],
     },
     "distributed": {
         "full": [],
@@ -79,9 +91,13 @@ def machine() -> dict[str, Any]:
         ram_gb = psutil.virtual_memory().total / 2**30
     except ImportError:
         ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": model, "cores": os.cpu_count(), "ram_gb": round(ram_gb, 1),
-            "system": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version()}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "ram_gb": round(ram_gb, 1),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
 
 
 def load_average() -> float:
@@ -93,8 +109,13 @@ def run_one(name: str, mode: str, out_dir: Path, timeout: float) -> dict[str, An
     """Run ``bench_<name>.py`` in a subprocess; its JSON plus timing, load and status."""
     json_path = out_dir / f"{name}.json"
     json_path.unlink(missing_ok=True)
-    cmd = [sys.executable, str(HERE / f"bench_{name}.py"), *BENCHMARKS[name][mode],
-           "--json", str(json_path)]
+    cmd = [
+        sys.executable,
+        str(HERE / f"bench_{name}.py"),
+        *BENCHMARKS[name][mode],
+        "--json",
+        str(json_path),
+    ]
     record: dict[str, Any] = {"command": " ".join(cmd[1:]), "load_before": load_average()}
     print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(cmd[2:])}", flush=True)
     t0 = time.perf_counter()
@@ -133,11 +154,24 @@ def rows_features(rec: dict) -> list[Row]:
     base = rows[0]["activity_rows_per_s"] if rows else 1
     out = []
     for r in rows:
-        out.append((f"features: {r['activities'] / 1e6:.1f}M activities, rows/s",
-                    _fmt(r["activity_rows_per_s"]), f"smallest: {_fmt(base)}",
-                    f"{r['activity_rows_per_s'] / base:.2f}x", _load(rec)))
-        out.append((f"features: {r['activities'] / 1e6:.1f}M activities, peak GB",
-                    f"{r['peak_rss_gb']}", "-", "-", _load(rec)))
+        out.append(
+            (
+                f"features: {r['activities'] / 1e6:.1f}M activities, rows/s",
+                _fmt(r["activity_rows_per_s"]),
+                f"smallest: {_fmt(base)}",
+                f"{r['activity_rows_per_s'] / base:.2f}x",
+                _load(rec),
+            )
+        )
+        out.append(
+            (
+                f"features: {r['activities'] / 1e6:.1f}M activities, peak GB",
+                f"{r['peak_rss_gb']}",
+                "-",
+                "-",
+                _load(rec),
+            )
+        )
     return out
 
 
@@ -146,11 +180,24 @@ def rows_training(rec: dict) -> list[Row]:
     out = []
     for r in rows:
         per_100k = r["fit_s"] / r["snapshots"] * 1e5
-        out.append((f"training: {r['snapshots']:,} snapshots, fit s", f"{r['fit_s']}",
-                    f"lightgbm alone: {r['lightgbm_s']}",
-                    f"{r['fit_s'] / max(r['lightgbm_s'], 1e-9):.2f}x", _load(rec)))
-        out.append((f"training: {r['snapshots']:,} snapshots, fit s per 100k", _fmt(per_100k, 2),
-                    "-", "-", _load(rec)))
+        out.append(
+            (
+                f"training: {r['snapshots']:,} snapshots, fit s",
+                f"{r['fit_s']}",
+                f"lightgbm alone: {r['lightgbm_s']}",
+                f"{r['fit_s'] / max(r['lightgbm_s'], 1e-9):.2f}x",
+                _load(rec),
+            )
+        )
+        out.append(
+            (
+                f"training: {r['snapshots']:,} snapshots, fit s per 100k",
+                _fmt(per_100k, 2),
+                "-",
+                "-",
+                _load(rec),
+            )
+        )
     return out
 
 
@@ -161,23 +208,42 @@ def rows_explain(rec: dict) -> list[Row]:
     steady = r["single_row_steady_p50_us"]
     steady_predict = min(steady["booster_predict"], steady["booster_predict_1_thread"])
     return [
-        ("explain: batch rows/s vs shap.TreeExplainer", _fmt(batch["ours_explain"]),
-         _fmt(batch["shap_tree_explainer"]),
-         f"{batch['ours_explain'] / batch['shap_tree_explainer']:.1f}x", _load(rec)),
-        ("explain: batch rows/s vs pred_contrib", _fmt(batch["ours_explain"]),
-         _fmt(batch["pred_contrib"]), f"{batch['ours_explain'] / batch['pred_contrib']:.1f}x",
-         _load(rec)),
-        ("explain: single row p50 µs vs shap", _fmt(single["ours_explain"]),
-         _fmt(single["shap_tree_explainer"]),
-         f"{single['shap_tree_explainer'] / single['ours_explain']:.1f}x faster", _load(rec)),
-        ("explain: single row p50 µs vs bare predict (interleaved)",
-         _fmt(single["ours_explain"]), _fmt(predict),
-         f"{single['ours_explain'] / predict:.2f}x (target<=5)", _load(rec)),
-        ("explain: single row p50 µs vs bare predict (steady)", _fmt(steady["ours_explain"]),
-         _fmt(steady_predict), f"{steady['ours_explain'] / steady_predict:.2f}x (target<=5)",
-         _load(rec)),
-        ("explain: max |ours - shap|", f"{r['max_abs_diff_vs_shap']:.1e}", "-", "-",
-         _load(rec)),
+        (
+            "explain: batch rows/s vs shap.TreeExplainer",
+            _fmt(batch["ours_explain"]),
+            _fmt(batch["shap_tree_explainer"]),
+            f"{batch['ours_explain'] / batch['shap_tree_explainer']:.1f}x",
+            _load(rec),
+        ),
+        (
+            "explain: batch rows/s vs pred_contrib",
+            _fmt(batch["ours_explain"]),
+            _fmt(batch["pred_contrib"]),
+            f"{batch['ours_explain'] / batch['pred_contrib']:.1f}x",
+            _load(rec),
+        ),
+        (
+            "explain: single row p50 µs vs shap",
+            _fmt(single["ours_explain"]),
+            _fmt(single["shap_tree_explainer"]),
+            f"{single['shap_tree_explainer'] / single['ours_explain']:.1f}x faster",
+            _load(rec),
+        ),
+        (
+            "explain: single row p50 µs vs bare predict (interleaved)",
+            _fmt(single["ours_explain"]),
+            _fmt(predict),
+            f"{single['ours_explain'] / predict:.2f}x (target<=5)",
+            _load(rec),
+        ),
+        (
+            "explain: single row p50 µs vs bare predict (steady)",
+            _fmt(steady["ours_explain"]),
+            _fmt(steady_predict),
+            f"{steady['ours_explain'] / steady_predict:.2f}x (target<=5)",
+            _load(rec),
+        ),
+        ("explain: max |ours - shap|", f"{r['max_abs_diff_vs_shap']:.1e}", "-", "-", _load(rec)),
     ]
 
 
@@ -186,39 +252,76 @@ def rows_serving(rec: dict) -> list[Row]:
     ours, theirs = r["leadscore (bentoml /score)"], r["mlflow models serve (/invocations)"]
     load = f"{r['comparison']['load_average']:.1f}"
     out = [
-        ("serving: /score p50 ms vs mlflow serve", f"{ours['p50_ms']:.2f}",
-         f"{theirs['p50_ms']:.2f}", f"{ours['p50_ms'] / theirs['p50_ms']:.2f}x (target<=0.2)",
-         load),
-        ("serving: /score p99 ms vs mlflow serve", f"{ours['p99_ms']:.2f}",
-         f"{theirs['p99_ms']:.2f}", f"{ours['p99_ms'] / theirs['p99_ms']:.2f}x", load),
+        (
+            "serving: /score p50 ms vs mlflow serve",
+            f"{ours['p50_ms']:.2f}",
+            f"{theirs['p50_ms']:.2f}",
+            f"{ours['p50_ms'] / theirs['p50_ms']:.2f}x (target<=0.2)",
+            load,
+        ),
+        (
+            "serving: /score p99 ms vs mlflow serve",
+            f"{ours['p99_ms']:.2f}",
+            f"{theirs['p99_ms']:.2f}",
+            f"{ours['p99_ms'] / theirs['p99_ms']:.2f}x",
+            load,
+        ),
     ]
     for clients, c in r.get("concurrency", {}).items():
         target = " (target>=5)" if clients == "16" else ""
-        out.append((f"serving: /score req/s at {clients} clients", _fmt(c["ours_rps"]),
-                    _fmt(c["mlflow_rps"]), f"{c['ratio']:.2f}x{target}",
-                    f"{c['load_average']:.1f}"))
+        out.append(
+            (
+                f"serving: /score req/s at {clients} clients",
+                _fmt(c["ours_rps"]),
+                _fmt(c["mlflow_rps"]),
+                f"{c['ratio']:.2f}x{target}",
+                f"{c['load_average']:.1f}",
+            )
+        )
         if "ours_p50_ms" in c:
-            out.append((f"serving: /score p50 ms at {clients} clients", f"{c['ours_p50_ms']:.2f}",
-                        f"{c['mlflow_p50_ms']:.2f}",
-                        f"{c['ours_p50_ms'] / c['mlflow_p50_ms']:.2f}x",
-                        f"{c['load_average']:.1f}"))
+            out.append(
+                (
+                    f"serving: /score p50 ms at {clients} clients",
+                    f"{c['ours_p50_ms']:.2f}",
+                    f"{c['mlflow_p50_ms']:.2f}",
+                    f"{c['ours_p50_ms'] / c['mlflow_p50_ms']:.2f}x",
+                    f"{c['load_average']:.1f}",
+                )
+            )
     batch = r.get("batch", {})
     if batch:
         b_ours = batch["leadscore (bentoml /score_batch)"]
         b_theirs = batch["mlflow models serve (/invocations)"]
-        out.append((f"serving: /score_batch rows/s ({b_ours['rows_per_call']}/call)",
-                    _fmt(b_ours["rows_per_s"]), _fmt(b_theirs["rows_per_s"]),
-                    f"{b_ours['rows_per_s'] / b_theirs['rows_per_s']:.2f}x",
-                    f"{b_ours['load_average']:.1f}"))
+        out.append(
+            (
+                f"serving: /score_batch rows/s ({b_ours['rows_per_call']}/call)",
+                _fmt(b_ours["rows_per_s"]),
+                _fmt(b_theirs["rows_per_s"]),
+                f"{b_ours['rows_per_s'] / b_theirs['rows_per_s']:.2f}x",
+                f"{b_ours['load_average']:.1f}",
+            )
+        )
     memory = r.get("memory", {})
     if memory:
         m_ours, m_theirs = memory["leadscore (bentoml)"], memory["mlflow models serve"]
-        out.append(("serving: RSS per worker MB", _fmt(m_ours["per_worker_mb"]),
-                    _fmt(m_theirs["per_worker_mb"]),
-                    f"{m_ours['per_worker_mb'] / m_theirs['per_worker_mb']:.2f}x", load))
-        out.append(("serving: RSS all processes MB", _fmt(m_ours["total_mb"]),
-                    _fmt(m_theirs["total_mb"]),
-                    f"{m_ours['total_mb'] / m_theirs['total_mb']:.2f}x", load))
+        out.append(
+            (
+                "serving: RSS per worker MB",
+                _fmt(m_ours["per_worker_mb"]),
+                _fmt(m_theirs["per_worker_mb"]),
+                f"{m_ours['per_worker_mb'] / m_theirs['per_worker_mb']:.2f}x",
+                load,
+            )
+        )
+        out.append(
+            (
+                "serving: RSS all processes MB",
+                _fmt(m_ours["total_mb"]),
+                _fmt(m_theirs["total_mb"]),
+                f"{m_ours['total_mb'] / m_theirs['total_mb']:.2f}x",
+                load,
+            )
+        )
     return out
 
 
@@ -227,35 +330,59 @@ def rows_distributed(rec: dict) -> list[Row]:
     single = r["distributed"][0]["activity_rows_per_s"]
     out = []
     for row in r["distributed"][1:]:
-        out.append((f"distributed: dask {row['workers']} worker(s), rows/s",
-                    _fmt(row["activity_rows_per_s"]), _fmt(single),
-                    f"{row['activity_rows_per_s'] / single:.2f}x", _load(rec)))
+        out.append(
+            (
+                f"distributed: dask {row['workers']} worker(s), rows/s",
+                _fmt(row["activity_rows_per_s"]),
+                _fmt(single),
+                f"{row['activity_rows_per_s'] / single:.2f}x",
+                _load(rec),
+            )
+        )
     trained = r.get("training") or []
     local = next((t for t in trained if t["engine"] == "single"), None)
     for row in trained:
         if local is None or row["engine"] != "dask":
             continue
-        out.append((f"distributed: train, dask {row['workers']} worker(s), s",
-                    f"{row['train_s']}", f"single machine: {local['train_s']}",
-                    f"{row['train_s'] / local['train_s']:.2f}x", _load(rec)))
-        out.append((f"distributed: train, dask {row['workers']} worker(s), test AUC",
-                    f"{row['test_auc']:.4f}", f"{local['test_auc']:.4f}",
-                    f"{row['test_auc'] - local['test_auc']:+.4f}", _load(rec)))
+        out.append(
+            (
+                f"distributed: train, dask {row['workers']} worker(s), s",
+                f"{row['train_s']}",
+                f"single machine: {local['train_s']}",
+                f"{row['train_s'] / local['train_s']:.2f}x",
+                _load(rec),
+            )
+        )
+        out.append(
+            (
+                f"distributed: train, dask {row['workers']} worker(s), test AUC",
+                f"{row['test_auc']:.4f}",
+                f"{local['test_auc']:.4f}",
+                f"{row['test_auc'] - local['test_auc']:+.4f}",
+                _load(rec),
+            )
+        )
     return out
 
 
 ROWS: dict[str, Callable[[dict], list[Row]]] = {
-    "features": rows_features, "training": rows_training, "explain": rows_explain,
-    "serving": rows_serving, "distributed": rows_distributed,
+    "features": rows_features,
+    "training": rows_training,
+    "explain": rows_explain,
+    "serving": rows_serving,
+    "distributed": rows_distributed,
 }
 
 
 def table(report: dict[str, Any]) -> str:
     """The one table: figure, value, peer, ratio and load average."""
     m = report["machine"]
-    lines = [f"leadscore benchmarks ({report['mode']}), {report['date']}",
-             f"machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, {m['system']}, "
-             f"Python {m['python']}", ""]
+    lines = [
+        f"leadscore benchmarks ({report['mode']}), {report['date']}",
+        f"machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, {m['system']}, "
+        f"Python {m['python']}",
+        "",
+    ]
     header = ("figure", "ours", "peer", "ratio", "load")
     rows: list[Row] = []
     for name, rec in report["benchmarks"].items():
@@ -268,11 +395,17 @@ def table(report: dict[str, Any]) -> str:
             rows.append((f"{name}: unreadable result ({exc!r})", "-", "-", "-", _load(rec)))
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
     for r in [header, *rows]:
-        lines.append("  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w)
-                               for i, (v, w) in enumerate(zip(r, widths, strict=True))))
+        lines.append(
+            "  ".join(
+                str(v).ljust(w) if i == 0 else str(v).rjust(w)
+                for i, (v, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
     lines.append("")
-    lines.append("load = one-minute load average before-after the script (or while measured);"
-                 " a load above the core count means the figures are inflated.")
+    lines.append(
+        "load = one-minute load average before-after the script (or while measured);"
+        " a load above the core count means the figures are inflated."
+    )
     return "\n".join(lines)
 
 
@@ -282,15 +415,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     p.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run only these")
     p.add_argument("--out", type=Path, default=ROOT / "bench-results" / "all.json")
-    p.add_argument("--timeout", type=float, default=None,
-                   help="seconds per benchmark (default: 900 quick, 7200 full)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds per benchmark (default: 900 quick, 7200 full)",
+    )
     args = p.parse_args(argv)
     mode = "quick" if args.quick else "full"
     timeout = args.timeout or (900 if args.quick else 7200)
     out_dir = args.out.parent / (f"{mode}-parts")
     out_dir.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"mode": mode, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-                              "machine": machine(), "benchmarks": {}}
+    report: dict[str, Any] = {
+        "mode": mode,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": machine(),
+        "benchmarks": {},
+    }
     for name in args.only or list(BENCHMARKS):
         report["benchmarks"][name] = run_one(name, mode, out_dir, timeout)
     text = table(report)

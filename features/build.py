@@ -80,11 +80,15 @@ def write_training_set(training_set: TrainingSet, out: str | Path) -> Path | str
     if not str(target).endswith(".parquet"):
         raise ValueError(f"training set must be a .parquet file, got {target}")
     meta = training_set.metadata.model_copy(
-        update={"fingerprint": fingerprint(training_set.frame)}).to_json()
+        update={"fingerprint": fingerprint(training_set.frame)}
+    ).to_json()
     table = pa.Table.from_pandas(training_set.frame, preserve_index=False)
-    table = table.replace_schema_metadata({
-        **(table.schema.metadata or {}),
-        PARQUET_METADATA_KEY: json.dumps(meta, default=str).encode()})
+    table = table.replace_schema_metadata(
+        {
+            **(table.schema.metadata or {}),
+            PARQUET_METADATA_KEY: json.dumps(meta, default=str).encode(),
+        }
+    )
     buffer = pa.BufferOutputStream()
     pq.write_table(table, buffer)  # snappy, as DataFrame.to_parquet
     data = buffer.getvalue().to_pybytes()
@@ -125,31 +129,45 @@ def read_training_set(path: str | Path) -> TrainingSet:
     side = sidecar_path(target)
     sidecar = json.loads(read_text(side)) if exists(side) else None
     if sidecar is None:
-        return TrainingSet(frame, TrainingSetMetadata.from_json(embedded, target)
-                           if embedded else TrainingSetMetadata())
+        return TrainingSet(
+            frame,
+            TrainingSetMetadata.from_json(embedded, target) if embedded else TrainingSetMetadata(),
+        )
     recorded = sidecar.pop(SIDECAR_FILE_KEY, None)
     actual = _file_facts(target, data)
     if recorded is not None:
-        matches = (recorded.get("bytes"), recorded.get("sha256")) == \
-            (actual["bytes"], actual["sha256"])
+        matches = (recorded.get("bytes"), recorded.get("sha256")) == (
+            actual["bytes"],
+            actual["sha256"],
+        )
     elif embedded is None and "fingerprint" in sidecar:  # an older pair: check the content
         matches = sidecar["fingerprint"] == fingerprint(frame)
     else:
         matches = embedded is None  # an older sidecar beside a new file is stale
     if matches:
         return TrainingSet(frame, TrainingSetMetadata.from_json(sidecar, side))
-    said = (f"a file of {recorded.get('bytes')} bytes, SHA-256 "
-            f"{str(recorded.get('sha256'))[:16]}…" if recorded else "other data")
-    problem = (f"the sidecar {side} does not describe the training set {target} (it "
-               f"records {said}; the file has {actual['bytes']} bytes, SHA-256 "
-               f"{actual['sha256'][:16]}…)")
+    said = (
+        f"a file of {recorded.get('bytes')} bytes, SHA-256 {str(recorded.get('sha256'))[:16]}…"
+        if recorded
+        else "other data"
+    )
+    problem = (
+        f"the sidecar {side} does not describe the training set {target} (it "
+        f"records {said}; the file has {actual['bytes']} bytes, SHA-256 "
+        f"{actual['sha256'][:16]}…)"
+    )
     if embedded is None:
         raise TrainingSetMismatchError(
             f"{problem}, and {target} carries no metadata of its own: the two files come "
             "from different runs. Rebuild them together (leadscore features) or put the "
-            "matching sidecar back")
-    log.warning("%s; using the metadata stored in %s itself (rerun leadscore features to "
-                "rewrite the sidecar)", problem, target)
+            "matching sidecar back"
+        )
+    log.warning(
+        "%s; using the metadata stored in %s itself (rerun leadscore features to "
+        "rewrite the sidecar)",
+        problem,
+        target,
+    )
     return TrainingSet(frame, TrainingSetMetadata.from_json(embedded, target))
 
 

@@ -78,21 +78,50 @@ ACTIVITY_PHRASES: dict[str, str] = {
 }
 
 SENIORITIES: tuple[str, ...] = (
-    "C-Level", "VP", "Director", "Manager", "Individual Contributor", "Student",
+    "C-Level",
+    "VP",
+    "Director",
+    "Manager",
+    "Individual Contributor",
+    "Student",
 )
 DEPARTMENTS: tuple[str, ...] = (
-    "Executive", "Marketing", "Sales", "IT", "Engineering", "Finance",
-    "Operations", "HR", "Other",
+    "Executive",
+    "Marketing",
+    "Sales",
+    "IT",
+    "Engineering",
+    "Finance",
+    "Operations",
+    "HR",
+    "Other",
 )
 INDUSTRIES: tuple[str, ...] = (
-    "Software", "Financial Services", "Healthcare", "Manufacturing", "Retail",
-    "Education", "Government", "Professional Services", "Media",
-    "Telecommunications", "Energy", "Non-profit",
+    "Software",
+    "Financial Services",
+    "Healthcare",
+    "Manufacturing",
+    "Retail",
+    "Education",
+    "Government",
+    "Professional Services",
+    "Media",
+    "Telecommunications",
+    "Energy",
+    "Non-profit",
 )
 REGIONS: tuple[str, ...] = ("NA", "EMEA", "APAC", "LATAM")
 LEAD_SOURCES: tuple[str, ...] = (
-    "organic_search", "paid_search", "social", "referral", "webinar", "event",
-    "content_syndication", "outbound", "partner", "direct",
+    "organic_search",
+    "paid_search",
+    "social",
+    "referral",
+    "webinar",
+    "event",
+    "content_syndication",
+    "outbound",
+    "partner",
+    "direct",
 )
 SIZE_BANDS: tuple[str, ...] = ("1-10", "11-50", "51-200", "201-1000", "1001-5000", "5000+")
 SIZE_EDGES: tuple[float, ...] = (10, 50, 200, 1000, 5000)
@@ -140,13 +169,28 @@ class FeatureSpec(BaseModel):
     categories: tuple[str, ...] = ()
     zero_template: str = ""
 
-    def __init__(self, name: str, group: Group, dtype: Dtype, template: str,
-                 description: str, categories: tuple[str, ...] = (), zero_template: str = "",
-                 **extra: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        group: Group,
+        dtype: Dtype,
+        template: str,
+        description: str,
+        categories: tuple[str, ...] = (),
+        zero_template: str = "",
+        **extra: Any,
+    ) -> None:
         """Positional arguments keep the catalogue below readable as a table of data."""
-        super().__init__(name=name, group=group, dtype=dtype, template=template,
-                         description=description, categories=categories,
-                         zero_template=zero_template, **extra)
+        super().__init__(
+            name=name,
+            group=group,
+            dtype=dtype,
+            template=template,
+            description=description,
+            categories=categories,
+            zero_template=zero_template,
+            **extra,
+        )
 
     def sentence(self, value: object) -> str:
         """Render the plain-language reason for one value of this feature."""
@@ -167,38 +211,62 @@ def _fit_features() -> list[FeatureSpec]:
         FeatureSpec("department", "fit", cat, "Works in {value}", "Department", DEPARTMENTS),
         FeatureSpec("industry", "fit", cat, "Company is in {value}", "Industry", INDUSTRIES),
         FeatureSpec(
-            "company_size_band", "fit", cat, "Company has {value} employees",
-            "Company size band (employees)", SIZE_BANDS,
+            "company_size_band",
+            "fit",
+            cat,
+            "Company has {value} employees",
+            "Company size band (employees)",
+            SIZE_BANDS,
         ),
         FeatureSpec(
-            "revenue_band", "fit", cat, "Company revenue is {value}",
-            "Annual revenue band (USD)", REVENUE_BANDS,
+            "revenue_band",
+            "fit",
+            cat,
+            "Company revenue is {value}",
+            "Annual revenue band (USD)",
+            REVENUE_BANDS,
         ),
         FeatureSpec("region", "fit", cat, "Based in {value}", "Sales region", REGIONS),
         FeatureSpec(
             "lead_source", "fit", cat, "Came in through {value}", "Lead source", LEAD_SOURCES
         ),
         FeatureSpec(
-            "email_domain_type", "fit", cat, "Uses a {value} email address",
-            "Email domain type", EMAIL_DOMAIN_TYPES,
+            "email_domain_type",
+            "fit",
+            cat,
+            "Uses a {value} email address",
+            "Email domain type",
+            EMAIL_DOMAIN_TYPES,
         ),
         FeatureSpec(
-            "icp_industry", "fit", "int", "Industry is one we sell best to",
+            "icp_industry",
+            "fit",
+            "int",
+            "Industry is one we sell best to",
             "Industry is in the ideal customer profile",
             zero_template="Industry is outside our ideal customer profile",
         ),
         FeatureSpec(
-            "icp_size", "fit", "int", "Company size fits our ideal customer profile",
+            "icp_size",
+            "fit",
+            "int",
+            "Company size fits our ideal customer profile",
             "Company size is in the ideal customer profile",
             zero_template="Company size is outside our ideal customer profile",
         ),
         FeatureSpec(
-            "icp_seniority", "fit", "int", "Is a decision maker (Director or above)",
+            "icp_seniority",
+            "fit",
+            "int",
+            "Is a decision maker (Director or above)",
             "Seniority is Director or above",
             zero_template="Is not a decision maker (below Director)",
         ),
         FeatureSpec(
-            "icp_score", "fit", "int", "Matches {value:.0f} of 3 ideal-customer criteria",
+            "icp_score",
+            "fit",
+            "int",
+            "Matches {value:.0f} of 3 ideal-customer criteria",
             "Number of ideal-customer-profile criteria met",
         ),
     ]
@@ -220,45 +288,62 @@ def _engagement_features() -> list[FeatureSpec]:
             )
     specs += [
         FeatureSpec(
-            "n_activities_30d", "engagement", "float",
+            "n_activities_30d",
+            "engagement",
+            "float",
             "Had {value:.0f} recorded interactions in the last 30 days",
             "All activities in the last 30 days",
             zero_template="Has not interacted with us in the last 30 days",
         ),
         FeatureSpec(
-            "n_high_intent_30d", "engagement", "float",
+            "n_high_intent_30d",
+            "engagement",
+            "float",
             "Showed buying intent {value:.0f} times in the last 30 days",
             "Pricing/demo views, demo requests, trials and forms in the last 30 days",
             zero_template="Showed no buying intent in the last 30 days",
         ),
         FeatureSpec(
-            "days_since_last_activity", "engagement", "float",
+            "days_since_last_activity",
+            "engagement",
+            "float",
             "Last interaction was {value:.0f} days ago",
             "Days since the most recent activity",
             zero_template="Interacted with us today",
         ),
         FeatureSpec(
-            "days_since_last_high_intent", "engagement", "float",
+            "days_since_last_high_intent",
+            "engagement",
+            "float",
             "Last showed buying intent {value:.0f} days ago",
             "Days since the most recent high-intent activity",
             zero_template="Showed buying intent today",
         ),
         FeatureSpec(
-            "trend_7d_vs_30d", "engagement", "float",
+            "trend_7d_vs_30d",
+            "engagement",
+            "float",
             "Activity this week is {value:.1f}x the weekly rate of the previous 30 days",
             "Activities in the last 7 days relative to the weekly rate of the 30 days before",
         ),
         FeatureSpec(
-            "email_ctr_90d", "engagement", "float",
+            "email_ctr_90d",
+            "engagement",
+            "float",
             "Clicked {value:.0%} of opened emails in the last 90 days",
             "Email clicks divided by email opens over 90 days",
         ),
         FeatureSpec(
-            "days_since_created", "engagement", "float",
-            "Became a lead {value:.0f} days ago", "Days since the lead was created",
+            "days_since_created",
+            "engagement",
+            "float",
+            "Became a lead {value:.0f} days ago",
+            "Days since the lead was created",
         ),
         FeatureSpec(
-            "active_days_90d", "engagement", "float",
+            "active_days_90d",
+            "engagement",
+            "float",
             "Was active on {value:.0f} different days in the last 90 days",
             "Distinct days with any activity in the last 90 days",
         ),

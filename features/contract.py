@@ -81,8 +81,13 @@ CONTRACT: dict[str, TableSchema] = {
             Column("country", "str", nullable=True, description="ISO country code"),
             Column("region", "str", nullable=True, description="Sales region (NA, EMEA, ...)"),
             Column("lead_source", "str", nullable=True, description="Acquisition channel"),
-            Column("email", "str", required=False, nullable=True,
-                   description="Optional; only its domain is used (corporate vs free mail)"),
+            Column(
+                "email",
+                "str",
+                required=False,
+                nullable=True,
+                description="Optional; only its domain is used (corporate vs free mail)",
+            ),
         ),
     ),
     "accounts": TableSchema(
@@ -105,8 +110,13 @@ CONTRACT: dict[str, TableSchema] = {
             Column("lead_id", "str", description="The lead (leads.lead_id)"),
             Column("occurred_at", "datetime", description="When it happened"),
             Column("activity_type", "str", description="One of the known activity types"),
-            Column("detail", "str", required=False, nullable=True,
-                   description="Optional free text: page, asset, campaign"),
+            Column(
+                "detail",
+                "str",
+                required=False,
+                nullable=True,
+                description="Optional free text: page, asset, campaign",
+            ),
         ),
     ),
     "conversions": TableSchema(
@@ -115,8 +125,11 @@ CONTRACT: dict[str, TableSchema] = {
         references=(("lead_id", "leads", "lead_id"),),
         columns=(
             Column("lead_id", "str", description="The lead (leads.lead_id)"),
-            Column("converted_at", "datetime",
-                   description="When the lead became an opportunity or customer"),
+            Column(
+                "converted_at",
+                "datetime",
+                description="When the lead became an opportunity or customer",
+            ),
         ),
     ),
 }
@@ -146,8 +159,9 @@ class ContractError(LeadscoreError, ValueError):
     def __init__(self, violations: list[Violation]):
         self.violations = violations
         lines = "\n".join(f"  - {v}" for v in violations)
-        super().__init__(f"input data breaks the data contract ({len(violations)} problem(s)):\n"
-                         f"{lines}")
+        super().__init__(
+            f"input data breaks the data contract ({len(violations)} problem(s)):\n{lines}"
+        )
 
 
 def _examples(frame: pd.DataFrame, mask: np.ndarray | pd.Series, key: str, n: int = 3) -> tuple:
@@ -181,8 +195,13 @@ def _coerce(
             frac = out.notna() & (out != np.floor(out))
             bad |= frac
     if bad.any():
-        return out, Violation(schema.name, column.name, problem, int(bad.sum()),
-                              _examples(frame, bad, schema.example_key))
+        return out, Violation(
+            schema.name,
+            column.name,
+            problem,
+            int(bad.sum()),
+            _examples(frame, bad, schema.example_key),
+        )
     return out, None
 
 
@@ -241,14 +260,28 @@ def validate_table(
         elif not column.nullable:
             nulls = coerced.isna()
             if nulls.any():
-                violations.append(Violation(name, column.name, "missing value", int(nulls.sum()),
-                                            _examples(out, nulls, schema.example_key)))
+                violations.append(
+                    Violation(
+                        name,
+                        column.name,
+                        "missing value",
+                        int(nulls.sum()),
+                        _examples(out, nulls, schema.example_key),
+                    )
+                )
         out[column.name] = coerced
     if schema.key and not any(v.column == schema.key for v in violations):
         dup = out[schema.key].duplicated(keep=False) & out[schema.key].notna()
         if dup.any():
-            violations.append(Violation(name, schema.key, "duplicate id", int(dup.sum()),
-                                        _examples(out, dup, schema.key)))
+            violations.append(
+                Violation(
+                    name,
+                    schema.key,
+                    "duplicate id",
+                    int(dup.sum()),
+                    _examples(out, dup, schema.key),
+                )
+            )
     return out, violations
 
 
@@ -263,11 +296,16 @@ def _check_activity_types(
         out.loc[~known, "activity_type"] = "other"
         return out, []
     bad_values = activities.loc[~known, "activity_type"].astype(str).value_counts().index[:3]
-    return activities, [Violation(
-        "activities", "activity_type",
-        f"unknown activity type ({', '.join(bad_values)}; known: {', '.join(ACTIVITY_TYPES)};"
-        " set unknown_activity='other' to keep them as 'other')",
-        int((~known).sum()), _examples(activities, ~known, "lead_id"))]
+    return activities, [
+        Violation(
+            "activities",
+            "activity_type",
+            f"unknown activity type ({', '.join(bad_values)}; known: {', '.join(ACTIVITY_TYPES)};"
+            " set unknown_activity='other' to keep them as 'other')",
+            int((~known).sum()),
+            _examples(activities, ~known, "lead_id"),
+        )
+    ]
 
 
 def _check_references(tables: dict[str, pd.DataFrame]) -> list[Violation]:
@@ -277,9 +315,15 @@ def _check_references(tables: dict[str, pd.DataFrame]) -> list[Violation]:
             values = tables[name][column]
             orphan = values.notna() & ~values.isin(tables[target][target_col])
             if orphan.any():
-                violations.append(Violation(
-                    name, column, f"points to an unknown {target}.{target_col}",
-                    int(orphan.sum()), _examples(tables[name], orphan, column)))
+                violations.append(
+                    Violation(
+                        name,
+                        column,
+                        f"points to an unknown {target}.{target_col}",
+                        int(orphan.sum()),
+                        _examples(tables[name], orphan, column),
+                    )
+                )
     return violations
 
 

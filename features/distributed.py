@@ -116,7 +116,7 @@ def _groups(part: np.ndarray, n_partitions: int) -> list[np.ndarray]:
     """Row positions of each partition, each in increasing (original) order."""
     order = np.argsort(part, kind="stable")
     bounds = np.searchsorted(part[order], np.arange(n_partitions + 1))
-    return [order[bounds[i]:bounds[i + 1]] for i in range(n_partitions)]
+    return [order[bounds[i] : bounds[i + 1]] for i in range(n_partitions)]
 
 
 def _take(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
@@ -134,8 +134,12 @@ def _positions(index: pd.Index, values: pd.Series) -> np.ndarray:
 
 
 def _compact_activities(
-    occurred_at: np.ndarray, type_codes: np.ndarray, act_lead: np.ndarray,
-    rows: np.ndarray, p_leads: np.ndarray, lead_ids: pd.Series,
+    occurred_at: np.ndarray,
+    type_codes: np.ndarray,
+    act_lead: np.ndarray,
+    rows: np.ndarray,
+    p_leads: np.ndarray,
+    lead_ids: pd.Series,
 ) -> pd.DataFrame:
     """One partition's activities with ``lead_id`` and ``activity_type`` as categoricals.
 
@@ -144,11 +148,13 @@ def _compact_activities(
     codes are a third of the bytes to serialise and ship.
     """
     local = np.searchsorted(p_leads, act_lead[rows])
-    return pd.DataFrame({
-        "lead_id": pd.Categorical.from_codes(local, dtype=pd.CategoricalDtype(lead_ids)),
-        "occurred_at": occurred_at[rows],
-        "activity_type": pd.Categorical.from_codes(type_codes[rows], categories=ACTIVITY_TYPES),
-    })
+    return pd.DataFrame(
+        {
+            "lead_id": pd.Categorical.from_codes(local, dtype=pd.CategoricalDtype(lead_ids)),
+            "occurred_at": occurred_at[rows],
+            "activity_type": pd.Categorical.from_codes(type_codes[rows], categories=ACTIVITY_TYPES),
+        }
+    )
 
 
 def partition_tables(
@@ -179,8 +185,11 @@ def partition_tables(
     act_lead = _positions(lead_index, activities["lead_id"])
     type_codes = pd.Categorical(activities["activity_type"], categories=ACTIVITY_TYPES).codes
     occurred_at = np.asarray(activities["occurred_at"], dtype=TIMESTAMP_UNIT)
-    keep = np.flatnonzero((last[act_lead] != _NO_SNAPSHOT) & (type_codes >= 0)
-                          & (_seconds(occurred_at) <= last[act_lead]))
+    keep = np.flatnonzero(
+        (last[act_lead] != _NO_SNAPSHOT)
+        & (type_codes >= 0)
+        & (_seconds(occurred_at) <= last[act_lead])
+    )
     lead_part = partition_of(leads["lead_id"], n_partitions)
     lead_rows = np.flatnonzero(last[:-1] != _NO_SNAPSHOT)
     acc_pos = _positions(pd.Index(accounts["account_id"]), leads["account_id"])
@@ -198,9 +207,14 @@ def partition_tables(
             index=p,
             leads=p_lead_table,
             accounts=_take(accounts, p_accounts[p_accounts >= 0]),
-            activities=_compact_activities(occurred_at, type_codes, act_lead,
-                                           keep[act_groups[p]], p_leads,
-                                           p_lead_table["lead_id"]),
+            activities=_compact_activities(
+                occurred_at,
+                type_codes,
+                act_lead,
+                keep[act_groups[p]],
+                p_leads,
+                p_lead_table["lead_id"],
+            ),
             snapshots=_take(snapshots, snap_groups[p]),
             rows=snap_groups[p],
         )
@@ -310,8 +324,9 @@ def dask_client(scheduler: str = "local", n_workers: int = 2) -> Iterator[Client
         os.environ["NUMBA_NUM_THREADS"] = share
         with dask.config.set({"distributed.nanny.pre-spawn-environ.NUMBA_NUM_THREADS": share}):
             # Port 0: the scheduler's HTTP endpoint never clashes with another cluster's.
-            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=":0")
+            cluster = LocalCluster(
+                n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+            )
         with cluster, Client(cluster) as client:
             yield client
 
@@ -374,7 +389,14 @@ def run_features_dask(
     the whole build succeed.
     """
     return run_features(
-        data_dir, out, config, unknown_activity, timestamp_format, progress,
-        build=lambda tables, cfg: build_training_set_dask(tables, cfg, scheduler, n_workers,
-                                                          n_partitions),
-        engine=" on dask")
+        data_dir,
+        out,
+        config,
+        unknown_activity,
+        timestamp_format,
+        progress,
+        build=lambda tables, cfg: build_training_set_dask(
+            tables, cfg, scheduler, n_workers, n_partitions
+        ),
+        engine=" on dask",
+    )

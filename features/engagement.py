@@ -53,8 +53,9 @@ def _last_high_intent(lead_ptr, act_t, act_type, high_intent):
 
 
 @numba.njit(cache=True, nogil=True)
-def _snapshot_row(s, a0, a1, as_of, act_t, act_type, last_hi, windows, high_intent,
-                  email_open, email_click, out):
+def _snapshot_row(
+    s, a0, a1, as_of, act_t, act_type, last_hi, windows, high_intent, email_open, email_click, out
+):
     n_types = high_intent.shape[0]
     n_win = windows.shape[0]
     lo, hi = a0, a1
@@ -109,35 +110,103 @@ def _snapshot_row(s, a0, a1, as_of, act_t, act_type, last_hi, windows, high_inte
 
 
 @numba.njit(cache=True, nogil=True)
-def _fill_snapshot(s, out, lead_ptr, act_t, act_type, last_hi, snap_lead, snap_t, windows,
-                   high_intent, email_open, email_click):
+def _fill_snapshot(
+    s,
+    out,
+    lead_ptr,
+    act_t,
+    act_type,
+    last_hi,
+    snap_lead,
+    snap_t,
+    windows,
+    high_intent,
+    email_open,
+    email_click,
+):
     n_counts = high_intent.shape[0] * windows.shape[0]
     out[s, :n_counts] = 0.0
     out[s, n_counts:] = np.nan
     lead = snap_lead[s]
-    _snapshot_row(s, lead_ptr[lead], lead_ptr[lead + 1], snap_t[s], act_t, act_type,
-                  last_hi, windows, high_intent, email_open, email_click, out)
+    _snapshot_row(
+        s,
+        lead_ptr[lead],
+        lead_ptr[lead + 1],
+        snap_t[s],
+        act_t,
+        act_type,
+        last_hi,
+        windows,
+        high_intent,
+        email_open,
+        email_click,
+        out,
+    )
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _engagement_kernel(lead_ptr, act_t, act_type, last_hi, snap_lead, snap_t, windows,
-                       high_intent, email_open, email_click):
+def _engagement_kernel(
+    lead_ptr,
+    act_t,
+    act_type,
+    last_hi,
+    snap_lead,
+    snap_t,
+    windows,
+    high_intent,
+    email_open,
+    email_click,
+):
     out = np.empty((snap_t.shape[0], high_intent.shape[0] * windows.shape[0] + 7))
     for s in numba.prange(snap_t.shape[0]):
-        _fill_snapshot(s, out, lead_ptr, act_t, act_type, last_hi, snap_lead, snap_t, windows,
-                       high_intent, email_open, email_click)
+        _fill_snapshot(
+            s,
+            out,
+            lead_ptr,
+            act_t,
+            act_type,
+            last_hi,
+            snap_lead,
+            snap_t,
+            windows,
+            high_intent,
+            email_open,
+            email_click,
+        )
     return out
 
 
 @numba.njit(cache=True, nogil=True)
-def _engagement_rows(lead_ptr, act_t, act_type, last_hi, snap_lead, snap_t, windows,
-                     high_intent, email_open, email_click):
+def _engagement_rows(
+    lead_ptr,
+    act_t,
+    act_type,
+    last_hi,
+    snap_lead,
+    snap_t,
+    windows,
+    high_intent,
+    email_open,
+    email_click,
+):
     """``_engagement_kernel`` on the calling thread: for a few snapshots (a request),
     waking numba's thread pool costs more than the work."""
     out = np.empty((snap_t.shape[0], high_intent.shape[0] * windows.shape[0] + 7))
     for s in range(snap_t.shape[0]):
-        _fill_snapshot(s, out, lead_ptr, act_t, act_type, last_hi, snap_lead, snap_t, windows,
-                       high_intent, email_open, email_click)
+        _fill_snapshot(
+            s,
+            out,
+            lead_ptr,
+            act_t,
+            act_type,
+            last_hi,
+            snap_lead,
+            snap_t,
+            windows,
+            high_intent,
+            email_open,
+            email_click,
+        )
     return out
 
 
@@ -181,8 +250,14 @@ def engagement_matrix(
     last_hi = _last_high_intent(lead_ptr, t_sorted, type_sorted, _HIGH_INTENT)
     kernel = _engagement_rows if len(snap_t) < SERIAL_BELOW else _engagement_kernel
     return kernel(
-        lead_ptr, t_sorted, type_sorted, last_hi,
+        lead_ptr,
+        t_sorted,
+        type_sorted,
+        last_hi,
         np.ascontiguousarray(snap_lead, dtype=np.int64),
         np.ascontiguousarray(snap_t, dtype=np.int64),
-        _WINDOWS, _HIGH_INTENT, _EMAIL_OPEN, _EMAIL_CLICK,
+        _WINDOWS,
+        _HIGH_INTENT,
+        _EMAIL_OPEN,
+        _EMAIL_CLICK,
     )

@@ -122,8 +122,9 @@ def read_tables(data_dir: str | Path) -> dict[str, pd.DataFrame]:
     for table in TABLES:
         path = find_table_file(folder, table)
         if path is None:
-            missing.append(Violation(table, "*", f"no {table}.parquet or {table}.csv in {folder}",
-                                     0))
+            missing.append(
+                Violation(table, "*", f"no {table}.parquet or {table}.csv in {folder}", 0)
+            )
             continue
         tables[table] = read_frame(path)
     if missing:
@@ -246,6 +247,7 @@ def write_tables(
     tables: dict[str, pd.DataFrame], out_dir: str | Path, fmt: str = "parquet"
 ) -> Path:
     """Write the contract's tables (and any extra frames) into a folder or URL, atomically."""
+
     def fill(folder: Path) -> None:
         for name, frame in tables.items():
             path = join(folder, f"{name}.{fmt}")

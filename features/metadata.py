@@ -188,18 +188,21 @@ class TrainingSetMetadata(_Frozen):
                 not match it; the message says to rebuild the training set.
         """
         version = payload.get("format_version") if isinstance(payload, dict) else None
-        rebuild = ("rebuild it with this leadscore (leadscore features, or load the dataset "
-                   "config again)")
+        rebuild = (
+            "rebuild it with this leadscore (leadscore features, or load the dataset config again)"
+        )
         if version != TRAINING_SET_FORMAT_VERSION:
             raise TrainingSetFormatError(
                 f"{source} was written in training-set format {version!r}; this leadscore "
-                f"reads format {TRAINING_SET_FORMAT_VERSION}: {rebuild}")
+                f"reads format {TRAINING_SET_FORMAT_VERSION}: {rebuild}"
+            )
         try:
             return cls.model_validate(payload)
         except ValidationError as exc:
             raise TrainingSetFormatError(
                 f"{source} has malformed training-set metadata ({exc.error_count()} "
-                f"problem(s): {_first_problem(exc)}): {rebuild}") from exc
+                f"problem(s): {_first_problem(exc)}): {rebuild}"
+            ) from exc
 
 
 def _first_problem(exc: ValidationError) -> str:

@@ -32,12 +32,33 @@ from features.contract import TIMESTAMP_UNIT
 from features.engagement import EXTRA_COLUMNS, count_columns, engagement_matrix
 from features.metadata import TrainingSetMetadata
 
-FREE_MAIL_DOMAINS: frozenset[str] = frozenset({
-    "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "hotmail.com", "outlook.com",
-    "live.com", "msn.com", "aol.com", "icloud.com", "me.com", "mail.com", "gmx.de", "gmx.net",
-    "web.de", "proton.me", "protonmail.com", "yandex.ru", "qq.com", "163.com", "uol.com.br",
-    "bol.com.br", "zoho.com",
-})
+FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "yahoo.com",
+        "yahoo.co.uk",
+        "hotmail.com",
+        "outlook.com",
+        "live.com",
+        "msn.com",
+        "aol.com",
+        "icloud.com",
+        "me.com",
+        "mail.com",
+        "gmx.de",
+        "gmx.net",
+        "web.de",
+        "proton.me",
+        "protonmail.com",
+        "yandex.ru",
+        "qq.com",
+        "163.com",
+        "uol.com.br",
+        "bol.com.br",
+        "zoho.com",
+    }
+)
 
 _ACTIVITY_INDEX = pd.Index(list(ACTIVITY_TYPES), dtype=object)
 _ENGAGEMENT_COLUMNS: tuple[str, ...] = (*count_columns(), *EXTRA_COLUMNS)
@@ -66,8 +87,9 @@ class SnapshotRule:
         """Parse ``monthly``, ``weekly`` or ``after-creation:7,30,60``."""
         kind, _, rest = text.strip().lower().replace("-", "_").partition(":")
         if kind not in ("monthly", "weekly", "after_creation"):
-            raise ValueError(f"unknown snapshot rule {text!r}: use monthly, weekly or "
-                             "after-creation:7,30,60")
+            raise ValueError(
+                f"unknown snapshot rule {text!r}: use monthly, weekly or after-creation:7,30,60"
+            )
         offsets = cls.offsets_days
         if kind == "after_creation" and rest:
             try:
@@ -115,7 +137,8 @@ def _floats(values: pd.Series | np.ndarray) -> np.ndarray:
     if arr.dtype.kind in "biuf":
         return arr.astype(np.float64)
     return pd.to_numeric(pd.Series(arr, dtype=object), errors="coerce").to_numpy(
-        dtype="float64", na_value=np.nan)
+        dtype="float64", na_value=np.nan
+    )
 
 
 def _take(values: np.ndarray, pos: np.ndarray, fill: object) -> np.ndarray:
@@ -152,8 +175,7 @@ def email_kind(value: object) -> str:
 
 def email_domain_type(emails: pd.Series) -> pd.Series:
     """``corporate``, ``free`` or ``unknown`` from an email address."""
-    return pd.Series(_email_kinds(emails.to_numpy(dtype=object)), index=emails.index,
-                     dtype="str")
+    return pd.Series(_email_kinds(emails.to_numpy(dtype=object)), index=emails.index, dtype="str")
 
 
 def _email_kinds(emails: np.ndarray) -> np.ndarray:
@@ -163,11 +185,20 @@ def _email_kinds(emails: np.ndarray) -> np.ndarray:
 def _member(values: np.ndarray, allowed: frozenset[str]) -> np.ndarray:
     """1 where a value is in ``allowed``, else 0 (missing values are never members)."""
     return np.fromiter((v in allowed for v in values), dtype=bool, count=len(values)).astype(
-        np.int64)
+        np.int64
+    )
 
 
-PROFILE_FIELDS: tuple[str, ...] = ("seniority", "department", "region", "lead_source", "email",
-                                   "industry", "employee_count", "annual_revenue")
+PROFILE_FIELDS: tuple[str, ...] = (
+    "seniority",
+    "department",
+    "region",
+    "lead_source",
+    "email",
+    "industry",
+    "employee_count",
+    "annual_revenue",
+)
 """Per-lead inputs of the fit features (the account's fields joined onto its leads)."""
 
 
@@ -204,8 +235,11 @@ def table_profile(leads: pd.DataFrame, accounts: pd.DataFrame) -> dict[str, np.n
         "department": leads["department"].to_numpy(),
         "region": leads["region"].to_numpy(),
         "lead_source": leads["lead_source"].to_numpy(),
-        "email": (leads["email"].to_numpy(dtype=object) if "email" in leads
-                  else np.full(len(leads), None, dtype=object)),
+        "email": (
+            leads["email"].to_numpy(dtype=object)
+            if "email" in leads
+            else np.full(len(leads), None, dtype=object)
+        ),
         "industry": _take(accounts["industry"].to_numpy(), pos, np.nan),
         "employee_count": _take(_floats(accounts["employee_count"]), pos, np.nan),
         "annual_revenue": _take(_floats(accounts["annual_revenue"]), pos, np.nan),
@@ -234,10 +268,14 @@ def _categorical(values: np.ndarray) -> pd.Categorical:
         if texts and len(texts) + sum(map(_is_missing, values)) == len(values):
             categories = tuple(sorted(set(texts)))
             code = {c: i for i, c in enumerate(categories)}
-            codes = np.fromiter((code.get(v, -1) if isinstance(v, str) else -1 for v in values),
-                                dtype=np.int8, count=len(values))
-            return pd.Categorical.from_codes(codes, dtype=_text_categories(categories),
-                                             validate=False)
+            codes = np.fromiter(
+                (code.get(v, -1) if isinstance(v, str) else -1 for v in values),
+                dtype=np.int8,
+                count=len(values),
+            )
+            return pd.Categorical.from_codes(
+                codes, dtype=_text_categories(categories), validate=False
+            )
     return pd.Series(values, copy=False).astype("category").array
 
 
@@ -278,22 +316,26 @@ def compute_features(
     act_lead = lead_index.get_indexer(activities["lead_id"])
     type_codes = _ACTIVITY_INDEX.get_indexer(activities["activity_type"])
     keep = (act_lead >= 0) & (type_codes >= 0)
-    values = feature_values(LeadArrays(
-        profile=table_profile(leads, accounts),
-        created_s=_seconds(leads["created_at"]),
-        act_lead=act_lead[keep],
-        act_t=_seconds(activities["occurred_at"])[keep],
-        act_type=type_codes[keep],
-        snap_lead=snap_lead,
-        snap_t=_seconds(as_of),
-    ), icp)
+    values = feature_values(
+        LeadArrays(
+            profile=table_profile(leads, accounts),
+            created_s=_seconds(leads["created_at"]),
+            act_lead=act_lead[keep],
+            act_t=_seconds(activities["occurred_at"])[keep],
+            act_type=type_codes[keep],
+            snap_lead=snap_lead,
+            snap_t=_seconds(as_of),
+        ),
+        icp,
+    )
     columns: dict[str, object] = {
         "lead_id": snapshots["lead_id"].astype("str").to_numpy(),
         "as_of": as_of,
     }
     for spec in CATALOGUE:
-        columns[spec.name] = (_categorical(values[spec.name]) if spec.dtype == "category"
-                              else values[spec.name])
+        columns[spec.name] = (
+            _categorical(values[spec.name]) if spec.dtype == "category" else values[spec.name]
+        )
     return pd.DataFrame(columns, index=pd.RangeIndex(len(snap_lead)), copy=False)
 
 
@@ -331,8 +373,14 @@ def feature_values(arrays: LeadArrays, icp: Icp | None = None) -> dict[str, np.n
     numbers. Only activities at or before each snapshot's ``as_of`` count.
     """
     fit = fit_columns(arrays.profile, icp or Icp())
-    matrix = engagement_matrix(len(arrays.created_s), arrays.act_lead, arrays.act_t,
-                               arrays.act_type, arrays.snap_lead, arrays.snap_t)
+    matrix = engagement_matrix(
+        len(arrays.created_s),
+        arrays.act_lead,
+        arrays.act_t,
+        arrays.act_type,
+        arrays.snap_lead,
+        arrays.snap_t,
+    )
     values = {name: matrix[:, j] for j, name in enumerate(_ENGAGEMENT_COLUMNS)}
     values["days_since_created"] = (arrays.snap_t - arrays.created_s[arrays.snap_lead]) / 86_400.0
     for name, column in fit.items():
@@ -382,8 +430,9 @@ def make_snapshots(
             ok = (created < as_of) & (created >= as_of - max_age) & ~(converted <= as_of)
             frames.append(pd.DataFrame({"lead_id": leads["lead_id"][ok], "as_of": as_of}))
     if not frames:
-        return pd.DataFrame({"lead_id": pd.Series(dtype=object),
-                             "as_of": pd.Series(dtype=TIMESTAMP_UNIT)})
+        return pd.DataFrame(
+            {"lead_id": pd.Series(dtype=object), "as_of": pd.Series(dtype=TIMESTAMP_UNIT)}
+        )
     out = pd.concat(frames, ignore_index=True)
     out["as_of"] = out["as_of"].astype(TIMESTAMP_UNIT)
     return out.sort_values(["as_of", "lead_id"], kind="stable").reset_index(drop=True)
@@ -414,13 +463,17 @@ def plan_snapshots(
     if snaps.empty:
         raise ValueError(
             f"no snapshot has a complete {config.horizon_days}-day label window: the data runs "
-            f"from {start.date()} to {end.date()}; use a shorter horizon or more history")
+            f"from {start.date()} to {end.date()}; use a shorter horizon or more history"
+        )
     return snaps, start, end
 
 
 def training_metadata(
-    frame: pd.DataFrame, tables: dict[str, pd.DataFrame], config: PipelineConfig,
-    start: pd.Timestamp, end: pd.Timestamp,
+    frame: pd.DataFrame,
+    tables: dict[str, pd.DataFrame],
+    config: PipelineConfig,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
 ) -> TrainingSetMetadata:
     """What a reader needs to trust a training set: window, rule, counts, feature list."""
     return TrainingSetMetadata(
@@ -453,8 +506,9 @@ class TrainingSet:
 
     def __post_init__(self) -> None:
         if not isinstance(self.metadata, TrainingSetMetadata):
-            object.__setattr__(self, "metadata",
-                               TrainingSetMetadata.model_validate(self.metadata or {}))
+            object.__setattr__(
+                self, "metadata", TrainingSetMetadata.model_validate(self.metadata or {})
+            )
 
 
 def build_training_set(tables: dict[str, pd.DataFrame], config: PipelineConfig) -> TrainingSet:
@@ -468,7 +522,8 @@ def build_training_set(tables: dict[str, pd.DataFrame], config: PipelineConfig) 
         ValueError: if no snapshot has a fully observed label window.
     """
     snaps, start, end = plan_snapshots(tables, config)
-    frame = compute_features(tables["leads"], tables["accounts"], tables["activities"], snaps,
-                             config.icp)
+    frame = compute_features(
+        tables["leads"], tables["accounts"], tables["activities"], snaps, config.icp
+    )
     frame["label"] = label_snapshots(snaps, tables["conversions"], config.horizon_days)
     return TrainingSet(frame, training_metadata(frame, tables, config, start, end))

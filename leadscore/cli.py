@@ -37,8 +37,13 @@ from leadscore.settings import CHAMPION_ALIAS, Settings
 
 RESULTS: ContextVar[TextIO | None] = ContextVar("leadscore_results", default=None)
 """The stream results (``--json``) go to: the command's stdout, while it runs."""
-FILE_ERRORS: tuple[type[OSError], ...] = (FileNotFoundError, IsADirectoryError,
-                                          NotADirectoryError, PermissionError, FileExistsError)
+FILE_ERRORS: tuple[type[OSError], ...] = (
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+    FileExistsError,
+)
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -59,15 +64,19 @@ def describe(exc: BaseException) -> list[str]:
     An error that lists problems (a dataset config's, the data contract's) keeps the
     list, one problem a line; a single problem is folded into the headline.
     """
-    problems = [" ".join(str(p).split()) for p in getattr(exc, "problems", None)
-                or getattr(exc, "violations", None) or []]
+    problems = [
+        " ".join(str(p).split())
+        for p in getattr(exc, "problems", None) or getattr(exc, "violations", None) or []
+    ]
     if isinstance(exc, LeadscoreError) and problems:
         head = str(exc).splitlines()[0].rstrip(":")
         where = getattr(exc, "path", None)
         if len(problems) == 1:
             return [f"{where}: {problems[0]}" if where else f"{head}: {problems[0]}"]
-        return [f"{where}: {len(problems)} problems:" if where else f"{head}:",
-                *(f"  - {p}" for p in problems)]
+        return [
+            f"{where}: {len(problems)} problems:" if where else f"{head}:",
+            *(f"  - {p}" for p in problems),
+        ]
     if isinstance(exc, OSError) and exc.filename is not None:
         name = exc.filename
         if isinstance(exc, IsADirectoryError):
@@ -134,8 +143,10 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
-JsonOption = Annotated[bool, typer.Option(
-    "--json", help="Print the result as one JSON object on stdout (for scripts).")]
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print the result as one JSON object on stdout (for scripts)."),
+]
 
 
 def _show_version(value: bool) -> None:
@@ -147,9 +158,12 @@ def _show_version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    version: Annotated[bool, typer.Option(
-        "--version", callback=_show_version, is_eager=True,
-        help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Read settings once, here, and hand them to every command through the context."""
     ctx.obj = Settings.from_env()
@@ -158,8 +172,13 @@ def root(
 @contextmanager
 def steps(title: str) -> Iterator:
     """A rich progress display whose ``advance(step)`` names the step now running."""
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         task = progress.add_task(title, total=None)
 
         def advance(step: str) -> None:
@@ -245,8 +264,10 @@ def can_write(location: str | Path | None, option: str, folder: bool = False) ->
     if path is None:
         return
     if path.exists() and path.is_dir() != folder:
-        raise fail(f"{option}: {path} is a {'file' if folder else 'folder'}; "
-                   f"give {'a folder' if folder else 'a file'} to write")
+        raise fail(
+            f"{option}: {path} is a {'file' if folder else 'folder'}; "
+            f"give {'a folder' if folder else 'a file'} to write"
+        )
     parent = next((p for p in path.parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise fail(f"{option}: {parent} is a file, so {path} cannot be written")
@@ -257,8 +278,13 @@ def format_errors() -> tuple[type[Exception], ...]:
     import pandas as pd
     import pyarrow as pa
 
-    return (pa.ArrowInvalid, pd.errors.EmptyDataError, pd.errors.ParserError,
-            UnicodeDecodeError, json.JSONDecodeError)
+    return (
+        pa.ArrowInvalid,
+        pd.errors.EmptyDataError,
+        pd.errors.ParserError,
+        UnicodeDecodeError,
+        json.JSONDecodeError,
+    )
 
 
 @contextmanager
@@ -269,8 +295,11 @@ def reading(option: str, location: str | Path | None) -> Iterator[None]:
     except format_errors() as exc:
         if isinstance(exc, LeadscoreError):
             raise
-        text = (f"not UTF-8 text ({exc.reason} at byte {exc.start})"
-                if isinstance(exc, UnicodeDecodeError) else " ".join(str(exc).split()))
+        text = (
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+            if isinstance(exc, UnicodeDecodeError)
+            else " ".join(str(exc).split())
+        )
         raise fail(f"{option}: cannot read {location}: {text} ({type(exc).__name__})") from exc
 
 
@@ -282,18 +311,26 @@ def need_training_set(location: str | Path | None, option: str = "--data") -> No
         from features.io import find_table_file
 
         if find_table_file(path, "leads") is not None:
-            raise fail(f"{path} is a folder of tables; build a training set first with "
-                       f"`leadscore features --data {path} --out training_set.parquet`, "
-                       "or pass --config")
-        raise fail(f"{option}: {path} is a folder; give a training set (.parquet) written "
-                   "by `leadscore features`, or pass --config")
+            raise fail(
+                f"{path} is a folder of tables; build a training set first with "
+                f"`leadscore features --data {path} --out training_set.parquet`, "
+                "or pass --config"
+            )
+        raise fail(
+            f"{option}: {path} is a folder; give a training set (.parquet) written "
+            "by `leadscore features`, or pass --config"
+        )
     need_file(location, option)
 
 
 @app.command(cls=LeadscoreCommand)
 def simulate(
-    out: Annotated[Path, typer.Option(help="Folder to write leads/accounts/activities/"
-                                           "conversions (+ ground_truth) into.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Folder to write leads/accounts/activities/conversions (+ ground_truth) into."
+        ),
+    ],
     leads: Annotated[int, typer.Option(help="Number of leads to simulate.", min=10)] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same data.")] = 0,
     start: Annotated[str, typer.Option(help="First lead creation date.")] = "2024-01-01",
@@ -322,40 +359,68 @@ def simulate(
     console.print(
         f"wrote {len(sim.leads):,} leads, {len(sim.accounts):,} accounts, "
         f"{len(sim.activities):,} activities, {len(sim.conversions):,} conversions to {out} "
-        f"in {time.perf_counter() - t0:.1f}s")
+        f"in {time.perf_counter() - t0:.1f}s"
+    )
     if json_out:
-        emit({"out": str(out), "leads": len(sim.leads), "accounts": len(sim.accounts),
-              "activities": len(sim.activities), "conversions": len(sim.conversions),
-              "seconds": round(time.perf_counter() - t0, 3)})
+        emit(
+            {
+                "out": str(out),
+                "leads": len(sim.leads),
+                "accounts": len(sim.accounts),
+                "activities": len(sim.activities),
+                "conversions": len(sim.conversions),
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+        )
 
 
 @app.command(cls=LeadscoreCommand)
 def features(
-    data: Annotated[str, typer.Option(help="Folder or fsspec URL (s3://, gs://, memory://) "
-                                           "with leads, accounts, activities and conversions "
-                                           "(.parquet or .csv).")],
-    out: Annotated[str, typer.Option(help="Training set to write (.parquet, path or URL); "
-                                          "metadata goes to OUT.json.")],
-    horizon: Annotated[int, typer.Option(help="Label: converts within this many days after "
-                                              "as_of.", min=1)] = 90,
-    snapshots: Annotated[str, typer.Option(help="monthly, weekly or after-creation:7,30,60.")]
-    = "monthly",
-    max_lead_age: Annotated[int, typer.Option(help="Stop snapshotting leads older than this "
-                                                   "many days (calendar rules).")] = 180,
-    data_end: Annotated[str | None, typer.Option(help="Last date the data covers (default: "
-                                                      "latest timestamp in it).")] = None,
-    unknown_activity: Annotated[str, typer.Option(help="reject or other: what to do with "
-                                                       "unknown activity types.")] = "reject",
-    timestamp_format: Annotated[str | None, typer.Option(help="strftime format of text "
-                                                              "timestamps (default ISO 8601).")]
-    = None,
+    data: Annotated[
+        str,
+        typer.Option(
+            help="Folder or fsspec URL (s3://, gs://, memory://) "
+            "with leads, accounts, activities and conversions "
+            "(.parquet or .csv)."
+        ),
+    ],
+    out: Annotated[
+        str,
+        typer.Option(
+            help="Training set to write (.parquet, path or URL); metadata goes to OUT.json."
+        ),
+    ],
+    horizon: Annotated[
+        int, typer.Option(help="Label: converts within this many days after as_of.", min=1)
+    ] = 90,
+    snapshots: Annotated[
+        str, typer.Option(help="monthly, weekly or after-creation:7,30,60.")
+    ] = "monthly",
+    max_lead_age: Annotated[
+        int,
+        typer.Option(help="Stop snapshotting leads older than this many days (calendar rules)."),
+    ] = 180,
+    data_end: Annotated[
+        str | None,
+        typer.Option(help="Last date the data covers (default: latest timestamp in it)."),
+    ] = None,
+    unknown_activity: Annotated[
+        str, typer.Option(help="reject or other: what to do with unknown activity types.")
+    ] = "reject",
+    timestamp_format: Annotated[
+        str | None, typer.Option(help="strftime format of text timestamps (default ISO 8601).")
+    ] = None,
     engine: Annotated[str, typer.Option(help="single (this machine) or dask.")] = "single",
-    scheduler: Annotated[str, typer.Option(help="Dask engine: 'local' or a scheduler address "
-                                                "such as tcp://host:8786.")] = "local",
-    workers: Annotated[int, typer.Option(help="Worker processes for --scheduler local.",
-                                         min=1)] = 2,
-    partitions: Annotated[int | None, typer.Option(help="Dask engine: lead partitions "
-                                                        "(default: automatic).")] = None,
+    scheduler: Annotated[
+        str,
+        typer.Option(help="Dask engine: 'local' or a scheduler address such as tcp://host:8786."),
+    ] = "local",
+    workers: Annotated[
+        int, typer.Option(help="Worker processes for --scheduler local.", min=1)
+    ] = 2,
+    partitions: Annotated[
+        int | None, typer.Option(help="Dask engine: lead partitions (default: automatic).")
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Build a point-in-time training set: one row per (lead, as_of) snapshot.
@@ -374,10 +439,15 @@ def features(
     if engine not in ("single", "dask"):
         raise fail("--engine must be 'single' or 'dask'")
     if not out.endswith(".parquet"):
-        raise fail(f"--out: the training set is written as Parquet; give a .parquet file, "
-                   f"got {out}")
-    need_folder(data, "--data", hint=f"--data: {data} is a file; give the folder that holds "
-                "leads, accounts, activities and conversions")
+        raise fail(
+            f"--out: the training set is written as Parquet; give a .parquet file, got {out}"
+        )
+    need_folder(
+        data,
+        "--data",
+        hint=f"--data: {data} is a file; give the folder that holds "
+        "leads, accounts, activities and conversions",
+    )
     can_write(out, "--out")
     try:
         end = pd.Timestamp(data_end) if data_end else None
@@ -390,20 +460,40 @@ def features(
         if engine == "dask":
             from features.distributed import run_features_dask
 
-            ts = run_features_dask(data, out, config, unknown_activity,  # type: ignore[arg-type]
-                                   timestamp_format, progress=advance, scheduler=scheduler,
-                                   n_workers=workers, n_partitions=partitions)
+            ts = run_features_dask(
+                data,
+                out,
+                config,
+                unknown_activity,  # type: ignore[arg-type]
+                timestamp_format,
+                progress=advance,
+                scheduler=scheduler,
+                n_workers=workers,
+                n_partitions=partitions,
+            )
         else:
-            ts = run_features(data, out, config, unknown_activity,  # type: ignore[arg-type]
-                              timestamp_format, progress=advance)
+            ts = run_features(
+                data,
+                out,
+                config,
+                unknown_activity,  # type: ignore[arg-type]
+                timestamp_format,
+                progress=advance,
+            )
     meta = ts.metadata
     console.print(
         f"wrote {meta.rows:,} snapshots of {meta.leads:,} leads ({meta.positives:,} "
         f"positive) from {meta.activities:,} activities to {out} "
-        f"in {time.perf_counter() - t0:.1f}s")
+        f"in {time.perf_counter() - t0:.1f}s"
+    )
     if json_out:
-        emit({"out": out, "seconds": round(time.perf_counter() - t0, 3),
-              "metadata": meta.model_dump(mode="json")})
+        emit(
+            {
+                "out": out,
+                "seconds": round(time.perf_counter() - t0, 3),
+                "metadata": meta.model_dump(mode="json"),
+            }
+        )
 
 
 def _oracle(ground_truth: Path | None, horizon: int):
@@ -420,38 +510,71 @@ def _oracle(ground_truth: Path | None, horizon: int):
 @app.command(cls=LeadscoreCommand)
 def train(
     ctx: typer.Context,
-    data: Annotated[str | None, typer.Option(help="Training set written by `leadscore "
-                                                  "features` (path or fsspec URL).")] = None,
-    config_file: Annotated[Path | None, typer.Option(
-        "--config", help="Dataset config (YAML/TOML, see examples/): train on the export it "
-        "maps, with its features, split, points baseline and training settings, instead of "
-        "--data.")] = None,
-    ground_truth: Annotated[Path | None, typer.Option(
-        help="Simulator ground_truth.parquet: report the oracle AUC beside the model's.")]
-    = None,
-    tune: Annotated[int, typer.Option(help="Optuna trials of hyper-parameter search on the "
-                                           "validation period (0: none).", min=0)] = 0,
-    mql_rule: Annotated[str, typer.Option(help="capacity (top share of leads) or precision "
-                                               "(minimum MQL→conversion rate).")] = "capacity",
-    mql_target: Annotated[float, typer.Option(help="Share of leads that become MQLs, or the "
-                                                   "precision to reach.")] = 0.1,
-    per_region: Annotated[bool, typer.Option(help="Also choose one MQL threshold per "
-                                                  "region.")] = False,
+    data: Annotated[
+        str | None,
+        typer.Option(help="Training set written by `leadscore features` (path or fsspec URL)."),
+    ] = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Dataset config (YAML/TOML, see examples/): train on the export it "
+            "maps, with its features, split, points baseline and training settings, instead of "
+            "--data.",
+        ),
+    ] = None,
+    ground_truth: Annotated[
+        Path | None,
+        typer.Option(
+            help="Simulator ground_truth.parquet: report the oracle AUC beside the model's."
+        ),
+    ] = None,
+    tune: Annotated[
+        int,
+        typer.Option(
+            help="Optuna trials of hyper-parameter search on the validation period (0: none).",
+            min=0,
+        ),
+    ] = 0,
+    mql_rule: Annotated[
+        str,
+        typer.Option(
+            help="capacity (top share of leads) or precision (minimum MQL→conversion rate)."
+        ),
+    ] = "capacity",
+    mql_target: Annotated[
+        float, typer.Option(help="Share of leads that become MQLs, or the precision to reach.")
+    ] = 0.1,
+    per_region: Annotated[
+        bool, typer.Option(help="Also choose one MQL threshold per region.")
+    ] = False,
     calibration: Annotated[str, typer.Option(help="auto, isotonic, platt or none.")] = "auto",
-    out: Annotated[Path | None, typer.Option(help="Also write bundle, model card, metrics "
-                                                  "and plots to this folder.")] = None,
-    register: Annotated[bool, typer.Option(help="Register the model in MLflow as "
-                                                "challenger.")] = True,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Also write bundle, model card, metrics and plots to this folder."),
+    ] = None,
+    register: Annotated[
+        bool, typer.Option(help="Register the model in MLflow as challenger.")
+    ] = True,
     seed: Annotated[int, typer.Option(help="Seed for LightGBM, Optuna and baselines.")] = 0,
-    threads: Annotated[int, typer.Option(help="LightGBM threads (0: all cores; 1 is faster "
-                                              "on a busy machine).", min=0)] = 0,
-    engine: Annotated[str, typer.Option(help="single (this machine; 'local' also accepted) "
-                                             "or dask (lightgbm.dask on a Dask cluster).")]
-    = "single",
-    scheduler: Annotated[str, typer.Option(help="Dask engine: 'local' or a scheduler address "
-                                                "such as tcp://host:8786.")] = "local",
-    workers: Annotated[int, typer.Option(help="Worker processes for --scheduler local.",
-                                         min=1)] = 2,
+    threads: Annotated[
+        int,
+        typer.Option(help="LightGBM threads (0: all cores; 1 is faster on a busy machine).", min=0),
+    ] = 0,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="single (this machine; 'local' also accepted) "
+            "or dask (lightgbm.dask on a Dask cluster)."
+        ),
+    ] = "single",
+    scheduler: Annotated[
+        str,
+        typer.Option(help="Dask engine: 'local' or a scheduler address such as tcp://host:8786."),
+    ] = "local",
+    workers: Annotated[
+        int, typer.Option(help="Worker processes for --scheduler local.", min=1)
+    ] = 2,
     json_out: JsonOption = False,
 ) -> None:
     """Train LightGBM on a training set, evaluate it against baselines, log and register it.
@@ -478,17 +601,29 @@ def train(
     need_file(ground_truth, "--ground-truth")
     can_write(out, "--out", folder=True)
     try:
-        options = dict(tune_trials=tune, calibration=calibration,
-                       policy=PolicyConfig(mql_rule, mql_target,  # type: ignore[arg-type]
-                                           per_region), seed=seed, num_threads=threads,
-                       engine=engine, scheduler=scheduler, workers=workers)
+        options = dict(
+            tune_trials=tune,
+            calibration=calibration,
+            policy=PolicyConfig(
+                mql_rule,
+                mql_target,  # type: ignore[arg-type]
+                per_region,
+            ),
+            seed=seed,
+            num_threads=threads,
+            engine=engine,
+            scheduler=scheduler,
+            workers=workers,
+        )
         if config_file is not None:
             from training.config import load_training_dataset, train_config_from_dataset
 
             with reading("--config", config_file):
                 data = load_training_dataset(config_file)
-            if calibration == "auto" and "calibration" in train_config_from_dataset(
-                    data).model_fields_set:
+            if (
+                calibration == "auto"
+                and "calibration" in train_config_from_dataset(data).model_fields_set
+            ):
                 options.pop("calibration")  # the config's own choice wins over the default
             config = train_config_from_dataset(data, **options)
             horizon = None
@@ -497,12 +632,18 @@ def train(
             with reading("--data", data):
                 horizon = _horizon_of(data)
         with steps("train") as advance:
-            result = run_training(data, config=config, tracking_uri=settings.registry_uri,
-                                  store_dir=settings.home, experiment=settings.experiment,
-                                  model_name=settings.model_name, output_dir=out,
-                                  oracle=_oracle(ground_truth, horizon or 90),
-                                  register=register,
-                                  progress=advance)
+            result = run_training(
+                data,
+                config=config,
+                tracking_uri=settings.registry_uri,
+                store_dir=settings.home,
+                experiment=settings.experiment,
+                model_name=settings.model_name,
+                output_dir=out,
+                oracle=_oracle(ground_truth, horizon or 90),
+                register=register,
+                progress=advance,
+            )
     except OSError as exc:  # a Dask cluster that cannot be reached is not a bug either
         if engine != "dask" or isinstance(exc, FILE_ERRORS):
             raise
@@ -512,32 +653,46 @@ def train(
         f"test ROC AUC {m['test_roc_auc']:.3f} (points {m.get('points_roc_auc', float('nan')):.3f}"
         f", logistic {m['logistic_roc_auc']:.3f}"
         + (f", oracle {m['oracle_roc_auc']:.3f}" if "oracle_roc_auc" in m else "")
-        + f"), ECE {m['test_ece']:.3f}, top-decile lift {m['test_lift_top10']:.2f}")
+        + f"), ECE {m['test_ece']:.3f}, top-decile lift {m['test_lift_top10']:.2f}"
+    )
     if result.version:
-        console.print(f"registered {result.model_name} version {result.version} "
-                      f"({', '.join(result.aliases)}); run {result.run_id}")
+        console.print(
+            f"registered {result.model_name} version {result.version} "
+            f"({', '.join(result.aliases)}); run {result.run_id}"
+        )
     folder = None
     dataset = result.bundle.metadata.dataset if config_file else None
     if dataset is not None and dataset.kind == "lead_snapshot":
         from serving.samples import write_snapshot_samples
 
-        folder = write_snapshot_samples(data, Path(settings.home) / "samples" / dataset.name,
-                                        bundle=result.bundle)
-        console.print(f"sample leads for the page: leadscore serve --samples {folder}",
-                      markup=False)
+        folder = write_snapshot_samples(
+            data, Path(settings.home) / "samples" / dataset.name, bundle=result.bundle
+        )
+        console.print(
+            f"sample leads for the page: leadscore serve --samples {folder}", markup=False
+        )
     console.print(f"see it: {ui_command(result.tracking_uri)}")
     if json_out:
-        emit({"model_name": result.model_name, "version": result.version,
-              "aliases": result.aliases, "run_id": result.run_id,
-              "tracking_uri": result.tracking_uri, "metrics": result.metrics,
-              "output_dir": result.output_dir, "samples": folder,
-              "seconds": result.seconds})
+        emit(
+            {
+                "model_name": result.model_name,
+                "version": result.version,
+                "aliases": result.aliases,
+                "run_id": result.run_id,
+                "tracking_uri": result.tracking_uri,
+                "metrics": result.metrics,
+                "output_dir": result.output_dir,
+                "samples": folder,
+                "seconds": result.seconds,
+            }
+        )
 
 
 @app.command(cls=LeadscoreCommand)
 def check(
-    config_file: Annotated[Path, typer.Option("--config", help="Dataset config (YAML or "
-                                                               "TOML) to validate.")],
+    config_file: Annotated[
+        Path, typer.Option("--config", help="Dataset config (YAML or TOML) to validate.")
+    ],
     json_out: JsonOption = False,
 ) -> None:
     """Validate a dataset config and the data it points at; report every problem at once.
@@ -556,7 +711,9 @@ def check(
         f"ok: {meta.dataset.name} ({meta.dataset.kind}): {meta.rows:,} rows, "
         f"{meta.positives:,} conversions ({meta.positives / max(meta.rows, 1):.1%}), "
         f"{len(meta.features)} features, split {split.kind if split else 'time (pipeline default)'}"
-        + (f" at {split.at}" if split and split.at else ""), markup=False)
+        + (f" at {split.at}" if split and split.at else ""),
+        markup=False,
+    )
     if json_out:
         emit({"ok": True, "config": str(config_file), "metadata": meta.model_dump(mode="json")})
 
@@ -570,15 +727,21 @@ def _horizon_of(training_set: str | Path) -> int:
 @app.command(cls=LeadscoreCommand)
 def promote(
     ctx: typer.Context,
-    metric: Annotated[str, typer.Option(help="Metric compared on the latest test period.")]
-    = "roc_auc",
-    margin: Annotated[float, typer.Option(help="How much better the challenger must be.")]
-    = 0.0,
-    force: Annotated[bool, typer.Option(help="Promote even if the challenger is not "
-                                             "better.")] = False,
-    data: Annotated[Path | None, typer.Option(help="Training set to rebuild the test period "
-                                                   "from (default: the one logged with the "
-                                                   "challenger).")] = None,
+    metric: Annotated[
+        str, typer.Option(help="Metric compared on the latest test period.")
+    ] = "roc_auc",
+    margin: Annotated[float, typer.Option(help="How much better the challenger must be.")] = 0.0,
+    force: Annotated[
+        bool, typer.Option(help="Promote even if the challenger is not better.")
+    ] = False,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Training set to rebuild the test period "
+            "from (default: the one logged with the "
+            "challenger)."
+        ),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Make the challenger the champion if it beats the champion on the latest period.
@@ -591,9 +754,15 @@ def promote(
     settings: Settings = ctx.obj
     need_training_set(data)
     with reading("--data", data):
-        result = run_promote(settings.registry_uri, model_name=settings.model_name,
-                             store_dir=settings.home, metric=metric, margin=margin,
-                             force=force, data=data)
+        result = run_promote(
+            settings.registry_uri,
+            model_name=settings.model_name,
+            store_dir=settings.home,
+            metric=metric,
+            margin=margin,
+            force=force,
+            data=data,
+        )
     console.print(result.to_dict())
     if json_out:
         emit(result.to_dict())
@@ -604,8 +773,10 @@ def score(
     ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="Folder with the four tables.")],
     out: Annotated[Path, typer.Option(help="File to write (.csv or .parquet).")],
-    as_of: Annotated[str | None, typer.Option(help="Score as of this date (default: the "
-                                                   "latest timestamp in the data).")] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Score as of this date (default: the latest timestamp in the data)."),
+    ] = None,
     alias: Annotated[str, typer.Option(help="Registry alias to score with.")] = CHAMPION_ALIAS,
     json_out: JsonOption = False,
 ) -> None:
@@ -616,24 +787,31 @@ def score(
     from serving.batch import score_with_champion
 
     settings: Settings = ctx.obj
-    need_folder(data, "--data", hint=f"--data: {data} is a file; give the folder that holds "
-                "leads, accounts, activities and conversions")
+    need_folder(
+        data,
+        "--data",
+        hint=f"--data: {data} is a file; give the folder that holds "
+        "leads, accounts, activities and conversions",
+    )
     if out.suffix not in (".csv", ".parquet"):
         raise fail(f"--out: give a .csv or .parquet file to write, got {out}")
     can_write(out, "--out")
     with steps("score") as advance:
         advance("scoring open leads")
         with reading("--data", data):
-            scored = score_with_champion(data, out, as_of, settings.registry_uri,
-                                         settings.model_name, alias)
-    console.print(f"scored {len(scored):,} open leads ({int(scored['mql'].sum()):,} MQLs) "
-                  f"into {out}")
+            scored = score_with_champion(
+                data, out, as_of, settings.registry_uri, settings.model_name, alias
+            )
+    console.print(
+        f"scored {len(scored):,} open leads ({int(scored['mql'].sum()):,} MQLs) into {out}"
+    )
     if json_out:
         emit({"out": str(out), "leads": len(scored), "mqls": int(scored["mql"].sum())})
 
 
-def _serving_settings(settings: Settings, samples: Path | None,
-                      workers: str | None = None) -> Settings:
+def _serving_settings(
+    settings: Settings, samples: Path | None, workers: str | None = None
+) -> Settings:
     """The settings the server gets: these, serving this command's registry (the embedded
     store in ``home`` unless one is named), with ``--samples`` and ``--workers`` applied."""
     changes: dict[str, Any] = {"tracking_uri": settings.registry_uri}
@@ -649,11 +827,15 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
-    samples: Annotated[Path | None, typer.Option(help="Folder of sample lead JSONs for the "
-                                                      "page.")] = None,
-    workers: Annotated[str | None, typer.Option(
-        help="Worker processes: a number or cpu_count (default: LEADSCORE_WORKERS, else 1)."
-    )] = None,
+    samples: Annotated[
+        Path | None, typer.Option(help="Folder of sample lead JSONs for the page.")
+    ] = None,
+    workers: Annotated[
+        str | None,
+        typer.Option(
+            help="Worker processes: a number or cpu_count (default: LEADSCORE_WORKERS, else 1)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the champion with BentoML: /score, /score_batch, /model and the page at /."""
     from serving.launch import serve_forever
@@ -670,8 +852,9 @@ def demo(
     seed: Annotated[int, typer.Option(help="Simulation seed.")] = 0,
     host: Annotated[str, typer.Option(help="Address the service listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port the service listens on.")] = 3000,
-    serve_after: Annotated[bool, typer.Option("--serve/--no-serve",
-                                              help="Start the service at the end.")] = True,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Start the service at the end.")
+    ] = True,
 ) -> None:
     """The main job end to end: simulate, build features, train, register, score, serve."""
     from features.io import load_tables
@@ -683,8 +866,7 @@ def demo(
     console.print(f"[bold]leadscore demo[/]: everything lands in {home}")
     simulate(out=data, leads=leads, seed=seed)
     features(data=str(data), out=str(training_set))
-    train(ctx, data=training_set, ground_truth=data / "ground_truth.parquet",
-          out=home / "report")
+    train(ctx, data=training_set, ground_truth=data / "ground_truth.parquet", out=home / "report")
     promote(ctx)
     score(ctx, data=data, out=home / "scores.csv")
     samples = write_samples(load_tables(data), home / "samples", 6)

@@ -47,8 +47,7 @@ DEFAULT_RELOAD_SECONDS = 30.0
 CPU_COUNT = "cpu_count"
 """``LEADSCORE_WORKERS`` value for one server worker per CPU."""
 
-_READING: ContextVar[Mapping[str, str] | None] = ContextVar("leadscore_settings_env",
-                                                            default=None)
+_READING: ContextVar[Mapping[str, str] | None] = ContextVar("leadscore_settings_env", default=None)
 """The environment ``Settings.from_env`` is reading right now (None: only arguments)."""
 
 
@@ -68,11 +67,15 @@ class _EnvSource(EnvSettingsSource):
         super().__init__(settings_cls, case_sensitive=True)
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {key: value.strip() for key, value in self._env.items()
-                if isinstance(value, str) and value.strip()}
+        return {
+            key: value.strip()
+            for key, value in self._env.items()
+            if isinstance(value, str) and value.strip()
+        }
 
-    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any,
-                            value_is_complex: bool) -> Any:
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
         return value  # no JSON decoding: every setting is a plain value
 
 
@@ -112,10 +115,14 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
-    home: Path = Field(default=Path(DEFAULT_HOME), validate_default=True,
-                       validation_alias=AliasChoices("home", "LEADSCORE_HOME"))
-    tracking_uri: str | None = _read(None, "tracking_uri", "LEADSCORE_TRACKING_URI",
-                                     "MLFLOW_TRACKING_URI")
+    home: Path = Field(
+        default=Path(DEFAULT_HOME),
+        validate_default=True,
+        validation_alias=AliasChoices("home", "LEADSCORE_HOME"),
+    )
+    tracking_uri: str | None = _read(
+        None, "tracking_uri", "LEADSCORE_TRACKING_URI", "MLFLOW_TRACKING_URI"
+    )
     experiment: str = _read(DEFAULT_EXPERIMENT, "experiment", "LEADSCORE_EXPERIMENT")
     model_name: str = _read(DEFAULT_MODEL_NAME, "model_name", "LEADSCORE_MODEL_NAME")
     model_alias: str = _read(CHAMPION_ALIAS, "model_alias", "LEADSCORE_MODEL_ALIAS")
@@ -123,8 +130,9 @@ class Settings(BaseSettings):
     samples_dir: Path | None = _read(None, "samples_dir", "LEADSCORE_SAMPLES_DIR")
     top_reasons: int = _read(DEFAULT_TOP_REASONS, "top_reasons", "LEADSCORE_TOP_REASONS")
     bentoml_home: Path | None = _read(None, "bentoml_home", "BENTOML_HOME")
-    reload_seconds: float = _read(DEFAULT_RELOAD_SECONDS, "reload_seconds",
-                                  "LEADSCORE_RELOAD_SECONDS")
+    reload_seconds: float = _read(
+        DEFAULT_RELOAD_SECONDS, "reload_seconds", "LEADSCORE_RELOAD_SECONDS"
+    )
     workers: int | Literal["cpu_count"] = _read(1, "workers", "LEADSCORE_WORKERS")
 
     @classmethod
@@ -218,11 +226,13 @@ class Settings(BaseSettings):
         try:
             seconds = float(value)
         except (TypeError, ValueError):
-            raise ValueError("LEADSCORE_RELOAD_SECONDS must be a number of seconds, got "
-                             f"{value!r}") from None
+            raise ValueError(
+                f"LEADSCORE_RELOAD_SECONDS must be a number of seconds, got {value!r}"
+            ) from None
         if math.isnan(seconds) or not 0 <= seconds <= 86_400:  # also refuses inf
-            raise ValueError("LEADSCORE_RELOAD_SECONDS must be between 0 (off) and 86400, "
-                             f"got {value!r}")
+            raise ValueError(
+                f"LEADSCORE_RELOAD_SECONDS must be between 0 (off) and 86400, got {value!r}"
+            )
         return seconds
 
     @field_validator("workers", mode="before")
@@ -252,6 +262,7 @@ def _one_line(exc: ValidationError) -> str:
     for error in exc.errors():
         message = str(error["msg"]).removeprefix("Value error, ")
         where = ".".join(str(part) for part in error["loc"])
-        parts.append(message if message.startswith(("LEADSCORE_", "BENTOML_"))
-                     else f"{where}: {message}")
+        parts.append(
+            message if message.startswith(("LEADSCORE_", "BENTOML_")) else f"{where}: {message}"
+        )
     return "; ".join(parts)

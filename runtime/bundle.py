@@ -72,14 +72,24 @@ class Calibration:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"method": self.method, "x": list(self.x), "y": list(self.y),
-                "a": self.a, "b": self.b}
+        return {
+            "method": self.method,
+            "x": list(self.x),
+            "y": list(self.y),
+            "a": self.a,
+            "b": self.b,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
         """Inverse of ``to_dict``."""
-        return cls(d["method"], tuple(d.get("x", ())), tuple(d.get("y", ())),
-                   float(d.get("a", 1.0)), float(d.get("b", 0.0)))
+        return cls(
+            d["method"],
+            tuple(d.get("x", ())),
+            tuple(d.get("y", ())),
+            float(d.get("a", 1.0)),
+            float(d.get("b", 0.0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -113,8 +123,10 @@ class Policy:
         """Refuse cut lists that are not quartiles: ``grades`` indexes by their length."""
         for name in ("fit_cuts", "engagement_cuts"):
             if len(getattr(self, name)) != 3:
-                raise ValueError(f"policy {name} must hold 3 cut points (quartiles), "
-                                 f"got {len(getattr(self, name))}")
+                raise ValueError(
+                    f"policy {name} must hold 3 cut points (quartiles), "
+                    f"got {len(getattr(self, name))}"
+                )
 
     def threshold_for(self, regions: np.ndarray) -> np.ndarray:
         """Threshold per lead, using the region's own where the policy has one."""
@@ -139,8 +151,9 @@ class Policy:
         digit = 3 - np.searchsorted(arrays["engagement_cuts"], engagement_sum, side="right")
         return _GRADES[letter, digit]
 
-    def apply(self, predictions: Predictions, regions: np.ndarray, lead_id: np.ndarray,
-              as_of: np.ndarray) -> Scores:
+    def apply(
+        self, predictions: Predictions, regions: np.ndarray, lead_id: np.ndarray, as_of: np.ndarray
+    ) -> Scores:
         """The policy step: scores, MQL flags, thresholds and grades for ``predictions``.
 
         The arrays of ``predictions`` are shared with the result, not copied.
@@ -154,27 +167,39 @@ class Policy:
         probability = predictions.probability
         threshold = self.threshold_for(regions)
         return Scores(
-            raw=predictions.raw, probability=probability, shap=predictions.shap,
-            fit_sum=predictions.fit_sum, engagement_sum=predictions.engagement_sum,
-            X=predictions.X, base_value=predictions.base_value,
-            lead_id=lead_id, as_of=as_of, score=self.scores(probability),
-            mql=probability >= threshold, threshold=threshold,
+            raw=predictions.raw,
+            probability=probability,
+            shap=predictions.shap,
+            fit_sum=predictions.fit_sum,
+            engagement_sum=predictions.engagement_sum,
+            X=predictions.X,
+            base_value=predictions.base_value,
+            lead_id=lead_id,
+            as_of=as_of,
+            score=self.scores(probability),
+            mql=probability >= threshold,
+            threshold=threshold,
             grade=self.grades(predictions.fit_sum, predictions.engagement_sum),
         )
 
     @cached_property
     def _arrays(self) -> dict[str, np.ndarray]:
         """Knots and cuts as arrays, built once (a request scores one lead)."""
-        return {name: np.asarray(getattr(self, name), dtype=np.float64)
-                for name in ("score_knots", "fit_cuts", "engagement_cuts")}
+        return {
+            name: np.asarray(getattr(self, name), dtype=np.float64)
+            for name in ("score_knots", "fit_cuts", "engagement_cuts")
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {
-            "rule": self.rule, "target": self.target, "threshold": self.threshold,
+            "rule": self.rule,
+            "target": self.target,
+            "threshold": self.threshold,
             "region_thresholds": dict(self.region_thresholds),
             "region_feature": self.region_feature,
-            "fit_cuts": list(self.fit_cuts), "engagement_cuts": list(self.engagement_cuts),
+            "fit_cuts": list(self.fit_cuts),
+            "engagement_cuts": list(self.engagement_cuts),
             "score_knots": list(self.score_knots),
         }
 
@@ -182,8 +207,11 @@ class Policy:
     def from_dict(cls, d: Mapping[str, Any]) -> Policy:
         """Inverse of ``to_dict``."""
         return cls(
-            rule=d["rule"], target=float(d["target"]), threshold=float(d["threshold"]),
-            fit_cuts=tuple(d["fit_cuts"]), engagement_cuts=tuple(d["engagement_cuts"]),
+            rule=d["rule"],
+            target=float(d["target"]),
+            threshold=float(d["threshold"]),
+            fit_cuts=tuple(d["fit_cuts"]),
+            engagement_cuts=tuple(d["engagement_cuts"]),
             score_knots=tuple(d.get("score_knots", ())),
             region_thresholds={k: float(v) for k, v in d.get("region_thresholds", {}).items()},
             region_feature=d.get("region_feature", "region"),
@@ -245,18 +273,29 @@ class Scores(Predictions):
         def item(j: int) -> dict[str, Any]:
             feature = spec.features_[j]
             value = spec.decode(j, self.X[i, j])
-            return {"feature": feature.name, "group": feature.group, "value": value,
-                    "contribution": float(contrib[j]), "sentence": feature.sentence(value)}
+            return {
+                "feature": feature.name,
+                "group": feature.group,
+                "value": value,
+                "contribution": float(contrib[j]),
+                "sentence": feature.sentence(value),
+            }
 
         return {"positive": [item(j) for j in pos], "negative": [item(j) for j in neg]}
 
     def frame(self, spec: InputSpec, top: int = 3) -> pd.DataFrame:
         """One row per lead: the scores and the top reasons as sentences."""
-        out = pd.DataFrame({
-            "lead_id": self.lead_id, "as_of": self.as_of, "probability": self.probability,
-            "score": self.score, "mql": self.mql, "threshold": self.threshold,
-            "grade": self.grade,
-        })
+        out = pd.DataFrame(
+            {
+                "lead_id": self.lead_id,
+                "as_of": self.as_of,
+                "probability": self.probability,
+                "score": self.score,
+                "mql": self.mql,
+                "threshold": self.threshold,
+                "grade": self.grade,
+            }
+        )
         pos, neg = [], []
         for i in range(len(out)):
             r = self.reasons(i, spec, top)
@@ -317,10 +356,13 @@ class CalibratedModel:
         """``predict`` for an already encoded matrix (``InputSpec.transform`` or ``encode``)."""
         raw, shap = self.explain_matrix(X)
         return Predictions(
-            raw=raw, probability=self.calibration(raw), shap=shap,
+            raw=raw,
+            probability=self.calibration(raw),
+            shap=shap,
             fit_sum=shap[:, self._fit_columns].sum(axis=1),
             engagement_sum=shap[:, self._engagement_columns].sum(axis=1),
-            X=X, base_value=float(self.explainer.expected_value),
+            X=X,
+            base_value=float(self.explainer.expected_value),
         )
 
 
@@ -336,29 +378,40 @@ class ModelBundle(CalibratedModel):
             (default: an empty ``BundleMetadata``).
     """
 
-    def __init__(self, booster: lgb.Booster, spec: InputSpec, calibration: Calibration,
-                 policy: Policy, metadata: BundleMetadata | None = None):
+    def __init__(
+        self,
+        booster: lgb.Booster,
+        spec: InputSpec,
+        calibration: Calibration,
+        policy: Policy,
+        metadata: BundleMetadata | None = None,
+    ):
         super().__init__(booster, spec, calibration)
         self.policy = policy
         self.metadata = metadata if metadata is not None else BundleMetadata()
-        self._region_col = (spec.names.index(policy.region_feature)
-                            if policy.region_feature in spec.names else None)
+        self._region_col = (
+            spec.names.index(policy.region_feature) if policy.region_feature in spec.names else None
+        )
 
     def score(self, frame: pd.DataFrame) -> Scores:
         """Probability, score, MQL flag, grade and SHAP values for a feature frame."""
         n = len(frame)
         if self._region_col is not None:
-            regions = frame[self.policy.region_feature].astype("string").fillna("").to_numpy(
-                dtype=object)
+            regions = (
+                frame[self.policy.region_feature].astype("string").fillna("").to_numpy(dtype=object)
+            )
         else:
             regions = np.full(n, "", dtype=object)
         return self.score_matrix(
-            self.spec.transform(frame), regions,
+            self.spec.transform(frame),
+            regions,
             frame["lead_id"].to_numpy() if "lead_id" in frame else np.arange(n),
-            frame["as_of"].to_numpy() if "as_of" in frame else np.full(n, None))
+            frame["as_of"].to_numpy() if "as_of" in frame else np.full(n, None),
+        )
 
-    def score_matrix(self, X: np.ndarray, regions: np.ndarray, lead_id: np.ndarray,
-                     as_of: np.ndarray) -> Scores:
+    def score_matrix(
+        self, X: np.ndarray, regions: np.ndarray, lead_id: np.ndarray, as_of: np.ndarray
+    ) -> Scores:
         """``score`` for an already encoded matrix (``InputSpec.transform`` or ``encode``):
         the policy-free ``predict_matrix``, then ``Policy.apply``.
 
@@ -372,6 +425,7 @@ class ModelBundle(CalibratedModel):
 
     def save(self, folder: str | Path) -> Path:
         """Write the bundle atomically (model text + JSON; no pickle)."""
+
         def fill(tmp: Path) -> None:
             self.booster.save_model(str(tmp / FILES["model"]))
             for key, payload in (
@@ -415,7 +469,8 @@ class ModelBundle(CalibratedModel):
         if booster.num_feature() != len(spec.names):
             raise ModelArtifactError(
                 f"{root}: model.txt expects {booster.num_feature()} features but "
-                f"input_spec.json lists {len(spec.names)}")
+                f"input_spec.json lists {len(spec.names)}"
+            )
         return cls(booster, spec, calibration, policy, metadata)
 
 
@@ -428,15 +483,17 @@ def load_booster_text(path: Path) -> lgb.Booster:
     if not head.startswith(b"tree\n"):
         raise ModelArtifactError(
             f"{path} is not a LightGBM text model (refusing to load it: it may be a pickle "
-            "or another binary format)")
+            "or another binary format)"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ModelArtifactError(f"{path} is a corrupted LightGBM model: {exc}") from exc
     if "\nend of trees" not in text:
         # LightGBM aborts the whole process on a model cut mid-tree instead of raising.
-        raise ModelArtifactError(f"{path} is a corrupted LightGBM model: it is truncated "
-                                 "(no 'end of trees' line)")
+        raise ModelArtifactError(
+            f"{path} is a corrupted LightGBM model: it is truncated (no 'end of trees' line)"
+        )
     try:
         return lgb.Booster(model_str=text)
     except lgb.basic.LightGBMError as exc:

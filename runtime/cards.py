@@ -44,22 +44,26 @@ def build_cards(
     cards = []
     for i in range(len(lead_ids)):
         region = regions[i]
-        cards.append({
-            "lead_id": lead_ids[i],
-            "as_of": as_of[i],
-            "probability": float(scores.probability[i]),
-            "score": int(scores.score[i]),
-            "mql": bool(scores.mql[i]),
-            "threshold": float(scores.threshold[i]),
-            "threshold_region": (region if isinstance(region, str)
-                                 and region in region_thresholds else None),
-            "grade": str(scores.grade[i]),
-            "raw_score": float(scores.raw[i]),
-            "base_value": base_value,
-            "reasons": scores.reasons(i, bundle.spec, tops[i]),
-            "contributions": (dict(zip(names, map(float, scores.shap[i]), strict=True))
-                              if full[i] else None),
-            "warnings": [],
-            "model": model_ref,
-        })
+        cards.append(
+            {
+                "lead_id": lead_ids[i],
+                "as_of": as_of[i],
+                "probability": float(scores.probability[i]),
+                "score": int(scores.score[i]),
+                "mql": bool(scores.mql[i]),
+                "threshold": float(scores.threshold[i]),
+                "threshold_region": (
+                    region if isinstance(region, str) and region in region_thresholds else None
+                ),
+                "grade": str(scores.grade[i]),
+                "raw_score": float(scores.raw[i]),
+                "base_value": base_value,
+                "reasons": scores.reasons(i, bundle.spec, tops[i]),
+                "contributions": (
+                    dict(zip(names, map(float, scores.shap[i]), strict=True)) if full[i] else None
+                ),
+                "warnings": [],
+                "model": model_ref,
+            }
+        )
     return cards

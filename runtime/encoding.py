@@ -75,7 +75,8 @@ class InputSpec:
                 out[:, j] = col.to_numpy()
             else:
                 out[:, j] = pd.to_numeric(col, errors="coerce").to_numpy(
-                    dtype=np.float64, na_value=np.nan)
+                    dtype=np.float64, na_value=np.nan
+                )
         return out
 
     def encode(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -103,8 +104,10 @@ class InputSpec:
         """Per column: category → code for categoricals (built once per spec)."""
         cached = self.__dict__.get("_lookups_")
         if cached is None or cached[0] is not self.features_:
-            lookups = [{c: float(i) for i, c in enumerate(f.categories)}
-                       if f.dtype == "category" else None for f in self.features_]
+            lookups = [
+                {c: float(i) for i, c in enumerate(f.categories)} if f.dtype == "category" else None
+                for f in self.features_
+            ]
             cached = (self.features_, lookups)
             self.__dict__["_lookups_"] = cached
         return cached[1]
@@ -146,10 +149,14 @@ def _category_codes(col: pd.Series, lookup: dict[str, float]) -> np.ndarray:
             texts = categories.tolist()
         else:
             texts = categories.astype("string").to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
-        by_code = np.fromiter((lookup.get(t, np.nan) for t in texts), dtype=np.float64,
-                              count=len(texts))
+        by_code = np.fromiter(
+            (lookup.get(t, np.nan) for t in texts), dtype=np.float64, count=len(texts)
+        )
         codes = col.cat.codes.to_numpy()
         return np.where(codes < 0, np.nan, by_code[codes] if len(by_code) else np.nan)
     texts = col.astype("string").to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
-    return np.fromiter((np.nan if t is None else lookup.get(t, np.nan) for t in texts),
-                       dtype=np.float64, count=len(texts))
+    return np.fromiter(
+        (np.nan if t is None else lookup.get(t, np.nan) for t in texts),
+        dtype=np.float64,
+        count=len(texts),
+    )

@@ -94,8 +94,9 @@ class PolicySettings(_Frozen):
 
 def request_form_of(dataset: DatasetInfo | None, snapshot_rule: str | None) -> RequestForm:
     """``features`` for a model trained on a ``lead_snapshot`` dataset config, else ``lead``."""
-    snapshot = (dataset is not None and dataset.kind == "lead_snapshot") or \
-        snapshot_rule == "lead_snapshot"
+    snapshot = (
+        dataset is not None and dataset.kind == "lead_snapshot"
+    ) or snapshot_rule == "lead_snapshot"
     return "features" if snapshot else "lead"
 
 
@@ -169,7 +170,8 @@ class BundleMetadata(_Frozen):
             raise ModelArtifactError(
                 f"{source} has artifact format {version!r}; this leadscore reads format "
                 f"{BUNDLE_FORMAT_VERSION}: retrain the model with this leadscore "
-                "(leadscore train) to get a bundle it can load")
+                "(leadscore train) to get a bundle it can load"
+            )
         try:
             return cls.model_validate(payload)
         except ValidationError as exc:
@@ -177,5 +179,5 @@ class BundleMetadata(_Frozen):
             where = ".".join(str(p) for p in error["loc"]) or "metadata"
             raise ModelArtifactError(
                 f"{source}: malformed metadata.json ({exc.error_count()} problem(s), e.g. "
-                f"{where}: {error['msg']}); retrain the model with this leadscore") from exc
-
+                f"{where}: {error['msg']}); retrain the model with this leadscore"
+            ) from exc

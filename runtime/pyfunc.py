@@ -50,6 +50,7 @@ def model_signature(spec: InputSpec, frame: pd.DataFrame | None = None) -> Model
         frame: A feature frame of the training data; without it every number is a
             ``double``.
     """
+
     def column_type(name: str, dtype: str) -> str | AnyType:
         if dtype == "category":
             return AnyType()  # type: ignore[no-untyped-call]  # MLflow's own class is untyped
@@ -61,15 +62,20 @@ def model_signature(spec: InputSpec, frame: pd.DataFrame | None = None) -> Model
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("double", "probability")]))
 
 
-def input_example(spec: InputSpec, frame: pd.DataFrame, rows: int = EXAMPLE_ROWS
-                  ) -> pd.DataFrame:
+def input_example(spec: InputSpec, frame: pd.DataFrame, rows: int = EXAMPLE_ROWS) -> pd.DataFrame:
     """The first ``rows`` rows of a feature frame, in the model's columns (categories as
     text, None when unknown), for MLflow to store and show as the input example."""
     head = frame.head(rows).reset_index(drop=True)
-    return pd.DataFrame({
-        f.name: (head[f.name].astype(object).where(head[f.name].notna(), None)
-                 if f.dtype == "category" else head[f.name])
-        for f in spec.features_})
+    return pd.DataFrame(
+        {
+            f.name: (
+                head[f.name].astype(object).where(head[f.name].notna(), None)
+                if f.dtype == "category"
+                else head[f.name]
+            )
+            for f in spec.features_
+        }
+    )
 
 
 class LeadScoringPyfunc(PythonModel):
@@ -79,8 +85,12 @@ class LeadScoringPyfunc(PythonModel):
         """Load the bundle from the artifact folder MLflow downloaded."""
         self.bundle = ModelBundle.load(context.artifacts[BUNDLE_ARTIFACT])
 
-    def predict(self, context: PythonModelContext, model_input: pd.DataFrame,
-                params: dict[str, Any] | None = None) -> np.ndarray:
+    def predict(
+        self,
+        context: PythonModelContext,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> np.ndarray:
         """Calibrated conversion probabilities, one per row of a feature frame.
 
         Args:
@@ -89,8 +99,9 @@ class LeadScoringPyfunc(PythonModel):
                 columns such as ``lead_id`` and ``as_of`` are ignored).
             params: Unused.
         """
-        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(
-            model_input)  # tolerate records from a REST payload
+        frame = (
+            model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        )  # tolerate records from a REST payload
         missing = [name for name in self.bundle.spec.names if name not in frame.columns]
         if missing:
             raise ValueError(f"input lacks feature columns the model needs: {missing}")

@@ -97,9 +97,16 @@ class VersionInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (written beside downloaded bundles)."""
-        return {"name": self.name, "version": self.version, "alias": self.alias,
-                "aliases": list(self.aliases), "run_id": self.run_id, "source": self.source,
-                "tags": dict(self.tags), "created_ms": self.created_ms}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "aliases": list(self.aliases),
+            "run_id": self.run_id,
+            "source": self.source,
+            "tags": dict(self.tags),
+            "created_ms": self.created_ms,
+        }
 
 
 def resolve_tracking_uri(tracking_uri: str | None = None, store_dir: str | Path = ".") -> str:
@@ -120,7 +127,7 @@ def default_artifact_location(tracking_uri: str) -> str | None:
     """
     parsed = urlparse(tracking_uri)
     if parsed.scheme == "sqlite":
-        db = tracking_uri[len("sqlite:///"):]
+        db = tracking_uri[len("sqlite:///") :]
         if not db or db == ":memory:":
             return None
         return (Path(db).resolve().parent / ARTIFACT_DIR).as_uri()
@@ -138,8 +145,7 @@ def tracking(tracking_uri: str) -> Iterator[MlflowClient]:
     setting; restoring it keeps one call from redirecting another part of the program
     (or another test). The registry follows the tracking URI unless set separately.
     """
-    previous = (mlflow.get_tracking_uri()
-                if mlflow.is_tracking_uri_set() else None)  # type: ignore[no-untyped-call]
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None  # type: ignore[no-untyped-call]
     mlflow.set_tracking_uri(tracking_uri)
     try:
         yield MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -157,11 +163,12 @@ def require_store(tracking_uri: str) -> None:
         ModelNotFoundError: naming the missing database file.
     """
     if tracking_uri.startswith("sqlite:///"):
-        db = tracking_uri[len("sqlite:///"):]
+        db = tracking_uri[len("sqlite:///") :]
         if db and db != ":memory:" and not Path(db).exists():
             raise ModelNotFoundError(
                 f"no MLflow store at {db}: nothing has been trained there yet (leadscore "
-                "train), or point MLFLOW_TRACKING_URI / --store-dir at the right one")
+                "train), or point MLFLOW_TRACKING_URI / --store-dir at the right one"
+            )
 
 
 def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
@@ -171,8 +178,7 @@ def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str
         if existing.lifecycle_stage == "deleted":
             client.restore_experiment(existing.experiment_id)
         return existing.experiment_id
-    return client.create_experiment(name, artifact_location=default_artifact_location(
-        tracking_uri))
+    return client.create_experiment(name, artifact_location=default_artifact_location(tracking_uri))
 
 
 def ui_command(tracking_uri: str) -> str:
@@ -187,8 +193,9 @@ def model_uri(name: str = DEFAULT_MODEL_NAME, alias: str = CHAMPION) -> str:
     return f"models:/{name}@{alias}"
 
 
-def log_bundle_model(bundle_dir: str | Path, spec: InputSpec | None = None,
-                     example_frame: pd.DataFrame | None = None) -> ModelInfo:
+def log_bundle_model(
+    bundle_dir: str | Path, spec: InputSpec | None = None, example_frame: pd.DataFrame | None = None
+) -> ModelInfo:
     """Log the bundle as a pyfunc model from code in the active run; returns ``ModelInfo``.
 
     Requirements are given explicitly so MLflow does not import-trace the model (slow)
@@ -222,8 +229,11 @@ def log_bundle_model(bundle_dir: str | Path, spec: InputSpec | None = None,
             artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
             pip_requirements=requirements,
             signature=None if spec is None else model_signature(spec, example_frame),
-            input_example=(None if spec is None or example_frame is None
-                           else input_example(spec, example_frame)),
+            input_example=(
+                None
+                if spec is None or example_frame is None
+                else input_example(spec, example_frame)
+            ),
         )
     return info
 
@@ -250,7 +260,8 @@ def _registered_or_raise(client: MlflowClient, name: str) -> None:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             raise ModelNotFoundError(
                 f"no registered model named {name!r} in the registry: train one first "
-                "(leadscore train)") from exc
+                "(leadscore train)"
+            ) from exc
         raise
 
 
@@ -262,16 +273,21 @@ def _version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersi
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise AliasNotFoundError(
                 f"registered model {name!r} has no version with alias {alias!r}"
-                + (" (promote a challenger first: leadscore promote)"
-                   if alias == CHAMPION else "")) from exc
+                + (" (promote a challenger first: leadscore promote)" if alias == CHAMPION else "")
+            ) from exc
         raise
 
 
 def _info(client: MlflowClient, mv: ModelVersion, alias: str | None) -> VersionInfo:
     return VersionInfo(
-        name=mv.name, version=str(mv.version), alias=alias,
-        aliases=tuple(getattr(mv, "aliases", ()) or ()), run_id=mv.run_id, source=mv.source or "",
-        tags=dict(mv.tags or {}), created_ms=mv.creation_timestamp,
+        name=mv.name,
+        version=str(mv.version),
+        alias=alias,
+        aliases=tuple(getattr(mv, "aliases", ()) or ()),
+        run_id=mv.run_id,
+        source=mv.source or "",
+        tags=dict(mv.tags or {}),
+        created_ms=mv.creation_timestamp,
     )
 
 
@@ -280,8 +296,12 @@ def version_info(client: MlflowClient, name: str, alias: str) -> VersionInfo:
     return _info(client, _version_by_alias(client, name, alias), alias)
 
 
-def get_version_info(tracking_uri: str | None = None, name: str = DEFAULT_MODEL_NAME,
-                     alias: str = CHAMPION, store_dir: str | Path = ".") -> VersionInfo:
+def get_version_info(
+    tracking_uri: str | None = None,
+    name: str = DEFAULT_MODEL_NAME,
+    alias: str = CHAMPION,
+    store_dir: str | Path = ".",
+) -> VersionInfo:
     """Version, run id, aliases and tags of the version carrying ``alias``.
 
     Raises:
@@ -299,8 +319,9 @@ def _bundle_path_in(model_dir: Path) -> Path:
     artifacts = mlmodel.get("flavors", {}).get("python_function", {}).get("artifacts", {})
     entry = artifacts.get(BUNDLE_ARTIFACT)
     if not entry:
-        raise RegistryError(f"{model_dir} is not a leadscore model: its MLmodel has no "
-                            f"{BUNDLE_ARTIFACT!r} artifact")
+        raise RegistryError(
+            f"{model_dir} is not a leadscore model: its MLmodel has no {BUNDLE_ARTIFACT!r} artifact"
+        )
     return model_dir / str(entry["path"])
 
 
@@ -310,8 +331,11 @@ def download_version_bundle(info: VersionInfo, dest: str | Path) -> Path:
     Call inside ``tracking(uri)``: the ``models:/`` URI is resolved against it.
     """
     with tempfile.TemporaryDirectory(prefix="leadscore-model-") as tmp, quiet_progress():
-        local = Path(mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{info.name}/{info.version}", dst_path=tmp))
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{info.name}/{info.version}", dst_path=tmp
+            )
+        )
         source = _bundle_path_in(local)
 
         def fill(folder: Path) -> None:
@@ -321,9 +345,13 @@ def download_version_bundle(info: VersionInfo, dest: str | Path) -> Path:
         return replace_dir(dest, fill)
 
 
-def download_bundle(tracking_uri: str | None, name: str = DEFAULT_MODEL_NAME,
-                    alias: str = CHAMPION, dest: str | Path = "model",
-                    store_dir: str | Path = ".") -> Path:
+def download_bundle(
+    tracking_uri: str | None,
+    name: str = DEFAULT_MODEL_NAME,
+    alias: str = CHAMPION,
+    dest: str | Path = "model",
+    store_dir: str | Path = ".",
+) -> Path:
     """Download the bundle of the version carrying ``alias`` into ``dest``.
 
     The folder is what ``ModelBundle.load`` reads, plus ``registry.json`` naming the
@@ -348,7 +376,7 @@ def store_lock(tracking_uri: str) -> Iterator[bool]:
     file) run one after the other. Yields True when the lock is held; a tracking server
     (or an in-memory store) has no shared file to lock, and yields False.
     """
-    db = tracking_uri[len("sqlite:///"):] if tracking_uri.startswith("sqlite:///") else ""
+    db = tracking_uri[len("sqlite:///") :] if tracking_uri.startswith("sqlite:///") else ""
     if not db or db == ":memory:":
         yield False
         return
@@ -395,13 +423,18 @@ def recover_registrations(client: MlflowClient, name: str, *, locked: bool) -> d
         else:
             client.delete_model_version(name, version)
             done[version] = "discarded"
-        log.warning("registry: version %s of %r was left half-registered by a run that "
-                    "died; %s it", version, name, done[version])
+        log.warning(
+            "registry: version %s of %r was left half-registered by a run that died; %s it",
+            version,
+            name,
+            done[version],
+        )
     return done
 
 
-def register_version(client: MlflowClient, model_uri: str, name: str,
-                     tags: dict[str, str]) -> tuple[str, list[str]]:
+def register_version(
+    client: MlflowClient, model_uri: str, name: str, tags: dict[str, str]
+) -> tuple[str, list[str]]:
     """Register ``model_uri`` as a new version of ``name`` so that no reader ever sees half.
 
     Call inside ``tracking(uri)`` with the model already logged (its artifacts are in
@@ -417,8 +450,9 @@ def register_version(client: MlflowClient, model_uri: str, name: str,
     """
     with store_lock(mlflow.get_tracking_uri()) as locked:
         recover_registrations(client, name, locked=locked)
-        version = str(mlflow.register_model(
-            model_uri, name, tags={**tags, REGISTRATION_TAG: PENDING}).version)
+        version = str(
+            mlflow.register_model(model_uri, name, tags={**tags, REGISTRATION_TAG: PENDING}).version
+        )
         client.set_registered_model_alias(name, CHALLENGER, version)
         aliases = [CHALLENGER]
         try:

@@ -246,7 +246,10 @@ def _nan_goes_left(node: dict[str, Any], threshold: float) -> bool:
 
 
 def _add_internal(
-    node: dict[str, Any], feats: list[int], zs: list[float], stack: list[_Pending],
+    node: dict[str, Any],
+    feats: list[int],
+    zs: list[float],
+    stack: list[_Pending],
     out: _Collector,
 ) -> None:
     """Emit one internal node and push its children with their extended paths."""
@@ -338,8 +341,11 @@ def _flatten_model(
         cat_bits=np.asarray(out.cat_bits, dtype=np.uint32),
         leaf_values=np.asarray(out.leaf_values, dtype=np.float64),
         edges=_edge_factors(
-            np.asarray(out.edge_z), np.asarray(out.edge_z_prev),
-            np.asarray(out.edge_leaf_value), t, w,
+            np.asarray(out.edge_z),
+            np.asarray(out.edge_z_prev),
+            np.asarray(out.edge_leaf_value),
+            t,
+            w,
         ).ravel(),
         nq=nq,
         expected_value=math.fsum(out.expected_terms),
@@ -472,7 +478,6 @@ def _build_lanes(out: _Collector, t: FloatArray, w: FloatArray) -> _LaneModel | 
     )
 
 
-
 # ====================================================================================
 # Numba kernels
 # ====================================================================================
@@ -480,7 +485,10 @@ def _build_lanes(out: _Collector, t: FloatArray, w: FloatArray) -> _LaneModel | 
 
 @njit(cache=True, nogil=True)
 def _special_goes_left(
-    fval: float, threshold: float, special: npt.NDArray[np.int64], g: int | np.integer[Any],
+    fval: float,
+    threshold: float,
+    special: npt.NDArray[np.int64],
+    g: int | np.integer[Any],
     cat_bits: U32Array,
 ) -> bool:
     """LightGBM 4.x ``Tree::Decision`` for categorical and zero-as-missing splits."""
@@ -501,8 +509,13 @@ def _special_goes_left(
 
 @njit(cache=True, nogil=True)
 def _directions(
-    x: FloatArray, off: np.uint64, n_internal: np.uint64, nodes: U32Array,
-    thresholds: FloatArray, special: npt.NDArray[np.int64], cat_bits: U32Array,
+    x: FloatArray,
+    off: np.uint64,
+    n_internal: np.uint64,
+    nodes: U32Array,
+    thresholds: FloatArray,
+    special: npt.NDArray[np.int64],
+    cat_bits: U32Array,
     left: U64Array,
 ) -> None:
     """``left[j]`` = 1 if row ``x`` goes left at the tree's internal node ``j``, else 0.
@@ -523,7 +536,11 @@ def _directions(
 
 @njit(cache=True, nogil=True, inline="always")
 def _scale(
-    buf: FloatArray, src: np.uint64, dst: np.uint64, edges: FloatArray, e: np.uint64,
+    buf: FloatArray,
+    src: np.uint64,
+    dst: np.uint64,
+    edges: FloatArray,
+    e: np.uint64,
     nq: np.uint64,
 ) -> None:
     """``buf[dst:dst+nq] = buf[src:src+nq] * edges[e:e+nq]`` (unrolled by 4)."""
@@ -549,8 +566,16 @@ def _scale(
 
 @njit(cache=True, nogil=True, inline="always")
 def _gather(
-    acc: FloatArray, a: np.uint64, buf: FloatArray, parent: np.uint64, left: np.uint64,
-    right: np.uint64, edges: FloatArray, el: np.uint64, er: np.uint64, nq: np.uint64,
+    acc: FloatArray,
+    a: np.uint64,
+    buf: FloatArray,
+    parent: np.uint64,
+    left: np.uint64,
+    right: np.uint64,
+    edges: FloatArray,
+    el: np.uint64,
+    er: np.uint64,
+    nq: np.uint64,
 ) -> None:
     """Add both child edges' dot products to ``acc`` and sum the children into the parent."""
     for q in range(nq):
@@ -562,10 +587,20 @@ def _gather(
 
 @njit(cache=True, nogil=True)
 def _explain_one(
-    x: FloatArray, acc: FloatArray, mask: U64Array, buf: FloatArray, eidx: U64Array,
-    left_of: U64Array, trees: U64Array, nodes: U32Array, special: npt.NDArray[np.int64],
-    thresholds: FloatArray, cat_bits: U32Array, leaf_values: FloatArray,
-    edges: FloatArray, nq: int,
+    x: FloatArray,
+    acc: FloatArray,
+    mask: U64Array,
+    buf: FloatArray,
+    eidx: U64Array,
+    left_of: U64Array,
+    trees: U64Array,
+    nodes: U32Array,
+    special: npt.NDArray[np.int64],
+    thresholds: FloatArray,
+    cat_bits: U32Array,
+    leaf_values: FloatArray,
+    edges: FloatArray,
+    nq: int,
 ) -> float:
     """Accumulate one row's per-point contributions into ``acc``; return its raw score.
 
@@ -612,8 +647,16 @@ def _explain_one(
             lc = np.uint64(nodes[g, 1])
             rc = np.uint64(nodes[g, 2])
             _gather(
-                acc, np.uint64(nodes[g, 0]) * unq, buf, j * unq, lc * unq, rc * unq, edges,
-                eidx[lc], eidx[rc], unq,
+                acc,
+                np.uint64(nodes[g, 0]) * unq,
+                buf,
+                j * unq,
+                lc * unq,
+                rc * unq,
+                edges,
+                eidx[lc],
+                eidx[rc],
+                unq,
             )
     return raw
 
@@ -631,9 +674,18 @@ def _sum_runs(acc: FloatArray, width: int, out: FloatArray) -> None:
 
 @njit(cache=True, nogil=True)
 def _explain_rows(
-    X: FloatArray, phi: FloatArray, raw: FloatArray, max_nodes: int, nq: int,
-    trees: U64Array, nodes: U32Array, special: npt.NDArray[np.int64],
-    thresholds: FloatArray, cat_bits: U32Array, leaf_values: FloatArray, edges: FloatArray,
+    X: FloatArray,
+    phi: FloatArray,
+    raw: FloatArray,
+    max_nodes: int,
+    nq: int,
+    trees: U64Array,
+    nodes: U32Array,
+    special: npt.NDArray[np.int64],
+    thresholds: FloatArray,
+    cat_bits: U32Array,
+    leaf_values: FloatArray,
+    edges: FloatArray,
 ) -> None:
     """Explain rows one at a time (small requests: no threads, no blocking)."""
     n_features = X.shape[1]
@@ -645,16 +697,34 @@ def _explain_rows(
     for r in range(X.shape[0]):
         acc[:] = 0.0
         raw[r] = _explain_one(
-            X[r], acc, mask, buf, eidx, left_of, trees, nodes, special, thresholds, cat_bits,
-            leaf_values, edges, nq,
+            X[r],
+            acc,
+            mask,
+            buf,
+            eidx,
+            left_of,
+            trees,
+            nodes,
+            special,
+            thresholds,
+            cat_bits,
+            leaf_values,
+            edges,
+            nq,
         )
         _sum_runs(acc, nq, phi[r])
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _block_decide(
-    xs: FloatArray, g: int | np.integer[Any], flags: np.uint64, thresholds: FloatArray,
-    special: npt.NDArray[np.int64], cat_bits: U32Array, left: U64Array, nb: int,
+    xs: FloatArray,
+    g: int | np.integer[Any],
+    flags: np.uint64,
+    thresholds: FloatArray,
+    special: npt.NDArray[np.int64],
+    cat_bits: U32Array,
+    left: U64Array,
+    nb: int,
 ) -> None:
     """Directions of ``nb`` rows at node ``g`` (vectorised unless the split is special)."""
     if flags & _FLAG_SPECIAL:
@@ -669,9 +739,13 @@ def _block_decide(
 
 @njit(cache=True, nogil=True)
 def _block_decide_special(
-    xs: FloatArray, g: int | np.integer[Any], thresholds: FloatArray,
+    xs: FloatArray,
+    g: int | np.integer[Any],
+    thresholds: FloatArray,
     special: npt.NDArray[np.int64],
-    cat_bits: U32Array, left: U64Array, nb: int,
+    cat_bits: U32Array,
+    left: U64Array,
+    nb: int,
 ) -> None:
     """Slow-path directions (categorical / zero-as-missing), out of line."""
     for r in range(nb):
@@ -680,7 +754,11 @@ def _block_decide_special(
 
 @njit(cache=True, nogil=True, inline="always")
 def _block_masks(
-    left: U64Array, bit: np.uint64, parent: U64Array, m_left: U64Array, m_right: U64Array,
+    left: U64Array,
+    bit: np.uint64,
+    parent: U64Array,
+    m_left: U64Array,
+    m_right: U64Array,
     nb: int,
 ) -> None:
     """Children's cold-feature bitmasks from the parent's and the directions."""
@@ -701,7 +779,12 @@ def _block_cases(
 
 @njit(cache=True, nogil=True, inline="always")
 def _block_scale(
-    src: FloatArray, dst: FloatArray, case: FloatArray, f0: float, f1: float, f2: float,
+    src: FloatArray,
+    dst: FloatArray,
+    case: FloatArray,
+    f0: float,
+    f1: float,
+    f2: float,
     nb: int,
 ) -> None:
     """``dst = src * factor[case]`` per row; the 0/1 weights keep the selection exact."""
@@ -714,8 +797,16 @@ def _block_scale(
 
 @njit(cache=True, nogil=True, inline="always")
 def _block_dot(
-    acc: FloatArray, s_left: FloatArray, c_left: FloatArray, dl0: float, dl1: float,
-    s_right: FloatArray, c_right: FloatArray, dr0: float, dr1: float, nb: int,
+    acc: FloatArray,
+    s_left: FloatArray,
+    c_left: FloatArray,
+    dl0: float,
+    dl1: float,
+    s_right: FloatArray,
+    c_right: FloatArray,
+    dr0: float,
+    dr1: float,
+    nb: int,
 ) -> None:
     """``acc += S_left * D_left[case] + S_right * D_right[case]`` (case 2 has D = 0)."""
     for r in range(nb):
@@ -735,9 +826,20 @@ def _block_sum(dst: FloatArray, a: FloatArray, b: FloatArray, nb: int) -> None:
 
 @njit(cache=True, nogil=True)
 def _block_top_down(
-    xb: FloatArray, nb: int, t: int, mask: U64Array, buf: FloatArray, case: FloatArray,
-    left: U64Array, trees: U64Array, nodes: U32Array, special: npt.NDArray[np.int64],
-    thresholds: FloatArray, cat_bits: U32Array, edges: FloatArray, nq: int,
+    xb: FloatArray,
+    nb: int,
+    t: int,
+    mask: U64Array,
+    buf: FloatArray,
+    case: FloatArray,
+    left: U64Array,
+    trees: U64Array,
+    nodes: U32Array,
+    special: npt.NDArray[np.int64],
+    thresholds: FloatArray,
+    cat_bits: U32Array,
+    edges: FloatArray,
+    nq: int,
 ) -> None:
     """Cold masks, edge cases and running products of tree ``t`` for a block of rows."""
     case_stride = 2 * nq
@@ -759,19 +861,36 @@ def _block_top_down(
         for q in range(nq):
             src = buf[j * nq + q]
             _block_scale(
-                src, buf[lc * nq + q], case[lc], edges[el + q],
-                edges[el + case_stride + q], edges[el + 2 * case_stride + q], nb,
+                src,
+                buf[lc * nq + q],
+                case[lc],
+                edges[el + q],
+                edges[el + case_stride + q],
+                edges[el + 2 * case_stride + q],
+                nb,
             )
             _block_scale(
-                src, buf[rc * nq + q], case[rc], edges[er + q],
-                edges[er + case_stride + q], edges[er + 2 * case_stride + q], nb,
+                src,
+                buf[rc * nq + q],
+                case[rc],
+                edges[er + q],
+                edges[er + case_stride + q],
+                edges[er + 2 * case_stride + q],
+                nb,
             )
 
 
 @njit(cache=True, nogil=True)
 def _block_bottom_up(
-    acc: FloatArray, nb: int, t: int, buf: FloatArray, case: FloatArray, trees: U64Array,
-    nodes: U32Array, edges: FloatArray, nq: int,
+    acc: FloatArray,
+    nb: int,
+    t: int,
+    buf: FloatArray,
+    case: FloatArray,
+    trees: U64Array,
+    nodes: U32Array,
+    edges: FloatArray,
+    nq: int,
 ) -> None:
     """Subtree sums of tree ``t`` and every edge's contribution to its split feature."""
     case_stride = 2 * nq
@@ -789,18 +908,38 @@ def _block_bottom_up(
             s_left = buf[lc * nq + q]
             s_right = buf[rc * nq + q]
             _block_dot(
-                target, s_left, case[lc], edges[el + q], edges[el + case_stride + q],
-                s_right, case[rc], edges[er + q], edges[er + case_stride + q], nb,
+                target,
+                s_left,
+                case[lc],
+                edges[el + q],
+                edges[el + case_stride + q],
+                s_right,
+                case[rc],
+                edges[er + q],
+                edges[er + case_stride + q],
+                nb,
             )
             _block_sum(buf[j * nq + q], s_left, s_right, nb)
 
 
 @njit(cache=True, nogil=True)
 def _explain_block(
-    xb: FloatArray, acc: FloatArray, raw: FloatArray, nb: int, mask: U64Array,
-    buf: FloatArray, case: FloatArray, left: U64Array, trees: U64Array, nodes: U32Array,
-    special: npt.NDArray[np.int64], thresholds: FloatArray, cat_bits: U32Array,
-    leaf_values: FloatArray, edges: FloatArray, nq: int,
+    xb: FloatArray,
+    acc: FloatArray,
+    raw: FloatArray,
+    nb: int,
+    mask: U64Array,
+    buf: FloatArray,
+    case: FloatArray,
+    left: U64Array,
+    trees: U64Array,
+    nodes: U32Array,
+    special: npt.NDArray[np.int64],
+    thresholds: FloatArray,
+    cat_bits: U32Array,
+    leaf_values: FloatArray,
+    edges: FloatArray,
+    nq: int,
 ) -> None:
     """Same computation as :func:`_explain_one` for a block of rows at once.
 
@@ -810,8 +949,20 @@ def _explain_block(
     """
     for t in range(trees.shape[0]):
         _block_top_down(
-            xb, nb, t, mask, buf, case, left, trees, nodes, special, thresholds, cat_bits,
-            edges, nq,
+            xb,
+            nb,
+            t,
+            mask,
+            buf,
+            case,
+            left,
+            trees,
+            nodes,
+            special,
+            thresholds,
+            cat_bits,
+            edges,
+            nq,
         )
         n_internal = np.int64(trees[t, 1])
         leaf_off = np.int64(trees[t, 2])
@@ -825,9 +976,20 @@ def _explain_block(
 
 @njit(cache=True, nogil=True)
 def _explain_one_block(
-    X: FloatArray, phi: FloatArray, raw: FloatArray, start: int, max_nodes: int, nq: int,
-    block_rows: int, trees: U64Array, nodes: U32Array, special: npt.NDArray[np.int64],
-    thresholds: FloatArray, cat_bits: U32Array, leaf_values: FloatArray, edges: FloatArray,
+    X: FloatArray,
+    phi: FloatArray,
+    raw: FloatArray,
+    start: int,
+    max_nodes: int,
+    nq: int,
+    block_rows: int,
+    trees: U64Array,
+    nodes: U32Array,
+    special: npt.NDArray[np.int64],
+    thresholds: FloatArray,
+    cat_bits: U32Array,
+    leaf_values: FloatArray,
+    edges: FloatArray,
 ) -> None:
     """Explain rows ``start:start + block_rows`` (fewer at the end) with the block kernel."""
     n_features = X.shape[1]
@@ -839,10 +1001,22 @@ def _explain_one_block(
     acc = np.zeros((n_features, block_rows))
     raw_b = np.zeros(block_rows)
     _explain_block(
-        xb, acc, raw_b, nb, np.empty((max_nodes, block_rows), dtype=np.uint64),
-        np.empty((max_nodes * nq, block_rows)), np.empty((max_nodes, block_rows)),
-        np.empty(block_rows, dtype=np.uint64), trees, nodes, special, thresholds,
-        cat_bits, leaf_values, edges, nq,
+        xb,
+        acc,
+        raw_b,
+        nb,
+        np.empty((max_nodes, block_rows), dtype=np.uint64),
+        np.empty((max_nodes * nq, block_rows)),
+        np.empty((max_nodes, block_rows)),
+        np.empty(block_rows, dtype=np.uint64),
+        trees,
+        nodes,
+        special,
+        thresholds,
+        cat_bits,
+        leaf_values,
+        edges,
+        nq,
     )
     for r in range(nb):
         raw[start + r] = raw_b[r]
@@ -852,38 +1026,89 @@ def _explain_one_block(
 
 @njit(cache=True, nogil=True, parallel=True)
 def _explain_blocks(
-    X: FloatArray, phi: FloatArray, raw: FloatArray, max_nodes: int, nq: int,
-    block_rows: int, trees: U64Array, nodes: U32Array, special: npt.NDArray[np.int64],
-    thresholds: FloatArray, cat_bits: U32Array, leaf_values: FloatArray, edges: FloatArray,
+    X: FloatArray,
+    phi: FloatArray,
+    raw: FloatArray,
+    max_nodes: int,
+    nq: int,
+    block_rows: int,
+    trees: U64Array,
+    nodes: U32Array,
+    special: npt.NDArray[np.int64],
+    thresholds: FloatArray,
+    cat_bits: U32Array,
+    leaf_values: FloatArray,
+    edges: FloatArray,
 ) -> None:
     """Explain ``X`` in blocks of ``block_rows`` rows, blocks spread over threads."""
     n_blocks = (X.shape[0] + block_rows - 1) // block_rows
     for blk in prange(n_blocks):
         _explain_one_block(
-            X, phi, raw, blk * block_rows, max_nodes, nq, block_rows, trees, nodes, special,
-            thresholds, cat_bits, leaf_values, edges,
+            X,
+            phi,
+            raw,
+            blk * block_rows,
+            max_nodes,
+            nq,
+            block_rows,
+            trees,
+            nodes,
+            special,
+            thresholds,
+            cat_bits,
+            leaf_values,
+            edges,
         )
 
 
 @njit(cache=True, nogil=True)
 def _explain_blocks_serial(
-    X: FloatArray, phi: FloatArray, raw: FloatArray, max_nodes: int, nq: int,
-    block_rows: int, trees: U64Array, nodes: U32Array, special: npt.NDArray[np.int64],
-    thresholds: FloatArray, cat_bits: U32Array, leaf_values: FloatArray, edges: FloatArray,
+    X: FloatArray,
+    phi: FloatArray,
+    raw: FloatArray,
+    max_nodes: int,
+    nq: int,
+    block_rows: int,
+    trees: U64Array,
+    nodes: U32Array,
+    special: npt.NDArray[np.int64],
+    thresholds: FloatArray,
+    cat_bits: U32Array,
+    leaf_values: FloatArray,
+    edges: FloatArray,
 ) -> None:
     """:func:`_explain_blocks` on the calling thread only (no fork/join barrier)."""
     for start in range(0, X.shape[0], block_rows):
         _explain_one_block(
-            X, phi, raw, start, max_nodes, nq, block_rows, trees, nodes, special,
-            thresholds, cat_bits, leaf_values, edges,
+            X,
+            phi,
+            raw,
+            start,
+            max_nodes,
+            nq,
+            block_rows,
+            trees,
+            nodes,
+            special,
+            thresholds,
+            cat_bits,
+            leaf_values,
+            edges,
         )
 
 
 @njit(cache=True, nogil=True)
 def _lanes_decide_special(
-    x: FloatArray, o: np.uint64, features: npt.NDArray[np.int64], thresholds: FloatArray,
-    flags: U64Array, special_rows: npt.NDArray[np.int64], special: npt.NDArray[np.int64],
-    cat_bits: U32Array, wk: FloatArray, dst: np.uint64,
+    x: FloatArray,
+    o: np.uint64,
+    features: npt.NDArray[np.int64],
+    thresholds: FloatArray,
+    flags: U64Array,
+    special_rows: npt.NDArray[np.int64],
+    special: npt.NDArray[np.int64],
+    cat_bits: U32Array,
+    wk: FloatArray,
+    dst: np.uint64,
 ) -> None:
     """Directions at one position of a group where some split is special (out of line)."""
     for r in range(_ULANES):
@@ -898,11 +1123,24 @@ def _lanes_decide_special(
 
 @njit(cache=True, nogil=True)
 def _lanes_top_down(
-    x: FloatArray, group: int, nq: int, n_pos: int, features: npt.NDArray[np.int64],
-    thresholds: FloatArray, flags: U64Array, special_rows: npt.NDArray[np.int64],
-    any_special: npt.NDArray[np.uint8], node_data: FloatArray, t: FloatArray,
-    special: npt.NDArray[np.int64], cat_bits: U32Array, mask: U64Array, xv: FloatArray,
-    wk: FloatArray, o_left: np.uint64, o_cold: np.uint64,
+    x: FloatArray,
+    group: int,
+    nq: int,
+    n_pos: int,
+    features: npt.NDArray[np.int64],
+    thresholds: FloatArray,
+    flags: U64Array,
+    special_rows: npt.NDArray[np.int64],
+    any_special: npt.NDArray[np.uint8],
+    node_data: FloatArray,
+    t: FloatArray,
+    special: npt.NDArray[np.int64],
+    cat_bits: U32Array,
+    mask: U64Array,
+    xv: FloatArray,
+    wk: FloatArray,
+    o_left: np.uint64,
+    o_cold: np.uint64,
 ) -> None:
     """Directions, cold masks and running products ``Q`` of one group of trees.
 
@@ -925,7 +1163,15 @@ def _lanes_top_down(
         lo = np.uint64(p * _LANES)
         if any_special[group, p]:
             _lanes_decide_special(
-                x, o, features, thresholds, flags, special_rows, special, cat_bits, wk,
+                x,
+                o,
+                features,
+                thresholds,
+                flags,
+                special_rows,
+                special,
+                cat_bits,
+                wk,
                 o_left + lo,
             )
         else:
@@ -971,10 +1217,20 @@ def _lanes_top_down(
 
 @njit(cache=True, nogil=True)
 def _lanes_bottom_up(
-    group: int, nq: int, n_pos: int, t: FloatArray, w: FloatArray,
-    features: npt.NDArray[np.int64], node_data: FloatArray, wk: FloatArray,
-    o_left: np.uint64, o_cold: np.uint64, o_sums: np.uint64, o_leaves: np.uint64,
-    contrib: FloatArray, acc: FloatArray,
+    group: int,
+    nq: int,
+    n_pos: int,
+    t: FloatArray,
+    w: FloatArray,
+    features: npt.NDArray[np.int64],
+    node_data: FloatArray,
+    wk: FloatArray,
+    o_left: np.uint64,
+    o_cold: np.uint64,
+    o_sums: np.uint64,
+    o_leaves: np.uint64,
+    contrib: FloatArray,
+    acc: FloatArray,
 ) -> None:
     """Subtree sums ``B`` and every node's contribution, added to ``acc[feature, lane]``.
 
@@ -1032,10 +1288,22 @@ def _lanes_bottom_up(
 
 @njit(cache=True, nogil=True)
 def _explain_lanes(
-    X: FloatArray, phi: FloatArray, raw: FloatArray, nq: int, t: FloatArray, w: FloatArray,
-    n_groups: int, n_pos: int, features: npt.NDArray[np.int64], thresholds: FloatArray,
-    flags: U64Array, special_rows: npt.NDArray[np.int64], any_special: npt.NDArray[np.uint8],
-    node_data: FloatArray, leaf_values: FloatArray, special: npt.NDArray[np.int64],
+    X: FloatArray,
+    phi: FloatArray,
+    raw: FloatArray,
+    nq: int,
+    t: FloatArray,
+    w: FloatArray,
+    n_groups: int,
+    n_pos: int,
+    features: npt.NDArray[np.int64],
+    thresholds: FloatArray,
+    flags: U64Array,
+    special_rows: npt.NDArray[np.int64],
+    any_special: npt.NDArray[np.uint8],
+    node_data: FloatArray,
+    leaf_values: FloatArray,
+    special: npt.NDArray[np.int64],
     cat_bits: U32Array,
 ) -> None:
     """Explain rows one at a time, vectorising over trees (see :class:`_LaneModel`).
@@ -1063,8 +1331,24 @@ def _explain_lanes(
         reached[:] = 0.0
         for group in range(n_groups):
             _lanes_top_down(
-                x, group, nq, n_pos, features, thresholds, flags, special_rows, any_special,
-                node_data, t, special, cat_bits, mask, xv, wk, o_left, o_cold,
+                x,
+                group,
+                nq,
+                n_pos,
+                features,
+                thresholds,
+                flags,
+                special_rows,
+                any_special,
+                node_data,
+                t,
+                special,
+                cat_bits,
+                mask,
+                xv,
+                wk,
+                o_left,
+                o_cold,
             )
             for k in range(n_pos + 1):
                 lv = leaf_values[group, k]
@@ -1075,8 +1359,20 @@ def _explain_lanes(
                     reached[r] += v * np.float64(mask[mo + r] == _U0)
                     wk[ol + r] = v
             _lanes_bottom_up(
-                group, nq, n_pos, t, w, features, node_data, wk, o_left, o_cold, o_sums,
-                o_leaves, contrib, acc,
+                group,
+                nq,
+                n_pos,
+                t,
+                w,
+                features,
+                node_data,
+                wk,
+                o_left,
+                o_cold,
+                o_sums,
+                o_leaves,
+                contrib,
+                acc,
             )
         _sum_runs(acc, _LANES, phi[row])
         total = 0.0
@@ -1087,8 +1383,13 @@ def _explain_lanes(
 
 @njit(cache=True, nogil=True)
 def _predict_rows(
-    X: FloatArray, raw: FloatArray, trees: U64Array, nodes: U32Array,
-    special: npt.NDArray[np.int64], thresholds: FloatArray, cat_bits: U32Array,
+    X: FloatArray,
+    raw: FloatArray,
+    trees: U64Array,
+    nodes: U32Array,
+    special: npt.NDArray[np.int64],
+    thresholds: FloatArray,
+    cat_bits: U32Array,
     leaf_values: FloatArray,
 ) -> None:
     """Plain root-to-leaf walk per tree, summing leaf values in tree order like LightGBM."""
@@ -1232,9 +1533,23 @@ class TreeShapExplainer:
             _explain_blocks_serial(rows, phi, raw, m.max_nodes, m.nq, _BLOCK_ROWS, *arrays)
         elif lanes is not None:
             _explain_lanes(
-                rows, phi, raw, m.nq, lanes.t, lanes.w, lanes.n_groups, lanes.n_pos,
-                lanes.features, lanes.thresholds, lanes.flags, lanes.special_rows,
-                lanes.any_special, lanes.node_data, lanes.leaf_values, m.special, m.cat_bits,
+                rows,
+                phi,
+                raw,
+                m.nq,
+                lanes.t,
+                lanes.w,
+                lanes.n_groups,
+                lanes.n_pos,
+                lanes.features,
+                lanes.thresholds,
+                lanes.flags,
+                lanes.special_rows,
+                lanes.any_special,
+                lanes.node_data,
+                lanes.leaf_values,
+                m.special,
+                m.cat_bits,
             )
         else:
             _explain_rows(rows, phi, raw, m.max_nodes, m.nq, *arrays)

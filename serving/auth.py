@@ -57,9 +57,11 @@ def token_from_env(env: MutableMapping[str, str] | None = None) -> bytes | None:
     if not raw.strip():
         return None
     if len(raw) < MIN_TOKEN_LENGTH:
-        raise TokenError(f"{TOKEN_ENV} is too short: use at least {MIN_TOKEN_LENGTH} "
-                         "characters (e.g. `python -c 'import secrets; "
-                         "print(secrets.token_urlsafe(32))'`)")
+        raise TokenError(
+            f"{TOKEN_ENV} is too short: use at least {MIN_TOKEN_LENGTH} "
+            "characters (e.g. `python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'`)"
+        )
     if not raw.isascii() or any(c.isspace() for c in raw):
         raise TokenError(f"{TOKEN_ENV} must be printable ASCII without spaces")
     return raw.encode("ascii")
@@ -79,20 +81,32 @@ def token_matches(header: bytes | None, expected: bytes) -> bool:
     return hmac.compare_digest(presented.strip(), expected)
 
 
-async def _reply(send: Send, status: int, detail: str,
-                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _reply(
+    send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            *(headers or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
-UNAUTHORIZED = ("missing or invalid bearer token: send the header "
-                f"'Authorization: Bearer <token>' with the service's {TOKEN_ENV}")
-NOT_JSON = ("the scoring routes read a JSON body: send it with "
-            "'Content-Type: application/json', not as a form")
+UNAUTHORIZED = (
+    "missing or invalid bearer token: send the header "
+    f"'Authorization: Bearer <token>' with the service's {TOKEN_ENV}"
+)
+NOT_JSON = (
+    "the scoring routes read a JSON body: send it with "
+    "'Content-Type: application/json', not as a form"
+)
 TOO_LARGE = f"request body is larger than the limit of {MAX_BODY_BYTES:,} bytes: split it"
 
 
@@ -111,8 +125,9 @@ class ApiGuard:
         max_body: Largest request body accepted, in bytes.
     """
 
-    def __init__(self, app: ASGIApp, token: bytes | str | None = "env",
-                 max_body: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, token: bytes | str | None = "env", max_body: int = MAX_BODY_BYTES
+    ) -> None:
         self.app = app
         self.token = token_from_env() if token == "env" else token
         self.max_body = max_body
@@ -163,8 +178,11 @@ class ApiGuard:
 
 def _replay(body: bytes, first: Message | None, receive: Receive) -> Receive:
     """``receive`` that hands the buffered body over once, then defers to the server."""
-    pending: list[Message] = [first] if first is not None else [
-        {"type": "http.request", "body": body, "more_body": False}]
+    pending: list[Message] = (
+        [first]
+        if first is not None
+        else [{"type": "http.request", "body": body, "more_body": False}]
+    )
 
     async def replay() -> Message:
         if pending:

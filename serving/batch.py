@@ -25,9 +25,20 @@ from serving.scorer import ServedModel, score_cards
 
 TOP_REASONS = 3
 OUTPUT_COLUMNS = (
-    "lead_id", "as_of", "probability", "score", "mql", "threshold", "grade", "raw_score",
-    "top_positive_reasons", "top_negative_reasons", "top_positive_features",
-    "top_negative_features", "model_name", "model_version",
+    "lead_id",
+    "as_of",
+    "probability",
+    "score",
+    "mql",
+    "threshold",
+    "grade",
+    "raw_score",
+    "top_positive_reasons",
+    "top_negative_reasons",
+    "top_positive_features",
+    "top_negative_features",
+    "model_name",
+    "model_version",
 )
 
 
@@ -41,16 +52,20 @@ def open_leads(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> pd.DataF
     converted = leads["lead_id"].map(tables["conversions"].set_index("lead_id")["converted_at"])
     keep = (leads["created_at"] <= as_of) & ~(converted <= as_of).fillna(False)
     ids = leads.loc[keep, "lead_id"].to_numpy(dtype=object)
-    return pd.DataFrame({"lead_id": ids,
-                         "as_of": np.full(len(ids), np.datetime64(as_of, "us"),
-                                          dtype=TIMESTAMP_UNIT)})
+    return pd.DataFrame(
+        {
+            "lead_id": ids,
+            "as_of": np.full(len(ids), np.datetime64(as_of, "us"), dtype=TIMESTAMP_UNIT),
+        }
+    )
 
 
 def _served(model: ServedModel | ModelBundle) -> ServedModel:
     if isinstance(model, ServedModel):
         return model
-    return ServedModel(bundle=model, name=model.metadata.model_name, version="local",
-                       alias=None, source="folder")
+    return ServedModel(
+        bundle=model, name=model.metadata.model_name, version="local", alias=None, source="folder"
+    )
 
 
 def _join(items: list[dict[str, Any]], key: str, sep: str) -> str:
@@ -67,29 +82,34 @@ def score_frame(
     served = _served(model)
     if snapshots.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in OUTPUT_COLUMNS})
-    frame = compute_features(tables["leads"], tables["accounts"], tables["activities"],
-                             snapshots)
+    frame = compute_features(tables["leads"], tables["accounts"], tables["activities"], snapshots)
     _, cards = score_cards(served, frame, top)
-    return pd.DataFrame({
-        "lead_id": [c["lead_id"] for c in cards],
-        "as_of": np.asarray(snapshots["as_of"], dtype=TIMESTAMP_UNIT),
-        "probability": [c["probability"] for c in cards],
-        "score": np.asarray([c["score"] for c in cards], dtype=np.int64),
-        "mql": np.asarray([c["mql"] for c in cards], dtype=bool),
-        "threshold": [c["threshold"] for c in cards],
-        "grade": [c["grade"] for c in cards],
-        "raw_score": [c["raw_score"] for c in cards],
-        "top_positive_reasons": [_join(c["reasons"]["positive"], "sentence", " | ")
-                                 for c in cards],
-        "top_negative_reasons": [_join(c["reasons"]["negative"], "sentence", " | ")
-                                 for c in cards],
-        "top_positive_features": [_join(c["reasons"]["positive"], "feature", ";")
-                                  for c in cards],
-        "top_negative_features": [_join(c["reasons"]["negative"], "feature", ";")
-                                  for c in cards],
-        "model_name": served.name,
-        "model_version": served.version,
-    })
+    return pd.DataFrame(
+        {
+            "lead_id": [c["lead_id"] for c in cards],
+            "as_of": np.asarray(snapshots["as_of"], dtype=TIMESTAMP_UNIT),
+            "probability": [c["probability"] for c in cards],
+            "score": np.asarray([c["score"] for c in cards], dtype=np.int64),
+            "mql": np.asarray([c["mql"] for c in cards], dtype=bool),
+            "threshold": [c["threshold"] for c in cards],
+            "grade": [c["grade"] for c in cards],
+            "raw_score": [c["raw_score"] for c in cards],
+            "top_positive_reasons": [
+                _join(c["reasons"]["positive"], "sentence", " | ") for c in cards
+            ],
+            "top_negative_reasons": [
+                _join(c["reasons"]["negative"], "sentence", " | ") for c in cards
+            ],
+            "top_positive_features": [
+                _join(c["reasons"]["positive"], "feature", ";") for c in cards
+            ],
+            "top_negative_features": [
+                _join(c["reasons"]["negative"], "feature", ";") for c in cards
+            ],
+            "model_name": served.name,
+            "model_version": served.version,
+        }
+    )
 
 
 def score_folder(
@@ -121,8 +141,9 @@ def score_folder(
     tables = load_tables(data_dir, unknown_activity)
     moment = data_window(tables)[1] if as_of is None else _timestamp(as_of)
     scored = score_frame(tables, open_leads(tables, moment), bundle, top)
-    scored = scored.sort_values(["probability", "lead_id"], ascending=[False, True],
-                                kind="stable").reset_index(drop=True)
+    scored = scored.sort_values(
+        ["probability", "lead_id"], ascending=[False, True], kind="stable"
+    ).reset_index(drop=True)
     write_frame(out_file, scored)
     return scored
 
@@ -153,16 +174,25 @@ def load_champion(
 
     quiet_telemetry()
     try:
-        with registry.tracking(tracking_uri) as client, tempfile.TemporaryDirectory(
-                prefix="leadscore-score-") as tmp:
+        with (
+            registry.tracking(tracking_uri) as client,
+            tempfile.TemporaryDirectory(prefix="leadscore-score-") as tmp,
+        ):
             info = registry.version_info(client, name, alias)
             folder = registry.download_version_bundle(info, Path(tmp) / "bundle")
             bundle = ModelBundle.load(folder)
     except registry.RegistryError as exc:
         raise ModelNotAvailableError(
-            f"no model to score with in the MLflow registry at {tracking_uri}: {exc}") from exc
-    return ServedModel(bundle=bundle, name=name, version=info.version, alias=alias,
-                       source="registry", run_id=info.run_id)
+            f"no model to score with in the MLflow registry at {tracking_uri}: {exc}"
+        ) from exc
+    return ServedModel(
+        bundle=bundle,
+        name=name,
+        version=info.version,
+        alias=alias,
+        source="registry",
+        run_id=info.run_id,
+    )
 
 
 def score_with_champion(

@@ -29,8 +29,9 @@ from runtime.cards import build_cards
 from serving.schemas import ScoreRequest
 
 
-def feature_values(bundle: ModelBundle, requests: Sequence[ScoreRequest]
-                   ) -> dict[str, np.ndarray] | None:
+def feature_values(
+    bundle: ModelBundle, requests: Sequence[ScoreRequest]
+) -> dict[str, np.ndarray] | None:
     """Each model feature as a column, typed as ``snapshot_frame`` types it, or None.
 
     Missing features are unknown (None or NaN). The requests' feature names must already
@@ -47,26 +48,40 @@ def feature_values(bundle: ModelBundle, requests: Sequence[ScoreRequest]
 
 
 def score_feature_values(
-    bundle: ModelBundle, model_ref: dict[str, Any], requests: Sequence[ScoreRequest],
-    values: dict[str, np.ndarray], warnings: list[list[str]], default_top: int,
+    bundle: ModelBundle,
+    model_ref: dict[str, Any],
+    requests: Sequence[ScoreRequest],
+    values: dict[str, np.ndarray],
+    warnings: list[list[str]],
+    default_top: int,
 ) -> list[dict[str, Any]]:
     """Score cards for features-form requests from ``feature_values``' columns."""
     n = len(requests)
     region_feature = bundle.policy.region_feature
     if region_feature in values:
-        regions = np.asarray([v if isinstance(v, str) else "" for v in values[region_feature]],
-                             dtype=object)
+        regions = np.asarray(
+            [v if isinstance(v, str) else "" for v in values[region_feature]], dtype=object
+        )
     else:
         regions = np.full(n, "", dtype=object)
     lead_ids = [req.scored_id for req in requests]
     as_of = [req.as_of for req in requests]
-    scores = bundle.score_matrix(bundle.spec.encode(values), regions,
-                                 np.asarray(lead_ids, dtype=object),
-                                 np.asarray(as_of, dtype=object))
-    cards = build_cards(bundle, model_ref, scores, regions,
-                        [req.top_reasons or default_top for req in requests],
-                        [req.include_contributions for req in requests], lead_ids,
-                        [t.replace(tzinfo=UTC) for t in as_of])
+    scores = bundle.score_matrix(
+        bundle.spec.encode(values),
+        regions,
+        np.asarray(lead_ids, dtype=object),
+        np.asarray(as_of, dtype=object),
+    )
+    cards = build_cards(
+        bundle,
+        model_ref,
+        scores,
+        regions,
+        [req.top_reasons or default_top for req in requests],
+        [req.include_contributions for req in requests],
+        lead_ids,
+        [t.replace(tzinfo=UTC) for t in as_of],
+    )
     for card, warn in zip(cards, warnings, strict=True):
         card["warnings"] = warn
     return cards

@@ -62,10 +62,12 @@ def register(path: str, handler: Handler, threaded: bool = False) -> None:
 
 def validation_body(exc: ValidationError) -> bytes:
     """BentoML's 400 body for a validation error: field locations and messages, no input."""
-    return json.dumps({
-        "error": f"{exc.error_count()} validation error for {exc.title}",
-        "detail": exc.errors(include_context=False, include_input=False, include_url=False),
-    }).encode()
+    return json.dumps(
+        {
+            "error": f"{exc.error_count()} validation error for {exc.title}",
+            "detail": exc.errors(include_context=False, include_input=False, include_url=False),
+        }
+    ).encode()
 
 
 def answer(handler: Handler, body: bytes) -> tuple[int, bytes]:
@@ -86,8 +88,11 @@ class HotRoute:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = (_HANDLERS.get(scope["path"])
-                   if scope["type"] == "http" and scope["method"] == "POST" else None)
+        handler = (
+            _HANDLERS.get(scope["path"])
+            if scope["type"] == "http" and scope["method"] == "POST"
+            else None
+        )
         if handler is None:
             await self.app(scope, receive, send)
             return
@@ -102,10 +107,15 @@ class HotRoute:
         body = b"".join(chunks)
         if scope["path"] in _THREADED:
             status, out = await asyncio.get_running_loop().run_in_executor(
-                None, answer, handler, body)
+                None, answer, handler, body
+            )
         else:
             status, out = answer(handler, body)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [*_JSON_HEADERS,
-                                (b"content-length", str(len(out)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*_JSON_HEADERS, (b"content-length", str(len(out)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": out})

@@ -41,9 +41,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 def server_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a server process: ours, minus any other leadscore or MLflow
     settings, plus exactly ``settings``, with usage telemetry off."""
-    inherited = {k: v for k, v in os.environ.items()
-                 if not k.startswith("LEADSCORE_") and k != "MLFLOW_TRACKING_URI"
-                 and not (settings.bentoml_home and k == "BENTOML_HOME")}
+    inherited = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("LEADSCORE_")
+        and k != "MLFLOW_TRACKING_URI"
+        and not (settings.bentoml_home and k == "BENTOML_HOME")
+    }
     env = {**inherited, **QUIET_ENV, **settings.to_env(), **(extra or {})}
     # BentoML reads the worker count from its own configuration, not from the service.
     options = [o for o in env.get(CONFIG_OPTIONS_ENV, "").split() if o]
@@ -53,8 +57,17 @@ def server_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[
 
 def serve_command(host: str, port: int, target: str = SERVICE) -> list[str]:
     """``bentoml serve`` of this project's service (or of a built Bento's tag)."""
-    command = [sys.executable, "-m", "bentoml", "serve", target, "--host", host,
-               "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        target,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     if target == SERVICE:
         command += ["--working-dir", str(PROJECT_ROOT)]
     return command
@@ -73,8 +86,14 @@ def prepare(settings: Settings) -> str | None:
 
     quiet_telemetry()
     if settings.model_dir is None and settings.tracking_uri:
-        return str(import_champion(settings.tracking_uri, settings.model_name,
-                                   settings.model_alias, settings.bentoml_home).tag)
+        return str(
+            import_champion(
+                settings.tracking_uri,
+                settings.model_name,
+                settings.model_alias,
+                settings.bentoml_home,
+            ).tag
+        )
     return None
 
 
@@ -157,13 +176,19 @@ def start_server(
     port = port or free_port(host)
     log = open(log_path, "w") if log_path else None  # noqa: SIM115 - closed by stop()
     process = subprocess.Popen(
-        serve_command(host, port, target), env=server_env(settings, extra_env),
-        stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        serve_command(host, port, target),
+        env=server_env(settings, extra_env),
+        stdout=log or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     server = RunningServer(f"http://{host}:{port}", process, log_path, log)
     if not wait_ready(server.url, process, timeout):
         server.stop()
-        raise RuntimeError(f"bentoml serve did not become ready on {server.url} "
-                           f"(exit status {process.poll()}):\n{server.log_tail()}")
+        raise RuntimeError(
+            f"bentoml serve did not become ready on {server.url} "
+            f"(exit status {process.poll()}):\n{server.log_tail()}"
+        )
     return server
 
 

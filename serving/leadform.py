@@ -93,17 +93,21 @@ def request_arrays(requests: Sequence[LeadFormRequest]) -> tuple[LeadArrays, lis
             act_t.append(when)
             act_type.append(code)
         if unknown:
-            warnings[i].append(f"{unknown} activit{_plural(unknown, 'y', 'ies')} of an "
-                               "unknown type counted as 'other'")
+            warnings[i].append(
+                f"{unknown} activit{_plural(unknown, 'y', 'ies')} of an "
+                "unknown type counted as 'other'"
+            )
         if late:
-            warnings[i].append(f"{late} activit{_plural(late, 'y', 'ies')} after as_of "
-                               "ignored")
+            warnings[i].append(f"{late} activit{_plural(late, 'y', 'ies')} after as_of ignored")
     arrays = LeadArrays(
-        profile={name: (np.asarray([np.nan if v is None else v for v in values],
-                                   dtype=np.float64)
-                        if name in ("employee_count", "annual_revenue")
-                        else np.asarray(values, dtype=object))
-                 for name, values in profile.items()},
+        profile={
+            name: (
+                np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+                if name in ("employee_count", "annual_revenue")
+                else np.asarray(values, dtype=object)
+            )
+            for name, values in profile.items()
+        },
         created_s=created,
         act_lead=np.asarray(act_lead, dtype=np.int64),
         act_t=np.asarray(act_t, dtype=np.int64),
@@ -114,8 +118,9 @@ def request_arrays(requests: Sequence[LeadFormRequest]) -> tuple[LeadArrays, lis
     return arrays, warnings
 
 
-def unknown_categories(bundle: ModelBundle, values: dict[str, np.ndarray], n: int
-                       ) -> list[list[str]]:
+def unknown_categories(
+    bundle: ModelBundle, values: dict[str, np.ndarray], n: int
+) -> list[list[str]]:
     """Per lead: input categories the model never saw in training (scored as unknown)."""
     out: list[list[str]] = [[] for _ in range(n)]
     for feature in bundle.spec.features_:
@@ -125,13 +130,14 @@ def unknown_categories(bundle: ModelBundle, values: dict[str, np.ndarray], n: in
         known = set(feature.categories)
         for i, value in enumerate(values[feature.name]):
             if isinstance(value, str) and value not in known:
-                out[i].append(f"{field_name} {value!r} was not seen in training; scored as "
-                              "unknown")
+                out[i].append(f"{field_name} {value!r} was not seen in training; scored as unknown")
     return out
 
 
 def score_lead_form(
-    bundle: ModelBundle, model_ref: dict[str, Any], requests: Sequence[LeadFormRequest],
+    bundle: ModelBundle,
+    model_ref: dict[str, Any],
+    requests: Sequence[LeadFormRequest],
     default_top: int,
 ) -> list[dict[str, Any]]:
     """Score lead-form requests: one score card (shaped like ``ScoreResponse``) each.
@@ -150,27 +156,37 @@ def score_lead_form(
     missing = [f.name for f in bundle.spec.features_ if f.name not in values]
     if missing:  # a ``tables`` config's extra lead columns: the lead form cannot carry them
         values.update({name: np.full(n, np.nan) for name in missing})
-        note = (f"{len(missing)} model feature(s) are not part of the lead form and were "
-                f"scored as unknown: {', '.join(missing[:8])}"
-                + (", …" if len(missing) > 8 else ""))
+        note = (
+            f"{len(missing)} model feature(s) are not part of the lead form and were "
+            f"scored as unknown: {', '.join(missing[:8])}" + (", …" if len(missing) > 8 else "")
+        )
         for warn in warnings:
             warn.append(note)
     X = bundle.spec.encode(values)
     region_feature = bundle.policy.region_feature
     if region_feature in bundle.spec.names and region_feature in values:
-        regions = np.asarray([v if isinstance(v, str) else "" for v in values[region_feature]],
-                             dtype=object)
+        regions = np.asarray(
+            [v if isinstance(v, str) else "" for v in values[region_feature]], dtype=object
+        )
     else:
         regions = np.full(n, "", dtype=object)
     lead_ids = [req.lead.lead_id for req in requests]
     as_of = [req.as_of for req in requests]
-    scores = bundle.score_matrix(X, regions, np.asarray(lead_ids, dtype=object),
-                                 np.asarray(as_of, dtype=object))
-    cards = build_cards(bundle, model_ref, scores, regions,
-                        [req.top_reasons or default_top for req in requests],
-                        [req.include_contributions for req in requests], lead_ids,
-                        [t.replace(tzinfo=UTC) for t in as_of])
-    for card, unknown, warn in zip(cards, unknown_categories(bundle, values, n), warnings,
-                                   strict=True):
+    scores = bundle.score_matrix(
+        X, regions, np.asarray(lead_ids, dtype=object), np.asarray(as_of, dtype=object)
+    )
+    cards = build_cards(
+        bundle,
+        model_ref,
+        scores,
+        regions,
+        [req.top_reasons or default_top for req in requests],
+        [req.include_contributions for req in requests],
+        lead_ids,
+        [t.replace(tzinfo=UTC) for t in as_of],
+    )
+    for card, unknown, warn in zip(
+        cards, unknown_categories(bundle, values, n), warnings, strict=True
+    ):
         card["warnings"] = unknown + warn
     return cards

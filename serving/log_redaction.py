@@ -19,8 +19,7 @@ from __future__ import annotations
 import logging
 import traceback
 
-BENTOML_ERROR_LOGGERS = ("bentoml._internal.server.http_app", "bentoml.serve",
-                         "bentoml.leadscore")
+BENTOML_ERROR_LOGGERS = ("bentoml._internal.server.http_app", "bentoml.serve", "bentoml.leadscore")
 """Loggers that log request exceptions: BentoML's ``log_exception``, its task endpoints,
 and the service's own (``serving.hot_route``)."""
 
@@ -48,8 +47,10 @@ def describe(exc: BaseException) -> str:
         where = ".".join(str(part) for part in error.get("loc", ())) or "(body)"
         parts.append(f"{where}: {error.get('msg', '')} [type={error.get('type', '')}]")
     title = getattr(exc, "title", "the request")
-    return f"{len(errors)} validation error{'s' if len(errors) != 1 else ''} for {title}: " \
-           + "; ".join(parts)
+    return (
+        f"{len(errors)} validation error{'s' if len(errors) != 1 else ''} for {title}: "
+        + "; ".join(parts)
+    )
 
 
 class RedactRequestValues(logging.Filter):

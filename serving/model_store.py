@@ -143,10 +143,14 @@ def import_bundle(
     except NotFound:
         pass
     labels = {"registered_name": name, "registered_version": str(version)}
-    metadata = StoredModelInfo(registered_name=name, registered_version=str(version),
-                               alias=alias, run_id=run_id, registry=extra or {}).model_dump()
-    with bentoml.models.create(tag, labels=labels, metadata=metadata,
-                               _model_store=store) as model:
+    metadata = StoredModelInfo(
+        registered_name=name,
+        registered_version=str(version),
+        alias=alias,
+        run_id=run_id,
+        registry=extra or {},
+    ).model_dump()
+    with bentoml.models.create(tag, labels=labels, metadata=metadata, _model_store=store) as model:
         shutil.copytree(bundle_dir, model.path_of(BUNDLE_SUBDIR))
     return bentoml.models.get(tag, _model_store=store)
 
@@ -184,12 +188,19 @@ def import_champion(
                 pass
             with tempfile.TemporaryDirectory(prefix="leadscore-champion-") as tmp:
                 bundle_dir = registry.download_version_bundle(info, Path(tmp) / "bundle")
-                return import_bundle(bundle_dir, name=name, version=info.version, alias=alias,
-                                     run_id=info.run_id, extra=_jsonable(info.to_dict()),
-                                     bentoml_home=bentoml_home)
+                return import_bundle(
+                    bundle_dir,
+                    name=name,
+                    version=info.version,
+                    alias=alias,
+                    run_id=info.run_id,
+                    extra=_jsonable(info.to_dict()),
+                    bentoml_home=bentoml_home,
+                )
     except registry.RegistryError as exc:
         raise ModelNotAvailableError(
-            f"no model to serve from the MLflow registry at {tracking_uri}: {exc}") from exc
+            f"no model to serve from the MLflow registry at {tracking_uri}: {exc}"
+        ) from exc
 
 
 def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
@@ -221,8 +232,9 @@ def load_stored(model: bentoml.Model, source: str, alias: str | None = None) -> 
 def load_folder(folder: str | Path) -> ServedModel:
     """Serve a bundle folder directly (``LEADSCORE_MODEL_DIR``)."""
     bundle = ModelBundle.load(folder)
-    return ServedModel(bundle=bundle, name=bundle.metadata.model_name, version="local",
-                       alias=None, source="folder")
+    return ServedModel(
+        bundle=bundle, name=bundle.metadata.model_name, version="local", alias=None, source="folder"
+    )
 
 
 def packaged_tag(bento: Any) -> str | None:
@@ -260,12 +272,14 @@ def resolve_model(
         try:
             stored = bentoml.models.get(pinned, _model_store=model_store(settings.bentoml_home))
         except BentoMLException as exc:
-            raise ModelNotAvailableError(f"{PINNED_ENV}={pinned} is not in the BentoML model "
-                                         "store") from exc
+            raise ModelNotAvailableError(
+                f"{PINNED_ENV}={pinned} is not in the BentoML model store"
+            ) from exc
         return load_stored(stored, "registry", settings.model_alias)
     if settings.tracking_uri:
-        stored = import_champion(settings.tracking_uri, settings.model_name,
-                                 settings.model_alias, settings.bentoml_home)
+        stored = import_champion(
+            settings.tracking_uri, settings.model_name, settings.model_alias, settings.bentoml_home
+        )
         return load_stored(stored, "registry", settings.model_alias)
     import bentoml
     from bentoml.exceptions import BentoMLException
@@ -279,5 +293,6 @@ def resolve_model(
         raise ModelNotAvailableError(
             f"no model to serve: no registry is configured and {ref} is not in the BentoML "
             "model store. Set LEADSCORE_TRACKING_URI (or MLFLOW_TRACKING_URI) to the MLflow "
-            "store that holds the champion, or serve a built Bento.") from exc
+            "store that holds the champion, or serve a built Bento."
+        ) from exc
     return load_stored(stored, "bento")

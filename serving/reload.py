@@ -89,8 +89,7 @@ class ModelWatcher:
         self._client = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="leadscore-reload",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="leadscore-reload", daemon=True)
 
     def start(self) -> ModelWatcher:
         """Poll once now, then keep polling in the background.
@@ -129,15 +128,17 @@ class ModelWatcher:
         registry.require_store(uri)  # a missing SQLite store is reported, never created
         if self._client is None:
             self._client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        info = registry.version_info(self._client, self.settings.model_name,
-                                     self.settings.model_alias)
+        info = registry.version_info(
+            self._client, self.settings.model_name, self.settings.model_alias
+        )
         return model_key(info.version, info.run_id)
 
     def _report(self, problem: str | None) -> None:
         """Log a polling problem once (not at every poll), and its end."""
         if problem and problem != self._problem:
-            logger.warning("hot reload: %s; still serving version %s", problem,
-                           self.target.served.version)
+            logger.warning(
+                "hot reload: %s; still serving version %s", problem, self.target.served.version
+            )
         elif problem is None and self._problem is not None:
             logger.info("hot reload: the registry answers again")
         self._problem = problem
@@ -153,9 +154,11 @@ class ModelWatcher:
             try:
                 wanted = self._registry_target()
             except Exception as exc:  # unreachable registry, alias removed, store gone
-                self._report(f"cannot read {self.settings.model_name}@"
-                             f"{self.settings.model_alias} from the registry "
-                             f"({type(exc).__name__}: {exc})")
+                self._report(
+                    f"cannot read {self.settings.model_name}@"
+                    f"{self.settings.model_alias} from the registry "
+                    f"({type(exc).__name__}: {exc})"
+                )
                 return None
             self._report(None)
             if wanted == model_key(current.version, current.run_id) or wanted == self._rejected:
@@ -165,8 +168,13 @@ class ModelWatcher:
     def _switch(self, current: ServedModel, wanted: tuple[str, str]) -> ServedModel | None:
         settings = self.settings
         started = time.perf_counter()
-        logger.info("hot reload: %s@%s moved to version %s (serving %s); loading it",
-                    settings.model_name, settings.model_alias, wanted[0], current.version)
+        logger.info(
+            "hot reload: %s@%s moved to version %s (serving %s); loading it",
+            settings.model_name,
+            settings.model_alias,
+            wanted[0],
+            current.version,
+        )
         stored = self._fetch(wanted, current)
         if stored is None:
             return None
@@ -183,9 +191,15 @@ class ModelWatcher:
         self._rejected = None
         self.reloads += 1
         self.last_reload_seconds = time.perf_counter() - started
-        logger.info("hot reload: now serving %s version %s (alias %s; was version %s), "
-                    "loaded and warmed up in %.2fs", candidate.name, candidate.version,
-                    candidate.alias, current.version, self.last_reload_seconds)
+        logger.info(
+            "hot reload: now serving %s version %s (alias %s; was version %s), "
+            "loaded and warmed up in %.2fs",
+            candidate.name,
+            candidate.version,
+            candidate.alias,
+            current.version,
+            self.last_reload_seconds,
+        )
         return candidate
 
     def _fetch(self, wanted: tuple[str, str], current: ServedModel) -> Any:
@@ -198,25 +212,41 @@ class ModelWatcher:
         settings = self.settings
         for attempt in range(FETCH_ATTEMPTS):
             try:
-                return import_champion(settings.tracking_uri, settings.model_name,
-                                       settings.model_alias, settings.bentoml_home)
+                return import_champion(
+                    settings.tracking_uri,
+                    settings.model_name,
+                    settings.model_alias,
+                    settings.bentoml_home,
+                )
             except Exception as exc:  # any failure keeps the current model
                 if not (isinstance(exc, ModelNotAvailableError) or _is_transient(exc)):
                     self._reject(wanted, current, exc)
                     return None
                 if attempt + 1 == FETCH_ATTEMPTS or self._stop.wait(1.0):
-                    logger.warning("hot reload: cannot fetch version %s (%s: %s); still "
-                                   "serving version %s, retrying in %gs", wanted[0],
-                                   type(exc).__name__, exc, current.version, self.interval)
+                    logger.warning(
+                        "hot reload: cannot fetch version %s (%s: %s); still "
+                        "serving version %s, retrying in %gs",
+                        wanted[0],
+                        type(exc).__name__,
+                        exc,
+                        current.version,
+                        self.interval,
+                    )
                     return None
         return None
 
     def _reject(self, wanted: tuple[str, str], current: ServedModel, exc: Exception) -> None:
         self._rejected = wanted
-        logger.error("hot reload: version %s of %s cannot be served (%s: %s); still serving "
-                     "version %s. It is not retried until the alias moves again (or the "
-                     "server restarts)", wanted[0], self.settings.model_name,
-                     type(exc).__name__, exc, current.version)
+        logger.error(
+            "hot reload: version %s of %s cannot be served (%s: %s); still serving "
+            "version %s. It is not retried until the alias moves again (or the "
+            "server restarts)",
+            wanted[0],
+            self.settings.model_name,
+            type(exc).__name__,
+            exc,
+            current.version,
+        )
 
 
 def _is_transient(exc: Exception) -> bool:
@@ -227,8 +257,9 @@ def _is_transient(exc: Exception) -> bool:
 
     if isinstance(exc, ModelArtifactError):
         return False
-    return isinstance(exc, OSError | MlflowException) or \
-        type(exc).__module__.startswith(("bentoml", "requests", "urllib3", "sqlalchemy"))
+    return isinstance(exc, OSError | MlflowException) or type(exc).__module__.startswith(
+        ("bentoml", "requests", "urllib3", "sqlalchemy")
+    )
 
 
 def watch_registry(service: Any) -> ModelWatcher | None:
@@ -240,9 +271,17 @@ def watch_registry(service: Any) -> ModelWatcher | None:
     """
     settings: Settings = service.settings
     served: ServedModel = service.served
-    if (served.source != "registry" or not settings.tracking_uri
-            or settings.model_dir is not None or settings.reload_seconds <= 0):
+    if (
+        served.source != "registry"
+        or not settings.tracking_uri
+        or settings.model_dir is not None
+        or settings.reload_seconds <= 0
+    ):
         return None
-    logger.info("hot reload: checking %s@%s every %gs", settings.model_name,
-                settings.model_alias, settings.reload_seconds)
+    logger.info(
+        "hot reload: checking %s@%s every %gs",
+        settings.model_name,
+        settings.model_alias,
+        settings.reload_seconds,
+    )
     return ModelWatcher(service, settings, settings.reload_seconds).start()

@@ -27,10 +27,26 @@ from features.pipeline import TrainingSet
 from serving.schemas import MAX_ACTIVITIES
 
 INDEX_FILE = "index.json"
-LEAD_FIELDS = ("lead_id", "account_id", "created_at", "job_title", "seniority", "department",
-               "country", "region", "lead_source", "email")
-ACCOUNT_FIELDS = ("account_id", "company_name", "industry", "employee_count", "annual_revenue",
-                  "country")
+LEAD_FIELDS = (
+    "lead_id",
+    "account_id",
+    "created_at",
+    "job_title",
+    "seniority",
+    "department",
+    "country",
+    "region",
+    "lead_source",
+    "email",
+)
+ACCOUNT_FIELDS = (
+    "account_id",
+    "company_name",
+    "industry",
+    "employee_count",
+    "annual_revenue",
+    "country",
+)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -77,18 +93,27 @@ def lead_payload(tables: dict[str, pd.DataFrame], lead_id: str, as_of: Any) -> d
     lead["created_at"] = _iso(row["created_at"])
     accounts = tables["accounts"]
     acc_rows = accounts.loc[accounts["account_id"] == row["account_id"]]
-    account = ({f: _plain(acc_rows.iloc[0][f]) for f in ACCOUNT_FIELDS if f in acc_rows.columns}
-               if not acc_rows.empty else None)
+    account = (
+        {f: _plain(acc_rows.iloc[0][f]) for f in ACCOUNT_FIELDS if f in acc_rows.columns}
+        if not acc_rows.empty
+        else None
+    )
     cutoff = pd.Timestamp(as_of)
     acts = tables["activities"]
     acts = acts.loc[(acts["lead_id"] == lead_id) & (acts["occurred_at"] <= cutoff)]
     acts = acts.sort_values("occurred_at", kind="stable").tail(MAX_ACTIVITIES)
     activities = [
-        {"occurred_at": _iso(t), "activity_type": str(k),
-         **({"detail": str(d)} if _plain(d) is not None else {})}
-        for t, k, d in zip(acts["occurred_at"], acts["activity_type"],
-                           acts["detail"] if "detail" in acts else [None] * len(acts),
-                           strict=True)
+        {
+            "occurred_at": _iso(t),
+            "activity_type": str(k),
+            **({"detail": str(d)} if _plain(d) is not None else {}),
+        }
+        for t, k, d in zip(
+            acts["occurred_at"],
+            acts["activity_type"],
+            acts["detail"] if "detail" in acts else [None] * len(acts),
+            strict=True,
+        )
     ]
     payload: dict[str, Any] = {"lead": lead, "activities": activities, "as_of": _iso(cutoff)}
     if account is not None:
@@ -96,15 +121,18 @@ def lead_payload(tables: dict[str, pd.DataFrame], lead_id: str, as_of: Any) -> d
     return payload
 
 
-def _high_intent_before(activities: pd.DataFrame, lead_ids: pd.Series,
-                        as_of: pd.Series, days: int = 30) -> np.ndarray:
+def _high_intent_before(
+    activities: pd.DataFrame, lead_ids: pd.Series, as_of: pd.Series, days: int = 30
+) -> np.ndarray:
     """High-intent activities of each (lead, as_of) in the ``days`` before ``as_of``."""
     cand = pd.DataFrame({"lead_id": lead_ids.to_numpy(), "as_of": as_of.to_numpy()})
-    hi = activities.loc[activities["activity_type"].isin(HIGH_INTENT_TYPES),
-                        ["lead_id", "occurred_at"]]
+    hi = activities.loc[
+        activities["activity_type"].isin(HIGH_INTENT_TYPES), ["lead_id", "occurred_at"]
+    ]
     joined = cand.reset_index().merge(hi, on="lead_id", how="inner")
     window = (joined["occurred_at"] <= joined["as_of"]) & (
-        joined["occurred_at"] > joined["as_of"] - pd.Timedelta(days=days))
+        joined["occurred_at"] > joined["as_of"] - pd.Timedelta(days=days)
+    )
     counts = joined.loc[window].groupby("index").size()
     return counts.reindex(range(len(cand)), fill_value=0).to_numpy()
 
@@ -130,8 +158,10 @@ def pick_samples(tables: dict[str, pd.DataFrame], n: int = 6) -> list[dict[str, 
     """
     leads, acts = tables["leads"], tables["activities"]
     conv = tables["conversions"]
-    end = max(pd.Timestamp(acts["occurred_at"].max()) if len(acts) else pd.Timestamp.min,
-              pd.Timestamp(leads["created_at"].max()))
+    end = max(
+        pd.Timestamp(acts["occurred_at"].max()) if len(acts) else pd.Timestamp.min,
+        pd.Timestamp(leads["created_at"].max()),
+    )
     n_hot = (n + 1) // 2
     hot = conv.merge(leads[["lead_id", "created_at"]], on="lead_id")
     hot = hot.assign(as_of=hot["converted_at"] - pd.Timedelta(days=7))
@@ -139,18 +169,31 @@ def pick_samples(tables: dict[str, pd.DataFrame], n: int = 6) -> list[dict[str, 
     hot["intent"] = _high_intent_before(acts, hot["lead_id"], hot["as_of"])
     hot = hot.sort_values(["intent", "lead_id"], ascending=[False, True]).head(n_hot)
     converted = set(conv["lead_id"])
-    cold = leads.loc[~leads["lead_id"].isin(converted)
-                     & (leads["created_at"] < end - pd.Timedelta(days=30)), ["lead_id"]]
-    counts = acts.loc[acts["occurred_at"] > end - pd.Timedelta(days=90)].groupby(
-        "lead_id").size()
+    cold = leads.loc[
+        ~leads["lead_id"].isin(converted) & (leads["created_at"] < end - pd.Timedelta(days=30)),
+        ["lead_id"],
+    ]
+    counts = acts.loc[acts["occurred_at"] > end - pd.Timedelta(days=90)].groupby("lead_id").size()
     cold = cold.assign(n=cold["lead_id"].map(counts).fillna(0))
     cold = cold.sort_values(["n", "lead_id"]).head(n - len(hot))
-    picks = [{"lead_id": str(r.lead_id), "as_of": pd.Timestamp(r.as_of), "kind": "hot",
-              "label": f"Likely converter: {_describe(tables, r.lead_id)}"}
-             for r in hot.itertuples()]
-    picks += [{"lead_id": str(r.lead_id), "as_of": end, "kind": "cold",
-               "label": f"Cold lead: {_describe(tables, r.lead_id)}"}
-              for r in cold.itertuples()]
+    picks = [
+        {
+            "lead_id": str(r.lead_id),
+            "as_of": pd.Timestamp(r.as_of),
+            "kind": "hot",
+            "label": f"Likely converter: {_describe(tables, r.lead_id)}",
+        }
+        for r in hot.itertuples()
+    ]
+    picks += [
+        {
+            "lead_id": str(r.lead_id),
+            "as_of": end,
+            "kind": "cold",
+            "label": f"Cold lead: {_describe(tables, r.lead_id)}",
+        }
+        for r in cold.itertuples()
+    ]
     return picks
 
 
@@ -159,8 +202,9 @@ def sample_name(lead_id: str, kind: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{kind}-{lead_id}")[:120]
 
 
-def write_samples(tables: dict[str, pd.DataFrame] | TrainingSet, out_dir: str | Path,
-                  n: int = 6) -> Path:
+def write_samples(
+    tables: dict[str, pd.DataFrame] | TrainingSet, out_dir: str | Path, n: int = 6
+) -> Path:
     """Write ``n`` sample payloads and their ``index.json`` into ``out_dir``, atomically.
 
     Args:
@@ -176,12 +220,12 @@ def write_samples(tables: dict[str, pd.DataFrame] | TrainingSet, out_dir: str | 
     if isinstance(tables, TrainingSet):
         return write_snapshot_samples(tables, out_dir, n)
     picks = pick_samples(tables, n)
-    return _write_index(out_dir, [
-        (pick, lead_payload(tables, pick["lead_id"], pick["as_of"])) for pick in picks])
+    return _write_index(
+        out_dir, [(pick, lead_payload(tables, pick["lead_id"], pick["as_of"])) for pick in picks]
+    )
 
 
-def _write_index(out_dir: str | Path, items: list[tuple[dict[str, Any], dict[str, Any]]]
-                 ) -> Path:
+def _write_index(out_dir: str | Path, items: list[tuple[dict[str, Any], dict[str, Any]]]) -> Path:
     """Write each ``(pick, payload)`` as ``<name>.json`` plus ``index.json``, atomically."""
 
     def fill(folder: Path) -> None:
@@ -195,8 +239,9 @@ def _write_index(out_dir: str | Path, items: list[tuple[dict[str, Any], dict[str
     return replace_dir(out_dir, fill)
 
 
-def snapshot_payload(row: pd.Series | dict[str, Any], features: Any,
-                     as_of: Any = None) -> dict[str, Any]:
+def snapshot_payload(
+    row: pd.Series | dict[str, Any], features: Any, as_of: Any = None
+) -> dict[str, Any]:
     """The ``POST /score`` body (features form) for one row of a lead-snapshot frame.
 
     Args:
@@ -228,8 +273,9 @@ def snapshot_payload(row: pd.Series | dict[str, Any], features: Any,
     return payload
 
 
-def pick_snapshot_samples(training_set: TrainingSet, n: int = 6,
-                          probability: np.ndarray | None = None) -> list[dict[str, Any]]:
+def pick_snapshot_samples(
+    training_set: TrainingSet, n: int = 6, probability: np.ndarray | None = None
+) -> list[dict[str, Any]]:
     """Choose converted and non-converted rows of a lead-snapshot training set.
 
     With ``probability`` (a model's, one per row) the converted leads it scores highest
@@ -242,33 +288,57 @@ def pick_snapshot_samples(training_set: TrainingSet, n: int = 6,
     frame = training_set.frame.reset_index(drop=True)
     catalogue = training_set.metadata.catalogue
     names = [f.name for f in catalogue if f.name in frame.columns]
-    rank = (-np.asarray(probability, dtype=float) if probability is not None
-            else -frame[names].notna().sum(axis=1).to_numpy(dtype=float))
-    order = pd.DataFrame({"row": np.arange(len(frame)), "rank": rank,
-                          "lead_id": frame["lead_id"].astype(str),
-                          "label": pd.to_numeric(frame["label"]).to_numpy()})
+    rank = (
+        -np.asarray(probability, dtype=float)
+        if probability is not None
+        else -frame[names].notna().sum(axis=1).to_numpy(dtype=float)
+    )
+    order = pd.DataFrame(
+        {
+            "row": np.arange(len(frame)),
+            "rank": rank,
+            "lead_id": frame["lead_id"].astype(str),
+            "label": pd.to_numeric(frame["label"]).to_numpy(),
+        }
+    )
     n_hot = (n + 1) // 2
     hot = order.loc[order["label"] == 1].sort_values(["rank", "lead_id"]).head(n_hot)
     cold = order.loc[order["label"] == 0]
     if probability is not None:  # least likely first
         cold = cold.assign(rank=-cold["rank"])
     cold = cold.sort_values(["rank", "lead_id"]).head(n - len(hot))
-    fit = [f.name for f in catalogue if f.group == "fit" and f.dtype == "category"
-           and f.name in frame.columns][:3]
+    fit = [
+        f.name
+        for f in catalogue
+        if f.group == "fit" and f.dtype == "category" and f.name in frame.columns
+    ][:3]
 
     def describe(row: int) -> str:
         parts = [_plain(frame.at[row, name]) for name in fit]
         return ", ".join(str(p) for p in parts if p is not None) or "profile unknown"
 
-    return ([{"lead_id": r.lead_id, "row": int(r.row), "kind": "hot",
-              "label": f"Converted: {describe(int(r.row))}"} for r in hot.itertuples()]
-            + [{"lead_id": r.lead_id, "row": int(r.row), "kind": "cold",
-                "label": f"Did not convert: {describe(int(r.row))}"}
-               for r in cold.itertuples()])
+    return [
+        {
+            "lead_id": r.lead_id,
+            "row": int(r.row),
+            "kind": "hot",
+            "label": f"Converted: {describe(int(r.row))}",
+        }
+        for r in hot.itertuples()
+    ] + [
+        {
+            "lead_id": r.lead_id,
+            "row": int(r.row),
+            "kind": "cold",
+            "label": f"Did not convert: {describe(int(r.row))}",
+        }
+        for r in cold.itertuples()
+    ]
 
 
-def write_snapshot_samples(training_set: TrainingSet, out_dir: str | Path, n: int = 6,
-                           bundle: Any = None) -> Path:
+def write_snapshot_samples(
+    training_set: TrainingSet, out_dir: str | Path, n: int = 6, bundle: Any = None
+) -> Path:
     """Write features-form sample payloads of a ``lead_snapshot`` model, atomically.
 
     Args:
@@ -283,15 +353,16 @@ def write_snapshot_samples(training_set: TrainingSet, out_dir: str | Path, n: in
         The folder written.
     """
     frame = training_set.frame.reset_index(drop=True)
-    features = (bundle.spec.features_ if bundle is not None
-                else training_set.metadata.catalogue)
+    features = bundle.spec.features_ if bundle is not None else training_set.metadata.catalogue
     if not features:
-        raise ValueError("the training set has no feature catalogue: is it from a "
-                         "lead_snapshot dataset config?")
+        raise ValueError(
+            "the training set has no feature catalogue: is it from a lead_snapshot dataset config?"
+        )
     probability = bundle.predict_proba(frame) if bundle is not None else None
     picks = pick_snapshot_samples(training_set, n, probability)
-    return _write_index(out_dir, [
-        (pick, snapshot_payload(frame.iloc[pick["row"]], features)) for pick in picks])
+    return _write_index(
+        out_dir, [(pick, snapshot_payload(frame.iloc[pick["row"]], features)) for pick in picks]
+    )
 
 
 def list_samples(folder: Path | None) -> list[dict[str, Any]]:
@@ -302,9 +373,13 @@ def list_samples(folder: Path | None) -> list[dict[str, Any]]:
         index = json.loads((folder / INDEX_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    return [item for item in index if isinstance(item, dict)
-            and _NAME.match(str(item.get("name", ""))) and (folder / f"{item['name']}.json")
-            .is_file()]
+    return [
+        item
+        for item in index
+        if isinstance(item, dict)
+        and _NAME.match(str(item.get("name", "")))
+        and (folder / f"{item['name']}.json").is_file()
+    ]
 
 
 def read_sample(folder: Path | None, name: str) -> dict[str, Any] | None:

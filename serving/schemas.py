@@ -115,19 +115,23 @@ def _utc_naive(value: datetime) -> datetime:
         try:
             value = value.replace(tzinfo=None) - offset if offset else value.replace(tzinfo=None)
         except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 (found by the fuzz)
-            raise ValueError(f"timestamp {value.isoformat()} is outside "
-                             f"{EARLIEST.year}–{LATEST.year}") from None
+            raise ValueError(
+                f"timestamp {value.isoformat()} is outside {EARLIEST.year}–{LATEST.year}"
+            ) from None
     if not EARLIEST <= value < LATEST:
         raise ValueError(f"timestamp {value.isoformat()} is outside {EARLIEST.year}–{LATEST.year}")
     return value
 
 
-def _at(loc: tuple[str | int, ...], kind: str, message: str,
-        context: dict[str, Any] | None = None) -> ValidationError:
+def _at(
+    loc: tuple[str | int, ...], kind: str, message: str, context: dict[str, Any] | None = None
+) -> ValidationError:
     """A rule that spans several fields, reported at the field it is about (``loc``), so a
     400 names that field in ``detail[].loc`` as well as in its message."""
-    return ValidationError.from_exception_data("ScoreRequest", [InitErrorDetails(
-        type=PydanticCustomError(kind, message, context), loc=loc, input=None)])
+    return ValidationError.from_exception_data(
+        "ScoreRequest",
+        [InitErrorDetails(type=PydanticCustomError(kind, message, context), loc=loc, input=None)],
+    )
 
 
 def utc_now() -> datetime:
@@ -156,27 +160,37 @@ class Lead(BaseModel):
 
     lead_id: Identifier = Field(description="Unique lead identifier, echoed in the response.")
     account_id: OptIdentifier = Field(
-        None, description="The lead's company; must match `account.account_id` when both are "
-        "given.")
+        None, description="The lead's company; must match `account.account_id` when both are given."
+    )
     created_at: Timestamp = Field(
         description="When the lead entered the CRM (ISO 8601; UTC unless it has an offset). "
-        "Must not be after `as_of`.")
+        "Must not be after `as_of`."
+    )
     job_title: OptText = Field(None, description="Free-text job title (not used by the model).")
     seniority: OptText = Field(
-        None, description=f"Seniority, one of: {_choices(SENIORITIES)}. Other values are scored "
-        "as unknown.")
+        None,
+        description=f"Seniority, one of: {_choices(SENIORITIES)}. Other values are scored "
+        "as unknown.",
+    )
     department: OptText = Field(
-        None, description=f"Department, one of: {_choices(DEPARTMENTS)}. Other values are "
-        "scored as unknown.")
+        None,
+        description=f"Department, one of: {_choices(DEPARTMENTS)}. Other values are "
+        "scored as unknown.",
+    )
     country: OptText = Field(None, description="ISO country code of the lead.")
     region: OptText = Field(
-        None, description=f"Sales region, one of: {_choices(REGIONS)}. Picks the region's MQL "
-        "threshold where the policy has one.")
+        None,
+        description=f"Sales region, one of: {_choices(REGIONS)}. Picks the region's MQL "
+        "threshold where the policy has one.",
+    )
     lead_source: OptText = Field(
-        None, description=f"Acquisition channel, one of: {_choices(LEAD_SOURCES)}.")
+        None, description=f"Acquisition channel, one of: {_choices(LEAD_SOURCES)}."
+    )
     email: OptText = Field(
-        None, description="Optional; only its domain is used (corporate vs free mail). Missing "
-        "means unknown.")
+        None,
+        description="Optional; only its domain is used (corporate vs free mail). Missing "
+        "means unknown.",
+    )
 
 
 class Account(BaseModel):
@@ -187,12 +201,16 @@ class Account(BaseModel):
     account_id: OptIdentifier = Field(None, description="Account identifier.")
     company_name: OptText = Field(None, description="Company name (not used by the model).")
     industry: OptText = Field(
-        None, description=f"Industry, one of: {_choices(INDUSTRIES)}. Other values are scored "
-        "as unknown.")
+        None,
+        description=f"Industry, one of: {_choices(INDUSTRIES)}. Other values are scored "
+        "as unknown.",
+    )
     employee_count: float | None = Field(
-        None, ge=0, le=1e8, description="Number of employees (banded by the model).")
+        None, ge=0, le=1e8, description="Number of employees (banded by the model)."
+    )
     annual_revenue: float | None = Field(
-        None, ge=0, le=1e14, description="Annual revenue in USD (banded by the model).")
+        None, ge=0, le=1e14, description="Annual revenue in USD (banded by the model)."
+    )
     country: OptText = Field(None, description="Headquarters country.")
 
 
@@ -208,16 +226,22 @@ class Activity(BaseModel):
     model_config = ConfigDict(**_STRICT, str_strip_whitespace=True)
 
     occurred_at: datetime = Field(
-        ge=EARLIEST.replace(tzinfo=UTC), lt=LATEST.replace(tzinfo=UTC),
+        ge=EARLIEST.replace(tzinfo=UTC),
+        lt=LATEST.replace(tzinfo=UTC),
         description="When it happened (ISO 8601; UTC unless it has an offset; years "
-        "1970–2199). Activities after `as_of` are ignored.")
+        "1970–2199). Activities after `as_of` are ignored.",
+    )
     activity_type: str = Field(
-        min_length=1, max_length=64,
-        description=f"One of: {_choices(ACTIVITY_TYPES)}. Unknown types count as `other`.")
+        min_length=1,
+        max_length=64,
+        description=f"One of: {_choices(ACTIVITY_TYPES)}. Unknown types count as `other`.",
+    )
     detail: Annotated[str, StringConstraints(max_length=200)] | None = Field(
-        None, description="Optional free text: page, asset, campaign (not used by the model).")
+        None, description="Optional free text: page, asset, campaign (not used by the model)."
+    )
     lead_id: OptIdentifier = Field(
-        None, description="Optional; when given it must equal `lead.lead_id`.")
+        None, description="Optional; when given it must equal `lead.lead_id`."
+    )
 
 
 _MAX_NUMBER = 1e15
@@ -230,8 +254,7 @@ def _feature_value(value: object) -> object:
         return value
     if isinstance(value, int | float):
         if not math.isfinite(value) or abs(value) > _MAX_NUMBER:
-            raise PydanticCustomError(
-                "feature_number", "a number must be finite and within ±1e15")
+            raise PydanticCustomError("feature_number", "a number must be finite and within ±1e15")
         return value
     if isinstance(value, str):
         value = value.strip()
@@ -241,25 +264,48 @@ def _feature_value(value: object) -> object:
     kinds: dict[type, str] = {dict: "an object", list: "a list"}
     kind = kinds.get(type(value), type(value).__name__)
     raise PydanticCustomError(
-        "feature_value", "a feature value must be text, a number, true/false or null, got "
-        "{kind}", {"kind": kind})
+        "feature_value",
+        "a feature value must be text, a number, true/false or null, got {kind}",
+        {"kind": kind},
+    )
 
 
 _FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 FeatureValue = Annotated[
-    Any, PlainValidator(_feature_value),
-    WithJsonSchema({"anyOf": [{"type": "string", "maxLength": 200}, {"type": "number"},
-                              {"type": "boolean"}, {"type": "null"}]}),
+    Any,
+    PlainValidator(_feature_value),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": 200},
+                {"type": "number"},
+                {"type": "boolean"},
+                {"type": "null"},
+            ]
+        }
+    ),
 ]
 """One value of a features-form request: text, number, true/false or null (unknown)."""
 
 
 _EXAMPLE_LEAD_FORM: JsonDict = {
-    "lead": {"lead_id": "L-1001", "account_id": "A-77", "created_at": "2024-05-02T09:30:00Z",
-             "seniority": "Director", "department": "Marketing", "region": "EMEA",
-             "country": "DE", "lead_source": "webinar", "email": "jane@acme.example"},
-    "account": {"account_id": "A-77", "industry": "Software", "employee_count": 850,
-                "annual_revenue": 120000000},
+    "lead": {
+        "lead_id": "L-1001",
+        "account_id": "A-77",
+        "created_at": "2024-05-02T09:30:00Z",
+        "seniority": "Director",
+        "department": "Marketing",
+        "region": "EMEA",
+        "country": "DE",
+        "lead_source": "webinar",
+        "email": "jane@acme.example",
+    },
+    "account": {
+        "account_id": "A-77",
+        "industry": "Software",
+        "employee_count": 850,
+        "annual_revenue": 120000000,
+    },
     "activities": [
         {"occurred_at": "2024-06-20T10:00:00Z", "activity_type": "pricing_page_view"},
         {"occurred_at": "2024-06-21T15:12:00Z", "activity_type": "demo_request"},
@@ -268,8 +314,12 @@ _EXAMPLE_LEAD_FORM: JsonDict = {
 }
 _EXAMPLE_FEATURES_FORM: JsonDict = {
     "lead_id": "P-42",
-    "features": {"lead_origin": "Lead Add Form", "time_on_website": 1500,
-                 "occupation": "Working Professional", "do_not_email": False},
+    "features": {
+        "lead_origin": "Lead Add Form",
+        "time_on_website": 1500,
+        "occupation": "Working Professional",
+        "do_not_email": False,
+    },
     "as_of": "2019-01-01T00:00:00Z",
 }
 _REQUEST_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -289,6 +339,7 @@ def _refuse(kind: str, message: str) -> Callable[[object], None]:
     when it carries a value. Null, blank text and an empty list count as not given (as
     the fields themselves read them), so a client that always sends every key keeps
     working."""
+
     def refuse(value: object) -> None:
         if value is None or value == [] or (isinstance(value, str) and not value.strip()):
             return None
@@ -298,16 +349,37 @@ def _refuse(kind: str, message: str) -> Callable[[object], None]:
 
 
 _LEAD_FORM_KEY = "to the lead form: a `features` request carries every value in `features`"
-_NotBoth = Annotated[Any, PlainValidator(_refuse(
-    "lead_and_features", "give either `lead` (the lead form) or `features` (the features "
-    "form), not both")), SkipJsonSchema()]
-_LeadIdOfFeaturesForm = Annotated[Any, PlainValidator(_refuse(
-    "lead_id_in_lead_form", "the top-level `lead_id` belongs to the features form: in the "
-    "lead form put it in `lead.lead_id`")), SkipJsonSchema()]
-_AccountOfLeadForm = Annotated[Any, PlainValidator(_refuse(
-    "features_form", f"`account` belongs {_LEAD_FORM_KEY}")), SkipJsonSchema()]
-_ActivitiesOfLeadForm = Annotated[Any, PlainValidator(_refuse(
-    "features_form", f"`activities` belong {_LEAD_FORM_KEY}")), SkipJsonSchema()]
+_NotBoth = Annotated[
+    Any,
+    PlainValidator(
+        _refuse(
+            "lead_and_features",
+            "give either `lead` (the lead form) or `features` (the features form), not both",
+        )
+    ),
+    SkipJsonSchema(),
+]
+_LeadIdOfFeaturesForm = Annotated[
+    Any,
+    PlainValidator(
+        _refuse(
+            "lead_id_in_lead_form",
+            "the top-level `lead_id` belongs to the features form: in the "
+            "lead form put it in `lead.lead_id`",
+        )
+    ),
+    SkipJsonSchema(),
+]
+_AccountOfLeadForm = Annotated[
+    Any,
+    PlainValidator(_refuse("features_form", f"`account` belongs {_LEAD_FORM_KEY}")),
+    SkipJsonSchema(),
+]
+_ActivitiesOfLeadForm = Annotated[
+    Any,
+    PlainValidator(_refuse("features_form", f"`activities` belong {_LEAD_FORM_KEY}")),
+    SkipJsonSchema(),
+]
 """Keys of the other form (left out of each form's JSON schema: they are no part of it)."""
 
 
@@ -317,15 +389,21 @@ class _RequestOptions(BaseModel):
     model_config = _REQUEST_CONFIG
 
     as_of: AsOf = Field(
-        default_factory=utc_now, description="Score the lead as of this moment (default: now, "
-        "UTC). Only activities at or before it are used.")
+        default_factory=utc_now,
+        description="Score the lead as of this moment (default: now, "
+        "UTC). Only activities at or before it are used.",
+    )
     top_reasons: int | None = Field(
-        None, ge=1, le=20,
+        None,
+        ge=1,
+        le=20,
         description="How many positive and how many negative reasons to return "
-        "(default: the service's setting, 5).")
+        "(default: the service's setting, 5).",
+    )
     include_contributions: bool = Field(
-        False, description="Also return every feature's SHAP contribution, not just the top "
-        "reasons.")
+        False,
+        description="Also return every feature's SHAP contribution, not just the top reasons.",
+    )
 
 
 class LeadFormRequest(_RequestOptions):
@@ -337,12 +415,16 @@ class LeadFormRequest(_RequestOptions):
 
     lead: Lead = Field(description="The lead's profile.")
     account: Account | None = Field(
-        None, description="The lead's company; omit it when unknown (firmographics are then "
-        "scored as unknown).")
+        None,
+        description="The lead's company; omit it when unknown (firmographics are then "
+        "scored as unknown).",
+    )
     activities: list[Activity] = Field(
-        default_factory=list, max_length=MAX_ACTIVITIES,
+        default_factory=list,
+        max_length=MAX_ACTIVITIES,
         description="The lead's activities, in any order. Send at least the last 90 days; "
-        "older ones only matter for 'days since last (high-intent) activity'. May be empty.")
+        "older ones only matter for 'days since last (high-intent) activity'. May be empty.",
+    )
     features: _NotBoth = Field(None, exclude=True, repr=False)
     lead_id: _LeadIdOfFeaturesForm = Field(None, exclude=True, repr=False)
 
@@ -356,23 +438,29 @@ class LeadFormRequest(_RequestOptions):
         """The rules that span several fields, each reported at the field it is about."""
         if self.lead.created_at > self.as_of:
             raise _at(
-                ("lead", "created_at"), "created_after_as_of",
+                ("lead", "created_at"),
+                "created_after_as_of",
                 "lead.created_at ({created}) is after as_of ({as_of}): a lead cannot be scored "
                 "before it exists",
-                {"created": self.lead.created_at.isoformat(), "as_of": self.as_of.isoformat()})
+                {"created": self.lead.created_at.isoformat(), "as_of": self.as_of.isoformat()},
+            )
         if self.account is not None:
             lead_acc, acc = self.lead.account_id, self.account.account_id
             if lead_acc and acc and lead_acc != acc:
                 raise _at(
-                    ("account", "account_id"), "account_mismatch",
+                    ("account", "account_id"),
+                    "account_mismatch",
                     "account.account_id ({acc}) does not match lead.account_id ({lead_acc})",
-                    {"acc": acc, "lead_acc": lead_acc})
+                    {"acc": acc, "lead_acc": lead_acc},
+                )
         for i, activity in enumerate(self.activities):
             if activity.lead_id is not None and activity.lead_id != self.lead.lead_id:
                 raise _at(
-                    ("activities", i, "lead_id"), "activity_lead_mismatch",
+                    ("activities", i, "lead_id"),
+                    "activity_lead_mismatch",
                     "activities[{i}].lead_id ({got}) does not match lead.lead_id ({want})",
-                    {"i": i, "got": activity.lead_id, "want": self.lead.lead_id})
+                    {"i": i, "got": activity.lead_id, "want": self.lead.lead_id},
+                )
         return self
 
 
@@ -380,8 +468,9 @@ class FeaturesFormRequest(_RequestOptions):
     """The features form: a lead-snapshot model's feature values by name, for a model
     trained on a ``lead_snapshot`` dataset config (one row of that export)."""
 
-    model_config = ConfigDict(**_REQUEST_CONFIG,
-                              json_schema_extra={"example": _EXAMPLE_FEATURES_FORM})
+    model_config = ConfigDict(
+        **_REQUEST_CONFIG, json_schema_extra={"example": _EXAMPLE_FEATURES_FORM}
+    )
     form: ClassVar[Literal["features"]] = "features"
 
     features: dict[_FeatureName, FeatureValue] = Field(
@@ -390,10 +479,12 @@ class FeaturesFormRequest(_RequestOptions):
         "/model` lists them), as the config declares them: text for categories, numbers, "
         "true/false or yes/no or 1/0 for booleans. Missing or null features are scored as "
         "unknown; an unknown name or a value of the wrong type is a 400 naming the feature.",
-        examples=[_EXAMPLE_FEATURES_FORM["features"]])
+        examples=[_EXAMPLE_FEATURES_FORM["features"]],
+    )
     lead_id: OptIdentifier = Field(
-        None, description="The lead's identifier, echoed in the response (empty there when "
-        "not given).")
+        None,
+        description="The lead's identifier, echoed in the response (empty there when not given).",
+    )
     lead: _NotBoth = Field(None, exclude=True, repr=False)
     account: _AccountOfLeadForm = Field(None, exclude=True, repr=False)
     activities: _ActivitiesOfLeadForm = Field(None, exclude=True, repr=False)
@@ -423,16 +514,25 @@ def request_form(value: object) -> str | None:
     return FEATURES_FORM if isinstance(value, FeaturesFormRequest) else LEAD_FORM
 
 
-ScoreRequest = TypeAliasType("ScoreRequest", Annotated[
-    Annotated[LeadFormRequest, Tag(LEAD_FORM)] | Annotated[FeaturesFormRequest, Tag(FEATURES_FORM)],
-    Discriminator(
-        request_form, custom_error_type="lead_or_features",
-        custom_error_message="give `lead` (the lead's profile, with optional `account` and "
-        "`activities`) or `features` (a lead-snapshot model's feature values by name)"),
-    Field(description="One lead to score, in the form the served model takes (`GET /model`, "
-          "`request_form`): the lead form (`lead`, `account`, `activities`) or the features "
-          "form (`features`, `lead_id`).", json_schema_extra={"example": _EXAMPLE_LEAD_FORM}),
-])
+ScoreRequest = TypeAliasType(
+    "ScoreRequest",
+    Annotated[
+        Annotated[LeadFormRequest, Tag(LEAD_FORM)]
+        | Annotated[FeaturesFormRequest, Tag(FEATURES_FORM)],
+        Discriminator(
+            request_form,
+            custom_error_type="lead_or_features",
+            custom_error_message="give `lead` (the lead's profile, with optional `account` and "
+            "`activities`) or `features` (a lead-snapshot model's feature values by name)",
+        ),
+        Field(
+            description="One lead to score, in the form the served model takes (`GET /model`, "
+            "`request_form`): the lead form (`lead`, `account`, `activities`) or the features "
+            "form (`features`, `lead_id`).",
+            json_schema_extra={"example": _EXAMPLE_LEAD_FORM},
+        ),
+    ],
+)
 """One lead to score: a ``LeadFormRequest`` or a ``FeaturesFormRequest``, told apart by
 ``request_form`` (the key the body carries). Validate with ``parse_request`` and
 ``parse_request_json``, which report every error at the field it is about. A named
@@ -447,15 +547,20 @@ def _bounded_batch(leads: list[_R]) -> list[_R]:
     """Refuse batches whose activities together would take too long or too much memory."""
     total = sum(len(lead.activities) for lead in leads if isinstance(lead, LeadFormRequest))
     if total > MAX_BATCH_ACTIVITIES:
-        raise ValueError(f"the batch holds {total} activities; at most {MAX_BATCH_ACTIVITIES} "
-                         "per request: split it")
+        raise ValueError(
+            f"the batch holds {total} activities; at most {MAX_BATCH_ACTIVITIES} "
+            "per request: split it"
+        )
     return leads
 
 
 _Leads = Annotated[
     list[_R],
-    Field(max_length=MAX_BATCH, description="Leads to score, each shaped like the body of "
-          "`/score`; answers come back in the same order."),
+    Field(
+        max_length=MAX_BATCH,
+        description="Leads to score, each shaped like the body of "
+        "`/score`; answers come back in the same order.",
+    ),
     AfterValidator(_bounded_batch),
 ]
 BatchLeads = _Leads[ScoreRequest]
@@ -475,10 +580,14 @@ class ScoreBatchBody(BaseModel, Generic[_R]):
 
 _REQUEST_ADAPTER: TypeAdapter[ScoreRequest] = TypeAdapter(ScoreRequest)
 _FORMS: dict[RequestForm, type[LeadFormRequest] | type[FeaturesFormRequest]] = {
-    "lead": LeadFormRequest, "features": FeaturesFormRequest}
+    "lead": LeadFormRequest,
+    "features": FeaturesFormRequest,
+}
 _BATCHES: dict[RequestForm | None, type[ScoreBatchBody[Any]]] = {
     None: ScoreBatchBody[ScoreRequest],
-    "lead": ScoreBatchBody[LeadFormRequest], "features": ScoreBatchBody[FeaturesFormRequest]}
+    "lead": ScoreBatchBody[LeadFormRequest],
+    "features": ScoreBatchBody[FeaturesFormRequest],
+}
 
 
 def _at_the_fields(exc: ValidationError, title: str, start: int = 0) -> ValidationError:
@@ -494,12 +603,16 @@ def _at_the_fields(exc: ValidationError, title: str, start: int = 0) -> Validati
     for error in exc.errors(include_url=False):
         loc = error["loc"]
         if len(loc) > start and loc[start] in _TAGS:
-            loc = loc[:start] + loc[start + 1:]
+            loc = loc[:start] + loc[start + 1 :]
         elif error["type"] == "lead_or_features":
             loc = (*loc, "lead")
-        details.append(InitErrorDetails(
-            type=PydanticCustomError(error["type"], "{msg}", {"msg": error["msg"]}), loc=loc,
-            input=error["input"]))
+        details.append(
+            InitErrorDetails(
+                type=PydanticCustomError(error["type"], "{msg}", {"msg": error["msg"]}),
+                loc=loc,
+                input=error["input"],
+            )
+        )
     return ValidationError.from_exception_data(title, details)
 
 
@@ -515,8 +628,9 @@ def parse_request(data: object) -> LeadFormRequest | FeaturesFormRequest:
         raise _at_the_fields(exc, "ScoreRequest") from None
 
 
-def parse_request_json(body: bytes | str, form: RequestForm | None = None
-                       ) -> LeadFormRequest | FeaturesFormRequest:
+def parse_request_json(
+    body: bytes | str, form: RequestForm | None = None
+) -> LeadFormRequest | FeaturesFormRequest:
     """Validate the JSON body of ``/score``.
 
     Args:
@@ -541,8 +655,9 @@ def parse_request_json(body: bytes | str, form: RequestForm | None = None
         raise _at_the_fields(exc, "ScoreRequest") from None
 
 
-def parse_batch_json(body: bytes | str, form: RequestForm | None = None
-                     ) -> list[LeadFormRequest | FeaturesFormRequest]:
+def parse_batch_json(
+    body: bytes | str, form: RequestForm | None = None
+) -> list[LeadFormRequest | FeaturesFormRequest]:
     """Validate the JSON body of ``/score_batch`` (``{"leads": [...]}``) and return its leads.
 
     Args:
@@ -570,11 +685,14 @@ class Reason(BaseModel):
 
     feature: str = Field(description="Model feature name (see the feature catalogue).")
     group: Literal["fit", "engagement"] = Field(
-        description="`fit` (who the lead is) or `engagement` (what the lead did).")
+        description="`fit` (who the lead is) or `engagement` (what the lead did)."
+    )
     value: str | float | None = Field(
-        description="The feature's value for this lead; null when unknown.")
+        description="The feature's value for this lead; null when unknown."
+    )
     contribution: float = Field(
-        description="Exact SHAP contribution in log-odds: positive raises the score.")
+        description="Exact SHAP contribution in log-odds: positive raises the score."
+    )
     sentence: str = Field(description="The reason in plain words for a sales rep.")
 
 
@@ -599,28 +717,38 @@ class ScoreResponse(BaseModel):
     lead_id: str = Field(description="The lead's identifier, from the request.")
     as_of: datetime = Field(description="The moment the lead was scored at (UTC).")
     probability: float = Field(
-        ge=0, le=1, description="Calibrated probability that the lead converts within the "
-        "model's horizon.")
+        ge=0,
+        le=1,
+        description="Calibrated probability that the lead converts within the model's horizon.",
+    )
     score: int = Field(
-        ge=0, le=100, description="0–100: the share of leads in the validation period that "
-        "scored lower.")
+        ge=0,
+        le=100,
+        description="0–100: the share of leads in the validation period that scored lower.",
+    )
     mql: bool = Field(description="Marketing-qualified: `probability >= threshold`.")
     threshold: float = Field(description="The MQL threshold applied to this lead.")
     threshold_region: str | None = Field(
-        description="The region whose own threshold was applied; null for the global one.")
+        description="The region whose own threshold was applied; null for the global one."
+    )
     grade: str = Field(
-        pattern=r"^[A-D][1-4]$", description="Letter A–D: fit (A best); digit 1–4: "
-        "engagement (1 most engaged); from the SHAP sums of each feature group.")
-    raw_score: float = Field(description="The model's raw output (log-odds) before "
-                             "calibration.")
+        pattern=r"^[A-D][1-4]$",
+        description="Letter A–D: fit (A best); digit 1–4: "
+        "engagement (1 most engaged); from the SHAP sums of each feature group.",
+    )
+    raw_score: float = Field(description="The model's raw output (log-odds) before calibration.")
     base_value: float = Field(
-        description="SHAP base value: `base_value + sum(contributions) == raw_score`.")
+        description="SHAP base value: `base_value + sum(contributions) == raw_score`."
+    )
     reasons: Reasons = Field(description="Top positive and negative reasons.")
     contributions: dict[str, float] | None = Field(
-        None, description="Every feature's SHAP contribution, when `include_contributions`.")
+        None, description="Every feature's SHAP contribution, when `include_contributions`."
+    )
     warnings: list[str] = Field(
-        default_factory=list, description="Input that was accepted but handled specially "
-        "(unknown categories, activities after `as_of`, ...).")
+        default_factory=list,
+        description="Input that was accepted but handled specially "
+        "(unknown categories, activities after `as_of`, ...).",
+    )
     model: ModelRef = Field(description="The model that produced this answer.")
 
 
@@ -632,25 +760,34 @@ class ModelInfo(BaseModel):
     alias: str | None = Field(description="Registry alias served.")
     source: Literal["registry", "bento", "folder"] = Field(
         description="Where it was loaded from: the MLflow registry, the model packaged in "
-        "the Bento, or a bundle folder.")
+        "the Bento, or a bundle folder."
+    )
     run_id: str | None = Field(None, description="MLflow run that trained it.")
     trained_on: dict[str, Any] = Field(
-        default_factory=dict, description="Training data: first/last `as_of`, rows, leads and "
+        default_factory=dict,
+        description="Training data: first/last `as_of`, rows, leads and "
         "conversions of the train, validation and test periods, the label horizon and the "
-        "snapshot rule.")
+        "snapshot rule.",
+    )
     metrics: dict[str, Any] = Field(
-        default_factory=dict, description="Held-out test metrics per scorer (`model`, the "
-        "baselines) and `by_region`.")
+        default_factory=dict,
+        description="Held-out test metrics per scorer (`model`, the baselines) and `by_region`.",
+    )
     policy: dict[str, Any] = Field(
-        description="MQL policy: rule, target, global and per-region thresholds, grade cuts.")
+        description="MQL policy: rule, target, global and per-region thresholds, grade cuts."
+    )
     features: list[str] = Field(description="Model features, in model column order.")
     request_form: RequestForm = Field(
-        "lead", description="The request form `/score` takes for this model: `lead` "
+        "lead",
+        description="The request form `/score` takes for this model: `lead` "
         "(profile, account, activities) or `features` (feature values by name, for a model "
-        "trained on a `lead_snapshot` dataset config).")
+        "trained on a `lead_snapshot` dataset config).",
+    )
     inputs: list[dict[str, Any]] | None = Field(
-        None, description="For the features form: each feature's `name`, `dtype` (category, "
-        "float, int, bool), `group`, `description` and the `categories` the model knows.")
+        None,
+        description="For the features form: each feature's `name`, `dtype` (category, "
+        "float, int, bool), `group`, `description` and the `categories` the model knows.",
+    )
 
 
 class SampleInfo(BaseModel):

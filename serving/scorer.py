@@ -72,12 +72,15 @@ class ServedModel:
         policy = self.bundle.policy.to_dict()
         policy.pop("score_knots", None)
         trained_on: dict[str, Any] = {"periods": meta.window.model_dump()} if meta.window else {}
-        facts = {"horizon_days": meta.horizon_days, "snapshot_rule": meta.snapshot_rule,
-                 "data_fingerprint": meta.data_fingerprint, "created_at": meta.created_at}
+        facts = {
+            "horizon_days": meta.horizon_days,
+            "snapshot_rule": meta.snapshot_rule,
+            "data_fingerprint": meta.data_fingerprint,
+            "created_at": meta.created_at,
+        }
         trained_on.update({key: value for key, value in facts.items() if value is not None})
         if meta.dataset is not None:  # the config's path on the training machine stays out
-            trained_on["dataset"] = meta.dataset.model_dump(exclude={"config"},
-                                                            exclude_none=True)
+            trained_on["dataset"] = meta.dataset.model_dump(exclude={"config"}, exclude_none=True)
         metrics = {**meta.test_metrics, "by_region": meta.test_metrics_by_region}
         form = model_form(self.bundle)
         return {
@@ -89,9 +92,20 @@ class ServedModel:
             "policy": policy,
             "features": list(self.bundle.spec.names),
             "request_form": form,
-            "inputs": ([{"name": f.name, "dtype": f.dtype, "group": f.group,
-                         "description": f.description, "categories": list(f.categories)}
-                        for f in self.bundle.spec.features_] if form == "features" else None),
+            "inputs": (
+                [
+                    {
+                        "name": f.name,
+                        "dtype": f.dtype,
+                        "group": f.group,
+                        "description": f.description,
+                        "categories": list(f.categories),
+                    }
+                    for f in self.bundle.spec.features_
+                ]
+                if form == "features"
+                else None
+            ),
         }
 
 
@@ -131,18 +145,26 @@ def score_cards(
     bundle = model.bundle
     scores = bundle.score(frame)
     n = len(frame)
-    regions = (frame[bundle.policy.region_feature].to_numpy(dtype=object)
-               if bundle.policy.region_feature in frame else np.full(n, None, dtype=object))
+    regions = (
+        frame[bundle.policy.region_feature].to_numpy(dtype=object)
+        if bundle.policy.region_feature in frame
+        else np.full(n, None, dtype=object)
+    )
     cards = build_cards(
-        bundle, model.ref(), scores, regions,
+        bundle,
+        model.ref(),
+        scores,
+        regions,
         [top] * n if isinstance(top, int) else list(top),
-        ([include_contributions] * n if isinstance(include_contributions, bool)
-         else list(include_contributions)),
+        (
+            [include_contributions] * n
+            if isinstance(include_contributions, bool)
+            else list(include_contributions)
+        ),
         [str(x) for x in scores.lead_id],
-        [pd.Timestamp(x).to_pydatetime() for x in scores.as_of])
+        [pd.Timestamp(x).to_pydatetime() for x in scores.as_of],
+    )
     return scores, cards
-
-
 
 
 def model_form(bundle: ModelBundle) -> RequestForm:
@@ -156,13 +178,14 @@ def model_form(bundle: ModelBundle) -> RequestForm:
 def warmup_request(model: ServedModel) -> ScoreRequest:
     """A synthetic request in the form ``model`` takes, to warm the scoring path up."""
     if model_form(model.bundle) == "features":
-        return parse_request({"lead_id": "warmup", "features": {},
-                              "as_of": "2024-02-01T00:00:00Z"})
-    return parse_request({
-        "lead": {"lead_id": "warmup", "created_at": "2024-01-01T00:00:00Z"},
-        "activities": [{"occurred_at": "2024-01-02T00:00:00Z", "activity_type": "page_view"}],
-        "as_of": "2024-02-01T00:00:00Z",
-    })
+        return parse_request({"lead_id": "warmup", "features": {}, "as_of": "2024-02-01T00:00:00Z"})
+    return parse_request(
+        {
+            "lead": {"lead_id": "warmup", "created_at": "2024-01-01T00:00:00Z"},
+            "activities": [{"occurred_at": "2024-01-02T00:00:00Z", "activity_type": "page_view"}],
+            "as_of": "2024-02-01T00:00:00Z",
+        }
+    )
 
 
 _Problem = tuple[tuple[str | int, ...], str, str, object]
@@ -172,10 +195,15 @@ _Problem = tuple[tuple[str | int, ...], str, str, object]
 def request_error(problems: Sequence[_Problem]) -> ValidationError:
     """The problems as the ``ValidationError`` a request that fails to parse raises, so
     the service answers 400 with ``detail[].loc`` naming each field."""
-    return ValidationError.from_exception_data("ScoreRequest", [
-        InitErrorDetails(type=PydanticCustomError(kind, "{msg}", {"msg": msg}), loc=loc,
-                         input=value)
-        for loc, kind, msg, value in problems])
+    return ValidationError.from_exception_data(
+        "ScoreRequest",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError(kind, "{msg}", {"msg": msg}), loc=loc, input=value
+            )
+            for loc, kind, msg, value in problems
+        ],
+    )
 
 
 def _whose(requests: Sequence[ScoreRequest], i: int) -> str:
@@ -201,23 +229,39 @@ def check_forms(model: ServedModel, requests: Sequence[ScoreRequest]) -> Request
         if req.form == form:
             continue
         if form == "features":
-            problems.append((("lead",), "wrong_request_form",
-                             f"model {which} was trained on a lead-snapshot dataset config "
-                             f"({config_name}): send the lead's feature values "
-                             "as `features` ({name: value}; GET /model lists them), not "
-                             f"`lead`, `account` and `activities`{_whose(requests, i)}", None))
+            problems.append(
+                (
+                    ("lead",),
+                    "wrong_request_form",
+                    f"model {which} was trained on a lead-snapshot dataset config "
+                    f"({config_name}): send the lead's feature values "
+                    "as `features` ({name: value}; GET /model lists them), not "
+                    f"`lead`, `account` and `activities`{_whose(requests, i)}",
+                    None,
+                )
+            )
         else:
-            problems.append((("features",), "wrong_request_form",
-                             f"model {which} computes its features from the lead's profile "
-                             "and activities: send `lead` (with optional `account` and "
-                             f"`activities`), not `features`{_whose(requests, i)}", None))
+            problems.append(
+                (
+                    ("features",),
+                    "wrong_request_form",
+                    f"model {which} computes its features from the lead's profile "
+                    "and activities: send `lead` (with optional `account` and "
+                    f"`activities`), not `features`{_whose(requests, i)}",
+                    None,
+                )
+            )
     if problems:
         raise request_error(problems)
     return form
 
 
-_EXPECTS = {"float": "a number", "int": "a number", "bool": "true/false (or yes/no, 1/0)",
-            "category": "text"}
+_EXPECTS = {
+    "float": "a number",
+    "int": "a number",
+    "bool": "true/false (or yes/no, 1/0)",
+    "category": "text",
+}
 
 
 def _kind_of(value: object) -> str:
@@ -229,8 +273,9 @@ def _kind_of(value: object) -> str:
     return "text"
 
 
-def snapshot_request_frame(bundle: ModelBundle, requests: Sequence[ScoreRequest]
-                           ) -> tuple[pd.DataFrame, list[list[str]]]:
+def snapshot_request_frame(
+    bundle: ModelBundle, requests: Sequence[ScoreRequest]
+) -> tuple[pd.DataFrame, list[list[str]]]:
     """Feature frame of features-form requests (positional lead keys) and warnings.
 
     The frame comes from ``features.dataset_config.snapshot_frame``, which types each
@@ -247,9 +292,18 @@ def snapshot_request_frame(bundle: ModelBundle, requests: Sequence[ScoreRequest]
     try:
         frame = snapshot_frame(features, rows)
     except ValueError:
-        raise request_error(_value_problems(features, requests) or [
-            (("features",), "feature_value", "the values cannot be typed as this model's "
-             "features (see GET /model, `inputs`)", None)]) from None
+        raise request_error(
+            _value_problems(features, requests)
+            or [
+                (
+                    ("features",),
+                    "feature_value",
+                    "the values cannot be typed as this model's "
+                    "features (see GET /model, `inputs`)",
+                    None,
+                )
+            ]
+        ) from None
     frame["as_of"] = np.asarray([r.as_of for r in requests], dtype=TIMESTAMP_UNIT)
     return frame, snapshot_warnings(bundle, requests)
 
@@ -262,15 +316,19 @@ def check_feature_names(bundle: ModelBundle, requests: Sequence[ScoreRequest]) -
         for key, value in (req.features or {}).items():
             if key not in names:
                 known = ", ".join(sorted(names))
-                problems.append((("features", key), "unknown_feature",
-                                 f"unknown feature {key!r}{_whose(requests, i)}: this model "
-                                 f"takes {known}", value))
+                problems.append(
+                    (
+                        ("features", key),
+                        "unknown_feature",
+                        f"unknown feature {key!r}{_whose(requests, i)}: this model takes {known}",
+                        value,
+                    )
+                )
     if problems:
         raise request_error(problems)
 
 
-def snapshot_warnings(bundle: ModelBundle, requests: Sequence[ScoreRequest]
-                      ) -> list[list[str]]:
+def snapshot_warnings(bundle: ModelBundle, requests: Sequence[ScoreRequest]) -> list[list[str]]:
     """Per features-form request: categories the model never saw and features not given."""
     features = bundle.spec.features_
     by_name = {f.name: f for f in features}
@@ -281,13 +339,16 @@ def snapshot_warnings(bundle: ModelBundle, requests: Sequence[ScoreRequest]
         for name, value in given.items():
             f = by_name[name]
             if f.dtype == "category" and str(value).strip() not in f.categories:
-                warn.append(f"features.{name} {value!r} is not one of the model's categories; "
-                            "scored as unknown")
+                warn.append(
+                    f"features.{name} {value!r} is not one of the model's categories; "
+                    "scored as unknown"
+                )
         missing = [f.name for f in features if f.name not in given]
         if missing:
             shown = ", ".join(missing[:8]) + (", …" if len(missing) > 8 else "")
-            warn.append(f"{len(missing)} of {len(features)} features not given, scored as "
-                        f"unknown: {shown}")
+            warn.append(
+                f"{len(missing)} of {len(features)} features not given, scored as unknown: {shown}"
+            )
         warnings.append(warn)
     return warnings
 
@@ -300,8 +361,11 @@ def _value_problems(features: Sequence, requests: Sequence[ScoreRequest]) -> lis
     """
     problems: list[_Problem] = []
     for f in features:
-        given = [(i, req.features[f.name]) for i, req in enumerate(requests)
-                 if (req.features or {}).get(f.name) is not None]
+        given = [
+            (i, req.features[f.name])
+            for i, req in enumerate(requests)
+            if (req.features or {}).get(f.name) is not None
+        ]
         if not given:
             continue
         try:
@@ -313,10 +377,16 @@ def _value_problems(features: Sequence, requests: Sequence[ScoreRequest]) -> lis
             try:
                 snapshot_frame([f], [{f.name: value}])
             except ValueError:
-                problems.append((("features", f.name), "feature_type",
-                                 f"feature {f.name!r} takes {_EXPECTS.get(f.dtype, f.dtype)}: "
-                                 f"the {_kind_of(value)} sent does not read as one"
-                                 f"{_whose(requests, i)}", value))
+                problems.append(
+                    (
+                        ("features", f.name),
+                        "feature_type",
+                        f"feature {f.name!r} takes {_EXPECTS.get(f.dtype, f.dtype)}: "
+                        f"the {_kind_of(value)} sent does not read as one"
+                        f"{_whose(requests, i)}",
+                        value,
+                    )
+                )
     return problems
 
 
@@ -341,14 +411,20 @@ def score_requests(
         return []
     form = check_forms(model, requests)
     if form == "lead":  # check_forms has seen that every request is in the lead form
-        return score_lead_form(model.bundle, model.ref(),
-                               cast(Sequence[LeadFormRequest], requests), default_top)
+        return score_lead_form(
+            model.bundle, model.ref(), cast(Sequence[LeadFormRequest], requests), default_top
+        )
     check_feature_names(model.bundle, requests)
     values = featureform.feature_values(model.bundle, requests)
     if values is not None:  # every value typed without a frame (the usual case)
         return featureform.score_feature_values(
-            model.bundle, model.ref(), requests, values,
-            snapshot_warnings(model.bundle, requests), default_top)
+            model.bundle,
+            model.ref(),
+            requests,
+            values,
+            snapshot_warnings(model.bundle, requests),
+            default_top,
+        )
     frame, warnings = snapshot_request_frame(model.bundle, requests)
     unknown: list[list[str]] = [[] for _ in requests]
     tops = [r.top_reasons or default_top for r in requests]

@@ -69,8 +69,9 @@ UNTRACED_ROUTES = (r"/score$", r"/score_batch$")
 CARDS = TypeAdapter(list[ScoreResponse])
 redact_request_values()  # no request value reaches the log (serving.log_redaction)
 
-pages = FastAPI(title="leadscore page and model info", docs_url=None, redoc_url=None,
-                openapi_url=None)
+pages = FastAPI(
+    title="leadscore page and model info", docs_url=None, redoc_url=None, openapi_url=None
+)
 
 
 @bentoml.asgi_app(pages, path="/")
@@ -106,22 +107,28 @@ class LeadScoring:
         except Exception as exc:  # unreachable registry, corrupted or incompatible artifact
             raise ModelNotAvailableError(
                 f"cannot serve the model ({settings.model_dir or settings.tracking_uri}): "
-                f"{type(exc).__name__}: {exc}") from exc
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         if tag:
             os.environ[PINNED_ENV] = tag
 
     def __init__(self) -> None:
         quiet_telemetry()
         self.settings = Settings.from_env()
-        self.served = resolve_model(self.settings, packaged_tag(LeadScoring.bento),
-                                    os.environ.get(PINNED_ENV))
+        self.served = resolve_model(
+            self.settings, packaged_tag(LeadScoring.bento), os.environ.get(PINNED_ENV)
+        )
         warm_up(self.served, self.settings.top_reasons)  # compiles and runs the whole path
         self._ready = True
         # A child of BentoML's logger, so the line appears in the server log as configured.
         logging.getLogger("bentoml.leadscore").info(
-            "serving %s version %s (alias %s) from the %s%s", self.served.name,
-            self.served.version, self.served.alias, self.served.source,
-            " (pinned at deployment)" if os.environ.get(PINNED_ENV) else "")
+            "serving %s version %s (alias %s) from the %s%s",
+            self.served.name,
+            self.served.version,
+            self.served.alias,
+            self.served.source,
+            " (pinned at deployment)" if os.environ.get(PINNED_ENV) else "",
+        )
         self.watcher = watch_registry(self)  # hot reload swaps self.served (serving.reload)
         hot_route.register("/score", self._score_json)
         hot_route.register("/score_batch", self._score_batch_json, threaded=True)

@@ -38,8 +38,9 @@ class Champion:
     data_dir: Path
 
 
-def simulated_tables(n_leads: int = 1500, seed: int = 7, months: int = 12
-                     ) -> dict[str, pd.DataFrame]:
+def simulated_tables(
+    n_leads: int = 1500, seed: int = 7, months: int = 12
+) -> dict[str, pd.DataFrame]:
     """Validated contract tables of a small simulated funnel."""
     from features.simulate import simulate
 
@@ -73,10 +74,12 @@ def register_champion(
     data_dir = write_tables(tables, store_dir / "data")
     tracking_uri = f"sqlite:///{(store_dir / 'mlflow.db').resolve().as_posix()}"
     training_set = build_training_set(tables, PipelineConfig(horizon_days=60))
-    config = TrainConfig(num_boost_round=200, early_stopping_rounds=20, num_threads=1,
-                         params={"num_leaves": 15})
-    result = run_training(training_set, config=config, tracking_uri=tracking_uri,
-                          store_dir=store_dir, model_name=name)
+    config = TrainConfig(
+        num_boost_round=200, early_stopping_rounds=20, num_threads=1, params={"num_leaves": 15}
+    )
+    result = run_training(
+        training_set, config=config, tracking_uri=tracking_uri, store_dir=store_dir, model_name=name
+    )
     return Champion(tracking_uri, name, "champion", str(result.version), tables, data_dir)
 
 
@@ -102,8 +105,11 @@ def session_samples(root: Path) -> Path:
 
 def session_settings(root: Path) -> Settings:
     """Settings that serve the session's champion from its registry and BentoML home."""
-    return Settings(tracking_uri=session_champion(root).tracking_uri,
-                    samples_dir=session_samples(root), bentoml_home=root / "bentoml")
+    return Settings(
+        tracking_uri=session_champion(root).tracking_uri,
+        samples_dir=session_samples(root),
+        bentoml_home=root / "bentoml",
+    )
 
 
 def session_server(root: Path) -> RunningServer:
@@ -137,8 +143,14 @@ def service_client(settings: Settings, env: dict[str, str] | None = None):
     from serving.model_store import PINNED_ENV
     from serving.service import LeadScoring
 
-    names = ("LEADSCORE_MODEL_DIR", "MLFLOW_TRACKING_URI", "LEADSCORE_TRACKING_URI",
-             "LEADSCORE_TOP_REASONS", "LEADSCORE_API_TOKEN", PINNED_ENV)
+    names = (
+        "LEADSCORE_MODEL_DIR",
+        "MLFLOW_TRACKING_URI",
+        "LEADSCORE_TRACKING_URI",
+        "LEADSCORE_TOP_REASONS",
+        "LEADSCORE_API_TOKEN",
+        PINNED_ENV,
+    )
     wanted = {"LEADSCORE_RELOAD_SECONDS": "0", **settings.to_env(), **(env or {})}
     saved = {k: os.environ.get(k) for k in (*names, *wanted)}
     try:
@@ -170,8 +182,11 @@ def card_differences(a: Any, b: Any, tol: float = 1e-9, path: str = "") -> list[
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return [f"{path}: lengths {len(a)} != {len(b)}"]
-        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
-                for d in card_differences(x, y, tol, f"{path}[{i}]")]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in card_differences(x, y, tol, f"{path}[{i}]")
+        ]
     if isinstance(a, float) and isinstance(b, float | int) and not isinstance(b, bool):
         return [] if abs(a - b) <= tol * max(1.0, abs(a)) else [f"{path}: {a} != {b}"]
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]

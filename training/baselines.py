@@ -23,10 +23,22 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from features.catalogue import CATALOGUE
 
 DEMOGRAPHIC_POINTS: dict[str, dict[str, float]] = {
-    "seniority": {"C-Level": 20, "VP": 15, "Director": 10, "Manager": 5,
-                  "Individual Contributor": 0, "Student": -15},
-    "company_size_band": {"1-10": -5, "11-50": 0, "51-200": 5, "201-1000": 10,
-                          "1001-5000": 10, "5000+": 10},
+    "seniority": {
+        "C-Level": 20,
+        "VP": 15,
+        "Director": 10,
+        "Manager": 5,
+        "Individual Contributor": 0,
+        "Student": -15,
+    },
+    "company_size_band": {
+        "1-10": -5,
+        "11-50": 0,
+        "51-200": 5,
+        "201-1000": 10,
+        "1001-5000": 10,
+        "5000+": 10,
+    },
     "email_domain_type": {"corporate": 5, "free": -10, "unknown": 0},
     "department": {"Executive": 5, "Marketing": 5, "Sales": 5, "IT": 5, "Engineering": 5},
 }
@@ -68,8 +80,7 @@ class PointsScore:
         threshold: Points at which a lead becomes an MQL.
     """
 
-    demographic: dict[str, dict[str, float]] = field(
-        default_factory=lambda: DEMOGRAPHIC_POINTS)
+    demographic: dict[str, dict[str, float]] = field(default_factory=lambda: DEMOGRAPHIC_POINTS)
     behaviour: dict[str, tuple[float, float]] = field(default_factory=lambda: BEHAVIOUR_POINTS)
     industry_fit: float = INDUSTRY_FIT_POINTS
     threshold: float = MQL_POINTS
@@ -121,10 +132,12 @@ def logistic_pipeline(seed: int = 0, features=None) -> Pipeline:
         OneHotEncoder(handle_unknown="ignore", min_frequency=20),
     )
     columns = ColumnTransformer([("num", numbers, numeric), ("cat", categories, categorical)])
-    return Pipeline([
-        ("columns", columns),
-        ("model", LogisticRegression(C=0.1, max_iter=2000, random_state=seed)),
-    ])
+    return Pipeline(
+        [
+            ("columns", columns),
+            ("model", LogisticRegression(C=0.1, max_iter=2000, random_state=seed)),
+        ]
+    )
 
 
 def fit_logistic(train: pd.DataFrame, seed: int = 0, features=None) -> Pipeline:
@@ -164,8 +177,13 @@ class RulePoints:
             col = frame[rule["feature"]]
             if "values" in rule:
                 table = {str(k): float(v) for k, v in rule["values"].items()}
-                total += (col.astype("string").astype(object).map(table).fillna(0.0)
-                          .to_numpy(dtype=np.float64))
+                total += (
+                    col.astype("string")
+                    .astype(object)
+                    .map(table)
+                    .fillna(0.0)
+                    .to_numpy(dtype=np.float64)
+                )
                 continue
             x = pd.to_numeric(col, errors="coerce").fillna(0).to_numpy(dtype=np.float64)
             if "per" in rule:

@@ -78,8 +78,9 @@ def fit_calibration(raw: np.ndarray, y: np.ndarray, method: Method = "auto") -> 
     """
     y = np.asarray(y)
     if method not in ("auto", "isotonic", "platt", "none"):
-        raise ValueError(f"unknown calibration method {method!r}: use auto, isotonic, platt "
-                         "or none")
+        raise ValueError(
+            f"unknown calibration method {method!r}: use auto, isotonic, platt or none"
+        )
     if method == "none":
         return Calibration("none")
     if len(np.unique(y)) < 2:

@@ -39,18 +39,21 @@ def _fmt(value: object, pattern: str) -> str:
 
 
 def _window_table(window: SplitWindow) -> list[str]:
-    lines = ["| Period | First snapshot | Last snapshot | Snapshots | Leads | Conversions |",
-             "|---|---|---|---:|---:|---:|"]
+    lines = [
+        "| Period | First snapshot | Last snapshot | Snapshots | Leads | Conversions |",
+        "|---|---|---|---:|---:|---:|",
+    ]
     for name, w in window:
-        lines.append(f"| {name} | {str(w.first_as_of)[:10]} | {str(w.last_as_of)[:10]} "
-                     f"| {w.rows:,} | {w.leads:,} | {w.positives:,} |")
+        lines.append(
+            f"| {name} | {str(w.first_as_of)[:10]} | {str(w.last_as_of)[:10]} "
+            f"| {w.rows:,} | {w.leads:,} | {w.positives:,} |"
+        )
     return lines
 
 
 def _metrics_table(metrics: dict[str, dict[str, float]]) -> list[str]:
     scorers = [s for s in (MODEL, LOGISTIC, POINTS, ORACLE) if s in metrics]
-    lines = ["| Metric | " + " | ".join(scorers) + " |",
-             "|---|" + "---:|" * len(scorers)]
+    lines = ["| Metric | " + " | ".join(scorers) + " |", "|---|" + "---:|" * len(scorers)]
     for key, label, pattern in CARD_METRICS:
         cells = [_fmt(metrics[s].get(key), pattern) for s in scorers]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -58,21 +61,27 @@ def _metrics_table(metrics: dict[str, dict[str, float]]) -> list[str]:
 
 
 def _region_table(by_region: dict[str, dict[str, float]]) -> list[str]:
-    lines = ["| Region | Snapshots | Conversion rate | ROC AUC | Points AUC | MQL rate | "
-             "MQL→conversion | Recall |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| Region | Snapshots | Conversion rate | ROC AUC | Points AUC | MQL rate | "
+        "MQL→conversion | Recall |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for region, m in by_region.items():
         lines.append(
             f"| {region} | {int(m['rows']):,} | {_fmt(m['base_rate'], '{:.1%}')} | "
             f"{_fmt(m['roc_auc'], '{:.3f}')} | {_fmt(m.get('points_roc_auc'), '{:.3f}')} | "
             f"{_fmt(m['mql_rate'], '{:.1%}')} | {_fmt(m['precision'], '{:.1%}')} | "
-            f"{_fmt(m['recall'], '{:.1%}')} |")
+            f"{_fmt(m['recall'], '{:.1%}')} |"
+        )
     return lines
 
 
 def _policy_lines(policy: Policy) -> list[str]:
     if policy.rule == "capacity":
-        rule = (f"capacity: the top {policy.target:.0%} of open leads (all snapshots dated in "
-                "the validation period) become MQLs")
+        rule = (
+            f"capacity: the top {policy.target:.0%} of open leads (all snapshots dated in "
+            "the validation period) become MQLs"
+        )
     else:
         rule = f"minimum precision: MQLs must convert at least {policy.target:.0%} of the time"
     lines = [f"- Rule: {rule}.", f"- Global threshold: probability ≥ {policy.threshold:.4f}."]
@@ -103,8 +112,7 @@ def _outcome_text(dataset: DatasetInfo | None) -> str:
     """The outcome a lead-snapshot config declares, in words."""
     outcome = dataset.outcome if dataset else None
     if outcome is not None and outcome.in_file is not None:
-        return (f"converted when its id appears in `{outcome.in_file}`, column "
-                f"`{outcome.column}`")
+        return f"converted when its id appears in `{outcome.in_file}`, column `{outcome.column}`"
     if outcome is not None and outcome.column:
         values = ", ".join(f"`{v}`" for v in outcome.positive or ())
         return f"converted when column `{outcome.column}` is {values or 'true'}"
@@ -116,22 +124,28 @@ def _purpose(metadata: BundleMetadata) -> str:
     if _is_snapshot(metadata):
         dataset = metadata.dataset
         if dataset is not None and dataset.as_of:
-            when = (f"every lead is scored as of one fixed date, {dataset.as_of} (the "
-                    "export has no usable timestamps)")
+            when = (
+                f"every lead is scored as of one fixed date, {dataset.as_of} (the "
+                "export has no usable timestamps)"
+            )
         elif dataset is not None and dataset.time:
             when = f"each lead is scored as of its own `{dataset.time}`"
         else:
             when = "the scoring time is not recorded"
-        return ("Predicts the probability that a lead converts, from one row per lead with "
-                f"aggregated behaviour as exported; {when}. A lead counts as "
-                f"{_outcome_text(dataset)}. There is no label horizon: the outcome is "
-                "whatever the export had recorded when it was taken. LightGBM on real "
-                "outcomes, calibrated on held-out leads.")
+        return (
+            "Predicts the probability that a lead converts, from one row per lead with "
+            f"aggregated behaviour as exported; {when}. A lead counts as "
+            f"{_outcome_text(dataset)}. There is no label horizon: the outcome is "
+            "whatever the export had recorded when it was taken. LightGBM on real "
+            "outcomes, calibrated on held-out leads."
+        )
     days = metadata.horizon_days
     horizon = f"{days} days" if days else "the label horizon (not recorded)"
-    return (f"Predicts the probability that an open lead converts within {horizon} of the "
-            "moment it is scored, from who the lead is (fit) and what it did before that "
-            "moment (engagement). LightGBM on real outcomes, calibrated on a later period.")
+    return (
+        f"Predicts the probability that an open lead converts within {horizon} of the "
+        "moment it is scored, from who the lead is (fit) and what it did before that "
+        "moment (engagement). LightGBM on real outcomes, calibrated on a later period."
+    )
 
 
 def _dataset_lines(metadata: BundleMetadata) -> list[str]:
@@ -141,45 +155,65 @@ def _dataset_lines(metadata: BundleMetadata) -> list[str]:
     kind = _split_kind(metadata)
     if split is not None and kind == "stratified":
         test_fraction = split.test_fraction if split.test_fraction is not None else 0.25
-        how = (f"stratified random hold-out of {float(test_fraction):.0%} "
-               f"(seed {split.seed}); validation "
-               f"({float(split.valid_fraction):.0%}) carved from the training "
-               "side the same way")
+        how = (
+            f"stratified random hold-out of {float(test_fraction):.0%} "
+            f"(seed {split.seed}); validation "
+            f"({float(split.valid_fraction):.0%}) carved from the training "
+            "side the same way"
+        )
     elif split is not None and kind == "time":
-        how = (f"by time: test = leads scored on or after {split.at}; validation = "
-               "the latest earlier leads")
+        how = (
+            f"by time: test = leads scored on or after {split.at}; validation = "
+            "the latest earlier leads"
+        )
     else:
-        how = ("by time: each lead belongs to the period of its first snapshot and is "
-               "dropped from later periods, so no lead is on two sides of a boundary")
+        how = (
+            "by time: each lead belongs to the period of its first snapshot and is "
+            "dropped from later periods, so no lead is on two sides of a boundary"
+        )
     name = dataset.name if dataset else "?"
     if _is_snapshot(metadata):
-        rows = ("one row per lead (a lead snapshot export, no activity log)"
-                + (f", id column `{dataset.id}`" if dataset and dataset.id else ", rows numbered"))
+        rows = "one row per lead (a lead snapshot export, no activity log)" + (
+            f", id column `{dataset.id}`" if dataset and dataset.id else ", rows numbered"
+        )
         if dataset and dataset.as_of:
-            when = (f"- Scoring time: a fixed `as_of` of {dataset.as_of} for every lead; "
-                    "label horizon: none (the outcome as exported).")
+            when = (
+                f"- Scoring time: a fixed `as_of` of {dataset.as_of} for every lead; "
+                "label horizon: none (the outcome as exported)."
+            )
         elif dataset and dataset.time:
-            when = (f"- Scoring time: each lead's `{dataset.time}`; label horizon: none "
-                    "(the outcome as exported).")
+            when = (
+                f"- Scoring time: each lead's `{dataset.time}`; label horizon: none "
+                "(the outcome as exported)."
+            )
         else:
             when = "- Scoring time and label horizon: not recorded."
-        return [f"- Dataset config: {name} (lead_snapshot), {rows}.",
-                f"- Outcome: {_outcome_text(dataset)}.", when, f"- Split: {how}."]
+        return [
+            f"- Dataset config: {name} (lead_snapshot), {rows}.",
+            f"- Outcome: {_outcome_text(dataset)}.",
+            when,
+            f"- Split: {how}.",
+        ]
     days = metadata.horizon_days
-    return [f"- Dataset config: {name} ({dataset.kind if dataset else '?'}), "
-            f"mapped onto the contract's tables; snapshot rule: "
-            f"{metadata.snapshot_rule}; label horizon: "
-            f"{f'{days} days' if days else 'not recorded'}.", f"- Split: {how}."]
+    return [
+        f"- Dataset config: {name} ({dataset.kind if dataset else '?'}), "
+        f"mapped onto the contract's tables; snapshot rule: "
+        f"{metadata.snapshot_rule}; label horizon: "
+        f"{f'{days} days' if days else 'not recorded'}.",
+        f"- Split: {how}.",
+    ]
 
 
 def _caveats(metadata: BundleMetadata, by_region: dict) -> list[str]:
     """What the numbers do not say, for this model's kind of data and split."""
     lines = []
     if _is_snapshot(metadata):
-        lines.append("- The outcome is what the export recorded when it was taken: leads "
-                     "exported soon after they arrived had less time to convert, and the "
-                     "features are aggregates up to the export, so they may include "
-                     "behaviour after the moment a lead would have been scored.")
+        lines.append(
+            "- The outcome is what the export recorded when it was taken: leads "
+            "exported soon after they arrived had less time to convert, and the "
+            "features are aggregates up to the export, so they may include "
+            "behaviour after the moment a lead would have been scored."
+        )
     else:
         lines += [
             "- The test period holds only leads first seen in it, so its leads are young and "
@@ -187,11 +221,14 @@ def _caveats(metadata: BundleMetadata, by_region: dict) -> list[str]:
             "capacity target, while the rate over all open leads of the period (the row "
             "'MQL rate (all open leads)') is what sales would receive.",
             "- Conversions within the horizon after the data end are unknown, so the latest "
-            "snapshots in the data are not in the training set at all."]
+            "snapshots in the data are not in the training set at all.",
+        ]
     if _split_kind(metadata) == "stratified":
-        lines.append("- The hold-out is a random sample of the same leads, not a later "
-                     "period: it measures how well the model ranks this population, not how "
-                     "it ages; check it again on newer leads.")
+        lines.append(
+            "- The hold-out is a random sample of the same leads, not a later "
+            "period: it measures how well the model ranks this population, not how "
+            "it ages; check it again on newer leads."
+        )
     lines += [
         "- Validation serves early stopping, calibration and the threshold choice at "
         "once; the test set is the only unbiased estimate.",
@@ -203,8 +240,12 @@ def _caveats(metadata: BundleMetadata, by_region: dict) -> list[str]:
     return lines
 
 
-def render_card(metadata: BundleMetadata, metrics: dict[str, dict[str, float]],
-                by_region: dict[str, dict[str, float]], policy: Policy) -> str:
+def render_card(
+    metadata: BundleMetadata,
+    metrics: dict[str, dict[str, float]],
+    by_region: dict[str, dict[str, float]],
+    policy: Policy,
+) -> str:
     """The model card as markdown.
 
     Args:
@@ -216,9 +257,11 @@ def render_card(metadata: BundleMetadata, metrics: dict[str, dict[str, float]],
     days = metadata.horizon_days
     horizon = f"{days} days" if days else "the label horizon (not recorded)"
     model = metrics[MODEL]
-    results = ("## Test results (stratified hold-out, never used for fitting or tuning)"
-               if _split_kind(metadata) == "stratified" else
-               "## Test-period results (latest period, never used for fitting or tuning)")
+    results = (
+        "## Test results (stratified hold-out, never used for fitting or tuning)"
+        if _split_kind(metadata) == "stratified"
+        else "## Test-period results (latest period, never used for fitting or tuning)"
+    )
     lines = [
         f"# Model card: {metadata.model_name}",
         "",
@@ -229,12 +272,15 @@ def render_card(metadata: BundleMetadata, metrics: dict[str, dict[str, float]],
         f"- Data fingerprint: `{metadata.data_fingerprint}`; "
         f"{metadata.rows_total:,} "
         f"{'leads' if _is_snapshot(metadata) else 'snapshots'} in the training set.",
-        *(_dataset_lines(metadata) if metadata.split_spec or metadata.dataset
-          else [
-            f"- Snapshot rule: {metadata.snapshot_rule}; label horizon: "
-            f"{horizon}.",
-            "- Split by time: each lead belongs to the period of its first snapshot and is "
-            "dropped from later periods, so no lead is on two sides of a boundary."]),
+        *(
+            _dataset_lines(metadata)
+            if metadata.split_spec or metadata.dataset
+            else [
+                f"- Snapshot rule: {metadata.snapshot_rule}; label horizon: {horizon}.",
+                "- Split by time: each lead belongs to the period of its first snapshot and is "
+                "dropped from later periods, so no lead is on two sides of a boundary.",
+            ]
+        ),
         "",
         *(_window_table(metadata.window) if metadata.window else []),
         "",
@@ -245,12 +291,18 @@ def render_card(metadata: BundleMetadata, metrics: dict[str, dict[str, float]],
     ]
     if ORACLE in metrics:
         gap = metrics[ORACLE]["roc_auc"] - model["roc_auc"]
-        lines += [f"The oracle (true simulated probabilities) reaches ROC AUC "
-                  f"{metrics[ORACLE]['roc_auc']:.3f}: the model is {gap:.3f} below the best "
-                  "any model of these tables could do.", ""]
+        lines += [
+            f"The oracle (true simulated probabilities) reaches ROC AUC "
+            f"{metrics[ORACLE]['roc_auc']:.3f}: the model is {gap:.3f} below the best "
+            "any model of these tables could do.",
+            "",
+        ]
     if POINTS in metrics:
-        lines += [f"Against the points-based score the model gains "
-                  f"{model['roc_auc'] - metrics[POINTS]['roc_auc']:+.3f} ROC AUC.", ""]
+        lines += [
+            f"Against the points-based score the model gains "
+            f"{model['roc_auc'] - metrics[POINTS]['roc_auc']:+.3f} ROC AUC.",
+            "",
+        ]
     if by_region:
         lines += ["### By region", "", *_region_table(by_region), ""]
     lines += ["## MQL policy (chosen on the validation period)", "", *_policy_lines(policy), ""]

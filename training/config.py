@@ -28,9 +28,16 @@ from training.calibration import Method
 from training.policy import PolicyConfig
 from training.split import SplitConfig
 
-__all__ = ["DATASET_KEYS", "DatasetConfigError", "TrainConfig", "TrainConfigError",
-           "check_training_dataset", "load_training_dataset", "train_config_from_dataset",
-           "train_problems"]
+__all__ = [
+    "DATASET_KEYS",
+    "DatasetConfigError",
+    "TrainConfig",
+    "TrainConfigError",
+    "check_training_dataset",
+    "load_training_dataset",
+    "train_config_from_dataset",
+    "train_problems",
+]
 
 
 class TrainConfigError(LeadscoreError, ValueError):
@@ -91,8 +98,10 @@ class TrainConfig(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
         if self.engine == "dask" and self.tune_trials > 0:
-            raise ValueError("hyper-parameter search (--tune) is not supported with the dask "
-                             "engine: it runs on one machine (engine 'single')")
+            raise ValueError(
+                "hyper-parameter search (--tune) is not supported with the dask "
+                "engine: it runs on one machine (engine 'single')"
+            )
         if self.num_boost_round < 1 or self.early_stopping_rounds < 1:
             raise ValueError("num_boost_round and early_stopping_rounds must be at least 1")
         if self.tune_trials < 0:
@@ -116,23 +125,38 @@ class TrainConfig(BaseModel):
             "policy.per_region": self.policy.per_region,
             "seed": self.seed,
             "engine": self.engine,
-            **({"dask.scheduler": self.scheduler if isinstance(self.scheduler, str)
-                else self.scheduler.scheduler.address, "dask.workers": self.workers}
-               if self.engine == "dask" else {}),
+            **(
+                {
+                    "dask.scheduler": self.scheduler
+                    if isinstance(self.scheduler, str)
+                    else self.scheduler.scheduler.address,
+                    "dask.workers": self.workers,
+                }
+                if self.engine == "dask"
+                else {}
+            ),
         }
 
 
 # What a dataset config's ``train:`` may set. The run's own choices (seed, threads, engine,
 # MQL rule, search) come from the command line. ``valid_fraction`` is accepted for older
 # configs and ignored: it belongs to ``split``.
-DATASET_KEYS = ("num_boost_round", "early_stopping_rounds", "min_rows", "min_positives",
-                "calibration", "params")
+DATASET_KEYS = (
+    "num_boost_round",
+    "early_stopping_rounds",
+    "min_rows",
+    "min_positives",
+    "calibration",
+    "params",
+)
 _DatasetTrain = create_model(  # type: ignore[call-overload]
     "DatasetTrain",
     __config__=ConfigDict(extra="forbid"),
     valid_fraction=(float | None, None),
-    **{k: (TrainConfig.model_fields[k].annotation, TrainConfig.model_fields[k])
-       for k in DATASET_KEYS},
+    **{
+        k: (TrainConfig.model_fields[k].annotation, TrainConfig.model_fields[k])
+        for k in DATASET_KEYS
+    },
 )
 
 

@@ -36,8 +36,12 @@ def load_training_data(data: TrainingData) -> TrainingSet:
     return read_training_set(data)
 
 
-def check_frame(frame: pd.DataFrame, min_rows: int = 500, min_positives: int = 20,
-                features: list[str] | None = None) -> None:
+def check_frame(
+    frame: pd.DataFrame,
+    min_rows: int = 500,
+    min_positives: int = 20,
+    features: list[str] | None = None,
+) -> None:
     """Refuse data that cannot train a trustworthy model, naming the problem.
 
     Raises:
@@ -52,24 +56,27 @@ def check_frame(frame: pd.DataFrame, min_rows: int = 500, min_positives: int = 2
     bad = labels.isna() | ~labels.isin([0, 1])
     if bad.any():
         examples = frame.loc[bad, "label"].astype(str).unique()[:3].tolist()
-        raise TrainingDataError(f"label must be 0 or 1; {int(bad.sum())} row(s) are not "
-                                f"(e.g. {examples})")
+        raise TrainingDataError(
+            f"label must be 0 or 1; {int(bad.sum())} row(s) are not (e.g. {examples})"
+        )
     if frame["as_of"].isna().any():
         raise TrainingDataError(f"{int(frame['as_of'].isna().sum())} snapshot(s) have no as_of")
     if len(frame) < min_rows:
         raise TrainingDataError(
             f"training data has {len(frame):,} snapshots; at least {min_rows:,} are "
-            "needed to split by time into train, validation and test periods")
+            "needed to split by time into train, validation and test periods"
+        )
     positives = int(labels.sum())
     if positives == 0 or positives == len(frame):
         only = "0 (no conversions)" if positives == 0 else "1 (every snapshot converted)"
         raise TrainingDataError(
             f"training data has a single class: every label is {only}; a model needs "
-            "leads that converted and leads that did not")
+            "leads that converted and leads that did not"
+        )
     if positives < min_positives:
         raise TrainingDataError(
-            f"training data has only {positives} conversion(s); at least "
-            f"{min_positives} are needed")
+            f"training data has only {positives} conversion(s); at least {min_positives} are needed"
+        )
 
 
 def check_split(split: TimeSplit) -> None:
@@ -79,23 +86,31 @@ def check_split(split: TimeSplit) -> None:
         TrainingDataError: naming the period and its window.
     """
     window = split.window()
-    needs = {"train": "training", "valid": "early stopping and calibration",
-             "test": "measuring the model"}
+    needs = {
+        "train": "training",
+        "valid": "early stopping and calibration",
+        "test": "measuring the model",
+    }
     for name, part in split.periods().items():
         w = window[name]
         span = f"{str(w['first_as_of'])[:10]} … {str(w['last_as_of'])[:10]}"
         if len(part) == 0:
             raise TrainingDataError(
                 f"the {name} period is empty; use more history, other split fractions or "
-                f"a smaller gap (gap_days={split.boundaries.gap_days})")
+                f"a smaller gap (gap_days={split.boundaries.gap_days})"
+            )
         y = part["label"].to_numpy()
         if y.sum() == 0:
-            hint = ("use more recent data or a larger test fraction" if name == "test"
-                    else "use more history or a larger fraction for this period")
+            hint = (
+                "use more recent data or a larger test fraction"
+                if name == "test"
+                else "use more history or a larger fraction for this period"
+            )
             raise TrainingDataError(
                 f"the {name} period ({span}, {len(part):,} snapshots) has no conversions, "
-                f"so it cannot serve {needs[name]}; {hint}")
+                f"so it cannot serve {needs[name]}; {hint}"
+            )
         if y.sum() == len(y):
             raise TrainingDataError(
-                f"the {name} period ({span}) has only conversions; it cannot serve "
-                f"{needs[name]}")
+                f"the {name} period ({span}) has only conversions; it cannot serve {needs[name]}"
+            )

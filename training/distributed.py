@@ -56,8 +56,7 @@ MIN_ROWS_PER_WORKER = 1000
 """Fewer training rows per worker than this and fewer workers are used: a worker builds
 the bins of its share of the features from its own rows, which need to be a fair sample."""
 
-_NETWORK = {"num_machines": "1", "machines": "", "local_listen_port": "12400",
-            "time_out": "120"}
+_NETWORK = {"num_machines": "1", "machines": "", "local_listen_port": "12400", "time_out": "120"}
 """LightGBM's defaults for the network parameters the cluster run leaves in the model text."""
 
 
@@ -68,8 +67,13 @@ def _reset_network(model_text: str) -> str:
     the hosts and ports of a cluster that is gone, nor look distributed when it is loaded.
     """
     for name, default in _NETWORK.items():
-        model_text = re.sub(rf"^\[{name}: [^\]\n]*\]$", f"[{name}: {default}]", model_text,
-                            count=1, flags=re.MULTILINE)
+        model_text = re.sub(
+            rf"^\[{name}: [^\]\n]*\]$",
+            f"[{name}: {default}]",
+            model_text,
+            count=1,
+            flags=re.MULTILINE,
+        )
     return model_text
 
 
@@ -161,16 +165,27 @@ class DaskGradientBoostedModel(GradientBoostedModel):
             try:
                 client = stack.enter_context(connect)
             except OSError as exc:
-                raise ConnectionError(f"cannot reach the Dask scheduler at {self.scheduler}: "
-                                      f"{exc}") from exc
-            return self._fit_on(client, X, np.asarray(y), valid_pair,
-                                None if feature_names is None else list(feature_names),
-                                None if categorical_features is None
-                                else list(categorical_features))
+                raise ConnectionError(
+                    f"cannot reach the Dask scheduler at {self.scheduler}: {exc}"
+                ) from exc
+            return self._fit_on(
+                client,
+                X,
+                np.asarray(y),
+                valid_pair,
+                None if feature_names is None else list(feature_names),
+                None if categorical_features is None else list(categorical_features),
+            )
 
-    def _fit_on(self, client: Client, X: np.ndarray, y: np.ndarray,
-                valid_pair: EvalPair | None, feature_names: list[str] | None,
-                categorical_features: list[int] | None) -> Self:
+    def _fit_on(
+        self,
+        client: Client,
+        X: np.ndarray,
+        y: np.ndarray,
+        valid_pair: EvalPair | None,
+        feature_names: list[str] | None,
+        categorical_features: list[int] | None,
+    ) -> Self:
         import dask.array as da
         from lightgbm.dask import DaskLGBMClassifier
 
@@ -191,25 +206,31 @@ class DaskGradientBoostedModel(GradientBoostedModel):
                     chunks[key].append(da.from_delayed(future, value.shape, value.dtype))
                 del local
             params = self.resolved_params()
-            model = DaskLGBMClassifier(client=client, n_estimators=self.num_boost_round,
-                                       **params)
+            model = DaskLGBMClassifier(client=client, n_estimators=self.num_boost_round, **params)
             evaluation: dict[str, Any] = {}
             if valid_pair is not None:
                 evaluation = {
                     "eval_X": da.concatenate(chunks["Xv"]),
-                    "eval_y": da.concatenate(chunks["yv"]), "eval_names": ["valid"],
-                    "callbacks": [lgb.early_stopping(self.early_stopping_rounds,
-                                                     first_metric_only=True, verbose=False)],
+                    "eval_y": da.concatenate(chunks["yv"]),
+                    "eval_names": ["valid"],
+                    "callbacks": [
+                        lgb.early_stopping(
+                            self.early_stopping_rounds, first_metric_only=True, verbose=False
+                        )
+                    ],
                 }
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 # lightgbm.dask warns that n_jobs (always among the estimator's arguments)
                 # is replaced by each worker's threads, and prints how it found ports.
                 warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
                 model.fit(
-                    da.concatenate(chunks["X"]), da.concatenate(chunks["y"]),
+                    da.concatenate(chunks["X"]),
+                    da.concatenate(chunks["y"]),
                     feature_name="auto" if feature_names is None else feature_names,
-                    categorical_feature=("auto" if categorical_features is None
-                                         else categorical_features), **evaluation,
+                    categorical_feature=(
+                        "auto" if categorical_features is None else categorical_features
+                    ),
+                    **evaluation,
                 )
         finally:
             client.cancel(futures)
@@ -218,7 +239,8 @@ class DaskGradientBoostedModel(GradientBoostedModel):
         text = _reset_network(booster.model_to_string(num_iteration=best))
         self.booster_ = lgb.Booster(model_str=text)
         self.best_iteration_ = int(best)
-        self.evals_result_ = {k: [float(x) for x in v]
-                              for k, v in model.evals_result_.get("valid", {}).items()}
+        self.evals_result_ = {
+            k: [float(x) for x in v] for k, v in model.evals_result_.get("valid", {}).items()
+        }
         self.params_ = {**params, "num_machines": len(parts)}
         return self

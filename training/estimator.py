@@ -97,17 +97,21 @@ def validation_pair(eval_set: EvalSet | None, n_features: int) -> EvalPair | Non
         return None
     pairs = [eval_set] if isinstance(eval_set, tuple) else list(eval_set)
     if len(pairs) != 1:
-        raise EvalSetError(f"eval_set must hold exactly one (X_valid, y_valid) pair, got "
-                           f"{len(pairs)}")
+        raise EvalSetError(
+            f"eval_set must hold exactly one (X_valid, y_valid) pair, got {len(pairs)}"
+        )
     pair = pairs[0]
     if not isinstance(pair, tuple | list) or len(pair) != 2:
         raise EvalSetError("eval_set must be [(X_valid, y_valid)] or (X_valid, y_valid)")
     X_valid, y_valid = np.asarray(pair[0]), np.asarray(pair[1])
     if X_valid.ndim != 2 or X_valid.shape[1] != n_features:
-        raise EvalSetError(f"eval_set X_valid must be a matrix of {n_features} columns like X, "
-                           f"got shape {X_valid.shape}")
+        raise EvalSetError(
+            f"eval_set X_valid must be a matrix of {n_features} columns like X, "
+            f"got shape {X_valid.shape}"
+        )
     if y_valid.shape != (X_valid.shape[0],):
-        raise EvalSetError(f"eval_set y_valid must hold one label per X_valid row "
-                           f"({X_valid.shape[0]}), got shape {y_valid.shape}")
+        raise EvalSetError(
+            f"eval_set y_valid must hold one label per X_valid row "
+            f"({X_valid.shape[0]}), got shape {y_valid.shape}"
+        )
     return X_valid, y_valid
-

@@ -138,8 +138,11 @@ def evaluate(
 
     rules = bundle.metadata.points_rules
     points = points or (RulePoints.from_dict(rules.as_dict()) if rules else PointsScore())
-    if (isinstance(points, RulePoints) or not bundle.metadata.catalogue
-            or "days_since_last_activity" in test.columns):
+    if (
+        isinstance(points, RulePoints)
+        or not bundle.metadata.catalogue
+        or "days_since_last_activity" in test.columns
+    ):
         pts = points.points(test)
         curves[POINTS] = pts
         metrics[POINTS] = {**ranking_metrics(y, pts), **mql_metrics(y, pts >= points.threshold)}
@@ -161,20 +164,26 @@ def evaluate(
                 for scorer in (LOGISTIC, POINTS, ORACLE):
                     if scorer in curves:
                         row[f"{PREFIX[scorer]}_roc_auc"] = ranking_metrics(
-                            y[mask], curves[scorer][mask])["roc_auc"]
+                            y[mask], curves[scorer][mask]
+                        )["roc_auc"]
     return Evaluation(y, scores, curves, metrics, by_region)
 
 
-def _baseline_mql(bundle: ModelBundle, logistic, valid: pd.DataFrame,
-                  valid_population: pd.DataFrame | None, p_test: np.ndarray) -> np.ndarray | None:
+def _baseline_mql(
+    bundle: ModelBundle,
+    logistic,
+    valid: pd.DataFrame,
+    valid_population: pd.DataFrame | None,
+    p_test: np.ndarray,
+) -> np.ndarray | None:
     """MQL flags of the logistic baseline under the model's own rule (global threshold)."""
     rule = PolicyConfig(bundle.policy.rule, bundle.policy.target)  # type: ignore[arg-type]
     population = valid_population if valid_population is not None else valid
     no_regions = np.full(len(valid), "", dtype=object)
-    labelled = Scored(predict_logistic(logistic, valid), no_regions,
-                      y=valid["label"].to_numpy())
-    everyone = Scored(predict_logistic(logistic, population),
-                      np.full(len(population), "", dtype=object))
+    labelled = Scored(predict_logistic(logistic, valid), no_regions, y=valid["label"].to_numpy())
+    everyone = Scored(
+        predict_logistic(logistic, population), np.full(len(population), "", dtype=object)
+    )
     try:
         return p_test >= rule_threshold(labelled, everyone, rule)
     except ValueError:
@@ -184,8 +193,11 @@ def _baseline_mql(bundle: ModelBundle, logistic, valid: pd.DataFrame,
 def population_mql_rate(bundle: ModelBundle, frame: pd.DataFrame) -> float:
     """Share of snapshots the policy flags as MQL (no SHAP needed, so it is cheap)."""
     column = bundle.policy.region_feature
-    regions = (frame[column].astype("string").fillna("").to_numpy(dtype=object)
-               if column in frame.columns else np.full(len(frame), "", dtype=object))
+    regions = (
+        frame[column].astype("string").fillna("").to_numpy(dtype=object)
+        if column in frame.columns
+        else np.full(len(frame), "", dtype=object)
+    )
     return float(np.mean(bundle.predict_proba(frame) >= bundle.policy.threshold_for(regions)))
 
 
@@ -201,10 +213,10 @@ def write_plots(evaluation: Evaluation, bundle: ModelBundle, folder: str | Path)
         plots.roc_pr_plot(y, curves, out / "roc_pr.png"),
         plots.calibration_plot(y, probabilities, out / "calibration.png"),
         plots.gain_lift_plot(y, curves, out / "gain_lift.png"),
-        plots.shap_summary_plot(scores.shap, scores.X, bundle.spec.names,
-                                out / "shap_summary.png"),
-        plots.score_distribution_plot(y, scores.score, threshold_score,
-                                      out / "score_distribution.png"),
+        plots.shap_summary_plot(scores.shap, scores.X, bundle.spec.names, out / "shap_summary.png"),
+        plots.score_distribution_plot(
+            y, scores.score, threshold_score, out / "score_distribution.png"
+        ),
     ]
 
 
@@ -257,8 +269,7 @@ def evaluate_registered(
     """
     training_set = load_training_data(data)
     frame = training_set.frame
-    custom = (list(training_set.metadata.features) if training_set.metadata.catalogue
-              else None)
+    custom = list(training_set.metadata.features) if training_set.metadata.catalogue else None
     check_frame(frame, min_rows=1, min_positives=1, features=custom)
     uri = registry.resolve_tracking_uri(tracking_uri, store_dir)
     registry.require_store(uri)
@@ -270,11 +281,15 @@ def evaluate_registered(
     if period == "test":
         boundaries = bundle.metadata.boundaries
         if not boundaries:
-            raise TrainingDataError(f"version {info.version} stores no split boundaries; "
-                                    "use period='all'")
+            raise TrainingDataError(
+                f"version {info.version} stores no split boundaries; use period='all'"
+            )
         split_spec = bundle.metadata.split_spec
-        split = (split_from_spec(frame, split_spec.as_dict()) if split_spec
-                 else apply_boundaries(frame, Boundaries.from_dict(boundaries.model_dump())))
+        split = (
+            split_from_spec(frame, split_spec.as_dict())
+            if split_spec
+            else apply_boundaries(frame, Boundaries.from_dict(boundaries.model_dump()))
+        )
         train, valid, test = split.train, split.valid, split.test
         population, valid_population = split.test_population, split.valid_population
         if not len(train) or not len(valid):
@@ -285,19 +300,24 @@ def evaluate_registered(
     if len(test) == 0 or y.sum() == 0 or y.sum() == len(y):
         raise TrainingDataError(
             f"the {period} snapshots ({len(test):,}) need both conversions and "
-            "non-conversions to evaluate a model")
-    evaluation = evaluate(bundle, test, train, valid, oracle, population=population,
-                          valid_population=valid_population)
+            "non-conversions to evaluate a model"
+        )
+    evaluation = evaluate(
+        bundle, test, train, valid, oracle, population=population, valid_population=valid_population
+    )
     out = None
     if output_dir is not None:
+
         def fill(folder: Path) -> None:
-            metrics = {"test": evaluation.metrics, "by_region": evaluation.by_region,
-                       "version": info.to_dict(), "period": period}
-            (folder / "metrics.json").write_text(
-                json.dumps(clean_json(metrics), indent=2) + "\n")
+            metrics = {
+                "test": evaluation.metrics,
+                "by_region": evaluation.by_region,
+                "version": info.to_dict(),
+                "period": period,
+            }
+            (folder / "metrics.json").write_text(json.dumps(clean_json(metrics), indent=2) + "\n")
             write_plots(evaluation, bundle, folder / "plots")
 
         out = replace_dir(output_dir, fill)
     window = (str(test["as_of"].min()), str(test["as_of"].max()))
     return RegisteredEvaluation(info, period, window, evaluation, out)
-

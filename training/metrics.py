@@ -12,8 +12,15 @@ import numpy as np
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 HIGHER_IS_BETTER: dict[str, bool] = {
-    "roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False, "ece": False,
-    "lift_top10": True, "lift_top20": True, "capture_top10": True, "capture_top20": True,
+    "roc_auc": True,
+    "pr_auc": True,
+    "log_loss": False,
+    "brier": False,
+    "ece": False,
+    "lift_top10": True,
+    "lift_top20": True,
+    "capture_top10": True,
+    "capture_top20": True,
 }
 """Direction of each metric usable for promotion."""
 
@@ -37,15 +44,19 @@ def expected_calibration_error(y: np.ndarray, probability: np.ndarray, bins: int
     return float(total / max(len(y), 1))
 
 
-def reliability_curve(y: np.ndarray, probability: np.ndarray,
-                      bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reliability_curve(
+    y: np.ndarray, probability: np.ndarray, bins: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mean predicted, observed rate, count) per equal-count bin, for the plot."""
     y = np.asarray(y, dtype=np.float64)
     p = np.asarray(probability, dtype=np.float64)
     order = np.argsort(p, kind="stable")
     chunks = [c for c in np.array_split(order, min(bins, len(order))) if c.size]
-    return (np.array([p[c].mean() for c in chunks]), np.array([y[c].mean() for c in chunks]),
-            np.array([c.size for c in chunks]))
+    return (
+        np.array([p[c].mean() for c in chunks]),
+        np.array([y[c].mean() for c in chunks]),
+        np.array([c.size for c in chunks]),
+    )
 
 
 def top_share(y: np.ndarray, score: np.ndarray, share: float) -> tuple[float, float]:
@@ -108,8 +119,9 @@ def mql_metrics(y: np.ndarray, mql: np.ndarray) -> dict[str, float]:
     }
 
 
-def classifier_metrics(y: np.ndarray, probability: np.ndarray,
-                       mql: np.ndarray | None = None) -> dict[str, float]:
+def classifier_metrics(
+    y: np.ndarray, probability: np.ndarray, mql: np.ndarray | None = None
+) -> dict[str, float]:
     """Every metric for a probabilistic classifier (plus MQL metrics when given flags)."""
     out = {**ranking_metrics(y, probability), **probability_metrics(y, probability)}
     if mql is not None:
@@ -117,15 +129,15 @@ def classifier_metrics(y: np.ndarray, probability: np.ndarray,
     return out
 
 
-def by_group(y: np.ndarray, probability: np.ndarray, mql: np.ndarray,
-             groups: np.ndarray) -> dict[str, dict[str, float]]:
+def by_group(
+    y: np.ndarray, probability: np.ndarray, mql: np.ndarray, groups: np.ndarray
+) -> dict[str, dict[str, float]]:
     """Ranking and MQL metrics per group (e.g. per region), for groups of both classes."""
     out: dict[str, dict[str, float]] = {}
     groups = np.asarray(groups, dtype=object)
     for group in sorted({g for g in groups if g}):
         mask = groups == group
-        metrics = {**ranking_metrics(y[mask], probability[mask]),
-                   **mql_metrics(y[mask], mql[mask])}
+        metrics = {**ranking_metrics(y[mask], probability[mask]), **mql_metrics(y[mask], mql[mask])}
         if 0 < y[mask].sum() < mask.sum():
             metrics.update(probability_metrics(y[mask], probability[mask]))
         out[str(group)] = metrics

@@ -77,8 +77,12 @@ class GradientBoostedModel(BaseEstimator):
 
     def resolved_params(self) -> dict[str, Any]:
         """The full parameter set passed to LightGBM."""
-        return {**DEFAULT_PARAMS, **(self.params or {}), "seed": self.seed,
-                "num_threads": self.num_threads}
+        return {
+            **DEFAULT_PARAMS,
+            **(self.params or {}),
+            "seed": self.seed,
+            "num_threads": self.num_threads,
+        }
 
     def fit(
         self,
@@ -106,23 +110,34 @@ class GradientBoostedModel(BaseEstimator):
         """
         valid_pair = validation_pair(eval_set, np.shape(X)[1])
         params = self.resolved_params()
-        train = lgb.Dataset(X, label=y,
-                            feature_name="auto" if feature_names is None else list(feature_names),
-                            categorical_feature=("auto" if categorical_features is None
-                                                 else list(categorical_features)),
-                            free_raw_data=True,
-                            params={"max_bin": params["max_bin"], "verbosity": -1})
+        train = lgb.Dataset(
+            X,
+            label=y,
+            feature_name="auto" if feature_names is None else list(feature_names),
+            categorical_feature=(
+                "auto" if categorical_features is None else list(categorical_features)
+            ),
+            free_raw_data=True,
+            params={"max_bin": params["max_bin"], "verbosity": -1},
+        )
         evals: dict[str, dict[str, list[float]]] = {}
         valid_sets: list[lgb.Dataset] = []
         callbacks: list[Callable[..., Any]] = []
         if valid_pair is not None:
             valid_sets = [lgb.Dataset(valid_pair[0], label=valid_pair[1], reference=train)]
-            callbacks = [lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True,
-                                            verbose=False),
-                         lgb.record_evaluation(evals)]
+            callbacks = [
+                lgb.early_stopping(
+                    self.early_stopping_rounds, first_metric_only=True, verbose=False
+                ),
+                lgb.record_evaluation(evals),
+            ]
         booster = lgb.train(
-            params, train, num_boost_round=self.num_boost_round, valid_sets=valid_sets,
-            valid_names=["valid"] if valid_sets else None, callbacks=callbacks,
+            params,
+            train,
+            num_boost_round=self.num_boost_round,
+            valid_sets=valid_sets,
+            valid_names=["valid"] if valid_sets else None,
+            callbacks=callbacks,
         )
         best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
         # Keep only the trees up to the best iteration, so the saved text model, SHAP

@@ -73,8 +73,9 @@ def capacity_threshold(probability: np.ndarray, share: float) -> float:
     return float(p[k - 1])
 
 
-def precision_threshold(probability: np.ndarray, y: np.ndarray, target: float,
-                        min_mqls: int = 10) -> float:
+def precision_threshold(
+    probability: np.ndarray, y: np.ndarray, target: float, min_mqls: int = 10
+) -> float:
     """Lowest threshold whose MQL→conversion rate on these snapshots is at least ``target``.
 
     Args:
@@ -101,7 +102,8 @@ def precision_threshold(probability: np.ndarray, y: np.ndarray, target: float,
         raise PolicyError(
             f"no threshold reaches an MQL→conversion rate of {target:.1%} on the validation "
             f"period (best with at least {min_mqls} MQLs: {best:.1%}); lower the precision "
-            "target or use a capacity rule")
+            "target or use a capacity rule"
+        )
     return float(p_sorted[np.flatnonzero(ok)[-1]])
 
 
@@ -131,27 +133,35 @@ class Scored:
     engagement_sum: np.ndarray | None = None
 
     @classmethod
-    def from_predictions(cls, predictions: Predictions, regions: np.ndarray,
-                         y: np.ndarray | None = None) -> Scored:
+    def from_predictions(
+        cls, predictions: Predictions, regions: np.ndarray, y: np.ndarray | None = None
+    ) -> Scored:
         """From ``CalibratedModel.predict`` output (probabilities and SHAP group sums)."""
-        return cls(predictions.probability, regions, y=y, fit_sum=predictions.fit_sum,
-                   engagement_sum=predictions.engagement_sum)
+        return cls(
+            predictions.probability,
+            regions,
+            y=y,
+            fit_sum=predictions.fit_sum,
+            engagement_sum=predictions.engagement_sum,
+        )
 
 
-def rule_threshold(labelled: Scored, population: Scored, config: PolicyConfig,
-                   region: str | None = None) -> float:
+def rule_threshold(
+    labelled: Scored, population: Scored, config: PolicyConfig, region: str | None = None
+) -> float:
     """Capacity: a quantile of the population; precision: a rate on labelled snapshots."""
     if config.rule == "capacity":
         p = population.probability
         if region is not None:
             p = p[population.regions == region]
         return capacity_threshold(p, config.target)
-    mask = (slice(None) if region is None else labelled.regions == region)
+    mask = slice(None) if region is None else labelled.regions == region
     return precision_threshold(labelled.probability[mask], labelled.y[mask], config.target)
 
 
-def region_thresholds(labelled: Scored, population: Scored,
-                      config: PolicyConfig) -> dict[str, float]:
+def region_thresholds(
+    labelled: Scored, population: Scored, config: PolicyConfig
+) -> dict[str, float]:
     """Per-region thresholds for regions with enough validation data.
 
     A region where a precision target is out of reach keeps the global threshold
@@ -163,7 +173,8 @@ def region_thresholds(labelled: Scored, population: Scored,
             continue
         in_labelled = labelled.regions == region
         if config.rule == "precision" and (
-                labelled.y[in_labelled].sum() < config.min_region_positives):
+            labelled.y[in_labelled].sum() < config.min_region_positives
+        ):
             continue
         try:
             out[region] = rule_threshold(labelled, population, config, region)

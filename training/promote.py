@@ -83,28 +83,35 @@ def better(challenger: float, champion: float, metric: str, margin: float) -> bo
     return challenger <= champion - margin
 
 
-def _test_frame(client, info: registry.VersionInfo, bundle: ModelBundle,
-                data: TrainingData | None) -> pd.DataFrame:
+def _test_frame(
+    client, info: registry.VersionInfo, bundle: ModelBundle, data: TrainingData | None
+) -> pd.DataFrame:
     if data is not None:
         boundaries = bundle.metadata.boundaries
         split_spec = bundle.metadata.split_spec
         if not boundaries and not split_spec:
-            raise PromotionError(f"version {info.version} has no split boundaries in its "
-                                 "metadata; promote without data to use its logged test set")
+            raise PromotionError(
+                f"version {info.version} has no split boundaries in its "
+                "metadata; promote without data to use its logged test set"
+            )
         frame = load_training_data(data).frame
         if split_spec:  # a dataset config's split (stratified or at a date): cut it again
             try:
                 test = split_from_spec(frame, split_spec.as_dict()).test
             except ValueError as exc:
-                raise PromotionError(f"cannot cut the challenger's {split_spec.kind} "
-                                     f"hold-out from the given data: {exc}") from exc
+                raise PromotionError(
+                    f"cannot cut the challenger's {split_spec.kind} "
+                    f"hold-out from the given data: {exc}"
+                ) from exc
         else:
             test = apply_boundaries(frame, Boundaries.from_dict(boundaries.model_dump())).test
         if test.empty:
-            start = ((boundaries.test_start if boundaries else None)
-                     or (split_spec.at if split_spec else None))
-            raise PromotionError("the given data has no snapshots in the challenger's test "
-                                 f"period (from {start})")
+            start = (boundaries.test_start if boundaries else None) or (
+                split_spec.at if split_spec else None
+            )
+            raise PromotionError(
+                f"the given data has no snapshots in the challenger's test period (from {start})"
+            )
         return test
     return _logged_test_set(client, info)
 
@@ -117,21 +124,25 @@ def _logged_test_set(client, info: registry.VersionInfo) -> pd.DataFrame:
         try:
             path = client.download_artifacts(info.run_id, TEST_SET_ARTIFACT, tmp)
         except mlflow.exceptions.MlflowException as exc:
-            raise PromotionError(f"run {info.run_id} has no {TEST_SET_ARTIFACT}; pass the "
-                                 "training set as data to rebuild the test period") from exc
+            raise PromotionError(
+                f"run {info.run_id} has no {TEST_SET_ARTIFACT}; pass the "
+                "training set as data to rebuild the test period"
+            ) from exc
         return pd.read_parquet(path)
 
 
 def _score(bundle: ModelBundle, test: pd.DataFrame, metric: str) -> float:
     y = test["label"].to_numpy(dtype=np.int64)
     if y.sum() == 0 or y.sum() == len(y):
-        raise PromotionError("the test period must hold conversions and non-conversions to "
-                             "compare models")
+        raise PromotionError(
+            "the test period must hold conversions and non-conversions to compare models"
+        )
     return float(classifier_metrics(y, bundle.predict_proba(test))[metric])
 
 
-def _overlap_warning(champion: ModelBundle, test: pd.DataFrame, client=None,
-                     info: registry.VersionInfo | None = None) -> str | None:
+def _overlap_warning(
+    champion: ModelBundle, test: pd.DataFrame, client=None, info: registry.VersionInfo | None = None
+) -> str | None:
     split_spec = champion.metadata.split_spec
     if split_spec is not None and split_spec.kind == "stratified":
         return _held_out_warning(client, info, test)
@@ -139,14 +150,15 @@ def _overlap_warning(champion: ModelBundle, test: pd.DataFrame, client=None,
     seen = [w.last_as_of for w in (window.train, window.valid)] if window else []
     seen = [pd.Timestamp(s) for s in seen if s]
     if seen and max(seen) >= pd.Timestamp(test["as_of"].min()):
-        return ("the champion was fitted on snapshots up to "
-                f"{max(seen).date()}, inside the challenger's test period: its score is "
-                "optimistic")
+        return (
+            "the champion was fitted on snapshots up to "
+            f"{max(seen).date()}, inside the challenger's test period: its score is "
+            "optimistic"
+        )
     return None
 
 
-def _held_out_warning(client, info: registry.VersionInfo | None,
-                      test: pd.DataFrame) -> str | None:
+def _held_out_warning(client, info: registry.VersionInfo | None, test: pd.DataFrame) -> str | None:
     """For a champion with a stratified (random) hold-out: were all the challenger's test
     leads in the champion's own hold-out? Dates say nothing there (often every row has
     the same ``as_of``); the champion's logged test set does."""
@@ -155,13 +167,17 @@ def _held_out_warning(client, info: registry.VersionInfo | None,
     try:
         held = set(_logged_test_set(client, info)["lead_id"].astype(str))
     except PromotionError:
-        return ("the champion's own hold-out could not be read, so it may have been "
-                "fitted on some of the challenger's test leads: its score may be optimistic")
+        return (
+            "the champion's own hold-out could not be read, so it may have been "
+            "fitted on some of the challenger's test leads: its score may be optimistic"
+        )
     unseen = int((~test["lead_id"].astype(str).isin(held)).sum())
     if unseen:
-        return (f"{unseen:,} of the challenger's {len(test):,} test leads were not in the "
-                "champion's own hold-out: the champion may have been fitted on them, so its "
-                "score is optimistic")
+        return (
+            f"{unseen:,} of the challenger's {len(test):,} test leads were not in the "
+            "champion's own hold-out: the champion may have been fitted on them, so its "
+            "score is optimistic"
+        )
     return None
 
 
@@ -192,8 +208,10 @@ def _champion_unchanged(client, name: str, seen: registry.VersionInfo | None) ->
     except registry.AliasNotFoundError:
         now = None
     if now != (seen.version if seen else None):
-        raise PromotionError(f"the champion moved to version {now} while this promotion "
-                             "ran; nothing was changed: run leadscore promote again")
+        raise PromotionError(
+            f"the champion moved to version {now} while this promotion "
+            "ran; nothing was changed: run leadscore promote again"
+        )
 
 
 def promote(
@@ -231,18 +249,32 @@ def promote(
         raise ValueError(f"margin must be >= 0, got {margin}")
     uri = registry.resolve_tracking_uri(tracking_uri, store_dir)
     registry.require_store(uri)
-    with (registry.store_lock(uri), registry.tracking(uri) as client,
-          tempfile.TemporaryDirectory() as tmp):
+    with (
+        registry.store_lock(uri),
+        registry.tracking(uri) as client,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         challenger = registry.version_info(client, model_name, registry.CHALLENGER)
         try:
             champion = registry.version_info(client, model_name, registry.CHAMPION)
         except registry.AliasNotFoundError:
             champion = None
         if champion is not None and champion.version == challenger.version:
-            return PromotionResult("already_champion", False, metric, margin,
-                                   challenger.version, champion.version, None, None, 0, None)
+            return PromotionResult(
+                "already_champion",
+                False,
+                metric,
+                margin,
+                challenger.version,
+                champion.version,
+                None,
+                None,
+                0,
+                None,
+            )
         challenger_bundle = ModelBundle.load(
-            registry.download_version_bundle(challenger, Path(tmp) / "challenger"))
+            registry.download_version_bundle(challenger, Path(tmp) / "challenger")
+        )
         test = _test_frame(client, challenger, challenger_bundle, data)
         window = (str(test["as_of"].min()), str(test["as_of"].max()))
         challenger_score = _score(challenger_bundle, test, metric)
@@ -251,7 +283,8 @@ def promote(
             decision = "first"
         else:
             champion_bundle = ModelBundle.load(
-                registry.download_version_bundle(champion, Path(tmp) / "champion"))
+                registry.download_version_bundle(champion, Path(tmp) / "champion")
+            )
             champion_score = _score(champion_bundle, test, metric)
             warning = _overlap_warning(champion_bundle, test, client, champion)
             if better(challenger_score, champion_score, metric, margin):
@@ -259,12 +292,21 @@ def promote(
             else:
                 decision = "forced" if force else "rejected"
         promoted = decision != "rejected"
-        result = PromotionResult(decision, promoted, metric, margin, challenger.version,
-                                 champion.version if champion else None, challenger_score,
-                                 champion_score, len(test), window, warning)
+        result = PromotionResult(
+            decision,
+            promoted,
+            metric,
+            margin,
+            challenger.version,
+            champion.version if champion else None,
+            challenger_score,
+            champion_score,
+            len(test),
+            window,
+            warning,
+        )
         if promoted:
             _champion_unchanged(client, model_name, champion)
-            client.set_registered_model_alias(model_name, registry.CHAMPION,
-                                              challenger.version)
+            client.set_registered_model_alias(model_name, registry.CHAMPION, challenger.version)
         _record(client, model_name, result)
         return result

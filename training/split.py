@@ -72,14 +72,18 @@ class Boundaries:
 
     def to_dict(self) -> dict:
         """JSON form."""
-        return {"valid_start": str(self.valid_start), "test_start": str(self.test_start),
-                "gap_days": self.gap_days}
+        return {
+            "valid_start": str(self.valid_start),
+            "test_start": str(self.test_start),
+            "gap_days": self.gap_days,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Boundaries:
         """Inverse of ``to_dict``."""
-        return cls(pd.Timestamp(d["valid_start"]), pd.Timestamp(d["test_start"]),
-                   int(d.get("gap_days", 0)))
+        return cls(
+            pd.Timestamp(d["valid_start"]), pd.Timestamp(d["test_start"]), int(d.get("gap_days", 0))
+        )
 
 
 @dataclass(frozen=True)
@@ -135,13 +139,16 @@ def choose_boundaries(frame: pd.DataFrame, config: SplitConfig) -> Boundaries:
     if len(counts) < 3:
         raise SplitError(
             f"need snapshots on at least 3 distinct dates to split by time, found {len(counts)}"
-            " (use a finer snapshot rule, e.g. weekly, or more history)")
+            " (use a finer snapshot rule, e.g. weekly, or more history)"
+        )
     dates = counts.index
     share = np.cumsum(counts.to_numpy()) / counts.sum()
     # The first date whose leads push the cumulative share past the cut starts the period.
     t = int(np.searchsorted(share, 1.0 - config.test_fraction, side="left")) + 1
-    v = int(np.searchsorted(share, 1.0 - config.test_fraction - config.valid_fraction,
-                            side="left")) + 1
+    v = (
+        int(np.searchsorted(share, 1.0 - config.test_fraction - config.valid_fraction, side="left"))
+        + 1
+    )
     t = min(max(t, 2), len(dates) - 1)
     v = min(max(v, 1), t - 1)
     return Boundaries(pd.Timestamp(dates[v]), pd.Timestamp(dates[t]), config.gap_days)
@@ -157,17 +164,20 @@ def apply_boundaries(frame: pd.DataFrame, boundaries: Boundaries) -> TimeSplit:
     as_of = pd.to_datetime(frame["as_of"])
     gap = pd.Timedelta(days=boundaries.gap_days)
     first = as_of.groupby(frame["lead_id"].to_numpy()).transform("min")
-    first_period = np.where(first < boundaries.valid_start, 0,
-                            np.where(first < boundaries.test_start, 1, 2))
-    period = np.where(as_of < boundaries.valid_start, 0,
-                      np.where(as_of < boundaries.test_start, 1, 2))
+    first_period = np.where(
+        first < boundaries.valid_start, 0, np.where(first < boundaries.test_start, 1, 2)
+    )
+    period = np.where(
+        as_of < boundaries.valid_start, 0, np.where(as_of < boundaries.test_start, 1, 2)
+    )
     keep = first_period == period
     keep &= ~((period == 0) & (as_of >= boundaries.valid_start - gap)).to_numpy()
     keep &= ~((period == 1) & (as_of >= boundaries.test_start - gap)).to_numpy()
     parts = [frame.loc[keep & (period == p)].reset_index(drop=True) for p in range(3)]
     populations = [frame.loc[period == p].reset_index(drop=True) for p in (1, 2)]
-    return TimeSplit(parts[0], parts[1], parts[2], boundaries, int((~keep).sum()),
-                     populations[0], populations[1])
+    return TimeSplit(
+        parts[0], parts[1], parts[2], boundaries, int((~keep).sum()), populations[0], populations[1]
+    )
 
 
 def split_by_time(frame: pd.DataFrame, config: SplitConfig | None = None) -> TimeSplit:
@@ -198,11 +208,15 @@ def split_from_spec(frame: pd.DataFrame, spec: dict, seed: int = 0) -> TimeSplit
     if kind == "stratified":
         rs = int(spec.get("seed", seed))
         y = frame["label"].to_numpy()
-        rest, test_idx = train_test_split(np.arange(len(frame)),
-                                          test_size=float(spec.get("test_fraction", 0.25)),
-                                          stratify=y, random_state=rs)
-        train_idx, valid_idx = train_test_split(rest, test_size=valid_fraction,
-                                                stratify=y[rest], random_state=rs)
+        rest, test_idx = train_test_split(
+            np.arange(len(frame)),
+            test_size=float(spec.get("test_fraction", 0.25)),
+            stratify=y,
+            random_state=rs,
+        )
+        train_idx, valid_idx = train_test_split(
+            rest, test_size=valid_fraction, stratify=y[rest], random_state=rs
+        )
         as_of = pd.Timestamp(frame["as_of"].min())
         boundaries = Boundaries(as_of, as_of, 0)
     elif kind == "time":
@@ -219,8 +233,9 @@ def split_from_spec(frame: pd.DataFrame, spec: dict, seed: int = 0) -> TimeSplit
         boundaries = Boundaries(valid_start, at, 0)
     else:
         raise SplitError(f"unknown split kind {kind!r}: use stratified or time")
-    parts = [frame.iloc[np.sort(idx)].reset_index(drop=True)
-             for idx in (train_idx, valid_idx, test_idx)]
+    parts = [
+        frame.iloc[np.sort(idx)].reset_index(drop=True) for idx in (train_idx, valid_idx, test_idx)
+    ]
     for name, part in zip(("train", "valid", "test"), parts, strict=True):
         if part.empty:
             raise SplitError(f"the {name} part of the {kind} split is empty")

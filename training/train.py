@@ -110,13 +110,17 @@ class TrainingResult:
 
 def _new_model(config: TrainConfig) -> BoostedEstimator:
     """The estimator of ``config.engine``, with the config's parameters."""
-    args = (config.params, config.num_boost_round, config.early_stopping_rounds, config.seed,
-            config.num_threads)
+    args = (
+        config.params,
+        config.num_boost_round,
+        config.early_stopping_rounds,
+        config.seed,
+        config.num_threads,
+    )
     if config.engine == "dask":
         from training.distributed import DaskGradientBoostedModel
 
-        return DaskGradientBoostedModel(*args, scheduler=config.scheduler,
-                                        n_workers=config.workers)
+        return DaskGradientBoostedModel(*args, scheduler=config.scheduler, n_workers=config.workers)
     return GradientBoostedModel(*args)
 
 
@@ -126,9 +130,12 @@ def _regions(frame: pd.DataFrame, column: str) -> np.ndarray:
     return frame[column].astype("string").fillna("").to_numpy(dtype=object)
 
 
-def fit_bundle(training_set: TrainingSet, config: TrainConfig | None = None,
-               model_name: str = registry.DEFAULT_MODEL_NAME,
-               progress: Callable[[str], None] = lambda step: None) -> Fitted:
+def fit_bundle(
+    training_set: TrainingSet,
+    config: TrainConfig | None = None,
+    model_name: str = registry.DEFAULT_MODEL_NAME,
+    progress: Callable[[str], None] = lambda step: None,
+) -> Fitted:
     """Split by time, fit LightGBM, calibrate and choose the MQL policy.
 
     Args:
@@ -144,13 +151,20 @@ def fit_bundle(training_set: TrainingSet, config: TrainConfig | None = None,
     frame = training_set.frame
     catalogue = training_set.metadata.catalogue
     split_spec = training_set.metadata.split
-    check_frame(frame, config.min_rows, config.min_positives,
-                [f.name for f in catalogue] if catalogue else None)
+    check_frame(
+        frame,
+        config.min_rows,
+        config.min_positives,
+        [f.name for f in catalogue] if catalogue else None,
+    )
     frame = frame.assign(label=pd.to_numeric(frame["label"]).astype(np.int8))
     progress("splitting by time" if not split_spec else f"splitting ({split_spec.kind})")
     try:
-        split = (split_from_spec(frame, split_spec.as_dict(), config.seed) if split_spec
-                 else split_by_time(frame, config.split))
+        split = (
+            split_from_spec(frame, split_spec.as_dict(), config.seed)
+            if split_spec
+            else split_by_time(frame, config.split)
+        )
     except ValueError as exc:
         raise TrainingDataError(str(exc)) from exc
     check_split(split)
@@ -162,12 +176,24 @@ def fit_bundle(training_set: TrainingSet, config: TrainConfig | None = None,
     tuning = None
     if config.tune_trials > 0:
         progress(f"searching hyper-parameters ({config.tune_trials} trials)")
-        tuning = tune(X, y, eval_set=[(Xv, yv)], base=base, n_trials=config.tune_trials,
-                      feature_names=spec.names, categorical_features=spec.categorical_indices)
+        tuning = tune(
+            X,
+            y,
+            eval_set=[(Xv, yv)],
+            base=base,
+            n_trials=config.tune_trials,
+            feature_names=spec.names,
+            categorical_features=spec.categorical_indices,
+        )
         base = base.set_params(params=tuning.best_params)
     progress("training LightGBM")
-    model = base.fit(X, y, eval_set=[(Xv, yv)], feature_names=spec.names,
-                     categorical_features=spec.categorical_indices)
+    model = base.fit(
+        X,
+        y,
+        eval_set=[(Xv, yv)],
+        feature_names=spec.names,
+        categorical_features=spec.categorical_indices,
+    )
 
     progress("calibrating and choosing the MQL policy on the validation period")
     raw_valid = model.predict_raw(Xv)
@@ -177,21 +203,30 @@ def fit_bundle(training_set: TrainingSet, config: TrainConfig | None = None,
     scorer = CalibratedModel(model.booster_, spec, calibration)
     region = config.policy.region_feature
     labelled = Scored(calibration(raw_valid), _regions(split.valid, region), y=yv)
-    population = Scored.from_predictions(scorer.predict(split.valid_population),
-                                         _regions(split.valid_population, region))
+    population = Scored.from_predictions(
+        scorer.predict(split.valid_population), _regions(split.valid_population, region)
+    )
     try:
         policy = fit_policy(labelled, population, config.policy)
     except PolicyError as exc:
         raise TrainingDataError(str(exc)) from exc
-    metadata = _metadata(training_set, frame, split, model, calibration.method, config,
-                         model_name, tuning)
+    metadata = _metadata(
+        training_set, frame, split, model, calibration.method, config, model_name, tuning
+    )
     bundle = ModelBundle(model.booster_, spec, calibration, policy, metadata)
     return Fitted(bundle, split, model, tuning)
 
 
-def _metadata(training_set: TrainingSet, frame: pd.DataFrame, split: TimeSplit,
-              model: BoostedEstimator, calibration: str, config: TrainConfig,
-              model_name: str, tuning: TuneResult | None) -> BundleMetadata:
+def _metadata(
+    training_set: TrainingSet,
+    frame: pd.DataFrame,
+    split: TimeSplit,
+    model: BoostedEstimator,
+    calibration: str,
+    config: TrainConfig,
+    model_name: str,
+    tuning: TuneResult | None,
+) -> BundleMetadata:
     """The bundle's metadata: what it was trained on and how, and what a dataset config
     declared (catalogue, split, points, dataset facts) carried over from the training set."""
     source = training_set.metadata
@@ -207,8 +242,7 @@ def _metadata(training_set: TrainingSet, frame: pd.DataFrame, split: TimeSplit,
         window=SplitWindow.model_validate(split.window()),
         boundaries=SplitBoundaries(**split.boundaries.to_dict()),
         dropped_rows=split.dropped_rows,
-        population_rows={"valid": len(split.valid_population),
-                         "test": len(split.test_population)},
+        population_rows={"valid": len(split.valid_population), "test": len(split.test_population)},
         calibration_method=calibration,
         training=TrainingFacts(
             params={k: v for k, v in model.params_.items() if k != "metric"},
@@ -219,8 +253,11 @@ def _metadata(training_set: TrainingSet, frame: pd.DataFrame, split: TimeSplit,
             tune_best_valid_roc_auc=tuning.best_value if tuning else None,
             engine=config.engine,
         ),
-        policy_config=PolicySettings(rule=config.policy.rule, target=config.policy.target,
-                                     per_region=config.policy.per_region),
+        policy_config=PolicySettings(
+            rule=config.policy.rule,
+            target=config.policy.target,
+            per_region=config.policy.per_region,
+        ),
         features=tuple(model.booster_.feature_name()),
         catalogue=source.catalogue,
         split_spec=source.split,
@@ -231,8 +268,11 @@ def _metadata(training_set: TrainingSet, frame: pd.DataFrame, split: TimeSplit,
 
 def _loggable_metrics(flat: dict[str, float]) -> dict[str, float]:
     """Finite metrics under names MLflow accepts (a region like "Côte d'Ivoire" included)."""
-    return {re.sub(r"[^A-Za-z0-9_\-./]", "_", k): float(v) for k, v in flat.items()
-            if isinstance(v, int | float) and math.isfinite(v)}
+    return {
+        re.sub(r"[^A-Za-z0-9_\-./]", "_", k): float(v)
+        for k, v in flat.items()
+        if isinstance(v, int | float) and math.isfinite(v)
+    }
 
 
 def _run_params(fitted: Fitted, config: TrainConfig) -> dict[str, Any]:
@@ -257,27 +297,33 @@ def _write_report(folder: Path, fitted: Fitted, evaluation: Evaluation, card: st
     """Bundle, card, metrics, plots and the test period, laid out as logged to MLflow."""
     fitted.bundle.save(folder / "bundle")
     (folder / "model_card.md").write_text(card)
-    metrics = {"test": evaluation.metrics, "by_region": evaluation.by_region,
-               "flat": evaluation.flat()}
+    metrics = {
+        "test": evaluation.metrics,
+        "by_region": evaluation.by_region,
+        "flat": evaluation.flat(),
+    }
     (folder / "metrics.json").write_text(json.dumps(clean_json(metrics), indent=2) + "\n")
     write_plots(evaluation, fitted.bundle, folder / "plots")
     evaluation_dir = folder / "evaluation"
     evaluation_dir.mkdir()
     fitted.split.test.to_parquet(evaluation_dir / "test_set.parquet", index=False)
     scores = evaluation.scores
-    pd.DataFrame({
-        "lead_id": fitted.split.test["lead_id"].to_numpy(),
-        "as_of": fitted.split.test["as_of"].to_numpy(),
-        "label": evaluation.y,
-        "probability": scores.probability,
-        "score": scores.score,
-        "mql": scores.mql,
-        "grade": scores.grade,
-    }).to_parquet(evaluation_dir / "test_predictions.parquet", index=False)
+    pd.DataFrame(
+        {
+            "lead_id": fitted.split.test["lead_id"].to_numpy(),
+            "as_of": fitted.split.test["as_of"].to_numpy(),
+            "label": evaluation.y,
+            "probability": scores.probability,
+            "score": scores.score,
+            "mql": scores.mql,
+            "grade": scores.grade,
+        }
+    ).to_parquet(evaluation_dir / "test_predictions.parquet", index=False)
 
 
-def _register(client, run_id: str, model_uri: str, model_name: str, fitted: Fitted,
-              metrics: dict[str, float]) -> tuple[str, list[str]]:
+def _register(
+    client, run_id: str, model_uri: str, model_name: str, fitted: Fitted, metrics: dict[str, float]
+) -> tuple[str, list[str]]:
     """Register the logged model, tag it, alias it ``challenger`` (and ``champion`` if first).
 
     Never half: see ``registry.register_version`` (called inside ``registry.tracking``).
@@ -290,8 +336,9 @@ def _register(client, run_id: str, model_uri: str, model_name: str, fitted: Fitt
         "test_last_as_of": meta.window.test.last_as_of if meta.window else None,
         "test_roc_auc": f"{metrics.get('test_roc_auc', float('nan')):.6f}",
     }
-    return registry.register_version(client, model_uri, model_name,
-                                     {key: str(value) for key, value in tags.items()})
+    return registry.register_version(
+        client, model_uri, model_name, {key: str(value) for key, value in tags.items()}
+    )
 
 
 def run_training(
@@ -335,15 +382,25 @@ def run_training(
     training_set = load_training_data(data)
     fitted = fit_bundle(training_set, config, model_name, progress)
     progress("evaluating on the test period")
-    evaluation = evaluate(fitted.bundle, fitted.split.test, fitted.split.train,
-                          fitted.split.valid, oracle, seed=config.seed,
-                          population=fitted.split.test_population,
-                          valid_population=fitted.split.valid_population)
-    fitted.bundle.metadata = fitted.bundle.metadata.model_copy(update={
-        "test_metrics": clean_json(evaluation.metrics),
-        "test_metrics_by_region": clean_json(evaluation.by_region)})
-    card = render_card(fitted.bundle.metadata, evaluation.metrics, evaluation.by_region,
-                       fitted.bundle.policy)
+    evaluation = evaluate(
+        fitted.bundle,
+        fitted.split.test,
+        fitted.split.train,
+        fitted.split.valid,
+        oracle,
+        seed=config.seed,
+        population=fitted.split.test_population,
+        valid_population=fitted.split.valid_population,
+    )
+    fitted.bundle.metadata = fitted.bundle.metadata.model_copy(
+        update={
+            "test_metrics": clean_json(evaluation.metrics),
+            "test_metrics_by_region": clean_json(evaluation.by_region),
+        }
+    )
+    card = render_card(
+        fitted.bundle.metadata, evaluation.metrics, evaluation.by_region, fitted.bundle.policy
+    )
     flat = evaluation.flat()
     metrics = _loggable_metrics(flat)
 
@@ -360,30 +417,43 @@ def run_training(
                 run_id = run.info.run_id
                 mlflow.log_params(_run_params(fitted, config))
                 mlflow.log_metrics(metrics)
-                mlflow.set_tags({
-                    "leadscore.model_name": model_name,
-                    "leadscore.data_fingerprint": fitted.bundle.metadata.data_fingerprint,
-                    "mlflow.note.content": card,
-                })
+                mlflow.set_tags(
+                    {
+                        "leadscore.model_name": model_name,
+                        "leadscore.data_fingerprint": fitted.bundle.metadata.data_fingerprint,
+                        "mlflow.note.content": card,
+                    }
+                )
                 for name in ("model_card.md", "metrics.json"):
                     mlflow.log_artifact(str(report / name), "report")
                 mlflow.log_artifacts(str(report / "plots"), "plots")
                 mlflow.log_artifacts(str(report / "evaluation"), "evaluation")
-                info = registry.log_bundle_model(report / "bundle", fitted.bundle.spec,
-                                                 fitted.split.valid)
+                info = registry.log_bundle_model(
+                    report / "bundle", fitted.bundle.spec, fitted.split.valid
+                )
             version, aliases = None, []
             if register:
                 progress("registering the model")
-                version, aliases = _register(client, run_id, info.model_uri, model_name,
-                                             fitted, metrics)
+                version, aliases = _register(
+                    client, run_id, info.model_uri, model_name, fitted, metrics
+                )
         out = None
         if output_dir is not None:
             out = replace_dir(output_dir, lambda folder: _copy_tree(report, folder))
     return TrainingResult(
-        run_id=run_id, experiment_id=experiment_id, model_name=model_name, version=version,
-        aliases=aliases, tracking_uri=uri, metrics=flat, evaluation=evaluation,
-        window=fitted.bundle.metadata.window, card=card, bundle=fitted.bundle,
-        output_dir=out, seconds=time.perf_counter() - started,
+        run_id=run_id,
+        experiment_id=experiment_id,
+        model_name=model_name,
+        version=version,
+        aliases=aliases,
+        tracking_uri=uri,
+        metrics=flat,
+        evaluation=evaluation,
+        window=fitted.bundle.metadata.window,
+        card=card,
+        bundle=fitted.bundle,
+        output_dir=out,
+        seconds=time.perf_counter() - started,
     )
 
 

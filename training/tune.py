@@ -76,8 +76,7 @@ def tune(
         raise ValueError(f"n_trials must be at least 1, got {n_trials}")
     valid = validation_pair(eval_set, np.shape(X)[1])
     if valid is None:
-        raise EvalSetError("tune needs an eval_set: trials are scored on the validation "
-                           "period")
+        raise EvalSetError("tune needs an eval_set: trials are scored on the validation period")
     X_valid, y_valid = valid
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trials: list[dict[str, Any]] = []
@@ -86,15 +85,20 @@ def tune(
 
     def objective(trial) -> float:
         model = clone(base).set_params(params={**base_params, **suggest_params(trial)})
-        model.fit(X, y, eval_set=[valid], feature_names=feature_names,
-                  categorical_features=categorical_features)
+        model.fit(
+            X,
+            y,
+            eval_set=[valid],
+            feature_names=feature_names,
+            categorical_features=categorical_features,
+        )
         auc = float(roc_auc_score(y_valid, model.predict_raw(X_valid)))
-        trials.append({**trial.params, "best_iteration": model.best_iteration_,
-                       "valid_roc_auc": auc})
+        trials.append(
+            {**trial.params, "best_iteration": model.best_iteration_, "valid_roc_auc": auc}
+        )
         return auc
 
-    study = optuna.create_study(direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=seed))
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=n_trials)
     best = {**base_params, **study.best_params}
     return TuneResult(best, float(study.best_value), trials)

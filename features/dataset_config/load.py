@@ -64,8 +64,11 @@ def load_dataset(path: str | Path, check_train: TrainCheck | None = None) -> Tra
     kind = raw.get("kind")
     # A tables-kind config without a split uses the pipeline's own time split.
     split_cfg = cfg.split if cfg is not None else None
-    split = (None if kind == "tables" and split_cfg is None
-             else (split_cfg or Split.model_validate(DEFAULT_SPLIT)).spec())
+    split = (
+        None
+        if kind == "tables" and split_cfg is None
+        else (split_cfg or Split.model_validate(DEFAULT_SPLIT)).spec()
+    )
     train = dict(cfg.train or {}) if cfg is not None else {}
     if check_train is not None:
         problems += check_train(train)
@@ -74,8 +77,12 @@ def load_dataset(path: str | Path, check_train: TrainCheck | None = None) -> Tra
         raise DatasetConfigError(path, problems)
     metadata = {
         **extra_meta,
-        "dataset": {"name": cfg.name or path.stem, "kind": kind, "config": str(path),
-                    **_snapshot_facts(cfg)},
+        "dataset": {
+            "name": cfg.name or path.stem,
+            "kind": kind,
+            "config": str(path),
+            **_snapshot_facts(cfg),
+        },
         "catalogue": catalogue,
         "features": [f.name for f in catalogue],
         "split": split,
@@ -100,19 +107,27 @@ def _label_problems(frame: pd.DataFrame, split: dict | None) -> list[str]:
         return []
     positives = int(frame["label"].sum())
     if positives in (0, len(frame)):
-        return [f"outcome: every one of the {len(frame):,} rows has the same class "
-                f"({'converted' if positives else 'not converted'}); check the outcome "
-                "column and its positive values"]
-    if not split or split.get("kind") != "time" or "at" not in split \
-            or not frame["as_of"].notna().any():
+        return [
+            f"outcome: every one of the {len(frame):,} rows has the same class "
+            f"({'converted' if positives else 'not converted'}); check the outcome "
+            "column and its positive values"
+        ]
+    if (
+        not split
+        or split.get("kind") != "time"
+        or "at" not in split
+        or not frame["as_of"].notna().any()
+    ):
         return []
     at = pd.Timestamp(split["at"])
     before = int((frame["as_of"] < at).sum())
     after = int((frame["as_of"] >= at).sum())
     if before == 0 or after == 0:
-        return [f"split: at {split['at']} leaves {before:,} row(s) before and {after:,} at or "
-                f"after it; both sides need rows (data runs {frame['as_of'].min().date()} … "
-                f"{frame['as_of'].max().date()})"]
+        return [
+            f"split: at {split['at']} leaves {before:,} row(s) before and {after:,} at or "
+            f"after it; both sides need rows (data runs {frame['as_of'].min().date()} … "
+            f"{frame['as_of'].max().date()})"
+        ]
     if int(frame.loc[frame["as_of"] >= at, "label"].sum()) == 0:
         return [f"split: no conversion at or after {split['at']}"]
     return []
@@ -126,8 +141,10 @@ def _snapshot_facts(cfg: TablesConfig | LeadSnapshotConfig) -> dict:
     facts: dict[str, Any] = {"id": cfg.id}
     outcome = cfg.outcome
     if outcome.in_file is not None:
-        facts["outcome"] = {"in_file": Path(str(outcome.in_file.file)).name,
-                            "column": outcome.in_file.column or cfg.id}
+        facts["outcome"] = {
+            "in_file": Path(str(outcome.in_file.file)).name,
+            "column": outcome.in_file.column or cfg.id,
+        }
     else:
         facts["outcome"] = {"column": outcome.column, "positive": list(outcome.positive)}
     if cfg.time is not None:

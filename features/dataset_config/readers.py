@@ -67,30 +67,36 @@ class DataReader:
             if path.suffix == ".parquet":
                 frame = pd.read_parquet(path)
             else:
-                frame = pd.read_csv(path, sep=spec.sep or ",", dtype=str, keep_default_na=True,
-                                    encoding=spec.encoding or "utf-8")
+                frame = pd.read_csv(
+                    path,
+                    sep=spec.sep or ",",
+                    dtype=str,
+                    keep_default_na=True,
+                    encoding=spec.encoding or "utf-8",
+                )
         except Exception as exc:  # any reader error is a data problem to report
             self.problems.append(f"cannot read {path}: {exc}")
             return path, None
         # Exports that end every line with a comma grow an unnamed, empty last column.
-        unnamed = [c for c in frame.columns
-                   if str(c).startswith("Unnamed:") and frame[c].isna().all()]
+        unnamed = [
+            c for c in frame.columns if str(c).startswith("Unnamed:") and frame[c].isna().all()
+        ]
         frame = frame.drop(columns=unnamed)
         frame.columns = [str(c).strip() for c in frame.columns]
         if spec.na_values:
             frame = frame.replace({v: np.nan for v in spec.na_values})
         return path, frame
 
-    def need_columns(self, frame: pd.DataFrame, columns: list[str], where: str,
-                     path: Path) -> None:
+    def need_columns(self, frame: pd.DataFrame, columns: list[str], where: str, path: Path) -> None:
         """Report each of ``columns`` that ``frame`` lacks (with a case-insensitive hint)."""
         for col in columns:
             if col not in frame.columns:
                 close = [c for c in frame.columns if c.lower() == str(col).lower()]
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                self.problems.append(f"{where}: column {col!r} is not in {path.name}{hint}; "
-                                     f"it has {list(frame.columns)[:12]}"
-                                     + ("…" if len(frame.columns) > 12 else ""))
+                self.problems.append(
+                    f"{where}: column {col!r} is not in {path.name}{hint}; "
+                    f"it has {list(frame.columns)[:12]}" + ("…" if len(frame.columns) > 12 else "")
+                )
 
     def times(self, values: pd.Series, fmt: str | None, what: str) -> pd.Series:
         """Parsed timestamps; unparseable ones are reported."""
@@ -119,25 +125,36 @@ class DataReader:
         if id_col:
             self.need_columns(frame, [id_col], "id", path)
         has_ids = bool(id_col) and id_col in frame.columns
-        ids = (frame[id_col].astype("string") if has_ids
-               else pd.Series(np.arange(len(frame)).astype(str), index=frame.index))
+        ids = (
+            frame[id_col].astype("string")
+            if has_ids
+            else pd.Series(np.arange(len(frame)).astype(str), index=frame.index)
+        )
         if has_ids:
             dup = ids.duplicated(keep=False)
             if dup.any():
-                self.problems.append(f"id: {int(dup.sum()):,} row(s) of {path.name} share an "
-                                     f"id (e.g. {ids[dup].unique()[:3].tolist()}); one row per "
-                                     "lead is expected")
+                self.problems.append(
+                    f"id: {int(dup.sum()):,} row(s) of {path.name} share an "
+                    f"id (e.g. {ids[dup].unique()[:3].tolist()}); one row per "
+                    "lead is expected"
+                )
             if ids.isna().any():
-                self.problems.append(f"id: {int(ids.isna().sum()):,} row(s) of {path.name} "
-                                     "have no id")
+                self.problems.append(
+                    f"id: {int(ids.isna().sum()):,} row(s) of {path.name} have no id"
+                )
         features = [f for f in cfg.features if f.key]
         self.need_columns(frame, [f.source for f in features if f.source], "features", path)
-        self.need_columns(frame, sorted({e.column for e in cfg.exclude if e.column}),
-                          "exclude", path)
+        self.need_columns(
+            frame, sorted({e.column for e in cfg.exclude if e.column}), "exclude", path
+        )
         label = self.outcome(frame, cfg, ids, path)
         as_of = self.scoring_time(frame, cfg, path)
-        out = pd.DataFrame({"lead_id": ids.astype(str).to_numpy(),
-                            "as_of": np.asarray(as_of, dtype=TIMESTAMP_UNIT)})
+        out = pd.DataFrame(
+            {
+                "lead_id": ids.astype(str).to_numpy(),
+                "as_of": np.asarray(as_of, dtype=TIMESTAMP_UNIT),
+            }
+        )
         for f in features:
             column = f.source
             if column not in frame.columns:
@@ -155,14 +172,16 @@ class DataReader:
             if f.dtype == "category":
                 out[f.key] = out[f.key].astype("category")
             if out[f.key].isna().all():
-                self.problems.append(f"features ({f.key}): column {column!r} is empty after "
-                                     "cleaning")
+                self.problems.append(
+                    f"features ({f.key}): column {column!r} is empty after cleaning"
+                )
         if label is not None:
             out["label"] = label
         return out
 
-    def outcome(self, frame: pd.DataFrame, cfg: LeadSnapshotConfig, ids: pd.Series,
-                path: Path) -> np.ndarray | None:
+    def outcome(
+        self, frame: pd.DataFrame, cfg: LeadSnapshotConfig, ids: pd.Series, path: Path
+    ) -> np.ndarray | None:
         """1 for each converted lead, 0 otherwise (None when it cannot be told)."""
         outcome = cfg.outcome
         if outcome is None:
@@ -179,8 +198,10 @@ class DataReader:
             if key not in other.columns:
                 return None
             if (~other[key].isin(ids)).all():
-                self.problems.append(f"outcome.in_file: no id in {other_path.name}[{key}] "
-                                     f"matches {path.name}[{cfg.id}]")
+                self.problems.append(
+                    f"outcome.in_file: no id in {other_path.name}[{key}] "
+                    f"matches {path.name}[{cfg.id}]"
+                )
             return ids.isin(other[key]).to_numpy(dtype=np.int8)
         column = outcome.column
         if not column:
@@ -188,17 +209,18 @@ class DataReader:
         self.need_columns(frame, [column], "outcome", path)
         if column not in frame.columns:
             return None
-        positive = {str(v).strip().lower()
-                    for v in (outcome.positive if outcome.positive is not None
-                              else DEFAULT_POSITIVE)}
+        positive = {
+            str(v).strip().lower()
+            for v in (outcome.positive if outcome.positive is not None else DEFAULT_POSITIVE)
+        }
         text = frame[column].astype("string").str.strip().str.lower()
         if text.isna().any():
-            self.problems.append(f"outcome: {int(text.isna().sum()):,} row(s) of {path.name}"
-                                 f"[{column}] are empty")
+            self.problems.append(
+                f"outcome: {int(text.isna().sum()):,} row(s) of {path.name}[{column}] are empty"
+            )
         return text.isin(positive).fillna(False).to_numpy(dtype=np.int8)
 
-    def scoring_time(self, frame: pd.DataFrame, cfg: LeadSnapshotConfig,
-                     path: Path) -> pd.Series:
+    def scoring_time(self, frame: pd.DataFrame, cfg: LeadSnapshotConfig, path: Path) -> pd.Series:
         """Each lead's scoring time: its ``time`` column or the fixed ``as_of``."""
         if cfg.time is not None:
             tcol = cfg.time.column
@@ -207,8 +229,9 @@ class DataReader:
                 return pd.Series(pd.NaT, index=frame.index)
             as_of = self.times(frame[tcol], cfg.time.format, f"time ({tcol})")
             if frame[tcol].isna().any():
-                self.problems.append(f"time: {int(frame[tcol].isna().sum()):,} row(s) have "
-                                     f"no {tcol}")
+                self.problems.append(
+                    f"time: {int(frame[tcol].isna().sum()):,} row(s) have no {tcol}"
+                )
             return as_of
         if cfg.as_of:
             return pd.Series(pd.Timestamp(str(cfg.as_of)), index=frame.index)
@@ -216,8 +239,9 @@ class DataReader:
 
     # tables
 
-    def tables(self, cfg: TablesConfig, run_pipeline: bool = True
-               ) -> tuple[pd.DataFrame, list[FeatureSpec], dict]:
+    def tables(
+        self, cfg: TablesConfig, run_pipeline: bool = True
+    ) -> tuple[pd.DataFrame, list[FeatureSpec], dict]:
         """The training set of a ``tables`` config: the contract's pipeline on its files.
 
         Args:
@@ -241,8 +265,9 @@ class DataReader:
             if frame is not None:
                 tables[name] = frame
         if "leads" in tables and "accounts" in tables and tables["accounts"].empty:
-            tables["accounts"] = pd.DataFrame({"account_id": tables["leads"]["account_id"]
-                                               .dropna().unique()})
+            tables["accounts"] = pd.DataFrame(
+                {"account_id": tables["leads"]["account_id"].dropna().unique()}
+            )
         extra = [f for f in cfg.features if f.key]
         extra_specs = [f.to_spec() for f in extra]
         if not run_pipeline or self.problems or len(tables) < len(CONTRACT_COLUMNS):
@@ -254,8 +279,10 @@ class DataReader:
             return pd.DataFrame(), extra_specs, {}
         pipeline = cfg.pipeline
         try:
-            config = PipelineConfig(horizon_days=int(pipeline.horizon_days),
-                                    snapshots=SnapshotRule.parse(str(pipeline.snapshots)))
+            config = PipelineConfig(
+                horizon_days=int(pipeline.horizon_days),
+                snapshots=SnapshotRule.parse(str(pipeline.snapshots)),
+            )
             ts = build_training_set(typed, config)
         except ValueError as exc:
             self.problems.append(str(exc))
@@ -264,8 +291,9 @@ class DataReader:
         leads = tables["leads"].set_index("lead_id")
         for f in extra:
             if f.source not in leads.columns:
-                self.problems.append(f"features ({f.key}): column {f.source!r} is not in the "
-                                     "leads file")
+                self.problems.append(
+                    f"features ({f.key}): column {f.source!r} is not in the leads file"
+                )
                 continue
             values = frame["lead_id"].map(leads[f.source])
             frame[f.key] = self.typed(values, f.dtype, f"features ({f.key})")
@@ -281,11 +309,13 @@ class DataReader:
         renamed = frame.rename(columns={v: k for k, v in mapping.items()})
         for col in ("created_at", "occurred_at", "converted_at"):
             if col in renamed.columns:
-                renamed[col] = self.times(renamed[col], spec.timestamp_format,
-                                          f"tables.{name} ({col})")
+                renamed[col] = self.times(
+                    renamed[col], spec.timestamp_format, f"tables.{name} ({col})"
+                )
         if name == "activities" and "activity_type" in renamed.columns:
-            mapped = renamed["activity_type"].astype("string").replace(
-                dict(spec.activity_types or {}))
+            mapped = (
+                renamed["activity_type"].astype("string").replace(dict(spec.activity_types or {}))
+            )
             renamed["activity_type"] = mapped.where(mapped.isin(ACTIVITY_TYPES), "other")
         if name == "leads" and "account_id" not in renamed.columns:
             renamed["account_id"] = renamed.get("lead_id")

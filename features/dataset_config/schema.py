@@ -48,15 +48,29 @@ GROUPS: tuple[str, ...] = get_args(Group)
 DTYPES: tuple[str, ...] = get_args(Dtype)
 TRANSFORMS: tuple[str, ...] = get_args(Transform)
 SPLIT_KINDS: tuple[str, ...] = get_args(SplitKind)
-LeadsColumn = Literal["lead_id", "account_id", "created_at", "job_title", "seniority",
-                      "department", "country", "region", "lead_source", "email"]
-AccountsColumn = Literal["account_id", "company_name", "industry", "employee_count",
-                         "annual_revenue", "country"]
+LeadsColumn = Literal[
+    "lead_id",
+    "account_id",
+    "created_at",
+    "job_title",
+    "seniority",
+    "department",
+    "country",
+    "region",
+    "lead_source",
+    "email",
+]
+AccountsColumn = Literal[
+    "account_id", "company_name", "industry", "employee_count", "annual_revenue", "country"
+]
 ActivitiesColumn = Literal["lead_id", "occurred_at", "activity_type", "detail"]
 ConversionsColumn = Literal["lead_id", "converted_at"]
 CONTRACT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "leads": get_args(LeadsColumn), "accounts": get_args(AccountsColumn),
-    "activities": get_args(ActivitiesColumn), "conversions": get_args(ConversionsColumn)}
+    "leads": get_args(LeadsColumn),
+    "accounts": get_args(AccountsColumn),
+    "activities": get_args(ActivitiesColumn),
+    "conversions": get_args(ConversionsColumn),
+}
 RESERVED = ("lead_id", "as_of", "label")
 DEFAULT_POSITIVE = (1, "true", "yes")
 
@@ -66,11 +80,13 @@ HINTS = {
     "source": "which file holds one row per lead? give `source: {file: ...}`",
     "source.file": "which file holds one row per lead?",
     "id": "which column identifies a lead? (`id: null` numbers the rows)",
-    "outcome": ("give `column` and `positive` values, or `in_file` (`file`, `column`): a "
-                "lead converted when its id appears there"),
+    "outcome": (
+        "give `column` and `positive` values, or `in_file` (`file`, `column`): a "
+        "lead converted when its id appears there"
+    ),
     "features": "declare at least one feature (a list of mappings)",
     "tables": "give leads, activities and conversions (accounts optional), each with "
-              "`file` and `columns` (contract column: source column)",
+    "`file` and `columns` (contract column: source column)",
     "tables.*": "give `file` and `columns` (contract column: source column)",
     "split.at": "a time split needs `at: YYYY-MM-DD` (test = rows at or after it)",
 }
@@ -93,6 +109,7 @@ def did_you_mean(word: object, choices: Sequence[object]) -> str:
 
 
 # Value types: each check words its own problem (read after the key's name).
+
 
 def _scalar(value: Any) -> Any:
     if not isinstance(value, str | int | float):
@@ -142,8 +159,9 @@ def _template(value: str) -> str:
 
 def _activity_type(value: str) -> str:
     if value not in ACTIVITY_TYPES:
-        raise ValueError(f"{value!r} is not a known activity type"
-                         f"{did_you_mean(value, ACTIVITY_TYPES)}")
+        raise ValueError(
+            f"{value!r} is not a known activity type{did_you_mean(value, ACTIVITY_TYPES)}"
+        )
     return value
 
 
@@ -249,8 +267,10 @@ class Points(Section):
 
     def spec(self) -> dict[str, Any]:
         """The rules as ``training.baselines.RulePoints.from_dict`` reads them."""
-        return {"threshold": float(self.threshold),
-                "rules": [r.model_dump(exclude_unset=True) for r in self.rules]}
+        return {
+            "threshold": float(self.threshold),
+            "rules": [r.model_dump(exclude_unset=True) for r in self.rules],
+        }
 
 
 class FeatureConfig(Section):
@@ -347,8 +367,7 @@ class TablesConfig(ConfigBase):
 
     kind: Literal["tables"]
     tables: Tables
-    pipeline: Annotated[PipelineOptions, BeforeValidator(lambda v: v or {})] = \
-        PipelineOptions()
+    pipeline: Annotated[PipelineOptions, BeforeValidator(lambda v: v or {})] = PipelineOptions()
     unknown_activity: Literal["reject", "other"] = "reject"
 
 
@@ -367,7 +386,9 @@ class LeadSnapshotConfig(ConfigBase):
 
 DatasetConfig = Annotated[TablesConfig | LeadSnapshotConfig, Field(discriminator="kind")]
 MODELS: dict[str, type[TablesConfig] | type[LeadSnapshotConfig]] = {
-    "tables": TablesConfig, "lead_snapshot": LeadSnapshotConfig}
+    "tables": TablesConfig,
+    "lead_snapshot": LeadSnapshotConfig,
+}
 
 
 @functools.cache
@@ -376,8 +397,9 @@ def _adapter() -> TypeAdapter[Any]:
     return TypeAdapter(DatasetConfig)
 
 
-def validate_config(raw: Mapping[str, Any]
-                    ) -> tuple[TablesConfig | LeadSnapshotConfig | None, list[str]]:
+def validate_config(
+    raw: Mapping[str, Any],
+) -> tuple[TablesConfig | LeadSnapshotConfig | None, list[str]]:
     """A config's model and every problem of its values, in plain words.
 
     Returns:
@@ -413,22 +435,29 @@ def cross_problems(config: TablesConfig | LeadSnapshotConfig) -> list[str]:
         excluded = {e.column for e in config.exclude or () if e is not None}
         for f in config.features:
             if f.source in excluded:
-                problems.append(f"features: column {f.source!r} is both a feature and "
-                                "excluded (see its exclude reason)")
+                problems.append(
+                    f"features: column {f.source!r} is both a feature and "
+                    "excluded (see its exclude reason)"
+                )
         if not config.time and not config.as_of:
-            problems.append("give `time` (a column with each lead's scoring time) or a fixed "
-                            "`as_of` date")
+            problems.append(
+                "give `time` (a column with each lead's scoring time) or a fixed `as_of` date"
+            )
         if config.outcome and config.outcome.in_file is None and not config.outcome.column:
             problems.append(f"outcome: {HINTS['outcome']}")
     names = catalogue_names(config)
     for i, rule in enumerate(config.points.rules if config.points else ()):
         if rule.feature is not None and rule.feature not in names:
-            problems.append(f"points.rules[{i}]: feature {rule.feature!r} is not a declared "
-                            f"feature{did_you_mean(rule.feature, names)}")
+            problems.append(
+                f"points.rules[{i}]: feature {rule.feature!r} is not a declared "
+                f"feature{did_you_mean(rule.feature, names)}"
+            )
         given = rule.model_fields_set
         if not given & {"values", "per", "at_least"}:
-            problems.append(f"points.rules[{i}]: give `values` (points per value), `per` "
-                            "(points per unit, optional `cap`) or `at_least` with `points`")
+            problems.append(
+                f"points.rules[{i}]: give `values` (points per value), `per` "
+                "(points per unit, optional `cap`) or `at_least` with `points`"
+            )
         elif not given & {"values", "per", "points"}:
             problems.append(f"points.rules[{i}]: `at_least` needs `points`")
     return problems
@@ -458,12 +487,16 @@ def salvage(model: type[BaseModel], raw: Any) -> Any:
             if field.is_required():
                 values[name] = _empty(field.annotation)
             continue
-        annotation = (Annotated[field.annotation, *field.metadata] if field.metadata
-                      else field.annotation)
+        annotation = (
+            Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+        )
         value = _salvage_value(annotation, raw[name])
         if value is None:  # wrong: its default, still marked as given (model_fields_set)
-            value = (_empty(field.annotation) if field.is_required()
-                     else field.get_default(call_default_factory=True))
+            value = (
+                _empty(field.annotation)
+                if field.is_required()
+                else field.get_default(call_default_factory=True)
+            )
         values[name] = value
     return model.model_construct(**values)
 
@@ -543,8 +576,9 @@ def _place(steps: Sequence[_Step], raw: Any, prefix: str = "") -> str:
             place += f"[{s.part}]"
             index = int(s.part)
             value = value[index] if isinstance(value, list) and len(value) > index else None
-            label = (value.get("name") or value.get("column")) if isinstance(value, Mapping) \
-                else None
+            label = (
+                (value.get("name") or value.get("column")) if isinstance(value, Mapping) else None
+            )
             if label:
                 place += f" ({label})"
             continue
@@ -553,8 +587,12 @@ def _place(steps: Sequence[_Step], raw: Any, prefix: str = "") -> str:
     return place
 
 
-def describe(error: ErrorDetails, raw: Mapping[str, Any], root: type[BaseModel] | None = None,
-             prefix: str = "") -> str:
+def describe(
+    error: ErrorDetails,
+    raw: Mapping[str, Any],
+    root: type[BaseModel] | None = None,
+    prefix: str = "",
+) -> str:
     """One pydantic error as a sentence naming its place in the config.
 
     ``('lead_snapshot', 'features', 3, 'dtype')`` becomes ``features[3] (lead_source):
@@ -573,8 +611,9 @@ def describe(error: ErrorDetails, raw: Mapping[str, Any], root: type[BaseModel] 
         if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
             if "kind" not in raw:
                 return f"kind: {HINTS['kind']}"
-            return (f"kind must be one of {', '.join(KINDS)}, got {kind!r}"
-                    f"{did_you_mean(kind, KINDS)}")
+            return (
+                f"kind must be one of {', '.join(KINDS)}, got {kind!r}{did_you_mean(kind, KINDS)}"
+            )
         root, loc = MODELS[str(kind)], loc[1:]  # the first place is the union's tag
     steps = _walk(root, loc)
     text, where = _message(error, steps)
@@ -587,19 +626,29 @@ def describe(error: ErrorDetails, raw: Mapping[str, Any], root: type[BaseModel] 
     return f"{place}: {text}" if place else text
 
 
-def problems_of(exc: ValidationError, raw: Mapping[str, Any],
-                root: type[BaseModel] | None = None, prefix: str = "") -> list[str]:
+def problems_of(
+    exc: ValidationError,
+    raw: Mapping[str, Any],
+    root: type[BaseModel] | None = None,
+    prefix: str = "",
+) -> list[str]:
     """Every error of ``exc`` as a sentence (see ``describe``)."""
     return [describe(error, raw, root, prefix) for error in exc.errors()]
 
 
 TYPE_WORDS = {
-    "string_type": "must be text", "int_type": "must be a whole number",
-    "int_parsing": "must be a whole number", "int_from_float": "must be a whole number",
-    "float_type": "must be a number", "float_parsing": "must be a number",
-    "bool_type": "must be true or false", "bool_parsing": "must be true or false",
-    "dict_type": "must be a mapping", "model_type": "must be a mapping",
-    "model_attributes_type": "must be a mapping", "list_type": "must be a list",
+    "string_type": "must be text",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "list_type": "must be a list",
 }
 
 
@@ -609,26 +658,32 @@ def _message(error: ErrorDetails, steps: list[_Step]) -> tuple[str, str]:
     kind, given = error["type"], error.get("input")
     shown = repr(given) if len(repr(given)) <= 60 else repr(given)[:57] + "..."
     last = steps[-1] if steps else None
-    path = ".".join("*" if s.step in ("item", "key") else str(s.part) for s in steps
-                    if s.step != "dict-key")
-    hint = next((h for pattern, h in HINTS.items() if fnmatch.fnmatchcase(path, pattern)),
-                None)
+    path = ".".join(
+        "*" if s.step in ("item", "key") else str(s.part) for s in steps if s.step != "dict-key"
+    )
+    hint = next((h for pattern, h in HINTS.items() if fnmatch.fnmatchcase(path, pattern)), None)
     if kind == "missing":
         return (hint, "place") if hint else ("is required", "field")
     if kind == "too_short" and hint:
         return hint, "place"
     if kind == "extra_forbidden" and last is not None:
-        known = list(last.parent.model_fields) if isinstance(last.parent, type) and \
-            issubclass(last.parent, BaseModel) else []
+        known = (
+            list(last.parent.model_fields)
+            if isinstance(last.parent, type) and issubclass(last.parent, BaseModel)
+            else []
+        )
         suggestion = did_you_mean(last.part, known) or (
-            f" (known: {', '.join(known)})" if known else "")
+            f" (known: {', '.join(known)})" if known else ""
+        )
         return f"unknown key {last.part!r}{suggestion}", "parent"
     if kind == "literal_error":
         choices = get_args(_unwrap(last.annotation)) if last else ()
         words = ", ".join(str(c) for c in choices) or error.get("ctx", {}).get("expected", "")
         if last is not None and last.step == "dict-key":
-            return (f"{last.part!r} is not one of {words}"
-                    f"{did_you_mean(last.part, choices)}", "place")
+            return (
+                f"{last.part!r} is not one of {words}{did_you_mean(last.part, choices)}",
+                "place",
+            )
         return f"must be one of {words}, got {shown}{did_you_mean(given, choices)}", "field"
     if kind in ("value_error", "assertion_error"):
         return str(error.get("ctx", {}).get("error", error["msg"])), "field"

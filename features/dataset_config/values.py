@@ -33,8 +33,7 @@ DATE_PARTS: dict[str, Callable[[Any], pd.Series]] = {
     "day": lambda t: t.day,
     "dayofyear": lambda t: t.dayofyear,
     "hour": lambda t: t.hour,
-    "weekofyear": lambda t: t.isocalendar().week if hasattr(t, "isocalendar")
-    else t.dayofyear // 7,
+    "weekofyear": lambda t: t.isocalendar().week if hasattr(t, "isocalendar") else t.dayofyear // 7,
 }
 
 
@@ -54,20 +53,25 @@ def type_series(values: pd.Series, dtype: str, where: str) -> tuple[pd.Series, s
         return values.astype("string").str.strip().astype("category"), None
     if dtype == "bool":
         text = values.astype("string").str.strip().str.lower()
-        out = pd.Series(np.where(text.isin(TRUE_TEXT), 1.0,
-                                 np.where(text.isin(FALSE_TEXT), 0.0, np.nan)),
-                        index=values.index)
+        out = pd.Series(
+            np.where(text.isin(TRUE_TEXT), 1.0, np.where(text.isin(FALSE_TEXT), 0.0, np.nan)),
+            index=values.index,
+        )
         bad = out.isna() & text.notna()
         if bad.any():
-            return out, (f"{where}: {int(bad.sum()):,} value(s) are not "
-                         f"yes/no/true/false/1/0 (e.g. {text[bad].unique()[:3].tolist()})")
+            return out, (
+                f"{where}: {int(bad.sum()):,} value(s) are not "
+                f"yes/no/true/false/1/0 (e.g. {text[bad].unique()[:3].tolist()})"
+            )
         return out, None
     out = pd.to_numeric(values, errors="coerce")
     bad = out.isna() & values.notna() & (values.astype("string").str.strip() != "")
     problem = None
     if bad.any():
-        problem = (f"{where}: {int(bad.sum()):,} value(s) are not numbers "
-                   f"(e.g. {values[bad].astype(str).unique()[:3].tolist()})")
+        problem = (
+            f"{where}: {int(bad.sum()):,} value(s) are not numbers "
+            f"(e.g. {values[bad].astype(str).unique()[:3].tolist()})"
+        )
     return out.astype("float64"), problem
 
 
@@ -91,11 +95,13 @@ def type_column(values: Sequence[object], dtype: str) -> np.ndarray | None:
                 return None
             out[i] = flag
         return out
-    if any(v is not None and (isinstance(v, bool) or not isinstance(v, int | float))
-           for v in values):
+    if any(
+        v is not None and (isinstance(v, bool) or not isinstance(v, int | float)) for v in values
+    ):
         return None
-    return np.asarray([np.nan if v is None else float(cast(float, v)) for v in values],
-                      dtype=np.float64)
+    return np.asarray(
+        [np.nan if v is None else float(cast(float, v)) for v in values], dtype=np.float64
+    )
 
 
 _UNREADABLE = object()
@@ -130,8 +136,10 @@ def parse_times(values: pd.Series, fmt: str | None, what: str) -> tuple[pd.Serie
     if not bad.any():
         return parsed, None
     examples = values[bad].astype(str).unique()[:3].tolist()
-    return parsed, (f"{what}: {int(bad.sum()):,} of {len(values):,} timestamp(s) cannot be "
-                    f"parsed with format {fmt or 'ISO 8601'} (e.g. {examples})")
+    return parsed, (
+        f"{what}: {int(bad.sum()):,} of {len(values):,} timestamp(s) cannot be "
+        f"parsed with format {fmt or 'ISO 8601'} (e.g. {examples})"
+    )
 
 
 def date_part(times: pd.Series, part: str) -> pd.Series:
@@ -139,8 +147,7 @@ def date_part(times: pd.Series, part: str) -> pd.Series:
     return DATE_PARTS[part](times.dt).astype("float64")
 
 
-def snapshot_frame(features: Iterable[Any], rows: list[dict], as_of: object = None
-                   ) -> pd.DataFrame:
+def snapshot_frame(features: Iterable[Any], rows: list[dict], as_of: object = None) -> pd.DataFrame:
     """Feature frame for a lead-snapshot model from raw feature values (one dict per lead).
 
     For scoring such a model outside a training set (batch or service): each row holds
@@ -153,18 +160,25 @@ def snapshot_frame(features: Iterable[Any], rows: list[dict], as_of: object = No
     """
     features = list(features)
     names = [f.name for f in features]
-    problems = [f"row {i}: unknown feature {k!r}" for i, row in enumerate(rows)
-                for k in row if k not in (*names, "lead_id", "as_of")]
+    problems = [
+        f"row {i}: unknown feature {k!r}"
+        for i, row in enumerate(rows)
+        for k in row
+        if k not in (*names, "lead_id", "as_of")
+    ]
     raw = pd.DataFrame(rows)
-    out = pd.DataFrame({
-        "lead_id": raw["lead_id"].astype(str) if "lead_id" in raw
-        else pd.Series([str(i) for i in range(len(raw))]),
-        "as_of": pd.Series(pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.now(),
-                           index=raw.index).astype(TIMESTAMP_UNIT),
-    })
+    out = pd.DataFrame(
+        {
+            "lead_id": raw["lead_id"].astype(str)
+            if "lead_id" in raw
+            else pd.Series([str(i) for i in range(len(raw))]),
+            "as_of": pd.Series(
+                pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.now(), index=raw.index
+            ).astype(TIMESTAMP_UNIT),
+        }
+    )
     for f in features:
-        values = raw[f.name] if f.name in raw else pd.Series(np.nan, index=raw.index,
-                                                              dtype=object)
+        values = raw[f.name] if f.name in raw else pd.Series(np.nan, index=raw.index, dtype=object)
         typed, problem = type_series(values, f.dtype, f"feature {f.name}")
         if problem:
             problems.append(problem)

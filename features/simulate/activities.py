@@ -27,19 +27,33 @@ from features.simulate.world import (
 )
 
 
-def _creation_activity(rng: np.random.Generator, ld: _Leads, lat: _Latent,
-                       webinar_t: np.ndarray, details: _Details, out: _Events) -> None:
+def _creation_activity(
+    rng: np.random.Generator,
+    ld: _Leads,
+    lat: _Latent,
+    webinar_t: np.ndarray,
+    details: _Details,
+    out: _Events,
+) -> None:
     """Emit the activity that created an inbound lead, exactly at ``created_at``."""
     n = len(ld.created)
     src = np.asarray(LEAD_SOURCES)[ld.source]
     u = rng.random(n)
-    form = (((src == "organic_search") & (u < 0.4)) | ((src == "paid_search") & (u < 0.5))
-            | ((src == "direct") & (u < 0.6)) | ld.is_bot)
-    download = (~form & (((src == "organic_search") & (u < 0.8))
-                         | ((src == "paid_search") & (u < 0.8))
-                         | ((src == "social") & (u < 0.4)) | (src == "content_syndication")))
-    form_code = np.where(rng.random(n) < 0.5, details.code("/contact-sales"),
-                         details.code("/newsletter-signup"))
+    form = (
+        ((src == "organic_search") & (u < 0.4))
+        | ((src == "paid_search") & (u < 0.5))
+        | ((src == "direct") & (u < 0.6))
+        | ld.is_bot
+    )
+    download = ~form & (
+        ((src == "organic_search") & (u < 0.8))
+        | ((src == "paid_search") & (u < 0.8))
+        | ((src == "social") & (u < 0.4))
+        | (src == "content_syndication")
+    )
+    form_code = np.where(
+        rng.random(n) < 0.5, details.code("/contact-sales"), details.code("/newsletter-signup")
+    )
     idx = np.flatnonzero(form)
     out.add(idx, ld.created[idx], _T["form_submit"], form_code[idx])
     idx = np.flatnonzero(download)
@@ -59,6 +73,7 @@ def _creation_activity(rng: np.random.Generator, ld: _Leads, lat: _Latent,
 
 # --- Assembly --------------------------------------------------------------------------
 
+
 def _lead_time_order(lead: np.ndarray, us: np.ndarray, n_leads: int, max_us: int) -> np.ndarray:
     """Stable order by (lead, time).
 
@@ -73,15 +88,17 @@ def _lead_time_order(lead: np.ndarray, us: np.ndarray, n_leads: int, max_us: int
     return np.lexsort((us, lead))
 
 
-def _activities(rng: np.random.Generator, cal: _Calendar, ld: _Leads, lat: _Latent,
-                lead_ids: pd.Series) -> pd.DataFrame:
+def _activities(
+    rng: np.random.Generator, cal: _Calendar, ld: _Leads, lat: _Latent, lead_ids: pd.Series
+) -> pd.DataFrame:
     """All activity components, clipped to each lead's life and sorted."""
     send, target, campaign_names = _campaigns(rng, cal)
     webinar_t, webinar_names = _webinars(cal)
-    values = (_PAGES + _ASSETS + tuple(campaign_names) + tuple(webinar_names)
-              + _FIXED_DETAILS)
+    values = _PAGES + _ASSETS + tuple(campaign_names) + tuple(webinar_names) + _FIXED_DETAILS
     details = _Details(
-        values=values, pages=len(_PAGES), assets=len(_ASSETS),
+        values=values,
+        pages=len(_PAGES),
+        assets=len(_ASSETS),
         campaigns=len(_PAGES) + len(_ASSETS),
         webinars=len(_PAGES) + len(_ASSETS) + len(campaign_names),
         fixed=len(_PAGES) + len(_ASSETS) + len(campaign_names) + len(webinar_names),
@@ -103,9 +120,11 @@ def _activities(rng: np.random.Generator, cal: _Calendar, ld: _Leads, lat: _Late
     order = _lead_time_order(lead, us, len(ld.created), int(np.ceil(cal.n_days * _US_PER_DAY)))
     lead, us, kind, detail = lead[order], us[order], kind[order], detail[order]
     base = np.datetime64(cal.start.to_datetime64(), "us").astype(np.int64)
-    return pd.DataFrame({
-        "lead_id": _strings(lead_ids.to_numpy(dtype=object), lead),
-        "occurred_at": (base + us).astype(_DT_UNIT),
-        "activity_type": _strings(ACTIVITY_TYPES, kind),
-        "detail": _strings(values, detail),
-    })
+    return pd.DataFrame(
+        {
+            "lead_id": _strings(lead_ids.to_numpy(dtype=object), lead),
+            "occurred_at": (base + us).astype(_DT_UNIT),
+            "activity_type": _strings(ACTIVITY_TYPES, kind),
+            "detail": _strings(values, detail),
+        }
+    )

@@ -26,8 +26,10 @@ from features.simulate.world import (
 
 # --- Calendars -------------------------------------------------------------------------
 
-def _campaigns(rng: np.random.Generator, cal: _Calendar) -> tuple[np.ndarray, np.ndarray,
-                                                                   list[str]]:
+
+def _campaigns(
+    rng: np.random.Generator, cal: _Calendar
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Email calendar: weekly newsletter, monthly product update, promotions.
 
     Returns send times (days, sorted), target region (-1 = all) and names.
@@ -47,13 +49,15 @@ def _campaigns(rng: np.random.Generator, cal: _Calendar) -> tuple[np.ndarray, np
         names += [f"{kind}-{d:%Y-%m-%d}" for d in days[idx]]
     idx = np.flatnonzero(promo_day)
     target = np.where(rng.random(len(idx)) < 0.4, rng.integers(0, len(REGIONS), len(idx)), -1)
-    hours = np.where(target < 0, 13.0,
-                     (9 - np.asarray([_UTC_OFFSET_HOURS[r] for r in REGIONS]))[target] % 24)
+    hours = np.where(
+        target < 0, 13.0, (9 - np.asarray([_UTC_OFFSET_HOURS[r] for r in REGIONS]))[target] % 24
+    )
     topics = rng.integers(0, len(_PROMO_TOPICS), len(idx))
     times.append(offs[idx] + hours / 24.0)
     regions.append(target)
-    names += [f"promo-{_PROMO_TOPICS[k]}-{d:%Y-%m-%d}" for k, d in zip(topics, days[idx],
-                                                                          strict=True)]
+    names += [
+        f"promo-{_PROMO_TOPICS[k]}-{d:%Y-%m-%d}" for k, d in zip(topics, days[idx], strict=True)
+    ]
     t = np.concatenate(times)
     reg = np.concatenate(regions)
     order = np.argsort(t, kind="stable")
@@ -66,21 +70,35 @@ def _webinars(cal: _Calendar) -> tuple[np.ndarray, list[str]]:
     """Webinar calendar: 2nd and 4th Wednesday at 16:00 UTC, none in August or late Dec."""
     days = pd.date_range(cal.start.normalize(), periods=int(np.ceil(cal.n_days)) + 1, freq="D")
     nth = (days.day - 1) // 7
-    mask = ((days.day_of_week == 2) & np.isin(nth, [1, 3]) & (days.month != 8)
-            & ~((days.month == 12) & (days.day >= 20)))
+    mask = (
+        (days.day_of_week == 2)
+        & np.isin(nth, [1, 3])
+        & (days.month != 8)
+        & ~((days.month == 12) & (days.day >= 20))
+    )
     idx = np.flatnonzero(mask)
     t = np.arange(len(days))[idx] - cal.start_frac + 16.0 / 24.0
-    names = [f"webinar-{d:%Y-%m-%d}-{_WEBINAR_TOPICS[i % len(_WEBINAR_TOPICS)]}"
-             for i, d in enumerate(days[idx])]
+    names = [
+        f"webinar-{d:%Y-%m-%d}-{_WEBINAR_TOPICS[i % len(_WEBINAR_TOPICS)]}"
+        for i, d in enumerate(days[idx])
+    ]
     keep = (t > 0) & (t < cal.n_days)
     return t[keep], [n for n, k in zip(names, keep, strict=True) if k]
 
 
 # --- Engagement ------------------------------------------------------------------------
 
-def _email_activity(rng: np.random.Generator, ld: _Leads, lat: _Latent,
-                    send: np.ndarray, target: np.ndarray, first_code: int,
-                    details: _Details, out: _Events) -> None:
+
+def _email_activity(
+    rng: np.random.Generator,
+    ld: _Leads,
+    lat: _Latent,
+    send: np.ndarray,
+    target: np.ndarray,
+    first_code: int,
+    details: _Details,
+    out: _Events,
+) -> None:
     """Emit opens, clicks, bounces and unsubscribes for every campaign a lead receives."""
     n = len(ld.created)
     lo = np.searchsorted(send, ld.created, side="right")
@@ -99,8 +117,7 @@ def _email_activity(rng: np.random.Generator, ld: _Leads, lat: _Latent,
     # Link scanners: most bots, and the security gateways of many larger companies,
     # which "open" and "click" every email within a minute of delivery.
     u_scan = rng.random(n)
-    scanner = (ld.is_bot & (u_scan < 0.6)) | (~ld.free_email & (ld.size_band >= 3)
-                                              & (u_scan < 0.1))
+    scanner = (ld.is_bot & (u_scan < 0.6)) | (~ld.free_email & (ld.size_band >= 3) & (u_scan < 0.1))
     personal = 0.8 * rng.standard_normal(n) + _lookup(_REGION_EMAIL, REGIONS)[ld.region]
 
     # The end of the list: a hard bounce, or an unsubscribe after opening that email.
@@ -150,8 +167,14 @@ def _open_delay(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.exp(np.log(3.0 / 24.0) + 1.2 * rng.standard_normal(n))
 
 
-def _webinar_activity(rng: np.random.Generator, ld: _Leads, lat: _Latent,
-                      when: np.ndarray, first_code: int, out: _Events) -> None:
+def _webinar_activity(
+    rng: np.random.Generator,
+    ld: _Leads,
+    lat: _Latent,
+    when: np.ndarray,
+    first_code: int,
+    out: _Events,
+) -> None:
     """Registrations days before a webinar (more likely in an episode), some attend."""
     if len(when) == 0:
         return

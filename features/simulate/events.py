@@ -29,8 +29,9 @@ class _Events:
     kind: list[np.ndarray]
     detail: list[np.ndarray]
 
-    def add(self, lead: np.ndarray, t: np.ndarray, kind: np.ndarray | int,
-            detail: np.ndarray | int) -> None:
+    def add(
+        self, lead: np.ndarray, t: np.ndarray, kind: np.ndarray | int, detail: np.ndarray | int
+    ) -> None:
         """Append events; scalars for ``kind``/``detail`` are broadcast."""
         n = len(lead)
         self.lead.append(np.asarray(lead, dtype=np.int64))
@@ -57,8 +58,10 @@ class _Details:
 
 # --- Point processes -------------------------------------------------------------------
 
-def _const_process(rng: np.random.Generator, owner: np.ndarray, lo: np.ndarray,
-                   hi: np.ndarray, rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+
+def _const_process(
+    rng: np.random.Generator, owner: np.ndarray, lo: np.ndarray, hi: np.ndarray, rate: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Poisson events at constant ``rate`` per day on ``[lo, hi)`` for each owner."""
     span = np.maximum(hi - lo, 0.0)
     count = rng.poisson(rate * span)
@@ -66,9 +69,14 @@ def _const_process(rng: np.random.Generator, owner: np.ndarray, lo: np.ndarray,
     return owner[who], lo[who] + rng.random(len(who)) * span[who]
 
 
-def _decay_process(rng: np.random.Generator, owner: np.ndarray, lo: np.ndarray,
-                   hi: np.ndarray, total: np.ndarray,
-                   tau: float) -> tuple[np.ndarray, np.ndarray]:
+def _decay_process(
+    rng: np.random.Generator,
+    owner: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    total: np.ndarray,
+    tau: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """Poisson events with rate ``total / tau * exp(-(t - lo) / tau)`` on ``[lo, hi)``."""
     span = np.maximum(hi - lo, 0.0)
     mass = 1.0 - np.exp(-span / tau)
@@ -78,15 +86,17 @@ def _decay_process(rng: np.random.Generator, owner: np.ndarray, lo: np.ndarray,
     return owner[who], lo[who] - tau * np.log1p(-u * mass[who])
 
 
-def _thin(rng: np.random.Generator, cal: _Calendar, lead: np.ndarray, t: np.ndarray,
-          region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _thin(
+    rng: np.random.Generator, cal: _Calendar, lead: np.ndarray, t: np.ndarray, region: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Keep candidates with probability modulation / peak (weekday, season, hours)."""
     keep = rng.random(len(t)) * cal.peak < cal.modulation(t, region[lead])
     return lead[keep], t[keep]
 
 
-def _expand_sessions(rng: np.random.Generator, lead: np.ndarray, t: np.ndarray,
-                     p_more: float, gap_minutes: float) -> tuple[np.ndarray, np.ndarray]:
+def _expand_sessions(
+    rng: np.random.Generator, lead: np.ndarray, t: np.ndarray, p_more: float, gap_minutes: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Each session becomes a few events minutes apart (a click-stream burst)."""
     size = rng.geometric(1.0 - p_more, len(t))
     who, pos = _ragged(size)

@@ -58,15 +58,21 @@ class _Latent:
 
 # --- Latent state and outcome ----------------------------------------------------------
 
-def _win_logit(fit: np.ndarray, intent: np.ndarray, senior_icp: np.ndarray,
-               region: np.ndarray) -> np.ndarray:
+
+def _win_logit(
+    fit: np.ndarray, intent: np.ndarray, senior_icp: np.ndarray, region: np.ndarray
+) -> np.ndarray:
     """Log-odds of winning a buying episode.
 
     Fit, a senior-buyer-at-ICP-size x intent interaction, and regional offsets.
     """
-    return (_WIN_INTERCEPT + 0.5 * fit + 0.1 * intent
-            + 1.8 * senior_icp * np.clip(intent, 0.0, None)
-            + _lookup(_REGION_WIN, REGIONS)[region])
+    return (
+        _WIN_INTERCEPT
+        + 0.5 * fit
+        + 0.1 * intent
+        + 1.8 * senior_icp * np.clip(intent, 0.0, None)
+        + _lookup(_REGION_WIN, REGIONS)[region]
+    )
 
 
 def _calibrate_intercept(base: np.ndarray, win: np.ndarray, target: float) -> float:
@@ -88,16 +94,19 @@ def _calibrate_intercept(base: np.ndarray, win: np.ndarray, target: float) -> fl
 def _latent(rng: np.random.Generator, cal: _Calendar, ld: _Leads) -> _Latent:
     """Fit, intent, buying episode, decision and win; see the package docstring."""
     n = len(ld.created)
-    fit = (_lookup(_SENIORITY_FIT, SENIORITIES)[ld.seniority]
-           + _lookup(_DEPT_FIT, DEPARTMENTS)[ld.department]
-           + 0.6 * ld.icp_industry + 0.7 * ld.icp_size
-           + _lookup(_REGION_FIT, REGIONS)[ld.region]
-           + _SIZE_FIT[ld.size_band]
-           + _SENIORITY_SIZE_FIT[ld.seniority, ld.size_band]
-           - 0.4 * ld.free_email + 0.15 * rng.standard_normal(n)) - _FIT_CENTER
+    fit = (
+        _lookup(_SENIORITY_FIT, SENIORITIES)[ld.seniority]
+        + _lookup(_DEPT_FIT, DEPARTMENTS)[ld.department]
+        + 0.6 * ld.icp_industry
+        + 0.7 * ld.icp_size
+        + _lookup(_REGION_FIT, REGIONS)[ld.region]
+        + _SIZE_FIT[ld.size_band]
+        + _SENIORITY_SIZE_FIT[ld.seniority, ld.size_band]
+        - 0.4 * ld.free_email
+        + 0.15 * rng.standard_normal(n)
+    ) - _FIT_CENTER
     source_effect = np.array([_SOURCE_PROFILE[s][1] for s in LEAD_SOURCES])[ld.source]
-    intent = (0.6 * fit + 1.0 * source_effect + 0.4 * rng.standard_normal(n)
-              - 0.6 * ld.invalid_email)
+    intent = 0.6 * fit + 1.0 * source_effect + 0.4 * rng.standard_normal(n) - 0.6 * ld.invalid_email
     senior_icp = np.isin(np.asarray(SENIORITIES)[ld.seniority], ["VP", "Director"])
     senior_icp = senior_icp & ld.icp_size
     # Warm introductions (referrals, partners) close more often for the same interest.
@@ -119,9 +128,19 @@ def _latent(rng: np.random.Generator, cal: _Calendar, ld: _Leads) -> _Latent:
     handover = rng.gamma(2.0, 12.0, n)
     active_until = np.minimum(np.where(won, decided + handover, np.inf), cal.n_days)
     visibility = np.exp(0.2 * rng.standard_normal(n)) * np.where(rng.random(n) < 0.04, 0.3, 1.0)
-    return _Latent(fit=fit, intent=intent, p_episode=p_episode, p_win=p_win,
-                   episode_median=median, decision_scale=scale, episode_start=start,
-                   decided=decided, won=won, active_until=active_until, visibility=visibility)
+    return _Latent(
+        fit=fit,
+        intent=intent,
+        p_episode=p_episode,
+        p_win=p_win,
+        episode_median=median,
+        decision_scale=scale,
+        episode_start=start,
+        decided=decided,
+        won=won,
+        active_until=active_until,
+        visibility=visibility,
+    )
 
 
 def _episode_median(intent: np.ndarray) -> np.ndarray:
@@ -139,8 +158,9 @@ def _after_loss(lat: _Latent, lead: np.ndarray, t: np.ndarray) -> np.ndarray:
     return ~lat.won[lead] & (lat.decided[lead] <= t)
 
 
-def _outcome_tables(cal: _Calendar, ld: _Leads, lat: _Latent, lead_ids: pd.Series,
-                    created_at: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _outcome_tables(
+    cal: _Calendar, ld: _Leads, lat: _Latent, lead_ids: pd.Series, created_at: np.ndarray
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``conversions`` (wins decided before the data end) and ``ground_truth``.
 
     The ground truth also keeps the wins the data end censors (``latent_converted_at``)
@@ -149,33 +169,38 @@ def _outcome_tables(cal: _Calendar, ld: _Leads, lat: _Latent, lead_ids: pd.Serie
     n_leads = len(lead_ids)
     converted = lat.won & (lat.decided < cal.n_days)
     idx = np.flatnonzero(converted)
-    conversions = pd.DataFrame({
-        "lead_id": _strings(lead_ids.to_numpy(dtype=object), idx),
-        "converted_at": _to_datetime(cal.start, lat.decided[idx]),
-    })
+    conversions = pd.DataFrame(
+        {
+            "lead_id": _strings(lead_ids.to_numpy(dtype=object), idx),
+            "converted_at": _to_datetime(cal.start, lat.decided[idx]),
+        }
+    )
     latent_conversion = np.where(lat.won, lat.decided, np.inf)
-    ground_truth = pd.DataFrame({
-        "lead_id": lead_ids,
-        "created_at": created_at,
-        "p_convert": lat.p_episode * lat.p_win,
-        "p_episode": lat.p_episode,
-        "p_win": lat.p_win,
-        "fit_score": lat.fit,
-        "intent": lat.intent,
-        "is_bot": ld.is_bot,
-        "invalid_email": ld.invalid_email,
-        "episode_median_days": lat.episode_median,
-        "decision_scale_days": lat.decision_scale,
-        "episode_start_at": _to_datetime(cal.start, lat.episode_start),
-        "decided_at": _to_datetime(cal.start, lat.decided),
-        "won": lat.won,
-        "latent_converted_at": _to_datetime(cal.start, latent_conversion),
-        "observed_until": _to_datetime(cal.start, np.full(n_leads, cal.n_days)),
-    })
+    ground_truth = pd.DataFrame(
+        {
+            "lead_id": lead_ids,
+            "created_at": created_at,
+            "p_convert": lat.p_episode * lat.p_win,
+            "p_episode": lat.p_episode,
+            "p_win": lat.p_win,
+            "fit_score": lat.fit,
+            "intent": lat.intent,
+            "is_bot": ld.is_bot,
+            "invalid_email": ld.invalid_email,
+            "episode_median_days": lat.episode_median,
+            "decision_scale_days": lat.decision_scale,
+            "episode_start_at": _to_datetime(cal.start, lat.episode_start),
+            "decided_at": _to_datetime(cal.start, lat.decided),
+            "won": lat.won,
+            "latent_converted_at": _to_datetime(cal.start, latent_conversion),
+            "observed_until": _to_datetime(cal.start, np.full(n_leads, cal.n_days)),
+        }
+    )
     return conversions, ground_truth
 
 
 # --- Oracle ----------------------------------------------------------------------------
+
 
 def _decision_cdf(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """CDF of the episode-to-decision delay, Erlang(3, ``scale`` days)."""
@@ -190,9 +215,26 @@ def _norm_cdf(z: np.ndarray) -> np.ndarray:
     """
     x = np.abs(z) / np.sqrt(2.0)
     t = 1.0 / (1.0 + 0.5 * x)
-    poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
-        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
-            -0.82215223 + t * 0.17087277))))))))
+    poly = -1.26551223 + t * (
+        1.00002368
+        + t
+        * (
+            0.37409196
+            + t
+            * (
+                0.09678418
+                + t
+                * (
+                    -0.18628806
+                    + t
+                    * (
+                        0.27886807
+                        + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))
+                    )
+                )
+            )
+        )
+    )
     erfc = t * np.exp(-x * x + poly)
     return np.where(z >= 0, 1.0 - 0.5 * erfc, 0.5 * erfc)
 
@@ -203,9 +245,15 @@ def _start_cdf(x: np.ndarray, median: np.ndarray) -> np.ndarray:
     return np.where(x > 0, _norm_cdf(np.log(safe / median) / _EPISODE_SIGMA), 0.0)
 
 
-def _not_started_probability(age: np.ndarray, until: np.ndarray, median: np.ndarray,
-                             scale: np.ndarray, p_episode: np.ndarray, p_win: np.ndarray,
-                             nodes: int = 32) -> np.ndarray:
+def _not_started_probability(
+    age: np.ndarray,
+    until: np.ndarray,
+    median: np.ndarray,
+    scale: np.ndarray,
+    p_episode: np.ndarray,
+    p_win: np.ndarray,
+    nodes: int = 32,
+) -> np.ndarray:
     """P(episode starts and is won within ``(age, until]`` | no episode by ``age``).
 
     The numerator ``p_episode * p_win * integral f_S(s) G(until - s) ds`` is integrated
@@ -225,9 +273,12 @@ def _not_started_probability(age: np.ndarray, until: np.ndarray, median: np.ndar
     return p_episode * p_win * integral / np.maximum(1.0 - p_episode * f_lo, 1e-12)
 
 
-def oracle_probability(ground_truth: pd.DataFrame, snapshots: pd.DataFrame,
-                       horizon_days: int = 90,
-                       leads: pd.DataFrame | None = None) -> np.ndarray:
+def oracle_probability(
+    ground_truth: pd.DataFrame,
+    snapshots: pd.DataFrame,
+    horizon_days: int = 90,
+    leads: pd.DataFrame | None = None,
+) -> np.ndarray:
     """Probability that a lead converts in ``(as_of, as_of + horizon]``, given none yet.
 
     This is the probability under the simulator's own generative model. It conditions
@@ -295,7 +346,11 @@ def oracle_probability(ground_truth: pd.DataFrame, snapshots: pd.DataFrame,
     for chunk in np.array_split(waiting, max(1, len(waiting) // 200_000 + 1)):
         if len(chunk):
             out[chunk] = _not_started_probability(
-                as_of[chunk] - created[chunk], until[chunk] - created[chunk],
-                median[chunk], scale[chunk], p_episode[chunk], p_win[chunk],
+                as_of[chunk] - created[chunk],
+                until[chunk] - created[chunk],
+                median[chunk],
+                scale[chunk],
+                p_episode[chunk],
+                p_win[chunk],
             )
     return np.clip(out, 0.0, 1.0)

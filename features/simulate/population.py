@@ -62,6 +62,7 @@ class _Leads:
 
 # --- Accounts --------------------------------------------------------------------------
 
+
 def _flat_countries() -> list[tuple[str, str, float, str]]:
     """(region, country, weight within region, top-level domain), country code order."""
     return [(r, c, w, tld) for r in REGIONS for c, w, tld in _COUNTRIES[r]]
@@ -106,20 +107,28 @@ def _accounts(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, dict[str,
     tlds = [".com"] + [row[3] for row in flat_countries]
     tld = np.where(rng.random(n) < 0.45, 0, country + 1)  # many firms use .com anyway
     domain = (head + tail + word_s).str.lower() + _strings(tlds, tld)
-    table = pd.DataFrame({
-        "account_id": _ids("A", n, 5),
-        "company_name": _text(name),
-        "industry": _strings(INDUSTRIES, industry),
-        "employee_count": employees,
-        "annual_revenue": revenue,
-        "country": _strings([row[1] for row in flat_countries], country),
-    })
-    codes = {"industry": industry, "region": region, "country": country,
-             "employees": employees, "domain": domain.to_numpy(dtype=object)}
+    table = pd.DataFrame(
+        {
+            "account_id": _ids("A", n, 5),
+            "company_name": _text(name),
+            "industry": _strings(INDUSTRIES, industry),
+            "employee_count": employees,
+            "annual_revenue": revenue,
+            "country": _strings([row[1] for row in flat_countries], country),
+        }
+    )
+    codes = {
+        "industry": industry,
+        "region": region,
+        "country": country,
+        "employees": employees,
+        "domain": domain.to_numpy(dtype=object),
+    }
     return table, codes
 
 
 # --- Leads -----------------------------------------------------------------------------
+
 
 def _creation_days(rng: np.random.Generator, cal: _Calendar, n: int) -> np.ndarray:
     """Creation times with growth, seasonality and weekdays, sorted (ids follow time)."""
@@ -132,8 +141,9 @@ def _creation_days(rng: np.random.Generator, cal: _Calendar, n: int) -> np.ndarr
     return np.sort(day + rng.random(n))
 
 
-def _time_of_day(rng: np.random.Generator, cal: _Calendar, day: np.ndarray,
-                 region: np.ndarray) -> np.ndarray:
+def _time_of_day(
+    rng: np.random.Generator, cal: _Calendar, day: np.ndarray, region: np.ndarray
+) -> np.ndarray:
     """Move each time within its day to a business-hours time for its region."""
     hour_cdf = np.cumsum(cal.hour_factor, axis=1)
     hour_cdf /= hour_cdf[:, -1:]
@@ -145,8 +155,9 @@ def _time_of_day(rng: np.random.Generator, cal: _Calendar, day: np.ndarray,
     return np.clip(t, 0.0, np.nextafter(cal.n_days, 0))
 
 
-def _job_titles(rng: np.random.Generator, seniority: np.ndarray,
-                department: np.ndarray) -> pd.Series:
+def _job_titles(
+    rng: np.random.Generator, seniority: np.ndarray, department: np.ndarray
+) -> pd.Series:
     """Job titles consistent with seniority and department (with wording variants)."""
     label = {"Executive": "Strategy", "Other": "Business Development"}
     c_level = {
@@ -216,8 +227,9 @@ def _emails(rng: np.random.Generator, free: np.ndarray, domain: np.ndarray) -> p
     return _text(corporate.where(~free, free_local + "@" + free_domain))
 
 
-def _leads(rng: np.random.Generator, cal: _Calendar, n: int,
-           acc: dict[str, np.ndarray]) -> tuple[_Leads, dict[str, pd.Series]]:
+def _leads(
+    rng: np.random.Generator, cal: _Calendar, n: int, acc: dict[str, np.ndarray]
+) -> tuple[_Leads, dict[str, pd.Series]]:
     """Leads: creation time, company, persona, source, email, bot and bounce flags."""
     n_acc = len(acc["industry"])
     weight = acc["employees"].astype(np.float64) ** 0.35 * rng.gamma(2.0, 0.5, n_acc)
@@ -246,15 +258,25 @@ def _leads(rng: np.random.Generator, cal: _Calendar, n: int,
     invalid = rng.random(n) < np.where(is_bot, 0.5, np.where(free, 0.05, 0.025))
     band = np.searchsorted(np.asarray(SIZE_EDGES), employees, side="left")
     icp_size = np.isin(np.asarray(SIZE_BANDS)[band], list(ICP_SIZE_BANDS))
-    icp_industry = np.isin(np.asarray(INDUSTRIES)[acc["industry"][account]],
-                           list(ICP_INDUSTRIES))
-    leads = _Leads(created=created, account=account, seniority=seniority,
-                   department=department, region=region, source=source, free_email=free,
-                   invalid_email=invalid, is_bot=is_bot, icp_size=icp_size,
-                   icp_industry=icp_industry, size_band=band)
+    icp_industry = np.isin(np.asarray(INDUSTRIES)[acc["industry"][account]], list(ICP_INDUSTRIES))
+    leads = _Leads(
+        created=created,
+        account=account,
+        seniority=seniority,
+        department=department,
+        region=region,
+        source=source,
+        free_email=free,
+        invalid_email=invalid,
+        is_bot=is_bot,
+        icp_size=icp_size,
+        icp_industry=icp_industry,
+        size_band=band,
+    )
     # A few leads work from another country of the same region (remote staff, branches).
-    country = np.where(rng.random(n) < 0.05, _country_in_region(rng, region),
-                       acc["country"][account])
+    country = np.where(
+        rng.random(n) < 0.05, _country_in_region(rng, region), acc["country"][account]
+    )
     text = {
         "job_title": _job_titles(rng, seniority, department),
         "email": _emails(rng, free, acc["domain"][account]),
@@ -267,23 +289,31 @@ def _researcher(ld: _Leads) -> np.ndarray:
     """Students and hands-on engineers read and download a lot without buying."""
     sen = np.asarray(SENIORITIES)[ld.seniority]
     dept = np.asarray(DEPARTMENTS)[ld.department]
-    return (sen == "Student") | ((sen == "Individual Contributor")
-                                 & np.isin(dept, ["Engineering", "Other"]))
+    return (sen == "Student") | (
+        (sen == "Individual Contributor") & np.isin(dept, ["Engineering", "Other"])
+    )
 
 
-def _lead_table(ld: _Leads, text: dict[str, pd.Series], accounts: pd.DataFrame,
-                lead_ids: pd.Series, created_at: np.ndarray) -> pd.DataFrame:
+def _lead_table(
+    ld: _Leads,
+    text: dict[str, pd.Series],
+    accounts: pd.DataFrame,
+    lead_ids: pd.Series,
+    created_at: np.ndarray,
+) -> pd.DataFrame:
     """The ``leads`` table a CRM would export: the codes of ``ld`` as catalogue strings."""
     flat_countries = [row[1] for row in _flat_countries()]
-    return pd.DataFrame({
-        "lead_id": lead_ids,
-        "account_id": _text(accounts["account_id"].iloc[ld.account].reset_index(drop=True)),
-        "created_at": created_at,
-        "job_title": text["job_title"],
-        "seniority": _strings(SENIORITIES, ld.seniority),
-        "department": _strings(DEPARTMENTS, ld.department),
-        "country": _strings(flat_countries, text["country"]),
-        "region": _strings(REGIONS, ld.region),
-        "lead_source": _strings(LEAD_SOURCES, ld.source),
-        "email": text["email"],
-    })
+    return pd.DataFrame(
+        {
+            "lead_id": lead_ids,
+            "account_id": _text(accounts["account_id"].iloc[ld.account].reset_index(drop=True)),
+            "created_at": created_at,
+            "job_title": text["job_title"],
+            "seniority": _strings(SENIORITIES, ld.seniority),
+            "department": _strings(DEPARTMENTS, ld.department),
+            "country": _strings(flat_countries, text["country"]),
+            "region": _strings(REGIONS, ld.region),
+            "lead_source": _strings(LEAD_SOURCES, ld.source),
+            "email": text["email"],
+        }
+    )

@@ -51,8 +51,9 @@ class Simulation:
         }
 
 
-def simulate(n_leads: int, seed: int = 0, start: str = "2024-01-01",
-             months: int = 18) -> Simulation:
+def simulate(
+    n_leads: int, seed: int = 0, start: str = "2024-01-01", months: int = 18
+) -> Simulation:
     """Simulate a B2B lead funnel; the same arguments always give identical tables.
 
     Args:
@@ -81,5 +82,10 @@ def simulate(n_leads: int, seed: int = 0, start: str = "2024-01-01",
     leads = _lead_table(ld, text, accounts, lead_ids, created_at)
     activities = _activities(rng, cal, ld, lat, lead_ids)
     conversions, ground_truth = _outcome_tables(cal, ld, lat, lead_ids, created_at)
-    return Simulation(leads=leads, accounts=accounts, activities=activities,
-                      conversions=conversions, ground_truth=ground_truth)
+    return Simulation(
+        leads=leads,
+        accounts=accounts,
+        activities=activities,
+        conversions=conversions,
+        ground_truth=ground_truth,
+    )

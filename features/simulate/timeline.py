@@ -46,8 +46,9 @@ def _calendar(start: str, months: int) -> _Calendar:
     end = t0 + pd.DateOffset(months=months)
     n_days = (end - t0) / pd.Timedelta(days=1)
     days = pd.date_range(t0.normalize(), periods=int(np.ceil(n_days)) + 1, freq="D")
-    factor = (np.asarray(_WEEKDAY_FACTOR)[days.day_of_week]
-              * np.asarray(_MONTH_FACTOR)[days.month - 1])
+    factor = (
+        np.asarray(_WEEKDAY_FACTOR)[days.day_of_week] * np.asarray(_MONTH_FACTOR)[days.month - 1]
+    )
     holiday = ((days.month == 12) & (days.day >= 22)) | ((days.month == 1) & (days.day <= 2))
     factor = np.where(holiday, factor * 0.45, factor)
     hours = np.arange(24)

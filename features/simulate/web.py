@@ -26,39 +26,57 @@ from features.simulate.timeline import _Calendar
 from features.simulate.world import _REGION_WEB, _SEC
 
 
-def _web_types(rng: np.random.Generator, probs: np.ndarray,
-               details: _Details) -> tuple[np.ndarray, np.ndarray]:
+def _web_types(
+    rng: np.random.Generator, probs: np.ndarray, details: _Details
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw activity types and details for web events.
 
     ``probs`` has one row per event over (page_view, pricing, demo page, content
     download, form submit).
     """
     choice = _draw_rows(rng, probs)
-    kinds = np.array([_T["page_view"], _T["pricing_page_view"], _T["demo_page_view"],
-                      _T["content_download"], _T["form_submit"]], dtype=np.int8)[choice]
+    kinds = np.array(
+        [
+            _T["page_view"],
+            _T["pricing_page_view"],
+            _T["demo_page_view"],
+            _T["content_download"],
+            _T["form_submit"],
+        ],
+        dtype=np.int8,
+    )[choice]
     n = len(choice)
     page_w = 1.0 / np.arange(1, details.pages + 1) ** 0.9
     page = _draw(rng, page_w, n)
     asset = rng.integers(0, details.assets, n) + details.pages
-    form = np.where(rng.random(n) < 0.7, details.code("/contact-sales"),
-                    details.code("/newsletter-signup"))
+    form = np.where(
+        rng.random(n) < 0.7, details.code("/contact-sales"), details.code("/newsletter-signup")
+    )
     detail = np.select(
         [choice == 0, choice == 1, choice == 2, choice == 3],
-        [page, details.code("/pricing"), details.code("/demo"), asset], form,
+        [page, details.code("/pricing"), details.code("/demo"), asset],
+        form,
     ).astype(np.int32)
     detail = np.where(rng.random(n) < 0.03, -1, detail)  # tracking gaps
     return kinds, detail
 
 
-def _web_activity(rng: np.random.Generator, cal: _Calendar, ld: _Leads, lat: _Latent,
-                  details: _Details, out: _Events) -> None:
+def _web_activity(
+    rng: np.random.Generator,
+    cal: _Calendar,
+    ld: _Leads,
+    lat: _Latent,
+    details: _Details,
+    out: _Events,
+) -> None:
     """Human web sessions: creation burst, decaying baseline, research bursts, episode."""
     human = np.flatnonzero(~ld.is_bot)
     c, end = ld.created[human], lat.active_until[human]
     intent = lat.intent[human]
     k = cal.peak
-    personal = np.exp(0.2 * rng.standard_normal(len(human))
-                      + _lookup(_REGION_WEB, REGIONS)[ld.region[human]])
+    personal = np.exp(
+        0.2 * rng.standard_normal(len(human)) + _lookup(_REGION_WEB, REGIONS)[ld.region[human]]
+    )
     researcher = _researcher(ld)[human]
     rate = 0.03 * np.exp(1.0 * intent) * personal * np.where(researcher, 2.5, 1.0)
     parts = [
@@ -77,10 +95,15 @@ def _web_activity(rng: np.random.Generator, cal: _Calendar, ld: _Leads, lat: _La
     keep = ~_after_loss(lat, lead, t) | (rng.random(len(t)) < 0.05)
     lead, t = _expand_sessions(rng, lead[keep], t[keep], p_more=0.4, gap_minutes=3.0)
     sig = _sigmoid(2.0 * lat.intent[lead] - 1.5)
-    probs = np.column_stack([
-        np.ones(len(lead)), 0.02 + 0.08 * sig, 0.01 + 0.03 * sig,
-        np.where(_researcher(ld)[lead], 0.15, 0.05), 0.003 + 0.007 * sig,
-    ])
+    probs = np.column_stack(
+        [
+            np.ones(len(lead)),
+            0.02 + 0.08 * sig,
+            0.01 + 0.03 * sig,
+            np.where(_researcher(ld)[lead], 0.15, 0.05),
+            0.003 + 0.007 * sig,
+        ]
+    )
     probs[:, 0] = 1.0 - probs[:, 1:].sum(axis=1)
     kinds, detail = _web_types(rng, probs, details)
     out.add(lead, t, kinds, detail)
@@ -90,13 +113,23 @@ def _web_activity(rng: np.random.Generator, cal: _Calendar, ld: _Leads, lat: _La
     trial = rng.random(len(res)) < 0.4
     out.add(res[trial], when[trial], _T["trial_signup"], details.code("/trial-signup"))
     look = rng.random(len(res)) < 0.5
-    out.add(res[look], when[look] - rng.exponential(0.05, len(res))[look], _T["demo_page_view"],
-            details.code("/demo"))
+    out.add(
+        res[look],
+        when[look] - rng.exponential(0.05, len(res))[look],
+        _T["demo_page_view"],
+        details.code("/demo"),
+    )
     _episode_activity(rng, cal, ld, lat, details, out)
 
 
-def _episode_activity(rng: np.random.Generator, cal: _Calendar, ld: _Leads, lat: _Latent,
-                      details: _Details, out: _Events) -> None:
+def _episode_activity(
+    rng: np.random.Generator,
+    cal: _Calendar,
+    ld: _Leads,
+    lat: _Latent,
+    details: _Details,
+    out: _Events,
+) -> None:
     """Buying behaviour between episode start and decision (never depends on the outcome)."""
     ep = np.flatnonzero(np.isfinite(lat.episode_start))
     lo = lat.episode_start[ep]
@@ -126,8 +159,9 @@ def _episode_activity(rng: np.random.Generator, cal: _Calendar, ld: _Leads, lat:
         out.add(ep[ok], when[ok], _T[kind], details.code(code))
 
 
-def _bot_activity(rng: np.random.Generator, cal: _Calendar, ld: _Leads,
-                  details: _Details, out: _Events) -> None:
+def _bot_activity(
+    rng: np.random.Generator, cal: _Calendar, ld: _Leads, details: _Details, out: _Events
+) -> None:
     """Bots: round-the-clock bursts of many page and pricing views seconds apart."""
     bots = np.flatnonzero(ld.is_bot)
     if len(bots) == 0:
@@ -145,6 +179,7 @@ def _bot_activity(rng: np.random.Generator, cal: _Calendar, ld: _Leads,
     lead, t = lead[who], t[who] + csum - csum[first][who]
     probs = np.tile([0.72, 0.18, 0.08, 0.0, 0.02], (len(lead), 1))
     kinds, detail = _web_types(rng, probs, details)
-    detail = np.where(kinds == _T["page_view"],
-                      rng.integers(0, details.pages, len(lead)), detail).astype(np.int32)
+    detail = np.where(
+        kinds == _T["page_view"], rng.integers(0, details.pages, len(lead)), detail
+    ).astype(np.int32)
     out.add(lead, t, kinds, detail)

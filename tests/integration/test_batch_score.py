@@ -39,8 +39,9 @@ def test_every_open_lead_is_scored(champion, scored, as_of):
     leads = champion.tables["leads"]
     conv = champion.tables["conversions"].set_index("lead_id")["converted_at"]
     converted = leads["lead_id"].map(conv)
-    open_ids = set(leads.loc[(leads["created_at"] <= as_of)
-                             & ~(converted <= as_of).fillna(False), "lead_id"])
+    open_ids = set(
+        leads.loc[(leads["created_at"] <= as_of) & ~(converted <= as_of).fillna(False), "lead_id"]
+    )
     assert set(scored["lead_id"]) == open_ids
     assert len(scored) == len(open_ids) > 100
     assert list(scored.columns) == list(OUTPUT_COLUMNS)
@@ -63,9 +64,11 @@ def test_file_round_trips(scored, tmp_path, champion, served, as_of):
 
 def test_default_as_of_is_the_end_of_the_data(champion, served, tmp_path):
     frame = score_folder(champion.data_dir, tmp_path / "s.csv", None, served)
-    end = max(champion.tables["activities"]["occurred_at"].max(),
-              champion.tables["leads"]["created_at"].max(),
-              champion.tables["conversions"]["converted_at"].max())
+    end = max(
+        champion.tables["activities"]["occurred_at"].max(),
+        champion.tables["leads"]["created_at"].max(),
+        champion.tables["conversions"]["converted_at"].max(),
+    )
     assert (pd.to_datetime(frame["as_of"]) == end).all()
 
 
@@ -95,8 +98,10 @@ def test_service_answers_equal_batch_scores(root, champion, scored, as_of):
     """The skew test: the live service and batch scoring agree for the same lead and as_of."""
     server = testing.session_server(root)
     picks = scored.iloc[np.linspace(0, len(scored) - 1, 12).astype(int)]
-    payloads = [{**lead_payload(champion.tables, lead_id, as_of), "top_reasons": 3}
-                for lead_id in picks["lead_id"]]
+    payloads = [
+        {**lead_payload(champion.tables, lead_id, as_of), "top_reasons": 3}
+        for lead_id in picks["lead_id"]
+    ]
     with httpx.Client(base_url=server.url, timeout=60) as http:
         cards = [http.post("/score", json=p).json() for p in payloads[:4]]
         cards += http.post("/score_batch", json={"leads": payloads[4:]}).json()
@@ -108,7 +113,8 @@ def test_service_answers_equal_batch_scores(root, champion, scored, as_of):
         assert card["mql"] == bool(row["mql"])
         assert card["threshold"] == pytest.approx(row["threshold"])
         assert " | ".join(r["sentence"] for r in card["reasons"]["positive"]) == (
-            row["top_positive_reasons"] if isinstance(row["top_positive_reasons"], str) else "")
+            row["top_positive_reasons"] if isinstance(row["top_positive_reasons"], str) else ""
+        )
         assert ";".join(r["feature"] for r in card["reasons"]["negative"]) == (
-            row["top_negative_features"] if isinstance(row["top_negative_features"], str)
-            else "")
+            row["top_negative_features"] if isinstance(row["top_negative_features"], str) else ""
+        )

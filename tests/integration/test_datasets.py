@@ -26,7 +26,8 @@ DATASETS = ROOT.parent / "shared" / "datasets"
 
 pytestmark = pytest.mark.skipif(
     not DATASETS.is_dir(),
-    reason=f"real data sets not found at {DATASETS} (../shared/datasets next to the repo)")
+    reason=f"real data sets not found at {DATASETS} (../shared/datasets next to the repo)",
+)
 
 # name: (config, floor on test ROC AUC, floor on PR AUC, floor on top-decile lift)
 FLOORS = {
@@ -41,8 +42,9 @@ def test_trains_on_real_data_and_clears_the_floor(name: str, tmp_path: Path) -> 
     path, auc, pr_auc, lift = FLOORS[name]
     training_set = load_dataset(ROOT / path)
     config = train_config_from_dataset(training_set, num_threads=2)
-    result = run_training(training_set, config=config,
-                          store_dir=tmp_path, experiment=f"test-{name}", model_name=name)
+    result = run_training(
+        training_set, config=config, store_dir=tmp_path, experiment=f"test-{name}", model_name=name
+    )
     m = result.metrics
     assert m["test_roc_auc"] >= auc, m
     assert m["test_pr_auc"] >= pr_auc, m
@@ -56,8 +58,12 @@ def test_trains_on_real_data_and_clears_the_floor(name: str, tmp_path: Path) -> 
     assert test.rows == len(result.evaluation.y)
     scores = result.bundle.score(training_set.frame.head(3))
     reasons = scores.reasons(0, result.bundle.spec)
-    sentences = [r["sentence"] for group in reasons.values() for r in group
-                 if isinstance(r, dict) and "sentence" in r]
+    sentences = [
+        r["sentence"]
+        for group in reasons.values()
+        for r in group
+        if isinstance(r, dict) and "sentence" in r
+    ]
     assert all("{value" not in s for s in sentences)
     # Re-evaluating the registered version cuts the same test rows again from its split.
     from training.evaluate import evaluate_registered
@@ -85,14 +91,17 @@ def test_olist_time_split_and_no_leakage() -> None:
     ts = load_dataset(ROOT / "examples/olist.yaml")
     cut = split_from_spec(ts.frame, ts.metadata.split.as_dict())
     assert (cut.test["as_of"] >= pd.Timestamp("2018-03-01")).all()
-    assert (np.concatenate([cut.train["as_of"], cut.valid["as_of"]])
-            < np.datetime64("2018-03-01")).all()
+    assert (
+        np.concatenate([cut.train["as_of"], cut.valid["as_of"]]) < np.datetime64("2018-03-01")
+    ).all()
     assert ts.frame["label"].sum() == 842
     assert not {"won_date", "business_segment", "lead_type"} & set(ts.frame.columns)
     # What the config states about its rows travels with the model (card, GET /model).
     facts = ts.metadata.dataset
     assert facts.outcome.model_dump(exclude_none=True) == {
-        "in_file": "olist_closed_deals_dataset.csv", "column": "mql_id"}
+        "in_file": "olist_closed_deals_dataset.csv",
+        "column": "mql_id",
+    }
     assert facts.time == "first_contact_date" and facts.as_of is None
 
 
@@ -104,8 +113,9 @@ def test_bundle_round_trip_keeps_custom_catalogue(tmp_path: Path) -> None:
     folder = fitted.bundle.save(tmp_path / "bundle")
     loaded = ModelBundle.load(folder)
     assert loaded.metadata.split_spec.kind == "time"
-    np.testing.assert_allclose(loaded.predict_proba(fitted.split.test),
-                               fitted.bundle.predict_proba(fitted.split.test))
+    np.testing.assert_allclose(
+        loaded.predict_proba(fitted.split.test), fitted.bundle.predict_proba(fitted.split.test)
+    )
 
 
 def test_snapshot_model_scores_raw_feature_values(tmp_path: Path) -> None:
@@ -115,11 +125,19 @@ def test_snapshot_model_scores_raw_feature_values(tmp_path: Path) -> None:
 
     ts = load_dataset(ROOT / "examples/x_education.yaml")
     bundle = fit_bundle(ts, train_config_from_dataset(ts, num_boost_round=60)).bundle
-    frame = snapshot_frame(bundle.spec.features_, [
-        {"lead_id": "a", "lead_origin": "Lead Add Form", "time_on_website": 1500,
-         "occupation": "Working Professional", "do_not_email": "No"},
-        {"lead_id": "b", "lead_origin": "API", "time_on_website": 0},
-    ])
+    frame = snapshot_frame(
+        bundle.spec.features_,
+        [
+            {
+                "lead_id": "a",
+                "lead_origin": "Lead Add Form",
+                "time_on_website": 1500,
+                "occupation": "Working Professional",
+                "do_not_email": "No",
+            },
+            {"lead_id": "b", "lead_origin": "API", "time_on_website": 0},
+        ],
+    )
     scores = bundle.score(frame)
     assert scores.probability[0] > scores.probability[1]
     sentences = [r["sentence"] for r in scores.reasons(0, bundle.spec)["positive"]]

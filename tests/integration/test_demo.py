@@ -25,5 +25,7 @@ def test_demo_runs_the_whole_job_into_its_home(tmp_path, monkeypatch):
     assert len(list_samples(home / "samples")) == 6
     uri = f"sqlite:///{(home / 'mlflow.db').as_posix()}"
     with registry.tracking(uri) as client:
-        assert registry.version_info(client, registry.DEFAULT_MODEL_NAME,
-                                     registry.CHAMPION).version == "1"
+        assert (
+            registry.version_info(client, registry.DEFAULT_MODEL_NAME, registry.CHAMPION).version
+            == "1"
+        )

@@ -191,7 +191,11 @@ def test_memory_url_round_trip_read_validate_build_write(client, memory_root):
     write_tables(sim.tables(), data)  # replaces the CSV folder with a Parquet one
     fs = fsspec.filesystem("memory")
     assert sorted(p.rsplit("/", 1)[1] for p in fs.find(data)) == [
-        "accounts.parquet", "activities.parquet", "conversions.parquet", "leads.parquet"]
+        "accounts.parquet",
+        "activities.parquet",
+        "conversions.parquet",
+        "leads.parquet",
+    ]
     config = PipelineConfig(horizon_days=60)
     got = run_features_dask(data, out, config, scheduler=client)
     want = build_training_set(load_tables(data), config)
@@ -203,8 +207,7 @@ def test_memory_url_round_trip_read_validate_build_write(client, memory_root):
     # The single-machine stage takes the same URL; no staging files are left behind.
     run_features(data, f"{memory_root}/sets/single.parquet", config)
     names = sorted(p.rsplit("/", 1)[1] for p in fs.find(f"{memory_root}/sets"))
-    assert names == ["single.parquet", "single.parquet.json", "train.parquet",
-                     "train.parquet.json"]
+    assert names == ["single.parquet", "single.parquet.json", "train.parquet", "train.parquet.json"]
 
 
 def test_memory_url_missing_folder_or_table_is_reported(memory_root):

@@ -40,10 +40,25 @@ from training.distributed import (
 from training.train import TrainConfig, fit_bundle, run_training
 
 FAST = dict(num_boost_round=400, early_stopping_rounds=40, num_threads=1)
-SHAPING = ("learning_rate", "num_leaves", "min_data_in_leaf", "min_sum_hessian_in_leaf",
-           "feature_fraction", "bagging_fraction", "bagging_freq", "lambda_l2", "cat_smooth",
-           "cat_l2", "min_data_per_group", "max_cat_threshold", "max_bin", "seed",
-           "deterministic", "first_metric_only", "objective")
+SHAPING = (
+    "learning_rate",
+    "num_leaves",
+    "min_data_in_leaf",
+    "min_sum_hessian_in_leaf",
+    "feature_fraction",
+    "bagging_fraction",
+    "bagging_freq",
+    "lambda_l2",
+    "cat_smooth",
+    "cat_l2",
+    "min_data_per_group",
+    "max_cat_threshold",
+    "max_bin",
+    "seed",
+    "deterministic",
+    "first_metric_only",
+    "objective",
+)
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +139,9 @@ def test_registered_dask_model_is_text_and_served_as_usual(training_set, client,
     served = load_champion(uri, result.model_name)
     assert isinstance(served.bundle, ModelBundle) and served.version == "1"
     test = training_set.frame.tail(500)
-    np.testing.assert_allclose(served.bundle.predict_proba(test),
-                               result.bundle.predict_proba(test), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        served.bundle.predict_proba(test), result.bundle.predict_proba(test), rtol=0, atol=1e-12
+    )
     scores = served.bundle.score(test.head(3))
     assert scores.shap.shape[0] == 3 and scores.reasons(0, served.bundle.spec)  # SHAP reasons
     params = MlflowClient(uri, uri).get_run(result.run_id).data.params
@@ -142,9 +158,23 @@ def test_cli_train_engine_dask_scheduler_local(training_set, tmp_path):
     runner = CliRunner()
     env = {"LEADSCORE_HOME": str(tmp_path), "MLFLOW_TRACKING_URI": None}
     try:
-        result = runner.invoke(app, ["train", "--data", f"{url}/train.parquet", "--engine",
-                                     "dask", "--scheduler", "local", "--workers", "2",
-                                     "--threads", "1"], env=env)
+        result = runner.invoke(
+            app,
+            [
+                "train",
+                "--data",
+                f"{url}/train.parquet",
+                "--engine",
+                "dask",
+                "--scheduler",
+                "local",
+                "--workers",
+                "2",
+                "--threads",
+                "1",
+            ],
+            env=env,
+        )
     finally:
         fsspec.filesystem("memory").rm(url.removeprefix("memory:/"), recursive=True)
     assert result.exit_code == 0, result.output
@@ -203,22 +233,31 @@ def test_small_data_uses_fewer_workers():
 
 
 def test_model_text_keeps_no_cluster_addresses():
-    text = ("parameters:\n[tree_learner: data]\n[num_machines: 2]\n[local_listen_port: 33107]\n"
-            "[time_out: 120]\n[machines: 127.0.0.1:33107,127.0.0.1:33163]\n"
-            "end of parameters\n")
+    text = (
+        "parameters:\n[tree_learner: data]\n[num_machines: 2]\n[local_listen_port: 33107]\n"
+        "[time_out: 120]\n[machines: 127.0.0.1:33107,127.0.0.1:33163]\n"
+        "end of parameters\n"
+    )
     assert _reset_network(text) == (
         "parameters:\n[tree_learner: data]\n[num_machines: 1]\n[local_listen_port: 12400]\n"
-        "[time_out: 120]\n[machines: ]\nend of parameters\n")
+        "[time_out: 120]\n[machines: ]\nend of parameters\n"
+    )
 
 
 def test_scheduler_address_trains_on_a_running_cluster(client):
     rng = np.random.default_rng(0)
     X = np.column_stack([rng.integers(0, 6, 6000), rng.normal(size=(6000, 3))])
     y = (rng.random(6000) < 1 / (1 + np.exp(2 - X[:, 1] - (X[:, 0] == 3)))).astype(np.int8)
-    model = DaskGradientBoostedModel(num_boost_round=50, early_stopping_rounds=5,
-                                     scheduler=client.scheduler.address)
-    model.fit(X[:4000], y[:4000], eval_set=[(X[4000:], y[4000:])],
-              feature_names=["kind", "a", "b", "c"], categorical_features=[0])
+    model = DaskGradientBoostedModel(
+        num_boost_round=50, early_stopping_rounds=5, scheduler=client.scheduler.address
+    )
+    model.fit(
+        X[:4000],
+        y[:4000],
+        eval_set=[(X[4000:], y[4000:])],
+        feature_names=["kind", "a", "b", "c"],
+        categorical_features=[0],
+    )
     assert model.params_["num_machines"] == 2 and model.booster_.num_trees() > 0
     assert roc_auc_score(y[4000:], model.predict_raw(X[4000:])) > 0.7
     assert client.status == "running"  # a cluster we did not start is left running

@@ -69,14 +69,22 @@ def awkward(payloads: list[dict]) -> list[dict]:
     p["lead"]["region"] = "Atlantis"
     out.append(p)
     p = copy.deepcopy(payloads[2])  # offsets instead of Z, and no activities at all
-    p["lead"]["created_at"] = pd.Timestamp(p["lead"]["created_at"]).tz_convert(
-        "Asia/Kolkata").isoformat()
+    p["lead"]["created_at"] = (
+        pd.Timestamp(p["lead"]["created_at"]).tz_convert("Asia/Kolkata").isoformat()
+    )
     p["activities"] = []
     out.append(p)
     p = copy.deepcopy(payloads[3])  # offsets on activities, duplicates, any order
     acts = p["activities"]
-    p["activities"] = [{**a, "occurred_at": pd.Timestamp(a["occurred_at"]).tz_convert(
-        "America/Los_Angeles").isoformat()} for a in acts[::-1]] + acts[:3]
+    p["activities"] = [
+        {
+            **a,
+            "occurred_at": pd.Timestamp(a["occurred_at"])
+            .tz_convert("America/Los_Angeles")
+            .isoformat(),
+        }
+        for a in acts[::-1]
+    ] + acts[:3]
     out.append(p)
     return out
 
@@ -84,18 +92,30 @@ def awkward(payloads: list[dict]) -> list[dict]:
 def from_tables(served, payload: dict) -> dict:
     """The card of ``payload`` computed the batch way: its rows loaded as a data folder."""
     lead = {k: v for k, v in payload["lead"].items()}
-    account = {"company_name": None, "industry": None, "employee_count": None,
-               "annual_revenue": None, "country": None, **(payload.get("account") or {})}
+    account = {
+        "company_name": None,
+        "industry": None,
+        "employee_count": None,
+        "annual_revenue": None,
+        "country": None,
+        **(payload.get("account") or {}),
+    }
     lead["account_id"] = "acct"
-    tables = validate({
-        "leads": pd.DataFrame([lead]),
-        "accounts": pd.DataFrame([{**account, "account_id": "acct"}]),
-        "activities": pd.DataFrame(
-            [{"activity_id": f"a{i}", "lead_id": lead["lead_id"], **a}
-             for i, a in enumerate(payload["activities"])],
-            columns=["activity_id", "lead_id", "occurred_at", "activity_type", "detail"]),
-        "conversions": pd.DataFrame(columns=["lead_id", "converted_at"]),
-    }, unknown_activity="other")
+    tables = validate(
+        {
+            "leads": pd.DataFrame([lead]),
+            "accounts": pd.DataFrame([{**account, "account_id": "acct"}]),
+            "activities": pd.DataFrame(
+                [
+                    {"activity_id": f"a{i}", "lead_id": lead["lead_id"], **a}
+                    for i, a in enumerate(payload["activities"])
+                ],
+                columns=["activity_id", "lead_id", "occurred_at", "activity_type", "detail"],
+            ),
+            "conversions": pd.DataFrame(columns=["lead_id", "converted_at"]),
+        },
+        unknown_activity="other",
+    )
     as_of = pd.Timestamp(payload["as_of"]).tz_convert(None).as_unit("us")
     snaps = pd.DataFrame({"lead_id": [lead["lead_id"]], "as_of": [as_of]})
     frame = compute_features(tables["leads"], tables["accounts"], tables["activities"], snaps)
@@ -107,40 +127,42 @@ def from_tables(served, payload: dict) -> dict:
 
 def test_array_path_equals_the_batch_path(served, payloads):
     cases = payloads + awkward(payloads)
-    requests = [parse_request({**p, "include_contributions": True})
-                for p in cases]
+    requests = [parse_request({**p, "include_contributions": True}) for p in cases]
     cards = score_lead_form(served.bundle, served.ref(), requests, 5)
     for payload, card in zip(cases, cards, strict=True):
         expected = from_tables(served, payload)
         assert card["probability"] == pytest.approx(expected["probability"], abs=1e-12)
         assert card["raw_score"] == pytest.approx(expected["raw_score"], abs=1e-12)
         assert (card["score"], card["grade"], card["mql"]) == (
-            expected["score"], expected["grade"], expected["mql"])
+            expected["score"],
+            expected["grade"],
+            expected["mql"],
+        )
         assert card["threshold"] == expected["threshold"]
         assert card["threshold_region"] == expected["threshold_region"]
-        assert testing.card_differences(card["contributions"], expected["contributions"],
-                                        tol=1e-12) == []
+        assert (
+            testing.card_differences(card["contributions"], expected["contributions"], tol=1e-12)
+            == []
+        )
         assert testing.card_differences(card["reasons"], expected["reasons"], tol=1e-12) == []
         assert all(w in card["warnings"] for w in expected["unknown"])
 
 
 def test_awkward_input_is_reported(served, payloads):
-    cards = score_lead_form(served.bundle, served.ref(),
-                            [parse_request(p) for p in awkward(payloads)], 5)
+    cards = score_lead_form(
+        served.bundle, served.ref(), [parse_request(p) for p in awkward(payloads)], 5
+    )
     assert "1 activity of an unknown type counted as 'other'" in cards[0]["warnings"]
     assert "1 activity after as_of ignored" in cards[0]["warnings"]
-    assert any("'Galactic Overlord' was not seen in training" in w
-               for w in cards[1]["warnings"])
+    assert any("'Galactic Overlord' was not seen in training" in w for w in cards[1]["warnings"])
     assert cards[2]["probability"] > 0
 
 
 def test_batches_mix_leads_with_the_same_id_without_mixing_them(served, payloads):
     a, b = copy.deepcopy(payloads[0]), copy.deepcopy(payloads[5])
     b["lead"]["lead_id"] = a["lead"]["lead_id"]
-    alone = [score_lead_form(served.bundle, served.ref(), [parse_request(p)],
-                             5)[0] for p in (a, b)]
-    together = score_lead_form(served.bundle, served.ref(),
-                               [parse_request(p) for p in (a, b)], 5)
+    alone = [score_lead_form(served.bundle, served.ref(), [parse_request(p)], 5)[0] for p in (a, b)]
+    together = score_lead_form(served.bundle, served.ref(), [parse_request(p) for p in (a, b)], 5)
     assert [c["probability"] for c in together] == [c["probability"] for c in alone]
 
 
@@ -162,8 +184,9 @@ def client(settings):
         yield c
 
 
-def test_score_is_answered_by_the_hot_route_with_the_api_methods_card(client, payloads,
-                                                                       monkeypatch):
+def test_score_is_answered_by_the_hot_route_with_the_api_methods_card(
+    client, payloads, monkeypatch
+):
     fast = client.post("/score", json=payloads[0])
     assert fast.status_code == 200
     monkeypatch.delitem(hot_route._HANDLERS, "/score")  # now BentoML's own route answers

@@ -16,7 +16,10 @@ pytestmark = pytest.mark.slow
 
 def test_notebooks_are_committed_without_outputs():
     assert [p.name for p in NOTEBOOKS] == [
-        "01_explore_data.ipynb", "02_train_and_evaluate.ipynb", "03_explain_leads.ipynb"]
+        "01_explore_data.ipynb",
+        "02_train_and_evaluate.ipynb",
+        "03_explain_leads.ipynb",
+    ]
     for path in NOTEBOOKS:
         book = nbformat.read(path, as_version=4)
         for cell in book.cells:
@@ -32,8 +35,9 @@ def test_notebook_executes(path: Path, tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     book = nbformat.read(path, as_version=4)
-    client = NotebookClient(book, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(
+        book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute(env={**os.environ})
     errors = [o for c in book.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors

@@ -46,20 +46,25 @@ def test_pick_a_sample_and_read_its_score_card(page, server):
     assert len(shown) == len(wanted) > 0
     for text, sentence in zip(shown, wanted, strict=True):
         assert text.startswith(sentence)
-    assert page.locator("#reasons-negative .reason").count() == len(
-        expected["reasons"]["negative"])
+    assert page.locator("#reasons-negative .reason").count() == len(expected["reasons"]["negative"])
     widths = page.eval_on_selector_all(
-        "#reasons-positive .bar", "bars => bars.map(b => parseFloat(b.style.width))")
+        "#reasons-positive .bar", "bars => bars.map(b => parseFloat(b.style.width))"
+    )
     assert widths == sorted(widths, reverse=True) and widths[0] > 0
     assert "lead-scoring" in page.inner_text("#model-line")
 
 
 def test_pasted_json_is_scored(page):
-    payload = {"lead": {"lead_id": "PASTED-1", "created_at": "2024-05-01T00:00:00Z",
-                        "seniority": "Director", "region": "EMEA"},
-               "activities": [{"occurred_at": "2024-05-20T10:00:00Z",
-                               "activity_type": "demo_request"}],
-               "as_of": "2024-06-01T00:00:00Z"}
+    payload = {
+        "lead": {
+            "lead_id": "PASTED-1",
+            "created_at": "2024-05-01T00:00:00Z",
+            "seniority": "Director",
+            "region": "EMEA",
+        },
+        "activities": [{"occurred_at": "2024-05-20T10:00:00Z", "activity_type": "demo_request"}],
+        "as_of": "2024-06-01T00:00:00Z",
+    }
     page.fill("#payload", json.dumps(payload))
     page.click("#score-btn")
     page.wait_for_selector("#card:not([hidden])")

@@ -22,8 +22,13 @@ from training.train import TrainConfig, run_training
 pytestmark = pytest.mark.slow
 
 FAST = TrainConfig(num_boost_round=400, early_stopping_rounds=40, num_threads=1)
-WORSE = TrainConfig(params={"num_leaves": 2, "feature_fraction": 0.1}, num_boost_round=2,
-                    early_stopping_rounds=1, num_threads=1, calibration="platt")
+WORSE = TrainConfig(
+    params={"num_leaves": 2, "feature_fraction": 0.1},
+    num_boost_round=2,
+    early_stopping_rounds=1,
+    num_threads=1,
+    calibration="platt",
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +45,13 @@ def first(store, training_set_path):
     old = Path.cwd()
     os.chdir(store["cwd"])
     try:
-        return run_training(training_set_path, config=FAST, tracking_uri=store["uri"],
-                            output_dir=store["root"] / "report", run_name="first")
+        return run_training(
+            training_set_path,
+            config=FAST,
+            tracking_uri=store["uri"],
+            output_dir=store["root"] / "report",
+            run_name="first",
+        )
     finally:
         os.chdir(old)
 
@@ -53,9 +63,20 @@ def client(store) -> MlflowClient:
 def test_run_logs_params_metrics_window_fingerprint_plots_and_card(store, first):
     run = client(store).get_run(first.run_id)
     assert run.info.status == "FINISHED"
-    for key in ("test_roc_auc", "test_pr_auc", "test_log_loss", "test_brier", "test_ece",
-                "test_lift_top10", "test_capture_top20", "test_precision", "test_recall",
-                "test_mql_rate", "points_roc_auc", "logistic_roc_auc"):
+    for key in (
+        "test_roc_auc",
+        "test_pr_auc",
+        "test_log_loss",
+        "test_brier",
+        "test_ece",
+        "test_lift_top10",
+        "test_capture_top20",
+        "test_precision",
+        "test_recall",
+        "test_mql_rate",
+        "points_roc_auc",
+        "logistic_roc_auc",
+    ):
         assert key in run.data.metrics, key
     assert any(k.startswith("test_region_NA_") for k in run.data.metrics)
     params = run.data.params
@@ -63,8 +84,13 @@ def test_run_logs_params_metrics_window_fingerprint_plots_and_card(store, first)
     assert int(params["train.rows"]) > 0 and params["test.first_as_of"]
     assert params["horizon_days"] == "90"
     artifacts = {a.path for a in client(store).list_artifacts(first.run_id, "plots")}
-    assert {"plots/roc_pr.png", "plots/calibration.png", "plots/gain_lift.png",
-            "plots/shap_summary.png", "plots/score_distribution.png"} <= artifacts
+    assert {
+        "plots/roc_pr.png",
+        "plots/calibration.png",
+        "plots/gain_lift.png",
+        "plots/shap_summary.png",
+        "plots/score_distribution.png",
+    } <= artifacts
     report = {a.path for a in client(store).list_artifacts(first.run_id, "report")}
     assert {"report/model_card.md", "report/metrics.json"} <= report
     assert (store["root"] / "mlruns").is_dir()
@@ -104,8 +130,7 @@ def test_model_carries_a_signature_and_a_validation_input_example(store, first):
     assert signature is not None
     assert signature.inputs.input_names() == first.bundle.spec.names
     assert signature.outputs.input_names() == ["probability"]
-    types = dict(zip(signature.inputs.input_names(), signature.inputs.input_types(),
-                     strict=True))
+    types = dict(zip(signature.inputs.input_names(), signature.inputs.input_types(), strict=True))
     for f in first.bundle.spec.features_:
         assert (str(types[f.name]) == "Any") == (f.dtype == "category"), f.name
     assert list(example.columns) == first.bundle.spec.names and 0 < len(example) <= 5
@@ -124,14 +149,14 @@ def test_model_artifact_holds_no_pickle(store, first):
 
 
 def test_download_bundle_gives_a_loadable_bundle(store, first, tmp_path):
-    folder = registry.download_bundle(store["uri"], "lead-scoring", "champion",
-                                      tmp_path / "champion")
+    folder = registry.download_bundle(
+        store["uri"], "lead-scoring", "champion", tmp_path / "champion"
+    )
     bundle = ModelBundle.load(folder)
     meta = bundle.metadata
     assert meta.model_name == "lead-scoring" and meta.horizon_days == 90
     assert {period for period, _ in meta.window} == {"train", "valid", "test"}
-    assert meta.test_metrics["model"]["roc_auc"] == pytest.approx(
-        first.metrics["test_roc_auc"])
+    assert meta.test_metrics["model"]["roc_auc"] == pytest.approx(first.metrics["test_roc_auc"])
     assert "points baseline" in meta.test_metrics
     assert meta.data_fingerprint == first.bundle.metadata.data_fingerprint
     assert json.loads((folder / "registry.json").read_text())["version"] == "1"
@@ -155,10 +180,15 @@ def test_reading_a_store_that_does_not_exist_fails_and_creates_nothing(tmp_path)
     assert not (tmp_path / "mlflow.db").exists()
 
 
-def test_evaluate_registered_rescores_the_same_test_period(store, first, training_set,
-                                                           training_set_path, tmp_path):
-    result = evaluate_registered(training_set_path, tracking_uri=store["uri"],
-                                 alias="challenger", output_dir=tmp_path / "eval")
+def test_evaluate_registered_rescores_the_same_test_period(
+    store, first, training_set, training_set_path, tmp_path
+):
+    result = evaluate_registered(
+        training_set_path,
+        tracking_uri=store["uri"],
+        alias="challenger",
+        output_dir=tmp_path / "eval",
+    )
     assert result.version.version == first.version
     assert result.metrics["test_roc_auc"] == pytest.approx(first.metrics["test_roc_auc"])
     assert result.metrics["points_roc_auc"] == pytest.approx(first.metrics["points_roc_auc"])
@@ -172,16 +202,15 @@ def test_bad_training_data_registers_no_version(store, first, training_set):
     before = len(client(store).search_model_versions("name='lead-scoring'"))
     runs_before = len(client(store).search_runs([first.experiment_id]))
     with pytest.raises(TrainingDataError, match="single class"):
-        run_training(training_set.frame.assign(label=0), config=FAST,
-                     tracking_uri=store["uri"])
+        run_training(training_set.frame.assign(label=0), config=FAST, tracking_uri=store["uri"])
     assert len(client(store).search_model_versions("name='lead-scoring'")) == before
     assert len(client(store).search_runs([first.experiment_id])) == runs_before
 
 
-def test_promotion_moves_champion_only_to_a_better_challenger(store, first, training_set,
-                                                              training_set_path):
-    worse = run_training(training_set, config=WORSE, tracking_uri=store["uri"],
-                         run_name="worse")
+def test_promotion_moves_champion_only_to_a_better_challenger(
+    store, first, training_set, training_set_path
+):
+    worse = run_training(training_set, config=WORSE, tracking_uri=store["uri"], run_name="worse")
     assert worse.aliases == ["challenger"]
     assert worse.metrics["test_roc_auc"] < first.metrics["test_roc_auc"]
 
@@ -192,8 +221,7 @@ def test_promotion_moves_champion_only_to_a_better_challenger(store, first, trai
     tags = registry.get_version_info(store["uri"], alias="challenger").tags
     assert tags["promotion.decision"] == "rejected"
     assert float(tags["promotion.champion_score"]) == pytest.approx(rejected.champion_score)
-    assert float(tags["promotion.challenger_score"]) == pytest.approx(
-        rejected.challenger_score)
+    assert float(tags["promotion.challenger_score"]) == pytest.approx(rejected.challenger_score)
 
     # Re-cutting the challenger's test period from the training set gives the same scores.
     again = promote(store["uri"], data=training_set_path)
@@ -204,8 +232,7 @@ def test_promotion_moves_champion_only_to_a_better_challenger(store, first, trai
     assert forced.decision == "forced" and forced.promoted
     assert registry.get_version_info(store["uri"], alias="champion").version == worse.version
 
-    better = run_training(training_set, config=FAST, tracking_uri=store["uri"],
-                          run_name="better")
+    better = run_training(training_set, config=FAST, tracking_uri=store["uri"], run_name="better")
     too_demanding = promote(store["uri"], margin=0.5)
     assert too_demanding.decision == "rejected"
     promoted = promote(store["uri"], margin=0.01)

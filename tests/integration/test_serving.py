@@ -75,11 +75,14 @@ def payload(samples: list[dict]) -> dict:
 
 def batch_features(tables: dict[str, pd.DataFrame], payloads: list[dict]) -> pd.DataFrame:
     """Features of the payloads' leads computed from the full tables (the batch path)."""
-    snaps = pd.DataFrame({
-        "lead_id": [p["lead"]["lead_id"] for p in payloads],
-        "as_of": pd.to_datetime([p["as_of"] for p in payloads]).tz_localize(None)
-        .astype("datetime64[us]"),
-    })
+    snaps = pd.DataFrame(
+        {
+            "lead_id": [p["lead"]["lead_id"] for p in payloads],
+            "as_of": pd.to_datetime([p["as_of"] for p in payloads])
+            .tz_localize(None)
+            .astype("datetime64[us]"),
+        }
+    )
     return compute_features(tables["leads"], tables["accounts"], tables["activities"], snaps)
 
 
@@ -95,15 +98,19 @@ def test_score_returns_a_complete_score_card(client, payload, champion):
     assert 0 <= card["score"] <= 100
     assert GRADE.match(card["grade"])
     assert card["mql"] == (card["probability"] >= card["threshold"])
-    assert card["model"] == {"name": "lead-scoring", "version": champion.version,
-                             "alias": "champion"}
+    assert card["model"] == {
+        "name": "lead-scoring",
+        "version": champion.version,
+        "alias": "champion",
+    }
     assert card["as_of"].startswith(payload["as_of"][:19])
     pos, neg = card["reasons"]["positive"], card["reasons"]["negative"]
     assert 0 < len(pos) <= 5 and len(neg) <= 5
     assert all(r["contribution"] > 0 for r in pos)
     assert all(r["contribution"] < 0 for r in neg)
-    assert [r["contribution"] for r in pos] == sorted((r["contribution"] for r in pos),
-                                                       reverse=True)
+    assert [r["contribution"] for r in pos] == sorted(
+        (r["contribution"] for r in pos), reverse=True
+    )
     assert [r["contribution"] for r in neg] == sorted(r["contribution"] for r in neg)
     for reason in pos + neg:
         assert reason["sentence"] and "{" not in reason["sentence"]
@@ -113,12 +120,20 @@ def test_score_returns_a_complete_score_card(client, payload, champion):
 def test_a_reason_reads_as_plain_language(client, served):
     """A lead with pricing-page visits gets the catalogue's sentence with its count."""
     payload = {
-        "lead": {"lead_id": "P-1", "created_at": "2024-06-01T00:00:00Z", "region": "NA",
-                 "seniority": "VP", "department": "Marketing"},
-        "activities": [{"occurred_at": f"2024-06-{d:02d}T12:00:00Z",
-                        "activity_type": "pricing_page_view"} for d in (10, 12, 14, 20)],
+        "lead": {
+            "lead_id": "P-1",
+            "created_at": "2024-06-01T00:00:00Z",
+            "region": "NA",
+            "seniority": "VP",
+            "department": "Marketing",
+        },
+        "activities": [
+            {"occurred_at": f"2024-06-{d:02d}T12:00:00Z", "activity_type": "pricing_page_view"}
+            for d in (10, 12, 14, 20)
+        ],
         "as_of": "2024-06-25T00:00:00Z",
-        "include_contributions": True, "top_reasons": 20,
+        "include_contributions": True,
+        "top_reasons": 20,
     }
     card = client.post("/score", json=payload).json()
     reasons = card["reasons"]["positive"] + card["reasons"]["negative"]
@@ -150,7 +165,8 @@ def test_shap_values_are_exact(client, samples, champion, served):
         assert card["base_value"] + got.sum() == pytest.approx(card["raw_score"], abs=1e-9)
         assert card["raw_score"] == pytest.approx(raw[i], abs=1e-9)
         assert card["probability"] == pytest.approx(
-            float(bundle.calibration(np.array([raw[i]]))[0]), abs=1e-12)
+            float(bundle.calibration(np.array([raw[i]]))[0]), abs=1e-12
+        )
 
 
 def test_batch_answers_equal_single_answers_in_order(client, samples):
@@ -189,8 +205,9 @@ def test_mql_uses_the_regions_own_threshold(client, served, payload):
 
 
 def test_minimal_lead_with_no_activities_is_scored_on_fit_alone(client):
-    r = client.post("/score", json={"lead": {"lead_id": "M-1",
-                                             "created_at": "2024-03-01T00:00:00"}})
+    r = client.post(
+        "/score", json={"lead": {"lead_id": "M-1", "created_at": "2024-03-01T00:00:00"}}
+    )
     assert r.status_code == 200, r.text
     card = r.json()
     assert GRADE.match(card["grade"])
@@ -224,8 +241,9 @@ def test_unknown_activity_types_count_as_other(client, payload):
 
 def test_activities_after_as_of_are_ignored_and_reported(client, payload):
     later = copy.deepcopy(payload)
-    later["activities"] += [{"occurred_at": "2199-01-01T00:00:00Z",
-                             "activity_type": "demo_request"}] * 3
+    later["activities"] += [
+        {"occurred_at": "2199-01-01T00:00:00Z", "activity_type": "demo_request"}
+    ] * 3
     card = client.post("/score", json=later).json()
     assert "3 activities after as_of ignored" in card["warnings"]
     base = client.post("/score", json=payload).json()
@@ -235,8 +253,11 @@ def test_activities_after_as_of_are_ignored_and_reported(client, payload):
 def test_time_zones_are_converted_to_utc(client, payload):
     shifted = copy.deepcopy(payload)
     as_of = pd.Timestamp(payload["as_of"])
-    shifted["as_of"] = (as_of.tz_convert("Europe/Berlin") if as_of.tzinfo
-                        else as_of.tz_localize("UTC").tz_convert("Europe/Berlin")).isoformat()
+    shifted["as_of"] = (
+        as_of.tz_convert("Europe/Berlin")
+        if as_of.tzinfo
+        else as_of.tz_localize("UTC").tz_convert("Europe/Berlin")
+    ).isoformat()
     a = client.post("/score", json=payload).json()
     b = client.post("/score", json=shifted).json()
     assert a["raw_score"] == b["raw_score"] and a["as_of"] == b["as_of"]
@@ -247,8 +268,10 @@ def test_blank_text_counts_as_missing(client, payload):
     blank["lead"]["department"] = "   "
     none = copy.deepcopy(payload)
     none["lead"]["department"] = None
-    assert (client.post("/score", json=blank).json()["raw_score"]
-            == client.post("/score", json=none).json()["raw_score"])
+    assert (
+        client.post("/score", json=blank).json()["raw_score"]
+        == client.post("/score", json=none).json()["raw_score"]
+    )
 
 
 # --- validation: 4xx naming the field, never 500 -------------------------------------
@@ -294,9 +317,11 @@ BAD_INPUT = [
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "field"), BAD_INPUT,
-                         ids=[f"{p}={v if v is not _DELETE else 'missing'}"[:40]
-                              for p, v, _ in BAD_INPUT])
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    BAD_INPUT,
+    ids=[f"{p}={v if v is not _DELETE else 'missing'}"[:40] for p, v, _ in BAD_INPUT],
+)
 def test_bad_input_is_a_400_naming_the_field(client, payload, path, value, field):
     body = copy.deepcopy(payload)
     body.setdefault("account", {"account_id": body["lead"].get("account_id")})
@@ -311,14 +336,16 @@ def test_bad_input_is_a_400_naming_the_field(client, payload, path, value, field
 
 def test_too_many_activities_is_a_400(client, payload):
     body = copy.deepcopy(payload)
-    body["activities"] = [{"occurred_at": payload["as_of"],
-                           "activity_type": "page_view"}] * (MAX_ACTIVITIES + 1)
+    body["activities"] = [{"occurred_at": payload["as_of"], "activity_type": "page_view"}] * (
+        MAX_ACTIVITIES + 1
+    )
     r = client.post("/score", json=body)
     assert r.status_code == 400 and "activities" in r.text
 
 
-@pytest.mark.parametrize("body", [b"", b"not json", b"[1, 2]", b'{"lead": ', b"null",
-                                  "\u00e9".encode("latin-1")])
+@pytest.mark.parametrize(
+    "body", [b"", b"not json", b"[1, 2]", b'{"lead": ', b"null", "\u00e9".encode("latin-1")]
+)
 def test_malformed_bodies_are_a_400(client, body):
     r = client.post("/score", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 400, r.text
@@ -327,8 +354,9 @@ def test_malformed_bodies_are_a_400(client, body):
 def test_a_non_json_content_type_is_not_a_500(client, payload):
     r = client.post("/score", content=json.dumps(payload), headers={"content-type": "text/plain"})
     assert r.status_code == 200
-    r = client.post("/score", content=b"lead=1",
-                    headers={"content-type": "application/x-www-form-urlencoded"})
+    r = client.post(
+        "/score", content=b"lead=1", headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert 400 <= r.status_code < 500
 
 
@@ -343,8 +371,10 @@ def test_bad_batches_are_a_400_naming_the_lead(client, payload, monkeypatch):
     r = client.post("/score_batch", json={"leads": []})
     assert r.status_code == 200 and r.json() == []
     monkeypatch.setattr("serving.schemas.MAX_BATCH_ACTIVITIES", 10)
-    busy = {**small, "activities": [{"occurred_at": "2024-01-05",
-                                     "activity_type": "page_view"}] * 4}
+    busy = {
+        **small,
+        "activities": [{"occurred_at": "2024-01-05", "activity_type": "page_view"}] * 4,
+    }
     r = client.post("/score_batch", json={"leads": [busy] * 3})
     assert r.status_code == 400 and "split it" in r.text
     assert MAX_BATCH_ACTIVITIES >= MAX_BATCH * 100
@@ -352,23 +382,44 @@ def test_bad_batches_are_a_400_naming_the_lead(client, payload, monkeypatch):
 
 # --- the request union: one body, two forms, errors at the field ---------------------
 
-LEAD_BODY = {"lead": {"lead_id": "L-1", "created_at": "2024-01-01T00:00:00Z"},
-             "activities": [{"occurred_at": "2024-01-02T00:00:00Z", "activity_type": "page_view"}],
-             "as_of": "2024-02-01T00:00:00Z"}
-FEATURES_BODY = {"lead_id": "F-1", "features": {"time_on_website": 1500, "origin": "Ad"},
-                 "as_of": "2019-01-01T00:00:00Z"}
+LEAD_BODY = {
+    "lead": {"lead_id": "L-1", "created_at": "2024-01-01T00:00:00Z"},
+    "activities": [{"occurred_at": "2024-01-02T00:00:00Z", "activity_type": "page_view"}],
+    "as_of": "2024-02-01T00:00:00Z",
+}
+FEATURES_BODY = {
+    "lead_id": "F-1",
+    "features": {"time_on_website": 1500, "origin": "Ad"},
+    "as_of": "2019-01-01T00:00:00Z",
+}
 FORM_ERRORS = [
     ({}, ("lead",), "lead_or_features", "or `features`"),
-    ({"as_of": "2024-02-01T00:00:00Z", "features": None}, ("lead",), "lead_or_features",
-     "give `lead`"),
+    (
+        {"as_of": "2024-02-01T00:00:00Z", "features": None},
+        ("lead",),
+        "lead_or_features",
+        "give `lead`",
+    ),
     ({**LEAD_BODY, "features": {"x": 1}}, ("features",), "lead_and_features", "not both"),
     ({**LEAD_BODY, "lead_id": "L-1"}, ("lead_id",), "lead_id_in_lead_form", "`lead.lead_id`"),
-    ({**FEATURES_BODY, "account": {"industry": "Software"}}, ("account",), "features_form",
-     "belongs to the lead form"),
-    ({**LEAD_BODY, "lead": {"lead_id": "L-1", "created_at": "soon"}}, ("lead", "created_at"),
-     "datetime_from_date_parsing", "datetime"),
-    ({**LEAD_BODY, "as_of": "2023-01-01T00:00:00Z"}, ("lead", "created_at"),
-     "created_after_as_of", "cannot be scored before it exists"),
+    (
+        {**FEATURES_BODY, "account": {"industry": "Software"}},
+        ("account",),
+        "features_form",
+        "belongs to the lead form",
+    ),
+    (
+        {**LEAD_BODY, "lead": {"lead_id": "L-1", "created_at": "soon"}},
+        ("lead", "created_at"),
+        "datetime_from_date_parsing",
+        "datetime",
+    ),
+    (
+        {**LEAD_BODY, "as_of": "2023-01-01T00:00:00Z"},
+        ("lead", "created_at"),
+        "created_after_as_of",
+        "cannot be scored before it exists",
+    ),
     ({"features": {"x": [1]}}, ("features", "x"), "feature_value", "got a list"),
     ([], (), "model_type", "Input should be"),
 ]
@@ -391,14 +442,16 @@ def test_each_form_parses_into_its_own_model():
             assert parse_request_json(text, form) == parse_request(body)
 
 
-@pytest.mark.parametrize(("body", "loc", "kind", "words"), FORM_ERRORS,
-                         ids=[e[2] for e in FORM_ERRORS])
+@pytest.mark.parametrize(
+    ("body", "loc", "kind", "words"), FORM_ERRORS, ids=[e[2] for e in FORM_ERRORS]
+)
 def test_request_errors_name_the_field_whatever_form_is_tried_first(body, loc, kind, words):
     """The union's member tag never shows in a location: each error sits at the field, as
     when both forms were one model, and the served model's form changes nothing."""
-    for parse in (lambda: parse_request(body),
-                  *(lambda f=f: parse_request_json(json.dumps(body), f)
-                    for f in (None, "lead", "features"))):
+    for parse in (
+        lambda: parse_request(body),
+        *(lambda f=f: parse_request_json(json.dumps(body), f) for f in (None, "lead", "features")),
+    ):
         with pytest.raises(ValidationError) as caught:
             parse()
         assert caught.value.title == "ScoreRequest"
@@ -413,23 +466,44 @@ def test_batch_errors_name_the_lead_and_the_field():
             parse_batch_json(body, form)
         assert [(e["loc"], e["type"]) for e in caught.value.errors()] == [
             (("leads", 1, "lead"), "lead_or_features"),
-            (("leads", 2, "activities"), "features_form")]
+            (("leads", 2, "activities"), "features_form"),
+        ]
     leads = parse_batch_json(json.dumps({"leads": [LEAD_BODY, FEATURES_BODY]}), "lead")
     assert [lead.form for lead in leads] == ["lead", "features"]
 
 
 def _mutations(payload: dict, rng: np.random.Generator, n: int) -> list[object]:
     """Random damage to a valid payload: wrong types, missing and extra keys, odd values."""
-    odd_values = [None, "", " ", 0, -1, 1e308, True, [], {}, "2024-13-45", "\u0000",
-                  "9" * 300, [None], {"x": 1}, -1e-9, "NaN", "2024-01-01T00:00:00+25:00"]
+    odd_values = [
+        None,
+        "",
+        " ",
+        0,
+        -1,
+        1e308,
+        True,
+        [],
+        {},
+        "2024-13-45",
+        "\u0000",
+        "9" * 300,
+        [None],
+        {"x": 1},
+        -1e-9,
+        "NaN",
+        "2024-01-01T00:00:00+25:00",
+    ]
     out: list[object] = []
     for _ in range(n):
         body = copy.deepcopy(payload)
         for _ in range(int(rng.integers(1, 4))):
             node, parents = body, []
             while isinstance(node, dict | list) and node and rng.random() < 0.7:
-                key = (list(node)[int(rng.integers(len(node)))] if isinstance(node, dict)
-                       else int(rng.integers(len(node))))
+                key = (
+                    list(node)[int(rng.integers(len(node)))]
+                    if isinstance(node, dict)
+                    else int(rng.integers(len(node)))
+                )
                 parents.append((node, key))
                 node = node[key]
             if not parents:
@@ -462,8 +536,10 @@ def test_samples_are_valid_requests_of_both_kinds(champion, samples):
     kinds = []
     for body in samples:
         request = parse_request(body)
-        assert all(pd.Timestamp(a.occurred_at).tz_convert(None) <= request.as_of
-                   for a in request.activities)  # activities keep their offset ("Z")
+        assert all(
+            pd.Timestamp(a.occurred_at).tz_convert(None) <= request.as_of
+            for a in request.activities
+        )  # activities keep their offset ("Z")
         converted = conv.get(request.lead.lead_id)
         kinds.append(converted is not None and converted > pd.Timestamp(request.as_of))
     assert kinds == [True, True, True, False, False, False]
@@ -511,9 +587,19 @@ def test_ready_only_when_loaded(client):
     assert client.get("/livez").status_code == 200
 
 
-OUR_SCHEMAS = ("LeadFormRequest", "FeaturesFormRequest", "Lead", "Account", "Activity",
-               "ScoreResponseIODescriptor", "Reason", "Reasons", "ModelRef", "ModelInfo",
-               "SampleInfo")
+OUR_SCHEMAS = (
+    "LeadFormRequest",
+    "FeaturesFormRequest",
+    "Lead",
+    "Account",
+    "Activity",
+    "ScoreResponseIODescriptor",
+    "Reason",
+    "Reasons",
+    "ModelRef",
+    "ModelInfo",
+    "SampleInfo",
+)
 
 
 def test_openapi_describes_every_field(client):
@@ -533,15 +619,17 @@ def test_openapi_describes_every_field(client):
 
 
 def test_no_champion_is_a_clear_error(root, tmp_path):
-    empty = Settings(tracking_uri=testing.session_empty_registry(root),
-                     bentoml_home=tmp_path / "bentoml")
+    empty = Settings(
+        tracking_uri=testing.session_empty_registry(root), bentoml_home=tmp_path / "bentoml"
+    )
     with pytest.raises(ModelNotAvailableError, match="no registered model named"):
         resolve_model(empty)
 
 
 def test_missing_alias_is_a_clear_error(settings, tmp_path):
-    other = Settings(tracking_uri=settings.tracking_uri, model_alias="gold",
-                     bentoml_home=tmp_path / "bentoml")
+    other = Settings(
+        tracking_uri=settings.tracking_uri, model_alias="gold", bentoml_home=tmp_path / "bentoml"
+    )
     with pytest.raises(ModelNotAvailableError, match="alias 'gold'"):
         resolve_model(other)
 
@@ -563,22 +651,31 @@ def test_import_is_idempotent_and_records_the_registry_version(settings, champio
 def test_workers_load_the_version_pinned_at_deployment(settings, champion):
     tag = import_champion(settings.tracking_uri, bentoml_home=settings.bentoml_home).tag
     served = resolve_model(settings, pinned=str(tag))
-    assert (served.version, served.alias, served.source) == (champion.version, "champion",
-                                                             "registry")
+    assert (served.version, served.alias, served.source) == (
+        champion.version,
+        "champion",
+        "registry",
+    )
     with pytest.raises(ModelNotAvailableError, match="LEADSCORE_PINNED_MODEL"):
         resolve_model(settings, pinned=f"{BENTO_MODEL_NAME}:v999")
 
 
 def test_settings_come_from_the_environment(tmp_path):
-    env = {"LEADSCORE_TRACKING_URI": "sqlite:///x.db", "MLFLOW_TRACKING_URI": "ignored",
-           "LEADSCORE_MODEL_ALIAS": "challenger", "LEADSCORE_SAMPLES_DIR": str(tmp_path),
-           "LEADSCORE_TOP_REASONS": "3", "BENTOML_HOME": str(tmp_path)}
+    env = {
+        "LEADSCORE_TRACKING_URI": "sqlite:///x.db",
+        "MLFLOW_TRACKING_URI": "ignored",
+        "LEADSCORE_MODEL_ALIAS": "challenger",
+        "LEADSCORE_SAMPLES_DIR": str(tmp_path),
+        "LEADSCORE_TOP_REASONS": "3",
+        "BENTOML_HOME": str(tmp_path),
+    }
     s = Settings.from_env(env)
     assert s.tracking_uri == "sqlite:///x.db" and s.model_alias == "challenger"
     assert s.samples_dir == tmp_path and s.top_reasons == 3 and s.model_name == "lead-scoring"
     assert Settings.from_env(s.to_env()) == s
-    assert Settings.from_env({"MLFLOW_TRACKING_URI": "http://mlflow"}).tracking_uri == \
-        "http://mlflow"
+    assert (
+        Settings.from_env({"MLFLOW_TRACKING_URI": "http://mlflow"}).tracking_uri == "http://mlflow"
+    )
     with pytest.raises(ValueError, match="LEADSCORE_TOP_REASONS"):
         Settings.from_env({"LEADSCORE_TOP_REASONS": "lots"})
 

@@ -32,8 +32,7 @@ def http(server):
 @pytest.fixture(scope="module")
 def samples(root: Path, server) -> list[dict]:
     folder = testing.session_samples(root)
-    return [json.loads((folder / f"{s['name']}.json").read_text())
-            for s in list_samples(folder)]
+    return [json.loads((folder / f"{s['name']}.json").read_text()) for s in list_samples(folder)]
 
 
 def test_ready_and_alive(http):
@@ -55,7 +54,7 @@ def test_score_over_http(http, samples, root):
 def test_concurrent_batches_come_back_to_the_right_caller(http, samples):
     """Adaptive batching merges concurrent calls; each caller gets its own leads back."""
     expected = {p["lead"]["lead_id"]: http.post("/score", json=p).json() for p in samples}
-    calls = [samples[i % len(samples):] + samples[:i % len(samples)] for i in range(24)]
+    calls = [samples[i % len(samples) :] + samples[: i % len(samples)] for i in range(24)]
 
     def call(leads: list[dict]) -> list[dict]:
         r = http.post("/score_batch", json={"leads": leads})
@@ -106,17 +105,25 @@ def test_model_page_and_openapi_over_http(http):
 
 
 def test_launcher_refuses_a_registry_without_champion(root, tmp_path):
-    empty = Settings(tracking_uri=testing.session_empty_registry(root),
-                     bentoml_home=tmp_path / "bentoml")
-    with pytest.raises(ModelNotAvailableError,
-                       match=r"train one first|nothing has been trained there"):
+    empty = Settings(
+        tracking_uri=testing.session_empty_registry(root), bentoml_home=tmp_path / "bentoml"
+    )
+    with pytest.raises(
+        ModelNotAvailableError, match=r"train one first|nothing has been trained there"
+    ):
         start_server(empty, port=free_port())
 
 
 def test_bentoml_serve_stops_with_a_clear_error_without_champion(root, tmp_path):
-    empty = Settings(tracking_uri=testing.session_empty_registry(root),
-                     bentoml_home=tmp_path / "bentoml")
-    result = subprocess.run(serve_command("127.0.0.1", free_port()), env=server_env(empty),
-                            capture_output=True, text=True, timeout=120)
+    empty = Settings(
+        tracking_uri=testing.session_empty_registry(root), bentoml_home=tmp_path / "bentoml"
+    )
+    result = subprocess.run(
+        serve_command("127.0.0.1", free_port()),
+        env=server_env(empty),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "no model to serve from the MLflow registry" in result.stdout + result.stderr

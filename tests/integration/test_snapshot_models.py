@@ -50,8 +50,9 @@ def _sample_config(folder: Path, **train) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     sample = folder / "leads_sample.csv"
     if not sample.exists():
-        pd.read_csv(LEADS, dtype=str).sample(SAMPLE_ROWS, random_state=0).to_csv(sample,
-                                                                              index=False)
+        pd.read_csv(LEADS, dtype=str).sample(SAMPLE_ROWS, random_state=0).to_csv(
+            sample, index=False
+        )
     cfg = yaml.safe_load((ROOT / "examples/x_education.yaml").read_text())
     cfg["source"]["file"] = sample.name
     cfg["train"] = {**cfg.get("train", {}), "num_boost_round": 150, **train}
@@ -62,8 +63,13 @@ def _sample_config(folder: Path, **train) -> Path:
 
 def _train(config: Path, store: Path, **overrides):
     ts = load_dataset(config)
-    return ts, run_training(ts, config=train_config_from_dataset(ts, num_threads=1, **overrides),
-                            store_dir=store, experiment="x-education", model_name=NAME)
+    return ts, run_training(
+        ts,
+        config=train_config_from_dataset(ts, num_threads=1, **overrides),
+        store_dir=store,
+        experiment="x-education",
+        model_name=NAME,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -79,17 +85,25 @@ def client(trained):
     """The BentoML service serving that champion, with features-form samples."""
     ts, result, folder = trained
     samples = write_snapshot_samples(ts, folder / "samples", 6, result.bundle)
-    settings = Settings(tracking_uri=result.tracking_uri, model_name=NAME,
-                        samples_dir=samples, bentoml_home=folder / "bentoml")
+    settings = Settings(
+        tracking_uri=result.tracking_uri,
+        model_name=NAME,
+        samples_dir=samples,
+        bentoml_home=folder / "bentoml",
+    )
     with testing.service_client(settings) as c:
         yield c
 
 
 def _test_rows(ts, result, n: int = 4) -> pd.DataFrame:
     """Rows of the hold-out: what the model never saw."""
-    test_ids = set(pd.read_parquet(
-        mlflow.MlflowClient(result.tracking_uri).download_artifacts(
-            result.run_id, "evaluation/test_set.parquet"))["lead_id"])
+    test_ids = set(
+        pd.read_parquet(
+            mlflow.MlflowClient(result.tracking_uri).download_artifacts(
+                result.run_id, "evaluation/test_set.parquet"
+            )
+        )["lead_id"]
+    )
     return ts.frame.loc[ts.frame["lead_id"].isin(test_ids)].head(n).reset_index(drop=True)
 
 
@@ -115,8 +129,7 @@ def test_features_request_over_http_equals_the_bundle(client, trained):
         assert card["mql"] == bool(expected.mql[i])
         assert card["model"] == {"name": NAME, "version": "1", "alias": "champion"}
         assert card["as_of"].startswith("2019-01-01"), "the config's fixed as_of"
-        assert card["reasons"] == json.loads(json.dumps(
-            expected.reasons(i, bundle.spec, 20)))
+        assert card["reasons"] == json.loads(json.dumps(expected.reasons(i, bundle.spec, 20)))
         reasons = card["reasons"]["positive"] + card["reasons"]["negative"]
         assert reasons and {x["feature"] for x in reasons} <= names
         for reason in reasons:
@@ -135,15 +148,30 @@ def test_features_batch_and_template_sentences(client, trained):
     assert r.status_code == 200, r.text
     for a, b in zip(r.json(), one, strict=True):
         assert not testing.card_differences(a, b)
-    strong = client.post("/score", json={"lead_id": "hot", "features": {
-        "lead_origin": "Lead Add Form", "time_on_website": 1500,
-        "occupation": "Working Professional", "do_not_email": "No", "total_visits": 5}})
+    strong = client.post(
+        "/score",
+        json={
+            "lead_id": "hot",
+            "features": {
+                "lead_origin": "Lead Add Form",
+                "time_on_website": 1500,
+                "occupation": "Working Professional",
+                "do_not_email": "No",
+                "total_visits": 5,
+            },
+        },
+    )
     assert strong.status_code == 200, strong.text
     card = strong.json()
     sentences = [x["sentence"] for x in card["reasons"]["positive"]]
-    assert any(s in sentences for s in ("Came in through Lead Add Form",
-                                        "Occupation: Working Professional",
-                                        "Spent 1500 seconds on the website")), sentences
+    assert any(
+        s in sentences
+        for s in (
+            "Came in through Lead Add Form",
+            "Occupation: Working Professional",
+            "Spent 1500 seconds on the website",
+        )
+    ), sentences
     assert any("features not given, scored as unknown" in w for w in card["warnings"])
 
 
@@ -154,25 +182,31 @@ def test_unknown_feature_wrong_type_and_wrong_form_are_400s(client):
     assert error["loc"] == ["features", "tags"] and "unknown feature 'tags'" in error["msg"]
     assert "time_on_website" in error["msg"], "the message lists the model's features"
 
-    r = client.post("/score", json={"features": {"time_on_website": "a while",
-                                                 "do_not_email": "maybe"}})
+    r = client.post(
+        "/score", json={"features": {"time_on_website": "a while", "do_not_email": "maybe"}}
+    )
     assert r.status_code == 400, r.text
     errors = {tuple(e["loc"]): e["msg"] for e in r.json()["detail"]}
-    assert errors[("features", "time_on_website")] == \
-        "feature 'time_on_website' takes a number: the text sent does not read as one"
+    assert (
+        errors[("features", "time_on_website")]
+        == "feature 'time_on_website' takes a number: the text sent does not read as one"
+    )
     assert "takes true/false" in errors[("features", "do_not_email")]
     assert "a while" not in r.text and "maybe" not in r.text, "no request value echoed"
 
     r = client.post("/score", json={"features": {"total_visits": [1, 2]}})
     assert r.status_code == 400 and r.json()["detail"][0]["loc"] == ["features", "total_visits"]
 
-    lead = {"lead": {"lead_id": "L1", "created_at": "2018-12-01T00:00:00Z"},
-            "as_of": "2019-01-01T00:00:00Z"}
+    lead = {
+        "lead": {"lead_id": "L1", "created_at": "2018-12-01T00:00:00Z"},
+        "as_of": "2019-01-01T00:00:00Z",
+    }
     r = client.post("/score", json=lead)
     assert r.status_code == 400, r.text
     (error,) = r.json()["detail"]
-    assert error["loc"] == ["lead"] and "send the lead's feature values as `features`" in \
-        error["msg"]
+    assert (
+        error["loc"] == ["lead"] and "send the lead's feature values as `features`" in error["msg"]
+    )
 
     both = {**lead, "features": {"total_visits": 3}}
     r = client.post("/score", json=both)
@@ -182,13 +216,16 @@ def test_unknown_feature_wrong_type_and_wrong_form_are_400s(client):
 
 
 def test_unknown_category_is_scored_as_unknown_with_a_warning(client):
-    r = client.post("/score", json={"features": {"lead_origin": "Carrier pigeon",
-                                                 "total_visits": 2}})
+    r = client.post(
+        "/score", json={"features": {"lead_origin": "Carrier pigeon", "total_visits": 2}}
+    )
     assert r.status_code == 200, r.text
     card = r.json()
     assert card["lead_id"] == ""
-    assert any("features.lead_origin 'Carrier pigeon' is not one of the model's categories"
-               in w for w in card["warnings"])
+    assert any(
+        "features.lead_origin 'Carrier pigeon' is not one of the model's categories" in w
+        for w in card["warnings"]
+    )
 
 
 def test_model_info_samples_and_page_for_a_snapshot_model(client, trained):
@@ -196,8 +233,12 @@ def test_model_info_samples_and_page_for_a_snapshot_model(client, trained):
     info = client.get("/model").json()
     assert info["request_form"] == "features"
     assert info["trained_on"]["dataset"] == {
-        "name": "x_education", "kind": "lead_snapshot", "id": "Prospect ID",
-        "outcome": {"column": "Converted", "positive": [1]}, "as_of": "2019-01-01"}
+        "name": "x_education",
+        "kind": "lead_snapshot",
+        "id": "Prospect ID",
+        "outcome": {"column": "Converted", "positive": [1]},
+        "as_of": "2019-01-01",
+    }
     inputs = {f["name"]: f for f in info["inputs"]}
     assert list(inputs) == result.bundle.spec.names
     assert inputs["do_not_email"]["dtype"] == "bool"
@@ -224,8 +265,10 @@ def test_features_request_to_an_activity_model_is_a_400(root, champion):
         assert r.status_code == 400, r.text
         (error,) = r.json()["detail"]
         assert error["loc"] == ["features"]
-        assert "computes its features from the lead's profile and activities" in \
-            error["msg"] and "send `lead`" in error["msg"]
+        assert (
+            "computes its features from the lead's profile and activities" in error["msg"]
+            and "send `lead`" in error["msg"]
+        )
         r = c.post("/score_batch", json={"leads": [body]})
         assert r.status_code == 400 and "send `lead`" in r.text
 
@@ -238,8 +281,9 @@ def test_promote_stratified_models_on_the_challengers_hold_out(tmp_path, monkeyp
     from runtime import registry
 
     data = tmp_path / "data"
-    _, weak = _train(_sample_config(data, params={"num_leaves": 2},
-                                    num_boost_round=3), tmp_path / "store")
+    _, weak = _train(
+        _sample_config(data, params={"num_leaves": 2}, num_boost_round=3), tmp_path / "store"
+    )
     _, strong = _train(_sample_config(data), tmp_path / "store")
     assert (weak.version, strong.version) == ("1", "2")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -249,8 +293,9 @@ def test_promote_stratified_models_on_the_challengers_hold_out(tmp_path, monkeyp
 
     out = CliRunner().invoke(app, ["promote", "--metric", "roc_auc", "--margin", "0.001"])
     assert out.exit_code == 0, out.output
-    last = json.loads(mlflow.MlflowClient(strong.tracking_uri)
-                      .get_registered_model(NAME).tags["promotion.last"])
+    last = json.loads(
+        mlflow.MlflowClient(strong.tracking_uri).get_registered_model(NAME).tags["promotion.last"]
+    )
     assert last["decision"] == "promoted" and last["promoted"]
     test_rows = strong.bundle.metadata.window.test.rows
     assert last["rows"] == test_rows == SAMPLE_ROWS // 4
@@ -340,14 +385,22 @@ def test_features_form_without_a_frame_equals_the_frame_path(trained):
     payloads = [snapshot_payload(row, bundle.spec.features_) for _, row in rows.iterrows()]
     payloads += [
         {"lead_id": "sparse", "features": {"total_visits": 3}},
-        {"lead_id": "odd", "features": {"lead_origin": "Never Seen", "do_not_email": "YES",
-                                        "do_not_call": "n", "time_on_website": 12.5}},
+        {
+            "lead_id": "odd",
+            "features": {
+                "lead_origin": "Never Seen",
+                "do_not_email": "YES",
+                "do_not_call": "n",
+                "time_on_website": 12.5,
+            },
+        },
     ]
     requests = [parse_request(p) for p in payloads]
     values = featureform.feature_values(bundle, requests)
     assert values is not None, "every payload here has an unambiguous typing"
-    fast = featureform.score_feature_values(bundle, model.ref(), requests, values,
-                                            snapshot_warnings(bundle, requests), 5)
+    fast = featureform.score_feature_values(
+        bundle, model.ref(), requests, values, snapshot_warnings(bundle, requests), 5
+    )
     frame, warnings = snapshot_request_frame(bundle, requests)
     _, slow = score_cards(model, frame, 5)
     for a, b, req, warn in zip(fast, slow, requests, warnings, strict=True):

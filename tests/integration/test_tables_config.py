@@ -27,33 +27,63 @@ from serving.settings import Settings
 pytestmark = pytest.mark.slow
 
 FMT = "%d/%m/%Y %H:%M"
-CRM_TYPES = {"page_view": "Web Visit", "email_open": "Email Opened", "email_click": "Email Click",
-             "pricing_page_view": "Pricing Visit", "demo_request": "Demo Requested"}
+CRM_TYPES = {
+    "page_view": "Web Visit",
+    "email_open": "Email Opened",
+    "email_click": "Email Click",
+    "pricing_page_view": "Pricing Visit",
+    "demo_request": "Demo Requested",
+}
 
 
 def _export(folder: Path, n_leads: int = 1500, seed: int = 5) -> dict[str, pd.DataFrame]:
     """Write a simulated funnel as a CRM would export it; return the contract's tables."""
     t = simulate(n_leads, seed=seed, months=15).tables()
-    leads = t["leads"].rename(columns={
-        "lead_id": "Contact ID", "account_id": "Company ID", "created_at": "Created On",
-        "job_title": "Title", "seniority": "Level", "department": "Dept",
-        "country": "Country Code", "region": "Territory", "lead_source": "Channel",
-        "email": "E-mail"})
+    leads = t["leads"].rename(
+        columns={
+            "lead_id": "Contact ID",
+            "account_id": "Company ID",
+            "created_at": "Created On",
+            "job_title": "Title",
+            "seniority": "Level",
+            "department": "Dept",
+            "country": "Country Code",
+            "region": "Territory",
+            "lead_source": "Channel",
+            "email": "E-mail",
+        }
+    )
     leads["Created On"] = leads["Created On"].dt.strftime(FMT)
     rng = np.random.default_rng(seed)
     leads["Newsletter"] = rng.choice(["yes", "no"], size=len(leads))
-    accounts = t["accounts"].rename(columns={
-        "account_id": "Company ID", "company_name": "Company", "industry": "Sector",
-        "employee_count": "Employees", "annual_revenue": "Revenue USD", "country": "HQ"})
-    acts = t["activities"].assign(
-        activity_type=t["activities"]["activity_type"].replace(CRM_TYPES))
-    acts = acts.rename(columns={"lead_id": "Contact", "occurred_at": "Timestamp",
-                                "activity_type": "Event", "detail": "Notes"})
+    accounts = t["accounts"].rename(
+        columns={
+            "account_id": "Company ID",
+            "company_name": "Company",
+            "industry": "Sector",
+            "employee_count": "Employees",
+            "annual_revenue": "Revenue USD",
+            "country": "HQ",
+        }
+    )
+    acts = t["activities"].assign(activity_type=t["activities"]["activity_type"].replace(CRM_TYPES))
+    acts = acts.rename(
+        columns={
+            "lead_id": "Contact",
+            "occurred_at": "Timestamp",
+            "activity_type": "Event",
+            "detail": "Notes",
+        }
+    )
     acts["Timestamp"] = acts["Timestamp"].dt.strftime(FMT)
     won = t["conversions"].rename(columns={"lead_id": "Contact", "converted_at": "Won On"})
     won["Won On"] = won["Won On"].dt.strftime(FMT)
-    for name, frame in (("contacts", leads), ("companies", accounts), ("events", acts),
-                        ("deals", won)):
+    for name, frame in (
+        ("contacts", leads),
+        ("companies", accounts),
+        ("events", acts),
+        ("deals", won),
+    ):
         frame.to_csv(folder / f"{name}.csv", index=False)
     return t
 
@@ -63,28 +93,67 @@ def _config(folder: Path) -> Path:
         "kind": "tables",
         "name": "crm_export",
         "tables": {
-            "leads": {"file": "contacts.csv", "timestamp_format": FMT, "columns": {
-                "lead_id": "Contact ID", "account_id": "Company ID",
-                "created_at": "Created On", "job_title": "Title", "seniority": "Level",
-                "department": "Dept", "country": "Country Code", "region": "Territory",
-                "lead_source": "Channel", "email": "E-mail"}},
-            "accounts": {"file": "companies.csv", "columns": {
-                "account_id": "Company ID", "company_name": "Company", "industry": "Sector",
-                "employee_count": "Employees", "annual_revenue": "Revenue USD",
-                "country": "HQ"}},
-            "activities": {"file": "events.csv", "timestamp_format": FMT, "columns": {
-                "lead_id": "Contact", "occurred_at": "Timestamp", "activity_type": "Event",
-                "detail": "Notes"},
-                "activity_types": {v: k for k, v in CRM_TYPES.items()}},
-            "conversions": {"file": "deals.csv", "timestamp_format": FMT, "columns": {
-                "lead_id": "Contact", "converted_at": "Won On"}},
+            "leads": {
+                "file": "contacts.csv",
+                "timestamp_format": FMT,
+                "columns": {
+                    "lead_id": "Contact ID",
+                    "account_id": "Company ID",
+                    "created_at": "Created On",
+                    "job_title": "Title",
+                    "seniority": "Level",
+                    "department": "Dept",
+                    "country": "Country Code",
+                    "region": "Territory",
+                    "lead_source": "Channel",
+                    "email": "E-mail",
+                },
+            },
+            "accounts": {
+                "file": "companies.csv",
+                "columns": {
+                    "account_id": "Company ID",
+                    "company_name": "Company",
+                    "industry": "Sector",
+                    "employee_count": "Employees",
+                    "annual_revenue": "Revenue USD",
+                    "country": "HQ",
+                },
+            },
+            "activities": {
+                "file": "events.csv",
+                "timestamp_format": FMT,
+                "columns": {
+                    "lead_id": "Contact",
+                    "occurred_at": "Timestamp",
+                    "activity_type": "Event",
+                    "detail": "Notes",
+                },
+                "activity_types": {v: k for k, v in CRM_TYPES.items()},
+            },
+            "conversions": {
+                "file": "deals.csv",
+                "timestamp_format": FMT,
+                "columns": {"lead_id": "Contact", "converted_at": "Won On"},
+            },
         },
-        "features": [{"name": "newsletter", "column": "Newsletter", "group": "fit",
-                      "dtype": "bool", "template": "Newsletter subscriber: {value:.0f}",
-                      "description": "Subscribed to the newsletter"}],
+        "features": [
+            {
+                "name": "newsletter",
+                "column": "Newsletter",
+                "group": "fit",
+                "dtype": "bool",
+                "template": "Newsletter subscriber: {value:.0f}",
+                "description": "Subscribed to the newsletter",
+            }
+        ],
         "pipeline": {"horizon_days": 60, "snapshots": "monthly"},
-        "train": {"num_boost_round": 150, "min_rows": 300, "min_positives": 20,
-                  "params": {"num_leaves": 15}},
+        "train": {
+            "num_boost_round": 150,
+            "min_rows": 300,
+            "min_positives": 20,
+            "params": {"num_leaves": 15},
+        },
     }
     path = folder / "crm.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -104,8 +173,9 @@ def test_tables_config_checks_trains_registers_and_scores(tmp_path: Path, monkey
 
     check = runner.invoke(app, ["check", "--config", str(config)])
     assert check.exit_code == 0, check.output
-    trained = runner.invoke(app, ["train", "--config", str(config), "--threads", "1",
-                                  "--out", str(tmp_path / "report")])
+    trained = runner.invoke(
+        app, ["train", "--config", str(config), "--threads", "1", "--out", str(tmp_path / "report")]
+    )
     assert trained.exit_code == 0, trained.output
     assert "registered crm version 1 (challenger, champion)" in " ".join(trained.output.split())
 
@@ -113,8 +183,9 @@ def test_tables_config_checks_trains_registers_and_scores(tmp_path: Path, monkey
     uri = f"sqlite:///{home / 'mlflow.db'}"
     version = mlflow.MlflowClient(uri).get_model_version_by_alias("crm", "champion")
     assert str(version.version) == "1"
-    served = resolve_model(Settings(tracking_uri=uri, model_name="crm",
-                                    bentoml_home=tmp_path / "bentoml"))
+    served = resolve_model(
+        Settings(tracking_uri=uri, model_name="crm", bentoml_home=tmp_path / "bentoml")
+    )
     bundle = served.bundle
     assert bundle.spec.names[-1] == "newsletter" and "n_email_open_90d" in bundle.spec.names
     assert bundle.metadata.dataset.kind == "tables"
@@ -132,8 +203,7 @@ def test_tables_config_checks_trains_registers_and_scores(tmp_path: Path, monkey
     assert frame["n_email_open_90d"].sum() > 0, "CRM activity names were mapped"
     rows = frame.loc[frame["label"] == 1].head(2)
     rows = pd.concat([rows, frame.loc[frame["label"] == 0].head(2)]).reset_index(drop=True)
-    requests = [parse_request(lead_payload(tables, r.lead_id, r.as_of))
-                for r in rows.itertuples()]
+    requests = [parse_request(lead_payload(tables, r.lead_id, r.as_of)) for r in rows.itertuples()]
     cards = score_requests(served, requests, 5)
     # The lead form carries no extra export columns: the config's extra feature is
     # scored as unknown there, and the answer says so.

@@ -21,8 +21,9 @@ from serving.launch import RunningServer, start_server
 def guarded(root: Path) -> RunningServer:
     """A real ``bentoml serve`` of the session champion with ``LEADSCORE_API_TOKEN`` set."""
     log = root / "guarded-server.log"
-    server = start_server(testing.session_settings(root), log_path=log,
-                          extra_env={"LEADSCORE_API_TOKEN": TOKEN})
+    server = start_server(
+        testing.session_settings(root), log_path=log, extra_env={"LEADSCORE_API_TOKEN": TOKEN}
+    )
     yield server
     server.stop()
 
@@ -30,8 +31,9 @@ def guarded(root: Path) -> RunningServer:
 @pytest.fixture(scope="session")
 def authed(guarded: RunningServer):
     """An HTTP client of the guarded server that sends the token."""
-    with httpx.Client(base_url=guarded.url, timeout=60,
-                      headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+    with httpx.Client(
+        base_url=guarded.url, timeout=60, headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as client:
         yield client
 
 

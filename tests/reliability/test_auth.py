@@ -59,8 +59,9 @@ def test_scoring_routes_need_the_token_over_http(guarded, sample):
             assert r.headers["www-authenticate"] == "Bearer"
             assert "Authorization: Bearer" in r.json()["detail"]
             assert TOKEN not in r.text
-        ok = httpx.post(url + route, json=body, timeout=60,
-                        headers={"Authorization": f"Bearer {TOKEN}"})
+        ok = httpx.post(
+            url + route, json=body, timeout=60, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
         assert ok.status_code == 200, ok.text
     # Probes, monitoring, the OpenAPI document and the page stay open.
     for route in ("/readyz", "/livez", "/docs.json", "/model", "/"):
@@ -70,8 +71,12 @@ def test_scoring_routes_need_the_token_over_http(guarded, sample):
 @pytest.mark.slow
 def test_token_never_reaches_the_log(guarded, authed, sample):
     authed.post("/score", json=sample)
-    httpx.post(guarded.url + "/score", json=sample, timeout=30,
-               headers={"Authorization": f"Bearer {TOKEN[::-1]}"})
+    httpx.post(
+        guarded.url + "/score",
+        json=sample,
+        timeout=30,
+        headers={"Authorization": f"Bearer {TOKEN[::-1]}"},
+    )
     log = guarded.log_tail(10_000_000)
     assert "/score" in log  # the access log is on, and still
     assert TOKEN not in log and TOKEN[::-1] not in log
@@ -86,8 +91,13 @@ def test_a_malformed_token_stops_bentoml_serve(root, tmp_path):
     from serving.launch import free_port, serve_command, server_env
 
     env = server_env(testing.session_settings(root), {auth.TOKEN_ENV: "short-secret"})
-    result = subprocess.run(serve_command("127.0.0.1", free_port()), env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        serve_command("127.0.0.1", free_port()),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     out = result.stdout + result.stderr
     assert "LEADSCORE_API_TOKEN is too short" in out

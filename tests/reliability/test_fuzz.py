@@ -33,8 +33,9 @@ def check_answer(response) -> None:
     """No 5xx; a 4xx carries a JSON ``detail`` that names the field when it is about one."""
     status = response.status_code
     SEEN[f"{status // 100}xx"] += 1
-    assert status < 500, f"{status} for {response.request.method} {response.request.url}: " \
-                         f"{response.text[:500]}"
+    assert status < 500, (
+        f"{status} for {response.request.method} {response.request.url}: {response.text[:500]}"
+    )
     if 400 <= status < 500:
         where = f"{status} for {response.request.method} {response.request.url}"
         if status in (404, 405) and response.text in ("Not Found", "Method Not Allowed"):
@@ -68,8 +69,13 @@ def test_fuzz_the_openapi_document(guarded, mode):
         strategy = operation.as_strategy(generation_mode=mode)
 
         @given(case=strategy)
-        @settings(max_examples=budget(75, 1500), deadline=None, derandomize=True,
-                  database=None, suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=budget(75, 1500),
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def run(case):
             check_answer(case.call(headers=AUTH, timeout=60))
 
@@ -88,16 +94,23 @@ def test_fuzz_summary():
 
 
 def _lead(**extra) -> dict:
-    return {"lead": {"lead_id": "L-1", "created_at": "2024-01-01T00:00:00Z"},
-            "as_of": "2024-06-01T00:00:00Z", **extra}
+    return {
+        "lead": {"lead_id": "L-1", "created_at": "2024-01-01T00:00:00Z"},
+        "as_of": "2024-06-01T00:00:00Z",
+        **extra,
+    }
 
 
-def _post(client: httpx.Client, path: str, content: bytes | str | None = None,
-          body: object = None, **headers: str) -> httpx.Response:
+def _post(
+    client: httpx.Client,
+    path: str,
+    content: bytes | str | None = None,
+    body: object = None,
+    **headers: str,
+) -> httpx.Response:
     if body is not None:
         content = json.dumps(body)
-    r = client.post(path, content=content, headers={"content-type": "application/json",
-                                                     **headers})
+    r = client.post(path, content=content, headers={"content-type": "application/json", **headers})
     check_answer(r)
     return r
 
@@ -106,30 +119,59 @@ def test_hostile_bodies_are_answered_cleanly(authed):
     """Oversized, deeply nested, NaN, wrong types, unicode, far timestamps, huge lists."""
     activity = {"occurred_at": "2024-02-01T00:00:00Z", "activity_type": "page_view"}
     cases = {
-        "deeply nested": ("{\"lead\":" + "[" * 100_000 + "]" * 100_000 + "}", 400, ""),
-        "NaN": ('{"lead":{"lead_id":"x","created_at":"2024-01-01"},'
-                '"account":{"employee_count":NaN}}', 400, "employee_count"),
-        "Infinity": ('{"lead":{"lead_id":"x","created_at":"2024-01-01"},'
-                     '"account":{"annual_revenue":Infinity}}', 400, "annual_revenue"),
+        "deeply nested": ('{"lead":' + "[" * 100_000 + "]" * 100_000 + "}", 400, ""),
+        "NaN": (
+            '{"lead":{"lead_id":"x","created_at":"2024-01-01"},"account":{"employee_count":NaN}}',
+            400,
+            "employee_count",
+        ),
+        "Infinity": (
+            '{"lead":{"lead_id":"x","created_at":"2024-01-01"},'
+            '"account":{"annual_revenue":Infinity}}',
+            400,
+            "annual_revenue",
+        ),
         "not JSON": ("{", 400, ""),
         "empty body": ("", 400, ""),
         "a list": ("[]", 400, ""),
         "wrong type": (json.dumps(_lead(activities="lots")), 400, "activities"),
-        "number as id": (json.dumps({"lead": {"lead_id": 5, "created_at": "2024-01-01"}}),
-                         400, "lead_id"),
-        "far past": (json.dumps({"lead": {"lead_id": "x", "created_at": "0001-01-01"}}),
-                     400, "created_at"),
+        "number as id": (
+            json.dumps({"lead": {"lead_id": 5, "created_at": "2024-01-01"}}),
+            400,
+            "lead_id",
+        ),
+        "far past": (
+            json.dumps({"lead": {"lead_id": "x", "created_at": "0001-01-01"}}),
+            400,
+            "created_at",
+        ),
         "far future": (json.dumps(_lead(as_of="9999-12-31T23:59:59")), 400, "as_of"),
         "huge year": (json.dumps(_lead(as_of="+275760-09-13T00:00:00Z")), 400, "as_of"),
-        "too many activities": (json.dumps(_lead(activities=[activity] * (MAX_ACTIVITIES + 1))),
-                                400, "activities"),
+        "too many activities": (
+            json.dumps(_lead(activities=[activity] * (MAX_ACTIVITIES + 1))),
+            400,
+            "activities",
+        ),
         "too many leads": (json.dumps({"leads": [_lead()] * (MAX_BATCH + 1)}), 400, "leads"),
-        "huge text": (json.dumps({"lead": {"lead_id": "x" * 10_000, "created_at": "2024-01-01"}}),
-                      400, "lead_id"),
+        "huge text": (
+            json.dumps({"lead": {"lead_id": "x" * 10_000, "created_at": "2024-01-01"}}),
+            400,
+            "lead_id",
+        ),
         "unknown field": (json.dumps(_lead(senority="VP")), 400, "senority"),
-        "null byte and emoji": (json.dumps({"lead": {"lead_id": "\x00😀\u202e", "created_at":
-                                                     "2024-01-01", "seniority": "巫师"}}),
-                                200, ""),
+        "null byte and emoji": (
+            json.dumps(
+                {
+                    "lead": {
+                        "lead_id": "\x00😀\u202e",
+                        "created_at": "2024-01-01",
+                        "seniority": "巫师",
+                    }
+                }
+            ),
+            200,
+            "",
+        ),
         "lone surrogate": ('{"lead":{"lead_id":"\\ud800","created_at":"2024-01-01"}}', None, ""),
         "invalid UTF-8": (b'{"lead":{"lead_id":"\xff\xfe","created_at":"2024-01-01"}}', 400, ""),
     }

@@ -36,8 +36,12 @@ def two_sets(tmp_path_factory) -> tuple[Path, Path]:
     """The same small funnel built with two horizons: two different training sets."""
     tables = testing.simulated_tables(n_leads=600, seed=3)
     folder = tmp_path_factory.mktemp("sets")
-    return tuple(write_training_set(build_training_set(tables, PipelineConfig(horizon_days=h)),
-                                    folder / f"h{h}.parquet") for h in (60, 30))
+    return tuple(
+        write_training_set(
+            build_training_set(tables, PipelineConfig(horizon_days=h)), folder / f"h{h}.parquet"
+        )
+        for h in (60, 30)
+    )
 
 
 def test_a_matching_pair_is_read_with_its_sidecar(two_sets):
@@ -59,8 +63,9 @@ def test_a_stale_sidecar_is_not_paired_with_new_data(two_sets, tmp_path, caplog)
         ts = read_training_set(out)
     assert ts.metadata.horizon_days == 60  # the Parquet file's own metadata, not 30
     assert ts.metadata.fingerprint == fingerprint(ts.frame)
-    assert f"the sidecar {sidecar_path(out)} does not describe the training set {out}" \
-        in caplog.text
+    assert (
+        f"the sidecar {sidecar_path(out)} does not describe the training set {out}" in caplog.text
+    )
 
 
 def test_a_foreign_pair_without_embedded_metadata_is_refused(two_sets, tmp_path):
@@ -114,8 +119,7 @@ def test_a_half_registered_version_is_never_served_and_is_cleaned_up(tmp_path):
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     versions = {str(mv.version): mv for mv in client.search_model_versions(f"name='{name}'")}
     assert set(versions) == {"1", "3", "4"}  # v2 rolled back, v3 rolled forward
-    assert all(mv.tags[registry.REGISTRATION_TAG] == registry.COMPLETE
-               for mv in versions.values())
+    assert all(mv.tags[registry.REGISTRATION_TAG] == registry.COMPLETE for mv in versions.values())
     aliases = {k: str(v) for k, v in client.get_registered_model(name).aliases.items()}
     assert aliases == {"champion": "1", "challenger": "4"}
     assert registry.recover_registrations(client, name, locked=True) == {}

@@ -31,9 +31,14 @@ KILL_AT = (0.35, 0.6, 0.75, 0.85, 0.9, 0.95, 0.98) if FULL else (0.6, 0.9)
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "leadscore.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "leadscore.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def run_ok(*args: str, env: dict[str, str]) -> tuple[str, float]:
@@ -58,17 +63,30 @@ def kill_after(seconds: float, *args: str, env: dict[str, str]) -> int | None:
 
 def digest(path: Path) -> str:
     if path.is_dir():
-        return hashlib.sha256(b"".join(
-            p.relative_to(path).as_posix().encode() + p.read_bytes()
-            for p in sorted(path.rglob("*")) if p.is_file())).hexdigest()
+        return hashlib.sha256(
+            b"".join(
+                p.relative_to(path).as_posix().encode() + p.read_bytes()
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+            )
+        ).hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def base_env(home: Path, uri: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("LEADSCORE_") and k != "MLFLOW_TRACKING_URI"}
-    env.update({"LEADSCORE_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true",
-                "DO_NOT_TRACK": "true", "NUMBA_NUM_THREADS": "1"})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("LEADSCORE_") and k != "MLFLOW_TRACKING_URI"
+    }
+    env.update(
+        {
+            "LEADSCORE_HOME": str(home),
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "true",
+            "NUMBA_NUM_THREADS": "1",
+        }
+    )
     if uri:
         env["MLFLOW_TRACKING_URI"] = uri
     return env
@@ -81,13 +99,23 @@ def test_killed_feature_build_leaves_the_previous_training_set(root, tmp_path):
     data = write_tables(testing.session_champion(root).tables, tmp_path / "data")
     out = tmp_path / "training.parquet"
     env = base_env(tmp_path)
-    _, seconds = run_ok("features", "--data", str(data), "--out", str(out), "--horizon", "60",
-                        env=env)
+    _, seconds = run_ok(
+        "features", "--data", str(data), "--out", str(out), "--horizon", "60", env=env
+    )
     before = (digest(out), digest(sidecar_path(out)))
     outcomes = []
     for fraction in KILL_AT:
-        code = kill_after(seconds * fraction, "features", "--data", str(data), "--out",
-                          str(out), "--horizon", "30", env=env)
+        code = kill_after(
+            seconds * fraction,
+            "features",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--horizon",
+            "30",
+            env=env,
+        )
         outcomes.append(code)
         after = (digest(out), digest(sidecar_path(out)))
         training_set = read_training_set(out)  # readable, and its sidecar matches it
@@ -95,8 +123,7 @@ def test_killed_feature_build_leaves_the_previous_training_set(root, tmp_path):
         if code is None:  # killed: old or (if it got past both renames) new, never half
             assert after == before or training_set.metadata.horizon_days == 30
         if after != before:  # a finished run; start the next kill from the old state
-            run_ok("features", "--data", str(data), "--out", str(out), "--horizon", "60",
-                   env=env)
+            run_ok("features", "--data", str(data), "--out", str(out), "--horizon", "60", env=env)
             assert (digest(out), digest(sidecar_path(out))) == before
     assert None in outcomes, f"no run was killed (outcomes {outcomes})"
 
@@ -117,8 +144,9 @@ def registry_is_whole(uri: str, name: str = "lead-scoring") -> dict[str, str]:
     aliases = dict(client.get_registered_model(name).aliases)
     for mv in versions:  # created with all its tags at once, never half (test_half_states)
         assert mv.tags.get("data_fingerprint"), (mv.version, mv.tags)
-        assert mv.tags.get(registry.REGISTRATION_TAG) in (registry.PENDING,
-                                                          registry.COMPLETE), mv.tags
+        assert mv.tags.get(registry.REGISTRATION_TAG) in (registry.PENDING, registry.COMPLETE), (
+            mv.tags
+        )
     known = {str(mv.version) for mv in versions}
     assert set(map(str, aliases.values())) <= known
     return {k: str(v) for k, v in aliases.items()}
@@ -129,8 +157,9 @@ def test_killed_training_leaves_the_registry_whole(root, tmp_path):
     from features.pipeline import PipelineConfig, build_training_set
 
     tables = testing.session_champion(root).tables
-    ts = write_training_set(build_training_set(tables, PipelineConfig(horizon_days=60)),
-                            tmp_path / "training.parquet")
+    ts = write_training_set(
+        build_training_set(tables, PipelineConfig(horizon_days=60)), tmp_path / "training.parquet"
+    )
     uri = f"sqlite:///{(tmp_path / 'store' / 'mlflow.db').as_posix()}"
     (tmp_path / "store").mkdir()
     env = base_env(tmp_path / "home", uri)
@@ -166,10 +195,11 @@ def test_two_concurrent_promotions_elect_one_champion(root, tmp_path):
 
     with ThreadPoolExecutor(2) as pool:
         outputs = list(pool.map(promote, range(2)))
-    decisions = sorted(next(d for d in ("already_champion", "promoted", "forced")
-                            if f"'{d}'" in out) for out in outputs)
-    assert decisions[0] == "already_champion" and decisions[1] in ("forced", "promoted"), \
-        outputs
+    decisions = sorted(
+        next(d for d in ("already_champion", "promoted", "forced") if f"'{d}'" in out)
+        for out in outputs
+    )
+    assert decisions[0] == "already_champion" and decisions[1] in ("forced", "promoted"), outputs
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     assert str(client.get_model_version_by_alias("lead-scoring", "champion").version) == "2"
     tags = client.get_model_version("lead-scoring", "2").tags

@@ -32,8 +32,7 @@ def payloads(root):
     from serving.samples import list_samples
 
     folder = testing.session_samples(root)
-    return [json.loads((folder / f"{s['name']}.json").read_text())
-            for s in list_samples(folder)]
+    return [json.loads((folder / f"{s['name']}.json").read_text()) for s in list_samples(folder)]
 
 
 def test_load_without_errors(guarded, payloads):
@@ -46,8 +45,15 @@ def test_load_without_errors(guarded, payloads):
 def test_load_with_a_worker_killed(guarded, payloads):
     concurrency = budget(8, 32)
     requests = budget(300, 20_000)
-    result = bench().run_load(guarded.url, payloads, requests, concurrency, AUTH,
-                              kill_at=requests // 3, server_pid=guarded.process.pid)
+    result = bench().run_load(
+        guarded.url,
+        payloads,
+        requests,
+        concurrency,
+        AUTH,
+        kill_at=requests // 3,
+        server_pid=guarded.process.pid,
+    )
     print(f"\nload with a worker killed: {result}")
     assert result["worker_killed"] == 1
     assert result["errors"] <= concurrency, result["error_examples"]
@@ -56,5 +62,7 @@ def test_load_with_a_worker_killed(guarded, payloads):
     while httpx.get(f"{guarded.url}/readyz", timeout=5).status_code != 200:
         assert time.monotonic() < deadline, "the service did not come back"
         time.sleep(0.5)
-    assert httpx.post(f"{guarded.url}/score", json=payloads[0], headers=AUTH,
-                      timeout=60).status_code == 200
+    assert (
+        httpx.post(f"{guarded.url}/score", json=payloads[0], headers=AUTH, timeout=60).status_code
+        == 200
+    )

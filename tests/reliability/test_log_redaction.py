@@ -23,9 +23,17 @@ from serving.schemas import parse_request
 SECRET = "jane.secret-lead@example.com"
 BAD_BODIES = {  # route → a body whose invalid value is SECRET, and the field it names
     "/score": ({"lead": {"lead_id": "x", "created_at": SECRET}}, "created_at"),
-    "/score_batch": ({"leads": [{"lead": {"lead_id": "x", "created_at": "2024-01-01"},
-                                 "account": {"employee_count": SECRET}}]},
-                     "employee_count"),
+    "/score_batch": (
+        {
+            "leads": [
+                {
+                    "lead": {"lead_id": "x", "created_at": "2024-01-01"},
+                    "account": {"employee_count": SECRET},
+                }
+            ]
+        },
+        "employee_count",
+    ),
 }
 
 
@@ -36,8 +44,10 @@ def test_invalid_values_are_not_logged_but_the_answer_names_the_field(guarded, a
         assert r.status_code == 400, (path, r.text[:300])
         assert field in r.text and SECRET not in r.text, (path, r.text[:300])
     deadline = time.monotonic() + 10
-    while not all(re.search(rf"path={path},[^)]*\) \(status=400", guarded.log_tail(10_000_000))
-                  for path in BAD_BODIES):  # the access log has both answers: all is written
+    while not all(
+        re.search(rf"path={path},[^)]*\) \(status=400", guarded.log_tail(10_000_000))
+        for path in BAD_BODIES
+    ):  # the access log has both answers: all is written
         assert time.monotonic() < deadline, guarded.log_tail()
         time.sleep(0.2)
     log = guarded.log_tail(10_000_000)
@@ -58,8 +68,14 @@ def _formatted(exc: BaseException, logger: str = "bentoml._internal.server.http_
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     record = logging.getLogger(logger).makeRecord(
-        logger, logging.ERROR, __file__, 1, "Exception on %s [%s]", ("/score", "POST"),
-        (type(exc), exc, exc.__traceback__))
+        logger,
+        logging.ERROR,
+        __file__,
+        1,
+        "Exception on %s [%s]",
+        ("/score", "POST"),
+        (type(exc), exc, exc.__traceback__),
+    )
     assert RedactRequestValues().filter(record)
     handler.emit(record)
     return stream.getvalue()

@@ -33,12 +33,14 @@ pytestmark = pytest.mark.slow
 
 POLL = 1.0
 """Seconds between the server's registry polls in the live test."""
-BODY = {"lead": {"lead_id": "reload-client", "created_at": "2024-01-01T00:00:00Z",
-                 "seniority": "vp"},
-        "activities": [{"occurred_at": "2024-01-10T00:00:00Z", "activity_type": "page_view"},
-                       {"occurred_at": "2024-01-20T00:00:00Z",
-                        "activity_type": "pricing_page_view"}],
-        "as_of": "2024-02-01T00:00:00Z"}
+BODY = {
+    "lead": {"lead_id": "reload-client", "created_at": "2024-01-01T00:00:00Z", "seniority": "vp"},
+    "activities": [
+        {"occurred_at": "2024-01-10T00:00:00Z", "activity_type": "page_view"},
+        {"occurred_at": "2024-01-20T00:00:00Z", "activity_type": "pricing_page_view"},
+    ],
+    "as_of": "2024-02-01T00:00:00Z",
+}
 
 
 class Clients:
@@ -49,8 +51,9 @@ class Clients:
         self.stop = threading.Event()
         self.seen: list[list[tuple[float, str]]] = [[] for _ in range(threads)]
         self.failures: list[str] = []
-        self.threads = [threading.Thread(target=self._loop, args=(i,), daemon=True)
-                        for i in range(threads)]
+        self.threads = [
+            threading.Thread(target=self._loop, args=(i,), daemon=True) for i in range(threads)
+        ]
 
     def _loop(self, i: int) -> None:
         with httpx.Client(base_url=self.url, timeout=60) as client:
@@ -84,8 +87,9 @@ def test_a_promoted_champion_is_served_without_dropping_requests(tmp_path):
 
     store = tmp_path / "store"
     first = testing.register_champion(store, n_leads=1500, seed=7)  # v1: champion
-    settings = Settings(tracking_uri=first.tracking_uri, bentoml_home=tmp_path / "bentoml",
-                        reload_seconds=POLL)
+    settings = Settings(
+        tracking_uri=first.tracking_uri, bentoml_home=tmp_path / "bentoml", reload_seconds=POLL
+    )
     log = tmp_path / "server.log"
     with start_server(settings, log_path=log) as server, Clients(server.url) as clients:
         assert httpx.get(f"{server.url}/model", timeout=30).json()["version"] == "1"
@@ -110,12 +114,17 @@ def test_a_promoted_champion_is_served_without_dropping_requests(tmp_path):
         assert versions == sorted(versions), versions
     assert any(v == "2" for s in clients.seen for _, v in s)
     text = log.read_text()
-    loaded = re.search(r"now serving lead-scoring version 2 .*loaded and warmed up in "
-                       r"([0-9.]+)s", text)
+    loaded = re.search(
+        r"now serving lead-scoring version 2 .*loaded and warmed up in "
+        r"([0-9.]+)s",
+        text,
+    )
     assert loaded, text[-3000:]
-    print(f"\nreload: {clients.answers} answers, 0 failed; /model showed version 2 "
-          f"{switched:.2f}s after the promotion (poll every {POLL:g}s; load and warm-up "
-          f"{loaded.group(1)}s)")
+    print(
+        f"\nreload: {clients.answers} answers, 0 failed; /model showed version 2 "
+        f"{switched:.2f}s after the promotion (poll every {POLL:g}s; load and warm-up "
+        f"{loaded.group(1)}s)"
+    )
 
 
 def _register(uri: str, bundle: Path, alias: str = registry.CHAMPION) -> str:
@@ -134,12 +143,17 @@ def _register(uri: str, bundle: Path, alias: str = registry.CHAMPION) -> str:
 @pytest.fixture(scope="module")
 def champion_bundle(root: Path, tmp_path_factory) -> Path:
     champion = testing.session_champion(root)
-    return registry.download_bundle(champion.tracking_uri, champion.name, champion.alias,
-                                    tmp_path_factory.mktemp("reload") / "bundle")
+    return registry.download_bundle(
+        champion.tracking_uri,
+        champion.name,
+        champion.alias,
+        tmp_path_factory.mktemp("reload") / "bundle",
+    )
 
 
 def test_a_broken_new_version_is_refused_and_the_old_one_keeps_serving(
-        champion_bundle, tmp_path, caplog):
+    champion_bundle, tmp_path, caplog
+):
     store = tmp_path / "store"
     store.mkdir()
     uri = f"sqlite:///{(store / 'mlflow.db').as_posix()}"
@@ -148,8 +162,9 @@ def test_a_broken_new_version_is_refused_and_the_old_one_keeps_serving(
     (broken / "model.txt").write_text(text[: len(text) // 3])  # truncated mid-tree
     old = load_folder(champion_bundle)
     target = SimpleNamespace(served=old)
-    watcher = ModelWatcher(target, Settings(tracking_uri=uri, bentoml_home=tmp_path / "bml"),
-                           interval=1)
+    watcher = ModelWatcher(
+        target, Settings(tracking_uri=uri, bentoml_home=tmp_path / "bml"), interval=1
+    )
     _register(uri, broken)  # v1 (the champion) is broken
     with caplog.at_level(logging.INFO, logger="bentoml.leadscore.reload"):
         assert watcher.check() is None
@@ -170,8 +185,9 @@ def test_an_unreachable_registry_changes_nothing(champion_bundle, tmp_path, capl
     old = load_folder(champion_bundle)
     target = SimpleNamespace(served=old)
     uri = f"sqlite:///{(tmp_path / 'gone' / 'mlflow.db').as_posix()}"
-    watcher = ModelWatcher(target, Settings(tracking_uri=uri, bentoml_home=tmp_path / "bml"),
-                           interval=1)
+    watcher = ModelWatcher(
+        target, Settings(tracking_uri=uri, bentoml_home=tmp_path / "bml"), interval=1
+    )
     with caplog.at_level(logging.INFO, logger="bentoml.leadscore.reload"):
         assert watcher.check() is None and watcher.check() is None
     assert target.served is old

@@ -18,8 +18,10 @@ from serving.launch import free_port, serve_command, server_env
 from serving.settings import Settings
 
 SOURCES = ("features", "serving", "training", "leadscore")
-UNSAFE = re.compile(r"\b(import pickle|from pickle|cloudpickle|joblib|dill\b|read_pickle|"
-                    r"allow_pickle\s*=\s*True|mlflow\.sklearn\.load)")
+UNSAFE = re.compile(
+    r"\b(import pickle|from pickle|cloudpickle|joblib|dill\b|read_pickle|"
+    r"allow_pickle\s*=\s*True|mlflow\.sklearn\.load)"
+)
 
 
 class Booby:
@@ -40,8 +42,12 @@ def plant(path: Path, marker: Path) -> None:
 def bundle_dir(root: Path, tmp_path_factory) -> Path:
     """The session champion's bundle, downloaded from the registry."""
     champion = testing.session_champion(root)
-    return registry.download_bundle(champion.tracking_uri, champion.name, champion.alias,
-                                    tmp_path_factory.mktemp("champion") / "bundle")
+    return registry.download_bundle(
+        champion.tracking_uri,
+        champion.name,
+        champion.alias,
+        tmp_path_factory.mktemp("champion") / "bundle",
+    )
 
 
 def broken_copy(bundle_dir: Path, dest: Path, how: str, marker: Path) -> Path:
@@ -70,21 +76,27 @@ def broken_copy(bundle_dir: Path, dest: Path, how: str, marker: Path) -> Path:
 def test_no_loader_can_unpickle():
     """The code that reads models and data has no path to pickle at all."""
     root = Path(__file__).resolve().parents[2]
-    offenders = [f"{path.relative_to(root)}:{n}" for package in SOURCES
-                 for path in (root / package).rglob("*.py")
-                 for n, line in enumerate(path.read_text().splitlines(), 1)
-                 if UNSAFE.search(line)]
+    offenders = [
+        f"{path.relative_to(root)}:{n}"
+        for package in SOURCES
+        for path in (root / package).rglob("*.py")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if UNSAFE.search(line)
+    ]
     assert not offenders, offenders
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how,message", [
-    ("pickle", "not a LightGBM text model"),
-    ("truncated", "corrupted LightGBM model"),
-    ("incompatible", "this leadscore reads format"),
-    ("features", "features but"),
-    ("policy", "fit_cuts must hold 3 cut points"),
-])
+@pytest.mark.parametrize(
+    "how,message",
+    [
+        ("pickle", "not a LightGBM text model"),
+        ("truncated", "corrupted LightGBM model"),
+        ("incompatible", "this leadscore reads format"),
+        ("features", "features but"),
+        ("policy", "fit_cuts must hold 3 cut points"),
+    ],
+)
 def test_broken_bundles_are_refused(bundle_dir, tmp_path, how, message):
     marker = tmp_path / "unpickled"
     broken = broken_copy(bundle_dir, tmp_path / "bundle", how, marker)
@@ -125,10 +137,21 @@ def _register_broken(store: Path, bundle: Path) -> str:
 
 def _serve_fails(settings: Settings, extra: dict | None = None) -> str:
     """Run ``bentoml serve``; it must exit non-zero. Returns its output."""
-    env = server_env(settings, {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-                                "MLFLOW_HTTP_REQUEST_TIMEOUT": "5", **(extra or {})})
-    result = subprocess.run(serve_command("127.0.0.1", free_port()), env=env,
-                            capture_output=True, text=True, timeout=180)
+    env = server_env(
+        settings,
+        {
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+            **(extra or {}),
+        },
+    )
+    result = subprocess.run(
+        serve_command("127.0.0.1", free_port()),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     out = result.stdout + result.stderr
     assert result.returncode != 0, out[-3000:]
     return out
@@ -162,7 +185,10 @@ def test_an_unreachable_registry_stops_the_server(tmp_path):
 @pytest.mark.slow
 def test_a_missing_alias_stops_the_server(root, tmp_path):
     champion = testing.session_champion(root)
-    settings = Settings(tracking_uri=champion.tracking_uri, model_alias="no-such-alias",
-                        bentoml_home=tmp_path / "bentoml")
+    settings = Settings(
+        tracking_uri=champion.tracking_uri,
+        model_alias="no-such-alias",
+        bentoml_home=tmp_path / "bentoml",
+    )
     out = _serve_fails(settings)
     assert "has no version with alias 'no-such-alias'" in out

@@ -14,30 +14,43 @@ from leadscore.cli import app
 
 
 def good_tables() -> dict[str, pd.DataFrame]:
-    leads = pd.DataFrame({
-        "lead_id": ["L1", "L2", "L3"],
-        "account_id": ["A1", "A1", "A2"],
-        "created_at": ["2024-01-05", "2024-02-10T10:00:00Z", "2024-03-01 08:30:00"],
-        "job_title": ["VP Sales", None, "Analyst"],
-        "seniority": ["VP", "Manager", "Individual Contributor"],
-        "department": ["Sales", "IT", "Finance"],
-        "country": ["US", "DE", "BR"],
-        "region": ["NA", "EMEA", "LATAM"],
-        "lead_source": ["webinar", "paid_search", "referral"],
-    })
-    accounts = pd.DataFrame({
-        "account_id": ["A1", "A2"], "company_name": ["Acme", "Globex"],
-        "industry": ["Software", "Retail"], "employee_count": [500, 20],
-        "annual_revenue": [2e7, 1e6], "country": ["US", "BR"],
-    })
-    activities = pd.DataFrame({
-        "lead_id": ["L1", "L1", "L2", "L3"],
-        "occurred_at": ["2024-01-06", "2024-01-20", "2024-02-11", "2024-03-02"],
-        "activity_type": ["pricing_page_view", "email_open", "page_view", "demo_request"],
-    })
+    leads = pd.DataFrame(
+        {
+            "lead_id": ["L1", "L2", "L3"],
+            "account_id": ["A1", "A1", "A2"],
+            "created_at": ["2024-01-05", "2024-02-10T10:00:00Z", "2024-03-01 08:30:00"],
+            "job_title": ["VP Sales", None, "Analyst"],
+            "seniority": ["VP", "Manager", "Individual Contributor"],
+            "department": ["Sales", "IT", "Finance"],
+            "country": ["US", "DE", "BR"],
+            "region": ["NA", "EMEA", "LATAM"],
+            "lead_source": ["webinar", "paid_search", "referral"],
+        }
+    )
+    accounts = pd.DataFrame(
+        {
+            "account_id": ["A1", "A2"],
+            "company_name": ["Acme", "Globex"],
+            "industry": ["Software", "Retail"],
+            "employee_count": [500, 20],
+            "annual_revenue": [2e7, 1e6],
+            "country": ["US", "BR"],
+        }
+    )
+    activities = pd.DataFrame(
+        {
+            "lead_id": ["L1", "L1", "L2", "L3"],
+            "occurred_at": ["2024-01-06", "2024-01-20", "2024-02-11", "2024-03-02"],
+            "activity_type": ["pricing_page_view", "email_open", "page_view", "demo_request"],
+        }
+    )
     conversions = pd.DataFrame({"lead_id": ["L1"], "converted_at": ["2024-03-15"]})
-    return {"leads": leads, "accounts": accounts, "activities": activities,
-            "conversions": conversions}
+    return {
+        "leads": leads,
+        "accounts": accounts,
+        "activities": activities,
+        "conversions": conversions,
+    }
 
 
 def violations_of(tables: dict[str, pd.DataFrame], **kwargs) -> list[str]:
@@ -89,12 +102,19 @@ def test_orphans_are_reported_for_every_reference():
     tables["conversions"].loc[0, "lead_id"] = "L404"
     tables["leads"].loc[2, "account_id"] = "A9"
     msgs = violations_of(tables)
-    assert any(m.startswith("activities.lead_id: points to an unknown leads.lead_id in 1 row")
-               and "L999" in m for m in msgs)
-    assert any(m.startswith("conversions.lead_id: points to an unknown leads.lead_id")
-               and "L404" in m for m in msgs)
-    assert any(m.startswith("leads.account_id: points to an unknown accounts.account_id")
-               and "A9" in m for m in msgs)
+    assert any(
+        m.startswith("activities.lead_id: points to an unknown leads.lead_id in 1 row")
+        and "L999" in m
+        for m in msgs
+    )
+    assert any(
+        m.startswith("conversions.lead_id: points to an unknown leads.lead_id") and "L404" in m
+        for m in msgs
+    )
+    assert any(
+        m.startswith("leads.account_id: points to an unknown accounts.account_id") and "A9" in m
+        for m in msgs
+    )
 
 
 def test_unknown_activity_type_rejected_or_kept_as_other():
@@ -126,7 +146,8 @@ def test_csv_folder_round_trip_keeps_text_ids(tmp_path: Path):
     tables["leads"]["lead_id"] = ["007", "008", "009"]
     for name in ("activities", "conversions"):
         tables[name]["lead_id"] = tables[name]["lead_id"].map(
-            {"L1": "007", "L2": "008", "L3": "009"})
+            {"L1": "007", "L2": "008", "L3": "009"}
+        )
     write_tables(tables, tmp_path / "csv", fmt="csv")
     typed = load_tables(tmp_path / "csv")
     assert typed["leads"]["lead_id"].tolist() == ["007", "008", "009"]
@@ -137,8 +158,9 @@ def test_cli_writes_nothing_for_invalid_input(tmp_path: Path):
     tables["conversions"].loc[0, "lead_id"] = "nobody"
     write_tables(tables, tmp_path / "data")
     out = tmp_path / "ts.parquet"
-    result = CliRunner().invoke(app, ["features", "--data", str(tmp_path / "data"),
-                                      "--out", str(out)])
+    result = CliRunner().invoke(
+        app, ["features", "--data", str(tmp_path / "data"), "--out", str(out)]
+    )
     assert result.exit_code == 2
     assert "conversions.lead_id: points to an unknown leads.lead_id" in result.output
     assert not out.exists()

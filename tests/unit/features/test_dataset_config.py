@@ -45,13 +45,30 @@ def _config(tmp_path: Path, export: Path, **changes) -> Path:
         "split": {"kind": "time", "at": "2024-10-01"},
         "exclude": [{"column": "Seconds", "reason": "recorded after the sales call"}],
         "features": [
-            {"name": "source", "column": "Source", "group": "fit", "dtype": "category",
-             "template": "Came from {value}", "description": "Lead source"},
-            {"name": "visits", "column": "Visits", "group": "engagement", "dtype": "float",
-             "template": "Visited {value:.0f} times", "description": "Visits"},
+            {
+                "name": "source",
+                "column": "Source",
+                "group": "fit",
+                "dtype": "category",
+                "template": "Came from {value}",
+                "description": "Lead source",
+            },
+            {
+                "name": "visits",
+                "column": "Visits",
+                "group": "engagement",
+                "dtype": "float",
+                "template": "Visited {value:.0f} times",
+                "description": "Visits",
+            },
         ],
-        "points": {"threshold": 5, "rules": [{"feature": "visits", "per": 1, "cap": 8},
-                                             {"feature": "source", "values": {"partner": 5}}]},
+        "points": {
+            "threshold": 5,
+            "rules": [
+                {"feature": "visits", "per": 1, "cap": 8},
+                {"feature": "source", "values": {"partner": 5}},
+            ],
+        },
     }
     cfg.update(changes)
     path = tmp_path / "tiny.yaml"
@@ -76,11 +93,25 @@ def test_toml_config(tmp_path: Path, export: Path) -> None:
     yaml_path = _config(tmp_path, export)
     cfg = yaml.safe_load(yaml_path.read_text())
     toml = tmp_path / "tiny.toml"
-    lines = [f'kind = "{cfg["kind"]}"', f'id = "{cfg["id"]}"', 'as_of = "2024-12-31"',
-             "[source]", f'file = "{export.name}"', "[outcome]", 'column = "Converted"',
-             "positive = [1]", "[split]", 'kind = "stratified"', "test_fraction = 0.25",
-             "[[features]]", 'name = "visits"', 'column = "Visits"', 'group = "engagement"',
-             'dtype = "float"', 'template = "Visited {value:.0f} times"']
+    lines = [
+        f'kind = "{cfg["kind"]}"',
+        f'id = "{cfg["id"]}"',
+        'as_of = "2024-12-31"',
+        "[source]",
+        f'file = "{export.name}"',
+        "[outcome]",
+        'column = "Converted"',
+        "positive = [1]",
+        "[split]",
+        'kind = "stratified"',
+        "test_fraction = 0.25",
+        "[[features]]",
+        'name = "visits"',
+        'column = "Visits"',
+        'group = "engagement"',
+        'dtype = "float"',
+        'template = "Visited {value:.0f} times"',
+    ]
     toml.write_text("\n".join(lines) + "\n")
     ts = load_dataset(toml)
     assert ts.frame["as_of"].nunique() == 1 and ts.metadata.split.kind == "stratified"
@@ -88,11 +119,21 @@ def test_toml_config(tmp_path: Path, export: Path) -> None:
 
 def test_every_problem_is_reported_at_once(tmp_path: Path, export: Path) -> None:
     path = _config(
-        tmp_path, export, id="ID", time={"column": "Signed Up", "format": "%d/%m/%Y"},
+        tmp_path,
+        export,
+        id="ID",
+        time={"column": "Signed Up", "format": "%d/%m/%Y"},
         outcome={"column": "Converted", "positive": ["won"]},
-        features=[{"name": "x", "column": "Nope", "group": "who", "dtype": "text",
-                   "template": "no placeholder"},
-                  {"name": "visits", "column": "Seconds", "dtype": "float"}],
+        features=[
+            {
+                "name": "x",
+                "column": "Nope",
+                "group": "who",
+                "dtype": "text",
+                "template": "no placeholder",
+            },
+            {"name": "visits", "column": "Seconds", "dtype": "float"},
+        ],
         points={"rules": [{"feature": "missing_feature", "per": 1}]},
     )
     with pytest.raises(DatasetConfigError) as info:
@@ -131,10 +172,16 @@ def test_split_specs(tmp_path: Path, export: Path) -> None:
 
 def test_rule_points() -> None:
     frame = pd.DataFrame({"visits": [0, 3, 20], "source": ["web", "partner", None]})
-    points = RulePoints.from_dict({"threshold": 5, "rules": [
-        {"feature": "visits", "per": 1, "cap": 8},
-        {"feature": "source", "values": {"partner": 5}},
-        {"feature": "visits", "at_least": 10, "points": -1}]})
+    points = RulePoints.from_dict(
+        {
+            "threshold": 5,
+            "rules": [
+                {"feature": "visits", "per": 1, "cap": 8},
+                {"feature": "source", "values": {"partner": 5}},
+                {"feature": "visits", "at_least": 10, "points": -1},
+            ],
+        }
+    )
     assert points.points(frame).tolist() == [0.0, 8.0, 7.0]
     assert points.mql(frame).tolist() == [False, True, True]
 
@@ -157,37 +204,64 @@ def test_tables_kind_maps_an_export_onto_the_contract(tmp_path: Path) -> None:
     sim = simulate(1500, seed=1)
     t = sim.tables()
     fmt = "%d/%m/%Y %H:%M"
-    leads = t["leads"].rename(columns={"lead_id": "Id", "account_id": "Company",
-                                       "created_at": "Created", "lead_source": "Source"})
+    leads = t["leads"].rename(
+        columns={
+            "lead_id": "Id",
+            "account_id": "Company",
+            "created_at": "Created",
+            "lead_source": "Source",
+        }
+    )
     leads["Created"] = leads["Created"].dt.strftime(fmt)
     leads["Score Band"] = ["A", "B", "C"] * (len(leads) // 3) + ["A"] * (len(leads) % 3)
     crm_names = {"email_open": "Email Opened", "page_view": "Page Visited"}
-    acts = t["activities"].assign(
-        activity_type=t["activities"]["activity_type"].replace(crm_names))
+    acts = t["activities"].assign(activity_type=t["activities"]["activity_type"].replace(crm_names))
     acts = acts.rename(columns={"lead_id": "Who", "occurred_at": "When", "activity_type": "What"})
     acts["When"] = acts["When"].dt.strftime(fmt)
     conv = t["conversions"].rename(columns={"lead_id": "Who", "converted_at": "Won"})
     conv["Won"] = conv["Won"].dt.strftime(fmt)
-    for name, frame in (("leads", leads), ("accounts", t["accounts"]), ("acts", acts),
-                        ("won", conv)):
+    for name, frame in (
+        ("leads", leads),
+        ("accounts", t["accounts"]),
+        ("acts", acts),
+        ("won", conv),
+    ):
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
     cfg = {
         "kind": "tables",
         "tables": {
-            "leads": {"file": "leads.csv", "timestamp_format": fmt, "columns": {
-                "lead_id": "Id", "account_id": "Company", "created_at": "Created",
-                "lead_source": "Source"}},
+            "leads": {
+                "file": "leads.csv",
+                "timestamp_format": fmt,
+                "columns": {
+                    "lead_id": "Id",
+                    "account_id": "Company",
+                    "created_at": "Created",
+                    "lead_source": "Source",
+                },
+            },
             "accounts": {"file": "accounts.csv"},
-            "activities": {"file": "acts.csv", "timestamp_format": fmt,
-                           "columns": {"lead_id": "Who", "occurred_at": "When",
-                                       "activity_type": "What"},
-                           "activity_types": {"Email Opened": "email_open",
-                                              "Page Visited": "page_view"}},
-            "conversions": {"file": "won.csv", "timestamp_format": fmt,
-                            "columns": {"lead_id": "Who", "converted_at": "Won"}},
+            "activities": {
+                "file": "acts.csv",
+                "timestamp_format": fmt,
+                "columns": {"lead_id": "Who", "occurred_at": "When", "activity_type": "What"},
+                "activity_types": {"Email Opened": "email_open", "Page Visited": "page_view"},
+            },
+            "conversions": {
+                "file": "won.csv",
+                "timestamp_format": fmt,
+                "columns": {"lead_id": "Who", "converted_at": "Won"},
+            },
         },
-        "features": [{"name": "score_band", "column": "Score Band", "group": "fit",
-                      "dtype": "category", "template": "Marketing band {value}"}],
+        "features": [
+            {
+                "name": "score_band",
+                "column": "Score Band",
+                "group": "fit",
+                "dtype": "category",
+                "template": "Marketing band {value}",
+            }
+        ],
     }
     path = tmp_path / "crm.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -208,23 +282,34 @@ def test_tables_kind_maps_an_export_onto_the_contract(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("when", ["as_of", "time"])
-def test_model_card_states_what_the_snapshot_config_says(tmp_path: Path, export: Path,
-                                                         when: str) -> None:
+def test_model_card_states_what_the_snapshot_config_says(
+    tmp_path: Path, export: Path, when: str
+) -> None:
     """No "label horizon (not recorded)": the card says the fixed as_of or the time
     column, the outcome column and its positive values, and the kind of split."""
     from training.card import render_card
     from training.config import train_config_from_dataset
     from training.train import fit_bundle
 
-    changes = ({"time": None, "as_of": "2024-12-31",
-                "split": {"kind": "stratified", "test_fraction": 0.25, "seed": 3}}
-               if when == "as_of" else
-               {"split": {"kind": "time", "at": "2024-10-01", "valid_fraction": 0.4}})
+    changes = (
+        {
+            "time": None,
+            "as_of": "2024-12-31",
+            "split": {"kind": "stratified", "test_fraction": 0.25, "seed": 3},
+        }
+        if when == "as_of"
+        else {"split": {"kind": "time", "at": "2024-10-01", "valid_fraction": 0.4}}
+    )
     ts = load_dataset(_config(tmp_path, export, **changes))
-    fitted = fit_bundle(ts, train_config_from_dataset(ts, min_rows=100, min_positives=10,
-                                                 num_boost_round=20, num_threads=1))
-    card = render_card(fitted.bundle.metadata, {"model": {"roc_auc": 0.7}}, {},
-                       fitted.bundle.policy)
+    fitted = fit_bundle(
+        ts,
+        train_config_from_dataset(
+            ts, min_rows=100, min_positives=10, num_boost_round=20, num_threads=1
+        ),
+    )
+    card = render_card(
+        fitted.bundle.metadata, {"model": {"roc_auc": 0.7}}, {}, fitted.bundle.policy
+    )
     assert "not recorded" not in card
     assert "- Outcome: converted when column `Converted` is `1`." in card
     assert "id column `Id`" in card
@@ -242,30 +327,49 @@ def test_problems_name_their_place_and_suggest(tmp_path: Path, export: Path) -> 
     """Wrong words and unknown keys: the place (``features[1] (visits)``), what is allowed
     and the closest allowed word."""
     path = _config(
-        tmp_path, export, nme="tiny", split={"kind": "tme", "at": "2024-10-01"},
-        features=[{"name": "source", "column": "Source", "templte": "From {value}"},
-                  {"name": "visits", "column": "Visits", "dtype": "flot"}],
-        tables={"leads": {}})
+        tmp_path,
+        export,
+        nme="tiny",
+        split={"kind": "tme", "at": "2024-10-01"},
+        features=[
+            {"name": "source", "column": "Source", "templte": "From {value}"},
+            {"name": "visits", "column": "Visits", "dtype": "flot"},
+        ],
+        tables={"leads": {}},
+    )
     problems = check_dataset(path)
-    assert ("features[1] (visits): dtype must be one of category, float, int, bool, "
-            "got 'flot' (did you mean 'float'?)") in problems
+    assert (
+        "features[1] (visits): dtype must be one of category, float, int, bool, "
+        "got 'flot' (did you mean 'float'?)"
+    ) in problems
     assert "features[0] (source): unknown key 'templte' (did you mean 'template'?)" in problems
     assert "unknown key 'nme' (did you mean 'name'?)" in problems
-    assert any(p.startswith("split: kind must be one of time, stratified, got 'tme' "
-                            "(did you mean 'time'?)") for p in problems)
+    assert any(
+        p.startswith(
+            "split: kind must be one of time, stratified, got 'tme' (did you mean 'time'?)"
+        )
+        for p in problems
+    )
     assert any(p.startswith("unknown key 'tables'") for p in problems)
 
 
 def test_tables_config_words(tmp_path: Path) -> None:
-    cfg = {"kind": "tables", "tables": {
-        "leads": {"file": "leads.csv", "columns": {"lead": "Id"}},
-        "activites": {"file": "acts.csv"},
-        "activities": {"file": "acts.csv", "activity_types": {"Webinar": "webinar_watched"}}}}
+    cfg = {
+        "kind": "tables",
+        "tables": {
+            "leads": {"file": "leads.csv", "columns": {"lead": "Id"}},
+            "activites": {"file": "acts.csv"},
+            "activities": {"file": "acts.csv", "activity_types": {"Webinar": "webinar_watched"}},
+        },
+    }
     path = tmp_path / "crm.yaml"
     path.write_text(yaml.safe_dump(cfg))
     problems = check_dataset(path)
-    assert any(p.startswith("tables.leads.columns: 'lead' is not one of lead_id,")
-               and p.endswith("(did you mean 'lead_id'?)") for p in problems)
+    assert any(
+        p.startswith("tables.leads.columns: 'lead' is not one of lead_id,")
+        and p.endswith("(did you mean 'lead_id'?)")
+        for p in problems
+    )
     assert "tables: unknown key 'activites' (did you mean 'activities'?)" in problems
     assert any(p.startswith("tables.conversions: give `file`") for p in problems)
     assert any("'webinar_watched' is not a known activity type" in p for p in problems)
@@ -276,16 +380,22 @@ def test_train_settings_are_typed_by_train_config(tmp_path: Path, export: Path) 
     from training.config import TrainConfigError, check_training_dataset, train_problems
     from training.train import TrainConfig
 
-    path = _config(tmp_path, export, id="ID",
-                   train={"min_row": 10, "num_boost_round": "many", "calibration": "platt"})
+    path = _config(
+        tmp_path,
+        export,
+        id="ID",
+        train={"min_row": 10, "num_boost_round": "many", "calibration": "platt"},
+    )
     problems = check_training_dataset(path)
     assert "train: unknown key 'min_row' (did you mean 'min_rows'?)" in problems
     assert "train: num_boost_round must be a whole number, got 'many'" in problems
     assert any("'ID' is not in leads.csv" in p for p in problems)
     assert train_problems({"num_boost_round": 0}) == [
-        "train: num_boost_round and early_stopping_rounds must be at least 1"]
-    assert train_problems({"min_rows": 200, "params": {"num_leaves": 7},
-                           "valid_fraction": 0.2}) == []
+        "train: num_boost_round and early_stopping_rounds must be at least 1"
+    ]
+    assert (
+        train_problems({"min_rows": 200, "params": {"num_leaves": 7}, "valid_fraction": 0.2}) == []
+    )
     with pytest.raises(TrainConfigError, match="calibration must be one of auto"):
         TrainConfig(calibration="magic")
     runner = CliRunner()
@@ -301,8 +411,12 @@ def test_one_value_typing(tmp_path: Path) -> None:
     from features.dataset_config import snapshot_frame, type_column, type_series
     from features.dataset_config.values import TRUE_TEXT
 
-    cases = {"bool": [True, False, None, "yes", "NO", "t", "0"],
-             "float": [1, 2.5, None, 0], "int": [3, None], "category": ["a", None, "b c"]}
+    cases = {
+        "bool": [True, False, None, "yes", "NO", "t", "0"],
+        "float": [1, 2.5, None, 0],
+        "int": [3, None],
+        "category": ["a", None, "b c"],
+    }
     for dtype, values in cases.items():
         fast = type_column(values, dtype)
         frame, problem = type_series(pd.Series(values, dtype=object), dtype, "x")

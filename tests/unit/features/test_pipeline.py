@@ -57,8 +57,9 @@ def test_training_set_shape_and_columns(training):
 
 def test_leakage_future_rows_change_nothing(tables, training):
     """Adding or changing activities after as_of changes no feature and no label."""
-    snaps = (training.frame[["lead_id", "as_of"]].drop_duplicates("lead_id")
-             .sample(300, random_state=1))
+    snaps = (
+        training.frame[["lead_id", "as_of"]].drop_duplicates("lead_id").sample(300, random_state=1)
+    )
     before = compute_features(tables["leads"], tables["accounts"], tables["activities"], snaps)
     activities = tables["activities"]
     as_of = activities["lead_id"].map(snaps.set_index("lead_id")["as_of"])
@@ -67,10 +68,14 @@ def test_leakage_future_rows_change_nothing(tables, training):
     rng = np.random.default_rng(0)
     # Reshuffle the types of activities that were already in the future ...
     changed = activities[is_future].assign(
-        activity_type=rng.choice(["trial_signup", "unsubscribe"], int(is_future.sum())))
+        activity_type=rng.choice(["trial_signup", "unsubscribe"], int(is_future.sum()))
+    )
     # ... and add a burst of high-intent activity one second after each snapshot.
-    burst = snaps.assign(occurred_at=snaps["as_of"] + pd.Timedelta(seconds=1),
-                         activity_type="demo_request", detail=None)
+    burst = snaps.assign(
+        occurred_at=snaps["as_of"] + pd.Timedelta(seconds=1),
+        activity_type="demo_request",
+        detail=None,
+    )
     tampered = pd.concat([activities[~is_future], changed, burst], ignore_index=True)
     after = compute_features(tables["leads"], tables["accounts"], tampered, snaps)
     assert_same_features(before, after)
@@ -93,9 +98,12 @@ def test_skew_one_lead_alone_equals_batch_row(tables, training):
         lead = tables["leads"][tables["leads"]["lead_id"] == row["lead_id"]]
         account = tables["accounts"][tables["accounts"]["account_id"].isin(lead["account_id"])]
         acts = tables["activities"][tables["activities"]["lead_id"] == row["lead_id"]]
-        alone = compute_features(lead, account, acts,
-                                 pd.DataFrame({"lead_id": [row["lead_id"]],
-                                               "as_of": [row["as_of"]]}))
+        alone = compute_features(
+            lead,
+            account,
+            acts,
+            pd.DataFrame({"lead_id": [row["lead_id"]], "as_of": [row["as_of"]]}),
+        )
         assert_same_features(alone, row.to_frame().T)
 
 
@@ -118,33 +126,62 @@ def test_no_snapshot_after_conversion_or_past_label_window(tables, training):
 
 def test_after_creation_rule(tables):
     rule = SnapshotRule.parse("after-creation:7,30")
-    snaps = make_snapshots(tables["leads"], tables["conversions"], rule,
-                           pd.Timestamp("2030-01-01"))
+    snaps = make_snapshots(tables["leads"], tables["conversions"], rule, pd.Timestamp("2030-01-01"))
     created = snaps["lead_id"].map(tables["leads"].set_index("lead_id")["created_at"])
     assert set((snaps["as_of"] - created).dt.days) == {7, 30}
 
 
 def test_feature_values_by_hand():
-    tables = validate({
-        "leads": pd.DataFrame({
-            "lead_id": ["L1"], "account_id": ["A1"], "created_at": ["2024-01-01"],
-            "job_title": ["CTO"], "seniority": ["C-Level"], "department": ["IT"],
-            "country": ["US"], "region": ["NA"], "lead_source": ["event"],
-            "email": ["cto@gmail.com"]}),
-        "accounts": pd.DataFrame({
-            "account_id": ["A1"], "company_name": ["X"], "industry": ["Software"],
-            "employee_count": [1200], "annual_revenue": [3e8], "country": ["US"]}),
-        "activities": pd.DataFrame({
-            "lead_id": ["L1"] * 5,
-            "occurred_at": ["2024-01-02", "2024-02-20", "2024-02-25", "2024-02-25 12:00",
-                            "2024-03-05"],
-            "activity_type": ["email_open", "pricing_page_view", "email_open", "email_click",
-                              "demo_request"]}),
-        "conversions": pd.DataFrame({"lead_id": [], "converted_at": []}),
-    })
+    tables = validate(
+        {
+            "leads": pd.DataFrame(
+                {
+                    "lead_id": ["L1"],
+                    "account_id": ["A1"],
+                    "created_at": ["2024-01-01"],
+                    "job_title": ["CTO"],
+                    "seniority": ["C-Level"],
+                    "department": ["IT"],
+                    "country": ["US"],
+                    "region": ["NA"],
+                    "lead_source": ["event"],
+                    "email": ["cto@gmail.com"],
+                }
+            ),
+            "accounts": pd.DataFrame(
+                {
+                    "account_id": ["A1"],
+                    "company_name": ["X"],
+                    "industry": ["Software"],
+                    "employee_count": [1200],
+                    "annual_revenue": [3e8],
+                    "country": ["US"],
+                }
+            ),
+            "activities": pd.DataFrame(
+                {
+                    "lead_id": ["L1"] * 5,
+                    "occurred_at": [
+                        "2024-01-02",
+                        "2024-02-20",
+                        "2024-02-25",
+                        "2024-02-25 12:00",
+                        "2024-03-05",
+                    ],
+                    "activity_type": [
+                        "email_open",
+                        "pricing_page_view",
+                        "email_open",
+                        "email_click",
+                        "demo_request",
+                    ],
+                }
+            ),
+            "conversions": pd.DataFrame({"lead_id": [], "converted_at": []}),
+        }
+    )
     snaps = pd.DataFrame({"lead_id": ["L1"], "as_of": [pd.Timestamp("2024-03-01")]})
-    row = compute_features(tables["leads"], tables["accounts"], tables["activities"],
-                           snaps).iloc[0]
+    row = compute_features(tables["leads"], tables["accounts"], tables["activities"], snaps).iloc[0]
     assert row["company_size_band"] == "1001-5000" and row["revenue_band"] == "250M-1B"
     assert row["email_domain_type"] == "free" and row["icp_score"] == 3
     assert row["n_pricing_page_view_7d"] == 0 and row["n_pricing_page_view_30d"] == 1
@@ -168,8 +205,9 @@ def test_cli_features_writes_set_and_sidecar(tmp_path: Path):
     sim = simulate(400, seed=2)
     write_tables(sim.tables(), tmp_path / "data", fmt="csv")
     out = tmp_path / "ts.parquet"
-    result = CliRunner().invoke(app, ["features", "--data", str(tmp_path / "data"), "--out",
-                                      str(out), "--horizon", "60"])
+    result = CliRunner().invoke(
+        app, ["features", "--data", str(tmp_path / "data"), "--out", str(out), "--horizon", "60"]
+    )
     assert result.exit_code == 0, result.output
     ts = read_training_set(out)
     assert ts.metadata.horizon_days == 60 and ts.metadata.rows == len(ts.frame)
@@ -181,11 +219,14 @@ def test_reason_sentences_read_as_plain_language():
 
     specs = by_name()
     assert specs["n_pricing_page_view_30d"].sentence(4.0) == (
-        "Visited the pricing page 4 times in the last 30 days")
+        "Visited the pricing page 4 times in the last 30 days"
+    )
     assert specs["n_pricing_page_view_30d"].sentence(0.0) == (
-        "Has not visited the pricing page in the last 30 days")
+        "Has not visited the pricing page in the last 30 days"
+    )
     assert specs["icp_seniority"].sentence(0.0) == "Is not a decision maker (below Director)"
     assert specs["email_ctr_90d"].sentence(0.25) == (
-        "Clicked 25% of opened emails in the last 90 days")
+        "Clicked 25% of opened emails in the last 90 days"
+    )
     assert specs["seniority"].sentence("VP") == "Seniority is VP"
     assert specs["days_since_last_activity"].sentence(None).endswith("not known")

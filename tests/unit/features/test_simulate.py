@@ -31,25 +31,35 @@ def snapshots(sim: Simulation) -> pd.DataFrame:
     for as_of in pd.date_range("2024-02-01", END - HORIZON, freq="MS"):
         alive = (leads["created_at"] < as_of) & ~(converted <= as_of)
         label = (converted > as_of) & (converted <= as_of + HORIZON)
-        rows.append(pd.DataFrame({"lead_id": leads["lead_id"][alive], "as_of": as_of,
-                                  "label": label[alive].astype(int)}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "lead_id": leads["lead_id"][alive],
+                    "as_of": as_of,
+                    "label": label[alive].astype(int),
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
-def window_counts(sim: Simulation, refs: pd.DataFrame, days: int,
-                  types: tuple[str, ...] | None = None) -> pd.Series:
+def window_counts(
+    sim: Simulation, refs: pd.DataFrame, days: int, types: tuple[str, ...] | None = None
+) -> pd.Series:
     """Activities of each lead in ``(ref - days, ref]``, for ``refs`` (lead_id, ref)."""
     acts = sim.activities
     if types is not None:
         acts = acts[acts["activity_type"].isin(types)]
     merged = acts.merge(refs, on="lead_id")
-    inside = ((merged["occurred_at"] <= merged["ref"])
-              & (merged["occurred_at"] > merged["ref"] - pd.Timedelta(days=days)))
+    inside = (merged["occurred_at"] <= merged["ref"]) & (
+        merged["occurred_at"] > merged["ref"] - pd.Timedelta(days=days)
+    )
     counts = merged[inside].groupby("lead_id").size()
     return refs["lead_id"].map(counts).fillna(0).set_axis(refs.index)
 
 
 # --- Determinism -------------------------------------------------------------------------
+
 
 def test_same_seed_gives_identical_tables():
     first, second = simulate(800, seed=5), simulate(800, seed=5)
@@ -65,15 +75,29 @@ def test_different_seeds_differ():
 
 # --- Schema and integrity ----------------------------------------------------------------
 
+
 def test_tables_and_columns(sim: Simulation):
     tables = sim.tables()
     assert set(tables) == {"leads", "accounts", "activities", "conversions"}
     assert list(sim.leads.columns) == [
-        "lead_id", "account_id", "created_at", "job_title", "seniority", "department",
-        "country", "region", "lead_source", "email",
+        "lead_id",
+        "account_id",
+        "created_at",
+        "job_title",
+        "seniority",
+        "department",
+        "country",
+        "region",
+        "lead_source",
+        "email",
     ]
     assert list(sim.accounts.columns) == [
-        "account_id", "company_name", "industry", "employee_count", "annual_revenue", "country",
+        "account_id",
+        "company_name",
+        "industry",
+        "employee_count",
+        "annual_revenue",
+        "country",
     ]
     assert list(sim.activities.columns) == ["lead_id", "occurred_at", "activity_type", "detail"]
     assert list(sim.conversions.columns) == ["lead_id", "converted_at"]
@@ -82,17 +106,31 @@ def test_tables_and_columns(sim: Simulation):
 
 
 def test_dtypes(sim: Simulation):
-    timestamps = [(sim.leads, "created_at"), (sim.activities, "occurred_at"),
-                  (sim.conversions, "converted_at")]
+    timestamps = [
+        (sim.leads, "created_at"),
+        (sim.activities, "occurred_at"),
+        (sim.conversions, "converted_at"),
+    ]
     for frame, column in timestamps:
         assert frame[column].dtype == np.dtype("datetime64[us]"), column
     assert sim.accounts["employee_count"].dtype == np.int64
     assert sim.accounts["annual_revenue"].dtype == np.float64
     assert sim.ground_truth["is_bot"].dtype == bool
-    text = {"leads": ["lead_id", "account_id", "job_title", "seniority", "department",
-                      "country", "region", "lead_source", "email"],
-            "accounts": ["account_id", "company_name", "industry", "country"],
-            "activities": ["lead_id", "activity_type", "detail"]}
+    text = {
+        "leads": [
+            "lead_id",
+            "account_id",
+            "job_title",
+            "seniority",
+            "department",
+            "country",
+            "region",
+            "lead_source",
+            "email",
+        ],
+        "accounts": ["account_id", "company_name", "industry", "country"],
+        "activities": ["lead_id", "activity_type", "detail"],
+    }
     for table, columns in text.items():
         for column in columns:
             assert pd.api.types.is_string_dtype(sim.tables()[table][column]), (table, column)
@@ -133,6 +171,7 @@ def test_activities_sorted_by_lead_then_time(sim: Simulation):
 
 
 # --- Plausibility -------------------------------------------------------------------------
+
 
 def test_volumes_and_conversion_rate(sim: Simulation):
     per_lead = len(sim.activities) / len(sim.leads)
@@ -194,13 +233,16 @@ def test_no_email_engagement_after_bounce_or_unsubscribe(sim: Simulation):
 def test_converters_show_more_intent_before_converting(sim: Simulation):
     """High-intent activity intensifies in the 30 days before conversion."""
     converters = sim.conversions.rename(columns={"converted_at": "ref"})
-    others = sim.leads[~sim.leads["lead_id"].isin(converters["lead_id"])
-                       & ~sim.leads["lead_id"].isin(sim.ground_truth.loc[
-                           sim.ground_truth["is_bot"], "lead_id"])]
-    median_delay = (converters.merge(sim.leads, on="lead_id")
-                    .pipe(lambda d: (d["ref"] - d["created_at"]).median()))
-    others = pd.DataFrame({"lead_id": others["lead_id"],
-                           "ref": others["created_at"] + median_delay})
+    others = sim.leads[
+        ~sim.leads["lead_id"].isin(converters["lead_id"])
+        & ~sim.leads["lead_id"].isin(sim.ground_truth.loc[sim.ground_truth["is_bot"], "lead_id"])
+    ]
+    median_delay = converters.merge(sim.leads, on="lead_id").pipe(
+        lambda d: (d["ref"] - d["created_at"]).median()
+    )
+    others = pd.DataFrame(
+        {"lead_id": others["lead_id"], "ref": others["created_at"] + median_delay}
+    )
     others = others[others["ref"] < END]
     hot = window_counts(sim, converters, 30, HIGH_INTENT_TYPES).mean()
     cold = window_counts(sim, others, 30, HIGH_INTENT_TYPES).mean()
@@ -208,6 +250,7 @@ def test_converters_show_more_intent_before_converting(sim: Simulation):
 
 
 # --- Oracle -------------------------------------------------------------------------------
+
 
 def test_oracle_is_a_probability_and_ranks_positives_higher(sim, snapshots):
     p = oracle_probability(sim.ground_truth, snapshots[["lead_id", "as_of"]])
@@ -229,50 +272,69 @@ def test_oracle_zero_for_bots_and_converted(sim: Simulation):
     gt = sim.ground_truth
     bot = gt.loc[gt["is_bot"], "lead_id"].iloc[:5]
     conv = sim.conversions.iloc[:5]
-    snaps = pd.DataFrame({
-        "lead_id": pd.concat([bot, conv["lead_id"]], ignore_index=True),
-        "as_of": [pd.Timestamp("2025-01-01")] * len(bot)
-        + list(conv["converted_at"] + pd.Timedelta(days=1)),
-    })
+    snaps = pd.DataFrame(
+        {
+            "lead_id": pd.concat([bot, conv["lead_id"]], ignore_index=True),
+            "as_of": [pd.Timestamp("2025-01-01")] * len(bot)
+            + list(conv["converted_at"] + pd.Timedelta(days=1)),
+        }
+    )
     assert (oracle_probability(gt, snaps) == 0).all()
 
 
 def test_oracle_uses_leads_when_ground_truth_lacks_created_at(sim, snapshots):
     snaps = snapshots[["lead_id", "as_of"]].head(500)
     full = oracle_probability(sim.ground_truth, snaps)
-    slim = oracle_probability(sim.ground_truth.drop(columns="created_at"), snaps,
-                              leads=sim.leads)
+    slim = oracle_probability(sim.ground_truth.drop(columns="created_at"), snaps, leads=sim.leads)
     np.testing.assert_allclose(full, slim)
     with pytest.raises(KeyError):
-        oracle_probability(sim.ground_truth, pd.DataFrame({"lead_id": ["nope"],
-                                                           "as_of": [START]}))
+        oracle_probability(sim.ground_truth, pd.DataFrame({"lead_id": ["nope"], "as_of": [START]}))
 
 
 def test_model_on_simple_counts_beats_random_and_stays_below_oracle(sim, snapshots):
     """A small LightGBM on observable counts learns something, but not more than the oracle."""
     snaps = snapshots.rename(columns={"as_of": "ref"})
-    features = pd.DataFrame({
-        f"{kind}_{days}": window_counts(sim, snaps[["lead_id", "ref"]], days, (kind,))
-        for kind in ("page_view", "pricing_page_view", "demo_request", "email_open")
-        for days in (30, 90)
-    })
+    features = pd.DataFrame(
+        {
+            f"{kind}_{days}": window_counts(sim, snaps[["lead_id", "ref"]], days, (kind,))
+            for kind in ("page_view", "pricing_page_view", "demo_request", "email_open")
+            for days in (30, 90)
+        }
+    )
     created = snaps["lead_id"].map(sim.leads.set_index("lead_id")["created_at"])
     features["age_days"] = (snaps["ref"] - created).dt.days
     train = snaps["ref"] < pd.Timestamp("2024-11-01")
-    model = lgb.LGBMClassifier(n_estimators=80, learning_rate=0.05, num_leaves=15,
-                               min_child_samples=50, verbose=-1, random_state=0)
+    model = lgb.LGBMClassifier(
+        n_estimators=80,
+        learning_rate=0.05,
+        num_leaves=15,
+        min_child_samples=50,
+        verbose=-1,
+        random_state=0,
+    )
     model.fit(features[train], snaps["label"][train])
     y = snaps["label"][~train]
     auc = roc_auc_score(y, model.predict_proba(features[~train])[:, 1])
-    oracle = roc_auc_score(y, oracle_probability(sim.ground_truth,
-                                                 snapshots.loc[~train, ["lead_id", "as_of"]]))
+    oracle = roc_auc_score(
+        y, oracle_probability(sim.ground_truth, snapshots.loc[~train, ["lead_id", "as_of"]])
+    )
     assert 0.62 < auc < oracle
 
 
 # --- Package layout ----------------------------------------------------------------------
 
-SIMULATOR_MODULES = ("world", "arrays", "timeline", "population", "outcomes", "events", "web",
-                     "campaigns", "activities", "simulation")
+SIMULATOR_MODULES = (
+    "world",
+    "arrays",
+    "timeline",
+    "population",
+    "outcomes",
+    "events",
+    "web",
+    "campaigns",
+    "activities",
+    "simulation",
+)
 """The package's modules in dependency order (as its docstring lists them)."""
 
 

@@ -77,11 +77,21 @@ def test_small_categorical_coding_equals_pandas(tables, batch, n_leads, monkeypa
         pd.testing.assert_frame_equal(small, general, check_exact=True)
 
 
-@pytest.mark.parametrize(("email", "kind"), [
-    ("ann@acme.com", "corporate"), ("  Ann@GMAIL.com ", "free"), ("a@b@yahoo.com", "free"),
-    ("no-at-sign", "unknown"), ("", "unknown"), ("@", "corporate"), (None, "unknown"),
-    (np.nan, "unknown"), (pd.NA, "unknown"), ("x@proton.me", "free"),
-])
+@pytest.mark.parametrize(
+    ("email", "kind"),
+    [
+        ("ann@acme.com", "corporate"),
+        ("  Ann@GMAIL.com ", "free"),
+        ("a@b@yahoo.com", "free"),
+        ("no-at-sign", "unknown"),
+        ("", "unknown"),
+        ("@", "corporate"),
+        (None, "unknown"),
+        (np.nan, "unknown"),
+        (pd.NA, "unknown"),
+        ("x@proton.me", "free"),
+    ],
+)
 def test_email_rule(email, kind):
     assert email_kind(email) == kind
     series = pd.Series([email], dtype=object)
@@ -94,12 +104,14 @@ def reference_transform(spec: InputSpec, frame: pd.DataFrame) -> np.ndarray:
     for j, f in enumerate(spec.features_):
         col = frame[f.name]
         if f.dtype == "category":
-            codes = pd.Categorical(col.astype("string").astype(object),
-                                   categories=list(f.categories)).codes
+            codes = pd.Categorical(
+                col.astype("string").astype(object), categories=list(f.categories)
+            ).codes
             out[:, j] = np.where(codes < 0, np.nan, codes)
         else:
             out[:, j] = pd.to_numeric(col, errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan)
+                dtype=np.float64, na_value=np.nan
+            )
     return out
 
 

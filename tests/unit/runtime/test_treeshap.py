@@ -56,8 +56,12 @@ def _assert_matches(booster: lgb.Booster, X: np.ndarray) -> TreeShapExplainer:
     # the per-row kernel serves single rows only when trees are too deep to pad: check it too
     phi_rows, raw_rows = np.empty((3, X.shape[1])), np.empty(3)
     treeshap._explain_rows(
-        np.ascontiguousarray(X[:3]), phi_rows, raw_rows, explainer._model.max_nodes,
-        explainer._model.nq, *explainer._kernel_arrays(),
+        np.ascontiguousarray(X[:3]),
+        phi_rows,
+        raw_rows,
+        explainer._model.max_nodes,
+        explainer._model.nq,
+        *explainer._kernel_arrays(),
     )
     np.testing.assert_allclose(phi_rows, ref[:3], rtol=0, atol=ATOL)
     np.testing.assert_allclose(raw_rows, raw_ref[:3], rtol=0, atol=ATOL)

@@ -42,13 +42,19 @@ def fitted(training_set):
 
 @pytest.fixture(scope="module")
 def evaluation(fitted, simulation, training_set):
-    oracle = oracle_from_ground_truth(simulation.ground_truth,
-                                      training_set.metadata.horizon_days)
-    return evaluate(fitted.bundle, fitted.split.test, fitted.split.train, fitted.split.valid,
-                    oracle, population=fitted.split.test_population)
+    oracle = oracle_from_ground_truth(simulation.ground_truth, training_set.metadata.horizon_days)
+    return evaluate(
+        fitted.bundle,
+        fitted.split.test,
+        fitted.split.train,
+        fitted.split.valid,
+        oracle,
+        population=fitted.split.test_population,
+    )
 
 
 # --- split -------------------------------------------------------------------------------
+
 
 def test_split_is_by_time_and_no_lead_crosses_a_boundary(training_set):
     frame = training_set.frame
@@ -58,8 +64,7 @@ def test_split_is_by_time_and_no_lead_crosses_a_boundary(training_set):
     assert split.valid["as_of"].max() < b.test_start <= split.test["as_of"].min()
     train, valid, test = (set(p["lead_id"]) for p in split.periods().values())
     assert not train & valid and not train & test and not valid & test
-    assert len(split.train) + len(split.valid) + len(split.test) + split.dropped_rows == len(
-        frame)
+    assert len(split.train) + len(split.valid) + len(split.test) + split.dropped_rows == len(frame)
     first_seen = frame.groupby("lead_id")["as_of"].min()
     assert (first_seen[list(test)] >= b.test_start).all()
     assert (first_seen[list(valid)] >= b.valid_start).all()
@@ -75,12 +80,12 @@ def test_split_shares_follow_the_fractions(training_set):
 
 def test_split_is_reproducible_from_stored_boundaries(training_set):
     split = split_by_time(training_set.frame)
-    again = apply_boundaries(training_set.frame.sample(frac=1.0, random_state=0),
-                             split.boundaries)
+    again = apply_boundaries(training_set.frame.sample(frac=1.0, random_state=0), split.boundaries)
     key = ["lead_id", "as_of"]
     pd.testing.assert_frame_equal(
         split.test[key].sort_values(key).reset_index(drop=True),
-        again.test[key].sort_values(key).reset_index(drop=True))
+        again.test[key].sort_values(key).reset_index(drop=True),
+    )
 
 
 def test_gap_purges_snapshots_whose_label_window_reaches_the_next_period(training_set):
@@ -99,6 +104,7 @@ def test_split_needs_three_snapshot_dates(training_set):
 
 
 # --- calibration -------------------------------------------------------------------------
+
 
 def _synthetic(n: int = 20_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -139,6 +145,7 @@ def test_calibration_refuses_one_class_and_unknown_methods():
 
 # --- policy ------------------------------------------------------------------------------
 
+
 def test_capacity_threshold_flags_the_requested_share():
     p = np.random.default_rng(0).random(10_000)
     assert (p >= capacity_threshold(p, 0.1)).mean() == pytest.approx(0.1, abs=0.001)
@@ -161,8 +168,9 @@ def test_policy_has_region_thresholds_quartile_cuts_and_101_knots():
     p = 1 / (1 + np.exp(-(1.7 * raw - 1.5)))
     regions = rng.choice(np.array(["NA", "EMEA", "APAC", ""], dtype=object), len(p))
     labelled = Scored(p[:3000], regions[:3000], y=y[:3000])
-    population = Scored(p, regions, fit_sum=rng.normal(size=len(p)),
-                        engagement_sum=rng.normal(size=len(p)))
+    population = Scored(
+        p, regions, fit_sum=rng.normal(size=len(p)), engagement_sum=rng.normal(size=len(p))
+    )
     policy = fit_policy(labelled, population, PolicyConfig("capacity", 0.2, per_region=True))
     assert set(policy.region_thresholds) == {"NA", "EMEA", "APAC"}
     for region, threshold in policy.region_thresholds.items():
@@ -175,6 +183,7 @@ def test_policy_has_region_thresholds_quartile_cuts_and_101_knots():
 
 
 # --- metrics and baselines -------------------------------------------------------------
+
 
 def test_lift_capture_and_ece_on_known_values():
     y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
@@ -197,6 +206,7 @@ def test_points_score_rewards_intent_and_fit(training_set):
 
 
 # --- model -------------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_model_follows_the_estimator_contract(fitted):
@@ -246,13 +256,16 @@ def test_fit_takes_eval_set_as_a_list_or_one_pair():
     assert unwatched.evals_result_ == {}
 
 
-@pytest.mark.parametrize(("eval_set", "message"), [
-    ([], "exactly one"),
-    ([(np.zeros((5, 3)), np.zeros(5))] * 2, "exactly one"),
-    ([np.zeros((5, 3))], r"\[\(X_valid, y_valid\)\]"),
-    ([(np.zeros((5, 2)), np.zeros(5))], "3 columns like X"),
-    ([(np.zeros((5, 3)), np.zeros(4))], "one label per X_valid row"),
-])
+@pytest.mark.parametrize(
+    ("eval_set", "message"),
+    [
+        ([], "exactly one"),
+        ([(np.zeros((5, 3)), np.zeros(5))] * 2, "exactly one"),
+        ([np.zeros((5, 3))], r"\[\(X_valid, y_valid\)\]"),
+        ([(np.zeros((5, 2)), np.zeros(5))], "3 columns like X"),
+        ([(np.zeros((5, 3)), np.zeros(4))], "one label per X_valid row"),
+    ],
+)
 def test_fit_refuses_a_malformed_eval_set(eval_set, message):
     X, y = _blobs(200)
     with pytest.raises(EvalSetError, match=message):
@@ -294,8 +307,9 @@ def test_score_is_the_policy_applied_to_policy_free_predictions(fitted):
     for name in ("raw", "probability", "shap", "fit_sum", "engagement_sum", "X"):
         np.testing.assert_array_equal(getattr(scores, name), getattr(predictions, name))
     regions = frame["region"].astype("string").fillna("").to_numpy(dtype=object)
-    applied = bundle.policy.apply(predictions, regions, frame["lead_id"].to_numpy(),
-                                  frame["as_of"].to_numpy())
+    applied = bundle.policy.apply(
+        predictions, regions, frame["lead_id"].to_numpy(), frame["as_of"].to_numpy()
+    )
     assert applied.shap is predictions.shap and applied.X is predictions.X  # shared, not copied
     for name in ("score", "mql", "threshold", "grade"):
         np.testing.assert_array_equal(getattr(applied, name), getattr(scores, name))
@@ -340,8 +354,7 @@ def test_bundle_round_trips_as_text_and_json(fitted, tmp_path):
 
 @pytest.mark.slow
 def test_tuning_searches_on_validation(training_set):
-    config = TrainConfig(num_boost_round=60, early_stopping_rounds=10, tune_trials=2,
-                         num_threads=1)
+    config = TrainConfig(num_boost_round=60, early_stopping_rounds=10, tune_trials=2, num_threads=1)
     fitted = fit_bundle(training_set, config)
     assert fitted.tuning is not None and len(fitted.tuning.trials) == 2
     assert fitted.bundle.metadata.training.tune_trials == 2
@@ -350,37 +363,52 @@ def test_tuning_searches_on_validation(training_set):
 
 @pytest.mark.slow
 def test_card_and_plots_are_written(fitted, evaluation, tmp_path):
-    card = render_card(fitted.bundle.metadata, evaluation.metrics, evaluation.by_region,
-                       fitted.bundle.policy)
+    card = render_card(
+        fitted.bundle.metadata, evaluation.metrics, evaluation.by_region, fitted.bundle.policy
+    )
     for heading in ("## Data", "## Test-period results", "## MQL policy", "## Caveats"):
         assert heading in card
     assert f"{evaluation.metrics[MODEL]['roc_auc']:.3f}" in card
     paths = write_evaluation_plots(evaluation, fitted.bundle, tmp_path)
-    assert {p.name for p in paths} == {"roc_pr.png", "calibration.png", "gain_lift.png",
-                                       "shap_summary.png", "score_distribution.png"}
+    assert {p.name for p in paths} == {
+        "roc_pr.png",
+        "calibration.png",
+        "gain_lift.png",
+        "shap_summary.png",
+        "score_distribution.png",
+    }
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
 
 
 # --- bad input ---------------------------------------------------------------------------
+
 
 def _test_period_without_conversions(frame: pd.DataFrame) -> pd.DataFrame:
     start = split_by_time(frame).boundaries.test_start
     return frame.assign(label=np.where(frame["as_of"] >= start, 0, frame["label"]))
 
 
-@pytest.mark.parametrize(("mutate", "message"), [
-    (lambda f: f.assign(label=0), "single class"),
-    (lambda f: f.head(200), "at least 500"),
-    (lambda f: f.drop(columns=["label"]), "lacks required columns"),
-    (lambda f: f.assign(label=np.where(np.arange(len(f)) % 7 == 0, 2, f["label"])),
-     "label must be 0 or 1"),
-    (_test_period_without_conversions, "test period .* has no conversions"),
-])
-def test_bad_input_fails_clearly_and_logs_nothing(training_set, tmp_path: Path, mutate,
-                                                  message):
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda f: f.assign(label=0), "single class"),
+        (lambda f: f.head(200), "at least 500"),
+        (lambda f: f.drop(columns=["label"]), "lacks required columns"),
+        (
+            lambda f: f.assign(label=np.where(np.arange(len(f)) % 7 == 0, 2, f["label"])),
+            "label must be 0 or 1",
+        ),
+        (_test_period_without_conversions, "test period .* has no conversions"),
+    ],
+)
+def test_bad_input_fails_clearly_and_logs_nothing(training_set, tmp_path: Path, mutate, message):
     frame = mutate(training_set.frame.copy())
     with pytest.raises(TrainingDataError, match=message):
-        run_training(frame, config=FAST, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
-                     output_dir=tmp_path / "out")
+        run_training(
+            frame,
+            config=FAST,
+            tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+            output_dir=tmp_path / "out",
+        )
     assert not (tmp_path / "mlflow.db").exists()
     assert not (tmp_path / "out").exists()
