@@ -287,6 +287,7 @@ def test_promote_stratified_models_on_the_challengers_hold_out(tmp_path, monkeyp
     _, strong = _train(_sample_config(data), tmp_path / "store")
     assert (weak.version, strong.version) == ("1", "2")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("LEADSCORE_TRACKING_URI", raising=False)  # a served fixture's, if any
     monkeypatch.setenv("LEADSCORE_HOME", str(tmp_path / "store"))
     monkeypatch.setenv("LEADSCORE_MODEL_NAME", NAME)
     from leadscore.cli import app
