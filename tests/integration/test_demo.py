@@ -15,6 +15,7 @@ from serving.samples import list_samples
 def test_demo_runs_the_whole_job_into_its_home(tmp_path, monkeypatch):
     home = tmp_path / "outputs"
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("LEADSCORE_TRACKING_URI", raising=False)
     monkeypatch.setenv("LEADSCORE_HOME", str(home))
     out = CliRunner().invoke(app, ["demo", "--leads", "1500", "--no-serve"])
     assert out.exit_code == 0, out.output

@@ -33,6 +33,7 @@ def test_notebook_executes(path: Path, tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("LEADSCORE_NB_WORKDIR", str(tmp_path / "work"))
     monkeypatch.delenv("LEADSCORE_DATA", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("LEADSCORE_TRACKING_URI", raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     book = nbformat.read(path, as_version=4)
     client = NotebookClient(

@@ -167,6 +167,7 @@ def test_tables_config_checks_trains_registers_and_scores(tmp_path: Path, monkey
     config = _config(data)
     home = tmp_path / "home"
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("LEADSCORE_TRACKING_URI", raising=False)
     monkeypatch.setenv("LEADSCORE_HOME", str(home))
     monkeypatch.setenv("LEADSCORE_MODEL_NAME", "crm")
     runner = CliRunner()
