@@ -33,7 +33,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import subprocess
@@ -319,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         ours_bodies, mlflow_bodies = pick_requests(tables, max(args.leads, args.batch_size))
         settings = Settings(tracking_uri=tracking_uri, bentoml_home=work / "bentoml")
         print("starting bentoml serve and mlflow models serve ...", flush=True)
-        settings = dataclasses.replace(settings, workers=args.workers)
+        settings = settings.replace(workers=args.workers)
         ours = start_server(settings, log_path=work / "bentoml-serve.log")
         mlflow_proc, mlflow_url = start_mlflow(tracking_uri, work, args.workers)
         try:
