@@ -43,7 +43,7 @@ check: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -x -m "not slow and not browser"
+	$(BIN)/python -m pytest -q -x tests/unit -m "not slow"
 
 docs: $(STAMP)
 	$(BIN)/python -m mkdocs build --strict
