@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from features.catalogue import FeatureSpec
 from features.metadata import DatasetInfo, PointsRules, SplitSpec
 from leadscore.errors import LeadscoreError
+from leadscore.settings import DEFAULT_MODEL_NAME
 
 BUNDLE_FORMAT_VERSION = 2
 """Bundle format: 1 had free-form metadata; 2 has this model. Older bundles are refused."""
@@ -130,7 +131,7 @@ class BundleMetadata(_Frozen):
     """
 
     format_version: int = BUNDLE_FORMAT_VERSION
-    model_name: str = "lead-scoring"
+    model_name: str = DEFAULT_MODEL_NAME
     created_at: str | None = None
     request_form: RequestForm = "lead"
     horizon_days: int | None = None
