@@ -164,7 +164,7 @@ def test_dask_agrees_on_the_data_end_and_the_time_resolution(tables, client):
     ):
         want = build_training_set(tampered, config)
         assert_identical(build_training_set_dask(tampered, config, client, n_partitions=5), want)
-        assert want.metadata.rows_after_data_end[0].table == "activities"
+        assert "activities" in {r.table for r in want.metadata.rows_after_data_end}
     clean = build_training_set(tables, PipelineConfig(horizon_days=60))
     got = build_training_set_dask(tampered, PipelineConfig(horizon_days=60), client)
     assert len(got.frame) == len(clean.frame)
