@@ -223,9 +223,11 @@ SERIAL_BELOW = 64
 def _lead_time_order(act_lead: np.ndarray, act_t: np.ndarray) -> np.ndarray | None:
     """The stable order that sorts activities by (lead, time); None if they already are.
 
-    Whole-second times in the packable range sort as one int64 key (lead in the high
-    bits, seconds in the low 34), the common case of a CRM export; anything finer or
-    wider falls back to ``np.lexsort`` on the two columns.
+    One int64 key sorts about three times faster than ``np.lexsort`` on two columns, so
+    the two are packed into one whenever they fit: lead in the high bits and time since
+    the earliest activity in the low ones (a couple of years of microseconds for 100,000
+    leads), or else whole seconds in the low 34 bits when every time is a whole second
+    (a CRM export at second resolution). Only what fits neither is lexsorted.
     """
     if act_t.size < 2:
         return None
@@ -234,6 +236,10 @@ def _lead_time_order(act_lead: np.ndarray, act_t: np.ndarray) -> np.ndarray | No
     step = lead[1:] - lead[:-1]
     if bool(np.all((step > 0) | ((step == 0) & (t[1:] >= t[:-1])))):
         return None
+    first = int(t.min())
+    span_bits = (int(t.max()) - first).bit_length()
+    if int(lead.max()).bit_length() + span_bits <= 63:
+        return np.argsort((lead << span_bits) | (t - first), kind="stable")
     seconds, fraction = np.divmod(t, SECOND)
     if seconds.min() >= T0 and seconds.max() < -T0 and not fraction.any():
         return np.argsort((lead << 34) | (seconds - T0), kind="stable")

@@ -473,3 +473,23 @@ def test_label_boundaries_to_the_microsecond():
     taken = make_snapshots(leads, conversions, SnapshotRule(), as_of)
     taken = taken[taken["as_of"] == as_of]
     assert sorted(taken["lead_id"]) == ["L1", "L2", "L3"]  # converted at or before: none
+
+
+@pytest.mark.parametrize("kind", ["microseconds", "whole seconds", "wide", "sorted"])
+def test_activities_are_ordered_by_lead_then_microsecond_whatever_the_packing(kind):
+    from features.engagement import SECOND, _lead_time_order
+
+    rng = np.random.default_rng(4)
+    lead = rng.integers(0, 500, 5_000)
+    t = (1_700_000_000 + rng.integers(0, 10**6, lead.size)) * SECOND
+    t += rng.integers(0, 3, lead.size)  # ties and sub-second steps
+    if kind == "whole seconds":  # too many leads and years for microseconds, not seconds
+        lead = lead << 20
+        t = (t // SECOND + rng.integers(0, 10**8, lead.size)) * SECOND
+    elif kind == "wide":  # too wide to pack lead and microseconds into one int64
+        t[::7] += 10**17
+    want = np.lexsort((t, lead))
+    if kind == "sorted":
+        assert _lead_time_order(lead[want], t[want]) is None
+    else:
+        assert (_lead_time_order(lead, t) == want).all()
