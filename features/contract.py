@@ -19,6 +19,7 @@ from leadscore.errors import LeadscoreError
 
 Kind = Literal["str", "datetime", "float", "int"]
 UnknownActivity = Literal["reject", "other"]
+Level = Literal["error", "warning"]
 
 TIMESTAMP_UNIT = "datetime64[us]"
 """Every timestamp is normalised to tz-naive UTC at microsecond resolution."""
@@ -139,13 +140,19 @@ TABLES: tuple[str, ...] = tuple(CONTRACT)
 
 @dataclass(frozen=True)
 class Violation:
-    """One broken rule, with enough detail to find the rows."""
+    """One broken rule, with enough detail to find the rows.
+
+    ``level`` is ``error`` for what stops a run (``ContractError``) and ``warning`` for
+    rows that are kept out of the build but do not make the rest untrustworthy (rows
+    dated after the data end, see ``rows_after``).
+    """
 
     table: str
     column: str
     problem: str
     count: int
     examples: tuple[str, ...] = ()
+    level: Level = "error"
 
     def __str__(self) -> str:
         shown = ", ".join(self.examples)
@@ -357,3 +364,42 @@ def validate(
     if violations:
         raise ContractError(violations)
     return typed
+
+
+TIME_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (schema.name, column.name)
+    for schema in CONTRACT.values()
+    for column in schema.columns
+    if column.kind == "datetime"
+)
+"""Every declared ``(table, column)`` that holds a timestamp."""
+
+
+def rows_after(tables: dict[str, pd.DataFrame], end: pd.Timestamp) -> list[Violation]:
+    """Warnings for rows dated after the data end, one per timestamp column that has any.
+
+    Such rows are not errors: a CRM export often holds a few future-dated typos or
+    scheduled events. But nobody has observed the world after the data end, so the
+    pipeline keeps them out of every snapshot, feature and label window, and this report
+    says how many there are and where, so that they are not silently dropped either.
+
+    Args:
+        tables: Validated tables (``validate``).
+        end: The data end (``features.pipeline.resolve_window``).
+    """
+    found = []
+    for name, column in TIME_COLUMNS:
+        values = tables[name][column]
+        late = (values > end).to_numpy(dtype=bool, na_value=False)
+        if late.any():
+            found.append(
+                Violation(
+                    name,
+                    column,
+                    f"dated after the data end {end} (left out of snapshots, features and labels)",
+                    int(late.sum()),
+                    _examples(tables[name], late, CONTRACT[name].example_key),
+                    level="warning",
+                )
+            )
+    return found

@@ -49,8 +49,11 @@ from features.pipeline import (
     TrainingSet,
     compute_features,
     label_snapshots,
-    plan_snapshots,
+    plan_build,
     training_metadata,
+)
+from features.pipeline import (
+    plan_snapshots as plan_snapshots,  # re-exported: benchmarks plan through this module
 )
 
 if TYPE_CHECKING:
@@ -107,9 +110,9 @@ def partition_of(lead_ids: pd.Series | pd.Index, n_partitions: int) -> np.ndarra
     return (hashed.to_numpy() % np.uint64(n_partitions)).astype(np.int64)
 
 
-def _seconds(values: pd.Series) -> np.ndarray:
-    """Whole seconds since the epoch, truncated exactly as ``compute_features`` does."""
-    return np.asarray(values, dtype=TIMESTAMP_UNIT).astype("datetime64[s]").astype(np.int64)
+def _micros(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Microseconds since the epoch, the resolution ``compute_features`` compares at."""
+    return np.asarray(values, dtype=TIMESTAMP_UNIT).astype(np.int64)
 
 
 def _groups(part: np.ndarray, n_partitions: int) -> list[np.ndarray]:
@@ -165,7 +168,7 @@ def partition_tables(
     A generator, so the client can ship each partition before building the next one
     instead of holding a second copy of the data. Partitions without snapshots are
     skipped, and so are rows no feature can see: leads without a snapshot, activities of
-    an unknown type, and activities after their lead's last snapshot (at the one-second
+    an unknown type, and activities after their lead's last snapshot (at the microsecond
     resolution ``compute_features`` compares at).
 
     Args:
@@ -181,14 +184,14 @@ def partition_tables(
         raise KeyError(f"snapshots name unknown leads: {unknown}")
     # Last snapshot of each lead; the extra last slot catches activities of unknown leads.
     last = np.full(len(leads) + 1, _NO_SNAPSHOT, dtype=np.int64)
-    np.maximum.at(last, snap_lead, _seconds(snapshots["as_of"]))
+    np.maximum.at(last, snap_lead, _micros(snapshots["as_of"]))
     act_lead = _positions(lead_index, activities["lead_id"])
     type_codes = pd.Categorical(activities["activity_type"], categories=ACTIVITY_TYPES).codes
     occurred_at = np.asarray(activities["occurred_at"], dtype=TIMESTAMP_UNIT)
     keep = np.flatnonzero(
         (last[act_lead] != _NO_SNAPSHOT)
         & (type_codes >= 0)
-        & (_seconds(occurred_at) <= last[act_lead])
+        & (_micros(occurred_at) <= last[act_lead])
     )
     lead_part = partition_of(leads["lead_id"], n_partitions)
     lead_rows = np.flatnonzero(last[:-1] != _NO_SNAPSHOT)
@@ -351,7 +354,7 @@ def build_training_set_dask(
     Raises:
         ValueError: if no snapshot has a fully observed label window.
     """
-    snaps, start, end = plan_snapshots(tables, config)
+    snaps, window = plan_build(tables, config)
     if isinstance(scheduler, str):
         connect = dask_client(scheduler, n_workers)
     else:
@@ -368,7 +371,7 @@ def build_training_set_dask(
         del futures
     frame = assemble(frames, rows)
     frame["label"] = label_snapshots(snaps, tables["conversions"], config.horizon_days)
-    return TrainingSet(frame, training_metadata(frame, tables, config, start, end))
+    return TrainingSet(frame, training_metadata(frame, tables, config, window))
 
 
 def run_features_dask(

@@ -4,6 +4,10 @@ The work is one compiled pass over activities sorted by (lead, time). Each snaps
 binary-searches its lead's timeline for ``as_of`` and walks backwards through the
 longest window only, so the cost grows with the activities inside the windows, not
 with a lead's whole history. The same kernel serves a single lead at request time.
+
+Times are integer microseconds since the epoch, the contract's own resolution
+(``features.contract.TIMESTAMP_UNIT``), which labels compare at too: an activity 0.4 s
+after ``as_of`` is after it here as well, not floored onto it.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import numpy as np
 
 from features.catalogue import ACTIVITY_TYPES, HIGH_INTENT_TYPES, WINDOWS_DAYS
 
-DAY = 86_400
+SECOND = 1_000_000
+"""Microseconds in a second: every time here is integer microseconds since the epoch."""
+DAY = 86_400 * SECOND
 T0 = -(2**33)
-"""Offset that keeps (time - T0) positive and below 2**34 for years 1697–2242."""
+"""Offset (in seconds) that keeps (seconds - T0) positive and below 2**34 for years 1697–2242."""
 EXTRA_COLUMNS: tuple[str, ...] = (
     "n_activities_30d",
     "n_high_intent_30d",
@@ -214,6 +220,32 @@ SERIAL_BELOW = 64
 """Snapshots below which the kernel runs on the calling thread."""
 
 
+def _lead_time_order(act_lead: np.ndarray, act_t: np.ndarray) -> np.ndarray | None:
+    """The stable order that sorts activities by (lead, time); None if they already are.
+
+    One int64 key sorts about three times faster than ``np.lexsort`` on two columns, so
+    the two are packed into one whenever they fit: lead in the high bits and time since
+    the earliest activity in the low ones (a couple of years of microseconds for 100,000
+    leads), or else whole seconds in the low 34 bits when every time is a whole second
+    (a CRM export at second resolution). Only what fits neither is lexsorted.
+    """
+    if act_t.size < 2:
+        return None
+    lead = act_lead.astype(np.int64, copy=False)
+    t = act_t.astype(np.int64, copy=False)
+    step = lead[1:] - lead[:-1]
+    if bool(np.all((step > 0) | ((step == 0) & (t[1:] >= t[:-1])))):
+        return None
+    first = int(t.min())
+    span_bits = (int(t.max()) - first).bit_length()
+    if int(lead.max()).bit_length() + span_bits <= 63:
+        return np.argsort((lead << span_bits) | (t - first), kind="stable")
+    seconds, fraction = np.divmod(t, SECOND)
+    if seconds.min() >= T0 and seconds.max() < -T0 and not fraction.any():
+        return np.argsort((lead << 34) | (seconds - T0), kind="stable")
+    return np.lexsort((t, lead))
+
+
 def engagement_matrix(
     n_leads: int,
     act_lead: np.ndarray,
@@ -227,20 +259,15 @@ def engagement_matrix(
     Args:
         n_leads: Number of leads; lead indices run from 0 to ``n_leads - 1``.
         act_lead: Lead index of each activity.
-        act_t: Activity time in seconds since the epoch.
+        act_t: Activity time in microseconds since the epoch.
         act_type: Index into ``ACTIVITY_TYPES`` of each activity.
         snap_lead: Lead index of each snapshot.
-        snap_t: Snapshot ``as_of`` in seconds since the epoch.
+        snap_t: Snapshot ``as_of`` in microseconds since the epoch.
 
     Returns:
         ``(n_snapshots, len(count_columns()) + len(EXTRA_COLUMNS))`` float64 matrix.
     """
-    if act_t.size and (act_t.min() < T0 or act_t.max() >= -T0):
-        order = np.lexsort((act_t, act_lead))
-    else:
-        key = (act_lead.astype(np.int64) << 34) | (act_t.astype(np.int64) - T0)
-        in_order = key.size == 0 or bool(np.all(key[1:] >= key[:-1]))
-        order = None if in_order else np.argsort(key, kind="stable")
+    order = _lead_time_order(act_lead, act_t)
     if order is not None:
         act_lead, act_t, act_type = act_lead[order], act_t[order], act_type[order]
     lead_sorted = act_lead

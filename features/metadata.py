@@ -21,6 +21,16 @@ TRAINING_SET_FORMAT_VERSION = 1
 
 DatasetKind = Literal["tables", "lead_snapshot"]
 SplitKind = Literal["time", "stratified"]
+DataEndRule = Literal["given", "latest", "before_export", "before_outliers"]
+"""How a build's data end was chosen (``features.pipeline.resolve_window``):
+
+* ``given``: stated by the user (``--data-end``).
+* ``latest``: the latest timestamp in the data; nothing lies after it.
+* ``before_export``: the latest timestamp not after the export time; later rows (dated
+  in the future of the export) were left out.
+* ``before_outliers``: the latest timestamp before a tiny, isolated tail of outliers
+  (and not after the export time); the tail was left out.
+"""
 
 
 class TrainingSetFormatError(LeadscoreError, ValueError):
@@ -116,6 +126,22 @@ class PointsRules(_Frozen):
         return {"threshold": self.threshold, "rules": [dict(r) for r in self.rules]}
 
 
+class RowsAfterEnd(_Frozen):
+    """Rows of one timestamp column dated after the data end (left out of the build).
+
+    Attributes:
+        table: The contract's table.
+        column: Its timestamp column.
+        count: Rows after the data end.
+        examples: A few of their keys (``lead_id=...``).
+    """
+
+    table: str
+    column: str
+    count: int
+    examples: tuple[str, ...] = ()
+
+
 class TrainingSetMetadata(_Frozen):
     """What a reader needs to trust a training set.
 
@@ -130,13 +156,20 @@ class TrainingSetMetadata(_Frozen):
         snapshot_offsets_days: Days after creation of the ``after_creation`` rule.
         max_lead_age_days: Age beyond which calendar rules stop snapshotting a lead.
         data_start: First lead creation in the data.
-        data_end: Last moment the data covers.
+        data_end: Last moment the data covers: no label window runs past it, and rows
+            after it are left out (``rows_after_data_end``).
+        data_end_rule: How ``data_end`` was chosen (see ``DataEndRule``).
+        export_time: The export time a default data end was bounded by, when one was
+            given (None: the build's own clock, or a data end given outright).
+        latest_timestamp: The latest timestamp anywhere in the input, after the data end
+            when rows were left out.
+        rows_after_data_end: Per timestamp column, the rows dated after the data end.
         first_as_of: Earliest snapshot time.
         last_as_of: Latest snapshot time.
         rows: Snapshots.
         positives: Snapshots that converted within the horizon.
         leads: Distinct leads.
-        activities: Activities in the input tables.
+        activities: Activities in the input tables up to the data end.
         features: Feature columns, in model order.
         fingerprint: Hash of the frame, added when the training set is written.
         dataset: The dataset config it came from, if any.
@@ -156,6 +189,10 @@ class TrainingSetMetadata(_Frozen):
     max_lead_age_days: int | None = None
     data_start: str | None = None
     data_end: str | None = None
+    data_end_rule: DataEndRule | None = None
+    export_time: str | None = None
+    latest_timestamp: str | None = None
+    rows_after_data_end: tuple[RowsAfterEnd, ...] = ()
     first_as_of: str | None = None
     last_as_of: str | None = None
     rows: int | None = None

@@ -28,9 +28,10 @@ from features.catalogue import (
     SIZE_EDGES,
     feature_names,
 )
-from features.contract import TIMESTAMP_UNIT
-from features.engagement import EXTRA_COLUMNS, count_columns, engagement_matrix
-from features.metadata import TrainingSetMetadata
+from features.contract import TIME_COLUMNS, TIMESTAMP_UNIT, Violation, rows_after
+from features.engagement import DAY, EXTRA_COLUMNS, count_columns, engagement_matrix
+from features.metadata import DataEndRule, RowsAfterEnd, TrainingSetMetadata
+from leadscore.errors import LeadscoreError
 
 FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
     {
@@ -116,19 +117,30 @@ class PipelineConfig:
         horizon_days: A snapshot is positive if the lead converts within this many
             days after ``as_of``.
         snapshots: When leads are snapshotted.
-        data_end: Last moment the data covers; default: the latest timestamp in it.
-            Snapshots whose horizon runs past it are left out (their label is unknown).
+        data_end: Last moment the data covers; default: chosen by ``resolve_window``
+            (the latest timestamp not after ``export_time`` and not an isolated outlier).
+            Snapshots whose horizon runs past it are left out (their label is unknown),
+            and rows after it are reported and used nowhere.
         icp: Ideal customer profile for the fit signals.
+        export_time: When the data was exported (default: now). No default data end lies
+            after it: a row dated later is a typo or a scheduled event, not an observation.
     """
 
     horizon_days: int = 90
     snapshots: SnapshotRule = field(default_factory=SnapshotRule)
     data_end: pd.Timestamp | None = None
     icp: Icp = field(default_factory=Icp)
+    export_time: pd.Timestamp | None = None
 
 
-def _seconds(values: pd.Series | pd.Index | np.ndarray) -> np.ndarray:
-    return np.asarray(values, dtype=TIMESTAMP_UNIT).astype("datetime64[s]").astype(np.int64)
+def _micros(values: pd.Series | pd.Index | np.ndarray) -> np.ndarray:
+    """Integer microseconds since the epoch: the contract's resolution, kept whole.
+
+    Features, labels and the service's lead form all compare times at this one
+    resolution, so an activity a fraction of a second after ``as_of`` is after it for
+    every one of them.
+    """
+    return np.asarray(values, dtype=TIMESTAMP_UNIT).astype(np.int64)
 
 
 def _floats(values: pd.Series | np.ndarray) -> np.ndarray:
@@ -319,12 +331,12 @@ def compute_features(
     values = feature_values(
         LeadArrays(
             profile=table_profile(leads, accounts),
-            created_s=_seconds(leads["created_at"]),
+            created_t=_micros(leads["created_at"]),
             act_lead=act_lead[keep],
-            act_t=_seconds(activities["occurred_at"])[keep],
+            act_t=_micros(activities["occurred_at"])[keep],
             act_type=type_codes[keep],
             snap_lead=snap_lead,
-            snap_t=_seconds(as_of),
+            snap_t=_micros(as_of),
         ),
         icp,
     )
@@ -349,16 +361,20 @@ class LeadArrays:
 
     Attributes:
         profile: ``PROFILE_FIELDS`` per lead (see ``fit_columns``).
-        created_s: Lead creation, seconds since the epoch, per lead.
+        created_t: Lead creation, microseconds since the epoch, per lead.
         act_lead: Lead index (into the per-lead arrays) of each activity.
-        act_t: Activity time, seconds since the epoch.
+        act_t: Activity time, microseconds since the epoch.
         act_type: Index into ``ACTIVITY_TYPES`` of each activity.
         snap_lead: Lead index of each snapshot to compute.
-        snap_t: Snapshot ``as_of``, seconds since the epoch.
+        snap_t: Snapshot ``as_of``, microseconds since the epoch.
+
+    Every time is integer microseconds (``features.engagement.SECOND`` per second), the
+    resolution labels compare at; whole seconds would floor an activity 0.4 s after
+    ``as_of`` onto it and count it.
     """
 
     profile: dict[str, np.ndarray]
-    created_s: np.ndarray
+    created_t: np.ndarray
     act_lead: np.ndarray
     act_t: np.ndarray
     act_type: np.ndarray
@@ -374,7 +390,7 @@ def feature_values(arrays: LeadArrays, icp: Icp | None = None) -> dict[str, np.n
     """
     fit = fit_columns(arrays.profile, icp or Icp())
     matrix = engagement_matrix(
-        len(arrays.created_s),
+        len(arrays.created_t),
         arrays.act_lead,
         arrays.act_t,
         arrays.act_type,
@@ -382,22 +398,181 @@ def feature_values(arrays: LeadArrays, icp: Icp | None = None) -> dict[str, np.n
         arrays.snap_t,
     )
     values = {name: matrix[:, j] for j, name in enumerate(_ENGAGEMENT_COLUMNS)}
-    values["days_since_created"] = (arrays.snap_t - arrays.created_s[arrays.snap_lead]) / 86_400.0
+    age = arrays.snap_t - arrays.created_t[arrays.snap_lead]
+    values["days_since_created"] = age / DAY
     for name, column in fit.items():
         values[name] = column[arrays.snap_lead]
     return values
 
 
-def data_window(tables: dict[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """First lead creation and the latest timestamp anywhere in the data."""
-    start = tables["leads"]["created_at"].min()
-    candidates = [
-        tables["leads"]["created_at"].max(),
-        tables["activities"]["occurred_at"].max(),
-        tables["conversions"]["converted_at"].max(),
+TAIL_SHARE = 0.001
+"""At most this share of the timestamps may be cut off as an outlier tail (so a tail is
+only ever cut from data of at least 1,000 timestamped rows)."""
+TAIL_GAP = pd.Timedelta(days=30)
+"""An outlier tail starts at least this long after every earlier timestamp."""
+
+
+class DataWindowError(LeadscoreError, ValueError):
+    """The data end cannot be set: it is after the export time, or no row is before it."""
+
+
+@dataclass(frozen=True)
+class DataWindow:
+    """The span of time a build may trust, and why it ends where it does.
+
+    Attributes:
+        start: First lead creation.
+        end: The data end: no label window runs past it and rows after it are used
+            nowhere (``after_end`` reports them).
+        rule: How ``end`` was chosen (``features.metadata.DataEndRule``).
+        latest: The latest timestamp anywhere in the data (after ``end`` when rows
+            were left out).
+        export_time: The export time given, if any (None: the clock at the build).
+        after_end: The contract's warnings for rows dated after ``end``, per column.
+    """
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    rule: DataEndRule
+    latest: pd.Timestamp
+    export_time: pd.Timestamp | None = None
+    after_end: tuple[Violation, ...] = ()
+
+
+def _utc_naive(value: object, what: str) -> pd.Timestamp:
+    """A tz-naive UTC timestamp (the contract's convention) from a date, time or string."""
+    try:
+        ts = pd.Timestamp(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise DataWindowError(f"{what}: cannot read {value!r} as a date or time") from exc
+    if ts is pd.NaT:
+        raise DataWindowError(f"{what}: cannot read {value!r} as a date or time")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.as_unit("us")
+
+
+def _timestamps(tables: dict[str, pd.DataFrame]) -> np.ndarray:
+    """Every timestamp of the contract's tables, as microseconds since the epoch."""
+    parts = [
+        _micros(tables[name][column].dropna()) for name, column in TIME_COLUMNS if name in tables
     ]
-    end = max(c for c in candidates if pd.notna(c))
-    return pd.Timestamp(start), pd.Timestamp(end)
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+
+def _before_tail(stamps: np.ndarray) -> tuple[int, int]:
+    """The latest timestamp before an isolated outlier tail, and the tail's size.
+
+    The rule: the ``k`` latest timestamps are an outlier tail when ``k`` is at most
+    ``TAIL_SHARE`` of all timestamps and the earliest of them comes at least
+    ``TAIL_GAP`` after the one before it; the largest such tail is cut. A CRM export
+    has rows every few hours up to its end, so a handful of rows a month or more past
+    everything else are typos or scheduled events, never the data's real end; while a
+    real quiet spell (holidays, an outage) is followed by more than a tiny share of rows,
+    so it is kept. Without a tail the latest timestamp itself is returned, with 0.
+    """
+    n = len(stamps)
+    k_max = int(n * TAIL_SHARE)
+    if k_max == 0:
+        return int(stamps.max()), 0
+    tail = np.sort(np.partition(stamps, n - k_max - 1)[n - k_max - 1 :])
+    big = np.flatnonzero(np.diff(tail) >= TAIL_GAP.value // 1_000)
+    if big.size == 0:
+        return int(tail[-1]), 0
+    return int(tail[big[0]]), k_max - int(big[0])
+
+
+def resolve_window(
+    tables: dict[str, pd.DataFrame],
+    data_end: object = None,
+    export_time: object = None,
+) -> DataWindow:
+    """The data window of validated tables: where it starts, where it ends and why.
+
+    Args:
+        tables: Validated tables (``features.contract.validate``).
+        data_end: The data end, stated (``--data-end``); default: the latest timestamp
+            that is not after the export time and not in an isolated outlier tail (see
+            ``_before_tail`` for the rule and why).
+        export_time: When the data was exported (default: now, UTC). A default data end
+            never lies after it.
+
+    Raises:
+        DataWindowError: the data end given is after the export time, or no timestamp
+            is at or before the export time.
+    """
+    start = pd.Timestamp(tables["leads"]["created_at"].min())
+    stamps = _timestamps(tables)
+    if stamps.size == 0:
+        raise DataWindowError("the data holds no timestamp at all: no window to build on")
+    latest = pd.Timestamp(np.datetime64(int(stamps.max()), "us"))
+    export = None if export_time is None else _utc_naive(export_time, "export time")
+    cutoff = export if export is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
+    said = "the export time" if export is not None else "now"
+    rule: DataEndRule
+    if data_end is not None:
+        end = _utc_naive(data_end, "data end")
+        if end > cutoff:
+            raise DataWindowError(
+                f"the data end {end} is after {said} ({cutoff}): label windows cannot run "
+                "into time nobody has observed; give an earlier --data-end"
+            )
+        rule = "given"
+    else:
+        known = stamps[stamps <= np.datetime64(cutoff, "us").astype(np.int64)]
+        if known.size == 0:
+            raise DataWindowError(
+                f"every timestamp in the data is after {said} ({cutoff}): give the real "
+                "export time (--export-time) or the data end (--data-end)"
+            )
+        last, cut = _before_tail(known)
+        end = pd.Timestamp(np.datetime64(last, "us"))
+        if cut:
+            rule = "before_outliers"
+        elif known.size < stamps.size:
+            rule = "before_export"
+        else:
+            rule = "latest"
+    return DataWindow(start, end, rule, latest, export, tuple(rows_after(tables, end)))
+
+
+def data_window(
+    tables: dict[str, pd.DataFrame], export_time: object = None
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First lead creation and the default data end (``resolve_window``'s rule).
+
+    Batch scoring's default ``as_of`` is this data end, so a model scores "now" at the
+    very moment training would have taken as the data's end.
+    """
+    window = resolve_window(tables, export_time=export_time)
+    return window.start, window.end
+
+
+def describe_data_end(metadata: TrainingSetMetadata) -> list[str]:
+    """Lines for a command's output: the data end, the rule that chose it, and a warning
+    per timestamp column with rows after it (count and example keys)."""
+    if metadata.data_end is None:
+        return []
+    export = metadata.export_time or "now"
+    why = {
+        None: "",
+        "given": ": given with --data-end",
+        "latest": ": the latest timestamp in the data",
+        "before_export": f": the latest timestamp not after the export time ({export})",
+        "before_outliers": (
+            f": the latest timestamp not after the export time ({export}), before an "
+            f"isolated tail of outliers (starting {TAIL_GAP.days}+ days after every "
+            f"other row, at most {TAIL_SHARE:.1%} of the rows)"
+        ),
+    }[metadata.data_end_rule]
+    lines = [f"data end {metadata.data_end}{why}"]
+    for late in metadata.rows_after_data_end:
+        shown = f" (e.g. {', '.join(late.examples)})" if late.examples else ""
+        lines.append(
+            f"warning: {late.table}.{late.column}: {late.count:,} row(s) dated after the "
+            f"data end, left out of snapshots, features and labels{shown}"
+        )
+    return lines
 
 
 def _calendar(kind: SnapshotKind, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
@@ -448,47 +623,67 @@ def label_snapshots(
     return hit.fillna(False).to_numpy(dtype=np.int8)
 
 
-def plan_snapshots(
+def plan_build(
     tables: dict[str, pd.DataFrame], config: PipelineConfig
-) -> tuple[pd.DataFrame, pd.Timestamp, pd.Timestamp]:
-    """Snapshots, data start and data end of a training-set build (shared by both engines).
+) -> tuple[pd.DataFrame, DataWindow]:
+    """Snapshots and data window of a training-set build (shared by both engines).
+
+    Every snapshot's label window ends at the data end at the latest, and features only
+    read rows at or before ``as_of``, so no row after the data end reaches a snapshot,
+    a feature or a label.
 
     Raises:
+        DataWindowError: the data end cannot be set (see ``resolve_window``).
         ValueError: if no snapshot has a fully observed label window.
     """
-    start, observed_end = data_window(tables)
-    end = pd.Timestamp(config.data_end) if config.data_end is not None else observed_end
-    last_as_of = end - pd.Timedelta(days=config.horizon_days)
+    window = resolve_window(tables, config.data_end, config.export_time)
+    last_as_of = window.end - pd.Timedelta(days=config.horizon_days)
     snaps = make_snapshots(tables["leads"], tables["conversions"], config.snapshots, last_as_of)
     if snaps.empty:
         raise ValueError(
             f"no snapshot has a complete {config.horizon_days}-day label window: the data runs "
-            f"from {start.date()} to {end.date()}; use a shorter horizon or more history"
+            f"from {window.start.date()} to {window.end.date()}; use a shorter horizon or "
+            "more history"
         )
-    return snaps, start, end
+    return snaps, window
+
+
+def plan_snapshots(
+    tables: dict[str, pd.DataFrame], config: PipelineConfig
+) -> tuple[pd.DataFrame, pd.Timestamp, pd.Timestamp]:
+    """Snapshots, data start and data end of a training-set build (see ``plan_build``)."""
+    snaps, window = plan_build(tables, config)
+    return snaps, window.start, window.end
 
 
 def training_metadata(
     frame: pd.DataFrame,
     tables: dict[str, pd.DataFrame],
     config: PipelineConfig,
-    start: pd.Timestamp,
-    end: pd.Timestamp,
+    window: DataWindow,
 ) -> TrainingSetMetadata:
     """What a reader needs to trust a training set: window, rule, counts, feature list."""
+    activities = tables["activities"]["occurred_at"]
     return TrainingSetMetadata(
         horizon_days=config.horizon_days,
         snapshot_rule=config.snapshots.kind,
         snapshot_offsets_days=tuple(config.snapshots.offsets_days),
         max_lead_age_days=config.snapshots.max_lead_age_days,
-        data_start=str(start),
-        data_end=str(end),
+        data_start=str(window.start),
+        data_end=str(window.end),
+        data_end_rule=window.rule,
+        export_time=None if window.export_time is None else str(window.export_time),
+        latest_timestamp=str(window.latest),
+        rows_after_data_end=tuple(
+            RowsAfterEnd(table=v.table, column=v.column, count=v.count, examples=v.examples)
+            for v in window.after_end
+        ),
         first_as_of=str(frame["as_of"].min()),
         last_as_of=str(frame["as_of"].max()),
         rows=len(frame),
         positives=int(frame["label"].sum()),
         leads=int(frame["lead_id"].nunique()),
-        activities=len(tables["activities"]),
+        activities=int((activities <= window.end).sum()),
         features=tuple(feature_names()),
     )
 
@@ -521,9 +716,9 @@ def build_training_set(tables: dict[str, pd.DataFrame], config: PipelineConfig) 
     Raises:
         ValueError: if no snapshot has a fully observed label window.
     """
-    snaps, start, end = plan_snapshots(tables, config)
+    snaps, window = plan_build(tables, config)
     frame = compute_features(
         tables["leads"], tables["accounts"], tables["activities"], snaps, config.icp
     )
     frame["label"] = label_snapshots(snaps, tables["conversions"], config.horizon_days)
-    return TrainingSet(frame, training_metadata(frame, tables, config, start, end))
+    return TrainingSet(frame, training_metadata(frame, tables, config, window))

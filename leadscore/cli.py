@@ -402,7 +402,15 @@ def features(
     ] = 180,
     data_end: Annotated[
         str | None,
-        typer.Option(help="Last date the data covers (default: latest timestamp in it)."),
+        typer.Option(
+            help="Last moment the data covers, UTC (a date means its midnight). Default: the "
+            "latest timestamp not after the export time and not an isolated outlier "
+            "(a tail of at most 0.1% of the rows, 30+ days after all others)."
+        ),
+    ] = None,
+    export_time: Annotated[
+        str | None,
+        typer.Option(help="When the data was exported, UTC (default: now); bounds the data end."),
     ] = None,
     unknown_activity: Annotated[
         str, typer.Option(help="reject or other: what to do with unknown activity types.")
@@ -432,7 +440,7 @@ def features(
     import pandas as pd
 
     from features.build import run_features
-    from features.pipeline import PipelineConfig, SnapshotRule
+    from features.pipeline import PipelineConfig, SnapshotRule, describe_data_end
 
     if unknown_activity not in ("reject", "other"):
         raise fail("--unknown-activity must be 'reject' or 'other'")
@@ -453,8 +461,12 @@ def features(
         end = pd.Timestamp(data_end) if data_end else None
     except ValueError as exc:
         raise fail(f"--data-end: cannot read {data_end!r} as a date") from exc
+    try:
+        exported = pd.Timestamp(export_time) if export_time else None
+    except ValueError as exc:
+        raise fail(f"--export-time: cannot read {export_time!r} as a date") from exc
     rule = SnapshotRule.parse(snapshots, max_lead_age)
-    config = PipelineConfig(horizon, rule, end)
+    config = PipelineConfig(horizon, rule, end, export_time=exported)
     t0 = time.perf_counter()
     with steps("features") as advance, reading("--data", data):
         if engine == "dask":
@@ -481,6 +493,8 @@ def features(
                 progress=advance,
             )
     meta = ts.metadata
+    for line in describe_data_end(meta):
+        console.print(line, markup=False, highlight=False)
     console.print(
         f"wrote {meta.rows:,} snapshots of {meta.leads:,} leads ({meta.positives:,} "
         f"positive) from {meta.activities:,} activities to {out} "
@@ -775,7 +789,10 @@ def score(
     out: Annotated[Path, typer.Option(help="File to write (.csv or .parquet).")],
     as_of: Annotated[
         str | None,
-        typer.Option(help="Score as of this date (default: the latest timestamp in the data)."),
+        typer.Option(
+            help="Score as of this date (default: the data end, chosen as `leadscore "
+            "features` chooses it: the latest timestamp not after now and not an outlier)."
+        ),
     ] = None,
     alias: Annotated[str, typer.Option(help="Registry alias to score with.")] = CHAMPION_ALIAS,
     json_out: JsonOption = False,

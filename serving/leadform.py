@@ -42,15 +42,14 @@ INPUT_CATEGORIES = {
 """Categorical features copied straight from a request field (derived bands are not)."""
 
 
-def _seconds(value: datetime) -> int:
-    """Whole seconds since the epoch; a time without an offset is UTC.
+def _micros(value: datetime) -> int:
+    """Microseconds since the epoch, exactly; a time without an offset is UTC.
 
-    The schema guarantees 1970 or later, where flooring agrees with the contract's
-    ``datetime64[s]`` cast of the same instant. A timedelta keeps its seconds in
-    ``[0, 86400)`` and its microseconds apart, so days and seconds are the floor.
+    The same integer the contract's ``datetime64[us]`` holds for the same instant, so the
+    lead form compares times at the resolution of training features and labels.
     """
     delta = value - (_EPOCH if value.tzinfo is None else _EPOCH_UTC)
-    return delta.days * 86400 + delta.seconds
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _plural(n: int, one: str, many: str) -> str:
@@ -79,15 +78,15 @@ def request_arrays(requests: Sequence[LeadFormRequest]) -> tuple[LeadArrays, lis
             profile[name].append(getattr(lead, name))
         for name in _ACCOUNT_FIELDS:
             profile[name].append(getattr(account, name) if account is not None else None)
-        created[i] = _seconds(lead.created_at)
-        as_of = snap_t[i] = _seconds(req.as_of)
+        created[i] = _micros(lead.created_at)
+        as_of = snap_t[i] = _micros(req.as_of)
         late = unknown = 0
         for activity in req.activities:
             code = _TYPE_CODE.get(activity.activity_type)
             if code is None:
                 unknown += 1
                 code = _OTHER
-            when = _seconds(activity.occurred_at)
+            when = _micros(activity.occurred_at)
             late += when > as_of
             act_lead.append(i)
             act_t.append(when)
@@ -108,7 +107,7 @@ def request_arrays(requests: Sequence[LeadFormRequest]) -> tuple[LeadArrays, lis
             )
             for name, values in profile.items()
         },
-        created_s=created,
+        created_t=created,
         act_lead=np.asarray(act_lead, dtype=np.int64),
         act_t=np.asarray(act_t, dtype=np.int64),
         act_type=np.asarray(act_type, dtype=np.int64),

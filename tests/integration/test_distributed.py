@@ -140,6 +140,43 @@ def test_no_complete_label_window_fails_like_single_machine(tables, client):
         build_training_set_dask(tables, config, client)
 
 
+def test_dask_agrees_on_the_data_end_and_the_time_resolution(tables, client):
+    """A row dated 2030 and activities 0.4 s after a snapshot: both engines leave them
+    out the same way, with the default data end and an explicit one."""
+    snaps, _, _ = plan_snapshots(tables, PipelineConfig(horizon_days=60))
+    first = snaps.drop_duplicates("lead_id").head(40)
+    extra = pd.DataFrame(
+        {
+            "lead_id": [*first["lead_id"], first["lead_id"].iloc[0]],
+            "occurred_at": [
+                *(first["as_of"] + pd.Timedelta(milliseconds=400)),
+                pd.Timestamp("2030-01-01"),
+            ],
+            "activity_type": "demo_request",
+        }
+    )
+    tampered = validate(
+        {**tables, "activities": pd.concat([tables["activities"], extra], ignore_index=True)}
+    )
+    for config in (
+        PipelineConfig(horizon_days=60),
+        PipelineConfig(horizon_days=60, data_end=pd.Timestamp("2025-02-01")),
+    ):
+        want = build_training_set(tampered, config)
+        assert_identical(build_training_set_dask(tampered, config, client, n_partitions=5), want)
+        assert "activities" in {r.table for r in want.metadata.rows_after_data_end}
+    clean = build_training_set(tables, PipelineConfig(horizon_days=60))
+    got = build_training_set_dask(tampered, PipelineConfig(horizon_days=60), client)
+    assert len(got.frame) == len(clean.frame)
+    assert got.metadata.data_end == clean.metadata.data_end
+    key = ["lead_id", "as_of"]
+    at = pd.MultiIndex.from_frame(first[key])
+    # At the snapshots the 0.4-s activities follow, no feature sees them.
+    pd.testing.assert_frame_equal(
+        got.frame.set_index(key).loc[at], clean.frame.set_index(key).loc[at], check_exact=True
+    )
+
+
 def test_partitioning_keeps_all_rows_of_a_lead_together(tables):
     snaps, _, _ = plan_snapshots(tables, PipelineConfig())
     parts = list(partition_tables(tables, snaps, 7))
@@ -157,10 +194,10 @@ def test_partitioning_keeps_all_rows_of_a_lead_together(tables):
     assert seen == set(snaps["lead_id"])
     assert sorted(np.concatenate([p.rows for p in parts])) == list(range(len(snaps)))
     # Every activity a feature can see is shipped, exactly once: at or before the lead's
-    # last snapshot, at the one-second resolution the features use.
+    # last snapshot, at the microsecond resolution the features use.
     acts = tables["activities"]
     last = acts["lead_id"].map(snaps.groupby("lead_id")["as_of"].max())
-    visible = acts["occurred_at"].dt.floor("s") <= last
+    visible = acts["occurred_at"] <= last
     assert sum(len(p.activities) for p in parts) == int(visible.sum()) < len(acts)
 
 

@@ -17,10 +17,10 @@ import pytest
 import serving_support as testing
 
 from features.contract import validate
-from features.pipeline import compute_features
+from features.pipeline import compute_features, feature_values
 from serving import hot_route
 from serving.batch import open_leads
-from serving.leadform import score_lead_form, unknown_categories
+from serving.leadform import request_arrays, score_lead_form, unknown_categories
 from serving.model_store import resolve_model
 from serving.samples import lead_payload
 from serving.schemas import parse_request
@@ -216,3 +216,29 @@ def test_an_unexpected_failure_is_a_500_that_says_nothing(payloads):
 
     status, body = hot_route.answer(broken, b"{}")
     assert status == 500 and b"secret" not in body
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "counted"),
+    [
+        ("2024-07-01T00:00:00Z", 1),
+        ("2024-07-01T00:00:00.400000Z", 0),
+        ("2024-07-01T00:00:00.000001Z", 0),
+        ("2024-06-30T23:59:59.999999Z", 1),
+    ],
+)
+def test_lead_form_compares_times_to_the_microsecond_like_the_tables(occurred_at, counted):
+    """An activity at ``as_of`` counts; one a fraction of a second after it does not, as in
+    training's features and labels (``tests/unit/features/test_pipeline.py``)."""
+    payload = {
+        "lead": {"lead_id": "L1", "created_at": "2024-05-02T09:30:00.250000Z"},
+        "activities": [{"occurred_at": occurred_at, "activity_type": "demo_request"}],
+        "as_of": "2024-07-01T00:00:00Z",
+    }
+    arrays, warnings = request_arrays([parse_request(payload)])
+    when = pd.Timestamp(occurred_at).tz_convert(None).as_unit("us")
+    assert arrays.act_t.tolist() == [when.value // 1_000]
+    assert arrays.created_t.tolist() == [pd.Timestamp("2024-05-02 09:30:00.25").value // 1_000]
+    values = feature_values(arrays)
+    assert values["n_demo_request_7d"].tolist() == [counted]
+    assert ("1 activity after as_of ignored" in warnings[0]) == (not counted)

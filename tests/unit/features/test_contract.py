@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.contract import ContractError, validate
+from features.contract import ContractError, rows_after, validate
 from features.io import load_tables, write_tables
 from leadscore.cli import app
 
@@ -173,3 +173,25 @@ def test_missing_table_file_is_named(tmp_path: Path):
     write_tables(tables, tmp_path / "data")
     with pytest.raises(ContractError, match=r"accounts\.\*: no accounts.parquet or accounts.csv"):
         load_tables(tmp_path / "data")
+
+
+def test_rows_after_the_data_end_are_a_warning_per_column_not_an_error():
+    tables = good_tables()
+    tables["activities"].loc[len(tables["activities"])] = ["L2", "2030-01-01", "email_open"]
+    tables["leads"].loc[2, "created_at"] = "2030-02-01"
+    typed = validate(tables)  # a future date alone stops nothing
+    end = pd.Timestamp("2024-03-15")
+    found = rows_after(typed, end)
+    assert [v.level for v in found] == ["warning", "warning"]
+    assert [str(v) for v in found] == [
+        "leads.created_at: dated after the data end 2024-03-15 00:00:00 (left out of "
+        "snapshots, features and labels) in 1 row(s) (e.g. lead_id=L3)",
+        "activities.occurred_at: dated after the data end 2024-03-15 00:00:00 (left out of "
+        "snapshots, features and labels) in 1 row(s) (e.g. lead_id=L2)",
+    ]
+    assert rows_after(typed, pd.Timestamp("2030-02-01")) == []
+    assert [(v.table, v.count) for v in rows_after(typed, pd.Timestamp("2024-03-14"))] == [
+        ("leads", 1),
+        ("activities", 1),
+        ("conversions", 1),
+    ]

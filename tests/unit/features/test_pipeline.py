@@ -14,12 +14,17 @@ from features.catalogue import CATALOGUE, feature_names
 from features.contract import validate
 from features.io import write_tables
 from features.pipeline import (
+    TAIL_SHARE,
+    DataWindowError,
     PipelineConfig,
     SnapshotRule,
+    _before_tail,
     build_training_set,
     compute_features,
+    data_window,
     label_snapshots,
     make_snapshots,
+    resolve_window,
 )
 from features.simulate import simulate
 from leadscore.cli import app
@@ -230,3 +235,261 @@ def test_reason_sentences_read_as_plain_language():
     )
     assert specs["seniority"].sentence("VP") == "Seniority is VP"
     assert specs["days_since_last_activity"].sentence(None).endswith("not known")
+
+
+# --- The data end: explicit or robust, never stretched by a future-dated row ----------
+
+
+@pytest.fixture(scope="module")
+def small_tables() -> dict[str, pd.DataFrame]:
+    return validate(simulate(800, seed=11).tables())
+
+
+def with_future_activity(tables: dict[str, pd.DataFrame], when: str) -> dict[str, pd.DataFrame]:
+    """The tables plus one activity of their first lead, dated ``when``."""
+    lead = tables["leads"]["lead_id"].iloc[0]
+    extra = pd.DataFrame(
+        {"lead_id": [lead], "occurred_at": [when], "activity_type": ["email_open"]}
+    )
+    activities = pd.concat([tables["activities"], extra], ignore_index=True)
+    return validate({**tables, "activities": activities})
+
+
+def test_plain_data_ends_at_its_latest_timestamp(small_tables):
+    window = resolve_window(small_tables)
+    latest = max(
+        small_tables["leads"]["created_at"].max(),
+        small_tables["activities"]["occurred_at"].max(),
+        small_tables["conversions"]["converted_at"].max(),
+    )
+    assert (window.end, window.latest, window.rule) == (latest, latest, "latest")
+    assert window.after_end == ()
+
+
+@pytest.mark.parametrize(
+    ("export_time", "rule"), [(None, "before_export"), ("2040-01-01", "before_outliers")]
+)
+def test_one_activity_dated_2030_changes_no_row_and_is_reported(small_tables, export_time, rule):
+    """The 2030 row lies after the export time (now), or far beyond the bulk of the data
+    when the export time is later still: either way the training set is the one built
+    without it, and the report names the row."""
+    config = PipelineConfig(export_time=export_time)
+    clean = build_training_set(small_tables, config)
+    tampered = with_future_activity(small_tables, "2030-01-01")
+    got = build_training_set(tampered, config)
+    pd.testing.assert_frame_equal(got.frame, clean.frame, check_exact=True)
+    meta = got.metadata
+    assert meta.data_end == clean.metadata.data_end and meta.data_end_rule == rule
+    assert meta.latest_timestamp == "2030-01-01 00:00:00"
+    lead = small_tables["leads"]["lead_id"].iloc[0]
+    ((late,),) = [meta.rows_after_data_end]
+    assert (late.table, late.column, late.count) == ("activities", "occurred_at", 1)
+    assert late.examples == (f"lead_id={lead}",)
+    assert meta.activities == clean.metadata.activities  # counted up to the data end
+    assert clean.metadata.rows_after_data_end == ()
+    # Batch scoring's default as_of is this same data end.
+    assert data_window(tampered, export_time)[1] == pd.Timestamp(clean.metadata.data_end)
+
+
+def test_a_quiet_spell_followed_by_real_activity_is_not_an_outlier(small_tables):
+    """More than a tiny share of rows after a gap is data, not a typo: the data end moves."""
+    lead = small_tables["leads"]["lead_id"].iloc[0]
+    n = int(len(small_tables["activities"]) * TAIL_SHARE) + 5
+    late = pd.DataFrame(
+        {
+            "lead_id": [lead] * n,
+            "occurred_at": pd.Timestamp("2026-06-01") + pd.to_timedelta(np.arange(n), "h"),
+            "activity_type": ["email_open"] * n,
+        }
+    )
+    tables = validate({**small_tables, "activities": pd.concat([small_tables["activities"], late])})
+    window = resolve_window(tables, export_time="2026-12-01")
+    assert window.rule == "latest" and window.end == late["occurred_at"].max()
+
+
+def test_outlier_tail_needs_a_gap_and_a_tiny_share():
+    day = 86_400_000_000
+    bulk = np.arange(5_000, dtype=np.int64) * (day // 10)
+    assert _before_tail(bulk) == (int(bulk[-1]), 0)
+    far = np.append(bulk, [bulk[-1] + 31 * day, bulk[-1] + 400 * day])
+    assert _before_tail(far) == (int(bulk[-1]), 2)
+    near = np.append(bulk, bulk[-1] + 29 * day)  # less than TAIL_GAP: not isolated
+    assert _before_tail(near) == (int(near[-1]), 0)
+    assert _before_tail(far[-900:]) == (int(far[-1]), 0)  # under 1,000 rows: no tail cut
+
+
+def test_a_data_end_after_the_export_time_is_refused(small_tables):
+    with pytest.raises(DataWindowError, match="after the export time"):
+        resolve_window(small_tables, "2025-03-01", export_time="2025-02-01")
+    with pytest.raises(DataWindowError, match="after now"):
+        resolve_window(small_tables, "2199-01-01")
+    with pytest.raises(DataWindowError, match="every timestamp in the data is after"):
+        resolve_window(small_tables, export_time="2000-01-01")
+
+
+def test_cli_explicit_data_end_is_used_stated_and_recorded(tmp_path: Path):
+    sim = simulate(400, seed=2)
+    write_tables(sim.tables(), tmp_path / "data")
+    out = tmp_path / "ts.parquet"
+    result = CliRunner().invoke(
+        app,
+        [
+            "features",
+            "--data",
+            str(tmp_path / "data"),
+            "--out",
+            str(out),
+            "--horizon",
+            "60",
+            "--data-end",
+            "2025-03-01",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "data end 2025-03-01 00:00:00: given with --data-end" in result.output
+    assert "warning: activities.occurred_at:" in result.output
+    ts = read_training_set(out)
+    meta = ts.metadata
+    assert (meta.data_end, meta.data_end_rule) == ("2025-03-01 00:00:00", "given")
+    assert (ts.frame["as_of"] + pd.Timedelta(days=60) <= pd.Timestamp("2025-03-01")).all()
+    assert ts.frame["as_of"].max() == pd.Timestamp("2024-12-01")
+    late = {(r.table, r.column): r.count for r in meta.rows_after_data_end}
+    acts = validate(sim.tables())["activities"]
+    assert late[("activities", "occurred_at")] == int(
+        (acts["occurred_at"] > pd.Timestamp("2025-03-01")).sum()
+    )
+    refused = CliRunner().invoke(
+        app,
+        [
+            "features",
+            "--data",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "no.parquet"),
+            "--data-end",
+            "2025-03-01",
+            "--export-time",
+            "2025-01-01",
+        ],
+    )
+    assert refused.exit_code == 2 and "is after the export time" in refused.output
+    assert not (tmp_path / "no.parquet").exists()
+
+
+# --- One time resolution: microseconds, for features, labels and the lead form ---------
+
+
+def one_lead_tables(occurred_at: list[pd.Timestamp]) -> dict[str, pd.DataFrame]:
+    return validate(
+        {
+            "leads": pd.DataFrame(
+                {
+                    "lead_id": ["L1"],
+                    "account_id": ["A1"],
+                    "created_at": ["2024-01-01"],
+                    "job_title": [None],
+                    "seniority": ["VP"],
+                    "department": ["IT"],
+                    "country": ["US"],
+                    "region": ["NA"],
+                    "lead_source": ["event"],
+                }
+            ),
+            "accounts": pd.DataFrame(
+                {
+                    "account_id": ["A1"],
+                    "company_name": ["X"],
+                    "industry": ["Software"],
+                    "employee_count": [50],
+                    "annual_revenue": [1e7],
+                    "country": ["US"],
+                }
+            ),
+            "activities": pd.DataFrame(
+                {
+                    "lead_id": ["L1"] * len(occurred_at),
+                    "occurred_at": occurred_at,
+                    "activity_type": ["demo_request"] * len(occurred_at),
+                }
+            ),
+            "conversions": pd.DataFrame({"lead_id": [], "converted_at": []}),
+        }
+    )
+
+
+AS_OF = pd.Timestamp("2024-03-01 12:00:00")
+
+
+@pytest.mark.parametrize(
+    ("offset", "counted"),
+    [
+        (pd.Timedelta(0), 1),
+        (pd.Timedelta(milliseconds=400), 0),
+        (pd.Timedelta(microseconds=1), 0),
+        (pd.Timedelta(microseconds=-1), 1),
+    ],
+)
+def test_an_activity_counts_at_as_of_and_not_a_fraction_of_a_second_after(offset, counted):
+    tables = one_lead_tables([AS_OF + offset])
+    snaps = pd.DataFrame({"lead_id": ["L1"], "as_of": [AS_OF]})
+    row = compute_features(tables["leads"], tables["accounts"], tables["activities"], snaps)
+    row = row.iloc[0]
+    assert row["n_demo_request_7d"] == counted and row["n_high_intent_30d"] == counted
+    if counted:
+        assert row["days_since_last_activity"] == pytest.approx(-offset / pd.Timedelta(days=1))
+    else:
+        assert np.isnan(row["days_since_last_activity"])
+
+
+def test_window_edges_and_ages_are_exact_to_the_microsecond():
+    seven = pd.Timedelta(days=7)
+    tables = one_lead_tables([AS_OF - seven, AS_OF - seven + pd.Timedelta(microseconds=1)])
+    snaps = pd.DataFrame({"lead_id": ["L1"], "as_of": [AS_OF]})
+    row = compute_features(tables["leads"], tables["accounts"], tables["activities"], snaps)
+    row = row.iloc[0]
+    assert row["n_demo_request_7d"] == 1 and row["n_demo_request_30d"] == 2
+    half = pd.DataFrame({"lead_id": ["L1"], "as_of": [pd.Timestamp("2024-01-01 00:00:00.5")]})
+    early = compute_features(tables["leads"], tables["accounts"], tables["activities"], half)
+    assert early["days_since_created"].iloc[0] == 0.5 / 86_400
+
+
+def test_label_boundaries_to_the_microsecond():
+    """A conversion at as_of is not a positive (the lead had converted: no snapshot is
+    even taken); one at as_of + horizon is; one a microsecond later is not."""
+    horizon = 90
+    offsets = [
+        pd.Timedelta(0),
+        pd.Timedelta(microseconds=1),
+        pd.Timedelta(days=horizon),
+        pd.Timedelta(days=horizon, microseconds=1),
+        pd.Timedelta(microseconds=-1),
+    ]
+    ids = [f"L{i}" for i in range(len(offsets))]
+    as_of = pd.Timestamp("2024-03-01")  # a monthly snapshot time
+    snaps = pd.DataFrame({"lead_id": ids, "as_of": [as_of] * len(ids)})
+    conversions = pd.DataFrame({"lead_id": ids, "converted_at": [as_of + o for o in offsets]})
+    assert label_snapshots(snaps, conversions, horizon).tolist() == [0, 1, 1, 0, 0]
+    leads = pd.DataFrame({"lead_id": ids, "created_at": [pd.Timestamp("2024-01-15")] * len(ids)})
+    taken = make_snapshots(leads, conversions, SnapshotRule(), as_of)
+    taken = taken[taken["as_of"] == as_of]
+    assert sorted(taken["lead_id"]) == ["L1", "L2", "L3"]  # converted at or before: none
+
+
+@pytest.mark.parametrize("kind", ["microseconds", "whole seconds", "wide", "sorted"])
+def test_activities_are_ordered_by_lead_then_microsecond_whatever_the_packing(kind):
+    from features.engagement import SECOND, _lead_time_order
+
+    rng = np.random.default_rng(4)
+    lead = rng.integers(0, 500, 5_000)
+    t = (1_700_000_000 + rng.integers(0, 10**6, lead.size)) * SECOND
+    t += rng.integers(0, 3, lead.size)  # ties and sub-second steps
+    if kind == "whole seconds":  # too many leads and years for microseconds, not seconds
+        lead = lead << 20
+        t = (t // SECOND + rng.integers(0, 10**8, lead.size)) * SECOND
+    elif kind == "wide":  # too wide to pack lead and microseconds into one int64
+        t[::7] += 10**17
+    want = np.lexsort((t, lead))
+    if kind == "sorted":
+        assert _lead_time_order(lead[want], t[want]) is None
+    else:
+        assert (_lead_time_order(lead, t) == want).all()
