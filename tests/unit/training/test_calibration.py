@@ -34,7 +34,7 @@ def _anti_correlated(n: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     """Rows whose conversions sit at the *low* margins, with fewer than 100 of them."""
     rng = np.random.default_rng(seed)
     raw = rng.normal(0.0, 1.0, n)
-    y = (rng.random(n) < 1 / (1 + np.exp(2.0 * raw + 4.2))).astype(int)
+    y = (rng.random(n) < 1 / (1 + np.exp(2.0 * raw + 5.3))).astype(int)
     return raw, y
 
 
