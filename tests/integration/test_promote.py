@@ -76,9 +76,9 @@ def test_a_tie_does_not_promote_and_the_decision_says_so(store, champion, traini
     tags = mlflow.MlflowClient(store["uri"]).get_model_version("lead-scoring", twin.version).tags
     assert tags["promotion.decision"] == "rejected" and tags["promotion.reason"].startswith("tie")
     last = json.loads(
-        mlflow.MlflowClient(store["uri"]).get_registered_model("lead-scoring").tags[
-            "promotion.last"
-        ]
+        mlflow.MlflowClient(store["uri"])
+        .get_registered_model("lead-scoring")
+        .tags["promotion.last"]
     )
     assert last["reason"] == decided.reason
 
