@@ -140,6 +140,28 @@ def test_every_calibration_is_non_decreasing_in_the_margin(period, method):
         except CalibrationError as exc:
             assert method == "platt" and "slope" in str(exc)
             return
-    p = calibration(np.sort(np.r_[GRID, raw]))
+    with np.errstate(over="ignore"):  # a steep Platt slope: exp overflows to p = 0
+        p = calibration(np.sort(np.r_[GRID, raw]))
     assert np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1))
     assert np.all(np.diff(p) >= 0), method
+
+
+@pytest.mark.slow
+def test_training_records_the_fallback_in_the_bundle_and_its_card(
+    training_set, monkeypatch, tmp_path
+):
+    """``fit_bundle`` keeps what ``choose_calibration`` says about a fallback: in the
+    metadata saved with the bundle and on the model card."""
+    import training.train as train
+    from runtime.bundle import ModelBundle
+
+    raw, y = _anti_correlated()
+    chosen = choose_calibration(raw, y, "auto")
+    monkeypatch.setattr(train, "choose_calibration", lambda *_: chosen)
+    config = train.TrainConfig(num_boost_round=20, early_stopping_rounds=5, num_threads=1)
+    fitted = train.fit_bundle(training_set, config)
+    metadata = ModelBundle.load(fitted.bundle.save(tmp_path / "bundle")).metadata
+    assert metadata.calibration_method == "isotonic"
+    assert metadata.calibration_fallback == chosen.fallback
+    card = render_card(metadata, {"model": {"roc_auc": 0.7}}, {}, fitted.bundle.policy)
+    assert f"- Calibration fallback: {chosen.fallback}." in card
