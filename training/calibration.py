@@ -128,9 +128,9 @@ def check_platt(calibration: Calibration, y: np.ndarray) -> None:
         f"platt calibration refused: its fitted slope is {calibration.a:.3g} on "
         f"{len(y):,} validation rows with {int(np.sum(y)):,} conversions, so the calibrated "
         "probability would not rise with the model's margin and the ranking would be "
-        "inverted or lost. Use calibration isotonic (or auto, which falls back to it) or "
-        "none; a negative slope also means the model ranks the validation period backwards: "
-        "check the labels and the split"
+        "inverted or lost. Train with --calibration isotonic, auto (which falls back to "
+        "isotonic) or none; a negative slope also means the model ranks the validation "
+        "period backwards: check the labels and the split"
     )
 
 
