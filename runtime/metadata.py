@@ -111,6 +111,9 @@ class BundleMetadata(_Frozen):
         request_form: What the service asks for to score a lead (see ``RequestForm``).
         horizon_days: Label horizon of its training set (None: a lead snapshot export).
         snapshot_rule: Snapshot rule of its training set.
+        max_lead_age_days: Age beyond which its training set stopped snapshotting a lead
+            (None: not recorded, or a lead snapshot export). Part of the population its
+            labels were drawn from, which promotion compares.
         data_fingerprint: Hash of the training frame it was fitted on.
         source_fingerprint: Fingerprint recorded in the training set's own metadata.
         rows_total: Snapshots in the training set.
@@ -119,6 +122,8 @@ class BundleMetadata(_Frozen):
         dropped_rows: Snapshots in no period.
         population_rows: Open leads per period (``valid``, ``test``).
         calibration_method: ``isotonic``, ``platt`` or ``none``.
+        calibration_fallback: Why the calibration is not the one asked for (``auto``
+            fell back from a Platt fit that would not rise with the margin); None if it is.
         training: How the booster was fitted.
         policy_config: The MQL rule asked for.
         features: Model columns, in order.
@@ -136,6 +141,7 @@ class BundleMetadata(_Frozen):
     request_form: RequestForm = "lead"
     horizon_days: int | None = None
     snapshot_rule: str | None = None
+    max_lead_age_days: int | None = None
     data_fingerprint: str | None = None
     source_fingerprint: str | None = None
     rows_total: int = 0
@@ -144,6 +150,7 @@ class BundleMetadata(_Frozen):
     dropped_rows: int = 0
     population_rows: dict[str, int] = Field(default_factory=dict)
     calibration_method: str | None = None
+    calibration_fallback: str | None = None
     training: TrainingFacts = Field(default_factory=TrainingFacts)
     policy_config: PolicySettings | None = None
     features: tuple[str, ...] = ()

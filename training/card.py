@@ -312,6 +312,11 @@ def render_card(
         "",
         f"- Trees: {training.best_iteration} (early stopping on validation log loss).",
         f"- Calibration: {metadata.calibration_method} (fitted on validation).",
+        *(
+            [f"- Calibration fallback: {metadata.calibration_fallback}."]
+            if metadata.calibration_fallback
+            else []
+        ),
         f"- Hyper-parameter trials: {training.tune_trials}.",
         "",
         "## Caveats",

@@ -5,8 +5,12 @@ snapshots. By default those come from the challenger's run (``evaluation/test_se
 is logged with every run); pass ``data`` (a training set) to re-cut the period from it
 instead, with the boundaries stored in the challenger's metadata (or, for a model trained
 from a dataset config, its ``split`` spec: a stratified hold-out is cut again exactly).
-The challenger wins when it beats the champion on the chosen metric by at least
-``margin``; ``force`` promotes regardless. The decision and both scores are recorded as tags on the
+Only models that predict the same thing are compared: the same label horizon, the same
+outcome and the same population of snapshots (snapshot rule, maximum lead age), read from
+each bundle's metadata; otherwise promotion is refused, naming the difference. The
+challenger wins only when it is strictly better than the champion by more than
+``margin`` (a tie keeps the champion: nothing says the challenger is better); ``force``
+promotes regardless. The decision and both scores are recorded as tags on the
 challenger version (and the latest decision on the registered model), so the registry
 itself tells why a version is or is not in production. Concurrent promotions on one
 embedded store run one after the other (a file lock beside ``mlflow.db``), and no
@@ -28,6 +32,7 @@ import pandas as pd
 from leadscore.errors import LeadscoreError
 from runtime import registry
 from runtime.bundle import ModelBundle
+from runtime.metadata import BundleMetadata
 from training.data import TrainingData, load_training_data
 from training.metrics import HIGHER_IS_BETTER, classifier_metrics
 from training.split import Boundaries, apply_boundaries, split_from_spec
@@ -56,7 +61,8 @@ class PromotionResult:
         rows: Snapshots both were scored on.
         window: First and last ``as_of`` of those snapshots.
         warning: Set when the comparison may be unfair (e.g. the champion was trained on
-            snapshots inside the test period).
+            snapshots inside the test period) or, when forced, could not be made.
+        reason: The decision in words (a tie says so).
     """
 
     decision: str
@@ -70,6 +76,7 @@ class PromotionResult:
     rows: int
     window: tuple[str, str] | None
     warning: str | None = None
+    reason: str | None = None
 
     def to_dict(self) -> dict:
         """JSON form."""
@@ -77,10 +84,86 @@ class PromotionResult:
 
 
 def better(challenger: float, champion: float, metric: str, margin: float) -> bool:
-    """Whether ``challenger`` beats ``champion`` by at least ``margin`` on ``metric``."""
+    """Whether ``challenger`` beats ``champion`` by more than ``margin`` on ``metric``.
+
+    Strictly: with the default margin 0 a tie is not an improvement, and promotion
+    promises only a better model.
+    """
     if HIGHER_IS_BETTER[metric]:
-        return challenger >= champion + margin
-    return challenger <= champion - margin
+        return challenger > champion + margin
+    return challenger < champion - margin
+
+
+def _horizon_text(metadata: BundleMetadata) -> str:
+    days = metadata.horizon_days
+    return f"within {days} days" if days is not None else "with no fixed horizon (an export)"
+
+
+def _outcome_text(metadata: BundleMetadata) -> str:
+    outcome = metadata.dataset.outcome if metadata.dataset else None
+    if outcome is None:
+        return "the conversions of the lead tables"
+    if outcome.in_file is not None:
+        return f"ids listed in {outcome.in_file} (column {outcome.column})"
+    values = ", ".join(str(v) for v in outcome.positive or ()) or "true"
+    return f"column {outcome.column} in ({values})"
+
+
+def label_differences(
+    champion: BundleMetadata, challenger: BundleMetadata
+) -> list[tuple[str, str]]:
+    """How the two models' label definitions differ (empty: they can be compared).
+
+    A label is "converted within the horizon" for a snapshot of a lead in the model's
+    population; scoring a 60-day model on 90-day labels (or a model of young leads on
+    old ones) says nothing about which is better. The maximum lead age is compared
+    only when both bundles record it (older bundles do not).
+
+    Returns:
+        Per difference, what the champion does and what the challenger does instead,
+        e.g. ``("predicts conversion within 60 days", "within 90 days")``.
+    """
+    out: list[tuple[str, str]] = []
+    if champion.horizon_days != challenger.horizon_days:
+        out.append((f"predicts conversion {_horizon_text(champion)}", _horizon_text(challenger)))
+    if _outcome_text(champion) != _outcome_text(challenger):
+        out.append((f"counts as converted {_outcome_text(champion)}", _outcome_text(challenger)))
+    if champion.snapshot_rule != challenger.snapshot_rule:
+        out.append(
+            (
+                f"was trained on {champion.snapshot_rule or 'unrecorded'} snapshots",
+                f"on {challenger.snapshot_rule or 'unrecorded'} snapshots",
+            )
+        )
+    old, new = champion.max_lead_age_days, challenger.max_lead_age_days
+    if old is not None and new is not None and old != new:
+        out.append((f"was trained on leads up to {old} days old", f"up to {new} days old"))
+    return out
+
+
+def _incomparable(
+    champion: registry.VersionInfo,
+    challenger: registry.VersionInfo,
+    differences: list[tuple[str, str]],
+) -> str:
+    said = "; ".join(
+        f"champion v{champion.version} {old}, challenger v{challenger.version} {new}"
+        for old, new in differences
+    )
+    return f"{said}: they cannot be compared on the same labels"
+
+
+def _reason(challenger: float, champion: float, metric: str, margin: float, promoted: bool) -> str:
+    """The decision in words: promoted, a tie, or not better by more than the margin."""
+    scores = f"challenger {metric} {challenger:.6g}, champion {champion:.6g}"
+    if promoted:
+        return f"{scores}: the challenger is better by more than the margin {margin:g}"
+    if challenger == champion:
+        return (
+            f"tie ({scores}): a tie does not promote, the challenger must be strictly "
+            f"better by more than the margin {margin:g}"
+        )
+    return f"{scores}: the challenger is not better by more than the margin {margin:g}"
 
 
 def _test_frame(
@@ -129,6 +212,11 @@ def _logged_test_set(client, info: registry.VersionInfo) -> pd.DataFrame:
                 "training set as data to rebuild the test period"
             ) from exc
         return pd.read_parquet(path)
+
+
+def _missing_features(bundle: ModelBundle, test: pd.DataFrame) -> list[str]:
+    """Features the bundle reads that the test frame lacks."""
+    return [name for name in bundle.spec.names if name not in test.columns]
 
 
 def _score(bundle: ModelBundle, test: pd.DataFrame, metric: str) -> float:
@@ -181,6 +269,55 @@ def _held_out_warning(client, info: registry.VersionInfo | None, test: pd.DataFr
     return None
 
 
+def _judge(
+    champion: registry.VersionInfo,
+    champion_bundle: ModelBundle,
+    challenger: registry.VersionInfo,
+    challenger_bundle: ModelBundle,
+    test: pd.DataFrame,
+    challenger_score: float,
+    *,
+    metric: str,
+    margin: float,
+    force: bool,
+    client,
+) -> tuple[str, str, float | None, str | None]:
+    """Decide between two loaded versions: decision, reason, champion score, warning.
+
+    A comparison that cannot be made fairly (other labels) or at all (a feature the
+    test set lacks) is refused, unless ``force`` asks to promote regardless: then the
+    champion is not scored and the warning says why.
+
+    Raises:
+        PromotionError: naming the difference or the missing feature, without ``force``.
+    """
+    differences = label_differences(champion_bundle.metadata, challenger_bundle.metadata)
+    missing = _missing_features(champion_bundle, test)
+    if differences:
+        problem = _incomparable(champion, challenger, differences)
+    elif missing:
+        problem = (
+            f"champion v{champion.version} needs feature(s) {', '.join(missing)}, which "
+            f"the test set of challenger v{challenger.version} lacks: it cannot be scored "
+            "on the same snapshots"
+        )
+    else:
+        problem = None
+    if problem is not None:
+        if not force:
+            raise PromotionError(f"{problem}; retrain one or promote with --force")
+        return "forced", f"forced without a comparison: {problem}", None, problem
+    champion_score = _score(champion_bundle, test, metric)
+    warning = _overlap_warning(champion_bundle, test, client, champion)
+    won = better(challenger_score, champion_score, metric, margin)
+    reason = _reason(challenger_score, champion_score, metric, margin, won)
+    if won:
+        return "promoted", reason, champion_score, warning
+    if force:
+        return "forced", f"forced: {reason}", champion_score, warning
+    return "rejected", reason, champion_score, warning
+
+
 def _record(client, name: str, result: PromotionResult) -> None:
     tags = {
         "promotion.decision": result.decision,
@@ -196,6 +333,8 @@ def _record(client, name: str, result: PromotionResult) -> None:
         tags["promotion.window"] = f"{result.window[0]} … {result.window[1]}"
     if result.warning:
         tags["promotion.warning"] = result.warning
+    if result.reason:
+        tags["promotion.reason"] = result.reason[:5000]
     for key, value in tags.items():
         client.set_model_version_tag(name, result.challenger_version, key, value)
     client.set_registered_model_tag(name, "promotion.last", json.dumps(result.to_dict()))
@@ -234,14 +373,17 @@ def promote(
         metric: Metric compared (``roc_auc``, ``pr_auc``, ``log_loss``, ``brier``, ``ece``,
             ``lift_top10``, ...).
         margin: How much better the challenger must be (in the metric's units).
-        force: Promote even when the challenger is not better.
+        force: Promote even when the challenger is not better, or cannot be compared
+            (other labels, a champion needing a feature the test set lacks).
         data: Training set to re-cut the challenger's test period from (default: the
             test set logged with the challenger's run).
 
     Raises:
         ModelNotFoundError: when nothing is registered under ``model_name``.
         AliasNotFoundError: when no version is the ``challenger``.
-        PromotionError: when the test period cannot be rebuilt or scored.
+        PromotionError: when the test period cannot be rebuilt or scored, when the two
+            models' labels differ (horizon, outcome, population) or when the champion
+            needs a feature the test set lacks (unless ``force``).
     """
     if metric not in HIGHER_IS_BETTER:
         raise ValueError(f"unknown metric {metric!r}: use one of {sorted(HIGHER_IS_BETTER)}")
@@ -271,26 +413,41 @@ def promote(
                 None,
                 0,
                 None,
+                reason=f"version {challenger.version} is already the champion",
             )
         challenger_bundle = ModelBundle.load(
             registry.download_version_bundle(challenger, Path(tmp) / "challenger")
         )
         test = _test_frame(client, challenger, challenger_bundle, data)
         window = (str(test["as_of"].min()), str(test["as_of"].max()))
+        missing = _missing_features(challenger_bundle, test)
+        if missing:
+            raise PromotionError(
+                f"challenger v{challenger.version} needs feature(s) "
+                f"{', '.join(missing)}, which the test set lacks: pass a training set "
+                "that has them as data, or promote without data to use its logged test set"
+            )
         challenger_score = _score(challenger_bundle, test, metric)
         champion_score, warning = None, None
         if champion is None:
             decision = "first"
+            reason = "no champion before: the challenger becomes the first champion"
         else:
             champion_bundle = ModelBundle.load(
                 registry.download_version_bundle(champion, Path(tmp) / "champion")
             )
-            champion_score = _score(champion_bundle, test, metric)
-            warning = _overlap_warning(champion_bundle, test, client, champion)
-            if better(challenger_score, champion_score, metric, margin):
-                decision = "promoted"
-            else:
-                decision = "forced" if force else "rejected"
+            decision, reason, champion_score, warning = _judge(
+                champion,
+                champion_bundle,
+                challenger,
+                challenger_bundle,
+                test,
+                challenger_score,
+                metric=metric,
+                margin=margin,
+                force=force,
+                client=client,
+            )
         promoted = decision != "rejected"
         result = PromotionResult(
             decision,
@@ -304,6 +461,7 @@ def promote(
             len(test),
             window,
             warning,
+            reason,
         )
         if promoted:
             _champion_unchanged(client, model_name, champion)

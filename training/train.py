@@ -39,7 +39,7 @@ from runtime.metadata import (
     TrainingFacts,
     request_form_of,
 )
-from training.calibration import fit_calibration
+from training.calibration import CalibrationChoice, choose_calibration
 from training.card import render_card
 from training.config import TrainConfig
 from training.data import (
@@ -197,7 +197,8 @@ def fit_bundle(
 
     progress("calibrating and choosing the MQL policy on the validation period")
     raw_valid = model.predict_raw(Xv)
-    calibration = fit_calibration(raw_valid, yv, config.calibration)
+    chosen = choose_calibration(raw_valid, yv, config.calibration)
+    calibration = chosen.calibration
     # The policy is fitted on policy-free predictions: probabilities of the labelled
     # validation rows, probabilities and SHAP group sums of the validation population.
     scorer = CalibratedModel(model.booster_, spec, calibration)
@@ -210,9 +211,7 @@ def fit_bundle(
         policy = fit_policy(labelled, population, config.policy)
     except PolicyError as exc:
         raise TrainingDataError(str(exc)) from exc
-    metadata = _metadata(
-        training_set, frame, split, model, calibration.method, config, model_name, tuning
-    )
+    metadata = _metadata(training_set, frame, split, model, chosen, config, model_name, tuning)
     bundle = ModelBundle(model.booster_, spec, calibration, policy, metadata)
     return Fitted(bundle, split, model, tuning)
 
@@ -222,7 +221,7 @@ def _metadata(
     frame: pd.DataFrame,
     split: TimeSplit,
     model: BoostedEstimator,
-    calibration: str,
+    calibration: CalibrationChoice,
     config: TrainConfig,
     model_name: str,
     tuning: TuneResult | None,
@@ -236,6 +235,7 @@ def _metadata(
         request_form=request_form_of(source.dataset, source.snapshot_rule),
         horizon_days=source.horizon_days,
         snapshot_rule=source.snapshot_rule,
+        max_lead_age_days=source.max_lead_age_days,
         data_fingerprint=fingerprint(training_set.frame),
         source_fingerprint=source.fingerprint,
         rows_total=len(frame),
@@ -243,7 +243,8 @@ def _metadata(
         boundaries=SplitBoundaries(**split.boundaries.to_dict()),
         dropped_rows=split.dropped_rows,
         population_rows={"valid": len(split.valid_population), "test": len(split.test_population)},
-        calibration_method=calibration,
+        calibration_method=calibration.calibration.method,
+        calibration_fallback=calibration.fallback,
         training=TrainingFacts(
             params={k: v for k, v in model.params_.items() if k != "metric"},
             best_iteration=model.best_iteration_,
@@ -282,6 +283,8 @@ def _run_params(fitted: Fitted, config: TrainConfig) -> dict[str, Any]:
         params[f"lgb.{key}"] = value
     params["best_iteration"] = meta.training.best_iteration
     params["calibration_method"] = meta.calibration_method
+    if meta.calibration_fallback:
+        params["calibration_fallback"] = meta.calibration_fallback
     params["horizon_days"] = meta.horizon_days
     params["snapshot_rule"] = meta.snapshot_rule
     params["data_fingerprint"] = meta.data_fingerprint
