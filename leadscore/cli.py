@@ -746,7 +746,11 @@ def promote(
     ] = "roc_auc",
     margin: Annotated[float, typer.Option(help="How much better the challenger must be.")] = 0.0,
     force: Annotated[
-        bool, typer.Option(help="Promote even if the challenger is not better.")
+        bool,
+        typer.Option(
+            help="Promote even if the challenger is not better, or cannot be compared with "
+            "the champion (another horizon, outcome or population)."
+        ),
     ] = False,
     data: Annotated[
         Path | None,
