@@ -9,8 +9,9 @@ import pytest
 import serving_support as testing
 
 from features.contract import ContractError
+from features.eligibility import OPEN_LEADS
 from features.io import write_tables
-from serving.batch import OUTPUT_COLUMNS, load_champion, open_leads, score_folder
+from serving.batch import OUTPUT_COLUMNS, load_champion, open_leads, score_folder, score_run
 from serving.model_store import ModelNotAvailableError
 from serving.samples import lead_payload
 
@@ -35,13 +36,20 @@ def scored(champion, served, as_of, tmp_path_factory) -> pd.DataFrame:
     return frame
 
 
-def test_every_open_lead_is_scored(champion, scored, as_of):
+def test_every_open_lead_in_the_models_population_is_scored(champion, served, scored, as_of):
     leads = champion.tables["leads"]
     conv = champion.tables["conversions"].set_index("lead_id")["converted_at"]
     converted = leads["lead_id"].map(conv)
+    age = as_of - leads["created_at"]
     open_ids = set(
-        leads.loc[(leads["created_at"] <= as_of) & ~(converted <= as_of).fillna(False), "lead_id"]
+        leads.loc[
+            (leads["created_at"] <= as_of)
+            & (age <= pd.Timedelta(days=180))
+            & ~(converted <= as_of).fillna(False),
+            "lead_id",
+        ]
     )
+    assert served.bundle.metadata.population.max_lead_age_days == 180
     assert set(scored["lead_id"]) == open_ids
     assert len(scored) == len(open_ids) > 100
     assert list(scored.columns) == list(OUTPUT_COLUMNS)
@@ -118,3 +126,57 @@ def test_service_answers_equal_batch_scores(root, champion, scored, as_of):
         assert ";".join(r["feature"] for r in card["reasons"]["negative"]) == (
             row["top_negative_features"] if isinstance(row["top_negative_features"], str) else ""
         )
+
+
+def _ages(champion, run) -> pd.Series:
+    created = run.scores["lead_id"].map(champion.tables["leads"].set_index("lead_id")["created_at"])
+    return (run.as_of - created).dt.total_seconds() / 86_400
+
+
+@pytest.fixture(scope="module")
+def at_the_end(champion, served, tmp_path_factory):
+    """A scoring run at the data end, where many open leads are older than training saw."""
+    return score_run(champion.data_dir, tmp_path_factory.mktemp("end") / "s.csv", None, served)
+
+
+def test_no_lead_older_than_the_models_population_is_scored(champion, at_the_end):
+    run = at_the_end
+    max_age = run.population.max_lead_age_days
+    assert max_age == 180
+    assert len(run.scores) > 100 and _ages(champion, run).max() <= max_age
+    every_open = open_leads(champion.tables, run.as_of)
+    assert len(every_open) == run.open_leads == len(run.scores) + run.skipped
+    old = every_open["lead_id"].map(champion.tables["leads"].set_index("lead_id")["created_at"])
+    assert run.skipped == int(((run.as_of - old) > pd.Timedelta(days=max_age)).sum()) > 0
+    assert run.to_dict()["skipped_outside_population"] == run.skipped
+    assert f"skipped {run.skipped:,} of {run.open_leads:,} open leads" in run.skipped_note()
+
+
+def test_the_mql_share_of_a_run_is_near_the_capacity_target(at_the_end):
+    run = at_the_end
+    assert (run.policy_rule, run.policy_target) == ("capacity", 0.1)
+    assert run.mql_share == pytest.approx(run.scores["mql"].mean())
+    assert abs(run.mql_share - run.policy_target) < 0.04
+    assert run.summary() == (
+        f"MQLs: {run.mql_share:.1%} of {len(run.scores):,} scored leads "
+        "(policy target: 10% capacity)"
+    )
+    facts = run.to_dict()
+    assert facts["mql_share"] == run.mql_share and facts["policy"] == {
+        "rule": "capacity",
+        "target": 0.1,
+    }
+
+
+def test_a_model_without_a_recorded_population_scores_every_open_lead(champion, served, tmp_path):
+    bundle = served.bundle
+    old = type(bundle)(
+        bundle.booster,
+        bundle.spec,
+        bundle.calibration,
+        bundle.policy,
+        bundle.metadata.model_copy(update={"population": None}),
+    )
+    run = score_run(champion.data_dir, tmp_path / "s.csv", None, old)
+    assert run.skipped == 0 and run.skipped_note() is None
+    assert len(run.scores) == len(open_leads(champion.tables, run.as_of, OPEN_LEADS))
