@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import httpx
 import numpy as np
 import pandas as pd
@@ -200,3 +203,28 @@ def test_a_model_without_a_recorded_population_scores_every_open_lead(champion, 
     run = score_run(champion.data_dir, tmp_path / "s.csv", None, _without_population(served.bundle))
     assert run.skipped == 0 and run.skipped_note() is None
     assert len(run.scores) == len(open_leads(champion.tables, run.as_of, OPEN_LEADS))
+
+
+def test_leadscore_score_reports_skipped_leads_and_the_mql_share(champion, tmp_path):
+    from typer.testing import CliRunner
+
+    from leadscore.cli import app
+
+    env = {
+        "LEADSCORE_HOME": str(tmp_path / "home"),
+        "MLFLOW_TRACKING_URI": None,
+        "LEADSCORE_TRACKING_URI": champion.tracking_uri,
+    }
+    args = ["score", "--data", str(champion.data_dir), "--out", str(tmp_path / "s.csv")]
+    shown = CliRunner().invoke(app, args, env=env)
+    assert shown.exit_code == 0, shown.output
+    assert re.search(
+        r"MQLs: \d+\.\d% of [\d,]+ scored leads \(policy target: 10% capacity\)", shown.output
+    )
+    assert re.search(r"skipped [\d,]+ of [\d,]+ open leads outside the population", shown.output)
+    facts = json.loads(CliRunner().invoke(app, [*args, "--json"], env=env).stdout)
+    assert facts["policy"] == {"rule": "capacity", "target": 0.1}
+    assert facts["skipped_outside_population"] > 0
+    assert facts["open_leads"] == facts["leads"] + facts["skipped_outside_population"]
+    assert facts["mql_share"] == pytest.approx(facts["mqls"] / facts["leads"])
+    assert facts["population"] == {"max_lead_age_days": 180}
