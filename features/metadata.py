@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.catalogue import FeatureSpec
+from features.eligibility import Population
 from leadscore.errors import LeadscoreError
 
 TRAINING_SET_FORMAT_VERSION = 1
@@ -142,6 +143,23 @@ class RowsAfterEnd(_Frozen):
     examples: tuple[str, ...] = ()
 
 
+class IcpProfile(_Frozen):
+    """The ideal customer profile behind a training set's ``icp_*`` features.
+
+    Recorded so that every place computing features for a model built on it (batch
+    scoring, the service) uses the same profile (``features.pipeline.icp_of``).
+
+    Attributes:
+        industries: Industries in the profile.
+        size_bands: Company size bands in it.
+        seniorities: Seniorities in it.
+    """
+
+    industries: tuple[str, ...]
+    size_bands: tuple[str, ...]
+    seniorities: tuple[str, ...]
+
+
 class TrainingSetMetadata(_Frozen):
     """What a reader needs to trust a training set.
 
@@ -180,6 +198,9 @@ class TrainingSetMetadata(_Frozen):
             typed by the training stage's own ``training.config.TrainConfig`` (this stage
             cannot import it), which reports every wrong key when the config is loaded.
         excluded: Columns a dataset config excluded, as it declared them.
+        population: The eligibility rule its snapshots were planned with (None: not a
+            snapshot pipeline, e.g. a ``lead_snapshot`` config).
+        icp: The ideal customer profile of its ``icp_*`` features (None: the catalogue's).
     """
 
     format_version: int = TRAINING_SET_FORMAT_VERSION
@@ -207,6 +228,8 @@ class TrainingSetMetadata(_Frozen):
     points: PointsRules | None = None
     train: dict[str, Any] = Field(default_factory=dict)
     excluded: tuple[Any, ...] = ()
+    population: Population | None = None
+    icp: IcpProfile | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form, as written to the sidecar and into the Parquet file."""

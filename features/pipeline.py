@@ -29,8 +29,9 @@ from features.catalogue import (
     feature_names,
 )
 from features.contract import TIME_COLUMNS, TIMESTAMP_UNIT, Violation, rows_after
+from features.eligibility import Population
 from features.engagement import DAY, EXTRA_COLUMNS, count_columns, engagement_matrix
-from features.metadata import DataEndRule, RowsAfterEnd, TrainingSetMetadata
+from features.metadata import DataEndRule, IcpProfile, RowsAfterEnd, TrainingSetMetadata
 from leadscore.errors import LeadscoreError
 
 FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
@@ -99,6 +100,16 @@ class SnapshotRule:
                 raise ValueError(f"bad offsets in snapshot rule {text!r}") from exc
         return cls(kind, offsets, max_lead_age_days)  # type: ignore[arg-type]
 
+    def population(self) -> Population:
+        """The leads this rule snapshots, as the eligibility rule recorded with the model.
+
+        Calendar rules stop at ``max_lead_age_days``; ``after_creation`` snapshots a lead
+        at its offsets only, so the oldest lead it shows a model is the largest offset.
+        """
+        if self.kind == "after_creation":
+            return Population(max_lead_age_days=max(self.offsets_days, default=0))
+        return Population(max_lead_age_days=self.max_lead_age_days)
+
 
 @dataclass(frozen=True)
 class Icp:
@@ -107,6 +118,28 @@ class Icp:
     industries: frozenset[str] = ICP_INDUSTRIES
     size_bands: frozenset[str] = ICP_SIZE_BANDS
     seniorities: frozenset[str] = ICP_SENIORITIES
+
+    def record(self) -> IcpProfile:
+        """The profile as recorded in training-set and model metadata (sorted, JSON-ready)."""
+        return IcpProfile(
+            industries=tuple(sorted(self.industries)),
+            size_bands=tuple(sorted(self.size_bands)),
+            seniorities=tuple(sorted(self.seniorities)),
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def icp_of(record: IcpProfile | None) -> Icp:
+    """The ``Icp`` a model was trained with, from its metadata (None: the catalogue's).
+
+    Every path that computes features for a model (batch scoring, the service's lead
+    form) takes the profile from here, so the ``icp_*`` signals match training's.
+    """
+    if record is None:
+        return Icp()
+    return Icp(
+        frozenset(record.industries), frozenset(record.size_bands), frozenset(record.seniorities)
+    )
 
 
 @dataclass(frozen=True)
@@ -587,22 +620,24 @@ def make_snapshots(
     rule: SnapshotRule,
     end: pd.Timestamp,
 ) -> pd.DataFrame:
-    """Every (lead_id, as_of) at which the lead exists and has not yet converted.
+    """Every (lead_id, as_of) of the rule at which the lead is in its population.
 
-    Leads already converted at ``as_of`` are not snapshotted: they no longer need a score.
+    The population (``SnapshotRule.population``, see ``features.eligibility``) is the one
+    rule batch scoring and the service apply too: the lead exists, has not converted
+    (a converted lead no longer needs a score) and is not older than the rule allows.
     """
     converted = leads["lead_id"].map(conversions.set_index("lead_id")["converted_at"])
     created = leads["created_at"]
+    population = rule.population()
     frames = []
     if rule.kind == "after_creation":
         for days in rule.offsets_days:
             as_of = created + pd.Timedelta(days=days)
-            ok = (as_of <= end) & ~(converted <= as_of)
+            ok = (as_of <= end) & population.eligible(created, converted, as_of)
             frames.append(pd.DataFrame({"lead_id": leads["lead_id"][ok], "as_of": as_of[ok]}))
     else:
-        max_age = pd.Timedelta(days=rule.max_lead_age_days)
         for as_of in _calendar(rule.kind, created.min(), end):
-            ok = (created < as_of) & (created >= as_of - max_age) & ~(converted <= as_of)
+            ok = population.eligible(created, converted, as_of)
             frames.append(pd.DataFrame({"lead_id": leads["lead_id"][ok], "as_of": as_of}))
     if not frames:
         return pd.DataFrame(
@@ -685,6 +720,8 @@ def training_metadata(
         leads=int(frame["lead_id"].nunique()),
         activities=int((activities <= window.end).sum()),
         features=tuple(feature_names()),
+        population=config.snapshots.population(),
+        icp=config.icp.record(),
     )
 
 

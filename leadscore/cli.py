@@ -801,9 +801,12 @@ def score(
     alias: Annotated[str, typer.Option(help="Registry alias to score with.")] = CHAMPION_ALIAS,
     json_out: JsonOption = False,
 ) -> None:
-    """Score every open lead with the champion: probability, score, MQL, grade, reasons.
+    """Score the open leads with the champion: probability, score, MQL, grade, reasons.
 
-    Uses the same code path as the HTTP service.
+    Only leads in the population the champion was trained on are scored (the rule is
+    recorded with the model, e.g. open leads up to 180 days old); the others are counted
+    as skipped. The MQL share is reported beside the policy's target. Uses the same
+    code path as the HTTP service.
     """
     from serving.batch import score_with_champion
 
@@ -820,14 +823,18 @@ def score(
     with steps("score") as advance:
         advance("scoring open leads")
         with reading("--data", data):
-            scored = score_with_champion(
+            run = score_with_champion(
                 data, out, as_of, settings.registry_uri, settings.model_name, alias
             )
+    scored = run.scores
     console.print(
         f"scored {len(scored):,} open leads ({int(scored['mql'].sum()):,} MQLs) into {out}"
     )
+    console.print(run.summary())
+    if (note := run.skipped_note()) is not None:
+        console.print(note)
     if json_out:
-        emit({"out": str(out), "leads": len(scored), "mqls": int(scored["mql"].sum())})
+        emit({"out": str(out), **run.to_dict()})
 
 
 def _serving_settings(

@@ -13,7 +13,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.catalogue import FeatureSpec
-from features.metadata import DatasetInfo, PointsRules, SplitSpec
+from features.eligibility import Population
+from features.metadata import DatasetInfo, IcpProfile, PointsRules, SplitSpec
 from leadscore.errors import LeadscoreError
 from leadscore.settings import DEFAULT_MODEL_NAME
 
@@ -133,6 +134,9 @@ class BundleMetadata(_Frozen):
         dataset: The dataset config the training set came from.
         test_metrics: Test metrics per scorer, added after evaluation.
         test_metrics_by_region: Model test metrics per region.
+        population: The leads it was trained on and is meant to score (None: not
+            recorded, as in older bundles and ``lead_snapshot`` models: no rule applies).
+        icp: The ideal customer profile of its ``icp_*`` features (None: the catalogue's).
     """
 
     format_version: int = BUNDLE_FORMAT_VERSION
@@ -160,6 +164,8 @@ class BundleMetadata(_Frozen):
     dataset: DatasetInfo | None = None
     test_metrics: dict[str, Any] = Field(default_factory=dict)
     test_metrics_by_region: dict[str, Any] = Field(default_factory=dict)
+    population: Population | None = None
+    icp: IcpProfile | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-ready form written to ``metadata.json``."""

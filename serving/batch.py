@@ -1,8 +1,10 @@
-"""Batch scoring: every open lead of a data folder, through the service's own code path.
+"""Batch scoring: the open leads of a data folder, through the service's own code path.
 
-``score_folder`` loads and validates the folder like training does, snapshots each open
-lead at ``as_of``, and hands the features to ``serving.scorer.score_cards``, the same
-routine that formats the HTTP service's answers. A lead scored here and the same lead
+``score_run`` loads and validates the folder like training does, snapshots each open
+lead at ``as_of`` that is in the population the model was trained on (the eligibility
+rule recorded in its metadata; the others are counted, not scored), and hands the
+features to ``serving.scorer.score_cards``, the same routine that formats the HTTP
+service's answers. A lead scored here and the same lead
 sent to ``POST /score`` with the same ``as_of`` get the same probability, grade and
 reasons (``tests/integration/test_batch_score.py`` checks it).
 """
@@ -10,6 +12,7 @@ reasons (``tests/integration/test_batch_score.py`` checks it).
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from features.contract import TIMESTAMP_UNIT, UnknownActivity
+from features.eligibility import OPEN_LEADS, Population
 from features.io import load_tables, write_frame
-from features.pipeline import compute_features, data_window
+from features.pipeline import compute_features, data_window, icp_of
 from leadscore.settings import CHAMPION_ALIAS, DEFAULT_MODEL_NAME
 from runtime.bundle import ModelBundle
 from serving.scorer import ServedModel, score_cards
@@ -42,22 +46,40 @@ OUTPUT_COLUMNS = (
 )
 
 
-def open_leads(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> pd.DataFrame:
-    """Snapshots ``(lead_id, as_of)`` of leads that exist and have not converted at ``as_of``.
+def open_leads(
+    tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, population: Population | None = None
+) -> pd.DataFrame:
+    """Snapshots ``(lead_id, as_of)`` of the leads to score at ``as_of``.
 
-    The same rule as training snapshots: a lead converted at or before ``as_of`` needs no
-    score, and a lead created after it did not exist yet.
+    Without a ``population``, every lead that exists and has not converted at ``as_of``
+    (a converted lead needs no score, a lead created after it did not exist yet). With
+    one (a model's, ``BundleMetadata.population``), only the leads in it: the rule
+    training planned its snapshots with, so the leads scored are those the model and
+    its MQL threshold were fitted on.
     """
+    return _open_snapshots(tables, as_of, population)[0]
+
+
+def _open_snapshots(
+    tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, population: Population | None
+) -> tuple[pd.DataFrame, int]:
+    """``open_leads`` and how many open leads ``population`` left out."""
     leads = tables["leads"]
     converted = leads["lead_id"].map(tables["conversions"].set_index("lead_id")["converted_at"])
-    keep = (leads["created_at"] <= as_of) & ~(converted <= as_of).fillna(False)
+    is_open = OPEN_LEADS.eligible(leads["created_at"], converted, as_of)
+    keep = (
+        is_open
+        if population is None
+        else is_open & population.eligible(leads["created_at"], converted, as_of)
+    )
     ids = leads.loc[keep, "lead_id"].to_numpy(dtype=object)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "lead_id": ids,
             "as_of": np.full(len(ids), np.datetime64(as_of, "us"), dtype=TIMESTAMP_UNIT),
         }
     )
+    return frame, int(is_open.sum() - keep.sum())
 
 
 def _served(model: ServedModel | ModelBundle) -> ServedModel:
@@ -82,7 +104,10 @@ def score_frame(
     served = _served(model)
     if snapshots.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in OUTPUT_COLUMNS})
-    frame = compute_features(tables["leads"], tables["accounts"], tables["activities"], snapshots)
+    icp = icp_of(served.bundle.metadata.icp)  # the profile the model was trained with
+    frame = compute_features(
+        tables["leads"], tables["accounts"], tables["activities"], snapshots, icp
+    )
     _, cards = score_cards(served, frame, top)
     return pd.DataFrame(
         {
@@ -112,15 +137,78 @@ def score_frame(
     )
 
 
-def score_folder(
+@dataclass(frozen=True)
+class ScoringRun:
+    """One batch scoring run: the scores written, and what a reader should know about them.
+
+    Attributes:
+        scores: The frame written (see ``OUTPUT_COLUMNS``), highest probability first.
+        as_of: The moment scored at.
+        open_leads: Leads that existed and had not converted at ``as_of``.
+        skipped: Open leads outside the model's population (``BundleMetadata.population``),
+            left unscored: the model and its MQL threshold were not fitted on such leads.
+        population: The model's eligibility rule (None: not recorded, every open lead).
+        policy_rule: ``capacity`` or ``precision``.
+        policy_target: The MQL share (capacity) or precision the threshold was chosen for.
+    """
+
+    scores: pd.DataFrame
+    as_of: pd.Timestamp
+    open_leads: int
+    skipped: int
+    population: Population | None
+    policy_rule: str
+    policy_target: float
+
+    @property
+    def mql_share(self) -> float | None:
+        """Share of the scored leads that are MQLs (None: nothing was scored)."""
+        return float(self.scores["mql"].mean()) if len(self.scores) else None
+
+    def summary(self) -> str:
+        """``MQLs: 9.8% of 12,345 scored leads (policy target: 10% capacity)``."""
+        share = "-" if self.mql_share is None else f"{self.mql_share:.1%}"
+        return (
+            f"MQLs: {share} of {len(self.scores):,} scored leads "
+            f"(policy target: {self.policy_target * 100:.4g}% {self.policy_rule})"
+        )
+
+    def skipped_note(self) -> str | None:
+        """Why some open leads were not scored (None: none were skipped)."""
+        if not self.skipped or self.population is None:
+            return None
+        return (
+            f"skipped {self.skipped:,} of {self.open_leads:,} open leads outside the "
+            f"population the model was trained on ({self.population.describe()})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run's facts, JSON-ready (``leadscore score --json``)."""
+        return {
+            "as_of": self.as_of.isoformat(),
+            "open_leads": self.open_leads,
+            "leads": len(self.scores),
+            "skipped_outside_population": self.skipped,
+            "population": None if self.population is None else self.population.model_dump(),
+            "mqls": int(self.scores["mql"].sum()) if len(self.scores) else 0,
+            "mql_share": self.mql_share,
+            "policy": {"rule": self.policy_rule, "target": self.policy_target},
+        }
+
+
+def score_run(
     data_dir: str | Path,
     out_file: str | Path,
     as_of: str | pd.Timestamp | None,
     bundle: ServedModel | ModelBundle,
     unknown_activity: UnknownActivity = "reject",
     top: int = TOP_REASONS,
-) -> pd.DataFrame:
-    """Score every open lead of a data folder at ``as_of`` and write the scores atomically.
+) -> ScoringRun:
+    """Score the open leads in the model's population at ``as_of``; write the scores atomically.
+
+    Open leads outside the population the model was trained on (``features.eligibility``,
+    recorded in its metadata) are skipped and counted; the run reports its MQL share
+    beside the policy's target.
 
     Args:
         data_dir: Folder with the contract's four tables (Parquet or CSV).
@@ -131,21 +219,46 @@ def score_folder(
         unknown_activity: ``reject`` or ``other``, as in the feature stage.
         top: Reasons per direction in the output.
 
-    Returns:
-        The frame written: one row per open lead, highest probability first.
-
     Raises:
         features.contract.ContractError: when the folder breaks the data contract.
         ValueError: when ``as_of`` cannot be parsed.
     """
+    served = _served(bundle)
     tables = load_tables(data_dir, unknown_activity)
     moment = data_window(tables)[1] if as_of is None else _timestamp(as_of)
-    scored = score_frame(tables, open_leads(tables, moment), bundle, top)
+    population = served.bundle.metadata.population
+    snapshots, skipped = _open_snapshots(tables, moment, population)
+    scored = score_frame(tables, snapshots, served, top)
     scored = scored.sort_values(
         ["probability", "lead_id"], ascending=[False, True], kind="stable"
     ).reset_index(drop=True)
     write_frame(out_file, scored)
-    return scored
+    policy = served.bundle.policy
+    return ScoringRun(
+        scores=scored,
+        as_of=moment,
+        open_leads=len(snapshots) + skipped,
+        skipped=skipped,
+        population=population,
+        policy_rule=policy.rule,
+        policy_target=policy.target,
+    )
+
+
+def score_folder(
+    data_dir: str | Path,
+    out_file: str | Path,
+    as_of: str | pd.Timestamp | None,
+    bundle: ServedModel | ModelBundle,
+    unknown_activity: UnknownActivity = "reject",
+    top: int = TOP_REASONS,
+) -> pd.DataFrame:
+    """``score_run``'s scores: one row per open lead in the model's population.
+
+    Returns:
+        The frame written, highest probability first.
+    """
+    return score_run(data_dir, out_file, as_of, bundle, unknown_activity, top).scores
 
 
 def _timestamp(value: str | pd.Timestamp) -> pd.Timestamp:
@@ -202,6 +315,6 @@ def score_with_champion(
     tracking_uri: str,
     name: str = DEFAULT_MODEL_NAME,
     alias: str = CHAMPION_ALIAS,
-) -> pd.DataFrame:
+) -> ScoringRun:
     """``leadscore score``: score a data folder with the registry's champion."""
-    return score_folder(data_dir, out_file, as_of, load_champion(tracking_uri, name, alias))
+    return score_run(data_dir, out_file, as_of, load_champion(tracking_uri, name, alias))

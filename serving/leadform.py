@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from features.catalogue import ACTIVITY_TYPES
-from features.pipeline import PROFILE_FIELDS, LeadArrays, feature_values
+from features.engagement import SECOND
+from features.pipeline import PROFILE_FIELDS, LeadArrays, feature_values, icp_of
 from runtime.bundle import ModelBundle
 from runtime.cards import build_cards
 from serving.schemas import LeadFormRequest
@@ -133,6 +134,20 @@ def unknown_categories(
     return out
 
 
+def population_warnings(bundle: ModelBundle, arrays: LeadArrays) -> list[list[str]]:
+    """Per lead: whether it is outside the population the model was trained on.
+
+    Such a lead is still scored (the caller asked), but its probability and MQL flag
+    come from a model and a threshold fitted on other leads, so the answer says so.
+    """
+    population = bundle.metadata.population
+    n = len(arrays.snap_t)
+    if population is None:
+        return [[] for _ in range(n)]
+    ages = (arrays.snap_t - arrays.created_t[arrays.snap_lead]) / SECOND  # µs → s
+    return [[w] if (w := population.age_warning(float(age))) else [] for age in ages]
+
+
 def score_lead_form(
     bundle: ModelBundle,
     model_ref: dict[str, Any],
@@ -150,7 +165,9 @@ def score_lead_form(
     if not requests:
         return []
     arrays, warnings = request_arrays(requests)
-    values = feature_values(arrays)
+    values = feature_values(arrays, icp_of(bundle.metadata.icp))  # training's own profile
+    for warn, outside in zip(warnings, population_warnings(bundle, arrays), strict=True):
+        warn.extend(outside)
     n = len(requests)
     missing = [f.name for f in bundle.spec.features_ if f.name not in values]
     if missing:  # a ``tables`` config's extra lead columns: the lead form cannot carry them

@@ -77,6 +77,9 @@ class ServedModel:
             "snapshot_rule": meta.snapshot_rule,
             "data_fingerprint": meta.data_fingerprint,
             "created_at": meta.created_at,
+            # the leads it knows: a lead outside them is scored with a warning
+            "population": meta.population.model_dump() if meta.population else None,
+            "icp": meta.icp.model_dump() if meta.icp else None,
         }
         trained_on.update({key: value for key, value in facts.items() if value is not None})
         if meta.dataset is not None:  # the config's path on the training machine stays out

@@ -264,6 +264,8 @@ def _metadata(
         split_spec=source.split,
         points_rules=source.points,
         dataset=source.dataset,
+        population=source.population,
+        icp=source.icp,
     )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import httpx
 import numpy as np
 import pandas as pd
@@ -9,8 +12,9 @@ import pytest
 import serving_support as testing
 
 from features.contract import ContractError
+from features.eligibility import OPEN_LEADS
 from features.io import write_tables
-from serving.batch import OUTPUT_COLUMNS, load_champion, open_leads, score_folder
+from serving.batch import OUTPUT_COLUMNS, load_champion, open_leads, score_folder, score_run
 from serving.model_store import ModelNotAvailableError
 from serving.samples import lead_payload
 
@@ -35,13 +39,20 @@ def scored(champion, served, as_of, tmp_path_factory) -> pd.DataFrame:
     return frame
 
 
-def test_every_open_lead_is_scored(champion, scored, as_of):
+def test_every_open_lead_in_the_models_population_is_scored(champion, served, scored, as_of):
     leads = champion.tables["leads"]
     conv = champion.tables["conversions"].set_index("lead_id")["converted_at"]
     converted = leads["lead_id"].map(conv)
+    age = as_of - leads["created_at"]
     open_ids = set(
-        leads.loc[(leads["created_at"] <= as_of) & ~(converted <= as_of).fillna(False), "lead_id"]
+        leads.loc[
+            (leads["created_at"] <= as_of)
+            & (age <= pd.Timedelta(days=180))
+            & ~(converted <= as_of).fillna(False),
+            "lead_id",
+        ]
     )
+    assert served.bundle.metadata.population.max_lead_age_days == 180
     assert set(scored["lead_id"]) == open_ids
     assert len(scored) == len(open_ids) > 100
     assert list(scored.columns) == list(OUTPUT_COLUMNS)
@@ -118,3 +129,102 @@ def test_service_answers_equal_batch_scores(root, champion, scored, as_of):
         assert ";".join(r["feature"] for r in card["reasons"]["negative"]) == (
             row["top_negative_features"] if isinstance(row["top_negative_features"], str) else ""
         )
+
+
+def _ages(champion, run) -> pd.Series:
+    created = run.scores["lead_id"].map(champion.tables["leads"].set_index("lead_id")["created_at"])
+    return (run.as_of - created).dt.total_seconds() / 86_400
+
+
+@pytest.fixture(scope="module")
+def at_the_end(champion, served, tmp_path_factory):
+    """A scoring run at the data end, where many open leads are older than training saw."""
+    return score_run(champion.data_dir, tmp_path_factory.mktemp("end") / "s.csv", None, served)
+
+
+def test_no_lead_older_than_the_models_population_is_scored(champion, at_the_end):
+    run = at_the_end
+    max_age = run.population.max_lead_age_days
+    assert max_age == 180
+    assert len(run.scores) > 100 and _ages(champion, run).max() <= max_age
+    every_open = open_leads(champion.tables, run.as_of)
+    assert len(every_open) == run.open_leads == len(run.scores) + run.skipped
+    old = every_open["lead_id"].map(champion.tables["leads"].set_index("lead_id")["created_at"])
+    assert run.skipped == int(((run.as_of - old) > pd.Timedelta(days=max_age)).sum()) > 0
+    assert run.to_dict()["skipped_outside_population"] == run.skipped
+    assert f"skipped {run.skipped:,} of {run.open_leads:,} open leads" in run.skipped_note()
+
+
+def _without_population(bundle):
+    """The same model as an older bundle that recorded no population."""
+    return type(bundle)(
+        bundle.booster,
+        bundle.spec,
+        bundle.calibration,
+        bundle.policy,
+        bundle.metadata.model_copy(update={"population": None}),
+    )
+
+
+def test_the_mql_share_of_capacity_runs_is_near_the_target(champion, served, tmp_path):
+    """Runs at the validation period's snapshot dates score the population the capacity
+    threshold was chosen on, so together they hit the target; every open lead would not."""
+    bounds = served.bundle.metadata.boundaries
+    dates = pd.date_range(bounds.valid_start, bounds.test_start, freq="MS", inclusive="left")
+    assert len(dates) >= 2
+    runs = [score_run(champion.data_dir, tmp_path / "s.csv", d, served) for d in dates]
+    everyone = [
+        score_run(champion.data_dir, tmp_path / "s.csv", d, _without_population(served.bundle))
+        for d in dates
+    ]
+    assert {(r.policy_rule, r.policy_target) for r in runs} == {("capacity", 0.1)}
+    share = sum(r.scores["mql"].sum() for r in runs) / sum(len(r.scores) for r in runs)
+    every = sum(r.scores["mql"].sum() for r in everyone) / sum(len(r.scores) for r in everyone)
+    assert abs(share - 0.1) < 0.005
+    assert abs(every - 0.1) > 2 * abs(share - 0.1)
+
+
+def test_a_run_reports_its_mql_share_beside_the_policys_target(at_the_end):
+    run = at_the_end
+    assert (run.policy_rule, run.policy_target) == ("capacity", 0.1)
+    assert run.mql_share == pytest.approx(run.scores["mql"].mean())
+    assert run.summary() == (
+        f"MQLs: {run.mql_share:.1%} of {len(run.scores):,} scored leads "
+        "(policy target: 10% capacity)"
+    )
+    facts = run.to_dict()
+    assert facts["mql_share"] == run.mql_share and facts["policy"] == {
+        "rule": "capacity",
+        "target": 0.1,
+    }
+
+
+def test_a_model_without_a_recorded_population_scores_every_open_lead(champion, served, tmp_path):
+    run = score_run(champion.data_dir, tmp_path / "s.csv", None, _without_population(served.bundle))
+    assert run.skipped == 0 and run.skipped_note() is None
+    assert len(run.scores) == len(open_leads(champion.tables, run.as_of, OPEN_LEADS))
+
+
+def test_leadscore_score_reports_skipped_leads_and_the_mql_share(champion, tmp_path):
+    from typer.testing import CliRunner
+
+    from leadscore.cli import app
+
+    env = {
+        "LEADSCORE_HOME": str(tmp_path / "home"),
+        "MLFLOW_TRACKING_URI": None,
+        "LEADSCORE_TRACKING_URI": champion.tracking_uri,
+    }
+    args = ["score", "--data", str(champion.data_dir), "--out", str(tmp_path / "s.csv")]
+    shown = CliRunner().invoke(app, args, env=env)
+    assert shown.exit_code == 0, shown.output
+    assert re.search(
+        r"MQLs: \d+\.\d% of [\d,]+ scored leads \(policy target: 10% capacity\)", shown.output
+    )
+    assert re.search(r"skipped [\d,]+ of [\d,]+ open leads outside the population", shown.output)
+    facts = json.loads(CliRunner().invoke(app, [*args, "--json"], env=env).stdout)
+    assert facts["policy"] == {"rule": "capacity", "target": 0.1}
+    assert facts["skipped_outside_population"] > 0
+    assert facts["open_leads"] == facts["leads"] + facts["skipped_outside_population"]
+    assert facts["mql_share"] == pytest.approx(facts["mqls"] / facts["leads"])
+    assert facts["population"] == {"max_lead_age_days": 180}

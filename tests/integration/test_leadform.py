@@ -17,9 +17,17 @@ import pytest
 import serving_support as testing
 
 from features.contract import validate
-from features.pipeline import compute_features, feature_values
+from features.pipeline import (
+    Icp,
+    PipelineConfig,
+    build_training_set,
+    compute_features,
+    feature_values,
+    icp_of,
+)
+from runtime.bundle import ModelBundle
 from serving import hot_route
-from serving.batch import open_leads
+from serving.batch import open_leads, score_frame
 from serving.leadform import request_arrays, score_lead_form, unknown_categories
 from serving.model_store import resolve_model
 from serving.samples import lead_payload
@@ -242,3 +250,102 @@ def test_lead_form_compares_times_to_the_microsecond_like_the_tables(occurred_at
     values = feature_values(arrays)
     assert values["n_demo_request_7d"].tolist() == [counted]
     assert ("1 activity after as_of ignored" in warnings[0]) == (not counted)
+
+
+def _old_lead(champion, days: int) -> dict:
+    """The payload of a lead scored ``days`` after its creation."""
+    tables = champion.tables
+    row = tables["leads"].sort_values("created_at").iloc[0]
+    return lead_payload(tables, row["lead_id"], row["created_at"] + pd.Timedelta(days=days))
+
+
+def test_a_lead_outside_the_population_is_scored_with_a_warning(served, champion, client):
+    assert served.bundle.metadata.population.max_lead_age_days == 180
+    old, young = _old_lead(champion, 240), _old_lead(champion, 30)
+    cards = score_lead_form(served.bundle, served.ref(), [parse_request(old)], 5)
+    expected = "lead is 240 days old; the model was trained on leads up to 180 days old"
+    assert expected in cards[0]["warnings"] and 0 < cards[0]["probability"] < 1
+    answer = client.post("/score", json=old).json()
+    assert expected in answer["warnings"]
+    assert answer["probability"] == pytest.approx(cards[0]["probability"], abs=1e-12)
+    young_card = score_lead_form(served.bundle, served.ref(), [parse_request(young)], 5)[0]
+    assert not any("days old" in w for w in young_card["warnings"])
+    info = client.get("/model").json()
+    assert info["trained_on"]["population"] == {"max_lead_age_days": 180}
+
+
+CUSTOM_ICP = Icp(
+    industries=frozenset({"Software"}),
+    size_bands=frozenset({"5000+"}),
+    seniorities=frozenset({"C-Level", "VP"}),
+)
+
+
+@pytest.fixture(scope="module")
+def icp_model(champion):
+    """A model trained on the champion's data with a custom ideal customer profile."""
+    from training.config import TrainConfig
+    from training.train import fit_bundle
+
+    ts = build_training_set(champion.tables, PipelineConfig(horizon_days=60, icp=CUSTOM_ICP))
+    config = TrainConfig(
+        num_boost_round=60, early_stopping_rounds=10, num_threads=1, params={"num_leaves": 15}
+    )
+    return ts, fit_bundle(ts, config).bundle
+
+
+@pytest.fixture(scope="module")
+def icp_rows(champion, icp_model) -> pd.DataFrame:
+    """Training rows whose ``icp_*`` features differ under the default profile."""
+    ts, _ = icp_model
+    tables = champion.tables
+    frame = ts.frame
+    default = compute_features(
+        tables["leads"], tables["accounts"], tables["activities"], frame[["lead_id", "as_of"]]
+    )
+    icp = ["icp_industry", "icp_size", "icp_seniority", "icp_score"]
+    differs = (frame[icp].to_numpy() != default[icp].to_numpy()).any(axis=1)
+    rows = frame.loc[differs]
+    assert len(rows) > 100
+    return rows.iloc[np.linspace(0, len(rows) - 1, 12).astype(int)].reset_index(drop=True)
+
+
+def test_a_custom_icp_is_recorded_and_used_by_the_service(champion, icp_model, icp_rows):
+    ts, bundle = icp_model
+    assert bundle.metadata.icp == ts.metadata.icp == CUSTOM_ICP.record()
+    ref = {"name": "icp", "version": "local", "alias": None}
+    payloads = [
+        lead_payload(champion.tables, row.lead_id, row.as_of) for row in icp_rows.itertuples()
+    ]
+    requests = [parse_request({**p, "include_contributions": True}) for p in payloads]
+    cards = score_lead_form(bundle, ref, requests, 5)
+    expected = bundle.score(icp_rows)
+    icp = ["icp_industry", "icp_size", "icp_seniority", "icp_score"]
+    for i, card in enumerate(cards):
+        assert card["probability"] == pytest.approx(expected.probability[i], abs=1e-12)
+        for name in icp:  # the service's icp_* features are the training row's
+            j = bundle.spec.names.index(name)
+            assert card["contributions"][name] == pytest.approx(expected.shap[i, j], abs=1e-12)
+    arrays, _ = request_arrays(requests)
+    values = feature_values(arrays, icp_of(bundle.metadata.icp))
+    by_default = feature_values(arrays, Icp())
+    for name in icp:
+        np.testing.assert_array_equal(values[name], icp_rows[name].to_numpy())
+    assert (np.stack([values[n] != by_default[n] for n in icp]).any(axis=0)).all()
+    default = ModelBundle(
+        bundle.booster,
+        bundle.spec,
+        bundle.calibration,
+        bundle.policy,
+        bundle.metadata.model_copy(update={"icp": None}),
+    )
+    other = score_lead_form(default, ref, requests, 5)
+    assert [c["probability"] for c in other] != [c["probability"] for c in cards]
+
+
+def test_a_custom_icp_is_used_by_batch_scoring(champion, icp_model, icp_rows):
+    _, bundle = icp_model
+    scored = score_frame(champion.tables, icp_rows[["lead_id", "as_of"]], bundle)
+    np.testing.assert_allclose(
+        scored["probability"], bundle.score(icp_rows).probability, rtol=0, atol=1e-12
+    )

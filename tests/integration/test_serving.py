@@ -211,8 +211,22 @@ def test_minimal_lead_with_no_activities_is_scored_on_fit_alone(client):
     assert r.status_code == 200, r.text
     card = r.json()
     assert GRADE.match(card["grade"])
-    assert card["warnings"] == []
+    # as_of defaults to now, long after the oldest lead the model was trained on
+    assert len(card["warnings"]) == 1
+    assert re.fullmatch(
+        r"lead is \d+ days old; the model was trained on leads up to 180 days old",
+        card["warnings"][0],
+    )
     assert card["as_of"] > "2024-03-01"
+    r = client.post(
+        "/score",
+        json={
+            "lead": {"lead_id": "M-1", "created_at": "2024-03-01T00:00:00"},
+            "as_of": "2024-03-15T00:00:00",
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["warnings"] == []
 
 
 def test_unknown_categories_are_scored_as_unknown_and_reported(client, payload):

@@ -9,19 +9,22 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.build import read_training_set, sidecar_path
+from features.build import read_training_set, sidecar_path, write_training_set
 from features.catalogue import CATALOGUE, feature_names
 from features.contract import validate
+from features.eligibility import OPEN_LEADS, Population
 from features.io import write_tables
 from features.pipeline import (
     TAIL_SHARE,
     DataWindowError,
+    Icp,
     PipelineConfig,
     SnapshotRule,
     _before_tail,
     build_training_set,
     compute_features,
     data_window,
+    icp_of,
     label_snapshots,
     make_snapshots,
     resolve_window,
@@ -493,3 +496,83 @@ def test_activities_are_ordered_by_lead_then_microsecond_whatever_the_packing(ki
         assert _lead_time_order(lead[want], t[want]) is None
     else:
         assert (_lead_time_order(lead, t) == want).all()
+
+
+def test_the_population_rule_by_hand():
+    rule = Population(max_lead_age_days=180)
+    created = pd.Series(pd.to_datetime(["2024-01-01"] * 5))
+    converted = pd.Series(pd.to_datetime([None, None, "2024-03-01", "2024-03-02", None]))
+    as_of = pd.Series(
+        pd.to_datetime(
+            [
+                "2024-06-29 00:00:00",  # exactly 180 days old: in
+                "2024-06-29 00:00:01",  # a second older: out
+                "2024-03-01 00:00:00",  # converted at as_of: out
+                "2024-03-01 00:00:00",  # converts the day after: in
+                "2023-12-31 00:00:00",  # not created yet: out
+            ]
+        )
+    )
+    assert rule.eligible(created, converted, as_of).tolist() == [True, False, False, True, False]
+    assert OPEN_LEADS.eligible(created, converted, as_of).tolist() == [
+        True,
+        True,
+        False,
+        True,
+        False,
+    ]
+    assert rule.eligible(created, converted, pd.Timestamp("2024-01-01")).tolist() == [True] * 5
+    day = 86_400
+    assert rule.age_warning(180 * day) is None and rule.age_warning(0) is None
+    assert rule.age_warning(240.5 * day) == (
+        "lead is 240 days old; the model was trained on leads up to 180 days old"
+    )
+    assert rule.age_warning(180 * day + 1) == (
+        "lead is more than 180 days old; the model was trained on leads up to 180 days old"
+    )
+    assert "created 2 days after as_of" in rule.age_warning(-2.5 * day)
+    assert OPEN_LEADS.age_warning(10_000 * day) is None
+
+
+@pytest.mark.parametrize("rule", ["monthly", "weekly", "after-creation:7,30,200"])
+def test_snapshots_are_exactly_the_rules_population(tables, rule):
+    """Training plans its snapshots with the rule batch scoring and the service apply."""
+    parsed = SnapshotRule.parse(rule, max_lead_age_days=60)
+    end = pd.Timestamp("2030-01-01")
+    snaps = make_snapshots(tables["leads"], tables["conversions"], parsed, end)
+    population = parsed.population()
+    assert population.max_lead_age_days == (200 if rule.startswith("after") else 60)
+    leads = tables["leads"].set_index("lead_id")
+    converted = snaps["lead_id"].map(tables["conversions"].set_index("lead_id")["converted_at"])
+    created = snaps["lead_id"].map(leads["created_at"])
+    assert population.eligible(created, converted, snaps["as_of"]).all()
+    age = (snaps["as_of"] - created).dt.total_seconds() / 86_400
+    assert (
+        age.max() <= population.max_lead_age_days and age.max() > population.max_lead_age_days - 8
+    )
+    if rule == "monthly":  # and every lead in the population at a snapshot date is snapshotted
+        conv_all = tables["leads"]["lead_id"].map(
+            tables["conversions"].set_index("lead_id")["converted_at"]
+        )
+        for as_of, group in snaps.groupby("as_of"):
+            ok = population.eligible(tables["leads"]["created_at"], conv_all, as_of)
+            assert set(group["lead_id"]) == set(tables["leads"]["lead_id"][ok])
+
+
+def test_the_population_and_the_icp_are_recorded(tables, tmp_path):
+    icp = Icp(
+        industries=frozenset({"Retail", "Education"}),
+        size_bands=frozenset({"1-10"}),
+        seniorities=frozenset({"Manager"}),
+    )
+    config = PipelineConfig(snapshots=SnapshotRule("monthly", max_lead_age_days=120), icp=icp)
+    ts = build_training_set(tables, config)
+    assert ts.metadata.population == Population(max_lead_age_days=120)
+    assert ts.metadata.icp is not None and icp_of(ts.metadata.icp) == icp
+    assert ts.metadata.icp.industries == ("Education", "Retail")
+    default = build_training_set(tables, PipelineConfig()).metadata
+    assert default.population == Population(max_lead_age_days=180)
+    assert icp_of(default.icp) == Icp() == icp_of(None)
+    again = read_training_set(write_training_set(ts, tmp_path / "ts.parquet"))
+    assert again.metadata.population == ts.metadata.population
+    assert again.metadata.icp == ts.metadata.icp
