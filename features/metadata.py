@@ -66,6 +66,8 @@ class DatasetInfo(_Lenient):
         outcome: ``lead_snapshot``: how conversions are read.
         time: ``lead_snapshot``: the column holding each lead's scoring time.
         as_of: ``lead_snapshot``: one fixed scoring time for every lead.
+        lead_columns: ``tables``: each extra lead feature's column in the leads table
+            (batch scoring reads it there, as training did).
     """
 
     name: str
@@ -75,6 +77,7 @@ class DatasetInfo(_Lenient):
     outcome: OutcomeInfo | None = None
     time: str | None = None
     as_of: str | None = None
+    lead_columns: dict[str, str] = {}
 
 
 class SplitSpec(_Lenient):

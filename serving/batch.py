@@ -21,6 +21,7 @@ from features.io import load_tables, write_frame
 from features.pipeline import compute_features, data_window
 from leadscore.settings import CHAMPION_ALIAS, DEFAULT_MODEL_NAME
 from runtime.bundle import ModelBundle
+from serving.leadform import with_extra_lead_columns
 from serving.scorer import ServedModel, score_cards
 
 TOP_REASONS = 3
@@ -83,6 +84,7 @@ def score_frame(
     if snapshots.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in OUTPUT_COLUMNS})
     frame = compute_features(tables["leads"], tables["accounts"], tables["activities"], snapshots)
+    frame = with_extra_lead_columns(frame, tables["leads"], served.bundle)
     _, cards = score_cards(served, frame, top)
     return pd.DataFrame(
         {
@@ -136,6 +138,9 @@ def score_folder(
 
     Raises:
         features.contract.ContractError: when the folder breaks the data contract.
+        serving.leadform.ExtraLeadColumnError: when the leads table lacks one of the
+            model's extra lead columns (a ``tables`` config's) or holds values that do
+            not type as training typed them.
         ValueError: when ``as_of`` cannot be parsed.
     """
     tables = load_tables(data_dir, unknown_activity)
