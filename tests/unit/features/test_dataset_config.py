@@ -451,7 +451,7 @@ def test_lead_column_is_one_computation_for_every_path() -> None:
     text, _ = lead_column(snaps, leads, "News", "category", "x")
     assert text.tolist()[1:4] == ["yes", "yes", "NO"]
     _, problem = lead_column(snaps, leads.assign(News=["maybe", "yes", None]), "News", "bool", "x")
-    assert problem == "x: 1 value(s) are not yes/no/true/false/1/0 (e.g. ['maybe'])"
+    assert problem == "x: 2 value(s) are not yes/no/true/false/1/0 (e.g. ['maybe'])"
     values, problem = lead_column(snaps, leads, "Newsletter", "float", "features (news)")
     assert problem == "features (news): column 'Newsletter' is not in the leads file"
     assert values.isna().all() and len(values) == len(snaps)
