@@ -77,7 +77,7 @@ class DatasetInfo(_Lenient):
     outcome: OutcomeInfo | None = None
     time: str | None = None
     as_of: str | None = None
-    lead_columns: dict[str, str] = {}
+    lead_columns: dict[str, str] | None = None
 
 
 class SplitSpec(_Lenient):

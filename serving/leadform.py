@@ -152,7 +152,8 @@ def lead_column_name(bundle: ModelBundle, feature: str) -> str:
     """The leads table's column holding an extra lead feature: the config's ``column``
     as training recorded it (the feature's name for a model that recorded none)."""
     dataset = bundle.metadata.dataset
-    return dataset.lead_columns.get(feature, feature) if dataset is not None else feature
+    columns = (dataset.lead_columns if dataset is not None else None) or {}
+    return columns.get(feature, feature)
 
 
 def with_extra_lead_columns(
