@@ -77,6 +77,8 @@ class DatasetInfo(_Lenient):
         outcome: ``lead_snapshot``: how conversions are read.
         time: ``lead_snapshot``: the column holding each lead's scoring time.
         as_of: ``lead_snapshot``: one fixed scoring time for every lead.
+        lead_columns: ``tables``: each extra lead feature's column in the leads table
+            (batch scoring reads it there, as training did).
     """
 
     name: str
@@ -86,6 +88,7 @@ class DatasetInfo(_Lenient):
     outcome: OutcomeInfo | None = None
     time: str | None = None
     as_of: str | None = None
+    lead_columns: dict[str, str] | None = None
 
 
 class SplitSpec(_Lenient):

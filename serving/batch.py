@@ -25,6 +25,7 @@ from features.io import load_tables, write_frame
 from features.pipeline import compute_features, data_window, icp_of
 from leadscore.settings import CHAMPION_ALIAS, DEFAULT_MODEL_NAME
 from runtime.bundle import ModelBundle
+from serving.leadform import with_extra_lead_columns
 from serving.scorer import ServedModel, score_cards
 
 TOP_REASONS = 3
@@ -108,6 +109,7 @@ def score_frame(
     frame = compute_features(
         tables["leads"], tables["accounts"], tables["activities"], snapshots, icp
     )
+    frame = with_extra_lead_columns(frame, tables["leads"], served.bundle)
     _, cards = score_cards(served, frame, top)
     return pd.DataFrame(
         {
@@ -221,6 +223,9 @@ def score_run(
 
     Raises:
         features.contract.ContractError: when the folder breaks the data contract.
+        serving.leadform.ExtraLeadColumnError: when the leads table lacks one of the
+            model's extra lead columns (a ``tables`` config's) or holds values that do
+            not type as training typed them.
         ValueError: when ``as_of`` cannot be parsed.
     """
     served = _served(bundle)

@@ -18,13 +18,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
-from features.catalogue import ACTIVITY_TYPES
+from features.catalogue import ACTIVITY_TYPES, CATALOGUE, FeatureSpec
+from features.dataset_config.values import lead_column
 from features.engagement import SECOND
 from features.pipeline import PROFILE_FIELDS, LeadArrays, feature_values, icp_of
+from leadscore.errors import LeadscoreError
 from runtime.bundle import ModelBundle
 from runtime.cards import build_cards
-from serving.schemas import LeadFormRequest
+from serving.schemas import Lead, LeadFormRequest
 
 _TYPE_CODE = {name: i for i, name in enumerate(ACTIVITY_TYPES)}
 _OTHER = _TYPE_CODE["other"]
@@ -118,13 +122,186 @@ def request_arrays(requests: Sequence[LeadFormRequest]) -> tuple[LeadArrays, lis
     return arrays, warnings
 
 
+_BUILT_IN = frozenset(f.name for f in CATALOGUE)
+"""The features ``feature_values`` computes from the lead form's own fields."""
+_LEAD_MODEL_FIELDS = frozenset(Lead.model_fields)
+_EXPECTS = {
+    "float": "a number",
+    "int": "a number",
+    "bool": "true/false (or yes/no, 1/0)",
+    "category": "text",
+}
+
+
+class ExtraLeadColumnError(LeadscoreError, ValueError):
+    """A leads table cannot give a model's extra lead columns (missing, or values that do
+    not type as training typed them)."""
+
+
+def extra_lead_features(bundle: ModelBundle) -> list[FeatureSpec]:
+    """The model's extra lead columns: the features of a ``tables`` dataset config read
+    from the leads file, which the pipeline does not compute, so the lead form carries
+    them as further keys of ``lead`` (by feature name) and batch scoring reads them from
+    the leads table. Empty for a model without any (and for a features-form model)."""
+    if bundle.metadata.request_form != "lead":
+        return []
+    return [f for f in bundle.spec.features_ if f.name not in _BUILT_IN]
+
+
+def lead_column_name(bundle: ModelBundle, feature: str) -> str:
+    """The leads table's column holding an extra lead feature: the config's ``column``
+    as training recorded it (the feature's name for a model that recorded none)."""
+    dataset = bundle.metadata.dataset
+    columns = (dataset.lead_columns if dataset is not None else None) or {}
+    return columns.get(feature, feature)
+
+
+def with_extra_lead_columns(
+    frame: pd.DataFrame, leads: pd.DataFrame, bundle: ModelBundle
+) -> pd.DataFrame:
+    """``frame`` (snapshots' features) with the model's extra lead columns, computed from
+    ``leads`` by ``features.dataset_config.lead_column``, the code training ran on them.
+
+    Raises:
+        ExtraLeadColumnError: naming each extra column the table lacks or cannot type.
+    """
+    problems: list[str] = []
+    for f in extra_lead_features(bundle):
+        column = lead_column_name(bundle, f.name)
+        values, problem = lead_column(frame["lead_id"], leads, column, f.dtype, f"leads.{column}")
+        if problem:
+            problems.append(f"{problem} (the model's extra lead feature {f.name!r})")
+        frame[f.name] = values
+    if problems:
+        raise ExtraLeadColumnError(
+            "cannot score with this model's extra lead columns: " + "; ".join(problems)
+        )
+    return frame
+
+
+def _whose(n: int, i: int) -> str:
+    """`` (lead #i of the batch)``: a position, never a request value (log redaction)."""
+    return f" (lead #{i} of the batch)" if n > 1 else ""
+
+
+def _refused(problems: list[tuple[tuple[str | int, ...], str, str]]) -> ValidationError:
+    """The problems as the error a request that fails to parse raises: HTTP 400 with
+    ``detail[].loc`` naming each field."""
+    return ValidationError.from_exception_data(
+        "ScoreRequest",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError(kind, "{msg}", {"msg": msg}), loc=loc, input=None
+            )
+            for loc, kind, msg in problems
+        ],
+    )
+
+
+def _lead_value(lead: Lead, name: str) -> object:
+    """A lead's value of an extra column: a further key, or a field of the same name."""
+    if name in _LEAD_MODEL_FIELDS:
+        return getattr(lead, name)
+    return (lead.model_extra or {}).get(name)
+
+
+def extra_lead_values(
+    bundle: ModelBundle, requests: Sequence[LeadFormRequest]
+) -> tuple[dict[str, np.ndarray], list[list[str]]]:
+    """The model's extra lead columns of lead-form requests, and per-request warnings.
+
+    Each column is computed by ``features.dataset_config.lead_column`` over a leads
+    table made of the requests (one row each), the code training ran on the export.
+
+    Raises:
+        pydantic.ValidationError: naming (``lead.<key>``) every key the model does not
+            take and every value that does not type as its feature's dtype.
+    """
+    n = len(requests)
+    extras = extra_lead_features(bundle)
+    takes = {f.name for f in extras}
+    known = ", ".join(sorted(takes)) if takes else "no extra lead columns"
+    problems: list[tuple[tuple[str | int, ...], str, str]] = [
+        (
+            ("lead", key),
+            "extra_forbidden",
+            f"unknown field lead.{key}{_whose(n, i)}: this model takes {known} "
+            "besides the lead's own fields (GET /model, `inputs`)",
+        )
+        for i, req in enumerate(requests)
+        for key in req.lead.model_extra or {}
+        if key not in takes
+    ]
+    if problems:
+        raise _refused(problems)
+    values: dict[str, np.ndarray] = {}
+    warnings: list[list[str]] = [[] for _ in range(n)]
+    if not extras:
+        return values, warnings
+    ids = pd.Series([str(i) for i in range(n)], dtype=object)
+    for f in extras:
+        raw = pd.Series([_lead_value(req.lead, f.name) for req in requests], dtype=object)
+        typed, problem = lead_column(
+            ids, pd.DataFrame({"lead_id": ids, f.name: raw}), f.name, f.dtype, f"lead.{f.name}"
+        )
+        if problem:
+            problems += _type_problems(f, raw, n)
+            continue
+        values[f.name] = typed.to_numpy(dtype=object if f.dtype == "category" else np.float64)
+    if problems:
+        raise _refused(problems)
+    for i, req in enumerate(requests):
+        missing = [f.name for f in extras if _lead_value(req.lead, f.name) is None]
+        if missing:
+            warnings[i].append(
+                f"{len(missing)} extra lead column(s) not given, scored as unknown: "
+                + ", ".join(missing[:8])
+                + (", …" if len(missing) > 8 else "")
+            )
+    return values, warnings
+
+
+def _type_problems(
+    feature: FeatureSpec, raw: pd.Series, n: int
+) -> list[tuple[tuple[str | int, ...], str, str]]:
+    """One problem per request whose value of ``feature`` does not type (each typed alone
+    by the same ``lead_column``); the message says what kind was sent, not the value."""
+    out: list[tuple[tuple[str | int, ...], str, str]] = []
+    one = pd.Series(["0"], dtype=object)
+    for i, value in enumerate(raw):
+        if value is None:
+            continue
+        table = pd.DataFrame({"lead_id": one, feature.name: pd.Series([value], dtype=object)})
+        if lead_column(one, table, feature.name, feature.dtype, "")[1] is None:
+            continue
+        kind = (
+            "true/false value"
+            if isinstance(value, bool)
+            else "number"
+            if isinstance(value, int | float)
+            else "text"
+        )
+        out.append(
+            (
+                ("lead", feature.name),
+                "feature_type",
+                f"lead.{feature.name} takes {_EXPECTS.get(feature.dtype, feature.dtype)}: "
+                f"the {kind} sent does not read as one{_whose(n, i)}",
+            )
+        )
+    return out
+
+
 def unknown_categories(
     bundle: ModelBundle, values: dict[str, np.ndarray], n: int
 ) -> list[list[str]]:
     """Per lead: input categories the model never saw in training (scored as unknown)."""
     out: list[list[str]] = [[] for _ in range(n)]
+    extras = {f.name for f in extra_lead_features(bundle)}
     for feature in bundle.spec.features_:
-        field_name = INPUT_CATEGORIES.get(feature.name)
+        field_name = INPUT_CATEGORIES.get(feature.name) or (
+            f"lead.{feature.name}" if feature.name in extras else None
+        )
         if field_name is None or feature.dtype != "category" or feature.name not in values:
             continue
         known = set(feature.categories)
@@ -164,20 +341,16 @@ def score_lead_form(
     """
     if not requests:
         return []
+    extra, extra_warnings = extra_lead_values(bundle, requests)
     arrays, warnings = request_arrays(requests)
     values = feature_values(arrays, icp_of(bundle.metadata.icp))  # training's own profile
-    for warn, outside in zip(warnings, population_warnings(bundle, arrays), strict=True):
+    values.update(extra)  # a ``tables`` config's extra lead columns
+    for warn, more, outside in zip(
+        warnings, extra_warnings, population_warnings(bundle, arrays), strict=True
+    ):
+        warn.extend(more)
         warn.extend(outside)
     n = len(requests)
-    missing = [f.name for f in bundle.spec.features_ if f.name not in values]
-    if missing:  # a ``tables`` config's extra lead columns: the lead form cannot carry them
-        values.update({name: np.full(n, np.nan) for name in missing})
-        note = (
-            f"{len(missing)} model feature(s) are not part of the lead form and were "
-            f"scored as unknown: {', '.join(missing[:8])}" + (", …" if len(missing) > 8 else "")
-        )
-        for warn in warnings:
-            warn.append(note)
     X = bundle.spec.encode(values)
     region_feature = bundle.policy.region_feature
     if region_feature in bundle.spec.names and region_feature in values:

@@ -32,6 +32,10 @@ Documented handling of awkward input:
 * Unknown activity types are counted as ``other`` (the contract's
   ``unknown_activity='other'``) and reported in ``warnings``.
 * An empty activity list is valid: the lead is scored on fit alone.
+* A model trained on a ``tables`` dataset config takes its extra lead columns as further
+  keys of ``lead``, by feature name (``GET /model`` lists them in ``inputs``), typed as
+  training typed the export (``features.dataset_config.lead_column``); a key the model
+  does not take is a 400 naming it, and a missing or null one is scored as unknown.
 * Activities after ``as_of`` are ignored (features are point-in-time) and counted in
   ``warnings``; a lead created after ``as_of`` is rejected, since it did not exist yet.
 * Timestamps with a time zone are converted to UTC; timestamps without one are UTC;
@@ -153,10 +157,79 @@ OptIdentifier = Annotated[_Id | None, BeforeValidator(_clean_text)]
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, str_max_length=10_000)
 
 
-class Lead(BaseModel):
-    """One lead's profile: a row of the contract's ``leads`` table."""
+_MAX_NUMBER = 1e15
 
-    model_config = _STRICT
+
+def _feature_value(value: object) -> object:
+    """Check one features-form value: text (stripped, empty = missing), a finite number
+    within ±1e15, true/false or null. One error naming the feature, whatever is wrong."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or abs(value) > _MAX_NUMBER:
+            raise PydanticCustomError("feature_number", "a number must be finite and within ±1e15")
+        return value
+    if isinstance(value, str):
+        value = value.strip()
+        if len(value) > 200:
+            raise PydanticCustomError("feature_text", "text is longer than 200 characters")
+        return value or None
+    kinds: dict[type, str] = {dict: "an object", list: "a list"}
+    kind = kinds.get(type(value), type(value).__name__)
+    raise PydanticCustomError(
+        "feature_value",
+        "a feature value must be text, a number, true/false or null, got {kind}",
+        {"kind": kind},
+    )
+
+
+_FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+FeatureValue = Annotated[
+    Any,
+    PlainValidator(_feature_value),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": 200},
+                {"type": "number"},
+                {"type": "boolean"},
+                {"type": "null"},
+            ]
+        }
+    ),
+]
+"""One value of a features-form request, or of an extra lead column in the lead form: text,
+number, true/false or null (unknown)."""
+_EXTRA_LEAD_COLUMN: JsonDict = {
+    "anyOf": [
+        {"type": "string", "maxLength": 200},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "null"},
+    ],
+    "description": "An extra lead column of a model trained on a `tables` dataset config "
+    "(`GET /model`, `inputs`), by feature name: text for a category, a number, true/false "
+    "(or yes/no, 1/0) for a boolean; null is unknown. Any other key is a 400 naming it.",
+}
+
+
+class Lead(BaseModel):
+    """One lead's profile: a row of the contract's ``leads`` table.
+
+    A model trained on a ``tables`` dataset config may take extra lead columns (its
+    ``fit`` features read from the leads file): they come as further keys of the lead,
+    by feature name, each a ``FeatureValue``. Which names the served model takes is
+    only known once it is loaded (``GET /model``, ``inputs``), so an unknown key is
+    refused by ``serving.leadform`` (a 400 naming ``lead.<key>``), not here.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        allow_inf_nan=False,
+        str_max_length=10_000,
+        json_schema_extra={"additionalProperties": _EXTRA_LEAD_COLUMN},
+    )
+    __pydantic_extra__: dict[str, FeatureValue] = Field(init=False)
 
     lead_id: Identifier = Field(description="Unique lead identifier, echoed in the response.")
     account_id: OptIdentifier = Field(
@@ -242,50 +315,6 @@ class Activity(BaseModel):
     lead_id: OptIdentifier = Field(
         None, description="Optional; when given it must equal `lead.lead_id`."
     )
-
-
-_MAX_NUMBER = 1e15
-
-
-def _feature_value(value: object) -> object:
-    """Check one features-form value: text (stripped, empty = missing), a finite number
-    within ±1e15, true/false or null. One error naming the feature, whatever is wrong."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or abs(value) > _MAX_NUMBER:
-            raise PydanticCustomError("feature_number", "a number must be finite and within ±1e15")
-        return value
-    if isinstance(value, str):
-        value = value.strip()
-        if len(value) > 200:
-            raise PydanticCustomError("feature_text", "text is longer than 200 characters")
-        return value or None
-    kinds: dict[type, str] = {dict: "an object", list: "a list"}
-    kind = kinds.get(type(value), type(value).__name__)
-    raise PydanticCustomError(
-        "feature_value",
-        "a feature value must be text, a number, true/false or null, got {kind}",
-        {"kind": kind},
-    )
-
-
-_FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-FeatureValue = Annotated[
-    Any,
-    PlainValidator(_feature_value),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "maxLength": 200},
-                {"type": "number"},
-                {"type": "boolean"},
-                {"type": "null"},
-            ]
-        }
-    ),
-]
-"""One value of a features-form request: text, number, true/false or null (unknown)."""
 
 
 _EXAMPLE_LEAD_FORM: JsonDict = {
@@ -785,8 +814,11 @@ class ModelInfo(BaseModel):
     )
     inputs: list[dict[str, Any]] | None = Field(
         None,
-        description="For the features form: each feature's `name`, `dtype` (category, "
-        "float, int, bool), `group`, `description` and the `categories` the model knows.",
+        description="The values a request carries by name, each with its `name`, `dtype` "
+        "(category, float, int, bool), `group`, `description` and the `categories` the "
+        "model knows: for the features form every feature; for the lead form the extra lead "
+        "columns of a model trained on a `tables` dataset config, sent as further keys of "
+        "`lead` (null when the model takes none).",
     )
 
 

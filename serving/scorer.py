@@ -36,7 +36,7 @@ from runtime.bundle import ModelBundle, Scores
 from runtime.cards import build_cards
 from runtime.metadata import RequestForm
 from serving import featureform
-from serving.leadform import score_lead_form
+from serving.leadform import extra_lead_features, score_lead_form
 from serving.schemas import LeadFormRequest, ScoreRequest, parse_request
 
 
@@ -104,10 +104,13 @@ class ServedModel:
                         "description": f.description,
                         "categories": list(f.categories),
                     }
-                    for f in self.bundle.spec.features_
+                    for f in (
+                        self.bundle.spec.features_
+                        if form == "features"
+                        else extra_lead_features(self.bundle)  # the lead form's extra keys
+                    )
                 ]
-                if form == "features"
-                else None
+                or None
             ),
         }
 

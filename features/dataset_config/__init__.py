@@ -55,6 +55,7 @@ from features.dataset_config.schema import (
 from features.dataset_config.values import (
     FALSE_TEXT,
     TRUE_TEXT,
+    lead_column,
     parse_times,
     snapshot_frame,
     type_column,
@@ -79,6 +80,7 @@ __all__ = [
     "catalogue_from_metadata",
     "check_dataset",
     "did_you_mean",
+    "lead_column",
     "load_dataset",
     "parse_times",
     "problems_of",

@@ -135,7 +135,11 @@ def _label_problems(frame: pd.DataFrame, split: dict | None) -> list[str]:
 
 def _snapshot_facts(cfg: TablesConfig | LeadSnapshotConfig) -> dict:
     """What a ``lead_snapshot`` config states about its rows, for the model card: the id
-    column, the outcome and the scoring time (a fixed ``as_of`` or a ``time`` column)."""
+    column, the outcome and the scoring time (a fixed ``as_of`` or a ``time`` column); for
+    a ``tables`` config, the leads file's column of each extra lead feature."""
+    if isinstance(cfg, TablesConfig):  # where batch scoring finds each extra lead column
+        columns = {str(f.key): str(f.source) for f in cfg.features if f.key}
+        return {"lead_columns": columns} if columns else {}
     if not isinstance(cfg, LeadSnapshotConfig):
         return {}
     facts: dict[str, Any] = {"id": cfg.id}

@@ -27,7 +27,7 @@ from features.dataset_config.schema import (
     ReadOptions,
     TablesConfig,
 )
-from features.dataset_config.values import date_part, parse_times, type_series
+from features.dataset_config.values import date_part, lead_column, parse_times, type_series
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -288,15 +288,13 @@ class DataReader:
             self.problems.append(str(exc))
             return pd.DataFrame(), extra_specs, {}
         frame = ts.frame
-        leads = tables["leads"].set_index("lead_id")
         for f in extra:
-            if f.source not in leads.columns:
-                self.problems.append(
-                    f"features ({f.key}): column {f.source!r} is not in the leads file"
-                )
-                continue
-            values = frame["lead_id"].map(leads[f.source])
-            frame[f.key] = self.typed(values, f.dtype, f"features ({f.key})")
+            values, problem = lead_column(
+                frame["lead_id"], tables["leads"], str(f.source), f.dtype, f"features ({f.key})"
+            )
+            if problem:
+                self.problems.append(problem)
+            frame[f.key] = values
         return frame, extra_specs, ts.metadata.model_dump()
 
     def contract_table(self, name: str, spec: Any) -> pd.DataFrame | None:

@@ -75,6 +75,36 @@ def type_series(values: pd.Series, dtype: str, where: str) -> tuple[pd.Series, s
     return out.astype("float64"), problem
 
 
+def lead_column(
+    lead_ids: pd.Series, leads: pd.DataFrame, column: str, dtype: str, where: str
+) -> tuple[pd.Series, str | None]:
+    """One extra lead column of a ``tables`` config, per snapshot, and the problem found.
+
+    The one computation of such a feature, so training (``DataReader.tables``), batch
+    scoring and the service (``serving.leadform``) cannot drift apart: each snapshot
+    takes the value of ``column`` in its lead's row of ``leads``, typed as ``dtype`` by
+    ``type_series``.
+
+    Args:
+        lead_ids: The lead of each snapshot (its index is the result's).
+        leads: A leads table: ``lead_id`` and ``column``, one row per lead.
+        column: The column holding the feature (the config's ``column``).
+        dtype: The feature's dtype.
+        where: Names the feature in the problem (``features (newsletter)``).
+
+    Returns:
+        The typed values (missing where the lead or its value is unknown) and a sentence
+        naming values that cannot be typed, or a column the table lacks (or None).
+    """
+    if column not in leads.columns:
+        missing = pd.Series(np.nan, index=lead_ids.index, dtype=object)
+        return type_series(missing, dtype, where)[0], (
+            f"{where}: column {column!r} is not in the leads file"
+        )
+    values = lead_ids.map(leads.set_index("lead_id")[column])
+    return type_series(values, dtype, where)
+
+
 def type_column(values: Sequence[object], dtype: str) -> np.ndarray | None:
     """Request values (already stripped, never empty text) typed without a frame, or None.
 

@@ -174,6 +174,27 @@ def test_batches_mix_leads_with_the_same_id_without_mixing_them(served, payloads
     assert [c["probability"] for c in together] == [c["probability"] for c in alone]
 
 
+def test_a_key_the_model_does_not_take_is_a_400_naming_it(served, payloads):
+    """The lead accepts a ``tables`` model's extra lead columns by name; the simulator's
+    champion has none, so any further key is refused at ``lead.<key>``, in a batch with
+    the lead's position and never with the value sent."""
+    assert served.info()["inputs"] is None, "a lead-form model without extra columns"
+    p = copy.deepcopy(payloads[0])
+    p["lead"]["newsletter"] = "secret-value"
+    request = parse_request(p)  # the schema cannot know the model: it keeps the key
+    assert request.lead.model_extra == {"newsletter": "secret-value"}
+    with pytest.raises(ValueError) as caught:
+        score_lead_form(served.bundle, served.ref(), [parse_request(payloads[1]), request], 5)
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("lead", "newsletter") and error["type"] == "extra_forbidden"
+    assert "lead #1 of the batch" in error["msg"] and "no extra lead columns" in error["msg"]
+    assert "secret-value" not in error["msg"]
+    p["lead"]["newsletter"] = {"nested": 1}  # not a value at all: refused by the schema
+    with pytest.raises(ValueError) as caught:
+        parse_request(p)
+    assert [e["loc"] for e in caught.value.errors()] == [("lead", "newsletter")]
+
+
 def test_activity_timestamps_are_bounded_with_their_offsets(payloads):
     p = copy.deepcopy(payloads[0])
     p["activities"][0]["occurred_at"] = "1970-01-01T00:30:00+01:00"  # 1969 in UTC
@@ -214,6 +235,11 @@ def test_hot_route_errors_are_400s_naming_the_field_without_echoing_input(client
     assert ("lead", "email") in locs and ("activities", 1, "activity_type") in locs
     assert "secret.person" not in r.text
     assert body["error"].startswith("2 validation error")
+    p = copy.deepcopy(payloads[0])
+    p["lead"]["unexpected"] = "secret.person"
+    r = client.post("/score", content=json.dumps(p))
+    assert r.status_code == 400 and r.json()["detail"][0]["loc"] == ["lead", "unexpected"]
+    assert "secret.person" not in r.text
     for bad in (b"{", b"[]", b'{"lead": 5}'):
         assert client.post("/score", content=bad).status_code == 400
 

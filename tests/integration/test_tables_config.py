@@ -4,6 +4,7 @@ checked and trained through the CLI, registered, then scored through the service
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -12,12 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from features.contract import validate
 from features.dataset_config import load_dataset
+from features.io import load_tables
 from features.simulate import simulate
 from leadscore.cli import app
+from serving.batch import score_frame
 from serving.model_store import resolve_model
 from serving.samples import lead_payload
 from serving.schemas import parse_request
@@ -55,7 +59,11 @@ def _export(folder: Path, n_leads: int = 1500, seed: int = 5) -> dict[str, pd.Da
     )
     leads["Created On"] = leads["Created On"].dt.strftime(FMT)
     rng = np.random.default_rng(seed)
-    leads["Newsletter"] = rng.choice(["yes", "no"], size=len(leads))
+    # Subscribers convert more often, so the model leans on the extra column and a
+    # service that dropped it would score differently.
+    converted = leads["Contact ID"].isin(t["conversions"]["lead_id"]).to_numpy()
+    subscribed = rng.random(len(leads)) < np.where(converted, 0.85, 0.25)
+    leads["Newsletter"] = np.where(subscribed, "yes", "no")
     accounts = t["accounts"].rename(
         columns={
             "account_id": "Company ID",
@@ -198,20 +206,103 @@ def test_tables_config_checks_trains_registers_and_scores(tmp_path: Path, monkey
     assert "label horizon: 60 days" in card and "not recorded" not in card
 
     # Scored through the service's path: lead-form payloads built from the contract's
-    # tables give the features the training set holds for the same (lead, as_of).
+    # tables, with the export's extra column under the feature's name, give the very
+    # features (and scores) of the training set's rows for the same (lead, as_of).
     ts = load_dataset(config)
     frame = ts.frame
     assert frame["n_email_open_90d"].sum() > 0, "CRM activity names were mapped"
-    rows = frame.loc[frame["label"] == 1].head(2)
-    rows = pd.concat([rows, frame.loc[frame["label"] == 0].head(2)]).reset_index(drop=True)
-    requests = [parse_request(lead_payload(tables, r.lead_id, r.as_of)) for r in rows.itertuples()]
+    assert bundle.metadata.dataset.lead_columns == {"newsletter": "Newsletter"}
+    info = served.info()
+    assert info["request_form"] == "lead"
+    assert [i["name"] for i in info["inputs"]] == ["newsletter"]
+    assert info["inputs"][0]["dtype"] == "bool" and info["inputs"][0]["group"] == "fit"
+    contacts = pd.read_csv(data / "contacts.csv", dtype=str).set_index("Contact ID")
+    rows = frame.loc[frame["label"] == 1].head(8)
+    rows = pd.concat([rows, frame.loc[frame["label"] == 0].head(8)]).reset_index(drop=True)
+    assert set(rows["newsletter"]) == {0.0, 1.0}, "both values are exercised"
+    payloads = [_with_newsletter(tables, contacts, r.lead_id, r.as_of) for r in rows.itertuples()]
+    requests = [parse_request(p) for p in payloads]
     cards = score_requests(served, requests, 5)
-    # The lead form carries no extra export columns: the config's extra feature is
-    # scored as unknown there, and the answer says so.
-    expected = bundle.score(rows.assign(newsletter=np.nan))
+    expected = bundle.score(rows)  # the real training rows: nothing blanked
+    blanked = bundle.score(rows.assign(newsletter=np.nan))
+    assert np.abs(expected.probability - blanked.probability).max() > 1e-6, (
+        "the model uses the extra column, so dropping it would be seen"
+    )
     for i, card_i in enumerate(cards):
         assert card_i["lead_id"] == rows.at[i, "lead_id"]
         assert card_i["probability"] == pytest.approx(expected.probability[i], abs=1e-9)
         assert card_i["grade"] == expected.grade[i]
-        assert any("newsletter" in w and "scored as unknown" in w for w in card_i["warnings"])
+        assert not any("newsletter" in w for w in card_i["warnings"]), card_i["warnings"]
     assert cards[0]["reasons"]["positive"] or cards[0]["reasons"]["negative"]
+    _extra_keys_are_checked(served, payloads[0])
+
+    # Batch scoring reads the extra column from the leads table (under the config's
+    # column name) with the same code: the training rows' scores again, and the
+    # service's answers for every lead it scores.
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    extra_leads = tables["leads"].assign(
+        Newsletter=tables["leads"]["lead_id"].map(contacts["Newsletter"])
+    )
+    for name, table in {**tables, "leads": extra_leads}.items():
+        table.to_parquet(folder / f"{name}.parquet", index=False)
+    batch = score_frame(load_tables(folder), rows[["lead_id", "as_of"]], served)
+    np.testing.assert_allclose(batch["probability"], expected.probability, rtol=0, atol=1e-12)
+    assert list(batch["grade"]) == list(expected.grade)
+    as_of = str(rows["as_of"].max())
+    scored = runner.invoke(
+        app, ["score", "--data", str(folder), "--out", str(tmp_path / "s.csv"), "--as-of", as_of]
+    )
+    assert scored.exit_code == 0, scored.output
+    out = pd.read_csv(tmp_path / "s.csv", dtype={"lead_id": str}).head(25)
+    assert len(out) > 0
+    live = score_requests(
+        served,
+        [parse_request(_with_newsletter(tables, contacts, lead, as_of)) for lead in out["lead_id"]],
+        3,
+    )
+    np.testing.assert_allclose(
+        out["probability"], [c["probability"] for c in live], rtol=0, atol=1e-9
+    )
+    assert list(out["grade"]) == [c["grade"] for c in live]
+
+    # A leads table without the column is a clear error, not a KeyError traceback.
+    extra_leads.drop(columns="Newsletter").to_parquet(folder / "leads.parquet", index=False)
+    failed = runner.invoke(
+        app, ["score", "--data", str(folder), "--out", str(tmp_path / "t.csv"), "--as-of", as_of]
+    )
+    assert failed.exit_code == 2, failed.output
+    assert "Newsletter" in failed.output and "newsletter" in failed.output
+    assert "Traceback" not in failed.output
+
+
+def _with_newsletter(
+    tables: dict[str, pd.DataFrame], contacts: pd.DataFrame, lead_id: str, as_of: object
+) -> dict:
+    """The lead form of one lead, with the export's extra column under the feature's name,
+    as a client reading the CRM would send it."""
+    payload = lead_payload(tables, lead_id, as_of)
+    payload["lead"]["newsletter"] = contacts.at[lead_id, "Newsletter"]
+    return payload
+
+
+def _extra_keys_are_checked(served, payload: dict) -> None:
+    """A key the model does not take, or a value its dtype cannot read, is a 400 naming
+    ``lead.<key>``; a missing extra column is scored as unknown, and the answer says so."""
+    unknown = copy.deepcopy(payload)
+    unknown["lead"]["newsleter"] = "yes"
+    with pytest.raises(ValidationError) as err:
+        score_requests(served, [parse_request(unknown)], 3)
+    (error,) = err.value.errors()
+    assert error["loc"] == ("lead", "newsleter") and "takes newsletter" in error["msg"]
+    wrong = copy.deepcopy(payload)
+    wrong["lead"]["newsletter"] = "maybe"
+    with pytest.raises(ValidationError) as err:
+        score_requests(served, [parse_request(wrong)], 3)
+    (error,) = err.value.errors()
+    assert error["loc"] == ("lead", "newsletter") and "true/false" in error["msg"]
+    assert "maybe" not in error["msg"]
+    missing = copy.deepcopy(payload)
+    del missing["lead"]["newsletter"]
+    (card,) = score_requests(served, [parse_request(missing)], 3)
+    assert any("newsletter" in w and "scored as unknown" in w for w in card["warnings"])

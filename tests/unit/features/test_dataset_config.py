@@ -13,6 +13,7 @@ from features.dataset_config import (
     DatasetConfigError,
     catalogue_from_metadata,
     check_dataset,
+    lead_column,
     load_dataset,
 )
 from leadscore.cli import app
@@ -270,6 +271,9 @@ def test_tables_kind_maps_an_export_onto_the_contract(tmp_path: Path) -> None:
     assert "score_band" in ts.frame.columns
     assert ts.frame["n_email_open_90d"].sum() > 0, "CRM activity names were mapped"
     assert catalogue_from_metadata(ts.metadata)[-1].name == "score_band"
+    assert ts.metadata.dataset.lead_columns == {"score_band": "Score Band"}
+    by_lead = leads.set_index("Id")["Score Band"]
+    assert (ts.frame["score_band"].astype(str) == ts.frame["lead_id"].map(by_lead)).all()
 
     cfg["tables"]["activities"]["timestamp_format"] = "%Y-%m-%d"
     cfg["tables"]["activities"]["activity_types"]["Webinar"] = "webinar_watched"
@@ -433,3 +437,21 @@ def test_one_value_typing(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="not yes/no"):
         snapshot_frame([F("flag", "bool")], [{"lead_id": "a", "flag": "maybe"}])
+
+
+def test_lead_column_is_one_computation_for_every_path() -> None:
+    """``lead_column``: each snapshot takes its lead's value, typed like any export value;
+    a column the table lacks and values that do not type are problems naming the place."""
+    leads = pd.DataFrame({"lead_id": ["a", "b", "c"], "News": [" yes", "NO", None]})
+    snaps = pd.Series(["c", "a", "a", "b", "zz"], index=[10, 11, 12, 13, 14])
+    values, problem = lead_column(snaps, leads, "News", "bool", "features (news)")
+    assert problem is None and list(values.index) == [10, 11, 12, 13, 14]
+    assert values.tolist()[1:4] == [1.0, 1.0, 0.0]
+    assert values.isna().tolist() == [True, False, False, False, True]
+    text, _ = lead_column(snaps, leads, "News", "category", "x")
+    assert text.tolist()[1:4] == ["yes", "yes", "NO"]
+    _, problem = lead_column(snaps, leads.assign(News=["maybe", "yes", None]), "News", "bool", "x")
+    assert problem == "x: 2 value(s) are not yes/no/true/false/1/0 (e.g. ['maybe'])"
+    values, problem = lead_column(snaps, leads, "Newsletter", "float", "features (news)")
+    assert problem == "features (news): column 'Newsletter' is not in the leads file"
+    assert values.isna().all() and len(values) == len(snaps)
