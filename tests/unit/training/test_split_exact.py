@@ -67,7 +67,7 @@ def test_split_config_leaves_at_least_ten_percent_to_train_on():
 
 
 def test_split_config_refuses_a_negative_gap():
-    with pytest.raises(ValueError, match="^gap_days must be >= 0, got -1$"):
+    with pytest.raises(ValueError, match=r"^gap_days must be >= 0, got -1$"):
         SplitConfig(gap_days=-1)
     assert SplitConfig(gap_days=0).gap_days == 0
 
@@ -148,7 +148,10 @@ def _history() -> pd.DataFrame:
 
 
 def _pairs(frame: pd.DataFrame) -> list[tuple[str, int]]:
-    return [(lead, (t - DAY0).days // 30) for lead, t in zip(frame["lead_id"], frame["as_of"])]
+    return [
+        (lead, (t - DAY0).days // 30)
+        for lead, t in zip(frame["lead_id"], frame["as_of"], strict=True)
+    ]
 
 
 def test_each_lead_stays_in_the_period_of_its_first_snapshot():
@@ -174,9 +177,7 @@ def test_each_lead_stays_in_the_period_of_its_first_snapshot():
         (30, [], [], 7 - 1),  # snapshots exactly gap_days before the next start go
     ],
 )
-def test_gap_purges_snapshots_up_to_gap_days_before_the_next_period(
-    gap_days, train, valid, dropped
-):
+def test_gap_purges_snapshots_up_to_gap_days_before_the_next_start(gap_days, train, valid, dropped):
     split = apply_boundaries(_history(), Boundaries(month(1), month(2), gap_days))
     assert _pairs(split.train) == train
     assert _pairs(split.valid) == valid
@@ -301,16 +302,16 @@ def test_time_spec_orders_rows_by_date_not_by_position():
 
 def test_spec_errors_name_the_problem():
     frame = first_seen([1] * 10)
-    with pytest.raises(SplitError, match="^no rows before the split date 2024-01-01$"):
+    with pytest.raises(SplitError, match=r"^no rows before the split date 2024-01-01$"):
         split_from_spec(frame, {"kind": "time", "at": "2024-01-01"})
-    with pytest.raises(SplitError, match="^the test part of the time split is empty$"):
+    with pytest.raises(SplitError, match=r"^the test part of the time split is empty$"):
         split_from_spec(frame, {"kind": "time", "at": "2030-01-01"})
-    with pytest.raises(SplitError, match="^unknown split kind 'random': use stratified or time$"):
+    with pytest.raises(SplitError, match=r"^unknown split kind 'random': use stratified or time$"):
         split_from_spec(frame, {"kind": "random"})
-    with pytest.raises(SplitError, match="^unknown split kind None"):
+    with pytest.raises(SplitError, match=r"^unknown split kind None"):
         split_from_spec(frame, {})
     one_before = first_seen([1, 5])
-    with pytest.raises(SplitError, match="^the train part of the time split is empty$"):
+    with pytest.raises(SplitError, match=r"^the train part of the time split is empty$"):
         split_from_spec(one_before, {"kind": "time", "at": month(1)})
 
 
