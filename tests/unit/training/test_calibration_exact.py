@@ -72,12 +72,14 @@ def test_isotonic_on_two_distinct_margins_keeps_isotonic():
     assert calibration(np.array([0.0, 1.0])) == pytest.approx([0.5, 1.0], abs=2e-4)
 
 
-def test_isotonic_falls_back_to_platt_when_every_margin_is_the_same():
+def test_isotonic_on_a_single_margin_gives_the_conversion_rate_there():
     raw = np.ones(10)
     y = np.array([0, 1] * 5)
     calibration = fit_isotonic(raw, y)
-    assert calibration.method == "platt"
+    assert calibration.method != "none"
     assert calibration(np.array([1.0])) == pytest.approx([0.5], abs=1e-3)
+    p = calibration(np.array([-5.0, 0.0, 1.0, 2.0, 5.0]))
+    assert np.all(np.diff(p) >= -1e-9)  # never decreasing in the margin
 
 
 def _increasing(n: int, positives: int) -> tuple[np.ndarray, np.ndarray]:
