@@ -155,9 +155,12 @@ def run_mutmut(root: Path, max_children: int) -> int:
     """``mutmut run`` on the mutants of ``SCOPE`` (re-running each of them), in ``root``.
 
     ``PYTHONPATH`` is dropped so the tests import the mutated copies under ``mutants/``
-    rather than the sources.
+    rather than the sources. OpenMP is kept to one thread: mutmut forks a child per
+    mutant from a process where LightGBM has already run, and a forked OpenMP thread
+    pool hangs (every LightGBM prediction would then time out instead of failing).
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["OMP_NUM_THREADS"] = "1"
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
     return subprocess.run([*command, *globs()], cwd=root, env=env, check=False).returncode
 
