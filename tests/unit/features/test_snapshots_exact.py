@@ -280,3 +280,17 @@ def test_plan_snapshots_refuses_a_window_with_no_complete_label():
         plan_snapshots(data, PipelineConfig())
     snaps, _, _ = plan_snapshots(data, PipelineConfig(horizon_days=29))
     assert pairs(snaps) == [("A", "2024-02-01")]
+
+
+def test_weekly_snapshots_start_on_the_first_monday_after_a_midweek_lead():
+    leads = tables({"A": "2024-01-03 10:00"})["leads"]  # a Wednesday
+    conversions = tables({}, NOBODY)["conversions"]
+    snaps = make_snapshots(leads, conversions, SnapshotRule("weekly"), T("2024-01-22"))
+    assert pairs(snaps) == [("A", "2024-01-08"), ("A", "2024-01-15"), ("A", "2024-01-22")]
+
+
+def test_a_given_data_end_wins_over_the_latest_timestamp():
+    data = tables(LEADS, CONVERSIONS, ["2024-06-15"])
+    snaps, _, end = plan_snapshots(data, PipelineConfig(horizon_days=30, data_end="2024-05-31"))
+    assert end == T("2024-05-31")
+    assert max(day for _, day in pairs(snaps)) == "2024-05-01"

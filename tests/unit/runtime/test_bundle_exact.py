@@ -25,6 +25,7 @@ from runtime.bundle import (
     Scores,
 )
 from runtime.encoding import InputSpec
+from runtime.metadata import BundleMetadata
 
 FEATURES = (
     FeatureSpec(
@@ -465,3 +466,40 @@ def test_frame_has_one_row_per_lead_with_reasons_as_sentences(trained):
     assert out.loc[1, "top_negative_reasons"] == ""
     one = _scores(spec, shap, X).frame(spec, top=1)
     assert one["top_positive_reasons"].tolist() == ["Company of 12 people", "Based in NA"]
+
+
+def test_bundle_keeps_the_metadata_it_is_given(trained):
+    booster, spec, _ = trained
+    metadata = BundleMetadata(model_name="exact-test")
+    bundle = ModelBundle(booster, spec, Calibration(), _policy(), metadata)
+    assert bundle.metadata is metadata
+    assert ModelBundle(booster, spec, Calibration(), _policy()).metadata == BundleMetadata()
+
+
+SEVEN = tuple(
+    FeatureSpec(
+        name=f"f{j}",
+        group="fit",
+        dtype="float",
+        template=f"F{j} is {{value:.0f}}",
+        description=f"F{j}",
+    )
+    for j in range(7)
+)
+
+
+def test_reasons_default_to_the_top_five_and_the_frame_to_the_top_three():
+    spec = InputSpec(SEVEN).fit(pd.DataFrame({f.name: [1.0] for f in SEVEN}))
+    shap = np.array(
+        [[0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], [-0.7, -0.6, -0.5, -0.4, -0.3, -0.2, -0.1]]
+    )
+    scores = _scores(spec, shap, np.arange(14, dtype=float).reshape(2, 7))
+    assert [r["feature"] for r in scores.reasons(0, spec)["positive"]] == [
+        f"f{j}" for j in range(5)
+    ]
+    assert [r["feature"] for r in scores.reasons(1, spec)["negative"]] == [
+        f"f{j}" for j in range(5)
+    ]
+    out = scores.frame(spec)
+    assert out.loc[0, "top_positive_reasons"] == "F0 is 0 | F1 is 1 | F2 is 2"
+    assert out.loc[1, "top_negative_reasons"] == "F0 is 7 | F1 is 8 | F2 is 9"

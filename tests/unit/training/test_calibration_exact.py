@@ -135,3 +135,26 @@ def test_unknown_method_is_named():
     message = "unknown calibration method 'sigmoid': use auto, isotonic, platt or none"
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         fit_calibration(RAW, Y, "sigmoid")  # type: ignore[arg-type]
+
+
+def test_isotonic_ramp_is_measured_from_the_lowest_margin():
+    shifted = fit_isotonic(RAW + 10.0, Y)
+    x, p = np.array(shifted.x), np.array(shifted.y)
+    assert x[0] == -40.0 and x[-1] == 67.0
+    ramp = (x[1:-1] - 10.0) / 7.0 * TIE_BREAK
+    step = np.interp(x[1:-1], [10, 11, 12, 13, 14, 17], [0, 0, 0.5, 0.5, 1, 1])
+    expected = np.clip(step, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR) * (1 - TIE_BREAK) + ramp
+    assert p[1:-1] == pytest.approx(expected, abs=1e-15)
+    assert np.array(fit_isotonic(RAW, Y).y) == pytest.approx(p, abs=1e-15)  # shift-invariant
+
+
+def test_platt_is_the_unpenalised_maximum_likelihood_fit():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(5)
+    raw = rng.normal(0.0, 1.0, 60)
+    y = (rng.random(60) < 1 / (1 + np.exp(-(3.0 * raw)))).astype(int)
+    mle = LogisticRegression(penalty=None, max_iter=10_000).fit(raw.reshape(-1, 1), y)
+    platt = fit_calibration(raw, y, "platt")
+    assert platt.a == pytest.approx(mle.coef_[0, 0], rel=1e-3)
+    assert platt.b == pytest.approx(mle.intercept_[0], abs=1e-3)

@@ -306,3 +306,12 @@ def test_scored_from_predictions_takes_probability_and_group_sums():
     assert scored.fit_sum is predictions.fit_sum
     assert scored.engagement_sum is predictions.engagement_sum
     assert Scored.from_predictions(predictions, regions).y is None
+
+
+def test_a_region_out_of_reach_does_not_stop_the_regions_after_it():
+    labelled, population = _regional()
+    # EMEA (1 conversion in 4) cannot reach 50 %; NA, after it in order, still gets its own.
+    config = PolicyConfig(
+        "precision", 0.5, per_region=True, min_region_rows=3, min_region_positives=1
+    )
+    assert region_thresholds(labelled, population, config) == {"APAC": 0.1, "NA": 0.4}

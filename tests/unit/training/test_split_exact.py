@@ -322,3 +322,39 @@ def test_time_split_is_a_timesplit_with_frames_reset():
     assert isinstance(split, TimeSplit)
     assert split.train.index.tolist() == list(range(6))
     assert split.test.index.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("counts", "config", "valid", "test"),
+    [
+        ([1, 8, 1, 1], SplitConfig(), 1, 2),  # the test period may start on the third date
+        ([10, 1, 1, 1], SplitConfig(0.3, 0.1), 1, 3),  # validation may start on the second
+    ],
+)
+def test_choose_boundaries_clamps_no_further_than_needed(counts, config, valid, test):
+    assert choose_boundaries(first_seen(counts), config) == Boundaries(month(valid), month(test))
+
+
+def test_parts_keep_the_frames_columns_and_nothing_else():
+    frame = _history()
+    frame.index = frame.index + 10
+    split = apply_boundaries(frame, Boundaries(month(1), month(2)))
+    parts = (split.train, split.valid, split.test, split.valid_population, split.test_population)
+    for part in parts:
+        assert list(part.columns) == ["lead_id", "as_of", "label"]
+    for spec in ({"kind": "time", "at": month(2)}, {"kind": "stratified", "test_fraction": 0.3}):
+        data = _one_row_per_lead()
+        data.index = data.index + 7
+        for part in split_from_spec(data, spec).periods().values():
+            assert list(part.columns) == ["lead_id", "as_of", "label"]
+
+
+def test_stratified_spec_reads_its_test_fraction_and_defaults_the_seed_to_zero():
+    frame = _one_row_per_lead()
+    split = split_from_spec(frame, {"kind": "stratified", "test_fraction": 0.3})
+    assert len(split.test) == 12
+    seeded = split_from_spec(frame, {"kind": "stratified", "test_fraction": 0.3}, seed=0)
+    assert split.test["lead_id"].tolist() == seeded.test["lead_id"].tolist()
+    y = frame["label"].to_numpy()
+    _, test = train_test_split(np.arange(40), test_size=0.3, stratify=y, random_state=0)
+    assert split.test["lead_id"].tolist() == frame["lead_id"].iloc[np.sort(test)].tolist()
