@@ -155,12 +155,16 @@ def run_mutmut(root: Path, max_children: int) -> int:
     """``mutmut run`` on the mutants of ``SCOPE`` (re-running each of them), in ``root``.
 
     ``PYTHONPATH`` is dropped so the tests import the mutated copies under ``mutants/``
-    rather than the sources. OpenMP is kept to one thread: mutmut forks a child per
-    mutant from a process where LightGBM has already run, and a forked OpenMP thread
-    pool hangs (every LightGBM prediction would then time out instead of failing).
+    rather than the sources. mutmut forks a child per mutant from a process where the
+    tests have already run, so the thread pools must survive a fork: OpenMP is kept to
+    one thread (a forked LightGBM pool hangs, and every prediction would time out
+    instead of failing) and numba's parallel kernels use its ``workqueue`` layer (its
+    GNU OpenMP layer kills a forked child with SIGTERM, which mutmut reports as
+    "suspicious" instead of a verdict).
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["OMP_NUM_THREADS"] = "1"
+    env["NUMBA_THREADING_LAYER"] = "workqueue"
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
     return subprocess.run([*command, *globs()], cwd=root, env=env, check=False).returncode
 
