@@ -142,13 +142,14 @@ def choose_boundaries(frame: pd.DataFrame, config: SplitConfig) -> Boundaries:
             " (use a finer snapshot rule, e.g. weekly, or more history)"
         )
     dates = counts.index
-    share = np.cumsum(counts.to_numpy()) / counts.sum()
+    # Rounded, so that a share landing exactly on a cut is not pushed past it by floating
+    # point (1.0 - 0.2 - 0.2 is 0.6000000000000001, which would cost validation a date).
+    share = np.round(np.cumsum(counts.to_numpy()) / counts.sum(), 12)
+    test_cut = round(1.0 - config.test_fraction, 12)
+    valid_cut = round(1.0 - config.test_fraction - config.valid_fraction, 12)
     # The first date whose leads push the cumulative share past the cut starts the period.
-    t = int(np.searchsorted(share, 1.0 - config.test_fraction, side="left")) + 1
-    v = (
-        int(np.searchsorted(share, 1.0 - config.test_fraction - config.valid_fraction, side="left"))
-        + 1
-    )
+    t = int(np.searchsorted(share, test_cut, side="left")) + 1
+    v = int(np.searchsorted(share, valid_cut, side="left")) + 1
     t = min(max(t, 2), len(dates) - 1)
     v = min(max(v, 1), t - 1)
     return Boundaries(pd.Timestamp(dates[v]), pd.Timestamp(dates[t]), config.gap_days)

@@ -94,6 +94,8 @@ def test_boundaries_round_trip_as_json():
     [
         # Ten leads on ten dates: the last 20 % are the test, the 30 % before validation.
         ([1] * 10, SplitConfig(0.3, 0.2), 5, 8),
+        # A share exactly on the cut (1.0 - 0.2 - 0.2 is not 0.6 in floating point): 20 %.
+        ([1] * 10, SplitConfig(0.2, 0.2), 6, 8),
         ([3, 1, 1, 1, 1, 1, 1, 1], SplitConfig(0.3, 0.25), 3, 6),
         ([2, 2, 2, 2, 1, 1], SplitConfig(), 3, 4),
         # Clamped: each period keeps at least one date, train included.
