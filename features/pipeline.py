@@ -614,6 +614,19 @@ def _calendar(kind: SnapshotKind, start: pd.Timestamp, end: pd.Timestamp) -> pd.
     return pd.date_range(start.normalize() + pd.offsets.Week(weekday=0), end, freq="W-MON")
 
 
+def conversion_times(lead_ids: pd.Series, conversions: pd.DataFrame) -> pd.Series:
+    """Each lead's conversion time (NaT when it has none), aligned with ``lead_ids``.
+
+    A plain ``map`` over an empty conversions table yields floats, which later
+    comparisons with timestamps refuse; a team with no conversions yet must still get
+    snapshots (all negative) rather than a pandas ``TypeError``.
+    """
+    by_lead = conversions.set_index("lead_id")["converted_at"]
+    if len(by_lead):
+        return lead_ids.map(by_lead)
+    return pd.Series(pd.NaT, index=lead_ids.index, dtype=by_lead.dtype)
+
+
 def make_snapshots(
     leads: pd.DataFrame,
     conversions: pd.DataFrame,
@@ -626,7 +639,7 @@ def make_snapshots(
     rule batch scoring and the service apply too: the lead exists, has not converted
     (a converted lead no longer needs a score) and is not older than the rule allows.
     """
-    converted = leads["lead_id"].map(conversions.set_index("lead_id")["converted_at"])
+    converted = conversion_times(leads["lead_id"], conversions)
     created = leads["created_at"]
     population = rule.population()
     frames = []
@@ -652,7 +665,7 @@ def label_snapshots(
     snapshots: pd.DataFrame, conversions: pd.DataFrame, horizon_days: int
 ) -> np.ndarray:
     """1 where the lead converts in ``(as_of, as_of + horizon]``, else 0."""
-    converted = snapshots["lead_id"].map(conversions.set_index("lead_id")["converted_at"])
+    converted = conversion_times(snapshots["lead_id"], conversions)
     horizon = pd.Timedelta(days=horizon_days)
     hit = (converted > snapshots["as_of"]) & (converted <= snapshots["as_of"] + horizon)
     return hit.fillna(False).to_numpy(dtype=np.int8)

@@ -22,7 +22,7 @@ import pandas as pd
 from features.contract import TIMESTAMP_UNIT, UnknownActivity
 from features.eligibility import OPEN_LEADS, Population
 from features.io import load_tables, write_frame
-from features.pipeline import compute_features, data_window, icp_of
+from features.pipeline import compute_features, conversion_times, data_window, icp_of
 from leadscore.settings import CHAMPION_ALIAS, DEFAULT_MODEL_NAME
 from runtime.bundle import ModelBundle
 from serving.leadform import with_extra_lead_columns
@@ -66,7 +66,7 @@ def _open_snapshots(
 ) -> tuple[pd.DataFrame, int]:
     """``open_leads`` and how many open leads ``population`` left out."""
     leads = tables["leads"]
-    converted = leads["lead_id"].map(tables["conversions"].set_index("lead_id")["converted_at"])
+    converted = conversion_times(leads["lead_id"], tables["conversions"])
     is_open = OPEN_LEADS.eligible(leads["created_at"], converted, as_of)
     keep = (
         is_open

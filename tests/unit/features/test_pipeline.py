@@ -576,3 +576,14 @@ def test_the_population_and_the_icp_are_recorded(tables, tmp_path):
     again = read_training_set(write_training_set(ts, tmp_path / "ts.parquet"))
     assert again.metadata.population == ts.metadata.population
     assert again.metadata.icp == ts.metadata.icp
+
+
+def test_no_conversions_yet_gives_snapshots_all_negative():
+    """A team with no conversions yet still gets its training set (every label 0), not a
+    pandas error: the same snapshots as with conversions, minus the converted leads' rows."""
+    tables = simulate(300, seed=1).tables()
+    none = validate({**tables, "conversions": tables["conversions"].iloc[0:0]})
+    ts = build_training_set(none, PipelineConfig())
+    assert len(ts.frame) > 0 and int(ts.frame["label"].sum()) == 0
+    with_conv = build_training_set(validate(tables), PipelineConfig())
+    assert set(with_conv.frame["lead_id"]) <= set(ts.frame["lead_id"])
