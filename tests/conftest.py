@@ -59,15 +59,53 @@ CHROMIUM = os.environ.get("LEADSCORE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
+def missing(what: str, under_ci: str, elsewhere: str) -> None:
+    """Something a test needs is absent: a failure under CI (``CI`` set, as CI services
+    do), where it must be there, and a skip elsewhere.
+
+    Args:
+        what: What is missing, and where it was looked for.
+        under_ci: Why CI must have it (who provides it there).
+        elsewhere: How a developer gets it.
+    """
+    if os.environ.get("CI"):
+        pytest.fail(f"{what}: {under_ci}", pytrace=False)
+    pytest.skip(f"{what} ({elsewhere})")
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Debian's Chromium driven by Playwright; a failure under CI, a skip elsewhere."""
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        if os.environ.get("CI"):
-            pytest.fail(f"no Chromium at {CHROMIUM}: .ci/run installs Debian's chromium")
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+        missing(
+            f"no Chromium at {CHROMIUM}",
+            ".ci/run installs Debian's chromium",
+            "apt-get install chromium",
+        )
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+"""The real public data sets (``../shared/datasets`` next to the repository)."""
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """``find(*parts)``: a path under the real data sets; a failure under CI, a skip
+    elsewhere, when it is absent."""
+
+    def find(*parts: str) -> Path:
+        path = SHARED_DATASETS.joinpath(*parts)
+        if not path.exists():
+            missing(
+                f"real data not found at {path}",
+                "CI must provide ../shared/datasets next to the repository",
+                "put the data sets in ../shared/datasets next to the repo",
+            )
+        return path
+
+    return find

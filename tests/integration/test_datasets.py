@@ -24,10 +24,12 @@ from training.train import run_training
 ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ROOT.parent / "shared" / "datasets"
 
-pytestmark = pytest.mark.skipif(
-    not DATASETS.is_dir(),
-    reason=f"real data sets not found at {DATASETS} (../shared/datasets next to the repo)",
-)
+
+@pytest.fixture(autouse=True)
+def datasets(shared_data) -> Path:
+    """The data sets folder: its absence fails under CI and skips elsewhere."""
+    return shared_data()
+
 
 # name: (config, floor on test ROC AUC, floor on PR AUC, floor on top-decile lift)
 FLOORS = {

@@ -156,6 +156,47 @@ def test_array_path_equals_the_batch_path(served, payloads):
         assert all(w in card["warnings"] for w in expected["unknown"])
 
 
+REGION_THRESHOLDS = {"NA": 1e-9, "EMEA": 1.0 - 1e-9, "APAC": 0.0123}
+"""Regional thresholds unlike the global one and each other (LATAM keeps the global)."""
+
+
+@pytest.fixture(scope="module")
+def regional(served, tmp_path_factory):
+    """The champion saved with ``REGION_THRESHOLDS`` in its policy, served from the folder."""
+    from dataclasses import replace
+
+    from runtime.bundle import ModelBundle
+    from serving.model_store import load_folder
+
+    bundle = served.bundle
+    policy = replace(bundle.policy, region_thresholds=dict(REGION_THRESHOLDS))
+    folder = ModelBundle(
+        bundle.booster, bundle.spec, bundle.calibration, policy, bundle.metadata
+    ).save(tmp_path_factory.mktemp("regional") / "bundle")
+    return load_folder(folder)
+
+
+def test_array_path_applies_each_regions_threshold_as_the_batch_path(regional, payloads):
+    global_threshold = regional.bundle.policy.threshold
+    assert global_threshold not in REGION_THRESHOLDS.values()
+    cases = []
+    for i, region in enumerate([*REGION_THRESHOLDS, "LATAM", None, "Atlantis"]):
+        p = copy.deepcopy(payloads[i])
+        p["lead"]["region"] = region
+        cases.append((p, REGION_THRESHOLDS.get(region, global_threshold)))
+    cards = score_lead_form(
+        regional.bundle, regional.ref(), [parse_request(p) for p, _ in cases], 5
+    )
+    for (payload, threshold), card in zip(cases, cards, strict=True):
+        region = payload["lead"]["region"]
+        expected = from_tables(regional, payload)
+        assert card["threshold"] == expected["threshold"] == threshold, region
+        own = region if region in REGION_THRESHOLDS else None
+        assert card["threshold_region"] == expected["threshold_region"] == own, region
+        assert card["mql"] == expected["mql"] == (card["probability"] >= threshold), region
+    assert [c["mql"] for c in cards[:2]] == [True, False]
+
+
 def test_awkward_input_is_reported(served, payloads):
     cards = score_lead_form(
         served.bundle, served.ref(), [parse_request(p) for p in awkward(payloads)], 5

@@ -98,6 +98,59 @@ def test_run_logs_params_metrics_window_fingerprint_plots_and_card(store, first)
     assert (first.output_dir / "bundle" / "model.txt").exists()
 
 
+def test_logged_metrics_are_the_test_periods_own_values(store, first):
+    """Each logged test metric equals the value recomputed here, with sklearn and by hand,
+    from the test predictions the run wrote (checked first to be the test period's)."""
+    from sklearn.metrics import (
+        average_precision_score,
+        brier_score_loss,
+        log_loss,
+        roc_auc_score,
+    )
+
+    logged = client(store).get_run(first.run_id).data.metrics
+    evaluation = first.output_dir / "evaluation"
+    predictions = pd.read_parquet(evaluation / "test_predictions.parquet")
+    test = pd.read_parquet(evaluation / "test_set.parquet")
+    meta = first.bundle.metadata
+    assert len(predictions) == len(test) == meta.window.test.rows
+    assert (test["as_of"] >= pd.Timestamp(meta.boundaries.test_start)).all()
+    np.testing.assert_array_equal(predictions["label"], test["label"])
+    np.testing.assert_allclose(
+        predictions["probability"], first.bundle.predict_proba(test), rtol=0, atol=1e-12
+    )
+    y = predictions["label"].to_numpy()
+    p = predictions["probability"].to_numpy()
+    mql = predictions["mql"].to_numpy(dtype=bool)
+    np.testing.assert_array_equal(
+        mql,
+        p
+        >= first.bundle.policy.threshold_for(
+            test["region"].astype("string").fillna("").to_numpy(dtype=object)
+        ),
+    )
+    top10 = np.argsort(-p, kind="stable")[: round(0.1 * len(p))]
+    top20 = np.argsort(-p, kind="stable")[: round(0.2 * len(p))]
+    deciles = np.array_split(np.argsort(p, kind="stable"), 10)
+    clipped = np.clip(p, 1e-7, 1 - 1e-7)
+    expected = {
+        "test_roc_auc": roc_auc_score(y, p),
+        "test_pr_auc": average_precision_score(y, p),
+        "test_log_loss": log_loss(y, clipped),
+        "test_brier": brier_score_loss(y, clipped),
+        "test_ece": sum(len(d) * abs(y[d].mean() - clipped[d].mean()) for d in deciles) / len(y),
+        "test_lift_top10": y[top10].mean() / y.mean(),
+        "test_capture_top20": y[top20].sum() / y.sum(),
+        "test_mql_rate": mql.mean(),
+        "test_precision": y[mql].mean(),
+        "test_recall": y[mql].sum() / y.sum(),
+    }
+    for key, value in expected.items():
+        assert logged[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    na = test["region"].astype("string").fillna("").to_numpy() == "NA"
+    assert logged["test_region_NA_roc_auc"] == pytest.approx(roc_auc_score(y[na], p[na]))
+
+
 def test_first_model_is_challenger_and_champion(store, first):
     assert first.version == "1"
     assert set(first.aliases) == {"challenger", "champion"}

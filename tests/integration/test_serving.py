@@ -186,19 +186,50 @@ def test_two_callers_with_the_same_lead_id_are_kept_apart(client, payload):
     assert not testing.card_differences(cards[1], client.post("/score", json=quiet).json())
 
 
-def test_mql_uses_the_regions_own_threshold(client, served, payload):
-    policy = served.bundle.policy
-    lead = copy.deepcopy(payload)
-    lead["lead"]["region"] = None
-    card = client.post("/score", json=lead).json()
-    assert card["threshold"] == pytest.approx(policy.threshold)
-    assert card["threshold_region"] is None
-    for region, threshold in policy.region_thresholds.items():
-        lead["lead"]["region"] = region
-        card = client.post("/score", json=lead).json()
-        assert card["threshold"] == pytest.approx(threshold)
-        assert card["threshold_region"] == region
-        assert card["mql"] == (card["probability"] >= threshold)
+REGION_THRESHOLDS = {"NA": 1e-9, "EMEA": 1.0 - 1e-9, "APAC": 0.0123}
+"""A regional policy whose thresholds differ from the global one and from each other:
+every NA lead is an MQL, no EMEA lead is, APAC has its own cut and LATAM none."""
+
+
+def regional_bundle(served, folder: Path) -> Path:
+    """The served champion saved with ``REGION_THRESHOLDS`` in its policy."""
+    from dataclasses import replace
+
+    from runtime.bundle import ModelBundle
+
+    bundle = served.bundle
+    policy = replace(bundle.policy, region_thresholds=dict(REGION_THRESHOLDS))
+    assert policy.threshold not in REGION_THRESHOLDS.values()
+    return ModelBundle(
+        bundle.booster, bundle.spec, bundle.calibration, policy, bundle.metadata
+    ).save(folder)
+
+
+def test_mql_uses_the_regions_own_threshold(served, settings, payload, tmp_path):
+    folder = regional_bundle(served, tmp_path / "regional")
+    regional = Settings(model_dir=folder, samples_dir=settings.samples_dir)
+    global_threshold = served.bundle.policy.threshold
+    with testing.service_client(regional) as regional_client:
+        assert regional_client.get("/model").json()["policy"]["region_thresholds"] == (
+            pytest.approx(REGION_THRESHOLDS)
+        )
+        lead = copy.deepcopy(payload)
+        for region, threshold, name in (
+            *((r, t, r) for r, t in REGION_THRESHOLDS.items()),
+            ("LATAM", global_threshold, None),
+            (None, global_threshold, None),
+        ):
+            lead["lead"]["region"] = region
+            card = regional_client.post("/score", json=lead).json()
+            assert card["threshold"] == pytest.approx(threshold), region
+            assert card["threshold_region"] == name, region
+            assert card["mql"] == (card["probability"] >= threshold), region
+        batch = [copy.deepcopy(payload) for _ in REGION_THRESHOLDS]
+        for body, region in zip(batch, REGION_THRESHOLDS, strict=True):
+            body["lead"]["region"] = region
+        cards = regional_client.post("/score_batch", json={"leads": batch}).json()
+    assert [c["threshold"] for c in cards] == pytest.approx(list(REGION_THRESHOLDS.values()))
+    assert [c["mql"] for c in cards][:2] == [True, False]
 
 
 # --- documented handling of awkward input --------------------------------------------
@@ -569,10 +600,29 @@ def test_model_info(client, champion, served):
     assert info["run_id"]
     assert set(info["trained_on"]["periods"]) == {"train", "valid", "test"}
     assert info["trained_on"]["horizon_days"] == 60
-    assert 0.0 <= info["metrics"]["model"]["roc_auc"] <= 1.0
+    assert info["metrics"]["model"]["roc_auc"] == pytest.approx(
+        independent_test_roc_auc(champion, served), abs=1e-12
+    )
     assert info["policy"]["threshold"] == pytest.approx(served.bundle.policy.threshold)
     assert info["policy"]["rule"] in ("capacity", "precision")
     assert info["features"] == served.bundle.spec.names
+
+
+def independent_test_roc_auc(champion, served) -> float:
+    """The champion's test ROC AUC recomputed from its data: the training set rebuilt,
+    its test period cut again at the recorded boundaries, scored and ranked by sklearn."""
+    from sklearn.metrics import roc_auc_score
+
+    from features.pipeline import PipelineConfig, build_training_set
+    from training.split import Boundaries, apply_boundaries
+
+    meta = served.bundle.metadata
+    frame = build_training_set(
+        champion.tables, PipelineConfig(horizon_days=meta.horizon_days)
+    ).frame
+    test = apply_boundaries(frame, Boundaries.from_dict(meta.boundaries.model_dump())).test
+    assert len(test) == meta.window.test.rows
+    return float(roc_auc_score(test["label"], served.bundle.predict_proba(test)))
 
 
 def test_samples_are_listed_and_score(client, samples):

@@ -200,7 +200,7 @@ def test_tables_config_checks_trains_registers_and_scores(tmp_path: Path, monkey
     assert bundle.metadata.dataset.kind == "tables"
     assert bundle.metadata.horizon_days == 60
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
-    assert metrics, "the report was written"
+    assert_report_metrics_are_recomputable(tmp_path / "report", metrics, bundle)
     card = (tmp_path / "report" / "model_card.md").read_text()
     assert "crm_export (tables), mapped onto the contract's tables" in card
     assert "label horizon: 60 days" in card and "not recorded" not in card
@@ -306,3 +306,21 @@ def _extra_keys_are_checked(served, payload: dict) -> None:
     del missing["lead"]["newsletter"]
     (card,) = score_requests(served, [parse_request(missing)], 3)
     assert any("newsletter" in w and "scored as unknown" in w for w in card["warnings"])
+
+
+def assert_report_metrics_are_recomputable(report: Path, metrics: dict, bundle) -> None:
+    """The report's test metrics are the registered model's, recomputed with sklearn on
+    the test rows the report holds."""
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+    test = pd.read_parquet(report / "evaluation" / "test_set.parquet")
+    y = test["label"].to_numpy()
+    p = bundle.predict_proba(test)
+    model = metrics["test"]["model"]
+    assert model["rows"] == len(test) == bundle.metadata.window.test.rows
+    assert model["positives"] == y.sum() > 0
+    assert model["roc_auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert model["pr_auc"] == pytest.approx(average_precision_score(y, p), abs=1e-12)
+    assert model["brier"] == pytest.approx(brier_score_loss(y, np.clip(p, 1e-7, 1 - 1e-7)))
+    assert metrics["flat"]["test_roc_auc"] == model["roc_auc"]
+    assert bundle.metadata.test_metrics["model"]["roc_auc"] == pytest.approx(model["roc_auc"])

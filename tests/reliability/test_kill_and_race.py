@@ -152,6 +152,55 @@ def registry_is_whole(uri: str, name: str = "lead-scoring") -> dict[str, str]:
     return {k: str(v) for k, v in aliases.items()}
 
 
+def file_digests(folder: Path, prefix: str = "") -> dict[str, str]:
+    """Relative path (under ``prefix``) → SHA-256 of every file in ``folder``."""
+    return {
+        prefix + p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
+
+
+def run_report(uri: str, version, tmp: Path) -> dict[str, str]:
+    """File digests of the report a registered version's run wrote: its logged card,
+    metrics, plots and evaluation, and the version's bundle (laid out as ``--out``)."""
+    import mlflow
+
+    info = registry.VersionInfo(
+        "lead-scoring", str(version.version), None, (), version.run_id, version.source
+    )
+    bundle = registry.download_version_bundle(info, tmp / "bundle")
+    (bundle / registry.REGISTRY_FILE).unlink()  # written by the download, not the run
+    out = file_digests(bundle, "bundle/")
+    for logged, local in (("report", ""), ("plots", "plots/"), ("evaluation", "evaluation/")):
+        folder = mlflow.artifacts.download_artifacts(
+            run_id=version.run_id, artifact_path=logged, dst_path=str(tmp / "run")
+        )
+        out.update(file_digests(Path(folder), local))
+    return out
+
+
+def report_state(report: Path, old_digest: str, uri: str) -> str:
+    """``old`` when the report is byte for byte the one before, ``new`` when it is byte
+    for byte the whole report of one registered version's run; anything else (missing,
+    partial, files of two runs mixed) fails."""
+    import tempfile
+
+    from mlflow.tracking import MlflowClient
+
+    assert report.is_dir(), f"the report is gone: {sorted(report.parent.iterdir())}"
+    if digest(report) == old_digest:
+        return "old"
+    files = file_digests(report)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with registry.tracking(uri):
+        for version in client.search_model_versions("name='lead-scoring'"):
+            with tempfile.TemporaryDirectory() as tmp:
+                if run_report(uri, version, Path(tmp)) == files:
+                    return "new"
+    raise AssertionError(f"the report is neither the old one nor one run's: {sorted(files)}")
+
+
 def test_killed_training_leaves_the_registry_whole(root, tmp_path):
     from features.build import write_training_set
     from features.pipeline import PipelineConfig, build_training_set
@@ -169,13 +218,19 @@ def test_killed_training_leaves_the_registry_whole(root, tmp_path):
     before = registry_is_whole(uri)
     assert before == {"champion": "1", "challenger": "1"}
     data_before, report_before = digest(ts), digest(report)
+    assert report_state(report, report_before, uri) == "old"
+    states = []
     for fraction in KILL_AT:
         code = kill_after(seconds * fraction, *train, env=env)
         aliases = registry_is_whole(uri)
         assert aliases["champion"] == "1", aliases  # training never moves the champion
         assert digest(ts) == data_before
-        if code is None:
-            assert digest(report) == report_before or (report / "bundle").is_dir()
+        state = report_state(report, report_before, uri)  # wholly old or wholly new
+        states.append((code, state))
+        if code == 0:
+            assert state == "new", states
+        if state == "new":  # start the next kill from a known report
+            report_before = digest(report)
     # A version registered by a killed run carries artifacts (checked above); the state
     # is the one before the kill or the one after a complete run, never in between.
 

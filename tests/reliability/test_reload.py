@@ -193,3 +193,144 @@ def test_an_unreachable_registry_changes_nothing(champion_bundle, tmp_path, capl
     assert target.served is old
     assert caplog.text.count("cannot read lead-scoring@champion") == 1  # once, not per poll
     assert not (tmp_path / "gone").exists()  # a missing store is never created
+
+
+def _move_alias(uri: str, version: str) -> None:
+    with registry.tracking(uri) as client:
+        client.set_registered_model_alias("lead-scoring", registry.CHAMPION, version)
+
+
+def _watching(uri: str, home: Path) -> tuple[SimpleNamespace, ModelWatcher]:
+    """A target serving the alias's current version from the registry, and its watcher."""
+    from serving.model_store import import_champion, load_stored
+
+    current = load_stored(import_champion(uri, bentoml_home=home), "registry", "champion")
+    target = SimpleNamespace(served=current)
+    settings = Settings(tracking_uri=uri, bentoml_home=home)
+    return target, ModelWatcher(target, settings, interval=1)
+
+
+def test_the_alias_moving_again_during_an_import_is_followed(
+    champion_bundle, tmp_path, monkeypatch
+):
+    """v1 served; the alias moves to v2, and to v3 while v2 is being imported: the
+    watcher serves v2 (what it imported, never a mix), then v3 at the next poll."""
+    import serving.reload as reload_module
+
+    uri = f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
+    versions = [_register(uri, champion_bundle) for _ in range(3)]
+    assert versions == ["1", "2", "3"]
+    _move_alias(uri, "1")
+    target, watcher = _watching(uri, tmp_path / "bml")
+    assert target.served.version == "1"
+    real_import = reload_module.import_champion
+    imports: list[str] = []
+
+    def import_then_move(*args, **kwargs):
+        stored = real_import(*args, **kwargs)
+        imports.append(stored.info.metadata["registered_version"])
+        if len(imports) == 1:
+            _move_alias(uri, "3")  # a second promotion lands mid-import
+        return stored
+
+    monkeypatch.setattr(reload_module, "import_champion", import_then_move)
+    _move_alias(uri, "2")
+    first = watcher.check()
+    assert first is not None and first.version == "2" and target.served is first
+    second = watcher.check()
+    assert second is not None and second.version == "3" and target.served is second
+    assert imports == ["2", "3"] and watcher.reloads == 2
+    assert watcher.check() is None and target.served is second
+
+
+def test_the_alias_moving_back_during_an_import_keeps_the_model(
+    champion_bundle, tmp_path, monkeypatch
+):
+    """The alias moves to v2 and back to v1 before the import resolves it: the watcher
+    imports v1 again, sees it is what it serves, and swaps nothing."""
+    import serving.reload as reload_module
+
+    uri = f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
+    assert [_register(uri, champion_bundle) for _ in range(2)] == ["1", "2"]
+    _move_alias(uri, "1")
+    target, watcher = _watching(uri, tmp_path / "bml")
+    old = target.served
+    real_import = reload_module.import_champion
+
+    def move_back_then_import(*args, **kwargs):
+        _move_alias(uri, "1")
+        return real_import(*args, **kwargs)
+
+    monkeypatch.setattr(reload_module, "import_champion", move_back_then_import)
+    _move_alias(uri, "2")
+    assert watcher.check() is None
+    assert target.served is old and watcher.reloads == 0
+    monkeypatch.setattr(reload_module, "import_champion", real_import)
+    _move_alias(uri, "2")
+    assert watcher.check().version == "2" and watcher.reloads == 1
+
+
+class TimedClients(Clients):
+    """``Clients`` that also note when each answered request was sent."""
+
+    def _loop(self, i: int) -> None:
+        with httpx.Client(base_url=self.url, timeout=60) as client:
+            while not self.stop.is_set():
+                sent = time.monotonic()
+                try:
+                    r = client.post("/score", json=BODY)
+                    if r.status_code != 200:
+                        self.failures.append(f"HTTP {r.status_code}: {r.text[:200]}")
+                        continue
+                    self.seen[i].append((sent, r.json()["model"]["version"]))
+                except httpx.HTTPError as exc:
+                    self.failures.append(f"{type(exc).__name__}: {exc}")
+
+
+@pytest.mark.xfail(
+    strict=False,  # a race between the workers: it loses often, not always
+    reason=(
+        "two workers import the same new version into their shared BentoML store at once; "
+        "one loads the bundle while the other is still writing it (input_spec.json 'is not "
+        "valid JSON'), takes the version for broken and never retries it: that worker keeps "
+        "serving the old version until the alias moves again or the server restarts"
+    ),
+)
+def test_every_worker_follows_two_quick_promotions(champion_bundle, tmp_path):
+    """Two workers of a real ``bentoml serve``; the alias moves to v2, then to v3 while
+    the workers are importing v2. Both workers end on v3 (each logs it), no request
+    fails, and every request sent after that is answered by v3."""
+    started = time.monotonic()
+    uri = f"sqlite:///{(tmp_path / 'store' / 'mlflow.db').as_posix()}"
+    (tmp_path / "store").mkdir()
+    assert _register(uri, champion_bundle) == "1"
+    settings = Settings(
+        tracking_uri=uri, bentoml_home=tmp_path / "bentoml", reload_seconds=0.5, workers=2
+    )
+    log = tmp_path / "server.log"
+    with start_server(settings, log_path=log) as server, TimedClients(server.url, 4) as clients:
+        deadline = time.monotonic() + 45
+
+        def wait_for(pattern: str, count: int = 1) -> None:
+            while len(re.findall(pattern, log.read_text())) < count:
+                assert time.monotonic() < deadline, server.log_tail()
+                assert not clients.failures, clients.failures[:3]
+                time.sleep(0.02)
+
+        wait_for(r"hot reload: checking lead-scoring@champion", 2)  # both workers watch
+        assert _register(uri, champion_bundle) == "2"
+        wait_for(r"moved to version 2 \(serving 1\); loading it")
+        assert _register(uri, champion_bundle) == "3"
+        wait_for(r"now serving lead-scoring version 3 ", 2)
+        both_on_three = time.monotonic()
+        while sum(1 for s in clients.seen for t, _ in s if t > both_on_three) < 40:
+            assert time.monotonic() < deadline, server.log_tail()
+            time.sleep(0.05)
+    assert not clients.failures, clients.failures[:5]
+    versions = {v for s in clients.seen for _, v in s}
+    assert versions <= {"1", "2", "3"} and "1" in versions, versions
+    late = [v for s in clients.seen for t, v in s if t > both_on_three]
+    assert set(late) == {"3"}, late
+    text = log.read_text()
+    assert "cannot be served" not in text, text[-3000:]
+    assert time.monotonic() - started < 60

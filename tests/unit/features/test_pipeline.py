@@ -27,6 +27,7 @@ from features.pipeline import (
     icp_of,
     label_snapshots,
     make_snapshots,
+    plan_snapshots,
     resolve_window,
 )
 from features.simulate import simulate
@@ -97,6 +98,57 @@ def test_leakage_labels_ignore_conversions_outside_horizon(tables, training):
     converted = snaps["lead_id"].map(tables["conversions"].set_index("lead_id")["converted_at"])
     far = (converted - snaps["as_of"]) <= pd.Timedelta(days=10)
     assert labels[far.to_numpy()].sum() == 0
+
+
+def test_labels_count_conversions_in_the_half_open_horizon():
+    """A snapshot is positive when its lead converts in ``(as_of, as_of + horizon]``."""
+    as_of = pd.Timestamp("2024-03-01")
+    us, horizon = pd.Timedelta(microseconds=1), pd.Timedelta(days=30)
+    converted_at = {
+        "before": as_of - us,
+        "at_as_of": as_of,
+        "just_after": as_of + us,
+        "mid": as_of + pd.Timedelta(days=15),
+        "at_horizon": as_of + horizon,
+        "past_horizon": as_of + horizon + us,
+    }
+    expected = [0, 0, 1, 1, 1, 0, 0]
+    snaps = pd.DataFrame(
+        {"lead_id": [*converted_at, "never"], "as_of": [as_of] * (len(converted_at) + 1)}
+    ).astype({"as_of": "datetime64[us]"})
+    conversions = pd.DataFrame(
+        {"lead_id": list(converted_at), "converted_at": list(converted_at.values())}
+    ).astype({"converted_at": "datetime64[us]"})
+    assert label_snapshots(snaps, conversions, 30).tolist() == expected
+    assert label_snapshots(snaps, conversions, 29).tolist() == [0, 0, 1, 1, 0, 0, 0]
+
+
+def test_snapshots_need_an_open_lead_and_a_fully_observed_horizon():
+    """A lead converted at ``as_of`` is not snapshotted then; a snapshot is kept when its
+    horizon ends exactly at the data end, and left out one microsecond later."""
+    us = pd.Timedelta(microseconds=1)
+    leads = pd.DataFrame(
+        {"lead_id": ["at", "after"], "created_at": pd.to_datetime(["2024-01-10"] * 2)}
+    ).astype({"created_at": "datetime64[us]"})
+    as_of = pd.Timestamp("2024-02-01")
+    conversions = pd.DataFrame(
+        {"lead_id": ["at", "after"], "converted_at": [as_of, as_of + us]}
+    ).astype({"converted_at": "datetime64[us]"})
+    rule = SnapshotRule()
+    snaps = make_snapshots(leads, conversions, rule, as_of)
+    assert snaps["lead_id"].tolist() == ["after"]
+    assert snaps["as_of"].tolist() == [as_of]
+    tables = {
+        "leads": leads,
+        "accounts": pd.DataFrame(),
+        "activities": pd.DataFrame({"occurred_at": pd.Series([], dtype="datetime64[us]")}),
+        "conversions": conversions,
+    }
+    end = as_of + pd.Timedelta(days=30)
+    kept, _, _ = plan_snapshots(tables, PipelineConfig(horizon_days=30, data_end=end))
+    assert kept["as_of"].tolist() == [as_of]
+    with pytest.raises(ValueError, match="complete 30-day label window"):
+        plan_snapshots(tables, PipelineConfig(horizon_days=30, data_end=end - us))
 
 
 def test_skew_one_lead_alone_equals_batch_row(tables, training):

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
+from sklearn.metrics import log_loss, roc_auc_score
 
-from runtime.bundle import GRADE_LETTERS, ModelBundle, Policy
+from runtime.bundle import GRADE_LETTERS, ModelBundle, Policy, Predictions
 from training.baselines import PointsScore
 from training.calibration import fit_calibration
 from training.card import render_card
@@ -74,8 +75,20 @@ def test_split_shares_follow_the_fractions(training_set):
     split = split_by_time(training_set.frame, SplitConfig(valid_fraction=0.2, test_fraction=0.2))
     leads = {name: part["lead_id"].nunique() for name, part in split.periods().items()}
     total = sum(leads.values())
-    assert 0.45 < leads["train"] / total < 0.8
-    assert 0.08 < leads["test"] / total < 0.35
+    # Boundaries fall on snapshot dates, so a share equals its fraction up to one date's
+    # worth of leads: the period starts at the first date that keeps it within its share.
+    first = training_set.frame.groupby("lead_id")["as_of"].min()
+    assert len(first) == total  # every lead is in exactly one period
+    per_date = first.value_counts(normalize=True).sort_index()
+    dates = list(per_date.index)
+    b = split.boundaries
+    for start, tail_share, fraction in (
+        (b.test_start, leads["test"] / total, 0.2),
+        (b.valid_start, (leads["valid"] + leads["test"]) / total, 0.4),
+    ):
+        assert tail_share == pytest.approx(per_date[per_date.index >= start].sum())
+        assert tail_share <= fraction + 1e-12
+        assert tail_share + per_date[dates[dates.index(start) - 1]] > fraction
 
 
 def test_split_is_reproducible_from_stored_boundaries(training_set):
@@ -136,6 +149,29 @@ def test_platt_recovers_the_true_slope_and_auto_uses_it_on_few_conversions():
     assert fit_calibration(raw, y, "auto").method == "isotonic"
 
 
+@pytest.mark.parametrize("method", ["isotonic", "platt", "auto"])
+def test_calibration_holds_on_rows_it_was_not_fitted_on(method):
+    raw, y = _synthetic(40_000, seed=1)
+    fit_raw, fit_y, held_raw, held_y = raw[:20_000], y[:20_000], raw[20_000:], y[20_000:]
+    p = fit_calibration(fit_raw, fit_y, method)(held_raw)
+    truth = 1 / (1 + np.exp(-(1.7 * held_raw - 1.5)))
+    assert expected_calibration_error(held_y, p) < 0.01
+    assert abs(p.mean() - held_y.mean()) < 0.006
+    assert np.abs(p - truth).mean() < 0.01  # close to the true probability, lead by lead
+
+
+def test_auto_calibration_on_few_conversions_generalises():
+    """With a few dozen conversions isotonic memorises its steps; ``auto`` must not."""
+    raw, y = _synthetic(40_600, seed=2)
+    fit_raw, fit_y, held_raw = raw[:600], y[:600], raw[600:]
+    assert 20 < fit_y.sum() < 100
+    p = fit_calibration(fit_raw, fit_y, "auto")(held_raw)
+    truth = 1 / (1 + np.exp(-(1.7 * held_raw - 1.5)))
+    # Isotonic on these 57 conversions: 0.025 and 0.061 (Platt: 0.014 and 0.011).
+    assert np.abs(p - truth).mean() < 0.02
+    assert log_loss(y[600:], np.clip(p, 1e-7, 1 - 1e-7)) - log_loss(y[600:], truth) < 0.02
+
+
 def test_calibration_refuses_one_class_and_unknown_methods():
     with pytest.raises(ValueError, match="single class"):
         fit_calibration(np.zeros(10), np.zeros(10), "isotonic")
@@ -156,10 +192,79 @@ def test_precision_threshold_is_the_lowest_reaching_the_target():
     p = 1 / (1 + np.exp(-(1.7 * raw - 1.5)))
     t = precision_threshold(p, y, 0.5)
     assert y[p >= t].mean() >= 0.5
-    lower = np.max(p[p < t])
-    assert y[p >= lower].mean() < 0.5 or (p >= lower).sum() == (p >= t).sum() + 1
+    assert t == _lowest_reaching(p, y, 0.5)
     with pytest.raises(PolicyError, match="no threshold reaches"):
         precision_threshold(p, y, 0.99)
+
+
+def _lowest_reaching(p: np.ndarray, y: np.ndarray, target: float, min_mqls: int = 10) -> float:
+    """The lowest probability ``t`` with at least ``min_mqls`` leads at ``p >= t`` of which
+    at least ``target`` convert, by counting at every distinct probability (ascending)."""
+    ascending = np.sort(p)
+    positives_below = np.r_[0, np.cumsum(y[np.argsort(p, kind="stable")])]
+    for value in np.unique(p):
+        below = int(np.searchsorted(ascending, value, side="left"))
+        mqls = len(p) - below
+        if mqls >= min_mqls and (y.sum() - positives_below[below]) / mqls >= target:
+            return float(value)
+    raise AssertionError("no threshold reaches the target")
+
+
+def test_precision_threshold_puts_equal_probabilities_together_and_needs_ten_mqls():
+    raw, y = _synthetic(5000, seed=4)
+    p = np.round(1 / (1 + np.exp(-(1.7 * raw - 1.5))), 2)  # many ties
+    for target in (0.3, 0.5, 0.6):
+        t = precision_threshold(p, y, target)
+        assert t == _lowest_reaching(p, y, target)
+    # Five sure conversions at the top are not enough MQLs to trust their rate.
+    top = np.r_[np.full(5, 0.99), np.full(995, 0.1)]
+    labels = np.r_[np.ones(5), np.zeros(995)].astype(int)
+    with pytest.raises(PolicyError, match="at least 10 MQLs"):
+        precision_threshold(top, labels, 0.5)
+
+
+def test_per_region_precision_thresholds_meet_the_target_or_fall_back():
+    rng = np.random.default_rng(5)
+    regions, ps, ys = [], [], []
+    # NA and EMEA: large; APAC: too few rows; LATAM: too few conversions (9, all on top:
+    # their rate alone would pass); "MARS": enough of both, but its conversions sit at low
+    # probabilities (the target is out of reach).
+    for region, n, slope in (("NA", 4000, 1.7), ("EMEA", 3000, 2.2), ("APAC", 250, 1.7)):
+        raw = rng.normal(-1.0, 1.0, n)
+        p = 1 / (1 + np.exp(-(slope * raw - 1.5)))
+        ps.append(p)
+        ys.append((rng.random(n) < p).astype(int))
+        regions += [region] * n
+    latam = np.sort(0.3 * rng.random(600))[::-1]  # its top 10 hold all 9 conversions
+    ps.append(latam)
+    ys.append(np.r_[np.ones(9), np.zeros(591)].astype(int))
+    regions += ["LATAM"] * 600
+    low = 0.3 * rng.random(600)
+    ps.append(low)
+    ys.append((low < 0.03).astype(int))
+    regions += ["MARS"] * 600
+    p, y = np.concatenate(ps), np.concatenate(ys)
+    regions = np.array(regions, dtype=object)
+    labelled = Scored(p, regions, y=y)
+    population = Scored(
+        p, regions, fit_sum=rng.normal(size=len(p)), engagement_sum=rng.normal(size=len(p))
+    )
+    config = PolicyConfig("precision", 0.5, per_region=True)
+    assert config.min_region_rows == 300 and config.min_region_positives == 10
+    policy = fit_policy(labelled, population, config)
+    assert policy.threshold == _lowest_reaching(p, y, 0.5)
+    assert set(policy.region_thresholds) == {"NA", "EMEA"}
+    for region, threshold in policy.region_thresholds.items():
+        mine = regions == region
+        assert threshold == _lowest_reaching(p[mine], y[mine], 0.5)
+        assert y[mine & (p >= threshold)].mean() >= 0.5
+    assert policy.region_thresholds["NA"] != policy.region_thresholds["EMEA"]
+    fallback = np.array(["APAC", "LATAM", "MARS", "", "ATLANTIS"], dtype=object)
+    np.testing.assert_array_equal(policy.threshold_for(fallback), policy.threshold)
+    # The capacity rule needs no conversions: only APAC (too few rows) falls back.
+    capacity = fit_policy(labelled, population, PolicyConfig("capacity", 0.2, per_region=True))
+    assert set(capacity.region_thresholds) == {"NA", "EMEA", "LATAM", "MARS"}
+    assert capacity.threshold_for(np.array(["APAC"], dtype=object))[0] == capacity.threshold
 
 
 def test_policy_has_region_thresholds_quartile_cuts_and_101_knots():
@@ -180,6 +285,66 @@ def test_policy_has_region_thresholds_quartile_cuts_and_101_knots():
     precise = fit_policy(labelled, population, PolicyConfig("precision", 0.5, per_region=True))
     assert y[:3000][p[:3000] >= precise.threshold].mean() >= 0.5
     assert precise.region_thresholds
+
+
+def _policy(**changes) -> Policy:
+    """A hand-made policy: knots 0.00, 0.01, ..., 1.00 squared, cuts -1/0/1 and -2/0/2."""
+    knots = tuple(float(k) for k in np.linspace(0.0, 1.0, 101) ** 2)
+    base = {
+        "rule": "capacity",
+        "target": 0.1,
+        "threshold": 0.3,
+        "fit_cuts": (-1.0, 0.0, 1.0),
+        "engagement_cuts": (-2.0, 0.0, 2.0),
+        "score_knots": knots,
+    }
+    return Policy(**{**base, **changes})
+
+
+def test_score_never_decreases_as_probability_rises_and_reads_as_a_percentile():
+    policy = _policy()
+    knots = np.asarray(policy.score_knots)
+    p = np.sort(np.r_[np.random.default_rng(0).random(5000), knots, knots + 1e-12, 0.0, 1.0])
+    scores = policy.scores(p)
+    assert np.all(np.diff(scores) >= 0)
+    assert scores[0] == 0 and scores[-1] == 100
+    # On a knot the score is that knot's percentile; just below it, the one before.
+    np.testing.assert_array_equal(policy.scores(knots), np.arange(101))
+    np.testing.assert_array_equal(policy.scores(knots[1:] - 1e-12), np.arange(100))
+    assert policy.scores(np.array([-1.0, 2.0])).tolist() == [0, 100]
+    # Between two knots the score is the lower one's percentile.
+    assert policy.scores(np.array([0.82, 0.26, 0.00015])).tolist() == [90, 50, 1]
+
+
+def test_grades_a_is_the_best_fit_and_1_the_most_engaged_cut_points_included():
+    policy = _policy()
+    fit = np.array([5.0, 1.0, 1.0 - 1e-9, 0.0, -1e-9, -1.0, -1.0 - 1e-9, -5.0])
+    letters = [g[0] for g in policy.grades(fit, np.zeros(len(fit)))]
+    # At or above the top cut is an A, below the lowest a D; a cut point belongs above.
+    assert letters == ["A", "A", "B", "B", "C", "C", "D", "D"]
+    engagement = 2 * fit
+    digits = [g[1] for g in policy.grades(np.zeros(len(fit)), engagement)]
+    assert digits == ["1", "1", "2", "2", "3", "3", "4", "4"]
+    assert policy.grades(np.array([9.0, -9.0]), np.array([-9.0, 9.0])).tolist() == ["A4", "D1"]
+
+
+def test_mql_flag_includes_a_probability_exactly_on_the_threshold():
+    policy = _policy(threshold=0.3, region_thresholds={"EMEA": 0.5})
+    p = np.array([0.3, 0.3 - 1e-12, 0.5, 0.5 - 1e-12, 0.3])
+    regions = np.array(["NA", "NA", "EMEA", "EMEA", ""], dtype=object)
+    n = len(p)
+    predictions = Predictions(
+        raw=np.zeros(n),
+        probability=p,
+        shap=np.zeros((n, 1)),
+        fit_sum=np.zeros(n),
+        engagement_sum=np.zeros(n),
+        X=np.zeros((n, 1)),
+        base_value=0.0,
+    )
+    scores = policy.apply(predictions, regions, np.arange(n), np.full(n, None))
+    assert scores.mql.tolist() == [True, False, True, False, True]
+    assert scores.threshold.tolist() == [0.3, 0.3, 0.5, 0.5, 0.3]
 
 
 # --- metrics and baselines -------------------------------------------------------------
@@ -299,6 +464,39 @@ def test_policy_chosen_on_validation_behaves_there(fitted):
 
 
 @pytest.mark.slow
+def test_grades_follow_the_simulations_true_fit_and_intent(fitted, simulation):
+    """A leads have the best true fit, 1 leads the highest true buying intent."""
+    population = fitted.split.test_population
+    scores = fitted.bundle.score(population)
+    truth = simulation.ground_truth.set_index("lead_id")
+    by_grade = pd.DataFrame(
+        {
+            "letter": [g[0] for g in scores.grade],
+            "digit": [g[1] for g in scores.grade],
+            "fit": truth.loc[population["lead_id"], "fit_score"].to_numpy(),
+            "intent": truth.loc[population["lead_id"], "intent"].to_numpy(),
+        }
+    )
+    fit = by_grade.groupby("letter")["fit"].mean()
+    assert list(fit.index) == list(GRADE_LETTERS)
+    assert fit.is_monotonic_decreasing and fit["A"] - fit["D"] > 1.0, fit
+    intent = by_grade.groupby("digit")["intent"].mean()
+    assert list(intent.index) == list("1234")
+    assert intent.is_monotonic_decreasing and intent["1"] - intent["4"] > 0.5, intent
+
+
+@pytest.mark.slow
+def test_fitted_score_rises_with_probability(fitted):
+    scores = fitted.bundle.score(fitted.split.test_population)
+    order = np.argsort(scores.probability, kind="stable")
+    assert np.all(np.diff(scores.score[order]) >= 0)
+    assert scores.score[order[0]] <= 1 and scores.score[order[-1]] >= 99
+    converted = fitted.split.test["label"].to_numpy() == 1
+    test_scores = fitted.bundle.score(fitted.split.test).score
+    assert test_scores[converted].mean() > test_scores[~converted].mean() + 10
+
+
+@pytest.mark.slow
 def test_score_is_the_policy_applied_to_policy_free_predictions(fitted):
     bundle, frame = fitted.bundle, fitted.split.test.head(300)
     predictions = bundle.predict(frame)
@@ -358,7 +556,17 @@ def test_tuning_searches_on_validation(training_set):
     fitted = fit_bundle(training_set, config)
     assert fitted.tuning is not None and len(fitted.tuning.trials) == 2
     assert fitted.bundle.metadata.training.tune_trials == 2
-    assert 0.5 < fitted.tuning.best_value <= 1.0
+    trials = fitted.tuning.trials
+    best = max(trials, key=lambda trial: trial["valid_roc_auc"])
+    assert fitted.tuning.best_value == best["valid_roc_auc"]
+    # The final model is trained with the best trial's parameters: it ranks the
+    # validation period exactly as that trial did (same seed, one thread).
+    params = fitted.bundle.metadata.training.params
+    for name in ("num_leaves", "min_data_in_leaf", "learning_rate", "lambda_l2"):
+        assert params[name] == pytest.approx(best[name]), name
+    valid = fitted.split.valid
+    raw = fitted.model.predict_raw(fitted.bundle.spec.transform(valid))
+    assert roc_auc_score(valid["label"], raw) == pytest.approx(fitted.tuning.best_value, abs=1e-12)
 
 
 @pytest.mark.slow
