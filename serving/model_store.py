@@ -16,9 +16,12 @@ Resolution order at start-up (``resolve_model``):
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -177,13 +180,14 @@ def import_champion(
     from runtime import registry
 
     quiet_telemetry()
+    store = model_store(bentoml_home)
     try:
         registry.require_store(tracking_uri)  # never create an empty store by reading one
-        with registry.tracking(tracking_uri) as client:
+        with registry.tracking(tracking_uri) as client, _import_lock(store):
             info = registry.version_info(client, name, alias)
             tag = f"{BENTO_MODEL_NAME}:{_tag_version(info.version, info.run_id)}"
             try:
-                return bentoml.models.get(tag, _model_store=model_store(bentoml_home))
+                return bentoml.models.get(tag, _model_store=store)
             except NotFound:
                 pass
             with tempfile.TemporaryDirectory(prefix="leadscore-champion-") as tmp:
@@ -201,6 +205,25 @@ def import_champion(
         raise ModelNotAvailableError(
             f"no model to serve from the MLflow registry at {tracking_uri}: {exc}"
         ) from exc
+
+
+@contextlib.contextmanager
+def _import_lock(store: Any) -> Iterator[None]:
+    """Hold the store's import lock while a version is looked up and, if absent, imported.
+
+    Several workers of one server share a store and follow the same alias: without the
+    lock, one could find the version another is still writing and load a half-written
+    bundle (seen with two workers: "input_spec.json is not valid JSON"). With it, the
+    second worker waits for the first and then finds the version complete.
+    """
+    path = Path(str(getattr(store, "_path", None) or tempfile.gettempdir()))
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".leadscore-import.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _jsonable(info: dict[str, Any]) -> dict[str, Any]:

@@ -287,15 +287,6 @@ class TimedClients(Clients):
                     self.failures.append(f"{type(exc).__name__}: {exc}")
 
 
-@pytest.mark.xfail(
-    strict=False,  # a race between the workers: it loses often, not always
-    reason=(
-        "two workers import the same new version into their shared BentoML store at once; "
-        "one loads the bundle while the other is still writing it (input_spec.json 'is not "
-        "valid JSON'), takes the version for broken and never retries it: that worker keeps "
-        "serving the old version until the alias moves again or the server restarts"
-    ),
-)
 def test_every_worker_follows_two_quick_promotions(champion_bundle, tmp_path):
     """Two workers of a real ``bentoml serve``; the alias moves to v2, then to v3 while
     the workers are importing v2. Both workers end on v3 (each logs it), no request
