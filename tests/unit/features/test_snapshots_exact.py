@@ -31,9 +31,8 @@ def _times(values: list[str | None]) -> pd.Series:
     return pd.Series([pd.Timestamp(v) for v in values], dtype=TIMESTAMP_UNIT)
 
 
-# Every conversions table here holds a row (for a lead outside the test when need be):
-# with an empty one, mapping leads to conversion times fails inside pandas with a
-# TypeError (a gap noted in the mutation-testing report, left to the pipeline's owners).
+# Most conversions tables here hold a row for a lead outside the test; an empty one is
+# tested on its own (``test_no_conversions_at_all_still_plans_snapshots``).
 NOBODY = {"Z": "2020-01-01"}
 
 
@@ -294,3 +293,29 @@ def test_a_given_data_end_wins_over_the_latest_timestamp():
     snaps, _, end = plan_snapshots(data, PipelineConfig(horizon_days=30, data_end="2024-05-31"))
     assert end == T("2024-05-31")
     assert max(day for _, day in pairs(snaps)) == "2024-05-01"
+
+
+def test_a_lead_created_exactly_at_a_snapshot_time_is_in_that_snapshot():
+    """Age 0 is inside the population (created at or before ``as_of``); a microsecond later
+    is not."""
+    leads = tables({"W": "2024-01-10", "X": "2024-02-01", "Y": "2024-02-01 00:00:00.000001"})[
+        "leads"
+    ]
+    snaps = make_snapshots(
+        leads, tables({}, NOBODY)["conversions"], SnapshotRule("monthly"), T("2024-03-01")
+    )
+    assert sorted(pairs(snaps)) == [
+        ("W", "2024-02-01"),
+        ("W", "2024-03-01"),
+        ("X", "2024-02-01"),
+        ("X", "2024-03-01"),
+        ("Y", "2024-03-01"),
+    ]
+
+
+def test_no_conversions_at_all_still_plans_snapshots():
+    leads = tables({"X": "2024-01-15"})["leads"]
+    snaps = make_snapshots(
+        leads, tables({})["conversions"], SnapshotRule("monthly"), T("2024-03-01")
+    )
+    assert pairs(snaps) == [("X", "2024-02-01"), ("X", "2024-03-01")]
