@@ -159,8 +159,20 @@ def service_client(settings: Settings, env: dict[str, str] | None = None):
         os.environ.update(wanted)
         LeadScoring.inject_config()  # what ``LeadScoring.to_asgi()`` does, minus metrics
         app = ServiceAppFactory(LeadScoring, is_main=True, enable_metrics=False)()
-        with TestClient(app=app) as client:
-            yield client
+        # BentoML keeps one "current service" per process and clears it when an app shuts
+        # down: a client opened inside another (a second model served for one test) must
+        # hand the outer one its service back.
+        import importlib
+
+        bentoml_service = importlib.import_module("_bentoml_sdk.service")
+
+        outer = bentoml_service._current_service
+        try:
+            with TestClient(app=app) as client:
+                yield client
+        finally:
+            if outer is not None:
+                bentoml_service.set_current_service(outer)
     finally:
         for key, value in saved.items():
             if value is None:
