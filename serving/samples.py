@@ -22,23 +22,14 @@ import numpy as np
 import pandas as pd
 
 from features.catalogue import HIGH_INTENT_TYPES
+from features.contract import CONTRACT
 from features.io import replace_dir
 from features.pipeline import TrainingSet
 from serving.schemas import MAX_ACTIVITIES
 
 INDEX_FILE = "index.json"
-LEAD_FIELDS = (
-    "lead_id",
-    "account_id",
-    "created_at",
-    "job_title",
-    "seniority",
-    "department",
-    "country",
-    "region",
-    "lead_source",
-    "email",
-)
+LEAD_FIELDS = tuple(c.name for c in CONTRACT["leads"].columns)
+"""The lead form's profile fields: the contract's lead columns."""
 ACCOUNT_FIELDS = (
     "account_id",
     "company_name",

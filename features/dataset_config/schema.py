@@ -36,6 +36,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from features.catalogue import ACTIVITY_TYPES, CATALOGUE, FeatureSpec
+from features.contract import CONTRACT
 from leadscore.errors import LeadscoreError
 
 Kind = Literal["tables", "lead_snapshot"]
@@ -48,29 +49,15 @@ GROUPS: tuple[str, ...] = get_args(Group)
 DTYPES: tuple[str, ...] = get_args(Dtype)
 TRANSFORMS: tuple[str, ...] = get_args(Transform)
 SPLIT_KINDS: tuple[str, ...] = get_args(SplitKind)
-LeadsColumn = Literal[
-    "lead_id",
-    "account_id",
-    "created_at",
-    "job_title",
-    "seniority",
-    "department",
-    "country",
-    "region",
-    "lead_source",
-    "email",
-]
-AccountsColumn = Literal[
-    "account_id", "company_name", "industry", "employee_count", "annual_revenue", "country"
-]
-ActivitiesColumn = Literal["lead_id", "occurred_at", "activity_type", "detail"]
-ConversionsColumn = Literal["lead_id", "converted_at"]
+# The contract's own columns (``features.contract.CONTRACT``), as the words a config may
+# map onto: declared once there, so a column added to the contract is mappable here too.
 CONTRACT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "leads": get_args(LeadsColumn),
-    "accounts": get_args(AccountsColumn),
-    "activities": get_args(ActivitiesColumn),
-    "conversions": get_args(ConversionsColumn),
+    table: tuple(c.name for c in schema.columns) for table, schema in CONTRACT.items()
 }
+LeadsColumn = Literal[CONTRACT_COLUMNS["leads"]]  # type: ignore[valid-type]
+AccountsColumn = Literal[CONTRACT_COLUMNS["accounts"]]  # type: ignore[valid-type]
+ActivitiesColumn = Literal[CONTRACT_COLUMNS["activities"]]  # type: ignore[valid-type]
+ConversionsColumn = Literal[CONTRACT_COLUMNS["conversions"]]  # type: ignore[valid-type]
 RESERVED = ("lead_id", "as_of", "label")
 DEFAULT_POSITIVE = (1, "true", "yes")
 
