@@ -165,3 +165,50 @@ def test_training_records_the_fallback_in_the_bundle_and_its_card(
     assert metadata.calibration_fallback == chosen.fallback
     card = render_card(metadata, {"model": {"roc_auc": 0.7}}, {}, fitted.bundle.policy)
     assert f"- Calibration fallback: {chosen.fallback}." in card
+
+
+def test_a_flat_platt_map_is_refused_with_the_whole_message():
+    """Slope 0 throws the ranking away, as a negative one inverts it; the message says
+    exactly what happened and what to do."""
+    from runtime.bundle import Calibration
+    from training.calibration import check_platt
+
+    y = np.array([0, 1, 0, 0])
+    check_platt(Calibration("platt", a=1e-9, b=0.0), y)  # any rising map passes
+    with pytest.raises(CalibrationError) as err:
+        check_platt(Calibration("platt", a=0.0, b=0.0), y)
+    assert str(err.value) == (
+        "platt calibration refused: its fitted slope is 0 on 4 validation rows with 1 "
+        "conversions, so the calibrated probability would not rise with the model's margin "
+        "and the ranking would be inverted or lost. Train with --calibration isotonic, auto "
+        "(which falls back to isotonic) or none; a negative slope also means the model ranks "
+        "the validation period backwards: check the labels and the split"
+    )
+
+
+def test_choose_calibration_records_what_was_asked_and_defaults_to_auto():
+    from training.calibration import _platt
+
+    raw, y = _anti_correlated()
+    default = choose_calibration(raw, y)
+    assert default.requested == "auto" and default.calibration.method == "isotonic"
+    assert default.fallback == (
+        f"auto chose platt ({int(y.sum())} validation conversions, under "
+        f"{MIN_POSITIVES_FOR_ISOTONIC}), but its fitted slope was "
+        f"{_platt(raw, y).a:.3g}: the probability would "
+        "not rise with the model's margin, so isotonic (never decreasing) was fitted instead"
+    )
+    for method in ("isotonic", "none"):
+        choice = choose_calibration(raw, y, method)
+        assert (choice.requested, choice.calibration.method, choice.fallback) == (
+            method,
+            method,
+            None,
+        )
+    rising = choose_calibration(-raw, y)  # the same labels ranked the right way round
+    assert (rising.requested, rising.calibration.method, rising.fallback) == (
+        "auto",
+        "platt",
+        None,
+    )
+    assert rising.calibration.a > 0
