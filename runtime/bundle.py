@@ -15,6 +15,7 @@ evaluation, batch scoring and the HTTP service all call it.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -39,16 +40,33 @@ FILES = {
 }
 FORMAT_VERSION = BUNDLE_FORMAT_VERSION
 GRADE_LETTERS = "ABCD"
+PARAMETRIC_TIE_BREAK = 1e-6
+"""Total rise a ``platt`` or ``beta`` map adds beyond its supported margin range, so leads
+past it keep their order while getting (within a millionth) the value at its edge."""
+PARAMETRIC_EXTEND = 50.0
+"""Margin scale over which that rise is spread (as the isotonic outer knots)."""
+INTERVAL_Z = 1.959963984540054
+"""Normal quantile of a two-sided 95% interval (delta method of ``platt`` and ``beta``)."""
 _GRADES = np.array([[f"{letter}{digit}" for digit in range(1, 5)] for letter in GRADE_LETTERS])
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """Maps the model's raw margin to a calibrated conversion probability.
+    """Maps the model's raw margin to a calibrated conversion probability, with an interval.
 
-    ``isotonic`` keeps the fitted step function as (x, y) knots on the raw margin and
-    interpolates between them; ``platt`` is ``sigmoid(a * raw + b)``; ``none`` is the
-    plain sigmoid.
+    ``isotonic`` keeps the fitted blocks as (x, y) knots on the raw margin and interpolates
+    between them; ``platt`` is ``sigmoid(a * raw + b)``; ``beta`` is beta calibration (Kull
+    et al. 2017) of ``q = sigmoid(raw)``: ``sigmoid(c + a * ln(q) - b * ln(1 - q))`` with
+    ``a, b >= 0``; ``none`` is the plain sigmoid.
+
+    Fitted maps (``training.calibration``) also carry what backs each output: ``low`` and
+    ``high`` (per isotonic knot, the 95% Beta-posterior interval of its block), ``rows``
+    and ``positives`` (per knot, its block's validation leads and conversions), ``cov``
+    (for ``platt`` and ``beta``, the covariance of the coefficients, for a delta-method
+    interval) and ``lo``/``hi`` (for ``platt`` and ``beta``, the margin range the evidence
+    supports: margins beyond it get the value at its edge, plus a rise of at most
+    ``PARAMETRIC_TIE_BREAK`` so the ranking survives). All default to "absent", so a map
+    written before they existed reads and scores as it always did.
     """
 
     method: str = "none"
@@ -56,14 +74,69 @@ class Calibration:
     y: tuple[float, ...] = ()
     a: float = 1.0
     b: float = 0.0
+    c: float = 0.0
+    low: tuple[float, ...] = ()
+    high: tuple[float, ...] = ()
+    rows: tuple[int, ...] = ()
+    positives: tuple[int, ...] = ()
+    cov: tuple[float, ...] = ()
+    lo: float = -math.inf
+    hi: float = math.inf
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
         """Calibrated probabilities for raw margins."""
         raw = np.asarray(raw, dtype=np.float64)
         if self.method == "isotonic":
             return np.asarray(np.interp(raw, *self._knots), dtype=np.float64)
-        a, b = (self.a, self.b) if self.method == "platt" else (1.0, 0.0)
-        return 1.0 / (1.0 + np.exp(-(a * raw + b)))
+        if self.method in ("platt", "beta"):
+            inside = np.clip(raw, self.lo, self.hi)
+            ramp = PARAMETRIC_TIE_BREAK / 2 * np.tanh((raw - inside) / PARAMETRIC_EXTEND)
+            return _sigmoid(self._logit(inside)) + ramp
+        return _sigmoid(raw)
+
+    def interval(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A 95% interval around each calibrated probability: how sure the evidence is.
+
+        ``isotonic``: the Beta-posterior interval of the block the margin falls in,
+        interpolated between neighbouring blocks exactly as the probability is. ``platt``
+        and ``beta``: the delta method on the logit, ``logit ± 1.96 sd`` with ``sd`` from
+        the coefficients' covariance (the uncertainty of the fitted curve at this margin,
+        computed without a bootstrap). A map without that evidence (``none``, or written
+        before intervals existed) gives the probability itself as both ends.
+
+        Returns:
+            ``(low, high)`` arrays with ``low <= probability <= high``.
+        """
+        raw = np.asarray(raw, dtype=np.float64)
+        p = self(raw)
+        if self.method == "isotonic" and len(self.low) == len(self.x) == len(self.high):
+            x = self._knots[0]
+            low = np.interp(raw, x, np.asarray(self.low, dtype=np.float64))
+            high = np.interp(raw, x, np.asarray(self.high, dtype=np.float64))
+        elif self.method in ("platt", "beta") and self.cov:
+            inside = np.clip(raw, self.lo, self.hi)
+            z = self._design(inside)
+            cov = np.asarray(self.cov, dtype=np.float64).reshape(z.shape[1], z.shape[1])
+            sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", z, cov, z), 0.0))
+            logit = self._logit(inside)
+            low, high = _sigmoid(logit - INTERVAL_Z * sd), _sigmoid(logit + INTERVAL_Z * sd)
+        else:
+            return p, p.copy()
+        return np.minimum(low, p), np.maximum(high, p)
+
+    def _logit(self, raw: np.ndarray) -> np.ndarray:
+        """The calibrated log-odds of ``platt`` or ``beta`` at (already clipped) margins."""
+        if self.method == "beta":
+            return self.c + self.b * np.logaddexp(0.0, raw) - self.a * np.logaddexp(0.0, -raw)
+        return self.a * raw + self.b
+
+    def _design(self, raw: np.ndarray) -> np.ndarray:
+        """The regressors whose coefficients ``cov`` describes, one row per margin."""
+        if self.method == "beta":
+            return np.column_stack(
+                [-np.logaddexp(0.0, -raw), np.logaddexp(0.0, raw), np.ones_like(raw)]
+            )
+        return np.column_stack([raw, np.ones_like(raw)])
 
     @cached_property
     def _knots(self) -> tuple[np.ndarray, np.ndarray]:
@@ -71,14 +144,23 @@ class Calibration:
         return np.asarray(self.x, dtype=np.float64), np.asarray(self.y, dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
+        """JSON form; the evidence fields only when present (older readers ignore them)."""
+        out: dict[str, Any] = {
             "method": self.method,
             "x": list(self.x),
             "y": list(self.y),
             "a": self.a,
             "b": self.b,
         }
+        if self.c != 0.0:
+            out["c"] = self.c
+        for name in ("low", "high", "rows", "positives", "cov"):
+            if getattr(self, name):
+                out[name] = list(getattr(self, name))
+        for name in ("lo", "hi"):
+            if math.isfinite(getattr(self, name)):
+                out[name] = getattr(self, name)
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
@@ -89,7 +171,20 @@ class Calibration:
             tuple(d.get("y", ())),
             float(d.get("a", 1.0)),
             float(d.get("b", 0.0)),
+            float(d.get("c", 0.0)),
+            tuple(float(v) for v in d.get("low", ())),
+            tuple(float(v) for v in d.get("high", ())),
+            tuple(int(v) for v in d.get("rows", ())),
+            tuple(int(v) for v in d.get("positives", ())),
+            tuple(float(v) for v in d.get("cov", ())),
+            float(d.get("lo", -math.inf)),
+            float(d.get("hi", math.inf)),
         )
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    """The logistic function."""
+    return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
 
 
 @dataclass(frozen=True)

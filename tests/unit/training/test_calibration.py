@@ -1,8 +1,9 @@
 """Calibration never inverts the model's ranking: every map rises (or stays) with the margin.
 
 A Platt fit on a small validation period whose margin is anti-correlated with the labels
-gets a negative slope; asked for explicitly it is refused, and ``auto`` falls back to
-isotonic, saying so in the model's metadata and card.
+gets a negative slope; asked for explicitly it is refused, and ``auto`` leaves it out,
+saying so in the model's metadata and card. ``auto`` chooses by cross-validated log loss;
+every probability is backed by a block of evidence and carries an interval.
 """
 
 from __future__ import annotations
@@ -19,19 +20,21 @@ from leadscore.errors import LeadscoreError
 from runtime.bundle import Policy
 from runtime.metadata import BundleMetadata
 from training.calibration import (
-    MIN_POSITIVES_FOR_ISOTONIC,
+    EVIDENCE_ROWS,
     CalibrationError,
     choose_calibration,
+    evidence_bound,
     fit_calibration,
+    fit_isotonic,
 )
 from training.card import render_card
 
-METHODS = ("auto", "isotonic", "platt", "none")
+METHODS = ("auto", "isotonic", "platt", "beta", "none")
 GRID = np.linspace(-80.0, 80.0, 4001)
 
 
 def _anti_correlated(n: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Rows whose conversions sit at the *low* margins, with fewer than 100 of them."""
+    """Rows whose conversions sit at the *low* margins, a few dozen of them."""
     rng = np.random.default_rng(seed)
     raw = rng.normal(0.0, 1.0, n)
     y = (rng.random(n) < 1 / (1 + np.exp(2.0 * raw + 5.3))).astype(int)
@@ -45,7 +48,7 @@ def _non_decreasing(calibration, raw: np.ndarray) -> bool:
 
 def test_the_anti_correlated_sample_is_the_one_the_issue_describes():
     raw, y = _anti_correlated()
-    assert 20 <= y.sum() < MIN_POSITIVES_FOR_ISOTONIC  # auto picks Platt here
+    assert 20 <= y.sum() < 100
     assert np.corrcoef(raw, y)[0, 1] < -0.1
 
 
@@ -67,7 +70,10 @@ def test_auto_falls_back_to_isotonic_and_says_so():
     assert chosen.requested == "auto"
     assert chosen.fallback is not None
     assert "platt" in chosen.fallback and "slope was -" in chosen.fallback
+    assert "beta" in chosen.fallback and "neither slope" in chosen.fallback
     assert "isotonic" in chosen.fallback
+    with pytest.raises(CalibrationError, match=r"^beta calibration refused: "):
+        fit_calibration(raw, y, "beta")
     assert _non_decreasing(chosen.calibration, raw)
     p = chosen.calibration(raw)
     assert abs(p.mean() - y.mean()) < 0.01  # the fallback is still calibrated on average
@@ -108,7 +114,7 @@ def test_one_distinct_margin_gives_a_rising_isotonic_map_not_a_platt_fit():
     raw, y = np.zeros(50), np.r_[np.ones(5), np.zeros(45)].astype(int)
     calibration = fit_calibration(raw, y, "isotonic")
     assert calibration.method == "isotonic"
-    assert calibration(np.zeros(1))[0] == pytest.approx(0.1, abs=1e-5)
+    assert calibration(np.zeros(1))[0] == pytest.approx(0.1, abs=1e-12)
     assert _non_decreasing(calibration, raw)
 
 
@@ -138,7 +144,7 @@ def test_every_calibration_is_non_decreasing_in_the_margin(period, method):
         try:
             calibration = fit_calibration(raw, y, method)
         except CalibrationError as exc:
-            assert method == "platt" and "slope" in str(exc)
+            assert method in ("platt", "beta") and "slope" in str(exc)
             return
     with np.errstate(over="ignore"):  # a steep Platt slope: exp overflows to p = 0
         p = calibration(np.sort(np.r_[GRID, raw]))
@@ -193,11 +199,11 @@ def test_choose_calibration_records_what_was_asked_and_defaults_to_auto():
     default = choose_calibration(raw, y)
     assert default.requested == "auto" and default.calibration.method == "isotonic"
     assert default.fallback == (
-        f"auto chose platt ({int(y.sum())} validation conversions, under "
-        f"{MIN_POSITIVES_FOR_ISOTONIC}), but its fitted slope was "
-        f"{_platt(raw, y).a:.3g}: the probability would "
-        "not rise with the model's margin, so isotonic (never decreasing) was fitted instead"
+        f"auto left out platt (its fitted slope was {_platt(raw, y).a:.3g}: the probability "
+        "would not rise with the model's margin); beta (neither slope came out positive: the "
+        "probability would not rise with the margin), so isotonic was fitted instead"
     )
+    assert default.cv_log_loss == {}  # one candidate left: nothing to compare
     for method in ("isotonic", "none"):
         choice = choose_calibration(raw, y, method)
         assert (choice.requested, choice.calibration.method, choice.fallback) == (
@@ -212,3 +218,197 @@ def test_choose_calibration_records_what_was_asked_and_defaults_to_auto():
         None,
     )
     assert rising.calibration.a > 0
+    assert set(rising.cv_log_loss) == {"platt", "beta", "isotonic"}
+    assert sum(rising.block_rows) == len(y) and min(rising.block_rows) >= rising.min_block_rows
+
+
+# --- choice by cross-validated log loss ---------------------------------------------------
+
+
+def _margins(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(-1.0, 1.5, n)
+
+
+def _labels(truth: np.ndarray, seed: int) -> np.ndarray:
+    return (np.random.default_rng(seed + 100).random(truth.size) < truth).astype(int)
+
+
+@pytest.mark.parametrize(
+    ("name", "true_map"),
+    [
+        ("platt", lambda raw: 1 / (1 + np.exp(-(1.2 * raw - 0.5)))),
+        # logit = c + a ln q - b ln(1 - q) with a far from b: not logistic in the margin
+        (
+            "beta",
+            lambda raw: (
+                1 / (1 + np.exp(-(1.0 - 3.0 * np.logaddexp(0, -raw) + 0.2 * np.logaddexp(0, raw))))
+            ),
+        ),
+        ("isotonic", lambda raw: np.where(raw > -0.5, 0.55, 0.04)),  # a step
+    ],
+)
+def test_auto_picks_the_method_that_is_right_by_cross_validated_log_loss(name, true_map):
+    raw = _margins(6000, seed=1)
+    y = _labels(true_map(raw), seed=1)
+    chosen = choose_calibration(raw, y, "auto")
+    assert chosen.calibration.method == name, chosen.cv_log_loss
+    losses = chosen.cv_log_loss
+    assert set(losses) == {"platt", "beta", "isotonic"}
+    if name != "platt":  # a more flexible map is only chosen when it is clearly better
+        assert losses[name] < losses["platt"] - 0.002
+    held = _margins(20_000, seed=2)
+    held_y = _labels(true_map(held), seed=2)
+
+    def held_loss(method: str) -> float:
+        p = np.clip(fit_calibration(raw, y, method)(held), 1e-15, 1 - 1e-15)
+        return float(-np.mean(held_y * np.log(p) + (1 - held_y) * np.log(1 - p)))
+
+    others = [m for m in ("platt", "beta", "isotonic") if m != name]
+    assert held_loss(name) <= min(held_loss(m) for m in others) + 0.001  # right on new rows
+
+
+# --- every probability backed by evidence -------------------------------------------------
+
+
+def _blocks_respect_the_evidence_rule(calibration) -> None:
+    """Every isotonic knot of a block under ``EVIDENCE_ROWS`` leads lies within its
+    evidence bound, so within (0.1%, 99%)."""
+    for rows, p in zip(calibration.rows, calibration.y, strict=True):
+        if rows > 0:
+            assert evidence_bound(rows) <= p <= 1 - evidence_bound(rows)
+        if 0 < rows < EVIDENCE_ROWS:
+            assert 0.001 < p < 0.99
+
+
+@pytest.mark.parametrize("n", [20, 60, 150, EVIDENCE_ROWS - 1])
+def test_a_block_without_conversions_never_gives_a_probability_near_zero(n):
+    """The lowest leads (``n`` of them, none converted) get at least the evidence bound of
+    the block they fall in (above 0.1% under 200 leads), whatever the method."""
+    rng = np.random.default_rng(n)
+    bottom = rng.uniform(-9.0, -6.0, n)
+    rest = rng.normal(0.0, 1.0, 600)
+    raw = np.r_[bottom, rest]
+    y = np.r_[np.zeros(n), (rng.random(600) < 1 / (1 + np.exp(-2 * rest))).astype(int)]
+    exact = fit_isotonic(raw, y, min_rows=1)  # PAV alone: the n leads are one block
+    assert exact.positives[1] == 0 and exact.rows[1] >= n
+    assert exact(bottom).min() >= evidence_bound(exact.rows[1]) - 1e-6
+    _blocks_respect_the_evidence_rule(exact)
+    for method in ("isotonic", "platt", "beta", "auto"):
+        chosen = choose_calibration(raw, y, method)
+        p = chosen.calibration(np.r_[bottom, -1e3])
+        assert p.min() >= evidence_bound(chosen.block_rows[0]) - 1e-6, method
+        if chosen.block_rows[0] < EVIDENCE_ROWS:
+            assert p.min() > 0.001, method
+        if chosen.calibration.method == "isotonic":
+            _blocks_respect_the_evidence_rule(chosen.calibration)
+
+
+@pytest.mark.parametrize("n", [20, 150, EVIDENCE_ROWS - 1])
+def test_a_block_of_conversions_only_never_gives_a_probability_near_one(n):
+    rng = np.random.default_rng(n)
+    top = rng.uniform(6.0, 9.0, n)
+    rest = rng.normal(0.0, 1.0, 600)
+    raw = np.r_[rest, top]
+    y = np.r_[(rng.random(600) < 1 / (1 + np.exp(-2 * rest))).astype(int), np.ones(n)]
+    exact = fit_isotonic(raw, y, min_rows=1)
+    assert exact.positives[-2] == exact.rows[-2] >= n
+    assert exact(top).max() <= 1 - evidence_bound(exact.rows[-2]) + 1e-6
+    _blocks_respect_the_evidence_rule(exact)
+    for method in ("isotonic", "platt", "beta", "auto"):
+        chosen = choose_calibration(raw, y, method)
+        p = chosen.calibration(np.r_[top, 1e3])
+        assert p.max() <= 1 - evidence_bound(chosen.block_rows[-1]) + 1e-6, method
+        if chosen.block_rows[-1] < EVIDENCE_ROWS:
+            assert p.max() < 0.99, method
+        if chosen.calibration.method == "isotonic":
+            _blocks_respect_the_evidence_rule(chosen.calibration)
+
+
+def test_a_large_block_may_support_an_extreme_probability():
+    """Evidence, not a clamp: 5,000 leads without a conversion support well under 0.1%."""
+    rng = np.random.default_rng(7)
+    raw = np.r_[rng.uniform(-9, -6, 5000), rng.normal(0, 1, 2000)]
+    y = np.r_[np.zeros(5000), (rng.random(2000) < 0.4)].astype(int)
+    calibration = fit_isotonic(raw, y)
+    assert calibration.rows[1] >= 5000 and calibration.positives[1] == 0
+    assert calibration(np.array([-8.0]))[0] < 0.001
+    assert calibration(np.array([-8.0]))[0] >= evidence_bound(calibration.rows[1])
+
+
+def test_beyond_the_calibration_range_a_lead_gets_the_nearest_supported_value():
+    raw = _margins(3000, seed=3)
+    y = _labels(1 / (1 + np.exp(-(1.2 * raw - 0.5))), seed=3)
+    for method in ("isotonic", "platt", "beta"):
+        calibration = fit_calibration(raw, y, method)
+        edge = calibration(np.array([raw.min(), raw.max()]))
+        far = calibration(np.array([raw.min() - 30, raw.max() + 30]))
+        assert far[0] == pytest.approx(edge[0], abs=1e-6) and far[0] < edge[0], method
+        assert far[1] == pytest.approx(edge[1], abs=1e-6) and far[1] > edge[1], method
+        assert far[0] > 0 and far[1] < 1
+
+
+# --- intervals ------------------------------------------------------------------------
+
+
+def test_the_isotonic_interval_holds_each_block_rate_and_its_probability():
+    raw = _margins(4000, seed=4)
+    y = _labels(1 / (1 + np.exp(-(1.2 * raw - 0.5))), seed=4)
+    calibration = fit_isotonic(raw, y)
+    x, p = np.array(calibration.x[1:-1]), np.array(calibration.y[1:-1])
+    rows, positives = np.array(calibration.rows[1:-1]), np.array(calibration.positives[1:-1])
+    low, high = calibration.interval(x)
+    rate = positives / rows
+    assert np.all((low <= rate) & (rate <= high))
+    assert np.all((low <= p) & (p <= high))
+    assert np.all(high - low > 0)
+    assert low == pytest.approx(calibration.low[1:-1]) and high == pytest.approx(
+        calibration.high[1:-1]
+    )
+    grid = np.linspace(raw.min() - 5, raw.max() + 5, 500)
+    lo, hi = calibration.interval(grid)
+    q = calibration(grid)
+    assert np.all((lo <= q) & (q <= hi))
+
+
+@pytest.mark.parametrize("method", ["platt", "beta"])
+def test_the_delta_method_interval_holds_the_probability_and_narrows_with_evidence(method):
+    truth_map = lambda raw: 1 / (1 + np.exp(-(1.2 * raw - 0.5)))  # noqa: E731
+    grid = np.linspace(-4, 2, 50)
+    widths = []
+    for n in (500, 8000):
+        raw = _margins(n, seed=5)
+        calibration = fit_calibration(raw, _labels(truth_map(raw), seed=5), method)
+        low, high = calibration.interval(grid)
+        p = calibration(grid)
+        assert np.all((low <= p) & (p <= high))
+        assert np.all((low >= 0) & (high <= 1))
+        widths.append(float(np.mean(high - low)))
+        assert np.mean((low <= truth_map(grid)) & (truth_map(grid) <= high)) > 0.8
+    assert widths[1] < widths[0] / 2
+
+
+def test_a_map_without_evidence_gives_its_probability_as_both_ends():
+    from runtime.bundle import Calibration
+
+    raw = np.array([-1.0, 0.0, 2.0])
+    for calibration in (Calibration(), Calibration("platt", a=1.0, b=0.0)):
+        low, high = calibration.interval(raw)
+        assert low.tolist() == high.tolist() == calibration(raw).tolist()
+
+
+def test_fitted_maps_round_trip_through_json():
+    import json
+
+    from runtime.bundle import Calibration
+
+    raw = _margins(2000, seed=6)
+    y = _labels(1 / (1 + np.exp(-(1.2 * raw - 0.5))), seed=6)
+    grid = np.linspace(-10, 10, 101)
+    for method in ("isotonic", "platt", "beta"):
+        calibration = fit_calibration(raw, y, method)
+        again = Calibration.from_dict(json.loads(json.dumps(calibration.to_dict())))
+        assert again == calibration
+        assert again(grid).tolist() == calibration(grid).tolist()
+        assert [a.tolist() for a in again.interval(grid)] == [
+            a.tolist() for a in calibration.interval(grid)
+        ]

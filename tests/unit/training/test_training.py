@@ -146,7 +146,9 @@ def test_platt_recovers_the_true_slope_and_auto_uses_it_on_few_conversions():
     assert platt.a == pytest.approx(1.7, abs=0.1)
     assert platt.b == pytest.approx(-1.5, abs=0.1)
     assert fit_calibration(raw[:600], y[:600], "auto").method == "platt"
-    assert fit_calibration(raw, y, "auto").method == "isotonic"
+    # The true map is logistic in the margin: cross-validated log loss keeps Platt at any
+    # size (isotonic wins where the map is not logistic: test_calibration.py).
+    assert fit_calibration(raw, y, "auto").method == "platt"
 
 
 @pytest.mark.parametrize("method", ["isotonic", "platt", "auto"])
