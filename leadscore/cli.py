@@ -562,7 +562,7 @@ def train(
     per_region: Annotated[
         bool, typer.Option(help="Also choose one MQL threshold per region.")
     ] = False,
-    calibration: Annotated[str, typer.Option(help="auto, isotonic, platt or none.")] = "auto",
+    calibration: Annotated[str, typer.Option(help="auto, isotonic, platt, beta or none.")] = "auto",
     out: Annotated[
         Path | None,
         typer.Option(help="Also write bundle, model card, metrics and plots to this folder."),

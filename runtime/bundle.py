@@ -91,7 +91,7 @@ class Calibration:
         if self.method in ("platt", "beta"):
             inside = np.clip(raw, self.lo, self.hi)
             ramp = PARAMETRIC_TIE_BREAK / 2 * np.tanh((raw - inside) / PARAMETRIC_EXTEND)
-            return _sigmoid(self._logit(inside)) + ramp
+            return np.asarray(_sigmoid(self._logit(inside)) + ramp, dtype=np.float64)
         return _sigmoid(raw)
 
     def interval(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,8 +127,10 @@ class Calibration:
     def _logit(self, raw: np.ndarray) -> np.ndarray:
         """The calibrated log-odds of ``platt`` or ``beta`` at (already clipped) margins."""
         if self.method == "beta":
-            return self.c + self.b * np.logaddexp(0.0, raw) - self.a * np.logaddexp(0.0, -raw)
-        return self.a * raw + self.b
+            logit = self.c + self.b * np.logaddexp(0.0, raw) - self.a * np.logaddexp(0.0, -raw)
+        else:
+            logit = self.a * raw + self.b
+        return np.asarray(logit, dtype=np.float64)
 
     def _design(self, raw: np.ndarray) -> np.ndarray:
         """The regressors whose coefficients ``cov`` describes, one row per margin."""

@@ -28,6 +28,10 @@ def build_cards(
 ) -> list[dict[str, Any]]:
     """One card per scored row (``warnings`` empty: the caller knows what to say).
 
+    Each card carries the calibration's 95% interval around its probability
+    (``Calibration.interval``: the evidence behind it); a model whose calibration has no
+    evidence recorded gives the probability itself as both ends.
+
     Args:
         bundle: The model that produced ``scores``.
         model_ref: The ``model`` block of every card (name, version, alias).
@@ -39,6 +43,7 @@ def build_cards(
         as_of: The ``as_of`` of each card.
     """
     names = bundle.spec.names
+    low, high = bundle.calibration.interval(scores.raw)
     region_thresholds = bundle.policy.region_thresholds
     base_value = float(scores.base_value)
     cards = []
@@ -49,6 +54,8 @@ def build_cards(
                 "lead_id": lead_ids[i],
                 "as_of": as_of[i],
                 "probability": float(scores.probability[i]),
+                "probability_low": float(low[i]),
+                "probability_high": float(high[i]),
                 "score": int(scores.score[i]),
                 "mql": bool(scores.mql[i]),
                 "threshold": float(scores.threshold[i]),

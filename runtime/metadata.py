@@ -122,9 +122,17 @@ class BundleMetadata(_Frozen):
         boundaries: Period starts, to cut the same test period again.
         dropped_rows: Snapshots in no period.
         population_rows: Open leads per period (``valid``, ``test``).
-        calibration_method: ``isotonic``, ``platt`` or ``none``.
+        calibration_method: ``isotonic``, ``platt``, ``beta`` or ``none``.
         calibration_fallback: Why the calibration is not the one asked for (``auto``
-            fell back from a Platt fit that would not rise with the margin); None if it is.
+            left out a candidate whose fit would not rise with the margin); None if it is.
+        calibration_requested: The method training was asked for (``auto`` included;
+            None: not recorded, as in older bundles).
+        calibration_cv_log_loss: Cross-validated log loss of each candidate ``auto``
+            compared on the calibration rows (empty: an explicit method, or older bundles).
+        calibration_min_block_rows: The smallest evidence block allowed (None: not
+            recorded).
+        calibration_block_rows: Rows of each evidence block (isotonic blocks on the
+            calibration rows, lowest margin first), whichever method was chosen.
         training: How the booster was fitted.
         policy_config: The MQL rule asked for.
         features: Model columns, in order.
@@ -155,6 +163,10 @@ class BundleMetadata(_Frozen):
     population_rows: dict[str, int] = Field(default_factory=dict)
     calibration_method: str | None = None
     calibration_fallback: str | None = None
+    calibration_requested: str | None = None
+    calibration_cv_log_loss: dict[str, float] = Field(default_factory=dict)
+    calibration_min_block_rows: int | None = None
+    calibration_block_rows: tuple[int, ...] = ()
     training: TrainingFacts = Field(default_factory=TrainingFacts)
     policy_config: PolicySettings | None = None
     features: tuple[str, ...] = ()

@@ -750,6 +750,17 @@ class ScoreResponse(BaseModel):
         le=1,
         description="Calibrated probability that the lead converts within the model's horizon.",
     )
+    probability_low: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Lower end of the 95% interval around `probability`: how sure the "
+        "validation evidence behind it is (the Beta-posterior interval of the calibration "
+        "block the lead falls in, or the delta-method interval of a Platt or beta fit).",
+    )
+    probability_high: float | None = Field(
+        None, ge=0, le=1, description="Upper end of that interval."
+    )
     score: int = Field(
         ge=0,
         le=100,

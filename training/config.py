@@ -57,7 +57,7 @@ class TrainConfig(BaseModel):
         num_boost_round: Upper bound on trees.
         early_stopping_rounds: Patience of early stopping on validation log loss.
         tune_trials: Optuna trials on the validation period (0: no search).
-        calibration: ``auto``, ``isotonic``, ``platt`` or ``none``.
+        calibration: ``auto``, ``isotonic``, ``platt``, ``beta`` or ``none``.
         policy: The MQL rule.
         seed: Seed for LightGBM, Optuna and the logistic baseline.
         num_threads: LightGBM threads (0: all cores).

@@ -245,6 +245,10 @@ def _metadata(
         population_rows={"valid": len(split.valid_population), "test": len(split.test_population)},
         calibration_method=calibration.calibration.method,
         calibration_fallback=calibration.fallback,
+        calibration_requested=calibration.requested,
+        calibration_cv_log_loss=calibration.cv_log_loss,
+        calibration_min_block_rows=calibration.min_block_rows,
+        calibration_block_rows=calibration.block_rows,
         training=TrainingFacts(
             params={k: v for k, v in model.params_.items() if k != "metric"},
             best_iteration=model.best_iteration_,

@@ -39,6 +39,12 @@ def test_pick_a_sample_and_read_its_score_card(page, server):
     assert re.fullmatch(r"[A-D][1-4]", grade)
     assert grade == expected["grade"]
     assert page.inner_text("#probability") == f"{100 * expected['probability']:.1f}%"
+    low, high = expected["probability_low"], expected["probability_high"]
+    assert low <= expected["probability"] <= high
+    wide = high - low > 0.10 or (high - low > expected["probability"] and high >= 0.05)
+    assert page.is_visible("#probability-range") == wide
+    if wide:
+        assert page.inner_text("#probability-range").startswith("likely ")
     assert page.inner_text("#mql") == ("Yes" if expected["mql"] else "No")
     assert page.inner_text("#score") == str(expected["score"])
     shown = page.locator("#reasons-positive .reason .sentence").all_inner_texts()

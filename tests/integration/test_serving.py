@@ -95,6 +95,7 @@ def test_score_returns_a_complete_score_card(client, payload, champion):
     card = r.json()
     assert card["lead_id"] == payload["lead"]["lead_id"]
     assert 0.0 <= card["probability"] <= 1.0
+    assert 0.0 <= card["probability_low"] <= card["probability"] <= card["probability_high"] <= 1
     assert 0 <= card["score"] <= 100
     assert GRADE.match(card["grade"])
     assert card["mql"] == (card["probability"] >= card["threshold"])
@@ -166,6 +167,10 @@ def test_shap_values_are_exact(client, samples, champion, served):
         assert card["raw_score"] == pytest.approx(raw[i], abs=1e-9)
         assert card["probability"] == pytest.approx(
             float(bundle.calibration(np.array([raw[i]]))[0]), abs=1e-12
+        )
+        low, high = bundle.calibration.interval(np.array([raw[i]]))
+        assert (card["probability_low"], card["probability_high"]) == pytest.approx(
+            (float(low[0]), float(high[0])), abs=1e-12
         )
 
 

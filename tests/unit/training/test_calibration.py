@@ -412,3 +412,40 @@ def test_fitted_maps_round_trip_through_json():
         assert [a.tolist() for a in again.interval(grid)] == [
             a.tolist() for a in calibration.interval(grid)
         ]
+
+
+@pytest.mark.slow
+def test_a_trained_bundle_backs_every_extreme_probability_with_200_validation_leads(
+    training_set, tmp_path
+):
+    """On the test period of a real training run, no probability is below 0.1% or above
+    99% unless the evidence block at that end holds at least 200 validation leads, and
+    none is more extreme than its block's evidence bound; the choice, the CV log loss of
+    each candidate and the block sizes are saved with the bundle."""
+    import training.train as train
+    from runtime.bundle import ModelBundle
+
+    config = train.TrainConfig(num_boost_round=60, early_stopping_rounds=10, num_threads=1)
+    fitted = train.fit_bundle(training_set, config)
+    bundle = ModelBundle.load(fitted.bundle.save(tmp_path / "bundle"))
+    metadata = bundle.metadata
+    blocks = metadata.calibration_block_rows
+    assert sum(blocks) == len(fitted.split.valid)
+    assert min(blocks) >= metadata.calibration_min_block_rows > 0
+    assert metadata.calibration_requested == "auto"
+    assert set(metadata.calibration_cv_log_loss) == {"platt", "beta", "isotonic"}
+    best = min(metadata.calibration_cv_log_loss.values())
+    assert metadata.calibration_cv_log_loss[metadata.calibration_method] <= best + 0.01
+    for frame in (fitted.split.test, fitted.split.test_population):
+        scores = bundle.score(frame)
+        p = scores.probability
+        assert p.min() >= evidence_bound(blocks[0]) - 1e-6
+        assert p.max() <= 1 - evidence_bound(blocks[-1]) + 1e-6
+        if (p < 0.001).any():
+            assert blocks[0] >= EVIDENCE_ROWS
+        if (p > 0.99).any():
+            assert blocks[-1] >= EVIDENCE_ROWS
+        low, high = bundle.calibration.interval(scores.raw)
+        assert np.all((low <= p) & (p <= high))
+    if bundle.calibration.method == "isotonic":
+        _blocks_respect_the_evidence_rule(bundle.calibration)
