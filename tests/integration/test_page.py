@@ -87,3 +87,28 @@ def test_bad_input_shows_the_field_not_a_crash(page):
     page.wait_for_function("document.getElementById('error').textContent.includes('HTTP 400')")
     assert "lead.created_at" in page.inner_text("#error")
     assert page.locator("#card").is_hidden()
+
+
+@pytest.mark.parametrize(
+    ("probability", "low", "high", "shown"),
+    [
+        (0.30, 0.18, 0.45, "likely 18.0% – 45.0%"),  # 27 points wide
+        (0.04, 0.015, 0.09, "likely 1.5% – 9.0%"),  # wider than 4% and reaching 5%
+        (0.03, 0.005, 0.08, "likely 0.50% – 8.0%"),  # under 1%: two decimals
+        (0.005, 0.002, 0.02, None),  # wide relative to 0.5%, but unlikely either way
+        (0.30, 0.27, 0.33, None),  # narrow
+        (0.30, None, None, None),  # a model without intervals
+    ],
+)
+def test_the_interval_is_shown_only_when_it_is_wide(page, server, probability, low, high, shown):
+    payload = {"lead": {"lead_id": "RANGE-1", "created_at": "2024-05-01T00:00:00Z"}}
+    card = httpx.post(server.url + "/score", json=payload).json()
+    card.update(probability=probability, probability_low=low, probability_high=high)
+    page.route("**/score", lambda route: route.fulfill(json=card))
+    page.fill("#payload", json.dumps(payload))
+    page.click("#score-btn")
+    page.wait_for_selector("#card:not([hidden])")
+    assert page.inner_text("#probability") == f"{100 * probability:.1f}%"
+    assert page.is_visible("#probability-range") == (shown is not None)
+    if shown:
+        assert page.inner_text("#probability-range") == shown
