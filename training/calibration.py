@@ -373,8 +373,6 @@ def _beta(raw: np.ndarray, y: np.ndarray) -> Calibration:
                 ab[column] = float(value)
             return Calibration("beta", a=ab[0], b=ab[1], c=float(lr.intercept_[0]))
         active = [column for column, value in zip(active, coefs, strict=True) if value >= 0]
-        if len(active) == 2:  # pragma: no cover - both non-negative returned above
-            break
     rate = float(np.clip(np.mean(y), 1e-12, 1 - 1e-12))
     return Calibration("beta", a=0.0, b=0.0, c=math.log(rate / (1 - rate)))
 
@@ -526,7 +524,9 @@ def choose_calibration(
         y: Their 0/1 labels.
         method: ``isotonic``, ``platt``, ``beta``, ``none`` (plain sigmoid) or ``auto``
             (the candidate with the best cross-validated log loss, one-SE rule; a
-            candidate whose fit would not rise with the margin is left out, and said so).
+            candidate whose fit would not rise with the margin is left out, and said so;
+            with fewer than 2 rows of the rarer class no fold can be scored, and the
+            evidence-backed isotonic map is fitted, with ``cv_log_loss`` left empty).
 
     Raises:
         CalibrationError: on an unknown method, labels of a single class, or an explicit
@@ -568,7 +568,7 @@ def choose_calibration(
             "auto left out "
             + "; ".join(refused)
             + f", so {chosen} was fitted instead"
-            + (" (best cross-validated log loss of the rest)" if len(fitted) > 1 else "")
+            + (" (chosen by cross-validated log loss among the rest)" if len(fitted) > 1 else "")
         )
     return CalibrationChoice(fitted[chosen], method, fallback, scores, limit, evidence)
 

@@ -267,6 +267,27 @@ def test_auto_picks_the_method_that_is_right_by_cross_validated_log_loss(name, t
     assert held_loss(name) <= min(held_loss(m) for m in others) + 0.001  # right on new rows
 
 
+def test_a_refused_candidate_leaves_the_choice_to_the_others(monkeypatch):
+    """Platt refused (a falling fit, forced here): beta and isotonic are still compared by
+    cross-validated log loss, and the fallback says so."""
+    import training.calibration as calibration_module
+    from runtime.bundle import Calibration
+
+    monkeypatch.setattr(
+        calibration_module, "_platt", lambda raw, y: Calibration("platt", a=-0.5, b=0.0)
+    )
+    raw = _margins(3000, seed=8)
+    y = _labels(np.where(raw > -0.5, 0.55, 0.04), seed=8)
+    chosen = choose_calibration(raw, y, "auto")
+    assert set(chosen.cv_log_loss) == {"beta", "isotonic"}
+    assert chosen.calibration.method == min(chosen.cv_log_loss, key=chosen.cv_log_loss.get)
+    assert chosen.fallback == (
+        "auto left out platt (its fitted slope was -0.5: the probability would not rise with "
+        f"the model's margin), so {chosen.calibration.method} was fitted instead (chosen by "
+        "cross-validated log loss among the rest)"
+    )
+
+
 # --- every probability backed by evidence -------------------------------------------------
 
 
