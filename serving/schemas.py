@@ -433,6 +433,14 @@ class _RequestOptions(BaseModel):
         False,
         description="Also return every feature's SHAP contribution, not just the top reasons.",
     )
+    next_best_actions: int | None = Field(
+        None,
+        ge=0,
+        le=20,
+        description="How many next best actions to return: the actions that would raise "
+        "the score most if they happened now, each scored by the model (default 3; 0 "
+        "turns them off and spares their cost).",
+    )
 
 
 class LeadFormRequest(_RequestOptions):
@@ -725,6 +733,25 @@ class Reason(BaseModel):
     sentence: str = Field(description="The reason in plain words for a sales rep.")
 
 
+class NextBestAction(BaseModel):
+    """What one action would do to a lead's score if it happened now (at `as_of`)."""
+
+    action: str = Field(
+        description="The action: an activity type (e.g. `demo_request`) or the name a "
+        "dataset config gave it."
+    )
+    probability: float = Field(
+        ge=0, le=1, description="The calibrated probability the lead would then have."
+    )
+    score: int = Field(ge=0, le=100, description="The 0–100 score it would then have.")
+    mql: bool = Field(description="Whether it would then be an MQL.")
+    grade: str = Field(pattern=r"^[A-D][1-4]$", description="The grade it would then have.")
+    gain: float = Field(
+        gt=0, description="The rise in probability (`probability` minus the lead's own)."
+    )
+    sentence: str = Field(description="What the action would do, in plain words.")
+
+
 class Reasons(BaseModel):
     """The strongest contributions in each direction, strongest first."""
 
@@ -772,6 +799,12 @@ class ScoreResponse(BaseModel):
     reasons: Reasons = Field(description="Top positive and negative reasons.")
     contributions: dict[str, float] | None = Field(
         None, description="Every feature's SHAP contribution, when `include_contributions`."
+    )
+    next_best_actions: list[NextBestAction] = Field(
+        default_factory=list,
+        description="The actions that would raise the score most if they happened now, "
+        "best first (at most `next_best_actions` of the request, only those with a gain); "
+        "each computed by re-scoring the lead with it, by the same features and model.",
     )
     warnings: list[str] = Field(
         default_factory=list,
