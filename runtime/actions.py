@@ -19,7 +19,7 @@ to 78 and make it an MQL".
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -27,6 +27,7 @@ from weakref import WeakKeyDictionary
 import numpy as np
 
 from features.actions import ACTIONS, ActionSpec, activity_codes
+from features.catalogue import CATALOGUE
 from features.dataset_config.values import type_column
 from features.pipeline import LeadArrays, feature_values, icp_of
 from features.variants import activity_variants
@@ -48,8 +49,10 @@ class ActionPlan:
         actions: The actions, in declaration order (ties in gain keep this order).
         activity: Whether they are activity actions (lead-form models) or feature changes.
         codes: Activity type codes of activity actions.
-        columns: Model column of each feature action.
+        columns: Model column of each feature action; for activity actions, the model
+            columns of the numeric features the pipeline computes (``computed``).
         values: Encoded value each ``set`` action writes (NaN for ``add`` actions).
+        computed: Activity actions: the names of ``columns``.
     """
 
     actions: tuple[ActionSpec, ...]
@@ -57,8 +60,11 @@ class ActionPlan:
     codes: np.ndarray
     columns: np.ndarray
     values: np.ndarray
+    computed: tuple[str, ...] = ()
 
 
+_PIPELINE_FEATURES = frozenset(f.name for f in CATALOGUE)
+"""The features ``feature_values`` computes (a ``tables`` config adds lead columns)."""
 _PLANS: WeakKeyDictionary[ModelBundle, ActionPlan] = WeakKeyDictionary()
 
 
@@ -90,8 +96,18 @@ def plan_for(bundle: ModelBundle) -> ActionPlan:
         if (a.activity is not None) == lead_form and (a.activity is not None or a.feature in names)
     )
     if lead_form:
+        computed = [
+            (j, f.name)
+            for j, f in enumerate(bundle.spec.features_)
+            if f.name in _PIPELINE_FEATURES and f.dtype != "category"
+        ]
         plan = ActionPlan(
-            actions, True, activity_codes(actions), np.empty(0, np.int64), np.empty(0)
+            actions,
+            True,
+            activity_codes(actions),
+            np.asarray([j for j, _ in computed], dtype=np.int64),
+            np.empty(0),
+            tuple(name for _, name in computed),
         )
     else:
         plan = ActionPlan(
@@ -152,27 +168,33 @@ def lead_variants(
     arrays: LeadArrays,
     rows: np.ndarray,
     regions: np.ndarray,
-    extra: Mapping[str, np.ndarray] | None = None,
+    X: np.ndarray,
 ) -> Variants:
     """Variants of lead-form rows: each lead with one more activity at its ``as_of``, its
-    features recomputed by ``feature_values`` with the model's ICP, then encoded.
+    features recomputed by ``feature_values`` with the model's ICP.
+
+    Every numeric feature is the variant's own, written as ``InputSpec.encode`` writes a
+    number (as it is). A categorical feature comes from the lead's profile, which an
+    activity does not change, and a ``tables`` config's extra lead columns come from the
+    leads file: those keep the codes of the lead's own encoded row ``X`` (coding them
+    again, one dictionary look-up per value, would cost more than the rest).
 
     Args:
         bundle: The model.
         arrays: The scored snapshots' arrays (row ``i`` is snapshot ``i``).
         rows: The snapshots to vary (``wanted_rows``).
         regions: Each snapshot's region text.
-        extra: A ``tables`` config's extra lead columns, per snapshot (copied unchanged).
+        X: The snapshots' encoded rows (``Scores.X``).
     """
     plan = plan_for(bundle)
     n_actions = len(plan.actions)
-    variant = activity_variants(arrays, rows, plan.codes)
-    values = feature_values(variant, icp_of(bundle.metadata.icp))
-    for name, column in (extra or {}).items():
-        values[name] = np.repeat(np.asarray(column)[rows], n_actions)
-    return Variants(
-        bundle.spec.encode(values), rows, np.repeat(regions[rows], n_actions), plan.actions
+    values = feature_values(
+        activity_variants(arrays, rows, plan.codes), icp_of(bundle.metadata.icp)
     )
+    out = np.repeat(np.asarray(X, dtype=np.float64)[rows], n_actions, axis=0)
+    for j, name in zip(plan.columns, plan.computed, strict=True):
+        out[:, j] = values[name]
+    return Variants(out, rows, np.repeat(regions[rows], n_actions), plan.actions)
 
 
 def feature_variants(

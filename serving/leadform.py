@@ -382,7 +382,7 @@ def score_lead_form(
     keep = actions_wanted(requests)
     rows = wanted_rows(keep, plan_for(bundle))
     actions = (
-        next_best_actions(bundle, scores, lead_variants(bundle, arrays, rows, regions, extra), keep)
+        next_best_actions(bundle, scores, lead_variants(bundle, arrays, rows, regions, X), keep)
         if len(rows)
         else None
     )
