@@ -105,11 +105,25 @@ def feature_action(
     """The action "change this feature now"; the phrase says the change when none is given."""
     if add is not None:
         words = phrase or f"{description}: {add:+g}"
-        default = f"{feature}_add_{add:g}"
     else:
         words = phrase or f"{description} set to {set_to}"
-        default = f"{feature}_set_{set_to}"
-    return ActionSpec(name=name or default, phrase=words, feature=feature, set=set_to, add=add)
+    return ActionSpec(
+        name=name or action_name(None, feature, set_to, add),
+        phrase=words,
+        feature=feature,
+        set=set_to,
+        add=add,
+    )
+
+
+def action_name(activity: str | None, feature: str | None, set_to: Any, add: Any) -> str:
+    """The name of an action declared without one: its activity type, or the feature and
+    its change (``total_visits_add_1``, ``last_activity_set_SMS Sent``)."""
+    if activity is not None:
+        return activity
+    if add is not None:
+        return f"{feature}_add_{float(add):g}" if isinstance(add, int | float) else f"{feature}_add"
+    return f"{feature}_set_{set_to}"
 
 
 def activity_codes(actions: tuple[ActionSpec, ...]) -> np.ndarray:

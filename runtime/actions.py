@@ -297,13 +297,14 @@ def next_best_actions(
     return out
 
 
-def _percents(before: float, after: float) -> tuple[str, str]:
-    """Two probabilities as percentages with enough digits to tell them apart."""
-    for digits in (1, 2, 3):
+def _percents(before: float, after: float) -> tuple[str, str] | None:
+    """Two probabilities as percentages with enough digits (up to 2 decimals) to tell
+    them apart; None when even those do not."""
+    for digits in (1, 2):
         a, b = f"{100 * before:.{digits}f}%", f"{100 * after:.{digits}f}%"
         if a != b:
             return a, b
-    return a, b
+    return None
 
 
 def sentence(
@@ -327,10 +328,9 @@ def sentence(
     (s0, s1), (m0, m1) = score, mql
     becomes = not m0 and m1
     if s1 == s0:
-        p0, p1 = _percents(*probability)
-        text = (
-            f"{phrase} now would barely change the score (it stays at {s0}; the chance to "
-            f"convert moves from {p0} to {p1})"
+        moved = _percents(*probability)
+        text = f"{phrase} now would barely change the score (it stays at {s0}" + (
+            f"; the chance to convert moves from {moved[0]} to {moved[1]})" if moved else ")"
         )
         return text + (", but it would make it an MQL." if becomes else ".")
     if s1 - s0 < SMALL_GAIN:
