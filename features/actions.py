@@ -27,16 +27,17 @@ ACTIVITY_ACTIONS: dict[str, str] = {
     "demo_request": "A demo request",
     "trial_signup": "A trial signup",
     "pricing_page_view": "A visit to the pricing page",
-    "demo_page_view": "A look at the demo page",
     "form_submit": "A web form submission",
     "webinar_attended": "Attending a webinar",
-    "webinar_registered": "Registering for a webinar",
     "content_download": "A content download",
     "email_click": "A click in a marketing email",
 }
-"""The activities a rep can prompt, each with the phrase a sentence starts with ("A demo
-request now would raise the score ..."). Passive or negative activities (page views in
-general, opens, bounces, unsubscribes) are no actions."""
+"""The activities a rep can prompt (an invitation, a link, a trial offer), each with the
+phrase a sentence starts with ("A demo request now would raise the score ..."). Passive
+or negative activities (page and demo-page views, opens, bounces, unsubscribes) and steps
+on the way to one listed (a webinar registration) are no actions: each action costs one
+variant of every lead scored. The phrase of any other activity type a dataset config
+names is made from its name."""
 
 
 class ActionSpec(BaseModel):

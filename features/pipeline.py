@@ -352,7 +352,14 @@ def compute_features(
     lead at request time costs about a millisecond rather than pandas' per-operation
     set-up; a batch runs the very same code (and the same numba kernel).
     """
-    arrays = lead_arrays(leads, accounts, activities, snapshots)
+    return features_frame(lead_arrays(leads, accounts, activities, snapshots), snapshots, icp)
+
+
+def features_frame(
+    arrays: LeadArrays, snapshots: pd.DataFrame, icp: Icp | None = None
+) -> pd.DataFrame:
+    """``compute_features`` of arrays already built by ``lead_arrays`` from the same
+    ``snapshots`` (batch scoring reuses the arrays for next best actions)."""
     values = feature_values(arrays, icp)
     columns: dict[str, object] = {
         "lead_id": snapshots["lead_id"].astype("str").to_numpy(),

@@ -23,9 +23,9 @@ from features.contract import TIMESTAMP_UNIT, UnknownActivity
 from features.eligibility import OPEN_LEADS, Population
 from features.io import load_tables, write_frame
 from features.pipeline import (
-    compute_features,
     conversion_times,
     data_window,
+    features_frame,
     icp_of,
     lead_arrays,
 )
@@ -123,12 +123,10 @@ def score_frame(
     if snapshots.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in OUTPUT_COLUMNS})
     icp = icp_of(served.bundle.metadata.icp)  # the profile the model was trained with
-    parts = (tables["leads"], tables["accounts"], tables["activities"], snapshots)
-    frame = compute_features(*parts, icp)
+    arrays = lead_arrays(tables["leads"], tables["accounts"], tables["activities"], snapshots)
+    frame = features_frame(arrays, snapshots, icp)  # = compute_features, arrays kept
     frame = with_extra_lead_columns(frame, tables["leads"], served.bundle)
-    _, cards = score_cards(
-        served, frame, top, actions=actions, arrays=lead_arrays(*parts) if actions else None
-    )
+    _, cards = score_cards(served, frame, top, actions=actions, arrays=arrays)
     return pd.DataFrame(
         {
             "lead_id": [c["lead_id"] for c in cards],

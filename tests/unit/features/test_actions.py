@@ -111,7 +111,12 @@ def test_built_in_actions_are_prompts_a_rep_can_make():
     assert {"demo_request", "pricing_page_view", "webinar_attended", "trial_signup"} <= set(names)
     assert not {"unsubscribe", "email_bounce", "other"} & set(names)
     assert all(a.activity in ACTIVITY_TYPES and a.phrase[0].isupper() for a in ACTIONS)
-    assert set(HIGH_INTENT_TYPES) <= set(names)
+    assert set(names) - set(HIGH_INTENT_TYPES) == {
+        "webinar_attended",
+        "content_download",
+        "email_click",
+    }
+    assert activity_action("demo_page_view").phrase == "A demo page view"
 
 
 def test_an_action_is_one_activity_or_one_feature_change():
