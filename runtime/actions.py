@@ -19,7 +19,7 @@ to 78 and make it an MQL".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -294,6 +294,61 @@ def next_best_actions(
                 ),
             }
         )
+    return out
+
+
+CHUNK_ROWS = 2048
+"""Leads whose variants are built and ranked together: bounds the memory of a large batch
+(every variant lead copies its lead's activity log) and keeps the passes vectorised."""
+
+
+def lead_actions(
+    bundle: ModelBundle,
+    scores: Scores,
+    keep: Sequence[int],
+    arrays: LeadArrays,
+    regions: np.ndarray,
+) -> list[list[dict[str, Any]]] | None:
+    """Next best actions of lead-form rows (``lead_variants``), or None when no row asked
+    for any or the model has none.
+
+    Args:
+        bundle: The model.
+        scores: The rows' scores (``ModelBundle.score_matrix`` or ``score``).
+        keep: Actions wanted per row (0: none).
+        arrays: The rows' ``LeadArrays`` (row ``i`` is snapshot ``i``).
+        regions: Each row's region text.
+    """
+    return _in_chunks(
+        bundle, scores, keep, lambda rows: lead_variants(bundle, arrays, rows, regions, scores.X)
+    )
+
+
+def feature_actions(
+    bundle: ModelBundle, scores: Scores, keep: Sequence[int], regions: np.ndarray
+) -> list[list[dict[str, Any]]] | None:
+    """Next best actions of feature-form rows (``feature_variants``); see ``lead_actions``."""
+    return _in_chunks(
+        bundle, scores, keep, lambda rows: feature_variants(bundle, scores.X, rows, regions)
+    )
+
+
+def _in_chunks(
+    bundle: ModelBundle,
+    scores: Scores,
+    keep: Sequence[int],
+    variants_of: Callable[[np.ndarray], Variants],
+) -> list[list[dict[str, Any]]] | None:
+    """``next_best_actions`` of the rows that asked, ``CHUNK_ROWS`` leads at a time."""
+    rows = wanted_rows(keep, plan_for(bundle))
+    if not len(rows):
+        return None
+    out: list[list[dict[str, Any]]] = [[] for _ in range(len(scores.probability))]
+    for start in range(0, len(rows), CHUNK_ROWS):
+        chunk = rows[start : start + CHUNK_ROWS]
+        found = next_best_actions(bundle, scores, variants_of(chunk), keep)
+        for row in chunk:
+            out[row] = found[row]
     return out
 
 

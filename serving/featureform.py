@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from features.dataset_config import type_column
-from runtime.actions import feature_variants, next_best_actions, plan_for, wanted_rows
+from runtime.actions import feature_actions
 from runtime.bundle import ModelBundle
 from runtime.cards import build_cards
 from serving.schemas import ScoreRequest
@@ -78,14 +78,7 @@ def score_feature_values(
         np.asarray(lead_ids, dtype=object),
         np.asarray(as_of, dtype=object),
     )
-    rows = wanted_rows(keep or [], plan_for(bundle))
-    actions = (
-        next_best_actions(
-            bundle, scores, feature_variants(bundle, scores.X, rows, regions), keep or []
-        )
-        if len(rows)
-        else None
-    )
+    actions = feature_actions(bundle, scores, keep or [], regions)
     cards = build_cards(
         bundle,
         model_ref,

@@ -26,13 +26,7 @@ from features.dataset_config.values import lead_column
 from features.engagement import SECOND
 from features.pipeline import PROFILE_FIELDS, LeadArrays, feature_values, icp_of
 from leadscore.errors import LeadscoreError
-from runtime.actions import (
-    DEFAULT_ACTIONS,
-    lead_variants,
-    next_best_actions,
-    plan_for,
-    wanted_rows,
-)
+from runtime.actions import DEFAULT_ACTIONS, lead_actions
 from runtime.bundle import ModelBundle
 from runtime.cards import build_cards
 from serving.schemas import Lead, LeadFormRequest
@@ -379,13 +373,7 @@ def score_lead_form(
     scores = bundle.score_matrix(
         X, regions, np.asarray(lead_ids, dtype=object), np.asarray(as_of, dtype=object)
     )
-    keep = actions_wanted(requests)
-    rows = wanted_rows(keep, plan_for(bundle))
-    actions = (
-        next_best_actions(bundle, scores, lead_variants(bundle, arrays, rows, regions, X), keep)
-        if len(rows)
-        else None
-    )
+    actions = lead_actions(bundle, scores, actions_wanted(requests), arrays, regions)
     cards = build_cards(
         bundle,
         model_ref,

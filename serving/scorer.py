@@ -33,13 +33,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 from features.contract import TIMESTAMP_UNIT
 from features.dataset_config import snapshot_frame
 from features.pipeline import LeadArrays
-from runtime.actions import (
-    feature_variants,
-    lead_variants,
-    next_best_actions,
-    plan_for,
-    wanted_rows,
-)
+from runtime.actions import feature_actions, lead_actions, plan_for, wanted_rows
 from runtime.bundle import ModelBundle, Scores
 from runtime.cards import build_cards
 from runtime.metadata import RequestForm
@@ -201,10 +195,13 @@ def frame_actions(
     keep: Sequence[int],
     arrays: LeadArrays | None,
 ) -> list[list[dict[str, Any]]] | None:
-    """Next best actions of scored frame rows (None when none are asked for)."""
+    """Next best actions of scored frame rows (None when none are asked for).
+
+    Raises:
+        ValueError: actions are asked of an activity model without ``arrays``.
+    """
     plan = plan_for(bundle)
-    rows = wanted_rows(keep, plan)
-    if not len(rows):
+    if not len(wanted_rows(keep, plan)):
         return None
     regions = (
         frame[bundle.policy.region_feature].astype("string").fillna("").to_numpy(dtype=object)
@@ -212,14 +209,10 @@ def frame_actions(
         else np.full(len(frame), "", dtype=object)
     )
     if not plan.activity:
-        return next_best_actions(
-            bundle, scores, feature_variants(bundle, scores.X, rows, regions), keep
-        )
+        return feature_actions(bundle, scores, keep, regions)
     if arrays is None:
         raise ValueError("next best actions of an activity model need the rows' LeadArrays")
-    return next_best_actions(
-        bundle, scores, lead_variants(bundle, arrays, rows, regions, scores.X), keep
-    )
+    return lead_actions(bundle, scores, keep, arrays, regions)
 
 
 def model_form(bundle: ModelBundle) -> RequestForm:

@@ -98,6 +98,22 @@ def test_lead_form_actions_equal_rescoring_with_the_activity_appended(served, pa
         assert default["next_best_actions"] == card["next_best_actions"][:DEFAULT_ACTIONS]
 
 
+def test_leads_ranked_in_chunks_get_the_same_actions(served, payloads, monkeypatch):
+    """A large batch is ranked ``CHUNK_ROWS`` leads at a time, with the same answers."""
+    import runtime.actions
+
+    requests = [parse_request(p) for p in payloads]
+    whole = score_lead_form(served.bundle, served.ref(), requests, 5)
+    monkeypatch.setattr(runtime.actions, "CHUNK_ROWS", 3)
+    chunked = score_lead_form(served.bundle, served.ref(), requests, 5)
+    for a, b in zip(whole, chunked, strict=True):
+        assert [x["action"] for x in a["next_best_actions"]] == [
+            x["action"] for x in b["next_best_actions"]
+        ]
+        for x, y in zip(a["next_best_actions"], b["next_best_actions"], strict=True):
+            assert abs(x["probability"] - y["probability"]) <= EXACT and x["score"] == y["score"]
+
+
 def test_no_actions_asked_none_computed(served, payloads):
     request = parse_request({**payloads[0], "next_best_actions": 0})
     card = score_lead_form(served.bundle, served.ref(), [request], 5)[0]
