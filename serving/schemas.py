@@ -853,6 +853,26 @@ class ModelInfo(BaseModel):
         "columns of a model trained on a `tables` dataset config, sent as further keys of "
         "`lead` (null when the model takes none).",
     )
+    next_best_actions: list[ActionInfo] = Field(
+        default_factory=list,
+        description="The actions ranked for every lead as `next_best_actions`: the built-in "
+        "activities, or those its dataset config declares (empty: none).",
+    )
+
+
+class ActionInfo(BaseModel):
+    """One action the served model ranks for every lead (``next_best_actions``)."""
+
+    name: str = Field(description="Its name, as `next_best_actions[].action` gives it.")
+    phrase: str = Field(description='How its sentence starts ("A demo request").')
+    activity: str | None = Field(
+        None, description="The activity type appended at `as_of` (lead-form models)."
+    )
+    feature: str | None = Field(
+        None, description="The feature it changes (models of a `lead_snapshot` config)."
+    )
+    set: str | float | bool | None = Field(None, description="The value `feature` is set to.")
+    add: float | None = Field(None, description="The number added to `feature`.")
 
 
 class SampleInfo(BaseModel):

@@ -97,6 +97,9 @@ class ServedModel:
             "policy": policy,
             "features": list(self.bundle.spec.names),
             "request_form": form,
+            "next_best_actions": [
+                a.model_dump(exclude_none=True) for a in plan_for(self.bundle).actions
+            ],
             "inputs": (
                 [
                     {

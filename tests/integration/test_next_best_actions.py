@@ -328,6 +328,7 @@ CHANGES = {
 def test_snapshot_config_actions_equal_rescoring_with_the_feature_changed(snapshot_model):
     model = snapshot_model
     assert [a.name for a in plan_for(model.bundle).actions] == list(CHANGES)
+    assert [a["name"] for a in model.info()["next_best_actions"]] == list(CHANGES)
     requests = [
         parse_request({"lead_id": str(i), "features": row, "next_best_actions": 4})
         for i, row in enumerate(SNAPSHOT_ROWS)

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import serving_support as testing
 
+from features.actions import ACTIONS
 from serving.launch import free_port, serve_command, server_env, start_server
 from serving.model_store import ModelNotAvailableError
 from serving.samples import list_samples
@@ -178,3 +179,6 @@ def test_a_request_chooses_how_many_next_best_actions(http, samples):
     assert len(default) <= 3 and len(more["next_best_actions"]) >= len(default)
     r = http.post("/score", json={**payload, "next_best_actions": 21})
     assert r.status_code == 400 and "next_best_actions" in r.text
+    listed = http.get("/model").json()["next_best_actions"]
+    assert [a["name"] for a in listed] == [a.name for a in ACTIONS]
+    assert all(a["activity"] == a["name"] and a["phrase"] for a in listed)
