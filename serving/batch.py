@@ -343,6 +343,9 @@ def score_with_champion(
     tracking_uri: str,
     name: str = DEFAULT_MODEL_NAME,
     alias: str = CHAMPION_ALIAS,
+    actions: int = TOP_ACTIONS,
 ) -> ScoringRun:
-    """``leadscore score``: score a data folder with the registry's champion."""
-    return score_run(data_dir, out_file, as_of, load_champion(tracking_uri, name, alias))
+    """``leadscore score``: score a data folder with the registry's champion (``actions``
+    next best actions per lead; 0: none)."""
+    champion = load_champion(tracking_uri, name, alias)
+    return score_run(data_dir, out_file, as_of, champion, actions=actions)
