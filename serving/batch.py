@@ -280,13 +280,14 @@ def score_folder(
     bundle: ServedModel | ModelBundle,
     unknown_activity: UnknownActivity = "reject",
     top: int = TOP_REASONS,
+    actions: int = TOP_ACTIONS,
 ) -> pd.DataFrame:
     """``score_run``'s scores: one row per open lead in the model's population.
 
     Returns:
         The frame written, highest probability first.
     """
-    return score_run(data_dir, out_file, as_of, bundle, unknown_activity, top).scores
+    return score_run(data_dir, out_file, as_of, bundle, unknown_activity, top, actions).scores
 
 
 def _timestamp(value: str | pd.Timestamp) -> pd.Timestamp:
