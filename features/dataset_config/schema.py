@@ -261,37 +261,6 @@ class Points(Section):
         }
 
 
-class FeatureConfig(Section):
-    """One feature: where it comes from, how to clean it and how to say it in a reason."""
-
-    name: str | None = None
-    column: str | None = None
-    group: Group = "fit"
-    dtype: Dtype = "category"
-    template: Template | None = None
-    description: str | None = None
-    transform: Transform | None = None
-    format: str | None = None
-    na_values: list[Scalar] = []
-    map: dict[Any, Any] | None = None
-
-    @property
-    def key(self) -> str | None:
-        """The feature's name (its column when no name is given)."""
-        return self.name or self.column
-
-    @property
-    def source(self) -> str | None:
-        """The column it is read from (its name when no column is given)."""
-        return self.column or self.name
-
-    def to_spec(self) -> FeatureSpec:
-        """As a catalogue entry."""
-        name = str(self.key)
-        template = self.template or f"{self.description or name}: {{value}}"
-        return FeatureSpec(name, self.group, self.dtype, template, self.description or name)
-
-
 class ActionConfig(Section):
     """One next best action (``actions:``; see ``features.actions``).
 
@@ -328,6 +297,37 @@ class ActionConfig(Section):
             phrase=self.phrase,
             name=self.name,
         )
+
+
+class FeatureConfig(Section):
+    """One feature: where it comes from, how to clean it and how to say it in a reason."""
+
+    name: str | None = None
+    column: str | None = None
+    group: Group = "fit"
+    dtype: Dtype = "category"
+    template: Template | None = None
+    description: str | None = None
+    transform: Transform | None = None
+    format: str | None = None
+    na_values: list[Scalar] = []
+    map: dict[Any, Any] | None = None
+
+    @property
+    def key(self) -> str | None:
+        """The feature's name (its column when no name is given)."""
+        return self.name or self.column
+
+    @property
+    def source(self) -> str | None:
+        """The column it is read from (its name when no column is given)."""
+        return self.column or self.name
+
+    def to_spec(self) -> FeatureSpec:
+        """As a catalogue entry."""
+        name = str(self.key)
+        template = self.template or f"{self.description or name}: {{value}}"
+        return FeatureSpec(name, self.group, self.dtype, template, self.description or name)
 
 
 class TableSpec(ReadOptions):
@@ -383,10 +383,10 @@ class ConfigBase(Section):
 
     name: str | None = None
     split: Split | None = None
+    actions: list[ActionConfig] | None = None
     points: Annotated[Points | None, BeforeValidator(_none_if_empty)] = None
     train: Annotated[dict[str, Any], BeforeValidator(lambda v: v or {})] = {}
     features: list[FeatureConfig] = []
-    actions: list[ActionConfig] | None = None
 
 
 class TablesConfig(ConfigBase):
