@@ -9,6 +9,8 @@ had been logged, not an approximation of it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from features.pipeline import LeadArrays
@@ -32,10 +34,8 @@ def activity_variants(arrays: LeadArrays, rows: np.ndarray, codes: np.ndarray) -
     rows = np.asarray(rows, dtype=np.int64)
     codes = np.asarray(codes, dtype=np.int64)
     n_actions = len(codes)
-    order = np.lexsort((arrays.act_t, arrays.act_lead))
-    lead_sorted = np.asarray(arrays.act_lead, dtype=np.int64)[order]
-    t_sorted = np.asarray(arrays.act_t, dtype=np.int64)[order]
-    type_sorted = np.asarray(arrays.act_type, dtype=np.int64)[order]
+    arrays = by_lead_and_time(arrays)
+    lead_sorted, t_sorted, type_sorted = arrays.act_lead, arrays.act_t, arrays.act_type
     ptr = np.searchsorted(lead_sorted, np.arange(len(arrays.created_t) + 1))
     leads = np.asarray(arrays.snap_lead, dtype=np.int64)[rows]
     snap_t = np.asarray(arrays.snap_t, dtype=np.int64)[rows]
@@ -60,7 +60,7 @@ def activity_variants(arrays: LeadArrays, rows: np.ndarray, codes: np.ndarray) -
     )
     new = offset == v_kept[v_of]
     src = np.where(new, 0, v_start[v_of] + offset)
-    if len(t_sorted) == 0:
+    if len(t_sorted) == 0:  # no activity at all: every variant holds its new one only
         src = np.zeros_like(src)
         t_sorted = np.zeros(1, dtype=np.int64)
         type_sorted = np.zeros(1, dtype=np.int64)
@@ -74,3 +74,19 @@ def activity_variants(arrays: LeadArrays, rows: np.ndarray, codes: np.ndarray) -
         snap_lead=np.arange(len(variant_lead), dtype=np.int64),
         snap_t=np.repeat(snap_t, n_actions),
     )
+
+
+def by_lead_and_time(arrays: LeadArrays) -> LeadArrays:
+    """``arrays`` with the activities sorted by (lead, time), as int64 (the same arrays when
+    they already are: a caller varying many chunks of leads sorts once)."""
+    lead = np.asarray(arrays.act_lead, dtype=np.int64)
+    t = np.asarray(arrays.act_t, dtype=np.int64)
+    kind = np.asarray(arrays.act_type, dtype=np.int64)
+    step = np.diff(lead)
+    if bool(np.all((step > 0) | ((step == 0) & (np.diff(t) >= 0)))):
+        if lead is arrays.act_lead and t is arrays.act_t and kind is arrays.act_type:
+            return arrays
+    else:
+        order = np.lexsort((t, lead))
+        lead, t, kind = lead[order], t[order], kind[order]
+    return replace(arrays, act_lead=lead, act_t=t, act_type=kind)

@@ -30,7 +30,7 @@ from features.actions import ACTIONS, ActionSpec, activity_codes
 from features.catalogue import CATALOGUE
 from features.dataset_config.values import type_column
 from features.pipeline import LeadArrays, feature_values, icp_of
-from features.variants import activity_variants
+from features.variants import activity_variants, by_lead_and_time
 from runtime.bundle import CalibratedModel, ModelBundle, Scores
 
 DEFAULT_ACTIONS = 3
@@ -319,8 +319,9 @@ def lead_actions(
         arrays: The rows' ``LeadArrays`` (row ``i`` is snapshot ``i``).
         regions: Each row's region text.
     """
+    ordered = by_lead_and_time(arrays)  # sorted once for every chunk
     return _in_chunks(
-        bundle, scores, keep, lambda rows: lead_variants(bundle, arrays, rows, regions, scores.X)
+        bundle, scores, keep, lambda rows: lead_variants(bundle, ordered, rows, regions, scores.X)
     )
 
 
