@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from features.actions import ActionSpec
 from features.catalogue import FeatureSpec
 from features.eligibility import Population
 from leadscore.errors import LeadscoreError
@@ -79,6 +80,8 @@ class DatasetInfo(_Lenient):
         as_of: ``lead_snapshot``: one fixed scoring time for every lead.
         lead_columns: ``tables``: each extra lead feature's column in the leads table
             (batch scoring reads it there, as training did).
+        actions: The next best actions the config declared (``actions:``); None when it
+            declared none (a ``tables`` model then has the built-in ones).
     """
 
     name: str
@@ -89,6 +92,7 @@ class DatasetInfo(_Lenient):
     time: str | None = None
     as_of: str | None = None
     lead_columns: dict[str, str] | None = None
+    actions: tuple[ActionSpec, ...] | None = None
 
 
 class SplitSpec(_Lenient):

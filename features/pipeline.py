@@ -352,36 +352,55 @@ def compute_features(
     lead at request time costs about a millisecond rather than pandas' per-operation
     set-up; a batch runs the very same code (and the same numba kernel).
     """
-    lead_index = pd.Index(leads["lead_id"])
-    snap_lead = lead_index.get_indexer(snapshots["lead_id"])
-    if (snap_lead < 0).any():
-        unknown = snapshots.loc[snap_lead < 0, "lead_id"].head(3).tolist()
-        raise KeyError(f"snapshots name unknown leads: {unknown}")
-    as_of = np.asarray(snapshots["as_of"], dtype=TIMESTAMP_UNIT)
-    act_lead = lead_index.get_indexer(activities["lead_id"])
-    type_codes = _ACTIVITY_INDEX.get_indexer(activities["activity_type"])
-    keep = (act_lead >= 0) & (type_codes >= 0)
-    values = feature_values(
-        LeadArrays(
-            profile=table_profile(leads, accounts),
-            created_t=_micros(leads["created_at"]),
-            act_lead=act_lead[keep],
-            act_t=_micros(activities["occurred_at"])[keep],
-            act_type=type_codes[keep],
-            snap_lead=snap_lead,
-            snap_t=_micros(as_of),
-        ),
-        icp,
-    )
+    return features_frame(lead_arrays(leads, accounts, activities, snapshots), snapshots, icp)
+
+
+def features_frame(
+    arrays: LeadArrays, snapshots: pd.DataFrame, icp: Icp | None = None
+) -> pd.DataFrame:
+    """``compute_features`` of arrays already built by ``lead_arrays`` from the same
+    ``snapshots`` (batch scoring reuses the arrays for next best actions)."""
+    values = feature_values(arrays, icp)
     columns: dict[str, object] = {
         "lead_id": snapshots["lead_id"].astype("str").to_numpy(),
-        "as_of": as_of,
+        "as_of": np.asarray(snapshots["as_of"], dtype=TIMESTAMP_UNIT),
     }
     for spec in CATALOGUE:
         columns[spec.name] = (
             _categorical(values[spec.name]) if spec.dtype == "category" else values[spec.name]
         )
-    return pd.DataFrame(columns, index=pd.RangeIndex(len(snap_lead)), copy=False)
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(arrays.snap_lead)), copy=False)
+
+
+def lead_arrays(
+    leads: pd.DataFrame,
+    accounts: pd.DataFrame,
+    activities: pd.DataFrame,
+    snapshots: pd.DataFrame,
+) -> LeadArrays:
+    """The contract's tables and the snapshots wanted as ``LeadArrays`` (what
+    ``compute_features`` computes from; next best actions vary them).
+
+    Raises:
+        KeyError: if a snapshot names a lead that is not in ``leads``.
+    """
+    lead_index = pd.Index(leads["lead_id"])
+    snap_lead = lead_index.get_indexer(snapshots["lead_id"])
+    if (snap_lead < 0).any():
+        unknown = snapshots.loc[snap_lead < 0, "lead_id"].head(3).tolist()
+        raise KeyError(f"snapshots name unknown leads: {unknown}")
+    act_lead = lead_index.get_indexer(activities["lead_id"])
+    type_codes = _ACTIVITY_INDEX.get_indexer(activities["activity_type"])
+    keep = (act_lead >= 0) & (type_codes >= 0)
+    return LeadArrays(
+        profile=table_profile(leads, accounts),
+        created_t=_micros(leads["created_at"]),
+        act_lead=act_lead[keep],
+        act_t=_micros(activities["occurred_at"])[keep],
+        act_type=type_codes[keep],
+        snap_lead=snap_lead,
+        snap_t=_micros(np.asarray(snapshots["as_of"], dtype=TIMESTAMP_UNIT)),
+    )
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ def build_cards(
     full: Sequence[bool],
     lead_ids: Sequence[str],
     as_of: Sequence[datetime],
+    actions: Sequence[list[dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
     """One card per scored row (``warnings`` empty: the caller knows what to say).
 
@@ -41,6 +42,8 @@ def build_cards(
         full: Whether to add every feature's SHAP value, per row.
         lead_ids: The ``lead_id`` of each card.
         as_of: The ``as_of`` of each card.
+        actions: Each row's next best actions (``runtime.actions.next_best_actions``);
+            None: none were asked for.
     """
     names = bundle.spec.names
     low, high = bundle.calibration.interval(scores.raw)
@@ -69,6 +72,7 @@ def build_cards(
                 "contributions": (
                     dict(zip(names, map(float, scores.shap[i]), strict=True)) if full[i] else None
                 ),
+                "next_best_actions": actions[i] if actions is not None else [],
                 "warnings": [],
                 "model": model_ref,
             }

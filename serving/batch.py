@@ -22,13 +22,21 @@ import pandas as pd
 from features.contract import TIMESTAMP_UNIT, UnknownActivity
 from features.eligibility import OPEN_LEADS, Population
 from features.io import load_tables, write_frame
-from features.pipeline import compute_features, conversion_times, data_window, icp_of
+from features.pipeline import (
+    conversion_times,
+    data_window,
+    features_frame,
+    icp_of,
+    lead_arrays,
+)
 from leadscore.settings import CHAMPION_ALIAS, DEFAULT_MODEL_NAME
 from runtime.bundle import ModelBundle
 from serving.leadform import with_extra_lead_columns
 from serving.scorer import ServedModel, score_cards
 
 TOP_REASONS = 3
+TOP_ACTIONS = 3
+"""Next best actions per lead in the output (``runtime.actions``)."""
 OUTPUT_COLUMNS = (
     "lead_id",
     "as_of",
@@ -42,6 +50,9 @@ OUTPUT_COLUMNS = (
     "top_negative_reasons",
     "top_positive_features",
     "top_negative_features",
+    "next_best_actions",
+    "next_best_action_scores",
+    "next_best_action_sentences",
     "model_name",
     "model_version",
 )
@@ -100,17 +111,22 @@ def score_frame(
     snapshots: pd.DataFrame,
     model: ServedModel | ModelBundle,
     top: int = TOP_REASONS,
+    actions: int = TOP_ACTIONS,
 ) -> pd.DataFrame:
-    """Score snapshots of validated tables; one row per snapshot (see ``OUTPUT_COLUMNS``)."""
+    """Score snapshots of validated tables; one row per snapshot (see ``OUTPUT_COLUMNS``).
+
+    ``actions`` next best actions per lead (0: none) are named in ``next_best_actions``
+    (``;``-separated, best first), with the score each would give
+    (``next_best_action_scores``) and its sentence (``next_best_action_sentences``, `` | ``).
+    """
     served = _served(model)
     if snapshots.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in OUTPUT_COLUMNS})
     icp = icp_of(served.bundle.metadata.icp)  # the profile the model was trained with
-    frame = compute_features(
-        tables["leads"], tables["accounts"], tables["activities"], snapshots, icp
-    )
+    arrays = lead_arrays(tables["leads"], tables["accounts"], tables["activities"], snapshots)
+    frame = features_frame(arrays, snapshots, icp)  # = compute_features, arrays kept
     frame = with_extra_lead_columns(frame, tables["leads"], served.bundle)
-    _, cards = score_cards(served, frame, top)
+    _, cards = score_cards(served, frame, top, actions=actions, arrays=arrays)
     return pd.DataFrame(
         {
             "lead_id": [c["lead_id"] for c in cards],
@@ -132,6 +148,11 @@ def score_frame(
             ],
             "top_negative_features": [
                 _join(c["reasons"]["negative"], "feature", ";") for c in cards
+            ],
+            "next_best_actions": [_join(c["next_best_actions"], "action", ";") for c in cards],
+            "next_best_action_scores": [_join(c["next_best_actions"], "score", ";") for c in cards],
+            "next_best_action_sentences": [
+                _join(c["next_best_actions"], "sentence", " | ") for c in cards
             ],
             "model_name": served.name,
             "model_version": served.version,
@@ -205,6 +226,7 @@ def score_run(
     bundle: ServedModel | ModelBundle,
     unknown_activity: UnknownActivity = "reject",
     top: int = TOP_REASONS,
+    actions: int = TOP_ACTIONS,
 ) -> ScoringRun:
     """Score the open leads in the model's population at ``as_of``; write the scores atomically.
 
@@ -220,6 +242,7 @@ def score_run(
         bundle: The model (a ``ServedModel`` from the registry, or a bare bundle).
         unknown_activity: ``reject`` or ``other``, as in the feature stage.
         top: Reasons per direction in the output.
+        actions: Next best actions per lead in the output (0: none).
 
     Raises:
         features.contract.ContractError: when the folder breaks the data contract.
@@ -233,7 +256,7 @@ def score_run(
     moment = data_window(tables)[1] if as_of is None else _timestamp(as_of)
     population = served.bundle.metadata.population
     snapshots, skipped = _open_snapshots(tables, moment, population)
-    scored = score_frame(tables, snapshots, served, top)
+    scored = score_frame(tables, snapshots, served, top, actions)
     scored = scored.sort_values(
         ["probability", "lead_id"], ascending=[False, True], kind="stable"
     ).reset_index(drop=True)
@@ -257,13 +280,14 @@ def score_folder(
     bundle: ServedModel | ModelBundle,
     unknown_activity: UnknownActivity = "reject",
     top: int = TOP_REASONS,
+    actions: int = TOP_ACTIONS,
 ) -> pd.DataFrame:
     """``score_run``'s scores: one row per open lead in the model's population.
 
     Returns:
         The frame written, highest probability first.
     """
-    return score_run(data_dir, out_file, as_of, bundle, unknown_activity, top).scores
+    return score_run(data_dir, out_file, as_of, bundle, unknown_activity, top, actions).scores
 
 
 def _timestamp(value: str | pd.Timestamp) -> pd.Timestamp:
@@ -320,6 +344,9 @@ def score_with_champion(
     tracking_uri: str,
     name: str = DEFAULT_MODEL_NAME,
     alias: str = CHAMPION_ALIAS,
+    actions: int = TOP_ACTIONS,
 ) -> ScoringRun:
-    """``leadscore score``: score a data folder with the registry's champion."""
-    return score_run(data_dir, out_file, as_of, load_champion(tracking_uri, name, alias))
+    """``leadscore score``: score a data folder with the registry's champion (``actions``
+    next best actions per lead; 0: none)."""
+    champion = load_champion(tracking_uri, name, alias)
+    return score_run(data_dir, out_file, as_of, champion, actions=actions)

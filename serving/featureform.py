@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from features.dataset_config import type_column
+from runtime.actions import feature_actions
 from runtime.bundle import ModelBundle
 from runtime.cards import build_cards
 from serving.schemas import ScoreRequest
@@ -54,8 +55,13 @@ def score_feature_values(
     values: dict[str, np.ndarray],
     warnings: list[list[str]],
     default_top: int,
+    keep: Sequence[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Score cards for features-form requests from ``feature_values``' columns."""
+    """Score cards for features-form requests from ``feature_values``' columns.
+
+    ``keep``: next best actions per request (None: none), each the lead's row with one
+    feature changed as the model's config declared (``runtime.actions.feature_variants``).
+    """
     n = len(requests)
     region_feature = bundle.policy.region_feature
     if region_feature in values:
@@ -72,6 +78,7 @@ def score_feature_values(
         np.asarray(lead_ids, dtype=object),
         np.asarray(as_of, dtype=object),
     )
+    actions = feature_actions(bundle, scores, keep or [], regions)
     cards = build_cards(
         bundle,
         model_ref,
@@ -81,6 +88,7 @@ def score_feature_values(
         [req.include_contributions for req in requests],
         lead_ids,
         [t.replace(tzinfo=UTC) for t in as_of],
+        actions,
     )
     for card, warn in zip(cards, warnings, strict=True):
         card["warnings"] = warn

@@ -26,6 +26,7 @@ from features.dataset_config.values import lead_column
 from features.engagement import SECOND
 from features.pipeline import PROFILE_FIELDS, LeadArrays, feature_values, icp_of
 from leadscore.errors import LeadscoreError
+from runtime.actions import DEFAULT_ACTIONS, lead_actions
 from runtime.bundle import ModelBundle
 from runtime.cards import build_cards
 from serving.schemas import Lead, LeadFormRequest
@@ -325,6 +326,14 @@ def population_warnings(bundle: ModelBundle, arrays: LeadArrays) -> list[list[st
     return [[w] if (w := population.age_warning(float(age))) else [] for age in ages]
 
 
+def actions_wanted(requests: Sequence[Any]) -> list[int]:
+    """Next best actions each request asks for (``DEFAULT_ACTIONS`` when it does not say)."""
+    return [
+        DEFAULT_ACTIONS if req.next_best_actions is None else req.next_best_actions
+        for req in requests
+    ]
+
+
 def score_lead_form(
     bundle: ModelBundle,
     model_ref: dict[str, Any],
@@ -364,6 +373,7 @@ def score_lead_form(
     scores = bundle.score_matrix(
         X, regions, np.asarray(lead_ids, dtype=object), np.asarray(as_of, dtype=object)
     )
+    actions = lead_actions(bundle, scores, actions_wanted(requests), arrays, regions)
     cards = build_cards(
         bundle,
         model_ref,
@@ -373,6 +383,7 @@ def score_lead_form(
         [req.include_contributions for req in requests],
         lead_ids,
         [t.replace(tzinfo=UTC) for t in as_of],
+        actions,
     )
     for card, unknown, warn in zip(
         cards, unknown_categories(bundle, values, n), warnings, strict=True

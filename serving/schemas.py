@@ -433,6 +433,14 @@ class _RequestOptions(BaseModel):
         False,
         description="Also return every feature's SHAP contribution, not just the top reasons.",
     )
+    next_best_actions: int | None = Field(
+        None,
+        ge=0,
+        le=20,
+        description="How many next best actions to return: the actions that would raise "
+        "the score most if they happened now, each scored by the model (default 3; 0 "
+        "turns them off and spares their cost).",
+    )
 
 
 class LeadFormRequest(_RequestOptions):
@@ -725,6 +733,25 @@ class Reason(BaseModel):
     sentence: str = Field(description="The reason in plain words for a sales rep.")
 
 
+class NextBestAction(BaseModel):
+    """What one action would do to a lead's score if it happened now (at `as_of`)."""
+
+    action: str = Field(
+        description="The action: an activity type (e.g. `demo_request`) or the name a "
+        "dataset config gave it."
+    )
+    probability: float = Field(
+        ge=0, le=1, description="The calibrated probability the lead would then have."
+    )
+    score: int = Field(ge=0, le=100, description="The 0–100 score it would then have.")
+    mql: bool = Field(description="Whether it would then be an MQL.")
+    grade: str = Field(pattern=r"^[A-D][1-4]$", description="The grade it would then have.")
+    gain: float = Field(
+        gt=0, description="The rise in probability (`probability` minus the lead's own)."
+    )
+    sentence: str = Field(description="What the action would do, in plain words.")
+
+
 class Reasons(BaseModel):
     """The strongest contributions in each direction, strongest first."""
 
@@ -784,6 +811,12 @@ class ScoreResponse(BaseModel):
     contributions: dict[str, float] | None = Field(
         None, description="Every feature's SHAP contribution, when `include_contributions`."
     )
+    next_best_actions: list[NextBestAction] = Field(
+        default_factory=list,
+        description="The actions that would raise the score most if they happened now, "
+        "best first (at most `next_best_actions` of the request, only those with a gain); "
+        "each computed by re-scoring the lead with it, by the same features and model.",
+    )
     warnings: list[str] = Field(
         default_factory=list,
         description="Input that was accepted but handled specially "
@@ -831,6 +864,26 @@ class ModelInfo(BaseModel):
         "columns of a model trained on a `tables` dataset config, sent as further keys of "
         "`lead` (null when the model takes none).",
     )
+    next_best_actions: list[ActionInfo] = Field(
+        default_factory=list,
+        description="The actions ranked for every lead as `next_best_actions`: the built-in "
+        "activities, or those its dataset config declares (empty: none).",
+    )
+
+
+class ActionInfo(BaseModel):
+    """One action the served model ranks for every lead (``next_best_actions``)."""
+
+    name: str = Field(description="Its name, as `next_best_actions[].action` gives it.")
+    phrase: str = Field(description='How its sentence starts ("A demo request").')
+    activity: str | None = Field(
+        None, description="The activity type appended at `as_of` (lead-form models)."
+    )
+    feature: str | None = Field(
+        None, description="The feature it changes (models of a `lead_snapshot` config)."
+    )
+    set: str | float | bool | None = Field(None, description="The value `feature` is set to.")
+    add: float | None = Field(None, description="The number added to `feature`.")
 
 
 class SampleInfo(BaseModel):

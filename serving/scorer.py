@@ -32,11 +32,13 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from features.contract import TIMESTAMP_UNIT
 from features.dataset_config import snapshot_frame
+from features.pipeline import LeadArrays
+from runtime.actions import feature_actions, lead_actions, plan_for, wanted_rows
 from runtime.bundle import ModelBundle, Scores
 from runtime.cards import build_cards
 from runtime.metadata import RequestForm
 from serving import featureform
-from serving.leadform import extra_lead_features, score_lead_form
+from serving.leadform import actions_wanted, extra_lead_features, score_lead_form
 from serving.schemas import LeadFormRequest, ScoreRequest, parse_request
 
 
@@ -95,6 +97,9 @@ class ServedModel:
             "policy": policy,
             "features": list(self.bundle.spec.names),
             "request_form": form,
+            "next_best_actions": [
+                a.model_dump(exclude_none=True) for a in plan_for(self.bundle).actions
+            ],
             "inputs": (
                 [
                     {
@@ -136,6 +141,8 @@ def score_cards(
     frame: pd.DataFrame,
     top: Sequence[int] | int,
     include_contributions: Sequence[bool] | bool = False,
+    actions: Sequence[int] | int = 0,
+    arrays: LeadArrays | None = None,
 ) -> tuple[Scores, list[dict[str, Any]]]:
     """Score a feature frame and format one score card per row.
 
@@ -144,6 +151,14 @@ def score_cards(
         frame: Output of ``compute_features`` (``lead_id``, ``as_of`` and features).
         top: Reasons per direction, for all rows or per row.
         include_contributions: Whether to add every feature's SHAP value, per row or all.
+        actions: Next best actions per row or for all (0: none).
+        arrays: The rows' ``LeadArrays`` (``features.pipeline.lead_arrays``), which a
+            model that reads an activity log needs for its actions: each variant lead's
+            features are recomputed from them. A features-form model's actions change
+            the encoded row itself.
+
+    Raises:
+        ValueError: actions are asked of an activity model without ``arrays``.
 
     Returns:
         The raw ``Scores`` and the score cards (``lead_id`` is the frame's).
@@ -169,8 +184,38 @@ def score_cards(
         ),
         [str(x) for x in scores.lead_id],
         [pd.Timestamp(x).to_pydatetime() for x in scores.as_of],
+        frame_actions(
+            bundle, frame, scores, [actions] * n if isinstance(actions, int) else actions, arrays
+        ),
     )
     return scores, cards
+
+
+def frame_actions(
+    bundle: ModelBundle,
+    frame: pd.DataFrame,
+    scores: Scores,
+    keep: Sequence[int],
+    arrays: LeadArrays | None,
+) -> list[list[dict[str, Any]]] | None:
+    """Next best actions of scored frame rows (None when none are asked for).
+
+    Raises:
+        ValueError: actions are asked of an activity model without ``arrays``.
+    """
+    plan = plan_for(bundle)
+    if not len(wanted_rows(keep, plan)):
+        return None
+    regions = (
+        frame[bundle.policy.region_feature].astype("string").fillna("").to_numpy(dtype=object)
+        if bundle.policy.region_feature in frame
+        else np.full(len(frame), "", dtype=object)
+    )
+    if not plan.activity:
+        return feature_actions(bundle, scores, keep, regions)
+    if arrays is None:
+        raise ValueError("next best actions of an activity model need the rows' LeadArrays")
+    return lead_actions(bundle, scores, keep, arrays, regions)
 
 
 def model_form(bundle: ModelBundle) -> RequestForm:
@@ -430,11 +475,18 @@ def score_requests(
             values,
             snapshot_warnings(model.bundle, requests),
             default_top,
+            actions_wanted(requests),
         )
     frame, warnings = snapshot_request_frame(model.bundle, requests)
     unknown: list[list[str]] = [[] for _ in requests]
     tops = [r.top_reasons or default_top for r in requests]
-    _, cards = score_cards(model, frame, tops, [r.include_contributions for r in requests])
+    _, cards = score_cards(
+        model,
+        frame,
+        tops,
+        [r.include_contributions for r in requests],
+        actions_wanted(requests),
+    )
     for req, card, warn, unk in zip(requests, cards, warnings, unknown, strict=True):
         card["lead_id"] = req.scored_id
         card["as_of"] = req.as_of.replace(tzinfo=UTC)

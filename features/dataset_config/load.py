@@ -21,6 +21,7 @@ from features.dataset_config.schema import (
     LeadSnapshotConfig,
     Split,
     TablesConfig,
+    config_actions,
     validate_config,
 )
 from features.metadata import TrainingSetMetadata
@@ -82,6 +83,7 @@ def load_dataset(path: str | Path, check_train: TrainCheck | None = None) -> Tra
             "kind": kind,
             "config": str(path),
             **_snapshot_facts(cfg),
+            **_action_facts(cfg),
         },
         "catalogue": catalogue,
         "features": [f.name for f in catalogue],
@@ -157,6 +159,13 @@ def _snapshot_facts(cfg: TablesConfig | LeadSnapshotConfig) -> dict:
         when = pd.Timestamp(str(cfg.as_of))
         facts["as_of"] = str(when.date()) if when == when.normalize() else when.isoformat()
     return facts
+
+
+def _action_facts(cfg: TablesConfig | LeadSnapshotConfig) -> dict:
+    """The config's next best actions, for the model to answer with (none declared:
+    nothing, and a ``tables`` model has the built-in ones)."""
+    actions = config_actions(cfg)
+    return {} if actions is None else {"actions": [a.model_dump() for a in actions]}
 
 
 def check_dataset(path: str | Path, check_train: TrainCheck | None = None) -> list[str]:

@@ -35,6 +35,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from features.actions import ActionSpec, action_name, activity_action, feature_action
 from features.catalogue import ACTIVITY_TYPES, CATALOGUE, FeatureSpec
 from features.contract import CONTRACT
 from leadscore.errors import LeadscoreError
@@ -260,6 +261,44 @@ class Points(Section):
         }
 
 
+class ActionConfig(Section):
+    """One next best action (``actions:``; see ``features.actions``).
+
+    A ``tables`` config's action is an activity type the lead could do now
+    (``{activity: demo_request}``); a ``lead_snapshot`` config's is a change of one declared
+    feature: ``{feature: total_visits, add: 1}`` or ``{feature: last_activity, set: SMS
+    Sent}``. ``phrase`` is how a sentence about it starts ("A callback", read as "A
+    callback now would raise the score from 41 to 78"); ``name`` is what answers call it.
+    ``cross_problems`` checks what depends on the kind and the features.
+    """
+
+    name: str | None = None
+    phrase: str | None = None
+    activity: ActivityType | None = None
+    feature: str | None = None
+    set: Scalar | None = None
+    add: Number | None = None
+
+    @property
+    def label(self) -> str | None:
+        """How a problem names it: its name, activity or feature."""
+        return self.name or self.activity or self.feature
+
+    def to_spec(self, features: Mapping[str, FeatureConfig]) -> ActionSpec:
+        """As stored with the model (``DatasetInfo.actions``); the config must be valid."""
+        if self.activity is not None:
+            return activity_action(self.activity, self.phrase, self.name)
+        feature = features[str(self.feature)]
+        return feature_action(
+            str(self.feature),
+            feature.description or str(self.feature),
+            set_to=self.set,
+            add=None if self.add is None else float(self.add),
+            phrase=self.phrase,
+            name=self.name,
+        )
+
+
 class FeatureConfig(Section):
     """One feature: where it comes from, how to clean it and how to say it in a reason."""
 
@@ -344,6 +383,7 @@ class ConfigBase(Section):
 
     name: str | None = None
     split: Split | None = None
+    actions: list[ActionConfig] | None = None
     points: Annotated[Points | None, BeforeValidator(_none_if_empty)] = None
     train: Annotated[dict[str, Any], BeforeValidator(lambda v: v or {})] = {}
     features: list[FeatureConfig] = []
@@ -432,6 +472,7 @@ def cross_problems(config: TablesConfig | LeadSnapshotConfig) -> list[str]:
             )
         if config.outcome and config.outcome.in_file is None and not config.outcome.column:
             problems.append(f"outcome: {HINTS['outcome']}")
+    problems += action_problems(config)
     names = catalogue_names(config)
     for i, rule in enumerate(config.points.rules if config.points else ()):
         if rule.feature is not None and rule.feature not in names:
@@ -448,6 +489,84 @@ def cross_problems(config: TablesConfig | LeadSnapshotConfig) -> list[str]:
         elif not given & {"values", "per", "points"}:
             problems.append(f"points.rules[{i}]: `at_least` needs `points`")
     return problems
+
+
+_ACTION_EXAMPLE = "e.g. {feature: total_visits, add: 1} or {feature: last_activity, set: ...}"
+
+
+def action_problems(config: TablesConfig | LeadSnapshotConfig) -> list[str]:
+    """Problems of the ``actions:`` list that depend on the kind and the declared features:
+    an activity for a ``tables`` config; for a ``lead_snapshot`` one, a declared feature
+    with exactly one of ``set`` (a value its dtype takes) and ``add`` (numeric features)."""
+    from features.dataset_config.values import type_column
+
+    problems: list[str] = []
+    declared = {f.key: f for f in config.features if f.key}
+    seen: set[str] = set()
+    for i, action in enumerate(config.actions or ()):
+        where = f"actions[{i}]" + (f" ({action.label})" if action.label else "")
+        name = action.name or action_name(action.activity, action.feature, action.set, action.add)
+        if name in seen:
+            problems.append(f"{where}: duplicate action {name!r}; give each its own `name`")
+        seen.add(str(name))
+        given = action.model_fields_set
+        if isinstance(config, TablesConfig):
+            if given & {"feature", "set", "add"}:
+                problems.append(
+                    f"{where}: a tables config's action is an activity: give `activity` "
+                    "(e.g. demo_request); `feature`, `set` and `add` are for lead_snapshot "
+                    "configs"
+                )
+            elif "activity" not in given:
+                problems.append(f"{where}: give `activity` (an activity type, e.g. demo_request)")
+            continue
+        if "activity" in given:
+            problems.append(
+                f"{where}: a lead_snapshot config has no activity log: an action changes "
+                f"a feature ({_ACTION_EXAMPLE}), not `activity`"
+            )
+            continue
+        if action.feature is None:
+            problems.append(f"{where}: give `feature` with `set` or `add` ({_ACTION_EXAMPLE})")
+            continue
+        feature = declared.get(action.feature)
+        if feature is None:
+            problems.append(
+                f"{where}: feature {action.feature!r} is not a declared "
+                f"feature{did_you_mean(action.feature, list(declared))}"
+            )
+            continue
+        if ("set" in given) == ("add" in given):
+            problems.append(f"{where}: give exactly one of `set` (a value) and `add` (a number)")
+        elif "add" in given and action.add is not None and feature.dtype not in ("float", "int"):
+            problems.append(
+                f"{where}: add: {action.feature} is a {feature.dtype} feature, not a "
+                "number: use `set`"
+            )
+        elif "set" in given and (
+            action.set is None or type_column([action.set], feature.dtype) is None
+        ):
+            problems.append(
+                f"{where}: set: {action.set!r} is not a {feature.dtype} value "
+                f"({_WANTS[feature.dtype]}) for {action.feature}"
+            )
+    return problems
+
+
+_WANTS = {
+    "category": "text",
+    "float": "a number",
+    "int": "a number",
+    "bool": "true/false or yes/no",
+}
+
+
+def config_actions(config: TablesConfig | LeadSnapshotConfig) -> tuple[ActionSpec, ...] | None:
+    """A valid config's actions as stored with the model (None: it declared none)."""
+    if config.actions is None:
+        return None
+    declared = {str(f.key): f for f in config.features if f.key}
+    return tuple(a.to_spec(declared) for a in config.actions)
 
 
 def catalogue_names(config: TablesConfig | LeadSnapshotConfig) -> list[str]:

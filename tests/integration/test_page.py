@@ -57,7 +57,31 @@ def test_pick_a_sample_and_read_its_score_card(page, server):
         "#reasons-positive .bar", "bars => bars.map(b => parseFloat(b.style.width))"
     )
     assert widths == sorted(widths, reverse=True) and widths[0] > 0
+    actions = page.locator("#next-actions li")
+    assert actions.count() == len(expected["next_best_actions"])
+    for i, action in enumerate(expected["next_best_actions"]):
+        assert actions.nth(i).get_attribute("data-action") == action["action"]
+        assert actions.nth(i).inner_text().startswith(action["sentence"])
     assert "lead-scoring" in page.inner_text("#model-line")
+
+
+def test_the_page_shows_what_would_raise_the_score(page, server):
+    """A cold lead: the page lists the actions that would raise its score, best first."""
+    payload = {
+        "lead": {"lead_id": "COLD-1", "created_at": "2024-05-01T00:00:00Z", "region": "EMEA"},
+        "activities": [{"occurred_at": "2024-05-02T10:00:00Z", "activity_type": "email_open"}],
+        "as_of": "2024-06-01T00:00:00Z",
+    }
+    expected = httpx.post(server.url + "/score", json=payload).json()["next_best_actions"]
+    assert expected, "a cold lead has actions that would raise its score"
+    page.fill("#payload", json.dumps(payload))
+    page.click("#score-btn")
+    page.wait_for_selector("#next-actions li")
+    shown = page.locator("#next-actions li").all_inner_texts()
+    assert len(shown) == len(expected)
+    for text, action in zip(shown, expected, strict=True):
+        assert text.startswith(action["sentence"])
+        assert f"score {action['score']}" in text
 
 
 def test_pasted_json_is_scored(page):

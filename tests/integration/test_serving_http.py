@@ -15,6 +15,7 @@ import httpx
 import pytest
 import serving_support as testing
 
+from features.actions import ACTIONS
 from serving.launch import free_port, serve_command, server_env, start_server
 from serving.model_store import ModelNotAvailableError
 from serving.samples import list_samples
@@ -127,3 +128,57 @@ def test_bentoml_serve_stops_with_a_clear_error_without_champion(root, tmp_path)
     )
     assert result.returncode != 0
     assert "no model to serve from the MLflow registry" in result.stdout + result.stderr
+
+
+def _with_activity(payload: dict, activity_type: str) -> dict:
+    """``payload`` with one more activity of ``activity_type`` at its ``as_of``, and no
+    actions asked for: the lead re-scored as if the action had happened."""
+    now = {"occurred_at": payload["as_of"], "activity_type": activity_type}
+    return {**payload, "activities": [*payload["activities"], now], "next_best_actions": 0}
+
+
+def test_next_best_actions_over_http_equal_rescoring_the_lead(http, samples):
+    """``/score`` and ``/score_batch`` return each lead's next best actions, best first;
+    each one's probability, score, MQL flag and grade are those of the lead re-scored
+    over HTTP with that activity appended."""
+    cards = [http.post("/score", json=p).json() for p in samples[:3]]
+    cards += http.post("/score_batch", json={"leads": samples[3:]}).json()
+    assert any(card["next_best_actions"] for card in cards)
+    for payload, card in zip(samples, cards, strict=True):
+        actions = card["next_best_actions"]
+        assert len(actions) <= 3
+        gains = [a["gain"] for a in actions]
+        assert gains == sorted(gains, reverse=True) and all(g > 0 for g in gains)
+        again = http.post(
+            "/score_batch", json={"leads": [_with_activity(payload, a["action"]) for a in actions]}
+        ).json()
+        for action, rescored in zip(actions, again, strict=True):
+            assert rescored["next_best_actions"] == []
+            assert abs(action["probability"] - rescored["probability"]) <= 1e-12
+            assert abs(action["gain"] - (rescored["probability"] - card["probability"])) <= 1e-12
+            assert (action["score"], action["mql"], action["grade"]) == (
+                rescored["score"],
+                rescored["mql"],
+                rescored["grade"],
+            )
+            assert f"from {card['score']} to {action['score']}" in action["sentence"] or (
+                f"stays at {card['score']}" in action["sentence"]
+            )
+
+
+def test_a_request_chooses_how_many_next_best_actions(http, samples):
+    """``next_best_actions``: 0 turns them off, more asks for more; out of 0–20 is a 400."""
+    payload = samples[0]
+    default = http.post("/score", json=payload).json()["next_best_actions"]
+    none, more = http.post(
+        "/score_batch",
+        json={"leads": [{**payload, "next_best_actions": 0}, {**payload, "next_best_actions": 9}]},
+    ).json()
+    assert none["next_best_actions"] == []
+    assert not testing.card_differences(more["next_best_actions"][: len(default)], default, 1e-12)
+    assert len(default) <= 3 and len(more["next_best_actions"]) >= len(default)
+    r = http.post("/score", json={**payload, "next_best_actions": 21})
+    assert r.status_code == 400 and "next_best_actions" in r.text
+    listed = http.get("/model").json()["next_best_actions"]
+    assert [a["name"] for a in listed] == [a.name for a in ACTIONS]
+    assert all(a["activity"] == a["name"] and a["phrase"] for a in listed)
