@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from features.dataset_config import load_dataset  # noqa: E402
 from training.config import train_config_from_dataset  # noqa: E402
-from training.metrics import expected_calibration_error, ranking_metrics  # noqa: E402
+from training.metrics import probability_metrics, ranking_metrics  # noqa: E402
 from training.split import split_from_spec  # noqa: E402
 from training.train import fit_bundle, run_training  # noqa: E402
 
@@ -76,7 +76,7 @@ def plain_lightgbm(
 
 
 def _scored(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    return {**ranking_metrics(y, p), "ece": expected_calibration_error(y, p)}
+    return {**ranking_metrics(y, p), **probability_metrics(y, p)}
 
 
 def run(name: str, threads: int = 2) -> dict[str, Any]:
