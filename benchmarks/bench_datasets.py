@@ -276,6 +276,14 @@ def small_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _dump(rows: list[dict[str, Any]], path: Path | None) -> None:
+    text = json.dumps(rows, indent=2, default=str)
+    print(text)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help=f"data sets (default all): {', '.join(DATASETS)}")
@@ -284,6 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--small", action="store_true", help="small-export check")
     parser.add_argument("--rows", type=int, default=400)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     names = args.names or list(DATASETS)
     unknown = sorted(set(names) - set(DATASETS))
@@ -291,12 +300,12 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown data set(s) {unknown}: choose from {list(DATASETS)}")
     if args.small:
         rows = [run_small(n, args.rows, args.seeds, args.threads) for n in names]
-        print(json.dumps(rows, indent=2, default=str))
+        _dump(rows, args.json)
         print()
         print(small_table(rows))
         return
     rows = [run(n, args.threads) for n in names]
-    print(json.dumps(rows, indent=2, default=str))
+    _dump(rows, args.json)
     text = table(rows)
     print()
     print(text)
