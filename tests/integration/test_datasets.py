@@ -3,8 +3,11 @@
 Each data set trains through ``run_training`` from its shipped config (examples/), with a
 real MLflow SQLite store under tmp_path, on the config's split: the issue's anchors were
 measured on the same test rows (X Education and Online Shoppers: stratified 25% hold-out,
-seed 0; Olist: MQLs first contacted on or after 2018-03-01). Floors sit a little below the
-anchors; the full table comes from ``benchmarks/bench_datasets.py``.
+seed 0; Olist: MQLs first contacted on or after 2018-03-01). Floors sit a little below what
+the shipped configs reach today (issue 15's goals, 0.91 / 0.68 / 0.94, are not reached yet and
+so are not asserted); every data set must also match the plain LightGBM anchor fitted on the
+same split and keep its expected calibration error within 0.05. The full table comes from
+``benchmarks/bench_datasets.py``.
 """
 
 from __future__ import annotations
@@ -33,10 +36,29 @@ def datasets(shared_data) -> Path:
 
 # name: (config, floor on test ROC AUC, floor on PR AUC, floor on top-decile lift)
 FLOORS = {
-    "x_education": ("examples/x_education.yaml", 0.89, 0.80, 2.2),
-    "olist": ("examples/olist.yaml", 0.63, 0.17, 1.5),
-    "online_shoppers": ("examples/online_shoppers.yaml", 0.925, 0.68, 4.5),
+    "x_education": ("examples/x_education.yaml", 0.90, 0.84, 2.4),
+    "olist": ("examples/olist.yaml", 0.66, 0.19, 1.8),
+    "online_shoppers": ("examples/online_shoppers.yaml", 0.93, 0.72, 4.8),
 }
+MAX_ECE = 0.05
+
+
+def plain_lightgbm_auc(training_set, split: dict) -> float:
+    """The issue's anchor on the same split: 400 trees, learning rate 0.03, LightGBM's
+    defaults otherwise, fitted on all training rows (train + validation)."""
+    import lightgbm as lgb
+    from sklearn.metrics import roc_auc_score
+
+    from training.split import split_from_spec
+
+    cut = split_from_spec(training_set.frame, split)
+    names = [f.name for f in training_set.metadata.catalogue]
+    rows = pd.concat([cut.train, cut.valid])
+    model = lgb.LGBMClassifier(
+        n_estimators=400, learning_rate=0.03, verbose=-1, random_state=0, n_jobs=2
+    )
+    model.fit(rows[names], rows["label"])
+    return float(roc_auc_score(cut.test["label"], model.predict_proba(cut.test[names])[:, 1]))
 
 
 @pytest.mark.parametrize("name", list(FLOORS))
@@ -52,6 +74,9 @@ def test_trains_on_real_data_and_clears_the_floor(name: str, tmp_path: Path) -> 
     assert m["test_pr_auc"] >= pr_auc, m
     assert m["test_lift_top10"] >= lift, m
     assert m["test_roc_auc"] > m["points_roc_auc"], "must beat the points-based baseline"
+    assert m["test_ece"] <= MAX_ECE, m
+    plain = plain_lightgbm_auc(training_set, result.bundle.metadata.split_spec.as_dict())
+    assert m["test_roc_auc"] >= plain, f"below the plain LightGBM anchor {plain:.4f}: {m}"
     assert result.version == "1" and (tmp_path / "mlflow.db").exists()
     # The model speaks the config's language: its own features and templates.
     names = [f.name for f in training_set.metadata.catalogue]
