@@ -42,6 +42,8 @@ OUTPUT_COLUMNS = (
     "top_negative_reasons",
     "top_positive_features",
     "top_negative_features",
+    "top_positive_signal",
+    "top_negative_signal",
     "model_name",
     "model_version",
 )
@@ -95,6 +97,10 @@ def _join(items: list[dict[str, Any]], key: str, sep: str) -> str:
     return sep.join(str(item[key]) for item in items)
 
 
+def _first(items: list[dict[str, Any]], key: str) -> str:
+    return str(items[0][key]) if items else ""
+
+
 def score_frame(
     tables: dict[str, pd.DataFrame],
     snapshots: pd.DataFrame,
@@ -133,6 +139,8 @@ def score_frame(
             "top_negative_features": [
                 _join(c["reasons"]["negative"], "feature", ";") for c in cards
             ],
+            "top_positive_signal": [_first(c["reasons"]["positive"], "signal") for c in cards],
+            "top_negative_signal": [_first(c["reasons"]["negative"], "signal") for c in cards],
             "model_name": served.name,
             "model_version": served.version,
         }
