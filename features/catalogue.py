@@ -7,6 +7,7 @@ between the place it is computed and the place it is explained.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 import string
@@ -313,23 +314,30 @@ class SignalSpec(BaseModel):
     def sentence(self, members: Sequence[Member]) -> tuple[str, object]:
         """The reason's sentence and the value it quotes, for the members of one lead.
 
+        A signal declared ``increasing`` whose features together lower the score is told
+        as what is missing ("Has not visited the pricing page in 30 days (2 in 90 days)",
+        or "..., less than typical"), since SHAP compares a lead with the typical lead:
+        the behaviour is not bad, there is less of it, or less recently, than usual.
+
         Args:
             members: Each member's spec, value and SHAP value, in ``features`` order.
         """
+        short = self.direction == "increasing" and sum(c for _, _, c in members) < 0
         if self.windows:
-            return self._windowed(members)
+            return self._windowed(members, short)
         lead = max(members, key=lambda m: abs(m[2]))
-        if not self.template:
-            return lead[0].sentence(lead[1]), lead[1]
-        values = {spec.name: value for spec, value, _ in members}
-        if any(_missing(v) for v in values.values()):
-            return lead[0].sentence(lead[1]), lead[1]
-        try:
-            return pluralise(self.template.format(value=lead[1], **values)), lead[1]
-        except (ValueError, TypeError, KeyError):
-            return lead[0].sentence(lead[1]), lead[1]
+        text, value = lead[0].sentence(lead[1]), lead[1]
+        if self.template:
+            values = {spec.name: v for spec, v, _ in members}
+            if not any(_missing(v) for v in values.values()):
+                with contextlib.suppress(ValueError, TypeError, KeyError):
+                    text = pluralise(self.template.format(value=lead[1], **values))
+        counted = lead[0].name in self.counts() and isinstance(value, int | float)
+        if short and counted and value > 0:  # type: ignore[operator]
+            text += LESS_THAN_TYPICAL
+        return text, value
 
-    def _windowed(self, members: Sequence[Member]) -> tuple[str, object]:
+    def _windowed(self, members: Sequence[Member], short: bool) -> tuple[str, object]:
         """ "Visited the pricing page 22 times in the last 7 days (87 in 90 days)"."""
         pairs = [(days, value) for days, (_, value, _) in zip(self.windows, members, strict=True)]
         known = [(d, v) for d, v in pairs if not _missing(v)]
@@ -343,10 +351,23 @@ class SignalSpec(BaseModel):
                 return members[-1][0].sentence(longest), longest
             return pluralise(self.absent_template.format(days=longest_days)), longest
         days, value = seen[0]
+        after = f" ({longest:.0f} in {longest_days} day(s))"
+        none_since = [d for d, v in known if d < days]
+        if short and none_since and self.absent_template:
+            # Holding the score back: nothing recent, only older activity.
+            older = [f"{value:.0f} in {days} day(s)"]
+            if longest_days != days and longest != value:
+                older.append(f"{longest:.0f} in {longest_days} day(s)")
+            text = self.absent_template.format(days=none_since[-1]) + f" ({', '.join(older)})"
+            return pluralise(text), 0.0
         text = self.template.format(value=value, days=days)
         if longest_days != days and longest != value:
-            text += f" ({longest:.0f} in {longest_days} day(s))"
-        return pluralise(text), value
+            text += after
+        return pluralise(text + (LESS_THAN_TYPICAL if short else "")), value
+
+
+LESS_THAN_TYPICAL = ", less than typical"
+"""Added to a positive-intent reason that lowers the score: there was less of it than usual."""
 
 
 def signal_problems(signal: SignalSpec) -> list[str]:
