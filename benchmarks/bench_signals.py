@@ -23,6 +23,7 @@ from features.contract import validate
 from features.pipeline import PipelineConfig, build_training_set, compute_features, data_window
 from features.simulate import simulate
 from runtime.bundle import ModelBundle, Scores
+from runtime.reasons import positive_intent_held_back
 from serving.batch import open_leads
 from training.config import TrainConfig
 from training.train import fit_bundle
@@ -45,18 +46,12 @@ def held_back_shares(scores: Scores, bundle: ModelBundle, top: int = TOP) -> dic
     increasing = [s for s in spec.signals_ if s.direction == "increasing"]
     counts = {n for s in increasing for n in s.counts()}
     family = {n: s.name for s in increasing for n in s.features}
-    by_signal = {s.name: s for s in spec.signals_}
     mqls = np.flatnonzero(scores.mql)
     per_signal = per_feature = split = claims = 0
     for i in mqls:
         negative = scores.reasons(int(i), spec, top)["negative"]
-        flagged = [
-            r
-            for r in negative
-            if by_signal[r["signal"]].direction == "increasing"
-            and any(m["feature"] in counts and (m["value"] or 0) > 0 for m in r["features"])
-        ]
-        per_signal += bool(flagged)
+        flagged = [r for r in negative if positive_intent_held_back({"negative": [r]}, spec)]
+        per_signal += positive_intent_held_back({"negative": negative}, spec)
         claims += any(
             not r["sentence"].endswith(LESS_THAN_TYPICAL)
             and not r["sentence"].startswith(("Has not", "Last showed"))

@@ -278,6 +278,8 @@ class SignalSpec(BaseModel):
             (days since the last one: more days means less of the behaviour).
         free: Members with no expected direction at all (ratios, trends).
         description: What the signal describes, for the model card.
+        enforced: The model was trained to obey ``direction`` (monotone constraints,
+            ``training.monotone``), so a lowering reason can say "less than typical".
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -291,6 +293,7 @@ class SignalSpec(BaseModel):
     opposite: tuple[str, ...] = ()
     free: tuple[str, ...] = ()
     description: str = ""
+    enforced: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> SignalSpec:
@@ -315,9 +318,9 @@ class SignalSpec(BaseModel):
         """The reason's sentence and the value it quotes, for the members of one lead.
 
         A signal declared ``increasing`` whose features together lower the score is told
-        as what is missing ("Has not visited the pricing page in 30 days (2 in 90 days)",
-        or "..., less than typical"), since SHAP compares a lead with the typical lead:
-        the behaviour is not bad, there is less of it, or less recently, than usual.
+        as what is missing: "Has not visited the pricing page in 30 days (2 in 90 days)".
+        When the model obeys the direction (``enforced``), a lowering reason can only
+        mean less of it than the typical lead, and says so ("..., less than typical").
 
         Args:
             members: Each member's spec, value and SHAP value, in ``features`` order.
@@ -333,7 +336,7 @@ class SignalSpec(BaseModel):
                 with contextlib.suppress(ValueError, TypeError, KeyError):
                     text = pluralise(self.template.format(value=lead[1], **values))
         counted = lead[0].name in self.counts() and isinstance(value, int | float)
-        if short and counted and value > 0:  # type: ignore[operator]
+        if short and self.enforced and counted and value > 0:  # type: ignore[operator]
             text += LESS_THAN_TYPICAL
         return text, value
 
@@ -363,7 +366,7 @@ class SignalSpec(BaseModel):
         text = self.template.format(value=value, days=days)
         if longest_days != days and longest != value:
             text += after
-        return pluralise(text + (LESS_THAN_TYPICAL if short else "")), value
+        return pluralise(text + (LESS_THAN_TYPICAL if short and self.enforced else "")), value
 
 
 LESS_THAN_TYPICAL = ", less than typical"

@@ -102,3 +102,25 @@ def signal_reasons(
         }
 
     return {"positive": [item(k) for k in pos], "negative": [item(k) for k in neg]}
+
+
+def positive_intent_held_back(reasons: dict[str, list[dict[str, Any]]], spec: InputSpec) -> bool:
+    """Whether a lead's "holds it back" reasons include a positive-intent signal (declared
+    ``increasing``) with a non-zero count: the reason a rep is most likely to disbelieve.
+
+    Args:
+        reasons: ``signal_reasons`` (or ``Scores.reasons``) output of one lead.
+        spec: The fitted input spec the reasons were told with.
+    """
+    signals = {s.name: s for s in spec.signals_}
+    for reason in reasons["negative"]:
+        signal = signals.get(reason.get("signal", ""))
+        if signal is None or signal.direction != "increasing":
+            continue
+        counts = signal.counts()
+        if any(
+            m["feature"] in counts and isinstance(m["value"], int | float) and m["value"] > 0
+            for m in reason["features"]
+        ):
+            return True
+    return False

@@ -78,7 +78,9 @@ def fit_monotone(
         mode: ``auto`` (compare on validation), ``on`` or ``off``.
 
     Returns:
-        The fitted estimator and the ``MonotoneFacts`` recorded in the bundle.
+        The fitted estimator and the ``MonotoneFacts`` recorded in the bundle. When the
+        constraints are kept, the spec's signals with a direction are marked ``enforced``
+        (their lowering reasons may then say "less than typical").
     """
     directions = feature_directions(spec)
     constraints = {n: d for n, d in zip(spec.names, directions, strict=True) if d}
@@ -92,6 +94,7 @@ def fit_monotone(
         return base.fit(X, y, **fit), MonotoneFacts(mode=mode, applied=False, reason=reason)
     with_them = _constrained(base, directions).fit(X, y, **fit)
     if mode == "on":
+        _enforce(spec)
         facts = MonotoneFacts(
             mode=mode,
             applied=True,
@@ -103,6 +106,7 @@ def fit_monotone(
     without = base.fit(X, y, **fit)
     constrained_auc, free_auc = _auc(with_them, Xv, yv), _auc(without, Xv, yv)
     if free_auc is None or constrained_auc is None:
+        _enforce(spec)
         return with_them, MonotoneFacts(
             mode=mode,
             applied=True,
@@ -127,7 +131,16 @@ def fit_monotone(
         tolerance=TOLERANCE,
         reason=reason,
     )
+    if keep:
+        _enforce(spec)
     return (with_them if keep else without), facts
+
+
+def _enforce(spec: InputSpec) -> None:
+    """Mark the signals the constrained model obeys (stored with the spec in the bundle)."""
+    spec.signals_ = tuple(
+        s.model_copy(update={"enforced": True}) if s.direction else s for s in spec.signals_
+    )
 
 
 def _auc(model: BoostedEstimator, X: np.ndarray, y: np.ndarray) -> float | None:

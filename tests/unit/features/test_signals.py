@@ -163,9 +163,10 @@ def test_declared_signals_are_checked_and_named():
         SignalSpec(name="w", features=("a",), template="A is {nope}")
 
 
-def _pricing_lowering(values: tuple[float, ...]) -> str:
+def _pricing_lowering(values: tuple[float, ...], enforced: bool = True) -> str:
     f = by_name()
     signal = next(s for s in CATALOGUE_SIGNALS if s.name == "pricing_page_view")
+    signal = signal.model_copy(update={"enforced": enforced})
     members = [(f[n], v, -0.1) for n, v in zip(signal.features, values, strict=True)]
     return signal.sentence(members)[0]
 
@@ -181,8 +182,16 @@ def test_a_positive_intent_signal_that_lowers_the_score_says_what_is_missing():
         "Visited the pricing page 1 time in the last 7 days, less than typical"
     )
     assert _pricing_lowering((0.0, 0.0, 0.0)) == "Has not visited the pricing page in 90 days"
+    # Without monotone constraints a lowering count may not mean "less": no such claim.
+    assert _pricing_lowering((1.0, 1.0, 1.0), enforced=False) == (
+        "Visited the pricing page 1 time in the last 7 days"
+    )
+    assert _pricing_lowering((0.0, 2.0, 2.0), enforced=False) == (
+        "Has not visited the pricing page in 7 days (2 in 30 days)"
+    )
     f = by_name()
     intent = next(s for s in CATALOGUE_SIGNALS if s.name == "buying_intent")
+    intent = intent.model_copy(update={"enforced": True})
     members = [(f["n_high_intent_30d"], 2.0, -0.2), (f["days_since_last_high_intent"], 3.0, 0.1)]
     assert intent.sentence(members)[0] == (
         "Showed buying intent 2 times in the last 30 days, less than typical"
