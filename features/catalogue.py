@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import re
 import string
 from collections.abc import Sequence
@@ -23,8 +24,19 @@ Dtype = Literal["category", "float", "int", "bool"]
 Direction = Literal["increasing", "decreasing"]
 """Expected effect of more of a signal on the score (no direction: it may go either way)."""
 
-_PLURAL = re.compile(r"(\w+)\(s\)|\[([^|\[\]]*)\|([^|\[\]]*)\]")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_TOKEN = r"(?:(?P<word>[A-Za-z]+)\(s\)|\[(?P<one>[^|\[\]]*)\|(?P<many>[^|\[\]]*)\])"
+_COUNTED_TOKEN = re.compile(r"(?P<number>-?\d[\d,]*(?:\.\d+)?)(?P<between>[^\d(\[]*?)" + _TOKEN)
+_BARE_TOKEN = re.compile(_TOKEN)
+
+
+def _agree(match: re.Match[str]) -> str:
+    number = match.groupdict().get("number")
+    one = number is not None and number.lstrip("-") == "1"
+    word = match.group("word")
+    form = (
+        (word + ("" if one else "s")) if word is not None else match.group("one" if one else "many")
+    )
+    return match.group("number") + match.group("between") + form if number is not None else form
 
 
 def pluralise(text: str) -> str:
@@ -35,20 +47,16 @@ def pluralise(text: str) -> str:
     day", "2 days", "0 days", and "2 days" for a 1.5 shown as ``{value:.0f}``. A token
     with no number before it takes the plural.
     """
-    out: list[str] = []
-    last = 0
-    for match in _PLURAL.finditer(text):
-        before = text[: match.start()]
-        numbers = _NUMBER.findall(before)
-        one = bool(numbers) and numbers[-1].lstrip("-") == "1"
-        if match.group(1) is not None:
-            word = match.group(1) + ("" if one else "s")
-        else:
-            word = match.group(2) if one else match.group(3)
-        out.append(text[last : match.start()] + word)
-        last = match.end()
-    out.append(text[last:])
-    return "".join(out)
+    if "(s)" not in text and "|" not in text:
+        return text  # most sentences: no token, no scan (reasons are built per request)
+    return _agreeing(text)
+
+
+@functools.lru_cache(maxsize=8192)
+def _agreeing(text: str) -> str:
+    """``pluralise`` of a sentence with tokens, remembered: the same counts recur in every
+    request, and the regular expressions cost more than the rest of a reason."""
+    return _BARE_TOKEN.sub(_agree, _COUNTED_TOKEN.sub(_agree, text))
 
 
 def _missing(value: object) -> bool:
