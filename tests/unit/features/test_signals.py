@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 from pydantic import ValidationError
 
@@ -21,6 +22,7 @@ from features.catalogue import (
     pluralise,
     signals_for,
 )
+from runtime.encoding import InputSpec
 
 PLURALS = r"(days|times|pages|emails|links|pieces|webinars|forms|activities|interactions)"
 SINGULARS = r"(day|time|page|email|link|piece|webinar|form|activity|interaction)"
@@ -198,3 +200,12 @@ def test_a_positive_intent_signal_that_lowers_the_score_says_what_is_missing():
     )
     members = [(f["n_high_intent_30d"], 1.0, 0.01), (f["days_since_last_high_intent"], 20.0, -0.1)]
     assert intent.sentence(members)[0] == "Last showed buying intent 20 days ago"
+
+
+def test_a_spec_written_before_signals_gets_the_catalogues_families():
+    frame = pd.DataFrame({f.name: ["x" if f.dtype == "category" else 0.0] for f in CATALOGUE})
+    spec = InputSpec().fit(frame)
+    payload = spec.to_dict()
+    assert [s["name"] for s in payload["signals"]] == [s.name for s in spec.signals_]
+    old = InputSpec.from_dict({"features": payload["features"]})
+    assert old.signals_ == signals_for(CATALOGUE) == spec.signals_
