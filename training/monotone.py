@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
 from runtime.encoding import InputSpec
@@ -39,11 +38,17 @@ def feature_directions(spec: InputSpec) -> list[int]:
     ]
 
 
+def _copy(base: BoostedEstimator) -> BoostedEstimator:
+    """An unfitted estimator with ``base``'s arguments, shared rather than deep-copied (as
+    ``sklearn.base.clone`` would): a Dask engine's scheduler may be a live ``Client``."""
+    return type(base)(**base.get_params(deep=False))
+
+
 def _constrained(base: BoostedEstimator, directions: list[int]) -> BoostedEstimator:
     """A copy of ``base`` whose LightGBM parameters carry the constraints."""
     params: dict[str, Any] = dict(base.get_params().get("params") or {})
     params["monotone_constraints"] = directions
-    return clone(base).set_params(params=params)
+    return _copy(base).set_params(params=params)
 
 
 def constrained(base: BoostedEstimator, spec: InputSpec) -> BoostedEstimator | None:
