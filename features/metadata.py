@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.actions import ActionSpec
-from features.catalogue import FeatureSpec
+from features.catalogue import FeatureSpec, SignalSpec
 from features.eligibility import Population
 from leadscore.errors import LeadscoreError
 
@@ -199,6 +199,8 @@ class TrainingSetMetadata(_Frozen):
         fingerprint: Hash of the frame, added when the training set is written.
         dataset: The dataset config it came from, if any.
         catalogue: A dataset config's features (empty: the built-in catalogue).
+        signals: A dataset config's feature families (empty: the catalogue's, and one
+            signal per other feature).
         split: A dataset config's split (None: the pipeline's time split).
         points: A dataset config's points-based score.
         train: A dataset config's ``train`` settings, as the config gave them. They are
@@ -231,6 +233,7 @@ class TrainingSetMetadata(_Frozen):
     fingerprint: str | None = None
     dataset: DatasetInfo | None = None
     catalogue: tuple[FeatureSpec, ...] = ()
+    signals: tuple[SignalSpec, ...] = ()
     split: SplitSpec | None = None
     points: PointsRules | None = None
     train: dict[str, Any] = Field(default_factory=dict)

@@ -29,6 +29,7 @@ import pandas as pd
 from features.io import replace_dir
 from runtime.encoding import InputSpec
 from runtime.metadata import BUNDLE_FORMAT_VERSION, BundleMetadata, ModelArtifactError
+from runtime.reasons import signal_reasons
 from runtime.treeshap import TreeShapExplainer
 
 FILES = {
@@ -360,28 +361,17 @@ class Scores(Predictions):
     grade: np.ndarray
 
     def reasons(self, i: int, spec: InputSpec, top: int = 5) -> dict[str, list[dict[str, Any]]]:
-        """Top positive and negative contributions of row ``i`` with plain sentences."""
-        contrib = self.shap[i]
-        order = np.argsort(-contrib)
-        ranked = contrib[order]
-        pos = order[ranked > 0][:top].tolist()
-        neg = order[::-1][ranked[::-1] < 0][:top].tolist()
+        """Top positive and negative signals of row ``i``, with plain sentences.
 
-        def item(j: int) -> dict[str, Any]:
-            feature = spec.features_[j]
-            value = spec.decode(j, self.X[i, j])
-            return {
-                "feature": feature.name,
-                "group": feature.group,
-                "value": value,
-                "contribution": float(contrib[j]),
-                "sentence": feature.sentence(value),
-            }
-
-        return {"positive": [item(j) for j in pos], "negative": [item(j) for j in neg]}
+        One reason per signal (a family of features such as the 7/30/90-day counts of one
+        activity): its exact SHAP values summed, one sentence (``runtime.reasons``).
+        """
+        return signal_reasons(self.shap[i], self.X[i], spec, top)
 
     def frame(self, spec: InputSpec, top: int = 3) -> pd.DataFrame:
-        """One row per lead: the scores and the top reasons as sentences."""
+        """One row per lead: the scores, the top reasons as sentences, and the signal of
+        the strongest reason each way (``top_positive_signal``, ``top_negative_signal``;
+        empty when there is none)."""
         out = pd.DataFrame(
             {
                 "lead_id": self.lead_id,
@@ -393,13 +383,17 @@ class Scores(Predictions):
                 "grade": self.grade,
             }
         )
-        pos, neg = [], []
+        pos, neg, pos_signal, neg_signal = [], [], [], []
         for i in range(len(out)):
             r = self.reasons(i, spec, top)
             pos.append(" | ".join(x["sentence"] for x in r["positive"]))
             neg.append(" | ".join(x["sentence"] for x in r["negative"]))
+            pos_signal.append(r["positive"][0]["signal"] if r["positive"] else "")
+            neg_signal.append(r["negative"][0]["signal"] if r["negative"] else "")
         out["top_positive_reasons"] = pos
         out["top_negative_reasons"] = neg
+        out["top_positive_signal"] = pos_signal
+        out["top_negative_signal"] = neg_signal
         return out
 
 

@@ -7,13 +7,13 @@ as missing, which LightGBM routes like any other missing value instead of crashi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from features.catalogue import CATALOGUE, FeatureSpec
+from features.catalogue import CATALOGUE, FeatureSpec, SignalSpec, signals_for
 
 MAX_CATEGORIES = 200
 """Rarer values beyond this many per feature are coded as missing."""
@@ -24,14 +24,20 @@ class InputSpec:
 
     Args:
         features: Features to use, in model column order (default: the catalogue).
+        signals: Feature families a dataset config declared (the catalogue's own
+            families and one signal per remaining feature are added: ``signals_for``).
 
     After ``fit`` (or ``from_dict``), ``features_`` holds the same definitions with the
-    categories learned on the training data; they are validated once there, so encoding
-    and sentences per request are plain attribute reads.
+    categories learned on the training data, and ``signals_`` every feature's signal;
+    they are validated once there, so encoding and sentences per request are plain
+    attribute reads.
     """
 
-    def __init__(self, features: tuple[FeatureSpec, ...] = CATALOGUE):
+    def __init__(
+        self, features: tuple[FeatureSpec, ...] = CATALOGUE, signals: Sequence[SignalSpec] = ()
+    ):
         self.features = features
+        self.signals = tuple(signals)
 
     def fit(self, frame: pd.DataFrame) -> InputSpec:
         """Record the categories seen in ``frame`` (most frequent first)."""
@@ -46,6 +52,7 @@ class InputSpec:
                 cats = tuple(str(c) for c in counts.index[:MAX_CATEGORIES])
             learned.append(f.model_copy(update={"categories": cats}))
         self.features_ = tuple(learned)
+        self.signals_ = signals_for(self.features_, self.signals)
         return self
 
     @property
@@ -124,19 +131,27 @@ class InputSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form stored in the model artifact."""
-        return {"features": [f.model_dump(mode="json") for f in self.features_]}
+        return {
+            "features": [f.model_dump(mode="json") for f in self.features_],
+            "signals": [s.model_dump(mode="json") for s in self.signals_],
+        }
 
     @classmethod
     def from_dict(cls, payload: Mapping[str, Any]) -> InputSpec:
         """Rebuild a fitted spec from ``to_dict`` output.
 
         Raises:
-            pydantic.ValidationError: a feature entry is malformed (``ModelBundle.load``
-                turns it into ``ModelArtifactError``).
+            pydantic.ValidationError: a feature or signal entry is malformed
+                (``ModelBundle.load`` turns it into ``ModelArtifactError``).
+            features.catalogue.SignalError: the signals do not partition the features
+                (a ``ValueError``, which ``ModelBundle.load`` turns into one as well).
         """
         spec = cls.__new__(cls)
         spec.features = ()
         spec.features_ = tuple(FeatureSpec.model_validate(f) for f in payload["features"])
+        # A spec written before signals existed gets the catalogue's families.
+        spec.signals = tuple(SignalSpec.model_validate(s) for s in payload.get("signals", ()))
+        spec.signals_ = signals_for(spec.features_, spec.signals)
         return spec
 
 

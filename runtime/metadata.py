@@ -86,6 +86,30 @@ class TrainingFacts(_Frozen):
     engine: str = "single"
 
 
+class MonotoneFacts(_Frozen):
+    """Whether the booster was fitted with monotone constraints from the signals' directions.
+
+    Attributes:
+        mode: What was asked for: ``auto`` (keep them when validation ROC AUC costs at
+            most ``tolerance``), ``on`` or ``off``.
+        applied: Whether the model in the bundle is constrained.
+        constraints: Each constrained feature's direction (1: never lowers the score as
+            it grows; -1: never raises it).
+        valid_roc_auc_constrained: Validation ROC AUC with the constraints (None: not fitted).
+        valid_roc_auc_free: Validation ROC AUC without them (None: not fitted).
+        tolerance: Largest validation ROC AUC ``auto`` gives up for them.
+        reason: Why they were kept or dropped, in words.
+    """
+
+    mode: Literal["auto", "on", "off"] = "off"
+    applied: bool = False
+    constraints: dict[str, int] = Field(default_factory=dict)
+    valid_roc_auc_constrained: float | None = None
+    valid_roc_auc_free: float | None = None
+    tolerance: float = 0.002
+    reason: str = ""
+
+
 class PolicySettings(_Frozen):
     """The MQL rule training was asked for (the fitted values are in ``policy.json``)."""
 
@@ -145,6 +169,8 @@ class BundleMetadata(_Frozen):
         population: The leads it was trained on and is meant to score (None: not
             recorded, as in older bundles and ``lead_snapshot`` models: no rule applies).
         icp: The ideal customer profile of its ``icp_*`` features (None: the catalogue's).
+        monotone: Monotone constraints: asked, applied, and the validation AUC with and
+            without them (None: not recorded, as in older bundles).
     """
 
     format_version: int = BUNDLE_FORMAT_VERSION
@@ -178,6 +204,7 @@ class BundleMetadata(_Frozen):
     test_metrics_by_region: dict[str, Any] = Field(default_factory=dict)
     population: Population | None = None
     icp: IcpProfile | None = None
+    monotone: MonotoneFacts | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-ready form written to ``metadata.json``."""

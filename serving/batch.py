@@ -53,6 +53,8 @@ OUTPUT_COLUMNS = (
     "next_best_actions",
     "next_best_action_scores",
     "next_best_action_sentences",
+    "top_positive_signal",
+    "top_negative_signal",
     "model_name",
     "model_version",
 )
@@ -106,6 +108,10 @@ def _join(items: list[dict[str, Any]], key: str, sep: str) -> str:
     return sep.join(str(item[key]) for item in items)
 
 
+def _first(items: list[dict[str, Any]], key: str) -> str:
+    return str(items[0][key]) if items else ""
+
+
 def score_frame(
     tables: dict[str, pd.DataFrame],
     snapshots: pd.DataFrame,
@@ -154,6 +160,8 @@ def score_frame(
             "next_best_action_sentences": [
                 _join(c["next_best_actions"], "sentence", " | ") for c in cards
             ],
+            "top_positive_signal": [_first(c["reasons"]["positive"], "signal") for c in cards],
+            "top_negative_signal": [_first(c["reasons"]["negative"], "signal") for c in cards],
             "model_name": served.name,
             "model_version": served.version,
         }

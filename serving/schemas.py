@@ -717,20 +717,37 @@ def parse_batch_json(
         raise _at_the_fields(exc, "ScoreBatchBody", start=2) from None
 
 
-class Reason(BaseModel):
-    """One feature's contribution to a lead's score."""
+class ReasonFeature(BaseModel):
+    """One model feature of a reason's signal."""
 
     feature: str = Field(description="Model feature name (see the feature catalogue).")
+    value: str | float | None = Field(
+        description="The feature's value for this lead; null when unknown."
+    )
+    contribution: float = Field(description="The feature's own exact SHAP value (log-odds).")
+
+
+class Reason(BaseModel):
+    """One signal's contribution to a lead's score (a signal is a family of features
+    describing one behaviour, e.g. pricing-page visits over 7, 30 and 90 days)."""
+
+    feature: str = Field(description="The signal's name (a lone feature's signal: its name).")
+    signal: str = Field("", description="The signal's name (see the feature catalogue).")
     group: Literal["fit", "engagement"] = Field(
         description="`fit` (who the lead is) or `engagement` (what the lead did)."
     )
     value: str | float | None = Field(
-        description="The feature's value for this lead; null when unknown."
+        description="The value the sentence quotes for this lead; null when unknown."
     )
     contribution: float = Field(
-        description="Exact SHAP contribution in log-odds: positive raises the score."
+        description="Exact SHAP contribution in log-odds (the sum of its features' SHAP "
+        "values): positive raises the score."
     )
     sentence: str = Field(description="The reason in plain words for a sales rep.")
+    features: list[ReasonFeature] = Field(
+        default_factory=list,
+        description="The signal's features with their values and SHAP values.",
+    )
 
 
 class NextBestAction(BaseModel):

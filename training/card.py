@@ -240,6 +240,35 @@ def _caveats(metadata: BundleMetadata, by_region: dict) -> list[str]:
     return lines
 
 
+def _monotone_lines(metadata: BundleMetadata) -> list[str]:
+    """Whether the booster obeys the signals' declared directions, and what it cost."""
+    facts = metadata.monotone
+    if facts is None:
+        return []
+    lines = [
+        f"- Monotone constraints ({facts.mode}): {'applied' if facts.applied else 'not applied'}"
+    ]
+    if facts.valid_roc_auc_constrained is not None and facts.valid_roc_auc_free is not None:
+        lines[0] += (
+            f"; validation ROC AUC {facts.valid_roc_auc_constrained:.4f} with them, "
+            f"{facts.valid_roc_auc_free:.4f} without (kept when they cost at most "
+            f"{facts.tolerance})"
+        )
+    lines[0] += f". {facts.reason[:1].upper()}{facts.reason[1:]}."
+    if facts.applied and facts.constraints:
+        up = sorted(n for n, d in facts.constraints.items() if d > 0)
+        down = sorted(n for n, d in facts.constraints.items() if d < 0)
+        lines.append(
+            f"- Never lower the score as they grow: {', '.join(f'`{n}`' for n in up) or 'none'}; "
+            f"never raise it: {', '.join(f'`{n}`' for n in down) or 'none'}."
+        )
+    lines.append(
+        "- Reasons are given per signal (a family of features such as the 7/30/90-day counts "
+        "of one activity): the features' exact SHAP values summed, one sentence."
+    )
+    return lines
+
+
 def render_card(
     metadata: BundleMetadata,
     metrics: dict[str, dict[str, float]],
@@ -318,6 +347,7 @@ def render_card(
             else []
         ),
         f"- Hyper-parameter trials: {training.tune_trials}.",
+        *_monotone_lines(metadata),
         "",
         "## Caveats",
         "",

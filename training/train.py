@@ -52,6 +52,7 @@ from training.data import (
 from training.estimator import BoostedEstimator
 from training.evaluate import Evaluation, Oracle, clean_json, evaluate, write_plots
 from training.model import GradientBoostedModel
+from training.monotone import fit_monotone
 from training.policy import PolicyError, Scored, fit_policy
 from training.split import TimeSplit, split_by_time, split_from_spec
 from training.tune import TuneResult, tune
@@ -169,7 +170,8 @@ def fit_bundle(
         raise TrainingDataError(str(exc)) from exc
     check_split(split)
 
-    spec = (InputSpec(features=catalogue) if catalogue else InputSpec()).fit(split.train)
+    signals = training_set.metadata.signals
+    spec = (InputSpec(catalogue, signals) if catalogue else InputSpec()).fit(split.train)
     X, y = spec.transform(split.train), split.train["label"].to_numpy()
     Xv, yv = spec.transform(split.valid), split.valid["label"].to_numpy()
     base = _new_model(config)
@@ -187,13 +189,7 @@ def fit_bundle(
         )
         base = base.set_params(params=tuning.best_params)
     progress("training LightGBM")
-    model = base.fit(
-        X,
-        y,
-        eval_set=[(Xv, yv)],
-        feature_names=spec.names,
-        categorical_features=spec.categorical_indices,
-    )
+    model, monotone = fit_monotone(base, X, y, Xv, yv, spec, config.monotone)
 
     progress("calibrating and choosing the MQL policy on the validation period")
     raw_valid = model.predict_raw(Xv)
@@ -212,6 +208,7 @@ def fit_bundle(
     except PolicyError as exc:
         raise TrainingDataError(str(exc)) from exc
     metadata = _metadata(training_set, frame, split, model, chosen, config, model_name, tuning)
+    metadata = metadata.model_copy(update={"monotone": monotone})
     bundle = ModelBundle(model.booster_, spec, calibration, policy, metadata)
     return Fitted(bundle, split, model, tuning)
 

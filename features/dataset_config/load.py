@@ -86,6 +86,7 @@ def load_dataset(path: str | Path, check_train: TrainCheck | None = None) -> Tra
             **_action_facts(cfg),
         },
         "catalogue": catalogue,
+        "signals": [s.to_spec() for s in cfg.signals if s is not None],
         "features": [f.name for f in catalogue],
         "split": split,
         "points": cfg.points.spec() if cfg.points else None,

@@ -36,7 +36,14 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from features.actions import ActionSpec, action_name, activity_action, feature_action
-from features.catalogue import ACTIVITY_TYPES, CATALOGUE, FeatureSpec
+from features.catalogue import (
+    ACTIVITY_TYPES,
+    CATALOGUE,
+    CATALOGUE_SIGNALS,
+    FeatureSpec,
+    SignalSpec,
+    signal_problems,
+)
 from features.contract import CONTRACT
 from leadscore.errors import LeadscoreError
 
@@ -330,6 +337,28 @@ class FeatureConfig(Section):
         return FeatureSpec(name, self.group, self.dtype, template, self.description or name)
 
 
+class SignalConfig(Section):
+    """A family of features told as one reason (``features.catalogue.SignalSpec``): their
+    SHAP values summed, one sentence. Features not in any signal are signals of their own.
+    """
+
+    name: str
+    features: list[str] = Field(min_length=1)
+    template: str | None = None
+    direction: Literal["increasing", "decreasing"] | None = None
+    opposite: list[str] = []
+
+    def to_spec(self) -> SignalSpec:
+        """As a catalogue signal (call after ``cross_problems`` found nothing wrong)."""
+        return SignalSpec(
+            name=self.name,
+            features=tuple(self.features),
+            template=self.template or "",
+            direction=self.direction,
+            opposite=tuple(self.opposite),
+        )
+
+
 class TableSpec(ReadOptions):
     """A file mapped onto one contract table (each table's ``columns``: contract column: its
     column in the file)."""
@@ -387,6 +416,7 @@ class ConfigBase(Section):
     points: Annotated[Points | None, BeforeValidator(_none_if_empty)] = None
     train: Annotated[dict[str, Any], BeforeValidator(lambda v: v or {})] = {}
     features: list[FeatureConfig] = []
+    signals: list[SignalConfig] = []
 
 
 class TablesConfig(ConfigBase):
@@ -488,6 +518,58 @@ def cross_problems(config: TablesConfig | LeadSnapshotConfig) -> list[str]:
             )
         elif not given & {"values", "per", "points"}:
             problems.append(f"points.rules[{i}]: `at_least` needs `points`")
+    return problems + signal_config_problems(config, names)
+
+
+def signal_config_problems(
+    config: TablesConfig | LeadSnapshotConfig, names: list[str]
+) -> list[str]:
+    """Declared signals that name unknown features, share one, mix groups or misuse their
+    template, each worded as ``signals[i] (name): ...``."""
+    problems: list[str] = []
+    groups = {f.name: f.group for f in CATALOGUE} | {
+        str(f.key): f.group for f in config.features if f.key
+    }
+    builtin = {n for s in CATALOGUE_SIGNALS for n in s.features}
+    owner: dict[str, str] = {}
+    seen: set[str] = set()
+    for i, signal in enumerate(config.signals or ()):
+        if signal is None:
+            continue
+        where = f"signals[{i}] ({signal.name})"
+        if signal.name in seen:
+            problems.append(f"{where}: duplicate signal name")
+        seen.add(signal.name)
+        for name in signal.features:
+            if name not in names:
+                problems.append(
+                    f"{where}: feature {name!r} is not a declared feature"
+                    f"{did_you_mean(name, names)}"
+                )
+            elif name in owner:
+                problems.append(f"{where}: feature {name!r} is already in signal {owner[name]!r}")
+            elif isinstance(config, TablesConfig) and name in builtin:
+                problems.append(
+                    f"{where}: feature {name!r} belongs to a built-in signal; declare signals "
+                    "for the config's own features"
+                )
+            else:
+                owner[name] = signal.name
+        if len({groups[n] for n in signal.features if n in groups}) > 1:
+            problems.append(f"{where}: mixes fit and engagement features")
+        spec = SignalSpec.model_construct(
+            name=signal.name,
+            features=tuple(signal.features),
+            template=signal.template or "",
+            absent_template="",
+            windows=(),
+            direction=signal.direction,
+            opposite=tuple(signal.opposite),
+            free=(),
+            description="",
+        )
+        for problem in signal_problems(spec):
+            problems.append(f"{where}: {problem.split(': ', 1)[1]}")
     return problems
 
 

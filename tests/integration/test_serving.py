@@ -139,13 +139,21 @@ def test_a_reason_reads_as_plain_language(client, served):
     card = client.post("/score", json=payload).json()
     reasons = card["reasons"]["positive"] + card["reasons"]["negative"]
     spec = {f.name: f for f in served.bundle.spec.features_}
+    signals = {s.name: s for s in served.bundle.spec.signals_}
+    for reason in reasons:  # one reason per signal: its features' SHAP summed, one sentence
+        members = [(spec[m["feature"]], m["value"], m["contribution"]) for m in reason["features"]]
+        assert reason["sentence"] == signals[reason["signal"]].sentence(members)[0]
+        assert reason["feature"] == reason["signal"]
+        assert sum(m["contribution"] for m in reason["features"]) == pytest.approx(
+            reason["contribution"], abs=1e-12
+        )
+    pricing = signals["pricing_page_view"]
+    windows = [(spec[n], v, 0.1) for n, v in zip(pricing.features, (1.0, 4.0, 4.0), strict=True)]
+    merged = "Visited the pricing page 1 time in the last 7 days (4 in 90 days)"
+    assert pricing.sentence(windows)[0] == merged
     for reason in reasons:
-        assert reason["sentence"] == spec[reason["feature"]].sentence(reason["value"])
-    pricing = spec["n_pricing_page_view_30d"]
-    assert pricing.sentence(4.0) == "Visited the pricing page 4 times in the last 30 days"
-    for reason in reasons:
-        if reason["feature"] == "n_pricing_page_view_30d":
-            assert reason["sentence"] == pricing.sentence(4.0)
+        if reason["signal"] == "pricing_page_view":
+            assert reason["sentence"] == merged
 
 
 def test_shap_values_are_exact(client, samples, champion, served):

@@ -388,19 +388,23 @@ def test_reasons_rank_contributions_and_decode_values(trained):
     assert reasons["positive"] == [
         {
             "feature": "size",
+            "signal": "size",
             "group": "fit",
             "value": 120.0,
             "contribution": 0.3,
             "sentence": "Company of 120 people",
+            "features": [{"feature": "size", "value": 120.0, "contribution": 0.3}],
         }
     ]
     assert [r["feature"] for r in reasons["negative"]] == ["region", "visits"]  # most negative
     assert reasons["negative"][0] == {
         "feature": "region",
+        "signal": "region",
         "group": "fit",
         "value": "EMEA",
         "contribution": -0.4,
         "sentence": "Based in EMEA",
+        "features": [{"feature": "region", "value": "EMEA", "contribution": -0.4}],
     }
     assert reasons["negative"][1]["sentence"] == "Never visited"
     assert reasons["negative"][1]["group"] == "engagement"
@@ -452,7 +456,11 @@ def test_frame_has_one_row_per_lead_with_reasons_as_sentences(trained):
         "grade",
         "top_positive_reasons",
         "top_negative_reasons",
+        "top_positive_signal",
+        "top_negative_signal",
     ]
+    assert out["top_positive_signal"].tolist() == ["size", "region"]
+    assert out["top_negative_signal"].tolist() == ["region", ""]
     assert out["lead_id"].tolist() == ["L0", "L1"]
     assert out["probability"].tolist() == [0.25, 0.25]
     assert out["score"].tolist() == [25, 25] and out["mql"].tolist() == [True, True]
