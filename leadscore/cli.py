@@ -799,6 +799,15 @@ def score(
         ),
     ] = None,
     alias: Annotated[str, typer.Option(help="Registry alias to score with.")] = CHAMPION_ALIAS,
+    actions: Annotated[
+        int,
+        typer.Option(
+            help="Next best actions per lead (what would raise its score most if it happened "
+            "now), re-scored by the same features and model; 0: none.",
+            min=0,
+            max=20,
+        ),
+    ] = 3,
     json_out: JsonOption = False,
 ) -> None:
     """Score the open leads with the champion: probability, score, MQL, grade, reasons.
@@ -824,7 +833,7 @@ def score(
         advance("scoring open leads")
         with reading("--data", data):
             run = score_with_champion(
-                data, out, as_of, settings.registry_uri, settings.model_name, alias
+                data, out, as_of, settings.registry_uri, settings.model_name, alias, actions
             )
     scored = run.scores
     console.print(

@@ -235,6 +235,18 @@ def test_leadscore_score_writes_the_action_columns(champion, tmp_path):
         assert set(names) <= {a.name for a in ACTIONS}
         assert all(s >= score for s in scores)
 
+    one, none = tmp_path / "one.csv", tmp_path / "none.csv"
+    for path, count in ((one, "1"), (none, "0")):
+        shown = CliRunner().invoke(
+            app,
+            ["score", "--data", str(champion.data_dir), "--out", str(path), "--actions", count],
+            env=env,
+        )
+        assert shown.exit_code == 0, shown.output
+    firsts = pd.read_csv(one)["next_best_actions"].dropna()
+    assert firsts.tolist() == [names.split(";")[0] for names in named]
+    assert pd.read_csv(none)["next_best_actions"].isna().all()
+
 
 # --- a lead_snapshot config's feature actions ------------------------------------------
 
