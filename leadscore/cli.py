@@ -663,11 +663,22 @@ def train(
             raise
         raise fail(f"the Dask cluster: {exc}") from exc
     m = result.metrics
+    # A baseline that could not be scored (no points rules, a single-valued score) has
+    # no finite AUC: it is left out rather than printed as "nan".
+    others = ", ".join(
+        f"{name} {m[key]:.3f}"
+        for name, key in (
+            ("points", "points_roc_auc"),
+            ("logistic", "logistic_roc_auc"),
+            ("oracle", "oracle_roc_auc"),
+        )
+        if isinstance(m.get(key), int | float) and math.isfinite(m[key])
+    )
     console.print(
-        f"test ROC AUC {m['test_roc_auc']:.3f} (points {m.get('points_roc_auc', float('nan')):.3f}"
-        f", logistic {m['logistic_roc_auc']:.3f}"
-        + (f", oracle {m['oracle_roc_auc']:.3f}" if "oracle_roc_auc" in m else "")
-        + f"), ECE {m['test_ece']:.3f}, top-decile lift {m['test_lift_top10']:.2f}"
+        f"test ROC AUC {m['test_roc_auc']:.3f}"
+        + (f" ({others})" if others else "")
+        + f", ECE {m['test_ece']:.3f}, top-decile lift {m['test_lift_top10']:.2f}"
+        + f"; model: {result.bundle.metadata.model_choice.chosen}"
     )
     if result.version:
         console.print(

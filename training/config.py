@@ -67,6 +67,11 @@ class TrainConfig(BaseModel):
             (``training.distributed.DaskGradientBoostedModel`` on a Dask cluster).
         scheduler: Dask engine: ``local``, a scheduler address or a ``distributed.Client``.
         workers: Dask engine: worker processes of a ``local`` cluster.
+        model: ``auto`` registers the best of LightGBM, logistic regression and their
+            blend by validation (or cross-validated) log loss (``training.choice``); or
+            force one of ``lightgbm``, ``logistic``, ``blend``.
+        crossfit: ``auto`` cross-fits below ``training.crossfit``'s size thresholds; ``on``
+            / ``off`` force it.
 
     Raises:
         TrainConfigError: on construction, naming every setting that is wrong.
@@ -88,6 +93,8 @@ class TrainConfig(BaseModel):
     engine: Literal["single", "dask"] = "single"
     scheduler: Any = "local"
     workers: int = 2
+    model: Literal["auto", "lightgbm", "logistic", "blend"] = "auto"
+    crossfit: Literal["auto", "on", "off"] = "auto"
 
     def __init__(self, **settings: Any) -> None:
         try:
@@ -125,6 +132,8 @@ class TrainConfig(BaseModel):
             "policy.per_region": self.policy.per_region,
             "seed": self.seed,
             "engine": self.engine,
+            "model": self.model,
+            "crossfit": self.crossfit,
             **(
                 {
                     "dask.scheduler": self.scheduler

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
+from threadpoolctl import threadpool_limits
 
 from runtime.encoding import InputSpec
 from runtime.linear import (
@@ -135,7 +136,8 @@ def fit_linear(
     """
     terms = list(terms) if terms is not None else design_terms(X, spec)
     D, _ = design_matrix(terms, X)
-    model = _logistic(C, seed).fit(D, y)
+    with threadpool_limits(limits=1, user_api="blas"):
+        model = _logistic(C, seed).fit(D, y)
     return _with_coefficients(terms, D, model.coef_[0], float(model.intercept_[0]), X.shape[1], C)
 
 
@@ -164,12 +166,15 @@ def fit_linear_cv(
     D, _ = design_matrix(terms, X)
     grid = sorted(grid)
     oof = {C: np.zeros(len(y)) for C in grid}
-    for fit_rows, held in folds:
-        model = _logistic(grid[0], seed)
-        for C in grid:  # warm start along the path: each fit starts from the previous one
-            model.set_params(C=C)
-            model.fit(D[fit_rows], y[fit_rows])
-            oof[C][held] = model.decision_function(D[held])
+    # One BLAS thread: these matrices are small, and threaded BLAS on a busy machine is
+    # many times slower than a single thread.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for fit_rows, held in folds:
+            model = _logistic(grid[0], seed)
+            for C in grid:  # warm start along the path: each fit starts from the previous one
+                model.set_params(C=C)
+                model.fit(D[fit_rows], y[fit_rows])
+                oof[C][held] = model.decision_function(D[held])
     held_rows = np.concatenate([h for _, h in folds])
     scores = {
         C: float(log_loss(y[held_rows], 1.0 / (1.0 + np.exp(-oof[C][held_rows])), labels=[0, 1]))
