@@ -54,8 +54,8 @@ def use_crossfit(
     rows: int,
     positives: int,
     mode: Mode = "auto",
-    max_rows: int = CROSSFIT_MAX_ROWS,
-    max_positives: int = CROSSFIT_MAX_POSITIVES,
+    max_rows: int | None = None,
+    max_positives: int | None = None,
 ) -> bool:
     """Whether to cross-fit ``rows`` labelled rows holding ``positives`` conversions.
 
@@ -63,13 +63,15 @@ def use_crossfit(
         rows: Labelled rows of train + validation.
         positives: Their conversions.
         mode: ``on``/``off`` force it; ``auto`` compares with the thresholds.
-        max_rows: Row threshold.
-        max_positives: Conversion threshold.
+        max_rows: Row threshold (default ``CROSSFIT_MAX_ROWS``).
+        max_positives: Conversion threshold (default ``CROSSFIT_MAX_POSITIVES``).
     """
     if mode == "on":
         return True
     if mode == "off":
         return False
+    max_rows = CROSSFIT_MAX_ROWS if max_rows is None else max_rows
+    max_positives = CROSSFIT_MAX_POSITIVES if max_positives is None else max_positives
     return rows < max_rows or positives < max_positives
 
 
