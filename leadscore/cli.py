@@ -563,6 +563,20 @@ def train(
         bool, typer.Option(help="Also choose one MQL threshold per region.")
     ] = False,
     calibration: Annotated[str, typer.Option(help="auto, isotonic, platt or none.")] = "auto",
+    model: Annotated[
+        str,
+        typer.Option(
+            help="auto (the best of LightGBM, logistic regression and their blend by "
+            "validation or cross-validated log loss), lightgbm, logistic or blend."
+        ),
+    ] = "auto",
+    crossfit: Annotated[
+        str,
+        typer.Option(
+            help="auto (K-fold cross-fitting on small data, a validation period on large), "
+            "on or off."
+        ),
+    ] = "auto",
     out: Annotated[
         Path | None,
         typer.Option(help="Also write bundle, model card, metrics and plots to this folder."),
@@ -591,10 +605,12 @@ def train(
     ] = 2,
     json_out: JsonOption = False,
 ) -> None:
-    """Train LightGBM on a training set, evaluate it against baselines, log and register it.
+    """Train a lead-scoring model, evaluate it against baselines, log and register it.
 
-    Splits by time (train, then validation, then the latest test period), calibrates and
-    picks the MQL policy on validation, reports test metrics against the points-based
+    Splits by time (train, then validation, then the latest test period), fits LightGBM,
+    a regularised logistic regression and their blend and registers the best by
+    validation log loss (cross-validated on small data), calibrates and picks the MQL
+    policy on validation (out-of-fold predictions on small data), reports test metrics against the points-based
     score and a logistic regression, logs everything to MLflow and registers the model
     as `challenger` (a first model also becomes `champion`). With `--engine dask` the
     trees are trained by lightgbm.dask on a Dask cluster; the registered model is the
@@ -625,6 +641,8 @@ def train(
             ),
             seed=seed,
             num_threads=threads,
+            model=model,
+            crossfit=crossfit,
             engine=engine,
             scheduler=scheduler,
             workers=workers,

@@ -28,6 +28,7 @@ WORSE = TrainConfig(
     early_stopping_rounds=1,
     num_threads=1,
     calibration="platt",
+    model="lightgbm",  # a deliberately weak LightGBM, not the best candidate
 )
 
 

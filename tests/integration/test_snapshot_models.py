@@ -284,8 +284,10 @@ def test_promote_stratified_models_on_the_challengers_hold_out(tmp_path, monkeyp
     from runtime import registry
 
     data = tmp_path / "data"
-    _, weak = _train(
-        _sample_config(data, params={"num_leaves": 2}, num_boost_round=3), tmp_path / "store"
+    _, weak = _train(  # a deliberately weak LightGBM (not a candidate choice)
+        _sample_config(data, params={"num_leaves": 2}, num_boost_round=3),
+        tmp_path / "store",
+        model="lightgbm",
     )
     _, strong = _train(_sample_config(data), tmp_path / "store")
     assert (weak.version, strong.version) == ("1", "2")
