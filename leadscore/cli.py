@@ -610,11 +610,11 @@ def train(
     Splits by time (train, then validation, then the latest test period), fits LightGBM,
     a regularised logistic regression and their blend and registers the best by
     validation log loss (cross-validated on small data), calibrates and picks the MQL
-    policy on validation (out-of-fold predictions on small data), reports test metrics against the points-based
-    score and a logistic regression, logs everything to MLflow and registers the model
-    as `challenger` (a first model also becomes `champion`). With `--engine dask` the
-    trees are trained by lightgbm.dask on a Dask cluster; the registered model is the
-    same kind of LightGBM text model.
+    policy on validation (out-of-fold predictions on small data), reports test metrics
+    against the points-based score and the same logistic regression, logs everything to
+    MLflow and registers the model as `challenger` (a first model also becomes
+    `champion`). With `--engine dask` the trees are trained by lightgbm.dask on a Dask
+    cluster; the registered model is the same kind of LightGBM text model.
     """
     from runtime.registry import ui_command
     from training.policy import PolicyConfig
