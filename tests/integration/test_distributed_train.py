@@ -39,7 +39,8 @@ from training.distributed import (
 )
 from training.train import TrainConfig, fit_bundle, run_training
 
-FAST = dict(num_boost_round=400, early_stopping_rounds=40, num_threads=1)
+# LightGBM on both engines (not the model choice): these tests compare the engines' trees.
+FAST = dict(num_boost_round=400, early_stopping_rounds=40, num_threads=1, model="lightgbm")
 SHAPING = (
     "learning_rate",
     "num_leaves",
