@@ -48,6 +48,9 @@ class NumericTerm:
         missing_coef: Coefficient of the missing indicator.
         mean: Training mean of the standardised value (about 0).
         missing_mean: Training share of missing values.
+        has_missing: Whether the indicator is used: training rows held enough missing
+            values to learn what a missing value says. Otherwise a missing value is only
+            imputed (indicator always 0), so a rare gap cannot carry a wild coefficient.
     """
 
     name: str
@@ -59,6 +62,7 @@ class NumericTerm:
     missing_coef: float = 0.0
     mean: float = 0.0
     missing_mean: float = 0.0
+    has_missing: bool = True
 
     def design(self, X: FloatArray) -> tuple[FloatArray, FloatArray]:
         """The standardised value and the missing indicator of every row."""
@@ -66,7 +70,8 @@ class NumericTerm:
         missing = ~np.isfinite(x)
         logged = signed_log1p(np.where(missing, 0.0, x))
         value = (np.where(missing, self.fill, logged) - self.center) / self.scale
-        return value, missing.astype(np.float64)
+        indicator = missing if self.has_missing else np.zeros_like(missing)
+        return value, indicator.astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,10 @@ class CategoricalTerm:
         means: Training share of each code.
         missing_coef: Coefficient of the missing indicator.
         missing_mean: Training share of missing values.
+        has_missing: Whether "missing" has an indicator of its own (enough missing training
+            rows). ``InputSpec`` codes unseen categories as missing too, so without one
+            both share the reference with rare categories: a new category in production
+            never inherits the coefficient of a handful of training gaps.
     """
 
     name: str
@@ -90,12 +99,14 @@ class CategoricalTerm:
     means: tuple[float, ...] = ()
     missing_coef: float = 0.0
     missing_mean: float = 0.0
+    has_missing: bool = True
 
     def design(self, X: FloatArray) -> list[FloatArray]:
         """One indicator per kept code, then the missing indicator."""
         x = X[:, self.column]
         out = [(x == code).astype(np.float64) for code in self.codes]
-        out.append(np.isnan(x).astype(np.float64))
+        missing = np.isnan(x) if self.has_missing else np.zeros(len(x), dtype=bool)
+        out.append(missing.astype(np.float64))
         return out
 
 
@@ -238,6 +249,7 @@ class LinearMargin:
                         means=tuple(float(c) for c in d["means"]),
                         missing_coef=float(d["missing_coef"]),
                         missing_mean=float(d["missing_mean"]),
+                        has_missing=bool(d.get("has_missing", True)),
                     )
                 )
             else:
@@ -259,6 +271,8 @@ class LinearMargin:
 def _num(key: str, value: Any) -> Any:
     if key == "name":
         return str(value)
+    if key == "has_missing":
+        return bool(value)
     if key == "column":
         return int(value)
     return float(value)

@@ -88,12 +88,22 @@ def score(raw: np.ndarray, y: np.ndarray, seed: int = 0) -> Score:
 def blend_weight(
     raw_tree: np.ndarray, raw_linear: np.ndarray, y: np.ndarray, seed: int = 0
 ) -> tuple[float, Score]:
-    """The weight of the tree margin (in ``BLEND_WEIGHTS``) whose blend scores best."""
+    """The weight of the tree margin whose blend scores best.
+
+    ``BLEND_WEIGHTS`` are shares of the two margins *after* scaling each to unit standard
+    deviation on these rows, turned into weights on the raw margins: a logistic margin ten
+    times wider than the trees' would otherwise drown them at every weight tried. The
+    calibration that follows absorbs the overall scale.
+    """
+    sd_tree = float(np.std(raw_tree)) or 1.0
+    sd_linear = float(np.std(raw_linear)) or 1.0
     best: tuple[float, Score] | None = None
-    for w in BLEND_WEIGHTS:
+    for share in BLEND_WEIGHTS:
+        a, b = share / sd_tree, (1 - share) / sd_linear
+        w = round(a / (a + b), 4)
         s = score(w * raw_tree + (1 - w) * raw_linear, y, seed)
         if best is None or s.log_loss < best[1].log_loss:
-            best = (float(w), s)
+            best = (w, s)
     assert best is not None
     return best
 

@@ -66,14 +66,22 @@ def design_terms(X: np.ndarray, spec: InputSpec) -> list[Term]:
             kept = tuple(
                 int(c) for c, n in zip(codes, counts, strict=True) if n >= MIN_CATEGORY_COUNT
             )
-            terms.append(CategoricalTerm(feature.name, j, kept))
+            gaps = int((~present).sum()) >= MIN_CATEGORY_COUNT
+            terms.append(CategoricalTerm(feature.name, j, kept, has_missing=gaps))
             continue
         logged = signed_log1p(x[present])
         fill = float(np.median(logged)) if logged.size else 0.0
         filled = np.where(present, signed_log1p(np.where(present, x, 0.0)), fill)
         scale = float(np.std(filled))
         terms.append(
-            NumericTerm(feature.name, j, fill, float(np.mean(filled)), scale if scale > 0 else 1.0)
+            NumericTerm(
+                feature.name,
+                j,
+                fill,
+                float(np.mean(filled)),
+                scale if scale > 0 else 1.0,
+                has_missing=int((~present).sum()) >= MIN_CATEGORY_COUNT,
+            )
         )
     return terms
 

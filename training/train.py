@@ -372,7 +372,7 @@ def _details(trees: int, C: float, weight: float, how: str) -> dict[str, str]:
     return {
         choice.LIGHTGBM: f"{trees} trees ({how})",
         choice.LOGISTIC: f"L2, C={C:g} (cross-validated)",
-        choice.BLEND: f"{weight:.1f} × LightGBM + {1 - weight:.1f} × logistic (margins)",
+        choice.BLEND: f"{weight:.2f} × LightGBM + {1 - weight:.2f} × logistic (margins)",
     }
 
 
