@@ -163,3 +163,22 @@ def test_malformed_margin_files_are_named(fitted, tmp_path):
     (folder / "linear_model.json").unlink()
     with pytest.raises(ModelArtifactError, match=r"lacks linear_model\.json"):
         load_margin(folder)
+
+
+def test_missing_gets_an_indicator_only_when_training_had_enough_gaps():
+    frame = _frame(400, 5)
+    spec = InputSpec(FEATURES).fit(frame)
+    X = spec.transform(frame)
+    y = (np.random.default_rng(2).random(len(X)) < 0.3).astype(int)
+    X[:3, 2] = np.nan  # three gaps in region: too few to learn what "missing" says
+    few = fit_linear(X, y, spec, C=1.0)
+    region, size = few.terms[2], few.terms[0]
+    assert isinstance(region, CategoricalTerm) and not region.has_missing
+    assert region.missing_coef == 0.0
+    assert isinstance(size, NumericTerm) and size.has_missing  # ~10% of sizes are missing
+    # An unseen category (coded missing by InputSpec) is scored like a rare one: reference.
+    unseen, rare = X[3:4].copy(), X[3:4].copy()
+    unseen[0, 2], rare[0, 2] = np.nan, 1e6
+    assert few.predict_raw(unseen) == pytest.approx(few.predict_raw(rare))
+    X[:40, 2] = np.nan
+    assert fit_linear(X, y, spec, C=1.0).terms[2].has_missing
