@@ -51,6 +51,10 @@ class NumericTerm:
         has_missing: Whether the indicator is used: training rows held enough missing
             values to learn what a missing value says. Otherwise a missing value is only
             imputed (indicator always 0), so a rare gap cannot carry a wild coefficient.
+        low: Smallest standardised value on training rows; values below are clipped to it.
+        high: Largest one; values above are clipped to it. A linear model would otherwise
+            extrapolate without bound (a day of the month never seen in training would
+            move the margin by dozens of standard deviations); trees clamp the same way.
     """
 
     name: str
@@ -63,13 +67,17 @@ class NumericTerm:
     mean: float = 0.0
     missing_mean: float = 0.0
     has_missing: bool = True
+    low: float | None = None
+    high: float | None = None
 
     def design(self, X: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """The standardised value and the missing indicator of every row."""
+        """The standardised value (clipped to the training range) and the missing indicator."""
         x = X[:, self.column]
         missing = ~np.isfinite(x)
         logged = signed_log1p(np.where(missing, 0.0, x))
         value = (np.where(missing, self.fill, logged) - self.center) / self.scale
+        if self.low is not None or self.high is not None:
+            value = np.clip(value, self.low, self.high)
         indicator = missing if self.has_missing else np.zeros_like(missing)
         return value, indicator.astype(np.float64)
 
@@ -273,6 +281,8 @@ def _num(key: str, value: Any) -> Any:
         return str(value)
     if key == "has_missing":
         return bool(value)
+    if key in ("low", "high"):
+        return None if value is None else float(value)
     if key == "column":
         return int(value)
     return float(value)

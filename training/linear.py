@@ -73,14 +73,18 @@ def design_terms(X: np.ndarray, spec: InputSpec) -> list[Term]:
         fill = float(np.median(logged)) if logged.size else 0.0
         filled = np.where(present, signed_log1p(np.where(present, x, 0.0)), fill)
         scale = float(np.std(filled))
+        center, scale = float(np.mean(filled)), scale if scale > 0 else 1.0
+        standard = (filled - center) / scale
         terms.append(
             NumericTerm(
                 feature.name,
                 j,
                 fill,
-                float(np.mean(filled)),
-                scale if scale > 0 else 1.0,
+                center,
+                scale,
                 has_missing=int((~present).sum()) >= MIN_CATEGORY_COUNT,
+                low=float(standard.min()) if standard.size else None,
+                high=float(standard.max()) if standard.size else None,
             )
         )
     return terms

@@ -71,6 +71,7 @@ def test_linear_shap_is_coefficient_times_deviation_from_the_mean(fitted):
     assert isinstance(size, NumericTerm)
     row = test[5]
     value = (np.sign(row[0]) * np.log1p(abs(row[0])) - size.center) / size.scale
+    value = np.clip(value, size.low, size.high)
     want = size.coef * (value - size.mean) + size.missing_coef * (0.0 - size.missing_mean)
     assert linear.explain(test[5:6])[1][0, 0] == pytest.approx(want, abs=1e-12)
     # On the training rows every feature's SHAP averages to zero (means are training means).
@@ -182,3 +183,14 @@ def test_missing_gets_an_indicator_only_when_training_had_enough_gaps():
     assert few.predict_raw(unseen) == pytest.approx(few.predict_raw(rare))
     X[:40, 2] = np.nan
     assert fit_linear(X, y, spec, C=1.0).terms[2].has_missing
+
+
+def test_numbers_beyond_the_training_range_are_clipped_not_extrapolated(fitted):
+    _, X, linear, _, test = fitted
+    size = linear.terms[0]
+    assert isinstance(size, NumericTerm) and size.low is not None and size.high is not None
+    top, far = test[5:6].copy(), test[5:6].copy()
+    top[0, 0], far[0, 0] = np.nanmax(X[:, 0]), 1e9
+    assert linear.predict_raw(far) == pytest.approx(linear.predict_raw(top), abs=1e-12)
+    raw, shap = linear.explain(far)
+    assert shap.sum() + linear.expected_value == pytest.approx(raw[0], abs=1e-12)
