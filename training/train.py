@@ -240,13 +240,13 @@ def fit_bundle(
     mode = "off" if tuning is not None and config.crossfit == "auto" else config.crossfit
     crossfit = isinstance(base, GradientBoostedModel) and use_crossfit(rows, positives, mode)
     if crossfit:
-        progress(f"cross-fitting LightGBM and logistic regression ({rows:,} rows)")
+        progress(f"training LightGBM and logistic regression by cross-fitting ({rows:,} rows)")
         candidates = _crossfit_candidates(split, spec, base, config)
     else:
         progress("training LightGBM and logistic regression")
         candidates = _holdout_candidates(split, spec, base, config, X, y, Xv, yv)
 
-    progress("choosing the model, calibrating and choosing the MQL policy")
+    progress("calibrating, choosing the model and the MQL policy")
     where = "out-of-fold" if crossfit else "validation"
     scores = {
         name: choice.score(raw, candidates.y, config.seed)
