@@ -563,6 +563,27 @@ def train(
         bool, typer.Option(help="Also choose one MQL threshold per region.")
     ] = False,
     calibration: Annotated[str, typer.Option(help="auto, isotonic, platt, beta or none.")] = "auto",
+    model: Annotated[
+        str,
+        typer.Option(
+            help="auto (the best of LightGBM, logistic regression and their blend by "
+            "validation or cross-validated log loss), lightgbm, logistic or blend."
+        ),
+    ] = "auto",
+    crossfit: Annotated[
+        str,
+        typer.Option(
+            help="auto (K-fold cross-fitting on small data, a validation period on large), "
+            "on or off."
+        ),
+    ] = "auto",
+    monotone: Annotated[
+        str,
+        typer.Option(
+            help="Monotone constraints from the signals' directions: auto (kept when they "
+            "cost at most 0.002 validation ROC AUC), on or off."
+        ),
+    ] = "auto",
     out: Annotated[
         Path | None,
         typer.Option(help="Also write bundle, model card, metrics and plots to this folder."),
@@ -591,14 +612,16 @@ def train(
     ] = 2,
     json_out: JsonOption = False,
 ) -> None:
-    """Train LightGBM on a training set, evaluate it against baselines, log and register it.
+    """Train a lead-scoring model, evaluate it against baselines, log and register it.
 
-    Splits by time (train, then validation, then the latest test period), calibrates and
-    picks the MQL policy on validation, reports test metrics against the points-based
-    score and a logistic regression, logs everything to MLflow and registers the model
-    as `challenger` (a first model also becomes `champion`). With `--engine dask` the
-    trees are trained by lightgbm.dask on a Dask cluster; the registered model is the
-    same kind of LightGBM text model.
+    Splits by time (train, then validation, then the latest test period), fits LightGBM,
+    a regularised logistic regression and their blend and registers the best by
+    validation log loss (cross-validated on small data), calibrates and picks the MQL
+    policy on validation (out-of-fold predictions on small data), reports test metrics
+    against the points-based score and the same logistic regression, logs everything to
+    MLflow and registers the model as `challenger` (a first model also becomes
+    `champion`). With `--engine dask` the trees are trained by lightgbm.dask on a Dask
+    cluster; the registered model is the same kind of LightGBM text model.
     """
     from runtime.registry import ui_command
     from training.policy import PolicyConfig
@@ -625,6 +648,9 @@ def train(
             ),
             seed=seed,
             num_threads=threads,
+            model=model,
+            crossfit=crossfit,
+            monotone=monotone,
             engine=engine,
             scheduler=scheduler,
             workers=workers,
@@ -634,11 +660,10 @@ def train(
 
             with reading("--config", config_file):
                 data = load_training_dataset(config_file)
-            if (
-                calibration == "auto"
-                and "calibration" in train_config_from_dataset(data).model_fields_set
-            ):
-                options.pop("calibration")  # the config's own choice wins over the default
+            declared = train_config_from_dataset(data).model_fields_set
+            for key in ("calibration", "model", "crossfit", "monotone"):
+                if options[key] == "auto" and key in declared:
+                    options.pop(key)  # the config's own choice wins over the default
             config = train_config_from_dataset(data, **options)
             horizon = None
         else:
@@ -663,11 +688,22 @@ def train(
             raise
         raise fail(f"the Dask cluster: {exc}") from exc
     m = result.metrics
+    # A baseline that could not be scored (no points rules, a single-valued score) has
+    # no finite AUC: it is left out rather than printed as "nan".
+    others = ", ".join(
+        f"{name} {m[key]:.3f}"
+        for name, key in (
+            ("points", "points_roc_auc"),
+            ("logistic", "logistic_roc_auc"),
+            ("oracle", "oracle_roc_auc"),
+        )
+        if isinstance(m.get(key), int | float) and math.isfinite(m[key])
+    )
     console.print(
-        f"test ROC AUC {m['test_roc_auc']:.3f} (points {m.get('points_roc_auc', float('nan')):.3f}"
-        f", logistic {m['logistic_roc_auc']:.3f}"
-        + (f", oracle {m['oracle_roc_auc']:.3f}" if "oracle_roc_auc" in m else "")
-        + f"), ECE {m['test_ece']:.3f}, top-decile lift {m['test_lift_top10']:.2f}"
+        f"test ROC AUC {m['test_roc_auc']:.3f}"
+        + (f" ({others})" if others else "")
+        + f", ECE {m['test_ece']:.3f}, top-decile lift {m['test_lift_top10']:.2f}"
+        + f"; model: {result.bundle.metadata.model_choice.chosen}"
     )
     if result.version:
         console.print(

@@ -1,7 +1,9 @@
-"""The model artifact: LightGBM text model plus JSON, and the one scoring routine.
+"""The model artifact: a margin model (text/JSON) plus JSON, and the one scoring routine.
 
-A bundle is a folder with ``model.txt`` (LightGBM's own text format), and JSON files
-for the input spec, calibration, MQL policy and metadata. Nothing in it is pickled,
+A bundle is a folder with its margin model (``runtime.margin``: ``model.txt`` in
+LightGBM's own text format for trees, ``linear_model.json`` for a logistic regression,
+both for a blend, and ``margin.json`` naming the kind), and JSON files for the input
+spec, calibration, MQL policy and metadata. Nothing in it is pickled,
 so loading a bundle can never execute code.
 
 Scoring is two steps. ``CalibratedModel.predict`` is policy-free: raw margin, calibrated
@@ -28,6 +30,18 @@ import pandas as pd
 
 from features.io import replace_dir
 from runtime.encoding import InputSpec
+from runtime.margin import (
+    LINEAR_FILE,
+    AnyMargin,
+    TreeMargin,
+    as_margin,
+    load_margin,
+    save_margin,
+    tree_booster,
+)
+from runtime.margin import (
+    load_booster_text as load_booster_text,  # re-exported: older callers import it here
+)
 from runtime.metadata import BUNDLE_FORMAT_VERSION, BundleMetadata, ModelArtifactError
 from runtime.reasons import signal_reasons
 from runtime.treeshap import TreeShapExplainer
@@ -404,39 +418,64 @@ class CalibratedModel:
     a placeholder) exists before the policy is chosen.
 
     Args:
-        booster: Trained LightGBM booster (binary objective).
+        model: The margin model (``runtime.margin``: trees, logistic regression or their
+            blend); a bare LightGBM booster is wrapped as a tree model.
         spec: Fitted input spec (feature order, groups, categories).
         calibration: Raw margin → probability map.
     """
 
-    def __init__(self, booster: lgb.Booster, spec: InputSpec, calibration: Calibration):
-        self.booster = booster
+    def __init__(self, model: lgb.Booster | AnyMargin, spec: InputSpec, calibration: Calibration):
+        self.margin: AnyMargin = as_margin(model)
         self.spec = spec
         self.calibration = calibration
-        self._explainer: TreeShapExplainer | None = None
         groups = np.array([f.group for f in spec.features_])
         self._fit_columns = groups == "fit"
         self._engagement_columns = groups == "engagement"
 
     @property
+    def kind(self) -> str:
+        """``tree``, ``linear`` or ``blend`` (``runtime.margin``)."""
+        return self.margin.kind
+
+    @property
+    def booster(self) -> lgb.Booster:
+        """The LightGBM booster of a tree model (the tree part of a blend).
+
+        Raises:
+            ModelArtifactError: for a logistic-regression model, which has no trees.
+        """
+        booster = tree_booster(self.margin)
+        if booster is None:
+            raise ModelArtifactError(
+                f"this is a {self.margin.kind} model: it has no LightGBM booster"
+            )
+        return booster
+
+    @property
     def explainer(self) -> TreeShapExplainer:
-        """Exact TreeSHAP explainer, built on first use."""
-        if self._explainer is None:
-            self._explainer = TreeShapExplainer(self.booster)
-        return self._explainer
+        """Exact TreeSHAP explainer of a tree model, built on first use.
+
+        Raises:
+            ModelArtifactError: for a model that is not a plain tree model.
+        """
+        if not isinstance(self.margin, TreeMargin):
+            raise ModelArtifactError(
+                f"this is a {self.margin.kind} model: use explain_matrix for its SHAP values"
+            )
+        return self.margin.explainer
 
     def warmup(self) -> None:
         """Compile and exercise the scoring path once so the first request is fast."""
-        self.explainer.warmup()
+        self.margin.warmup()
         self.explain_matrix(np.full((1, len(self.spec.names)), np.nan))
 
     def explain_matrix(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw margins and SHAP values for an encoded matrix, in one pass."""
-        return self.explainer.explain(np.ascontiguousarray(X, dtype=np.float64))
+        return self.margin.explain(np.ascontiguousarray(X, dtype=np.float64))
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities for a feature frame (no explanations)."""
-        raw = self.booster.predict(self.spec.transform(frame), raw_score=True)
+        raw = self.margin.predict_raw(self.spec.transform(frame))
         return self.calibration(np.asarray(raw, dtype=np.float64))
 
     def predict(self, frame: pd.DataFrame) -> Predictions:
@@ -453,7 +492,7 @@ class CalibratedModel:
             fit_sum=shap[:, self._fit_columns].sum(axis=1),
             engagement_sum=shap[:, self._engagement_columns].sum(axis=1),
             X=X,
-            base_value=float(self.explainer.expected_value),
+            base_value=float(self.margin.expected_value),
         )
 
 
@@ -461,7 +500,7 @@ class ModelBundle(CalibratedModel):
     """A trained lead-scoring model with everything needed to score and explain.
 
     Args:
-        booster: Trained LightGBM booster (binary objective).
+        model: The margin model (``runtime.margin``), or a bare LightGBM booster.
         spec: Fitted input spec (feature order, groups, categories).
         calibration: Raw margin → probability map.
         policy: MQL threshold(s), grade cut points and score knots.
@@ -471,13 +510,13 @@ class ModelBundle(CalibratedModel):
 
     def __init__(
         self,
-        booster: lgb.Booster,
+        model: lgb.Booster | AnyMargin,
         spec: InputSpec,
         calibration: Calibration,
         policy: Policy,
         metadata: BundleMetadata | None = None,
     ):
-        super().__init__(booster, spec, calibration)
+        super().__init__(model, spec, calibration)
         self.policy = policy
         self.metadata = metadata if metadata is not None else BundleMetadata()
         self._region_col = (
@@ -518,7 +557,7 @@ class ModelBundle(CalibratedModel):
         """Write the bundle atomically (model text + JSON; no pickle)."""
 
         def fill(tmp: Path) -> None:
-            self.booster.save_model(str(tmp / FILES["model"]))
+            save_margin(self.margin, tmp)
             for key, payload in (
                 ("spec", self.spec.to_dict()),
                 ("calibration", self.calibration.to_dict()),
@@ -550,42 +589,17 @@ class ModelBundle(CalibratedModel):
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise ModelArtifactError(f"{path} is not valid JSON: {exc}") from exc
         metadata = BundleMetadata.from_json(payloads["metadata"], root)
-        booster = load_booster_text(root / FILES["model"])
+        margin = load_margin(root)
         try:
             spec = InputSpec.from_dict(payloads["spec"])
             calibration = Calibration.from_dict(payloads["calibration"])
             policy = Policy.from_dict(payloads["policy"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelArtifactError(f"{root}: malformed JSON artifact: {exc!r}") from exc
-        if booster.num_feature() != len(spec.names):
+        if margin.n_features != len(spec.names):
+            name = FILES["model"] if margin.kind == "tree" else LINEAR_FILE
             raise ModelArtifactError(
-                f"{root}: model.txt expects {booster.num_feature()} features but "
+                f"{root}: {name} expects {margin.n_features} features but "
                 f"input_spec.json lists {len(spec.names)}"
             )
-        return cls(booster, spec, calibration, policy, metadata)
-
-
-def load_booster_text(path: Path) -> lgb.Booster:
-    """Load LightGBM's text format only; a pickle or binary file is refused."""
-    try:
-        head = path.read_bytes()[:64]
-    except FileNotFoundError as exc:
-        raise ModelArtifactError(f"model artifact lacks {path.name} in {path.parent}") from exc
-    if not head.startswith(b"tree\n"):
-        raise ModelArtifactError(
-            f"{path} is not a LightGBM text model (refusing to load it: it may be a pickle "
-            "or another binary format)"
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ModelArtifactError(f"{path} is a corrupted LightGBM model: {exc}") from exc
-    if "\nend of trees" not in text:
-        # LightGBM aborts the whole process on a model cut mid-tree instead of raising.
-        raise ModelArtifactError(
-            f"{path} is a corrupted LightGBM model: it is truncated (no 'end of trees' line)"
-        )
-    try:
-        return lgb.Booster(model_str=text)
-    except lgb.basic.LightGBMError as exc:
-        raise ModelArtifactError(f"{path} is a corrupted LightGBM model: {exc}") from exc
+        return cls(margin, spec, calibration, policy, metadata)

@@ -108,6 +108,55 @@ class MonotoneFacts(_Frozen):
     valid_roc_auc_free: float | None = None
     tolerance: float = 0.002
     reason: str = ""
+class CandidateFacts(_Frozen):
+    """One candidate model of the choice, with its scores.
+
+    Attributes:
+        name: ``lightgbm``, ``logistic`` or ``blend``.
+        detail: How it was fitted (trees, ``C``, blend weight).
+        valid_log_loss: Log loss on the rows the choice was made on (validation period,
+            or out-of-fold when cross-fitted), after a cross-fitted Platt map.
+        valid_roc_auc: ROC AUC there.
+        valid_brier: Brier score there.
+        test_log_loss: Test log loss of the candidate calibrated as the registered model
+            is (added after evaluation; reported, never used for the choice).
+        test_roc_auc: Test ROC AUC.
+        test_brier: Test Brier score.
+    """
+
+    name: str
+    detail: str = ""
+    valid_log_loss: float | None = None
+    valid_roc_auc: float | None = None
+    valid_brier: float | None = None
+    test_log_loss: float | None = None
+    test_roc_auc: float | None = None
+    test_brier: float | None = None
+
+
+class ModelChoice(_Frozen):
+    """Which margin model was registered, among which candidates, and why.
+
+    Attributes:
+        kind: Runtime kind of the registered model (``tree``, ``linear``, ``blend``).
+        chosen: The winning candidate's name.
+        scheme: ``holdout`` (one validation period) or ``crossfit`` (K folds over train +
+            validation, refitted on all of it).
+        folds: Folds of the cross-fitting (0 for holdout).
+        reason: The card's sentence on why it won.
+        candidates: Every candidate with its scores.
+        logistic_c: Inverse L2 strength of the logistic model (chosen by CV).
+        blend_weight: Weight of the trees in the blend candidate.
+    """
+
+    kind: str = "tree"
+    chosen: str = "lightgbm"
+    scheme: Literal["holdout", "crossfit"] = "holdout"
+    folds: int = 0
+    reason: str = ""
+    candidates: tuple[CandidateFacts, ...] = ()
+    logistic_c: float | None = None
+    blend_weight: float | None = None
 
 
 class PolicySettings(_Frozen):
@@ -171,6 +220,8 @@ class BundleMetadata(_Frozen):
         icp: The ideal customer profile of its ``icp_*`` features (None: the catalogue's).
         monotone: Monotone constraints: asked, applied, and the validation AUC with and
             without them (None: not recorded, as in older bundles).
+        model_choice: The registered margin model, the candidates and why it won
+            (older bundles: a LightGBM model chosen on a validation period).
     """
 
     format_version: int = BUNDLE_FORMAT_VERSION
@@ -205,6 +256,7 @@ class BundleMetadata(_Frozen):
     population: Population | None = None
     icp: IcpProfile | None = None
     monotone: MonotoneFacts | None = None
+    model_choice: ModelChoice = Field(default_factory=ModelChoice)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-ready form written to ``metadata.json``."""

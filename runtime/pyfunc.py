@@ -1,9 +1,10 @@
 """The MLflow pyfunc face of a bundle: ``predict(feature_frame) -> calibrated probabilities``.
 
 MLflow stores this class as *code* (``runtime/mlflow_model.py`` is logged as the model
-file, "models from code"), never as a pickle, and hands it the bundle folder (LightGBM
-text + JSON) as an artifact. So ``mlflow.pyfunc.load_model("models:/lead-scoring@champion")``
-runs ``ModelBundle.load`` and scores with the same routine as training and serving.
+file, "models from code"), never as a pickle, and hands it the bundle folder (its margin
+model as LightGBM text and/or JSON, the rest JSON) as an artifact. So
+``mlflow.pyfunc.load_model("models:/lead-scoring@champion")`` runs ``ModelBundle.load``
+and scores with the same routine as training and serving.
 
 The model is logged with a signature (``model_signature``: each feature of the input spec
 as a column, the probability as the output) and an input example (``input_example``: a

@@ -74,8 +74,13 @@ def register_champion(
     data_dir = write_tables(tables, store_dir / "data")
     tracking_uri = f"sqlite:///{(store_dir / 'mlflow.db').resolve().as_posix()}"
     training_set = build_training_set(tables, PipelineConfig(horizon_days=60))
+    # A LightGBM champion: the serving tests check its SHAP values against shap.TreeExplainer.
     config = TrainConfig(
-        num_boost_round=200, early_stopping_rounds=20, num_threads=1, params={"num_leaves": 15}
+        num_boost_round=200,
+        early_stopping_rounds=20,
+        num_threads=1,
+        params={"num_leaves": 15},
+        model="lightgbm",
     )
     result = run_training(
         training_set, config=config, tracking_uri=tracking_uri, store_dir=store_dir, model_name=name

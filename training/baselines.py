@@ -4,23 +4,23 @@ The points score is what marketing teams run today: hand-set points per demograp
 trait and per behaviour, a cap per behaviour so one enthusiastic clicker does not
 become an MQL, a penalty for going quiet, and a fixed MQL threshold. Nothing in it is
 learned from outcomes. The logistic regression is the simplest learned model; if the
-gradient-boosted model cannot beat it, its extra complexity is not paying for itself.
-Neither baseline is stored with the model: they are re-fitted for each evaluation.
+gradient-boosted model cannot beat it, its extra complexity is not paying for itself; it is
+the same regularised logistic regression training offers as a candidate (training passes
+its own, calibrated as the registered model is, to the evaluation). Neither baseline is
+stored with the model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from features.catalogue import CATALOGUE
+from features.catalogue import CATALOGUE, FeatureSpec
+from runtime.bundle import CalibratedModel, Calibration
+from runtime.encoding import InputSpec
 
 DEMOGRAPHIC_POINTS: dict[str, dict[str, float]] = {
     "seniority": {
@@ -105,52 +105,41 @@ class PointsScore:
         return self.points(frame) >= self.threshold
 
 
-def _signed_log1p(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.log1p(np.abs(x))
+def fit_logistic(
+    train: pd.DataFrame,
+    seed: int = 0,
+    features: Sequence[FeatureSpec] | None = None,
+    folds: int = 5,
+) -> CalibratedModel:
+    """The logistic-regression baseline fitted on the training period.
+
+    The same regularised logistic regression as the logistic candidate of training
+    (``training.linear``: the design and exact SHAP of ``runtime.linear``, ``C`` chosen by
+    cross-validated log loss on folds grouped by lead), so a model compared with it is
+    compared like for like. Uncalibrated: the logistic regression's own probabilities.
+
+    Args:
+        train: Training rows with the features and ``label``.
+        seed: Seed of the folds and the solver.
+        features: The model's features (default: the catalogue), so a dataset config's
+            own features get the same baseline.
+        folds: Cross-validation folds for ``C``.
+    """
+    from training.crossfit import make_folds
+    from training.linear import fit_linear_cv
+
+    features = CATALOGUE if features is None else tuple(features)
+    spec = InputSpec(features=tuple(features)).fit(train)
+    X = spec.transform(train)
+    y = train["label"].to_numpy().astype(np.int64)
+    groups = train["lead_id"].to_numpy() if "lead_id" in train else None
+    choice = fit_linear_cv(X, y, spec, make_folds(y, groups, folds, seed), seed=seed)
+    return CalibratedModel(choice.model, spec, Calibration("none"))
 
 
-def _as_text(x: pd.DataFrame) -> pd.DataFrame:
-    return x.astype("string").astype(object).fillna("<missing>")
-
-
-def logistic_pipeline(seed: int = 0, features=None) -> Pipeline:
-    """One-hot categoricals plus log-scaled, imputed, standardised numbers, then a
-    lightly regularised logistic regression.
-
-    ``features``: the model's features (anything with ``name`` and ``dtype``; default:
-    the catalogue), so a dataset config's own features get the same baseline."""
-    features = CATALOGUE if features is None else features
-    categorical = [f.name for f in features if f.dtype == "category"]
-    numeric = [f.name for f in features if f.dtype != "category"]
-    numbers = make_pipeline(
-        FunctionTransformer(_signed_log1p),
-        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-        StandardScaler(),
-    )
-    categories = make_pipeline(
-        FunctionTransformer(_as_text),
-        OneHotEncoder(handle_unknown="ignore", min_frequency=20),
-    )
-    columns = ColumnTransformer([("num", numbers, numeric), ("cat", categories, categorical)])
-    return Pipeline(
-        [
-            ("columns", columns),
-            ("model", LogisticRegression(C=0.1, max_iter=2000, random_state=seed)),
-        ]
-    )
-
-
-def fit_logistic(train: pd.DataFrame, seed: int = 0, features=None) -> Pipeline:
-    """Fit the logistic-regression baseline on the training period."""
-    features = CATALOGUE if features is None else features
-    names = [f.name for f in features]
-    return logistic_pipeline(seed, features).fit(train[names], train["label"].to_numpy())
-
-
-def predict_logistic(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
-    """Probabilities of the logistic baseline (on the columns it was fitted on)."""
-    names = list(getattr(model, "feature_names_in_", [f.name for f in CATALOGUE]))
-    return model.predict_proba(frame[names])[:, 1]
+def predict_logistic(model: CalibratedModel, frame: pd.DataFrame) -> np.ndarray:
+    """Probabilities of the logistic baseline (or of any calibrated model) for a frame."""
+    return model.predict_proba(frame)
 
 
 @dataclass(frozen=True)

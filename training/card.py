@@ -32,6 +32,10 @@ CARD_METRICS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
 def _fmt(value: object, pattern: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -73,6 +77,50 @@ def _region_table(by_region: dict[str, dict[str, float]]) -> list[str]:
             f"{_fmt(m['mql_rate'], '{:.1%}')} | {_fmt(m['precision'], '{:.1%}')} | "
             f"{_fmt(m['recall'], '{:.1%}')} |"
         )
+    return lines
+
+
+CANDIDATE_NAMES = {"lightgbm": "LightGBM", "logistic": "Logistic regression", "blend": "Blend"}
+
+
+def _model_words(metadata: BundleMetadata) -> str:
+    """The registered model in a few words, for the card's first paragraph."""
+    return {
+        "linear": "A regularised logistic regression",
+        "blend": "A blend of LightGBM and a regularised logistic regression",
+    }.get(metadata.model_choice.kind, "LightGBM")
+
+
+def _choice_lines(metadata: BundleMetadata) -> list[str]:
+    """Every candidate side by side, the winner marked, and why it won."""
+    model_choice = metadata.model_choice
+    if not model_choice.candidates:
+        return []
+    where = (
+        f"{model_choice.folds}-fold cross-fitting over train + validation (out of fold)"
+        if model_choice.scheme == "crossfit"
+        else "the validation period"
+    )
+    lines = [
+        "## Model choice",
+        "",
+        f"Candidates judged on {where}; log loss after a Platt map cross-fitted on those "
+        "rows, so margins of different models compare fairly. Test columns are reported "
+        "only: the test period never took part in the choice.",
+        "",
+        "| Candidate | How | Choice log loss | Choice ROC AUC | Choice Brier | Test log loss "
+        "| Test ROC AUC | Test Brier |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in model_choice.candidates:
+        mark = " **(registered)**" if c.name == model_choice.chosen else ""
+        lines.append(
+            f"| {CANDIDATE_NAMES.get(c.name, c.name)}{mark} | {c.detail} "
+            f"| {_fmt(c.valid_log_loss, '{:.4f}')} | {_fmt(c.valid_roc_auc, '{:.3f}')} "
+            f"| {_fmt(c.valid_brier, '{:.4f}')} | {_fmt(c.test_log_loss, '{:.4f}')} "
+            f"| {_fmt(c.test_roc_auc, '{:.3f}')} | {_fmt(c.test_brier, '{:.4f}')} |"
+        )
+    lines += ["", model_choice.reason, ""]
     return lines
 
 
@@ -136,15 +184,20 @@ def _purpose(metadata: BundleMetadata) -> str:
             "Predicts the probability that a lead converts, from one row per lead with "
             f"aggregated behaviour as exported; {when}. A lead counts as "
             f"{_outcome_text(dataset)}. There is no label horizon: the outcome is "
-            "whatever the export had recorded when it was taken. LightGBM on real "
-            "outcomes, calibrated on held-out leads."
+            "whatever the export had recorded when it was taken. "
+            f"{_model_words(metadata)} on real outcomes, calibrated on held-out leads."
         )
     days = metadata.horizon_days
     horizon = f"{days} days" if days else "the label horizon (not recorded)"
     return (
         f"Predicts the probability that an open lead converts within {horizon} of the "
         "moment it is scored, from who the lead is (fit) and what it did before that "
-        "moment (engagement). LightGBM on real outcomes, calibrated on a later period."
+        f"moment (engagement). {_model_words(metadata)} on real outcomes, calibrated on "
+        + (
+            "out-of-fold predictions."
+            if metadata.model_choice.scheme == "crossfit"
+            else "a later period."
+        )
     )
 
 
@@ -230,8 +283,14 @@ def _caveats(metadata: BundleMetadata, by_region: dict) -> list[str]:
             "it ages; check it again on newer leads."
         )
     lines += [
-        "- Validation serves early stopping, calibration and the threshold choice at "
-        "once; the test set is the only unbiased estimate.",
+        (
+            "- Out-of-fold predictions serve the number of trees, the model choice, "
+            "calibration and the threshold choice at once; the test set is the only "
+            "unbiased estimate."
+            if metadata.model_choice.scheme == "crossfit"
+            else "- Validation serves early stopping, the model choice, calibration and the "
+            "threshold choice at once; the test set is the only unbiased estimate."
+        ),
         "- Probabilities describe the past population of leads; re-train when lead "
         "sources, markets or the sales process change, and watch calibration over time.",
     ]
@@ -326,7 +385,7 @@ def render_card(
             "any model of these tables could do.",
             "",
         ]
-    if POINTS in metrics:
+    if POINTS in metrics and _finite(metrics[POINTS].get("roc_auc")):
         lines += [
             f"Against the points-based score the model gains "
             f"{model['roc_auc'] - metrics[POINTS]['roc_auc']:+.3f} ROC AUC.",
@@ -334,13 +393,26 @@ def render_card(
         ]
     if by_region:
         lines += ["### By region", "", *_region_table(by_region), ""]
-    lines += ["## MQL policy (chosen on the validation period)", "", *_policy_lines(policy), ""]
+    lines += _choice_lines(metadata)
+    crossfit = metadata.model_choice.scheme == "crossfit"
+    on = "out-of-fold predictions" if crossfit else "the validation period"
+    lines += [f"## MQL policy (chosen on {on})", "", *_policy_lines(policy), ""]
     training = metadata.training
+    trees = (
+        f"- LightGBM trees: {training.best_iteration} (rounds chosen by "
+        f"{metadata.model_choice.folds}-fold cross-fitting, then refitted on train + "
+        "validation)."
+        if crossfit
+        else f"- LightGBM trees: {training.best_iteration} (early stopping on validation log loss)."
+    )
     lines += [
         "## Training",
         "",
-        f"- Trees: {training.best_iteration} (early stopping on validation log loss).",
-        f"- Calibration: {metadata.calibration_method} (fitted on validation).",
+        f"- Registered model: {CANDIDATE_NAMES.get(metadata.model_choice.chosen, '?')} "
+        f"({metadata.model_choice.kind} margin).",
+        trees,
+        f"- Calibration: {metadata.calibration_method} "
+        f"(fitted on {'out-of-fold predictions' if crossfit else 'validation'}).",
         *(
             [f"- Calibration fallback: {metadata.calibration_fallback}."]
             if metadata.calibration_fallback

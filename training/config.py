@@ -70,6 +70,11 @@ class TrainConfig(BaseModel):
         monotone: Monotone constraints from the signals' declared directions
             (``training.monotone``): ``auto`` keeps them when validation ROC AUC costs at
             most 0.002, ``on`` always, ``off`` never.
+        model: ``auto`` registers the best of LightGBM, logistic regression and their
+            blend by validation (or cross-validated) log loss (``training.choice``); or
+            force one of ``lightgbm``, ``logistic``, ``blend``.
+        crossfit: ``auto`` cross-fits below ``training.crossfit``'s size thresholds; ``on``
+            / ``off`` force it.
 
     Raises:
         TrainConfigError: on construction, naming every setting that is wrong.
@@ -92,6 +97,8 @@ class TrainConfig(BaseModel):
     scheduler: Any = "local"
     workers: int = 2
     monotone: Literal["auto", "on", "off"] = "auto"
+    model: Literal["auto", "lightgbm", "logistic", "blend"] = "auto"
+    crossfit: Literal["auto", "on", "off"] = "auto"
 
     def __init__(self, **settings: Any) -> None:
         try:
@@ -130,6 +137,8 @@ class TrainConfig(BaseModel):
             "seed": self.seed,
             "engine": self.engine,
             "monotone": self.monotone,
+            "model": self.model,
+            "crossfit": self.crossfit,
             **(
                 {
                     "dask.scheduler": self.scheduler
@@ -154,6 +163,8 @@ DATASET_KEYS = (
     "calibration",
     "params",
     "monotone",
+    "model",
+    "crossfit",
 )
 _DatasetTrain = create_model(  # type: ignore[call-overload]
     "DatasetTrain",

@@ -19,7 +19,7 @@ import pandas as pd
 
 from features.io import replace_dir
 from runtime import registry
-from runtime.bundle import ModelBundle, Scores
+from runtime.bundle import CalibratedModel, ModelBundle, Scores
 from runtime.registry import VersionInfo
 from training import plots
 from training.baselines import PointsScore, RulePoints, fit_logistic, predict_logistic
@@ -102,6 +102,7 @@ def evaluate(
     seed: int = 0,
     population: pd.DataFrame | None = None,
     valid_population: pd.DataFrame | None = None,
+    logistic: CalibratedModel | None = None,
 ) -> Evaluation:
     """Score ``test`` with the model and every baseline that can be built.
 
@@ -119,6 +120,8 @@ def evaluate(
             them (what sales would receive), beside the rate among new leads.
         valid_population: Every snapshot dated in the validation period; the logistic
             baseline's capacity threshold is chosen on it, as the model's was.
+        logistic: The logistic baseline as training fitted and calibrated it (its
+            logistic candidate); default: ``fit_logistic`` on ``train``.
     """
     y = test["label"].to_numpy(dtype=np.int64)
     scores = bundle.score(test)
@@ -127,8 +130,9 @@ def evaluate(
     if population is not None and len(population):
         metrics[MODEL]["population_mql_rate"] = population_mql_rate(bundle, population)
 
-    if train is not None:
-        logistic = fit_logistic(train, seed, features=bundle.spec.features_)
+    if train is not None or logistic is not None:
+        if logistic is None:
+            logistic = fit_logistic(train, seed, features=bundle.spec.features_)
         p_lr = predict_logistic(logistic, test)
         mql_lr = None
         if valid is not None:

@@ -14,7 +14,8 @@ by at most ``TOLERANCE``; both AUCs and the decision go into the bundle's metada
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -27,6 +28,8 @@ TOLERANCE = 0.002
 """Validation ROC AUC ``auto`` gives up for monotone constraints, at most."""
 
 Mode = Literal["auto", "on", "off"]
+E = TypeVar("E", bound=BoostedEstimator)
+F = TypeVar("F")
 
 
 def feature_directions(spec: InputSpec) -> list[int]:
@@ -153,3 +156,88 @@ def _auc(model: BoostedEstimator, X: np.ndarray, y: np.ndarray) -> float | None:
     if len(np.unique(y)) < 2:
         return None
     return float(roc_auc_score(y, model.predict_raw(X)))
+
+
+def crossfit_monotone(
+    base: E,
+    spec: InputSpec,
+    mode: Mode,
+    crossfit: Callable[[E], F],
+    y: np.ndarray,
+) -> tuple[E, F, MonotoneFacts]:
+    """``fit_monotone`` for cross-fitted data: the same decision on out-of-fold margins.
+
+    Small data has no validation period, so ``auto`` cross-fits the booster with and
+    without the constraints over the same folds and compares their out-of-fold ROC AUC.
+
+    Args:
+        base: The unfitted estimator, with its final parameters.
+        spec: The fitted input spec: its signals give each feature's direction.
+        mode: ``auto``, ``on`` or ``off``.
+        crossfit: Cross-fits an estimator; its result has ``oof_raw`` (one margin per row).
+        y: Labels of the cross-fitted rows.
+
+    Returns:
+        The estimator to refit on all rows, its cross-fit result and the decision.
+    """
+    directions = feature_directions(spec)
+    constraints = {n: d for n, d in zip(spec.names, directions, strict=True) if d}
+    if mode == "off" or not constraints:
+        reason = "off as asked" if mode == "off" else "no signal declares a direction"
+        return base, crossfit(base), MonotoneFacts(mode=mode, applied=False, reason=reason)
+    with_base = cast(E, _constrained(base, directions))
+    with_them = crossfit(with_base)
+    constrained_auc = _oof_auc(with_them, y)
+    if mode == "on":
+        _enforce(spec)
+        facts = MonotoneFacts(
+            mode=mode,
+            applied=True,
+            constraints=constraints,
+            valid_roc_auc_constrained=constrained_auc,
+            reason="on as asked",
+        )
+        return with_base, with_them, facts
+    without = crossfit(base)
+    free_auc = _oof_auc(without, y)
+    if free_auc is None or constrained_auc is None:
+        _enforce(spec)
+        return (
+            with_base,
+            with_them,
+            MonotoneFacts(
+                mode=mode,
+                applied=True,
+                constraints=constraints,
+                reason="kept: the rows have one class, so the cost cannot be measured",
+            ),
+        )
+    cost = free_auc - constrained_auc
+    keep = cost <= TOLERANCE
+    reason = (
+        f"kept: out-of-fold ROC AUC {constrained_auc:.4f} with them vs {free_auc:.4f} "
+        f"without (cost {cost:+.4f}, at most {TOLERANCE})"
+        if keep
+        else f"dropped: they cost {cost:.4f} out-of-fold ROC AUC ({constrained_auc:.4f} vs "
+        f"{free_auc:.4f}), more than {TOLERANCE}"
+    )
+    facts = MonotoneFacts(
+        mode=mode,
+        applied=keep,
+        constraints=constraints,
+        valid_roc_auc_constrained=constrained_auc,
+        valid_roc_auc_free=free_auc,
+        tolerance=TOLERANCE,
+        reason=reason,
+    )
+    if keep:
+        _enforce(spec)
+        return with_base, with_them, facts
+    return base, without, facts
+
+
+def _oof_auc(result: Any, y: np.ndarray) -> float | None:
+    """Out-of-fold ROC AUC of a cross-fit result (None when ``y`` has one class)."""
+    if len(np.unique(y)) < 2:
+        return None
+    return float(roc_auc_score(y, result.oof_raw))

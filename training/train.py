@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,19 +29,25 @@ from features.build import fingerprint
 from features.io import replace_dir
 from features.pipeline import TrainingSet
 from runtime import registry
-from runtime.bundle import CalibratedModel, ModelBundle
+from runtime.bundle import CalibratedModel, Calibration, ModelBundle
 from runtime.encoding import InputSpec
+from runtime.margin import AnyMargin, BlendMargin, TreeMargin
 from runtime.metadata import (
     BundleMetadata,
+    CandidateFacts,
+    ModelChoice,
+    MonotoneFacts,
     PolicySettings,
     SplitBoundaries,
     SplitWindow,
     TrainingFacts,
     request_form_of,
 )
+from training import choice
 from training.calibration import CalibrationChoice, choose_calibration
 from training.card import render_card
 from training.config import TrainConfig
+from training.crossfit import N_FOLDS, crossfit_trees, fold_of_rows, make_folds, use_crossfit
 from training.data import (
     TrainingData,
     TrainingDataError,
@@ -51,8 +57,10 @@ from training.data import (
 )
 from training.estimator import BoostedEstimator
 from training.evaluate import Evaluation, Oracle, clean_json, evaluate, write_plots
+from training.linear import design_terms, fit_linear, fit_linear_cv
+from training.metrics import probability_metrics, ranking_metrics
 from training.model import GradientBoostedModel
-from training.monotone import fit_monotone
+from training.monotone import crossfit_monotone, fit_monotone
 from training.policy import PolicyError, Scored, fit_policy
 from training.split import TimeSplit, split_by_time, split_from_spec
 from training.tune import TuneResult, tune
@@ -66,6 +74,9 @@ class Fitted:
     split: TimeSplit
     model: BoostedEstimator
     tuning: TuneResult | None = None
+    candidates: dict[str, CalibratedModel] = field(default_factory=dict)
+    """Every candidate (``lightgbm``, ``logistic``, ``blend``), calibrated as the
+    registered model is; the ``logistic`` one is the evaluation's logistic baseline."""
 
 
 @dataclass
@@ -131,13 +142,53 @@ def _regions(frame: pd.DataFrame, column: str) -> np.ndarray:
     return frame[column].astype("string").fillna("").to_numpy(dtype=object)
 
 
+@dataclass
+class _Candidates:
+    """Every candidate fitted, with the margins the choice is made on.
+
+    Attributes:
+        margins: Final margin model of each candidate (what would be registered).
+        eval_raw: Each candidate's margins on the evaluation rows (validation period, or
+            out-of-fold when cross-fitted).
+        y: Labels of the evaluation rows.
+        regions: Their regions.
+        population: Scores each candidate's population (label-free rows for the capacity
+            threshold, score knots and grade cuts) with a given calibration.
+        model: The LightGBM candidate's estimator.
+        details: How each candidate was fitted, in words.
+        scheme: ``holdout`` or ``crossfit``.
+        folds: Folds of the cross-fitting (0: holdout).
+        logistic_c: The logistic candidate's ``C``.
+        blend_weight: The tree weight of the blend candidate.
+        monotone: Whether the LightGBM candidate obeys the signals' monotone constraints.
+    """
+
+    margins: dict[str, AnyMargin]
+    eval_raw: dict[str, np.ndarray]
+    y: np.ndarray
+    regions: np.ndarray
+    population: Callable[[str, Calibration], Scored]
+    model: BoostedEstimator
+    details: dict[str, str]
+    scheme: str
+    folds: int
+    logistic_c: float
+    blend_weight: float
+    monotone: MonotoneFacts
+
+
 def fit_bundle(
     training_set: TrainingSet,
     config: TrainConfig | None = None,
     model_name: str = registry.DEFAULT_MODEL_NAME,
     progress: Callable[[str], None] = lambda step: None,
 ) -> Fitted:
-    """Split by time, fit LightGBM, calibrate and choose the MQL policy.
+    """Split by time, fit the candidates, choose one, calibrate and choose the MQL policy.
+
+    The candidates are LightGBM, a regularised logistic regression and their blend
+    (``training.choice``). Large data is judged on the validation period; below
+    ``training.crossfit``'s thresholds, train + validation are cross-fitted instead and
+    the chosen model is refitted on all of them.
 
     Args:
         training_set: Snapshots with features and labels, plus their metadata.
@@ -188,29 +239,236 @@ def fit_bundle(
             categorical_features=spec.categorical_indices,
         )
         base = base.set_params(params=tuning.best_params)
-    progress("training LightGBM")
-    model, monotone = fit_monotone(base, X, y, Xv, yv, spec, config.monotone)
+    rows, positives = len(y) + len(yv), int(y.sum() + yv.sum())
+    # A hyper-parameter search is made on the validation period, so with one the model is
+    # fitted and judged on that same split unless cross-fitting is asked for explicitly.
+    mode = "off" if tuning is not None and config.crossfit == "auto" else config.crossfit
+    crossfit = isinstance(base, GradientBoostedModel) and use_crossfit(rows, positives, mode)
+    if crossfit:
+        progress(f"training LightGBM and logistic regression by cross-fitting ({rows:,} rows)")
+        candidates = _crossfit_candidates(split, spec, base, config)
+    else:
+        progress("training LightGBM and logistic regression")
+        candidates = _holdout_candidates(split, spec, base, config, X, y, Xv, yv)
 
-    progress("calibrating and choosing the MQL policy on the validation period")
-    raw_valid = model.predict_raw(Xv)
-    chosen = choose_calibration(raw_valid, yv, config.calibration)
-    calibration = chosen.calibration
-    # The policy is fitted on policy-free predictions: probabilities of the labelled
-    # validation rows, probabilities and SHAP group sums of the validation population.
-    scorer = CalibratedModel(model.booster_, spec, calibration)
-    region = config.policy.region_feature
-    labelled = Scored(calibration(raw_valid), _regions(split.valid, region), y=yv)
-    population = Scored.from_predictions(
-        scorer.predict(split.valid_population), _regions(split.valid_population, region)
+    progress("calibrating, choosing the model and the MQL policy")
+    where = "out-of-fold" if crossfit else "validation"
+    scores = {
+        name: choice.score(raw, candidates.y, config.seed)
+        for name, raw in candidates.eval_raw.items()
+    }
+    chosen = choice.choose(scores) if config.model == "auto" else config.model
+    reason = (
+        choice.explain_choice(chosen, scores, where)
+        if config.model == "auto"
+        else f"{chosen} was asked for (--model {chosen}); the scores are for comparison."
     )
+    calibrations = {
+        name: choose_calibration(raw, candidates.y, config.calibration)
+        for name, raw in candidates.eval_raw.items()
+    }
+    chosen_calibration = calibrations[chosen]
+    calibration = chosen_calibration.calibration
+    # The policy is fitted on policy-free predictions: probabilities of the labelled
+    # evaluation rows, probabilities and SHAP group sums of the population.
+    labelled = Scored(calibration(candidates.eval_raw[chosen]), candidates.regions, y=candidates.y)
+    population = candidates.population(chosen, calibration)
     try:
         policy = fit_policy(labelled, population, config.policy)
     except PolicyError as exc:
         raise TrainingDataError(str(exc)) from exc
-    metadata = _metadata(training_set, frame, split, model, chosen, config, model_name, tuning)
-    metadata = metadata.model_copy(update={"monotone": monotone})
-    bundle = ModelBundle(model.booster_, spec, calibration, policy, metadata)
-    return Fitted(bundle, split, model, tuning)
+    model_choice = ModelChoice(
+        kind=choice.KIND[chosen],
+        chosen=chosen,
+        scheme="crossfit" if crossfit else "holdout",
+        folds=candidates.folds,
+        reason=reason,
+        candidates=tuple(
+            CandidateFacts(
+                name=name,
+                detail=candidates.details[name],
+                valid_log_loss=s.log_loss,
+                valid_roc_auc=s.roc_auc,
+                valid_brier=s.brier,
+            )
+            for name, s in scores.items()
+        ),
+        logistic_c=candidates.logistic_c,
+        blend_weight=candidates.blend_weight,
+    )
+    metadata = _metadata(
+        training_set,
+        frame,
+        split,
+        candidates.model,
+        chosen_calibration,
+        config,
+        model_name,
+        tuning,
+        spec,
+        model_choice,
+    )
+    metadata = metadata.model_copy(update={"monotone": candidates.monotone})
+    bundle = ModelBundle(candidates.margins[chosen], spec, calibration, policy, metadata)
+    calibrated = {
+        name: CalibratedModel(margin, spec, calibrations[name].calibration)
+        for name, margin in candidates.margins.items()
+    }
+    return Fitted(bundle, split, candidates.model, tuning, calibrated)
+
+
+def _holdout_candidates(
+    split: TimeSplit,
+    spec: InputSpec,
+    base: BoostedEstimator,
+    config: TrainConfig,
+    X: np.ndarray,
+    y: np.ndarray,
+    Xv: np.ndarray,
+    yv: np.ndarray,
+) -> _Candidates:
+    """Candidates fitted on the training period and judged on the validation period."""
+    model, monotone = fit_monotone(base, X, y, Xv, yv, spec, config.monotone)
+    tree = TreeMargin(model.booster_)
+    groups = split.train["lead_id"].to_numpy() if "lead_id" in split.train else None
+    linear = fit_linear_cv(
+        X, y, spec, make_folds(y, groups, N_FOLDS, config.seed), seed=config.seed
+    )
+    raw_tree, raw_linear = model.predict_raw(Xv), linear.model.predict_raw(Xv)
+    weight, _ = choice.blend_weight(raw_tree, raw_linear, yv, config.seed)
+    margins: dict[str, AnyMargin] = {
+        choice.LIGHTGBM: tree,
+        choice.LOGISTIC: linear.model,
+        choice.BLEND: BlendMargin(tree, linear.model, weight),
+    }
+    region = config.policy.region_feature
+
+    def population(name: str, calibration: Calibration) -> Scored:
+        scorer = CalibratedModel(margins[name], spec, calibration)
+        return Scored.from_predictions(
+            scorer.predict(split.valid_population), _regions(split.valid_population, region)
+        )
+
+    return _Candidates(
+        margins=margins,
+        eval_raw={
+            choice.LIGHTGBM: raw_tree,
+            choice.LOGISTIC: raw_linear,
+            choice.BLEND: weight * raw_tree + (1 - weight) * raw_linear,
+        },
+        y=yv,
+        regions=_regions(split.valid, region),
+        population=population,
+        model=model,
+        details=_details(model.best_iteration_, linear.C, weight, "early stopping on validation"),
+        scheme="holdout",
+        folds=0,
+        logistic_c=linear.C,
+        blend_weight=weight,
+        monotone=monotone,
+    )
+
+
+def _details(trees: int, C: float, weight: float, how: str) -> dict[str, str]:
+    return {
+        choice.LIGHTGBM: f"{trees} trees ({how})",
+        choice.LOGISTIC: f"L2, C={C:g} (cross-validated)",
+        choice.BLEND: f"{weight:.2f} × LightGBM + {1 - weight:.2f} × logistic (margins)",
+    }
+
+
+def _crossfit_candidates(
+    split: TimeSplit, spec: InputSpec, base: GradientBoostedModel, config: TrainConfig
+) -> _Candidates:
+    """Candidates cross-fitted over train + validation and refitted on all of it."""
+    rows = pd.concat([split.train, split.valid], ignore_index=True)
+    Xa, ya = spec.transform(rows), rows["label"].to_numpy().astype(np.int64)
+    lead_ids = rows["lead_id"].to_numpy() if "lead_id" in rows else None
+    folds = make_folds(ya, lead_ids, N_FOLDS, config.seed)
+    base, trees, monotone = crossfit_monotone(
+        base,
+        spec,
+        config.monotone,
+        lambda estimator: crossfit_trees(
+            estimator, Xa, ya, folds, spec.names, spec.categorical_indices
+        ),
+        ya,
+    )
+    linear = fit_linear_cv(Xa, ya, spec, folds, seed=config.seed)
+    assert linear.oof_raw is not None
+    weight, _ = choice.blend_weight(trees.oof_raw, linear.oof_raw, ya, config.seed)
+    model = base.set_params(num_boost_round=trees.rounds).fit(
+        Xa, ya, feature_names=spec.names, categorical_features=spec.categorical_indices
+    )
+    tree = TreeMargin(model.booster_)
+    margins: dict[str, AnyMargin] = {
+        choice.LIGHTGBM: tree,
+        choice.LOGISTIC: linear.model,
+        choice.BLEND: BlendMargin(tree, linear.model, weight),
+    }
+    terms = design_terms(Xa, spec)
+    fold_linear = [
+        fit_linear(Xa[fit], ya[fit], spec, linear.C, config.seed, terms) for fit, _ in folds
+    ]
+    fold_margins: dict[str, list[AnyMargin]] = {
+        choice.LIGHTGBM: [TreeMargin(b) for b in trees.fold_boosters],
+        choice.LOGISTIC: list(fold_linear),
+        choice.BLEND: [
+            BlendMargin(TreeMargin(b), lin, weight)
+            for b, lin in zip(trees.fold_boosters, fold_linear, strict=True)
+        ],
+    }
+    region = config.policy.region_feature
+    # Lead-snapshot splits: the validation population is the validation rows themselves,
+    # so every train + validation row (scored out of fold) is the population.
+    own_rows = split.valid_population is split.valid
+    frame = rows if own_rows else split.valid_population
+    fold_of_lead = (
+        dict(zip(lead_ids, fold_of_rows(folds, len(ya)), strict=True))
+        if lead_ids is not None
+        else {}
+    )
+    if own_rows:
+        fold = fold_of_rows(folds, len(ya))
+    else:
+        ids = frame["lead_id"].to_numpy()
+        fold = np.array([fold_of_lead.get(i, -1) for i in ids], dtype=np.int64)
+
+    def population(name: str, calibration: Calibration) -> Scored:
+        X = Xa if own_rows else spec.transform(frame)
+        n = len(X)
+        probability, fit_sum, engagement_sum = np.empty(n), np.empty(n), np.empty(n)
+        for i, margin in enumerate([margins[name], *fold_margins[name]]):
+            mask = fold == i - 1
+            if not mask.any():
+                continue
+            p = CalibratedModel(margin, spec, calibration).predict_matrix(X[mask])
+            probability[mask], fit_sum[mask] = p.probability, p.fit_sum
+            engagement_sum[mask] = p.engagement_sum
+        return Scored(
+            probability, _regions(frame, region), fit_sum=fit_sum, engagement_sum=engagement_sum
+        )
+
+    return _Candidates(
+        margins=margins,
+        eval_raw={
+            choice.LIGHTGBM: trees.oof_raw,
+            choice.LOGISTIC: linear.oof_raw,
+            choice.BLEND: weight * trees.oof_raw + (1 - weight) * linear.oof_raw,
+        },
+        y=ya,
+        regions=_regions(rows, region),
+        population=population,
+        model=model,
+        details=_details(
+            trees.rounds, linear.C, weight, f"rounds chosen by {len(folds)}-fold cross-fitting"
+        ),
+        scheme="crossfit",
+        folds=len(folds),
+        logistic_c=linear.C,
+        blend_weight=weight,
+        monotone=monotone,
+    )
 
 
 def _metadata(
@@ -222,6 +480,8 @@ def _metadata(
     config: TrainConfig,
     model_name: str,
     tuning: TuneResult | None,
+    spec: InputSpec,
+    model_choice: ModelChoice,
 ) -> BundleMetadata:
     """The bundle's metadata: what it was trained on and how, and what a dataset config
     declared (catalogue, split, points, dataset facts) carried over from the training set."""
@@ -260,7 +520,8 @@ def _metadata(
             target=config.policy.target,
             per_region=config.policy.per_region,
         ),
-        features=tuple(model.booster_.feature_name()),
+        features=tuple(spec.names),
+        model_choice=model_choice,
         catalogue=source.catalogue,
         split_spec=source.split,
         points_rules=source.points,
@@ -268,6 +529,42 @@ def _metadata(
         population=source.population,
         icp=source.icp,
     )
+
+
+def _with_test_scores(model_choice: ModelChoice, fitted: Fitted, y: np.ndarray) -> ModelChoice:
+    """The candidates with their test log loss, ROC AUC and Brier score (reported only)."""
+    rows = []
+    for facts in model_choice.candidates:
+        scorer = fitted.candidates.get(facts.name)
+        if scorer is None:
+            rows.append(facts)
+            continue
+        p = scorer.predict_proba(fitted.split.test)
+        m, auc = probability_metrics(y, p), ranking_metrics(y, p)["roc_auc"]
+        rows.append(
+            facts.model_copy(
+                update={
+                    "test_log_loss": _finite(m.get("log_loss")),
+                    "test_roc_auc": _finite(auc),
+                    "test_brier": _finite(m.get("brier")),
+                }
+            )
+        )
+    return model_choice.model_copy(update={"candidates": tuple(rows)})
+
+
+def _finite(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _choice_metrics(model_choice: ModelChoice) -> dict[str, float]:
+    """``candidate_<name>_<valid|test>_<metric>`` for MLflow."""
+    out: dict[str, float] = {}
+    for facts in model_choice.candidates:
+        for key, value in facts.model_dump().items():
+            if key not in ("name", "detail") and value is not None:
+                out[f"candidate_{facts.name}_{key}"] = float(value)
+    return out
 
 
 def _loggable_metrics(flat: dict[str, float]) -> dict[str, float]:
@@ -285,6 +582,13 @@ def _run_params(fitted: Fitted, config: TrainConfig) -> dict[str, Any]:
     for key, value in meta.training.params.items():
         params[f"lgb.{key}"] = value
     params["best_iteration"] = meta.training.best_iteration
+    choice_ = meta.model_choice
+    params["model.kind"] = choice_.kind
+    params["model.chosen"] = choice_.chosen
+    params["model.scheme"] = choice_.scheme
+    params["model.folds"] = choice_.folds
+    params["model.logistic_c"] = choice_.logistic_c
+    params["model.blend_weight"] = choice_.blend_weight
     params["calibration_method"] = meta.calibration_method
     if meta.calibration_fallback:
         params["calibration_fallback"] = meta.calibration_fallback
@@ -397,18 +701,22 @@ def run_training(
         seed=config.seed,
         population=fitted.split.test_population,
         valid_population=fitted.split.valid_population,
+        logistic=fitted.candidates.get(choice.LOGISTIC),
     )
     fitted.bundle.metadata = fitted.bundle.metadata.model_copy(
         update={
             "test_metrics": clean_json(evaluation.metrics),
             "test_metrics_by_region": clean_json(evaluation.by_region),
+            "model_choice": _with_test_scores(
+                fitted.bundle.metadata.model_choice, fitted, evaluation.y
+            ),
         }
     )
     card = render_card(
         fitted.bundle.metadata, evaluation.metrics, evaluation.by_region, fitted.bundle.policy
     )
     flat = evaluation.flat()
-    metrics = _loggable_metrics(flat)
+    metrics = _loggable_metrics({**flat, **_choice_metrics(fitted.bundle.metadata.model_choice)})
 
     uri = registry.resolve_tracking_uri(tracking_uri, store_dir)
     with tempfile.TemporaryDirectory(prefix="leadscore-train-") as tmp:

@@ -158,7 +158,7 @@ def test_no_lead_older_than_the_models_population_is_scored(champion, at_the_end
 def _without_population(bundle):
     """The same model as an older bundle that recorded no population."""
     return type(bundle)(
-        bundle.booster,
+        bundle.margin,
         bundle.spec,
         bundle.calibration,
         bundle.policy,

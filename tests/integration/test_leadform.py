@@ -171,7 +171,7 @@ def regional(served, tmp_path_factory):
     bundle = served.bundle
     policy = replace(bundle.policy, region_thresholds=dict(REGION_THRESHOLDS))
     folder = ModelBundle(
-        bundle.booster, bundle.spec, bundle.calibration, policy, bundle.metadata
+        bundle.margin, bundle.spec, bundle.calibration, policy, bundle.metadata
     ).save(tmp_path_factory.mktemp("regional") / "bundle")
     return load_folder(folder)
 
@@ -400,7 +400,7 @@ def test_a_custom_icp_is_recorded_and_used_by_the_service(champion, icp_model, i
         np.testing.assert_array_equal(values[name], icp_rows[name].to_numpy())
     assert (np.stack([values[n] != by_default[n] for n in icp]).any(axis=0)).all()
     default = ModelBundle(
-        bundle.booster,
+        bundle.margin,
         bundle.spec,
         bundle.calibration,
         bundle.policy,

@@ -28,6 +28,7 @@ WORSE = TrainConfig(
     early_stopping_rounds=1,
     num_threads=1,
     calibration="platt",
+    model="lightgbm",  # a deliberately weak LightGBM, not the best candidate
 )
 
 
@@ -58,6 +59,26 @@ def first(store, training_set_path):
 
 def client(store) -> MlflowClient:
     return MlflowClient(tracking_uri=store["uri"], registry_uri=store["uri"])
+
+
+def test_run_logs_the_candidates_and_the_choice(store, first):
+    """Every candidate's scores and the choice are in MLflow, the metadata and the card,
+    and the logistic baseline is the logistic candidate (like for like)."""
+    run = client(store).get_run(first.run_id)
+    choice = first.bundle.metadata.model_choice
+    assert run.data.params["model.chosen"] == choice.chosen
+    assert run.data.params["model.kind"] == choice.kind == first.bundle.kind
+    assert run.data.params["model.scheme"] == choice.scheme
+    assert {c.name for c in choice.candidates} == {"lightgbm", "logistic", "blend"}
+    for c in choice.candidates:
+        for key in ("valid_log_loss", "valid_roc_auc", "test_log_loss", "test_roc_auc"):
+            assert run.data.metrics[f"candidate_{c.name}_{key}"] == pytest.approx(getattr(c, key))
+    logistic = next(c for c in choice.candidates if c.name == "logistic")
+    assert first.metrics["logistic_log_loss"] == pytest.approx(logistic.test_log_loss)
+    assert first.metrics["logistic_roc_auc"] == pytest.approx(logistic.test_roc_auc)
+    registered = next(c for c in choice.candidates if c.name == choice.chosen)
+    assert first.metrics["test_roc_auc"] == pytest.approx(registered.test_roc_auc)
+    assert "## Model choice" in first.card and choice.reason in first.card
 
 
 def test_run_logs_params_metrics_window_fingerprint_plots_and_card(store, first):

@@ -214,7 +214,7 @@ def regional_bundle(served, folder: Path) -> Path:
     policy = replace(bundle.policy, region_thresholds=dict(REGION_THRESHOLDS))
     assert policy.threshold not in REGION_THRESHOLDS.values()
     return ModelBundle(
-        bundle.booster, bundle.spec, bundle.calibration, policy, bundle.metadata
+        bundle.margin, bundle.spec, bundle.calibration, policy, bundle.metadata
     ).save(folder)
 
 

@@ -284,8 +284,10 @@ def test_promote_stratified_models_on_the_challengers_hold_out(tmp_path, monkeyp
     from runtime import registry
 
     data = tmp_path / "data"
-    _, weak = _train(
-        _sample_config(data, params={"num_leaves": 2}, num_boost_round=3), tmp_path / "store"
+    _, weak = _train(  # a deliberately weak LightGBM (not a candidate choice)
+        _sample_config(data, params={"num_leaves": 2}, num_boost_round=3),
+        tmp_path / "store",
+        model="lightgbm",
     )
     _, strong = _train(_sample_config(data), tmp_path / "store")
     assert (weak.version, strong.version) == ("1", "2")
@@ -378,6 +380,27 @@ def test_cli_train_config_writes_features_form_samples(tmp_path, monkeypatch):
         body = json.loads((folder / f"{item['name']}.json").read_text())
         assert parse_request(body).form == "features"
         assert body["features"] and set(body["features"]) <= set(meta.features)
+
+
+def test_cli_train_without_points_rules_prints_no_points_nan(tmp_path, monkeypatch):
+    """A config without points rules has no points baseline: ``train`` says nothing of it
+    (it used to print ``points nan``) and names the registered model's kind."""
+    from leadscore.cli import app
+
+    config = _sample_config(tmp_path / "data")
+    cfg = yaml.safe_load(config.read_text())
+    cfg.pop("points", None)
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("LEADSCORE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LEADSCORE_MODEL_NAME", NAME)
+    out = CliRunner().invoke(
+        app, ["train", "--config", str(config), "--threads", "1", "--no-register"]
+    )
+    assert out.exit_code == 0, out.output
+    [line] = [line for line in out.output.splitlines() if "test ROC AUC" in line]
+    assert "nan" not in line and "points" not in line
+    assert "(logistic " in line and "; model: " in " ".join(out.output.split())
 
 
 def test_features_form_without_a_frame_equals_the_frame_path(trained):
