@@ -418,6 +418,7 @@ def render_card(
             if metadata.calibration_fallback
             else []
         ),
+        *_calibration_lines(metadata),
         f"- Hyper-parameter trials: {training.tune_trials}.",
         *_monotone_lines(metadata),
         "",
@@ -427,3 +428,24 @@ def render_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _calibration_lines(metadata: BundleMetadata) -> list[str]:
+    """How the calibration was chosen and how much evidence its blocks hold."""
+    lines = []
+    if metadata.calibration_cv_log_loss:
+        scores = ", ".join(
+            f"{name} {loss:.4f}" for name, loss in sorted(metadata.calibration_cv_log_loss.items())
+        )
+        lines.append(
+            f"- Calibration candidates, cross-validated log loss: {scores} (the simplest "
+            "within one standard error of the best is kept)."
+        )
+    if metadata.calibration_block_rows:
+        rows = metadata.calibration_block_rows
+        lines.append(
+            f"- Evidence: {len(rows)} blocks of {min(rows):,} to {max(rows):,} rows "
+            f"(at least {metadata.calibration_min_block_rows or min(rows):,}); no probability "
+            "is more extreme than its block's evidence supports."
+        )
+    return lines

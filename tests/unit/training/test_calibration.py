@@ -108,6 +108,19 @@ def test_a_fallback_is_recorded_in_the_metadata_and_stated_on_the_card():
     )
     plain = render_card(BundleMetadata(calibration_method="platt"), {"model": {}}, {}, policy)
     assert "Calibration fallback" not in plain
+    assert "Calibration candidates" not in plain and "Evidence:" not in plain
+    chosen = BundleMetadata(
+        calibration_method="platt",
+        calibration_cv_log_loss={"platt": 0.19381, "isotonic": 0.19552, "beta": 0.194},
+        calibration_min_block_rows=122,
+        calibration_block_rows=(678, 624, 253),
+    )
+    card = render_card(chosen, {"model": {}}, {}, policy)
+    assert (
+        "- Calibration candidates, cross-validated log loss: beta 0.1940, isotonic 0.1955, "
+        "platt 0.1938" in card
+    )
+    assert "- Evidence: 3 blocks of 253 to 678 rows (at least 122)" in card
 
 
 def test_one_distinct_margin_gives_a_rising_isotonic_map_not_a_platt_fit():

@@ -117,3 +117,42 @@ def test_train_config_takes_auto_on_off_only():
     assert TrainConfig(monotone="off").to_params()["monotone"] == "off"
     with pytest.raises(TrainConfigError, match="monotone"):
         TrainConfig(monotone="maybe")
+
+
+def _crossfit(X: np.ndarray, y: np.ndarray, spec: InputSpec):
+    from training.crossfit import crossfit_trees, make_folds
+
+    folds = make_folds(y, None, 5, 0)
+    return lambda estimator: crossfit_trees(
+        estimator, X, y, folds, spec.names, spec.categorical_indices
+    )
+
+
+def test_cross_fitted_auto_keeps_cheap_constraints_on_out_of_fold_margins(spec):
+    from training.monotone import crossfit_monotone
+
+    X, y = _data(2000, 0)
+    fresh = InputSpec.from_dict(spec.to_dict())
+    base, result, facts = crossfit_monotone(_model(), fresh, "auto", _crossfit(X, y, fresh), y)
+    assert facts.applied and facts.reason.startswith("kept: out-of-fold ROC AUC")
+    assert facts.valid_roc_auc_free - facts.valid_roc_auc_constrained <= TOLERANCE
+    assert base.params["monotone_constraints"] == [1, 1, -1, 0]
+    assert all(s.enforced for s in fresh.signals_ if s.direction)
+    assert len(result.oof_raw) == len(y)
+
+
+def test_cross_fitted_auto_drops_constraints_that_contradict_the_data(spec):
+    from training.monotone import crossfit_monotone
+
+    X, y = _data(2000, 0)
+    rng = np.random.default_rng(5)
+    logit = -1.0 - 0.8 * X[:, 0]  # visits in 7 days LOWER the odds here
+    y = (rng.random(len(y)) < 1 / (1 + np.exp(-logit))).astype(int)
+    fresh = InputSpec.from_dict(spec.to_dict())
+    base, _, facts = crossfit_monotone(_model(), fresh, "auto", _crossfit(X, y, fresh), y)
+    assert not facts.applied and facts.reason.startswith("dropped:")
+    assert facts.valid_roc_auc_free - facts.valid_roc_auc_constrained > TOLERANCE
+    assert "monotone_constraints" not in (base.params or {})
+    assert not any(s.enforced for s in fresh.signals_)
+    _, _, off = crossfit_monotone(_model(), fresh, "off", _crossfit(X, y, fresh), y)
+    assert not off.applied and off.valid_roc_auc_free is None
