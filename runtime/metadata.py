@@ -108,6 +108,8 @@ class MonotoneFacts(_Frozen):
     valid_roc_auc_free: float | None = None
     tolerance: float = 0.002
     reason: str = ""
+
+
 class CandidateFacts(_Frozen):
     """One candidate model of the choice, with its scores.
 
