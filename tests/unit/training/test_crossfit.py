@@ -216,3 +216,18 @@ def test_the_card_lists_every_candidate_and_says_which_won():
     assert "A regularised logistic regression on real outcomes" in card
     # an older bundle (no candidates recorded) has no such section
     assert "## Model choice" not in render_card(BundleMetadata(), {"model": {}}, {}, policy)
+
+
+def test_tiny_exports_get_smaller_leaves_unless_the_user_chose_them():
+    from training.model import GradientBoostedModel
+    from training.train import _small_data_leaves
+
+    tiny = _small_data_leaves(GradientBoostedModel(), 400)
+    assert tiny.params == {"min_data_in_leaf": 26, "min_data_per_group": 26}  # 320 // 12
+    assert _small_data_leaves(GradientBoostedModel(), 100).params == {
+        "min_data_in_leaf": 10,
+        "min_data_per_group": 10,
+    }
+    assert not _small_data_leaves(GradientBoostedModel(), 750).params  # 600 // 12 = 50
+    chosen = _small_data_leaves(GradientBoostedModel({"min_data_in_leaf": 40}), 400)
+    assert chosen.params == {"min_data_in_leaf": 40, "min_data_per_group": 26}
