@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from features.catalogue import CATALOGUE
 from features.dataset_config import (
     DatasetConfigError,
     catalogue_from_metadata,
@@ -16,6 +18,9 @@ from features.dataset_config import (
     lead_column,
     load_dataset,
 )
+from features.io import load_tables, write_tables
+from features.pipeline import features_frame, icp_of, lead_arrays
+from features.simulate import simulate
 from leadscore.cli import app
 from training.baselines import RulePoints
 from training.split import split_from_spec
@@ -283,6 +288,55 @@ def test_tables_kind_maps_an_export_onto_the_contract(tmp_path: Path) -> None:
     assert "cannot be parsed with format %Y-%m-%d" in problems
     assert "'webinar_watched' is not a known activity type" in problems
     assert "'Lead' is not in won.csv" in problems
+
+
+def test_tables_config_rows_are_the_batch_features_of_the_same_moments(tmp_path: Path) -> None:
+    """Training on a ``tables`` config reads the export's timestamps, here to the minute.
+    The contract's tables holding those moments, written and re-read the way batch
+    scoring reads them, give the training rows' features exactly. The simulator's own
+    sub-minute moments are other data: their ``days_since_*`` move by up to a minute
+    (the skew the tables-config integration test once blamed on batch scoring)."""
+    t = simulate(400, seed=3).tables()
+    fmt = "%Y-%m-%d %H:%M"
+    times = {"leads": "created_at", "activities": "occurred_at", "conversions": "converted_at"}
+    for name, frame in t.items():
+        column = times.get(name)
+        out = frame.assign(**{column: frame[column].dt.strftime(fmt)}) if column else frame
+        out.to_csv(tmp_path / f"{name}.csv", index=False)
+    specs = {
+        n: {"file": f"{n}.csv", **({"timestamp_format": fmt} if n in times else {})} for n in t
+    }
+    path = tmp_path / "crm.yaml"
+    path.write_text(yaml.safe_dump({"kind": "tables", "tables": specs}))
+    ts = load_dataset(path)
+    rows = ts.frame.sample(150, random_state=0).reset_index(drop=True)
+
+    def batch_features(tables: dict[str, pd.DataFrame], folder: Path) -> pd.DataFrame:
+        write_tables(tables, folder)
+        read = load_tables(folder)
+        snapshots = rows[["lead_id", "as_of"]]
+        arrays = lead_arrays(read["leads"], read["accounts"], read["activities"], snapshots)
+        return features_frame(arrays, snapshots, icp_of(ts.metadata.icp))
+
+    minutes = {
+        n: f.assign(**{times[n]: f[times[n]].dt.floor("min")}) if n in times else f
+        for n, f in t.items()
+    }
+    batch = batch_features(minutes, tmp_path / "minutes")
+    # The config reads its CSV files with pandas' NA tokens, so training saw the region
+    # "NA" (North America) as missing: another skew, pinned in test_pipeline.py.
+    for spec in (s for s in CATALOGUE if s.name != "region"):
+        left, right = batch[spec.name], rows[spec.name]
+        if spec.dtype == "category":
+            left, right = left.astype("string"), right.astype("string")
+        pd.testing.assert_series_equal(
+            left, right, check_dtype=False, check_exact=True, check_names=False
+        )
+    days = [c for c in rows.columns if c.startswith("days_since_")]
+    assert days
+    seconds = batch_features(t, tmp_path / "seconds")
+    moved = np.nanmax(np.abs(seconds[days].to_numpy(float) - rows[days].to_numpy(float)))
+    assert 0 < moved <= 1 / 1440
 
 
 @pytest.mark.parametrize("when", ["as_of", "time"])

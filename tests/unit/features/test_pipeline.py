@@ -13,7 +13,7 @@ from features.build import read_training_set, sidecar_path, write_training_set
 from features.catalogue import CATALOGUE, feature_names
 from features.contract import validate
 from features.eligibility import OPEN_LEADS, Population
-from features.io import write_tables
+from features.io import load_tables, write_tables
 from features.pipeline import (
     TAIL_SHARE,
     DataWindowError,
@@ -24,8 +24,10 @@ from features.pipeline import (
     build_training_set,
     compute_features,
     data_window,
+    features_frame,
     icp_of,
     label_snapshots,
+    lead_arrays,
     make_snapshots,
     plan_snapshots,
     resolve_window,
@@ -44,15 +46,15 @@ def training(tables):
     return build_training_set(tables, PipelineConfig())
 
 
-def assert_same_features(a: pd.DataFrame, b: pd.DataFrame) -> None:
-    cols = feature_names()
+def assert_same_features(a: pd.DataFrame, b: pd.DataFrame, skip: tuple[str, ...] = ()) -> None:
+    cols = [c for c in feature_names() if c not in skip]
     left = a[cols].reset_index(drop=True)
     right = b[cols].reset_index(drop=True)
     for spec in CATALOGUE:
-        if spec.dtype == "category":
+        if spec.dtype == "category" and spec.name in cols:
             left[spec.name] = left[spec.name].astype("string")
             right[spec.name] = right[spec.name].astype("string")
-    pd.testing.assert_frame_equal(left, right, check_dtype=False)
+    pd.testing.assert_frame_equal(left, right, check_dtype=False, check_exact=True)
 
 
 def test_training_set_shape_and_columns(training):
@@ -165,6 +167,37 @@ def test_skew_one_lead_alone_equals_batch_row(tables, training):
             pd.DataFrame({"lead_id": [row["lead_id"]], "as_of": [row["as_of"]]}),
         )
         assert_same_features(alone, row.to_frame().T)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_skew_tables_written_and_reread_as_batch_reads_them(tables, training, tmp_path, fmt):
+    """Tables written to a folder and re-read the way batch scoring reads them
+    (``load_tables``, then ``serving.batch.score_frame``'s two calls) keep every microsecond:
+    a lead's features equal its training row's exactly, ``days_since_*`` included."""
+    write_tables(tables, tmp_path / "data", fmt=fmt)
+    read = load_tables(tmp_path / "data")
+    for name, column in (("leads", "created_at"), ("activities", "occurred_at")):
+        assert read[name][column].dtype == tables[name][column].dtype
+        assert (read[name][column].to_numpy() == tables[name][column].to_numpy()).all()
+    rows = training.frame.sample(300, random_state=5).reset_index(drop=True)
+    snapshots = rows[["lead_id", "as_of"]]
+    arrays = lead_arrays(read["leads"], read["accounts"], read["activities"], snapshots)
+    batch = features_frame(arrays, snapshots, icp_of(training.metadata.icp))
+    # CSV reads the region "NA" (North America) as missing: a separate skew, pinned by
+    # test_csv_keeps_the_north_america_region below.
+    assert_same_features(batch, rows, skip=("region",) if fmt == "csv" else ())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="features.io.read_frame reads CSV with pandas' default NA tokens, so the "
+    "contract's region 'NA' (North America) becomes missing: a model trained from Parquet "
+    "scores North American leads of a CSV folder as region unknown",
+)
+def test_csv_keeps_the_north_america_region(tables, tmp_path):
+    write_tables(tables, tmp_path / "data", fmt="csv")
+    read = load_tables(tmp_path / "data")
+    pd.testing.assert_series_equal(read["leads"]["region"], tables["leads"]["region"])
 
 
 def test_deterministic(tables, training):
