@@ -590,6 +590,15 @@ class ModelBundle(CalibratedModel):
                 raise ModelArtifactError(f"{path} is not valid JSON: {exc}") from exc
         metadata = BundleMetadata.from_json(payloads["metadata"], root)
         margin = load_margin(root)
+        listed = payloads["spec"].get("features") if isinstance(payloads["spec"], dict) else None
+        # Before the spec is parsed: its signals would otherwise name the missing feature
+        # first, hiding that the spec and the model disagree.
+        if isinstance(listed, list) and margin.n_features != len(listed):
+            name = FILES["model"] if margin.kind == "tree" else LINEAR_FILE
+            raise ModelArtifactError(
+                f"{root}: {name} expects {margin.n_features} features but "
+                f"input_spec.json lists {len(listed)}"
+            )
         try:
             spec = InputSpec.from_dict(payloads["spec"])
             calibration = Calibration.from_dict(payloads["calibration"])

@@ -94,6 +94,43 @@ def _logistic(C: float, seed: int) -> LogisticRegression:
     return LogisticRegression(C=C, max_iter=2000, random_state=seed, warm_start=True)
 
 
+def design_signs(terms: Sequence[Term], directions: Sequence[int] | None) -> np.ndarray | None:
+    """Required sign of each design column's coefficient (0: free), from feature directions.
+
+    A numeric term's standardised value keeps its feature's direction (the log and the
+    scaling are increasing); missing indicators and categories stay free.
+    """
+    if directions is None or not any(directions):
+        return None
+    signs: list[int] = []
+    for term in terms:
+        if isinstance(term, NumericTerm):
+            signs += [int(directions[term.column]), 0]
+        else:
+            signs += [0] * (len(term.codes) + 1)
+    return np.asarray(signs, dtype=np.int64)
+
+
+def _fit_signed(
+    model: LogisticRegression, D: np.ndarray, y: np.ndarray, signs: np.ndarray | None
+) -> LogisticRegression:
+    """Fit, then drop (zero) every column whose coefficient has the wrong sign and refit,
+    until none has: the active-set way to a sign-constrained logistic regression, so a
+    linear model never says that more demo requests lower the odds when the signal's
+    direction says they cannot (the trees obey the same directions)."""
+    model.fit(D, y)
+    if signs is None:
+        return model
+    active = np.ones(D.shape[1], dtype=bool)
+    while True:
+        wrong = active & (signs * model.coef_[0] < 0)
+        if not wrong.any():
+            model.coef_[0][~active] = 0.0  # a dropped column saw only zeros: exactly 0
+            return model
+        active &= ~wrong
+        model.fit(D * active, y)
+
+
 def _with_coefficients(
     terms: Sequence[Term], D: np.ndarray, coef: np.ndarray, intercept: float, n: int, C: float
 ) -> LinearMargin:
@@ -135,6 +172,7 @@ def fit_linear(
     C: float,
     seed: int = 0,
     terms: Sequence[Term] | None = None,
+    directions: Sequence[int] | None = None,
 ) -> LinearMargin:
     """Fit the logistic model with a given ``C`` on encoded rows.
 
@@ -145,11 +183,13 @@ def fit_linear(
         C: Inverse L2 strength.
         seed: Seed of the solver.
         terms: A design learned elsewhere (default: learned on ``X``).
+        directions: Per input column, the sign its coefficient must have (1, -1; 0 free),
+            as ``training.monotone.feature_directions`` gives; None: all free.
     """
     terms = list(terms) if terms is not None else design_terms(X, spec)
     D, _ = design_matrix(terms, X)
     with threadpool_limits(limits=1, user_api="blas"):
-        model = _logistic(C, seed).fit(D, y)
+        model = _fit_signed(_logistic(C, seed), D, y, design_signs(terms, directions))
     return _with_coefficients(terms, D, model.coef_[0], float(model.intercept_[0]), X.shape[1], C)
 
 
@@ -160,6 +200,7 @@ def fit_linear_cv(
     folds: Folds,
     grid: Sequence[float] = C_GRID,
     seed: int = 0,
+    directions: Sequence[int] | None = None,
 ) -> LinearChoice:
     """Choose ``C`` by cross-validated log loss, then fit on every row.
 
@@ -173,9 +214,12 @@ def fit_linear_cv(
         folds: (fit rows, held-out rows) pairs covering every row once as held-out.
         grid: Values of ``C`` to try.
         seed: Seed of the solver.
+        directions: Per input column, the sign its coefficient must have (see
+            ``fit_linear``); None: all free.
     """
     terms = design_terms(X, spec)
     D, _ = design_matrix(terms, X)
+    signs = design_signs(terms, directions)
     grid = sorted(grid)
     oof = {C: np.zeros(len(y)) for C in grid}
     # One BLAS thread: these matrices are small, and threaded BLAS on a busy machine is
@@ -185,7 +229,7 @@ def fit_linear_cv(
             model = _logistic(grid[0], seed)
             for C in grid:  # warm start along the path: each fit starts from the previous one
                 model.set_params(C=C)
-                model.fit(D[fit_rows], y[fit_rows])
+                _fit_signed(model, D[fit_rows], y[fit_rows], signs)
                 oof[C][held] = model.decision_function(D[held])
     held_rows = np.concatenate([h for _, h in folds])
     scores = {
@@ -193,5 +237,5 @@ def fit_linear_cv(
         for C in grid
     }
     best = min(grid, key=lambda C: (scores[C], C))
-    model = fit_linear(X, y, spec, best, seed, terms)
+    model = fit_linear(X, y, spec, best, seed, terms, directions)
     return LinearChoice(model, best, scores, oof[best])

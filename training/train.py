@@ -60,7 +60,7 @@ from training.evaluate import Evaluation, Oracle, clean_json, evaluate, write_pl
 from training.linear import design_terms, fit_linear, fit_linear_cv
 from training.metrics import probability_metrics, ranking_metrics
 from training.model import DEFAULT_PARAMS, GradientBoostedModel
-from training.monotone import crossfit_monotone, fit_monotone
+from training.monotone import crossfit_monotone, feature_directions, fit_monotone
 from training.policy import PolicyError, Scored, fit_policy
 from training.split import TimeSplit, split_by_time, split_from_spec
 from training.tune import TuneResult, tune
@@ -317,6 +317,11 @@ def fit_bundle(
     return Fitted(bundle, split, candidates.model, tuning, calibrated)
 
 
+def _directions(spec: InputSpec, monotone: MonotoneFacts) -> list[int] | None:
+    """The signals' directions for the logistic candidate when the trees obey them too."""
+    return feature_directions(spec) if monotone.applied else None
+
+
 LEAF_ROWS_DIVISOR = 12
 """A fold's training rows per leaf minimum, at most, when cross-fitting tiny data."""
 
@@ -358,7 +363,12 @@ def _holdout_candidates(
     tree = TreeMargin(model.booster_)
     groups = split.train["lead_id"].to_numpy() if "lead_id" in split.train else None
     linear = fit_linear_cv(
-        X, y, spec, make_folds(y, groups, N_FOLDS, config.seed), seed=config.seed
+        X,
+        y,
+        spec,
+        make_folds(y, groups, N_FOLDS, config.seed),
+        seed=config.seed,
+        directions=_directions(spec, monotone),
     )
     raw_tree, raw_linear = model.predict_raw(Xv), linear.model.predict_raw(Xv)
     weight, _ = choice.blend_weight(raw_tree, raw_linear, yv, config.seed)
@@ -420,7 +430,8 @@ def _crossfit_candidates(
         ),
         ya,
     )
-    linear = fit_linear_cv(Xa, ya, spec, folds, seed=config.seed)
+    directions = _directions(spec, monotone)
+    linear = fit_linear_cv(Xa, ya, spec, folds, seed=config.seed, directions=directions)
     assert linear.oof_raw is not None
     weight, _ = choice.blend_weight(trees.oof_raw, linear.oof_raw, ya, config.seed)
     model = base.set_params(num_boost_round=trees.rounds).fit(
@@ -434,7 +445,8 @@ def _crossfit_candidates(
     }
     terms = design_terms(Xa, spec)
     fold_linear = [
-        fit_linear(Xa[fit], ya[fit], spec, linear.C, config.seed, terms) for fit, _ in folds
+        fit_linear(Xa[fit], ya[fit], spec, linear.C, config.seed, terms, directions)
+        for fit, _ in folds
     ]
     fold_margins: dict[str, list[AnyMargin]] = {
         choice.LIGHTGBM: [TreeMargin(b) for b in trees.fold_boosters],

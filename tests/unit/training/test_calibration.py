@@ -464,7 +464,9 @@ def test_a_trained_bundle_backs_every_extreme_probability_with_200_validation_le
     bundle = ModelBundle.load(fitted.bundle.save(tmp_path / "bundle"))
     metadata = bundle.metadata
     blocks = metadata.calibration_block_rows
-    assert sum(blocks) == len(fitted.split.valid)
+    crossfit = metadata.model_choice.scheme == "crossfit"
+    calibration_rows = len(fitted.split.valid) + (len(fitted.split.train) if crossfit else 0)
+    assert sum(blocks) == calibration_rows  # out-of-fold rows when cross-fitted
     assert min(blocks) >= metadata.calibration_min_block_rows > 0
     assert metadata.calibration_requested == "auto"
     assert set(metadata.calibration_cv_log_loss) == {"platt", "beta", "isotonic"}

@@ -156,3 +156,34 @@ def test_cross_fitted_auto_drops_constraints_that_contradict_the_data(spec):
     assert not any(s.enforced for s in fresh.signals_)
     _, _, off = crossfit_monotone(_model(), fresh, "off", _crossfit(X, y, fresh), y)
     assert not off.applied and off.valid_roc_auc_free is None
+
+
+def test_the_logistic_candidate_obeys_the_same_directions(spec):
+    """Collinear windows: given 7-day visits, more 30-day visits lower the odds here, so a
+    free logistic fit gives 30-day visits a negative coefficient (a reason would then say
+    that visits hold a lead back); with the signal's direction it is dropped to exactly 0."""
+    from runtime.linear import NumericTerm
+    from training.linear import fit_linear, fit_linear_cv
+
+    X, _ = _data(3000, 0)
+    rng = np.random.default_rng(9)
+    logit = -1.5 + 1.2 * X[:, 0] - 0.5 * X[:, 1]
+    y = (rng.random(len(X)) < 1 / (1 + np.exp(-logit))).astype(int)
+
+    def coefs(model):
+        return {t.name: t.coef for t in model.terms if isinstance(t, NumericTerm)}
+
+    free = coefs(fit_linear(X, y, spec, 1.0))
+    assert free["visits_30d"] < 0 < free["visits_7d"]
+    directions = feature_directions(spec)
+    signed = coefs(fit_linear(X, y, spec, 1.0, directions=directions))
+    assert signed["visits_30d"] == 0.0 and signed["visits_7d"] > 0
+    assert signed["days_since_visit"] <= 0
+    from training.crossfit import make_folds
+
+    chosen = fit_linear_cv(X, y, spec, make_folds(y, None, 5, 0), directions=directions)
+    assert all(
+        c * d >= 0 for c, d in zip(coefs(chosen.model).values(), directions, strict=False)
+    )
+    raw, shap_values = chosen.model.explain(X[:50])
+    assert np.abs(chosen.model.expected_value + shap_values.sum(axis=1) - raw).max() < 1e-9
