@@ -182,8 +182,6 @@ def test_the_logistic_candidate_obeys_the_same_directions(spec):
     from training.crossfit import make_folds
 
     chosen = fit_linear_cv(X, y, spec, make_folds(y, None, 5, 0), directions=directions)
-    assert all(
-        c * d >= 0 for c, d in zip(coefs(chosen.model).values(), directions, strict=False)
-    )
+    assert all(c * d >= 0 for c, d in zip(coefs(chosen.model).values(), directions, strict=False))
     raw, shap_values = chosen.model.explain(X[:50])
     assert np.abs(chosen.model.expected_value + shap_values.sum(axis=1) - raw).max() < 1e-9
