@@ -189,6 +189,9 @@ def _coerce(
         out = raw if raw.dtype == "str" else raw.astype("str")
         out = out.str.strip()
         return out.mask(out == ""), None
+    if raw.dtype == object or raw.dtype == "str":
+        raw = raw.mask(raw == "NA")  # R's missing number or time; a region only in text
+        missing = raw.isna()
     if column.kind == "datetime":
         out = to_utc_naive(raw, fmt)
         bad = out.isna() & ~missing

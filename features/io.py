@@ -91,6 +91,17 @@ def find_table_file(data_dir: str | Path, table: str) -> str | Path | None:
     return None
 
 
+CSV_NA_VALUES: tuple[str, ...] = tuple(
+    sorted(
+        {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND"}
+        | {"1.#QNAN", "<NA>", "N/A", "NULL", "NaN", "None", "n/a", "nan", "null"}
+    )
+)
+"""Text a contract CSV cell reads as missing: pandas' defaults except ``NA``, which is a
+region (North America) in text columns. In number and timestamp columns the contract
+reads ``NA`` as missing too (R writes it so)."""
+
+
 def read_frame(path: str | Path) -> pd.DataFrame:
     """Read one Parquet or CSV file; CSV ids stay text so ``007`` is not ``7``.
 
@@ -98,7 +109,7 @@ def read_frame(path: str | Path) -> pd.DataFrame:
     """
     if str(path).endswith(".parquet"):
         return pd.read_parquet(path)
-    return pd.read_csv(path, dtype=str, keep_default_na=True)
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=CSV_NA_VALUES)
 
 
 def _is_dir(location: str | Path) -> bool:

@@ -183,21 +183,20 @@ def test_skew_tables_written_and_reread_as_batch_reads_them(tables, training, tm
     snapshots = rows[["lead_id", "as_of"]]
     arrays = lead_arrays(read["leads"], read["accounts"], read["activities"], snapshots)
     batch = features_frame(arrays, snapshots, icp_of(training.metadata.icp))
-    # CSV reads the region "NA" (North America) as missing: a separate skew, pinned by
-    # test_csv_keeps_the_north_america_region below.
-    assert_same_features(batch, rows, skip=("region",) if fmt == "csv" else ())
+    assert_same_features(batch, rows)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="features.io.read_frame reads CSV with pandas' default NA tokens, so the "
-    "contract's region 'NA' (North America) becomes missing: a model trained from Parquet "
-    "scores North American leads of a CSV folder as region unknown",
-)
 def test_csv_keeps_the_north_america_region(tables, tmp_path):
+    """``NA`` is North America in a text column, and missing in a number column."""
+    assert (tables["leads"]["region"] == "NA").any()
     write_tables(tables, tmp_path / "data", fmt="csv")
     read = load_tables(tmp_path / "data")
     pd.testing.assert_series_equal(read["leads"]["region"], tables["leads"]["region"])
+    path = tmp_path / "data" / "accounts.csv"
+    accounts = pd.read_csv(path, dtype=str, keep_default_na=False)
+    accounts.loc[0, "employee_count"] = "NA"
+    accounts.to_csv(path, index=False)
+    assert pd.isna(load_tables(tmp_path / "data")["accounts"]["employee_count"].iloc[0])
 
 
 def test_deterministic(tables, training):
