@@ -97,9 +97,18 @@ def run(name: str, threads: int = 2) -> dict[str, Any]:
     names = [f.name for f in training_set.metadata.catalogue]
     # Same rows as the run: re-cut the split the same way.
     cut = split_from_spec(training_set.frame, split)
-    valid_auc = ranking_metrics(
-        cut.valid["label"].to_numpy(), result.bundle.predict_proba(cut.valid)
-    )["roc_auc"]
+    # The registered model is refitted on train + validation when cross-fitted, so its
+    # validation AUC would be in-sample: report the figure the choice was made on (the
+    # out-of-fold or validation-period AUC of the chosen candidate).
+    choice = result.bundle.metadata.model_choice
+    chosen = [c for c in choice.candidates if c.name == choice.chosen]
+    valid_auc = (
+        chosen[0].valid_roc_auc
+        if chosen and chosen[0].valid_roc_auc is not None
+        else ranking_metrics(cut.valid["label"].to_numpy(), result.bundle.predict_proba(cut.valid))[
+            "roc_auc"
+        ]
+    )
     p = plain_lightgbm(pd.concat([cut.train, cut.valid]), cut.test, names, threads)
     plain = _scored(cut.test["label"].to_numpy(), p)
     keys = ("roc_auc", "pr_auc", "lift_top10", "ece", "log_loss")
@@ -131,8 +140,8 @@ def _split_words(s: dict[str, Any]) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     """The README's table: test AUC and ECE against the goal and the plain anchor."""
     lines = [
-        "| Data set | Split | leadscore test AUC (valid) | ECE | Goal | Plain LightGBM, same "
-        "split: AUC / ECE | Logistic: AUC / ECE | Points AUC |",
+        "| Data set | Split | leadscore test AUC (choice AUC) | ECE | Goal | Plain LightGBM, "
+        "same split: AUC / ECE | Logistic: AUC / ECE | Points AUC |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
