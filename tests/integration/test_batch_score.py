@@ -57,6 +57,9 @@ def test_every_open_lead_in_the_models_population_is_scored(champion, served, sc
     assert len(scored) == len(open_ids) > 100
     assert list(scored.columns) == list(OUTPUT_COLUMNS)
     assert scored["probability"].is_monotonic_decreasing
+    low, p, high = scored["probability_low"], scored["probability"], scored["probability_high"]
+    assert ((low <= p) & (p <= high)).all()  # the calibration's 95% evidence interval
+    assert ((high - low) > 0).all()
     assert scored["grade"].str.fullmatch(r"[A-D][1-4]").all()
     assert scored["score"].between(0, 100).all()
     assert (scored["mql"] == (scored["probability"] >= scored["threshold"])).all()
