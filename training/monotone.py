@@ -112,26 +112,45 @@ def fit_monotone(
         )
         return with_them, facts
     without = base.fit(X, y, **fit)
-    constrained_auc, free_auc = _auc(with_them, Xv, yv), _auc(without, Xv, yv)
-    if free_auc is None or constrained_auc is None:
+    facts = _compare(
+        constraints,
+        _auc(with_them, Xv, yv),
+        _auc(without, Xv, yv),
+        "validation",
+        "the validation period has one class",
+    )
+    if facts.applied:
         _enforce(spec)
-        return with_them, MonotoneFacts(
-            mode=mode,
+    return (with_them if facts.applied else without), facts
+
+
+def _compare(
+    constraints: dict[str, int],
+    constrained_auc: float | None,
+    free_auc: float | None,
+    where: str,
+    one_class: str,
+) -> MonotoneFacts:
+    """``auto``'s decision: keep the constraints when they cost at most ``TOLERANCE`` ROC AUC
+    on ``where`` (the validation period or out-of-fold margins), or when it cannot be told."""
+    if free_auc is None or constrained_auc is None:
+        return MonotoneFacts(
+            mode="auto",
             applied=True,
             constraints=constraints,
-            reason="kept: the validation period has one class, so the cost cannot be measured",
+            reason=f"kept: {one_class}, so the cost cannot be measured",
         )
     cost = free_auc - constrained_auc
     keep = cost <= TOLERANCE
     reason = (
-        f"kept: validation ROC AUC {constrained_auc:.4f} with them vs {free_auc:.4f} "
+        f"kept: {where} ROC AUC {constrained_auc:.4f} with them vs {free_auc:.4f} "
         f"without (cost {cost:+.4f}, at most {TOLERANCE})"
         if keep
-        else f"dropped: they cost {cost:.4f} validation ROC AUC ({constrained_auc:.4f} vs "
+        else f"dropped: they cost {cost:.4f} {where} ROC AUC ({constrained_auc:.4f} vs "
         f"{free_auc:.4f}), more than {TOLERANCE}"
     )
-    facts = MonotoneFacts(
-        mode=mode,
+    return MonotoneFacts(
+        mode="auto",
         applied=keep,
         constraints=constraints,
         valid_roc_auc_constrained=constrained_auc,
@@ -139,9 +158,6 @@ def fit_monotone(
         tolerance=TOLERANCE,
         reason=reason,
     )
-    if keep:
-        _enforce(spec)
-    return (with_them if keep else without), facts
 
 
 def _enforce(spec: InputSpec) -> None:
@@ -199,38 +215,14 @@ def crossfit_monotone(
         )
         return with_base, with_them, facts
     without = crossfit(base)
-    free_auc = _oof_auc(without, y)
-    if free_auc is None or constrained_auc is None:
-        _enforce(spec)
-        return (
-            with_base,
-            with_them,
-            MonotoneFacts(
-                mode=mode,
-                applied=True,
-                constraints=constraints,
-                reason="kept: the rows have one class, so the cost cannot be measured",
-            ),
-        )
-    cost = free_auc - constrained_auc
-    keep = cost <= TOLERANCE
-    reason = (
-        f"kept: out-of-fold ROC AUC {constrained_auc:.4f} with them vs {free_auc:.4f} "
-        f"without (cost {cost:+.4f}, at most {TOLERANCE})"
-        if keep
-        else f"dropped: they cost {cost:.4f} out-of-fold ROC AUC ({constrained_auc:.4f} vs "
-        f"{free_auc:.4f}), more than {TOLERANCE}"
+    facts = _compare(
+        constraints,
+        constrained_auc,
+        _oof_auc(without, y),
+        "out-of-fold",
+        "the rows have one class",
     )
-    facts = MonotoneFacts(
-        mode=mode,
-        applied=keep,
-        constraints=constraints,
-        valid_roc_auc_constrained=constrained_auc,
-        valid_roc_auc_free=free_auc,
-        tolerance=TOLERANCE,
-        reason=reason,
-    )
-    if keep:
+    if facts.applied:
         _enforce(spec)
         return with_base, with_them, facts
     return base, without, facts
