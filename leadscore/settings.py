@@ -108,6 +108,11 @@ class Settings(BaseSettings):
         reload_seconds: How often each worker asks the registry where the alias points,
             and hot-reloads a new version (``LEADSCORE_RELOAD_SECONDS``, 0 to 86400; 0
             turns it off; only when serving from a registry, see ``serving.reload``).
+        db_url: The lead store's database (``LEADSCORE_DB_URL``, e.g.
+            ``postgresql://user@host/leadscore``); None: the embedded SQLite file
+            ``home/leadscore.db`` (``store_url``).
+        record_scores: Whether the service stores every score it gives in the lead store
+            (``LEADSCORE_RECORD_SCORES``, default off: scoring stays read-only).
         workers: Worker processes of ``bentoml serve`` (``LEADSCORE_WORKERS``: 1 to 256,
             or ``cpu_count`` for one per CPU; default 1). Each worker holds its own copy of
             the model and answers on its own core, so requests per second grow with them.
@@ -134,6 +139,8 @@ class Settings(BaseSettings):
         DEFAULT_RELOAD_SECONDS, "reload_seconds", "LEADSCORE_RELOAD_SECONDS"
     )
     workers: int | Literal["cpu_count"] = _read(1, "workers", "LEADSCORE_WORKERS")
+    db_url: str | None = _read(None, "db_url", "LEADSCORE_DB_URL")
+    record_scores: bool = _read(False, "record_scores", "LEADSCORE_RECORD_SCORES")
 
     @classmethod
     def settings_customise_sources(
@@ -186,6 +193,11 @@ class Settings(BaseSettings):
         """
         return self.tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
 
+    @property
+    def store_url(self) -> str:
+        """The lead store's URL: ``LEADSCORE_DB_URL``, else SQLite in ``home``."""
+        return self.db_url or f"sqlite:///{self.home / 'leadscore.db'}"
+
     def to_env(self) -> dict[str, str]:
         """The environment variables that reproduce these settings in a subprocess."""
         env = {
@@ -196,7 +208,10 @@ class Settings(BaseSettings):
             "LEADSCORE_TOP_REASONS": str(self.top_reasons),
             "LEADSCORE_RELOAD_SECONDS": repr(float(self.reload_seconds)),
             "LEADSCORE_WORKERS": str(self.workers),
+            "LEADSCORE_RECORD_SCORES": "true" if self.record_scores else "false",
         }
+        if self.db_url:
+            env["LEADSCORE_DB_URL"] = self.db_url
         if self.tracking_uri:
             env["LEADSCORE_TRACKING_URI"] = self.tracking_uri
         if self.model_dir:

@@ -109,3 +109,31 @@ def shared_data():
         return path
 
     return find
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server on loopback for the session; a failure under CI, a skip
+    elsewhere, when Debian's ``postgresql`` is not installed."""
+    import postgres_support
+
+    bin_dir = postgres_support.find_bin()
+    if bin_dir is None:
+        missing(
+            "no PostgreSQL server binaries under /usr/lib/postgresql",
+            ".ci/run installs Debian's postgresql",
+            "apt-get install postgresql",
+        )
+    server = postgres_support.start(bin_dir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty lead store: an SQLite file under ``tmp_path``, then a fresh database on
+    the session's PostgreSQL server (every store test runs against both)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'leadscore.db'}"
+    server = request.getfixturevalue("postgres_server")
+    return server.create_database(f"t{abs(hash(request.node.nodeid)) % 10**12}")

@@ -1,0 +1,120 @@
+"""Moving pandas frames in and out of the store quickly, on SQLite and PostgreSQL.
+
+A scoring run writes up to millions of rows, so writes go below SQLAlchemy's per-row
+type processing: SQLite gets one ``executemany`` of plain tuples (times in the text form
+SQLAlchemy's ``DateTime`` reads back, JSON pre-serialised), PostgreSQL gets ``COPY``.
+Reads come back as frames with proper ``datetime64`` columns on both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+"""How SQLAlchemy's SQLite ``DateTime`` stores a time; rows written here read back alike."""
+
+
+def _json_text(values: pd.Series) -> list[str | None]:
+    """Each value as JSON text (already-serialised strings kept), None for missing."""
+    out: list[str | None] = []
+    for value in values.tolist():
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            out.append(None)
+        elif isinstance(value, str):
+            out.append(value)
+        else:
+            out.append(json.dumps(value, separators=(",", ":")))
+    return out
+
+
+def _nullable(values: np.ndarray, missing: np.ndarray) -> list[Any]:
+    """``values`` as a list, with None where ``missing`` (drivers write None as NULL)."""
+    out = values if not missing.any() else values.astype(object)
+    if missing.any():
+        out[missing] = None
+    listed: list[Any] = out.tolist()
+    return listed
+
+
+def _column_values(table: sa.Table, name: str, values: pd.Series, dialect: str) -> list[Any]:
+    """One column as the driver wants it: None for missing, times and JSON as text."""
+    kind = table.c[name].type
+    missing = values.isna().to_numpy()
+    if isinstance(kind, sa.JSON):
+        return _json_text(values)
+    if isinstance(kind, sa.DateTime):
+        stamps = pd.to_datetime(values)
+        if dialect == "sqlite":
+            unique = stamps.drop_duplicates()
+            text = dict(zip(unique, unique.dt.strftime(SQLITE_TIME), strict=True))
+            return _nullable(np.asarray(stamps.map(text), dtype=object), missing)
+        return _nullable(np.asarray(stamps.dt.to_pydatetime(), dtype=object), missing)
+    if isinstance(kind, sa.Boolean):
+        return _nullable(values.to_numpy(dtype=object, na_value=False).astype(bool), missing)
+    if isinstance(kind, sa.Integer):
+        return _nullable(
+            values.to_numpy(dtype="float64", na_value=np.nan).astype(np.int64), missing
+        )
+    if isinstance(kind, sa.Float):
+        return _nullable(values.to_numpy(dtype="float64", na_value=np.nan), missing)
+    return _nullable(values.to_numpy(dtype=object).astype(str), missing)
+
+
+def insert_frame(connection: Connection, table: sa.Table, frame: pd.DataFrame) -> int:
+    """Append ``frame``'s rows to ``table`` in the open transaction of ``connection``.
+
+    Only the frame's columns are written (the others take their defaults).
+
+    Returns:
+        The number of rows written.
+    """
+    if frame.empty:
+        return 0
+    dialect = connection.dialect.name
+    names = list(frame.columns)
+    columns = [_column_values(table, name, frame[name], dialect) for name in names]
+    rows = list(zip(*columns, strict=True))
+    if dialect == "postgresql":
+        _copy(connection, table, names, rows)
+    else:
+        marks = ", ".join("?" for _ in names)
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
+        connection.exec_driver_sql(sql, rows)
+    return len(rows)
+
+
+def _copy(
+    connection: Connection, table: sa.Table, names: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """PostgreSQL's ``COPY ... FROM STDIN``: the fastest way in, in the same transaction."""
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    sql = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
+    with raw.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def read_frame(connection: Connection, query: sa.Select[Any]) -> pd.DataFrame:
+    """Run ``query`` and return its rows as a frame, times as ``datetime64[ns]``.
+
+    JSON columns come back as Python objects; booleans as ``bool`` (no missing values).
+    """
+    result = connection.execute(query)
+    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    for column in query.selected_columns:
+        name = column.name
+        if name not in frame:
+            continue
+        if isinstance(column.type, sa.DateTime):
+            frame[name] = pd.to_datetime(frame[name]).astype("datetime64[ns]")
+        elif isinstance(column.type, sa.Boolean) and not frame[name].isna().any():
+            frame[name] = frame[name].astype(bool)
+    return frame

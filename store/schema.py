@@ -1,0 +1,199 @@
+"""The lead store's tables, declared once with SQLAlchemy Core.
+
+Core tables rather than ORM classes, because every write is a bulk write (a scoring run is
+thousands to millions of rows) and every read becomes a pandas frame. Times are stored
+tz-naive in UTC, as the feature pipeline uses them. JSON columns hold the score card's
+reasons and next best actions (JSONB on PostgreSQL).
+
+The migrations in ``store/migrations/versions`` create exactly these tables; a test
+compares the migrated database with this module, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+JsonType = sa.JSON().with_variant(JSONB(), "postgresql")
+"""JSON text on SQLite, JSONB on PostgreSQL."""
+
+LEAD_ID = 64
+"""Longest lead id the store keeps (CRM ids are 15 to 36 characters)."""
+
+STAGES = ("accepted", "rejected", "sql", "opportunity", "won", "lost")
+"""Sales dispositions, in funnel order (``rejected`` and ``lost`` end an episode)."""
+REJECTION_REASONS = (
+    "bad_fit",
+    "no_budget",
+    "bad_timing",
+    "no_contact",
+    "existing_customer",
+    "duplicate",
+    "spam",
+    "other",
+)
+"""Standard rejection reason codes (the ones sales teams record, see docs/operating-loop.md)."""
+RUN_SOURCES = ("batch", "online")
+MQL_EVENTS = ("entered", "left")
+CHECK_STATUSES = ("ok", "warn", "alert")
+
+scoring_runs = sa.Table(
+    "scoring_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("as_of", sa.DateTime, nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("model_alias", sa.String(64)),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("policy_rule", sa.String(32)),
+    sa.Column("policy_target", sa.Float),
+    sa.Column("leads", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("mqls", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("open_leads", sa.Integer),
+    sa.Column("skipped", sa.Integer),
+    sa.Column("data_location", sa.Text),
+    sa.CheckConstraint(f"source IN {RUN_SOURCES}", name="source"),
+    sa.Index(None, "as_of"),
+)
+"""One row per scoring run: a batch run scores every open lead of the population (a
+*full* run: a lead missing from it is no longer scored), an online run collects the
+scores the service records."""
+
+scores = sa.Table(
+    "scores",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column(
+        "run_id",
+        sa.Integer,
+        sa.ForeignKey("scoring_runs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("lead_id", sa.String(LEAD_ID), nullable=False),
+    sa.Column("as_of", sa.DateTime, nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("probability_low", sa.Float),
+    sa.Column("probability_high", sa.Float),
+    sa.Column("score", sa.Integer, nullable=False),
+    sa.Column("grade", sa.String(4), nullable=False),
+    sa.Column("mql", sa.Boolean, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("region", sa.String(64)),
+    sa.Column("lead_source", sa.String(64)),
+    sa.Column("reasons", JsonType),
+    sa.Column("next_best_actions", JsonType),
+    sa.Index(None, "lead_id", "as_of"),
+    sa.Index(None, "run_id"),
+)
+"""Every score ever given: the lead, the moment, the model version and the whole card."""
+
+mql_events = sa.Table(
+    "mql_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column(
+        "run_id",
+        sa.Integer,
+        sa.ForeignKey("scoring_runs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("lead_id", sa.String(LEAD_ID), nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("occurred_at", sa.DateTime, nullable=False),
+    sa.Column("cause", sa.String(32), nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("region", sa.String(64)),
+    sa.Column("score", sa.Integer),
+    sa.Column("probability", sa.Float),
+    sa.Column("grade", sa.String(4)),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.CheckConstraint(f"event IN {MQL_EVENTS}", name="event"),
+    sa.Index(None, "lead_id", "occurred_at"),
+    sa.Index(None, "occurred_at"),
+)
+"""A lead entering or leaving MQL: ``cause`` is ``score`` (crossed the threshold) or
+``not_scored`` (a full run no longer scores it: converted, or out of the population)."""
+
+lead_states = sa.Table(
+    "lead_states",
+    metadata,
+    sa.Column("lead_id", sa.String(LEAD_ID), primary_key=True),
+    sa.Column("region", sa.String(64)),
+    sa.Column("lead_source", sa.String(64)),
+    sa.Column("owner", sa.String(200)),
+    sa.Column("last_run_id", sa.Integer, nullable=False),
+    sa.Column("last_as_of", sa.DateTime, nullable=False),
+    sa.Column("score", sa.Integer),
+    sa.Column("probability", sa.Float),
+    sa.Column("grade", sa.String(4)),
+    sa.Column("mql", sa.Boolean, nullable=False),
+    sa.Column("mql_since", sa.DateTime),
+    sa.Column("first_mql_at", sa.DateTime),
+    sa.Column("last_mql_at", sa.DateTime),
+    sa.Column("mql_episodes", sa.Integer, nullable=False, server_default="0"),
+)
+"""Each lead's latest state: what the worklist, momentum and "new since" start from.
+``first_mql_at`` and ``last_mql_at`` keep the first and the latest MQL entry, so the time
+from MQL to a sales stage can be measured either way."""
+
+dispositions = sa.Table(
+    "dispositions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("event_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("lead_id", sa.String(LEAD_ID), nullable=False),
+    sa.Column("stage", sa.String(16), nullable=False),
+    sa.Column("reason_code", sa.String(32)),
+    sa.Column("reason_text", sa.Text),
+    sa.Column("occurred_at", sa.DateTime, nullable=False),
+    sa.Column("recorded_by", sa.String(200), nullable=False),
+    sa.Column("recorded_at", sa.DateTime, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("flag", sa.String(64)),
+    sa.CheckConstraint(f"stage IN {STAGES}", name="stage"),
+    sa.CheckConstraint(
+        f"reason_code IS NULL OR reason_code IN {REJECTION_REASONS}", name="reason_code"
+    ),
+    sa.Index(None, "lead_id", "occurred_at"),
+)
+"""What sales did with a lead. ``event_key`` (a hash of lead, stage, time and reason)
+makes recording the same event twice a no-op; ``flag`` marks an event kept but suspect
+(e.g. ``out_of_order``: a later stage recorded before an earlier one)."""
+
+monitoring_results = sa.Table(
+    "monitoring_results",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("check_run", sa.String(64), nullable=False),
+    sa.Column("checked_at", sa.DateTime, nullable=False),
+    sa.Column("model_name", sa.String(200)),
+    sa.Column("model_version", sa.String(64)),
+    sa.Column("period_start", sa.DateTime),
+    sa.Column("period_end", sa.DateTime),
+    sa.Column("check_name", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("reference", sa.Float),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("details", JsonType),
+    sa.CheckConstraint(f"status IN {CHECK_STATUSES}", name="status"),
+    sa.Index(None, "check_run"),
+    sa.Index(None, "checked_at"),
+)
+"""One row per check of one ``leadscore monitor`` run (performance, calibration, drift of a
+feature or of the score, precision from feedback), with its ok / warn / alert status."""
