@@ -37,6 +37,7 @@ SCORE_COLUMNS = (
     "threshold",
     "region",
     "lead_source",
+    "created_at",
     "reasons",
     "next_best_actions",
 )
@@ -147,7 +148,7 @@ def write_run(engine: Engine, info: RunInfo, frame: pd.DataFrame) -> RunWritten:
     as_of = pd.Timestamp(info.as_of)
     frame = frame.reset_index(drop=True).copy()
     frame["lead_id"] = frame["lead_id"].astype(str)
-    for optional in ("region", "lead_source"):
+    for optional in ("region", "lead_source", "created_at"):
         if optional not in frame:
             frame[optional] = None
     with engine.begin() as connection:
@@ -198,7 +199,7 @@ def _transitions(
     entered = current & mql & ~was
     left = current & ~mql & was
 
-    new = now.loc[current, ["region", "lead_source", "score", "probability", "grade"]].copy()
+    new = now.loc[current, [*_CARRIED, "score", "probability", "grade"]].copy()
     ent = pd.Series(entered[current], index=new.index)
     new["mql"] = mql[current]
     old = prev.reindex(new.index)
@@ -251,7 +252,10 @@ def _events(rows: pd.DataFrame, mask: np.ndarray, event: str, cause: str) -> pd.
     )
 
 
+_CARRIED = ("created_at", "region", "lead_source")
+"""What a state takes over from the lead's latest score, besides the score itself."""
 _STATE_UPDATE = (
+    "created_at",
     "region",
     "lead_source",
     "last_run_id",

@@ -56,6 +56,7 @@ def upgrade() -> None:
     op.create_table(
         "lead_states",
         sa.Column("lead_id", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=True),
         sa.Column("region", sa.String(length=64), nullable=True),
         sa.Column("lead_source", sa.String(length=64), nullable=True),
         sa.Column("owner", sa.String(length=200), nullable=True),
@@ -176,6 +177,7 @@ def upgrade() -> None:
         sa.Column("threshold", sa.Float(), nullable=False),
         sa.Column("region", sa.String(length=64), nullable=True),
         sa.Column("lead_source", sa.String(length=64), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=True),
         sa.Column(
             "reasons",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
