@@ -844,6 +844,23 @@ def score(
             max=20,
         ),
     ] = 3,
+    store: Annotated[
+        bool,
+        typer.Option(
+            "--store/--no-store",
+            help="Also write the run into the lead store (LEADSCORE_DB_URL, default "
+            "<home>/leadscore.db): scores with their cards, MQL events, lead states.",
+        ),
+    ] = True,
+    weeks: Annotated[
+        int,
+        typer.Option(
+            help="Score the N-1 weeks before the scoring date too, oldest first, each as a "
+            "run in the lead store (a score history from past data); --out gets the last.",
+            min=1,
+            max=260,
+        ),
+    ] = 1,
     json_out: JsonOption = False,
 ) -> None:
     """Score the open leads with the champion: probability, score, MQL, grade, reasons.
@@ -851,9 +868,13 @@ def score(
     Only leads in the population the champion was trained on are scored (the rule is
     recorded with the model, e.g. open leads up to 180 days old); the others are counted
     as skipped. The MQL share is reported beside the policy's target. Uses the same
-    code path as the HTTP service.
+    code path as the HTTP service. The run lands in the lead store too (unless
+    ``--no-store``): each lead's score history, who entered or left MQL, and when.
     """
-    from serving.batch import score_with_champion
+    from features.io import load_tables
+    from features.pipeline import data_window
+    from serving.batch import load_champion, parse_moment, score_run
+    from store.engine import store as lead_store
 
     settings: Settings = ctx.obj
     need_folder(
@@ -865,12 +886,24 @@ def score(
     if out.suffix not in (".csv", ".parquet"):
         raise fail(f"--out: give a .csv or .parquet file to write, got {out}")
     can_write(out, "--out")
-    with steps("score") as advance:
-        advance("scoring open leads")
-        with reading("--data", data):
-            run = score_with_champion(
-                data, out, as_of, settings.registry_uri, settings.model_name, alias, actions
-            )
+    if weeks > 1 and not store:
+        raise fail("--weeks: a score history needs the lead store; drop --no-store")
+    with contextlib.ExitStack() as stack:
+        engine = stack.enter_context(lead_store(settings.store_url)) if store else None
+        with steps("score") as advance:
+            advance("loading the champion")
+            champion = load_champion(settings.registry_uri, settings.model_name, alias)
+            end = parse_moment(as_of) if as_of is not None else None
+            if weeks > 1 and end is None:
+                with reading("--data", data):
+                    end = data_window(load_tables(data))[1]
+            dates = [None] if end is None else [end - pd_weeks(k) for k in range(weeks)][::-1]
+            for i, moment in enumerate(dates):
+                advance(f"scoring open leads ({i + 1} of {len(dates)})" if weeks > 1 else "scoring")
+                with reading("--data", data):
+                    run = score_run(data, out, moment, champion, actions=actions, store=engine)
+                if weeks > 1 and (note := run.stored_note()) is not None:
+                    console.print(f"{run.as_of:%Y-%m-%d}: {note}")
     scored = run.scores
     console.print(
         f"scored {len(scored):,} open leads ({int(scored['mql'].sum()):,} MQLs) into {out}"
@@ -878,8 +911,90 @@ def score(
     console.print(run.summary())
     if (note := run.skipped_note()) is not None:
         console.print(note)
+    if weeks == 1 and (note := run.stored_note()) is not None:
+        console.print(f"{note} ({_shown_url(settings.store_url)})")
     if json_out:
         emit({"out": str(out), **run.to_dict()})
+
+
+def pd_weeks(k: int) -> Any:
+    """``k`` weeks as a pandas offset (kept here so the CLI imports pandas lazily)."""
+    import pandas as pd
+
+    return pd.Timedelta(weeks=k)
+
+
+def _shown_url(url: str) -> str:
+    """A database URL fit to print: the password hidden."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+db_app = typer.Typer(
+    cls=LeadscoreGroup,
+    help="The lead store's schema: migrate it, or see where it stands.",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade", cls=LeadscoreCommand)
+def db_upgrade(
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(help="Migration to go up to.")] = "head",
+) -> None:
+    """Create the lead store or bring its schema up to date (LEADSCORE_DB_URL, default
+    <home>/leadscore.db). Every command that writes to the store does this itself."""
+    from store.engine import connect, current_revision, upgrade
+
+    settings: Settings = ctx.obj
+    engine = connect(settings.store_url)
+    try:
+        upgrade(engine, revision)
+        console.print(
+            f"lead store at {_shown_url(settings.store_url)}: migration {current_revision(engine)}"
+        )
+    finally:
+        engine.dispose()
+
+
+@db_app.command("downgrade", cls=LeadscoreCommand)
+def db_downgrade(
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(help="Migration to go down to (base: empty).")],
+) -> None:
+    """Take the lead store's schema down to an older migration (data in dropped tables
+    and columns is lost)."""
+    from store.engine import connect, current_revision, downgrade
+
+    settings: Settings = ctx.obj
+    engine = connect(settings.store_url)
+    try:
+        downgrade(engine, revision)
+        console.print(
+            f"lead store at {_shown_url(settings.store_url)}: migration "
+            f"{current_revision(engine) or 'none'}"
+        )
+    finally:
+        engine.dispose()
+
+
+@db_app.command("current", cls=LeadscoreCommand)
+def db_current(ctx: typer.Context, json_out: JsonOption = False) -> None:
+    """Print the lead store's migration and the newest this release ships."""
+    from store.engine import connect, current_revision, head_revision
+
+    settings: Settings = ctx.obj
+    engine = connect(settings.store_url)
+    try:
+        at, head = current_revision(engine), head_revision()
+    finally:
+        engine.dispose()
+    console.print(f"lead store at {_shown_url(settings.store_url)}: migration {at or 'none'}")
+    console.print("up to date" if at == head else f"behind: this release needs {head}")
+    if json_out:
+        emit({"url": _shown_url(settings.store_url), "current": at, "head": head})
 
 
 def _serving_settings(
@@ -941,7 +1056,7 @@ def demo(
     features(data=str(data), out=str(training_set))
     train(ctx, data=training_set, ground_truth=data / "ground_truth.parquet", out=home / "report")
     promote(ctx)
-    score(ctx, data=data, out=home / "scores.csv")
+    score(ctx, data=data, out=home / "scores.csv", weeks=12)
     samples = write_samples(load_tables(data), home / "samples", 6)
     console.print(f"wrote sample leads for the page to {samples}")
     if serve_after:

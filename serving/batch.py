@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy.engine import Engine
 
 from features.contract import TIMESTAMP_UNIT, UnknownActivity
 from features.eligibility import OPEN_LEADS, Population
@@ -33,6 +34,7 @@ from leadscore.settings import CHAMPION_ALIAS, DEFAULT_MODEL_NAME
 from runtime.bundle import ModelBundle
 from serving.leadform import with_extra_lead_columns
 from serving.scorer import ServedModel, score_cards
+from store.runs import RunInfo, RunWritten, write_run
 
 TOP_REASONS = 3
 TOP_ACTIONS = 3
@@ -120,12 +122,15 @@ def score_frame(
     model: ServedModel | ModelBundle,
     top: int = TOP_REASONS,
     actions: int = TOP_ACTIONS,
+    cards: bool = False,
 ) -> pd.DataFrame:
     """Score snapshots of validated tables; one row per snapshot (see ``OUTPUT_COLUMNS``).
 
     ``actions`` next best actions per lead (0: none) are named in ``next_best_actions``
     (``;``-separated, best first), with the score each would give
     (``next_best_action_scores``) and its sentence (``next_best_action_sentences``, `` | ``).
+    With ``cards``, the frame also carries each lead's whole reasons and actions as
+    objects (``card_reasons``, ``card_actions``: what the lead store keeps as JSON).
     """
     served = _served(model)
     if snapshots.empty:
@@ -134,7 +139,17 @@ def score_frame(
     arrays = lead_arrays(tables["leads"], tables["accounts"], tables["activities"], snapshots)
     frame = features_frame(arrays, snapshots, icp)  # = compute_features, arrays kept
     frame = with_extra_lead_columns(frame, tables["leads"], served.bundle)
-    _, cards = score_cards(served, frame, top, actions=actions, arrays=arrays)
+    _, cards_ = score_cards(served, frame, top, actions=actions, arrays=arrays)
+    scored = _output_frame(cards_, snapshots, served)
+    if cards:
+        scored["card_reasons"] = [c["reasons"] for c in cards_]
+        scored["card_actions"] = [c["next_best_actions"] for c in cards_]
+    return scored
+
+
+def _output_frame(
+    cards: list[dict[str, Any]], snapshots: pd.DataFrame, served: ServedModel
+) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "lead_id": [c["lead_id"] for c in cards],
@@ -185,6 +200,7 @@ class ScoringRun:
         population: The model's eligibility rule (None: not recorded, every open lead).
         policy_rule: ``capacity`` or ``precision``.
         policy_target: The MQL share (capacity) or precision the threshold was chosen for.
+        stored: What writing the run into the lead store did (None: not stored).
     """
 
     scores: pd.DataFrame
@@ -194,6 +210,7 @@ class ScoringRun:
     population: Population | None
     policy_rule: str
     policy_target: float
+    stored: RunWritten | None = None
 
     @property
     def mql_share(self) -> float | None:
@@ -228,7 +245,25 @@ class ScoringRun:
             "mqls": int(self.scores["mql"].sum()) if len(self.scores) else 0,
             "mql_share": self.mql_share,
             "policy": {"rule": self.policy_rule, "target": self.policy_target},
+            "store": None
+            if self.stored is None
+            else {
+                "run_id": self.stored.run_id,
+                "scores": self.stored.scores,
+                "entered_mql": self.stored.entered,
+                "left_mql": self.stored.left,
+            },
         }
+
+    def stored_note(self) -> str | None:
+        """``stored run 4: 1,234 scores, 56 new MQLs, 12 left MQL`` (None: not stored)."""
+        if self.stored is None:
+            return None
+        w = self.stored
+        return (
+            f"stored run {w.run_id} in the lead store: {w.scores:,} scores, "
+            f"{w.entered:,} new MQLs, {w.left:,} left MQL"
+        )
 
 
 def score_run(
@@ -239,6 +274,7 @@ def score_run(
     unknown_activity: UnknownActivity = "reject",
     top: int = TOP_REASONS,
     actions: int = TOP_ACTIONS,
+    store: Engine | None = None,
 ) -> ScoringRun:
     """Score the open leads in the model's population at ``as_of``; write the scores atomically.
 
@@ -255,6 +291,8 @@ def score_run(
         unknown_activity: ``reject`` or ``other``, as in the feature stage.
         top: Reasons per direction in the output.
         actions: Next best actions per lead in the output (0: none).
+        store: An open lead store to write the run into (scores with their whole cards,
+            MQL events, lead states), after the file is written; None: the file only.
 
     Raises:
         features.contract.ContractError: when the folder breaks the data contract.
@@ -265,15 +303,34 @@ def score_run(
     """
     served = _served(bundle)
     tables = load_tables(data_dir, unknown_activity)
-    moment = data_window(tables)[1] if as_of is None else _timestamp(as_of)
+    moment = data_window(tables)[1] if as_of is None else parse_moment(as_of)
     population = served.bundle.metadata.population
     snapshots, skipped = _open_snapshots(tables, moment, population)
-    scored = score_frame(tables, snapshots, served, top, actions)
+    scored = score_frame(tables, snapshots, served, top, actions, cards=store is not None)
     scored = scored.sort_values(
         ["probability", "lead_id"], ascending=[False, True], kind="stable"
     ).reset_index(drop=True)
-    write_frame(out_file, scored)
     policy = served.bundle.policy
+    stored = None
+    if store is not None:
+        cards = scored[["card_reasons", "card_actions"]]
+        scored = scored.drop(columns=["card_reasons", "card_actions"])
+    write_frame(out_file, scored)
+    if store is not None:
+        info = RunInfo(
+            source="batch",
+            as_of=moment,
+            model_name=served.name,
+            model_version=str(served.version),
+            model_alias=served.alias,
+            threshold=float(policy.threshold),
+            policy_rule=policy.rule,
+            policy_target=float(policy.target),
+            open_leads=len(snapshots) + skipped,
+            skipped=skipped,
+            data_location=str(data_dir),
+        )
+        stored = write_run(store, info, store_frame(scored, cards, tables["leads"]))
     return ScoringRun(
         scores=scored,
         as_of=moment,
@@ -282,7 +339,25 @@ def score_run(
         population=population,
         policy_rule=policy.rule,
         policy_target=policy.target,
+        stored=stored,
     )
+
+
+def store_frame(scored: pd.DataFrame, cards: pd.DataFrame, leads: pd.DataFrame) -> pd.DataFrame:
+    """The lead store's view of a batch's scores: the card as JSON, the lead's region,
+    source and creation time as the CRM had them (what funnels are grouped by)."""
+    attrs = leads.drop_duplicates("lead_id").set_index("lead_id")
+    ids = scored["lead_id"]
+    frame = scored[
+        ["lead_id", "probability", "probability_low", "probability_high", "score", "grade"]
+    ].copy()
+    frame["mql"] = scored["mql"].astype(bool)
+    frame["threshold"] = scored["threshold"]
+    for column in ("region", "lead_source", "created_at"):
+        frame[column] = ids.map(attrs[column]).to_numpy() if column in attrs else None
+    frame["reasons"] = cards["card_reasons"].to_numpy()
+    frame["next_best_actions"] = cards["card_actions"].to_numpy()
+    return frame
 
 
 def score_folder(
@@ -302,7 +377,7 @@ def score_folder(
     return score_run(data_dir, out_file, as_of, bundle, unknown_activity, top, actions).scores
 
 
-def _timestamp(value: str | pd.Timestamp) -> pd.Timestamp:
+def parse_moment(value: str | pd.Timestamp) -> pd.Timestamp:
     """A tz-naive UTC timestamp from a date or date-time (tz-aware input is converted)."""
     try:
         ts = pd.Timestamp(value)
@@ -357,8 +432,9 @@ def score_with_champion(
     name: str = DEFAULT_MODEL_NAME,
     alias: str = CHAMPION_ALIAS,
     actions: int = TOP_ACTIONS,
+    store: Engine | None = None,
 ) -> ScoringRun:
     """``leadscore score``: score a data folder with the registry's champion (``actions``
-    next best actions per lead; 0: none)."""
+    next best actions per lead; 0: none), into the lead ``store`` too when given."""
     champion = load_champion(tracking_uri, name, alias)
-    return score_run(data_dir, out_file, as_of, champion, actions=actions)
+    return score_run(data_dir, out_file, as_of, champion, actions=actions, store=store)

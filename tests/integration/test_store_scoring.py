@@ -1,0 +1,86 @@
+"""``leadscore score`` writes its runs into the lead store: a score history a user can read."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from leadscore.cli import app
+from store.engine import open_store
+from store.history import momentum, new_mqls, timeline
+from store.runs import read_states
+from store.schema import mql_events, scores, scoring_runs
+
+
+def test_score_weeks_builds_a_history_in_the_store(champion, store_url, tmp_path):
+    env = {
+        "LEADSCORE_HOME": str(tmp_path / "home"),
+        "MLFLOW_TRACKING_URI": None,
+        "LEADSCORE_TRACKING_URI": champion.tracking_uri,
+        "LEADSCORE_DB_URL": store_url,
+    }
+    out = tmp_path / "scores.csv"
+    args = ["score", "--data", str(champion.data_dir), "--out", str(out), "--actions", "1"]
+    shown = CliRunner().invoke(app, [*args, "--weeks", "3", "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    facts = json.loads(shown.stdout)
+    written = pd.read_csv(out)
+    engine = open_store(store_url)
+    try:
+        with engine.connect() as c:
+            runs = c.execute(sa.select(scoring_runs).order_by(scoring_runs.c.as_of)).all()
+            last = pd.read_sql(
+                sa.select(scores.c.lead_id, scores.c.score, scores.c.grade, scores.c.mql)
+                .where(scores.c.run_id == runs[-1].id)
+                .order_by(scores.c.lead_id),
+                c,
+            )
+            entered = c.execute(
+                sa.select(sa.func.count()).where(mql_events.c.event == "entered")
+            ).scalar()
+            card = c.execute(sa.select(scores.c.reasons, scores.c.next_best_actions).limit(1)).one()
+            states = read_states(c)
+        assert [r.as_of.date() for r in runs] == [
+            (pd.Timestamp(facts["as_of"]) - pd.Timedelta(weeks=k)).date() for k in (2, 1, 0)
+        ]
+        assert facts["store"]["run_id"] == runs[-1].id
+        # the store's last run is exactly the file the user got
+        expected = written.sort_values("lead_id").reset_index(drop=True)
+        assert list(last["lead_id"]) == list(expected["lead_id"].astype(str))
+        assert list(last["score"]) == list(expected["score"])
+        assert list(last["grade"]) == list(expected["grade"])
+        assert list(last["mql"].astype(bool)) == list(expected["mql"])
+        assert runs[-1].mqls == int(expected["mql"].sum()) and runs[-1].source == "batch"
+        # the whole card is kept, not only the CSV's summary of it
+        assert {"positive", "negative"} <= set(card.reasons)
+        assert all("sentence" in r and "signal" in r for r in card.reasons["positive"])
+        assert len(card.next_best_actions) <= 1
+        # every lead that is an MQL now entered MQL in one of the runs
+        assert entered >= int(states["mql"].sum()) == int(expected["mql"].sum())
+        some = str(expected["lead_id"].iloc[0])
+        line = timeline(engine, some)
+        assert len(line) >= 1 and line["score"].iloc[-1] == expected["score"].iloc[0]
+        moves = momentum(engine).set_index("lead_id")
+        assert moves.loc[some, "score"] == expected["score"].iloc[0]
+        fresh = new_mqls(engine, runs[0].as_of)
+        assert set(fresh["lead_id"]) <= set(states.loc[states["mql"], "lead_id"])
+    finally:
+        engine.dispose()
+
+
+def test_no_store_leaves_no_database(champion, tmp_path):
+    env = {
+        "LEADSCORE_HOME": str(tmp_path / "home"),
+        "MLFLOW_TRACKING_URI": None,
+        "LEADSCORE_TRACKING_URI": champion.tracking_uri,
+    }
+    out = tmp_path / "scores.csv"
+    args = ["score", "--data", str(champion.data_dir), "--out", str(out), "--no-store"]
+    shown = CliRunner().invoke(app, args, env=env)
+    assert shown.exit_code == 0, shown.output
+    assert not (tmp_path / "home" / "leadscore.db").exists()
+    refused = CliRunner().invoke(app, [*args, "--weeks", "2"], env=env)
+    assert refused.exit_code == 2 and "--weeks" in refused.output
