@@ -142,9 +142,40 @@ def score_frame(
     _, cards_ = score_cards(served, frame, top, actions=actions, arrays=arrays)
     scored = _output_frame(cards_, snapshots, served)
     if cards:
-        scored["card_reasons"] = [c["reasons"] for c in cards_]
-        scored["card_actions"] = [c["next_best_actions"] for c in cards_]
+        kept = [stored_card(c) for c in cards_]
+        scored["card_reasons"] = [k[0] for k in kept]
+        scored["card_actions"] = [k[1] for k in kept]
     return scored
+
+
+_REASON_KEYS = ("signal", "group", "sentence")
+_ACTION_KEYS = ("action", "score", "mql", "grade", "sentence")
+
+
+def stored_card(card: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """What the lead store keeps of a card: each reason's signal, group, contribution and
+    sentence, and each action's score, probability, MQL, grade and sentence.
+
+    The per-feature breakdown is left out (it triples the row and is recomputable from
+    the stored model version); numbers keep 4 decimals, which is more than any page
+    shows. About 1 KB per lead instead of 2-3 KB.
+    """
+    reasons = {
+        side: [
+            {**{k: r[k] for k in _REASON_KEYS}, "contribution": round(r["contribution"], 4)}
+            for r in card["reasons"][side]
+        ]
+        for side in ("positive", "negative")
+    }
+    actions = [
+        {
+            **{k: a[k] for k in _ACTION_KEYS},
+            "probability": round(a["probability"], 4),
+            "gain": round(a["gain"], 4),
+        }
+        for a in card["next_best_actions"]
+    ]
+    return reasons, actions
 
 
 def _output_frame(
