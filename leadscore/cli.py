@@ -997,6 +997,113 @@ def db_current(ctx: typer.Context, json_out: JsonOption = False) -> None:
         emit({"url": _shown_url(settings.store_url), "current": at, "head": head})
 
 
+leads_app = typer.Typer(
+    cls=LeadscoreGroup,
+    help="Read the score history in the lead store: new MQLs, momentum, a lead's timeline.",
+    no_args_is_help=True,
+)
+app.add_typer(leads_app, name="leads")
+
+
+def _print_frame(frame: Any, title: str) -> None:
+    """A small frame as a table on stderr (results for people; --json is for scripts)."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in frame.columns:
+        table.add_column(str(column))
+    for row in frame.itertuples(index=False):
+        table.add_row(*("" if _missing(v) else _cell(v) for v in row))
+    console.print(table)
+
+
+def _missing(value: Any) -> bool:
+    import pandas as pd
+
+    return value is None or (not isinstance(value, (list, dict)) and bool(pd.isna(value)))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if hasattr(value, "strftime"):
+        return str(value.strftime("%Y-%m-%d %H:%M"))
+    return str(value)
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    return [
+        {k: (None if _missing(v) else v) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+@leads_app.command("new", cls=LeadscoreCommand)
+def leads_new(
+    ctx: typer.Context,
+    since: Annotated[str, typer.Option(help="Leads that became MQLs after this date/time.")],
+    top: Annotated[int, typer.Option(help="Show at most this many.", min=1)] = 50,
+    json_out: JsonOption = False,
+) -> None:
+    """New MQLs since a moment that are MQLs still, newest first."""
+    from serving.batch import parse_moment
+    from store.engine import store as lead_store
+    from store.history import new_mqls
+
+    moment = parse_moment(since)
+    with lead_store(ctx.obj.store_url) as engine:
+        fresh = new_mqls(engine, moment)
+    console.print(f"{len(fresh):,} new MQLs since {moment:%Y-%m-%d %H:%M}")
+    if len(fresh):
+        _print_frame(fresh.head(top), f"newest {min(top, len(fresh))}")
+    if json_out:
+        emit({"since": moment.isoformat(), "count": len(fresh), "leads": _records(fresh.head(top))})
+
+
+@leads_app.command("momentum", cls=LeadscoreCommand)
+def leads_momentum(
+    ctx: typer.Context,
+    days: Annotated[int, typer.Option(help="Rank by the change over 7 or 30 days.")] = 7,
+    top: Annotated[int, typer.Option(help="Show at most this many.", min=1)] = 20,
+    json_out: JsonOption = False,
+) -> None:
+    """Leads whose score rose most over the last 7 (or 30) days, as of the latest run."""
+    from store.engine import store as lead_store
+    from store.history import MOMENTUM_DAYS, momentum
+
+    if days not in MOMENTUM_DAYS:
+        raise fail(f"--days: give one of {', '.join(map(str, MOMENTUM_DAYS))}, got {days}")
+    with lead_store(ctx.obj.store_url) as engine:
+        moves = momentum(engine)
+    column = f"momentum_{days}d"
+    ranked = moves.dropna(subset=[column]).sort_values([column, "lead_id"], ascending=[False, True])
+    if not len(ranked):
+        console.print(f"no lead has a score from {days} days before its latest one yet")
+    else:
+        _print_frame(ranked.head(top), f"biggest risers over {days} days")
+    if json_out:
+        emit({"days": days, "leads": _records(ranked.head(top))})
+
+
+@leads_app.command("timeline", cls=LeadscoreCommand)
+def leads_timeline(
+    ctx: typer.Context,
+    lead_id: Annotated[str, typer.Argument(help="The lead's id.")],
+    json_out: JsonOption = False,
+) -> None:
+    """Every score a lead was given, oldest first, with its MQL flag and model version."""
+    from store.engine import store as lead_store
+    from store.history import timeline
+
+    with lead_store(ctx.obj.store_url) as engine:
+        line = timeline(engine, lead_id)
+    if line.empty:
+        raise fail(f"lead {lead_id!r}: no score for it in the lead store")
+    _print_frame(line, f"lead {lead_id}: {len(line)} scores")
+    if json_out:
+        emit({"lead_id": lead_id, "scores": _records(line)})
+
+
 def _serving_settings(
     settings: Settings, samples: Path | None, workers: str | None = None
 ) -> Settings:

@@ -84,3 +84,40 @@ def test_no_store_leaves_no_database(champion, tmp_path):
     assert not (tmp_path / "home" / "leadscore.db").exists()
     refused = CliRunner().invoke(app, [*args, "--weeks", "2"], env=env)
     assert refused.exit_code == 2 and "--weeks" in refused.output
+
+
+def test_leads_commands_read_the_history_a_run_left(champion, tmp_path):
+    env = {
+        "LEADSCORE_HOME": str(tmp_path / "home"),
+        "MLFLOW_TRACKING_URI": None,
+        "LEADSCORE_TRACKING_URI": champion.tracking_uri,
+    }
+    out = tmp_path / "scores.csv"
+    args = ["score", "--data", str(champion.data_dir), "--out", str(out), "--actions", "0"]
+    shown = CliRunner().invoke(app, [*args, "--weeks", "2", "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    end = pd.Timestamp(json.loads(shown.stdout)["as_of"])
+    written = pd.read_csv(out)
+
+    fresh = CliRunner().invoke(
+        app, ["leads", "new", "--since", str(end - pd.Timedelta(days=1)), "--json"], env=env
+    )
+    assert fresh.exit_code == 0, fresh.output
+    new = json.loads(fresh.stdout)
+    mqls = set(written.loc[written["mql"], "lead_id"].astype(str))
+    assert new["count"] > 0 and {row["lead_id"] for row in new["leads"]} <= mqls
+
+    lead = str(written["lead_id"].iloc[0])
+    line = CliRunner().invoke(app, ["leads", "timeline", lead, "--json"], env=env)
+    assert line.exit_code == 0, line.output
+    assert json.loads(line.stdout)["scores"][-1]["score"] == int(written["score"].iloc[0])
+
+    moves = CliRunner().invoke(app, ["leads", "momentum", "--json"], env=env)
+    assert moves.exit_code == 0, moves.output
+    ranked = [row["momentum_7d"] for row in json.loads(moves.stdout)["leads"]]
+    assert ranked == sorted(ranked, reverse=True) and len(ranked) > 0
+
+    missing = CliRunner().invoke(app, ["leads", "timeline", "nobody"], env=env)
+    assert missing.exit_code == 2 and "nobody" in missing.output
+    bad = CliRunner().invoke(app, ["leads", "momentum", "--days", "9"], env=env)
+    assert bad.exit_code == 2 and "--days" in bad.output
