@@ -28,6 +28,7 @@ from store.schema import LEAD_ID, lead_states, mql_events, scores, scoring_runs
 
 SCORE_COLUMNS = (
     "lead_id",
+    "as_of",
     "probability",
     "probability_low",
     "probability_high",
@@ -41,8 +42,8 @@ SCORE_COLUMNS = (
     "reasons",
     "next_best_actions",
 )
-"""What a run's frame may carry per lead (``lead_id`` to ``threshold`` are required)."""
-REQUIRED = SCORE_COLUMNS[:8]
+"""What a run's frame may carry per lead (``as_of``, ``region`` and after are optional)."""
+REQUIRED = tuple(c for c in SCORE_COLUMNS[:9] if c != "as_of")
 
 
 class ScoresFrameError(LeadscoreError, ValueError):
@@ -136,7 +137,9 @@ def write_run(engine: Engine, info: RunInfo, frame: pd.DataFrame) -> RunWritten:
         engine: An open, migrated store (``store.engine.open_store``).
         info: The run's facts.
         frame: One row per scored lead (``SCORE_COLUMNS``; ``reasons`` and
-            ``next_best_actions`` as lists/dicts or JSON text).
+            ``next_best_actions`` as lists/dicts or JSON text). Without an ``as_of``
+            column every lead was scored at ``info.as_of``; with one (online scores,
+            each at its own moment) each row has its own.
 
     Returns:
         The run's id and counts.
@@ -148,12 +151,15 @@ def write_run(engine: Engine, info: RunInfo, frame: pd.DataFrame) -> RunWritten:
     as_of = pd.Timestamp(info.as_of)
     frame = frame.reset_index(drop=True).copy()
     frame["lead_id"] = frame["lead_id"].astype(str)
+    if "as_of" not in frame:
+        frame["as_of"] = as_of
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).astype("datetime64[ns]")
     for optional in ("region", "lead_source", "created_at"):
         if optional not in frame:
             frame[optional] = None
     with engine.begin() as connection:
         run_id = _insert_run(connection, info, frame)
-        rows = frame.assign(run_id=run_id, as_of=as_of, model_version=info.model_version)
+        rows = frame.assign(run_id=run_id, model_version=info.model_version)
         insert_frame(connection, scores, rows)
         states = read_states(connection, None if info.source == "batch" else frame["lead_id"])
         events, new_states = _transitions(frame, states, as_of, info, run_id)
@@ -193,7 +199,7 @@ def _transitions(
     prev = states.set_index("lead_id")
     now = frame.set_index("lead_id")
     last = prev["last_as_of"].reindex(now.index)
-    current = ~(last > as_of).to_numpy()  # not a backfill behind the state (NaT: new lead)
+    current = ~(last > now["as_of"]).to_numpy()  # not a backfill behind the state
     was = prev["mql"].reindex(now.index).fillna(False).astype(bool).to_numpy()
     mql = now["mql"].astype(bool).to_numpy()
     entered = current & mql & ~was
@@ -203,7 +209,7 @@ def _transitions(
     ent = pd.Series(entered[current], index=new.index)
     new["mql"] = mql[current]
     old = prev.reindex(new.index)
-    stamp = pd.Series(as_of, index=new.index, dtype="datetime64[ns]")
+    stamp = now.loc[current, "as_of"]
     none = pd.Series(pd.NaT, index=new.index, dtype="datetime64[ns]")
     since = old["mql_since"].astype("datetime64[ns]").where(new["mql"], none)
     new["mql_since"] = stamp.where(ent, since)
@@ -213,14 +219,17 @@ def _transitions(
     new["mql_episodes"] = old["mql_episodes"].fillna(0).astype(int) + ent.astype(int)
     new["owner"] = old["owner"]
     new["last_run_id"] = run_id
-    new["last_as_of"] = as_of
+    new["last_as_of"] = stamp
 
     events = [_events(now, entered, "entered", "score"), _events(now, left, "left", "score")]
     if info.source == "batch":
         scored = pd.Series(True, index=now.index).reindex(prev.index, fill_value=False)
         gone = prev[prev["mql"].astype(bool).to_numpy() & ~scored.to_numpy()]
         gone = gone[gone["last_as_of"] <= as_of]
-        events.append(_events(gone, np.ones(len(gone), dtype=bool), "left", "not_scored"))
+        gone_events = _events(gone, np.ones(len(gone), dtype=bool), "left", "not_scored")
+        gone_events["occurred_at"] = as_of
+        gone_events["threshold"] = float(info.threshold)
+        events.append(gone_events)
         cleared = gone.copy()
         cleared["mql"] = False
         cleared["mql_since"] = pd.NaT
@@ -231,8 +240,6 @@ def _transitions(
         new = pd.concat([new, untouched[new.columns]]) if len(untouched) else new
     table = pd.concat(events, ignore_index=True)
     table["run_id"] = run_id
-    table["occurred_at"] = as_of
-    table["threshold"] = float(info.threshold)
     table["model_version"] = info.model_version
     return table, new.rename_axis("lead_id").reset_index()
 
@@ -248,6 +255,10 @@ def _events(rows: pd.DataFrame, mask: np.ndarray, event: str, cause: str) -> pd.
             "score": picked["score"].to_numpy(),
             "probability": picked["probability"].to_numpy(),
             "grade": picked["grade"].to_numpy(dtype=object),
+            "occurred_at": picked["as_of"].to_numpy() if "as_of" in picked else pd.NaT,
+            "threshold": picked["threshold"].to_numpy(dtype=float)
+            if "threshold" in picked
+            else np.nan,
         }
     )
 

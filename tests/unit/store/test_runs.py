@@ -152,3 +152,29 @@ def test_a_bad_frame_is_refused_whole_naming_row_and_column(engine) -> None:
         write_run(engine, info, frame.drop(columns="grade"))
     with engine.connect() as c:
         assert c.execute(sa.select(sa.func.count()).select_from(scoring_runs)).scalar() == 0
+
+
+def test_online_scores_keep_their_own_moment_and_regional_threshold(engine) -> None:
+    frame = _frame({"L1": (80, True), "L2": (60, True)})
+    frame["as_of"] = pd.to_datetime(["2025-03-01 09:00", "2025-03-01 17:30"])
+    frame["threshold"] = [0.5, 0.55]  # L2's region has its own threshold
+    info = RunInfo(
+        source="online",
+        as_of=pd.Timestamp("2025-03-01 17:30"),
+        model_name="m",
+        model_version="3",
+        threshold=0.5,
+    )
+    write_run(engine, info, frame)
+    with engine.connect() as c:
+        events = c.execute(
+            sa.select(
+                mql_events.c.lead_id, mql_events.c.occurred_at, mql_events.c.threshold
+            ).order_by(mql_events.c.lead_id)
+        ).all()
+        stored = c.execute(sa.select(scores.c.as_of).order_by(scores.c.lead_id)).scalars().all()
+    assert [(e.lead_id, e.occurred_at.hour, e.threshold) for e in events] == [
+        ("L1", 9, 0.5),
+        ("L2", 17, 0.55),
+    ]
+    assert [t.hour for t in stored] == [9, 17]
