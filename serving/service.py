@@ -50,6 +50,7 @@ from serving.model_store import (
     quiet_telemetry,
     resolve_model,
 )
+from serving.recorder import ScoreRecorder, lead_attributes
 from serving.reload import warm_up, watch_registry
 from serving.samples import list_samples, read_sample
 from serving.schemas import (
@@ -129,9 +130,20 @@ class LeadScoring:
             self.served.source,
             " (pinned at deployment)" if os.environ.get(PINNED_ENV) else "",
         )
+        self.recorder = (
+            ScoreRecorder(self.settings.store_url, self.served.name)
+            if self.settings.record_scores
+            else None
+        )
         self.watcher = watch_registry(self)  # hot reload swaps self.served (serving.reload)
         hot_route.register("/score", self._score_json)
         hot_route.register("/score_batch", self._score_batch_json, threaded=True)
+
+    @bentoml.on_shutdown
+    def close_recorder(self) -> None:
+        """Write the scores still queued for the lead store before the worker exits."""
+        if getattr(self, "recorder", None) is not None:
+            self.recorder.close()
 
     def __is_ready__(self) -> bool:
         """Ready once the model is loaded and warmed up (``GET /readyz``)."""
@@ -141,6 +153,8 @@ class LeadScoring:
         """The shared scoring routine behind both APIs."""
         use_threads_for(len(requests))
         cards = score_requests(self.served, requests, self.settings.top_reasons)
+        if self.recorder is not None:
+            self.recorder.record(cards, [lead_attributes(r) for r in requests])
         return [ScoreResponse.model_validate(card) for card in cards]
 
     def _score_json(self, body: bytes) -> bytes:
