@@ -32,8 +32,9 @@ After acceptance
     the observed conversions of accepted MQLs. An SQL whose buying episode is decided as a
     loss after ``m`` (and starts before the SQL would stall) becomes an opportunity when
     the episode starts and is lost at ``decided_at``; other SQLs are lost after a stall.
-    Delays scale with the company's decision scale (enterprise is slower); stages of a
-    deal that closes are compressed to fit before its close. Accepted leads that never
+    Delays scale with the company's decision scale (enterprise is slower), and
+    qualification is quicker for a good fit; stages of a deal that closes are compressed
+    to fit before its close. Accepted leads that never
     become SQLs are recycled to nurturing after a few weeks (no disposition).
 
 Several MQLs of one lead
@@ -60,6 +61,7 @@ from features.simulate.outcomes import oracle_probability
 from features.simulate.world import (
     _ENGAGED_REJECT_FACTOR,
     _ENGAGED_WINDOW_DAYS,
+    _FIT_SPEEDUP,
     _LOST_TEXT,
     _NO_BUDGET_SHARE,
     _NO_BUDGET_SHARE_LARGE,
@@ -440,6 +442,7 @@ def _process(rng: np.random.Generator, s: _State, n_reps: int) -> _Outcome:
     response = _RESPONSE_MEDIAN_DAYS * speed[rep] * np.exp(_RESPONSE_SIGMA * rng.standard_normal(n))
 
     factor = s.scale / _REFERENCE_DECISION_SCALE
+    qualify = factor * np.exp(-_FIT_SPEEDUP * np.clip(s.fit, -3.0, 3.0))
     will_win = s.won & (s.converted > s.m)
     loss_ahead = ~s.won & np.isfinite(s.decided) & (s.decided > s.m)
     b0, b_intent, b_fit, b_engaged = _SQL_LOGIT
@@ -447,9 +450,9 @@ def _process(rng: np.random.Generator, s: _State, n_reps: int) -> _Outcome:
     p_sql = np.where(s.bot, 0.0, np.where(will_win, 1.0, p_sql))
     sql = accepted & (rng.random(n) < p_sql)
     decision_at = s.m + response
-    sql_at = decision_at + _gamma(rng, _SQL_DELAY, factor)
+    sql_at = decision_at + _gamma(rng, _SQL_DELAY, qualify)
     stall_at = sql_at + _gamma(rng, _STALL_DELAY, factor)
-    opportunity_delay = _gamma(rng, _OPPORTUNITY_DELAY, factor)
+    opportunity_delay = _gamma(rng, _OPPORTUNITY_DELAY, qualify)
     recycle_at = decision_at + _gamma(rng, _RECYCLE_DELAY, factor)
     lost_text_u, lost_note_u = rng.random(n), rng.random(n)
 
@@ -688,7 +691,8 @@ def simulate_sales(
     end = _data_end(ground_truth, data_end)
     mql = _sorted_mqls(mqls)
     end_us = int(np.datetime64(end.to_datetime64(), "us").astype(np.int64))
-    origin_us = end_us
+    # Days count from the first MQL: precise, and independent of where data_end censors.
+    origin_us = int(_us(mql["mql_at"]).min()) if len(mql) else end_us
     s = _state(leads, accounts, ground_truth, mql, origin_us)
     reps = _rep_ids()
     rng = np.random.default_rng(seed)

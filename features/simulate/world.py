@@ -403,11 +403,11 @@ ones never answer either."""
 _REJECT_EXISTING_CUSTOMER = (0.95, 0.12)
 """(the lead itself already bought, another lead of its company did): routed to account
 management. Most leads at a customer company are a new team, hence a new deal."""
-_REJECT_DUPLICATE = 0.02
-_REJECT_OTHER = 0.02
+_REJECT_DUPLICATE = 0.03
+_REJECT_OTHER = 0.03
 """Duplicates of existing CRM records and everything else (competitors, job seekers)."""
-_REJECT_BAD_FIT = (-1.0, -1.3)
-"""(intercept, slope on ``fit_score``): 27 % at fit 0, 9 % at fit 1, 83 % for students (fit -2)."""
+_REJECT_BAD_FIT = (-0.9, -1.3)
+"""(intercept, slope on ``fit_score``): 29 % at fit 0, 10 % at fit 1, 85 % at -2 (students)."""
 _REJECT_LOW_INTENT = (-1.0, -1.2)
 """(intercept, slope on ``intent``) of "not now" (no budget, bad timing), cut by
 ``_ENGAGED_REJECT_FACTOR`` for leads in (or about to start) a buying episode."""
@@ -430,6 +430,9 @@ _RECYCLE_DELAY = (2.0, 15.0)
 SQL -> lost when nothing happens, and accepted -> recycled to nurture; every scale grows
 with the company like the simulator's decision delay (``_DECISION_SCALE_DAYS``)."""
 _REFERENCE_DECISION_SCALE = 7.0
+_FIT_SPEEDUP = 0.2
+"""Qualification (to SQL and to opportunity) is ``exp(-0.2 * fit)`` times as long: a lead
+that plainly fits the ICP needs fewer discovery calls (an assumption)."""
 
 # --- Drift scenarios (``features.simulate.drift``) ---------------------------------------
 _SOURCE_SHIFT_SHARE = 0.5
