@@ -39,8 +39,9 @@ After acceptance
 
 Several MQLs of one lead
     An MQL that arrives while an earlier one of the same lead is still being worked
-    (before its rejection, recycling, or close) is absorbed: it emits nothing. A lead
-    rejected earlier can be accepted on a later MQL.
+    (before its rejection, recycling or loss; ever after its win) is absorbed: it emits
+    nothing. A lead rejected, recycled or lost earlier can be accepted on a later MQL,
+    so a lead's dispositions can hold several episodes (``truth`` tells them apart).
 
 Censoring
     Nothing at or after ``data_end`` is emitted; ``truth`` keeps the uncensored times.
@@ -475,10 +476,13 @@ def _process(rng: np.random.Generator, s: _State, n_reps: int) -> _Outcome:
         "won": np.where(winning, s.converted, inf),
         "lost": np.where(losing, s.decided, np.where(stalled, stall_at, inf)),
     }
+    # A won lead is a customer: it is never worked as a lead again.
     close = np.where(
         ~accepted,
         decision_at,
-        np.where(deal, close_at, np.where(stalled, stall_at, recycle_at)),
+        np.where(
+            winning, np.inf, np.where(losing, close_at, np.where(stalled, stall_at, recycle_at))
+        ),
     )
     lost_choice = np.where(
         losing, _pick(_LOST_TEXT, lost_text_u), _pick(_STALLED_TEXT, lost_text_u)

@@ -420,7 +420,7 @@ larger bands use ``_NO_BUDGET_SHARE_LARGE``."""
 _NO_BUDGET_SHARE_LARGE = 0.15
 _REASON_TEXT_SHARE = 0.4
 """Reps write a free-text note on this share of rejections (always for ``other``)."""
-_SQL_LOGIT = (-0.6, 0.8, 0.3, 2.0)
+_SQL_LOGIT = (-1.2, 0.8, 0.3, 1.8)
 """(intercept, intent, fit, engaged) of an accepted MQL becoming an SQL."""
 _SQL_DELAY = (2.0, 3.0)
 _OPPORTUNITY_DELAY = (2.0, 1.5)

@@ -301,7 +301,7 @@ def test_an_account_keeps_its_rep(sim: Simulation, every_lead: SalesProcess):
     assert len(reps_of["NA"]) > len(reps_of["LATAM"])
 
 
-def test_a_rejected_lead_can_be_accepted_later(sim: Simulation):
+def test_an_mql_while_the_lead_is_worked_is_absorbed(sim: Simulation):
     lead = sim.leads.iloc[0]
     created = lead["created_at"]
     mqls = pd.DataFrame(
@@ -361,3 +361,18 @@ def test_good_fit_qualifies_faster(every_lead: SalesProcess):
     high = t["fit_score"] > t["fit_score"].quantile(0.75)
     low = t["fit_score"] < t["fit_score"].quantile(0.25)
     assert to_sql[t["sql"] & high].median() < to_sql[t["sql"] & low].median()
+
+
+def test_dispositions_per_lead_read_as_episodes(sales: SalesProcess):
+    """Per lead: episodes each opening with accepted or rejected; nothing after a win."""
+    d = sales.dispositions
+    letters = {"accepted": "a", "rejected": "r", "sql": "s", "opportunity": "o"}
+    letters |= {"won": "w", "lost": "l"}
+    paths = d.groupby(d["lead_id"].astype(str))["stage"].agg(
+        lambda s: "".join(letters[v] for v in s)
+    )
+    episode = r"(?:r|a|as|asl|aso|asol)"
+    allowed = re.compile(rf"{episode}*(?:asow)?")
+    bad = paths[~paths.map(lambda p: bool(allowed.fullmatch(p)))]
+    assert bad.empty, bad.head()
+    assert (paths.str.len() > 4).any()  # some leads come back after an earlier episode
