@@ -88,6 +88,8 @@ from features.simulate.world import (
     _STALL_DELAY,
     _STALLED_TEXT,
     _US_PER_DAY,
+    _UTC_OFFSET_HOURS,
+    _WORK_HOURS,
 )
 
 STAGES: tuple[str, ...] = ("accepted", "rejected", "sql", "opportunity", "won", "lost")
@@ -363,7 +365,6 @@ class _Outcome:
     accepted: np.ndarray
     reason: np.ndarray  # index into REASON_CODES, -1 when accepted
     reason_text: np.ndarray  # object, None when no note
-    response: np.ndarray
     p_sql: np.ndarray
     times: dict[str, np.ndarray]  # stage -> days (inf when not reached)
     winning: np.ndarray  # accepted deals that close won (at the exact conversion time)
@@ -494,7 +495,6 @@ def _process(rng: np.random.Generator, s: _State, n_reps: int) -> _Outcome:
         accepted=accepted,
         reason=reason,
         reason_text=reason_text,
-        response=response,
         p_sql=p_sql,
         times=times,
         winning=winning,
@@ -540,6 +540,30 @@ def _stage_us(days: np.ndarray, origin_us: int) -> np.ndarray:
     return np.where(finite, us, np.iinfo(np.int64).max)
 
 
+def _working_hours(t_us: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Move times outside the rep's working hours into the next working day.
+
+    Reps record in their region's local working hours, Monday to Friday
+    (``_WORK_HOURS``); a time outside them moves to the next working day, spread over
+    its hours by the time of day it had (no new draws). Unreached stages stay unreached.
+    """
+    never = np.iinfo(np.int64).max
+    hour = _US_PER_DAY // 24
+    offset = np.array([_UTC_OFFSET_HOURS[r] for r in REGIONS], dtype=np.int64)[region] * hour
+    local = np.where(t_us == never, 0, t_us) + offset
+    day = local // _US_PER_DAY
+    time_of_day = local - day * _US_PER_DAY
+    weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
+    open_at, close_at = _WORK_HOURS[0] * hour, _WORK_HOURS[1] * hour
+    inside = (weekday < 5) & (time_of_day >= open_at) & (time_of_day < close_at)
+    target = np.where((weekday < 5) & (time_of_day < open_at), day, day + 1)
+    target_weekday = (target + 3) % 7
+    target = target + np.where(target_weekday == 5, 2, np.where(target_weekday == 6, 1, 0))
+    spread = open_at + (time_of_day / _US_PER_DAY * (close_at - open_at)).astype(np.int64)
+    moved = target * _US_PER_DAY + spread - offset
+    return np.where((t_us == never) | inside, t_us, moved)
+
+
 def _exact_times(
     out: _Outcome, s: _State, m_us: np.ndarray, origin_us: int, absorbed: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -555,12 +579,15 @@ def _exact_times(
     us["lost"] = np.where(out.losing, s.decided_us, us["lost"])
     us = {stage: np.where(absorbed, never, t) for stage, t in us.items()}
     reached = {stage: t != never for stage, t in us.items()}
+    stalled = reached["lost"] & ~out.losing
+    for stage in ("accepted", "rejected", "sql", "opportunity"):
+        us[stage] = _working_hours(us[stage], s.region)
+    us["lost"] = np.where(stalled, _working_hours(us["lost"], s.region), us["lost"])
     us["rejected"] = np.where(reached["rejected"], np.maximum(us["rejected"], m_us), never)
     floor = m_us
     for stage in ("accepted", "sql", "opportunity"):
         us[stage] = np.where(reached[stage], np.maximum(us[stage], floor), never)
         floor = np.where(reached[stage], us[stage], floor)
-    stalled = reached["lost"] & ~out.losing
     us["lost"] = np.where(stalled, np.maximum(us["lost"], floor), us["lost"])
     close = np.where(out.winning, us["won"], np.where(out.losing, us["lost"], never))
     for stage in ("opportunity", "sql", "accepted"):
@@ -629,6 +656,8 @@ def _truth(
     worked = ~absorbed
     reason = np.where(worked & (out.reason >= 0), out.reason, -1)
     codes = np.asarray((*REASON_CODES, None), dtype=object)[np.where(reason >= 0, reason, -1)]
+    answered = np.minimum(us["accepted"], us["rejected"])
+    response = np.where(worked, (answered - _us(mql["mql_at"])) / _US_PER_DAY, np.nan)
     table = pd.DataFrame(
         {
             "mql_row": mql["mql_row"].to_numpy(),
@@ -647,8 +676,8 @@ def _truth(
             "absorbed": absorbed,
             "reason_code": pd.Series(codes, dtype=object),
             "reason_text": pd.Series(np.where(worked, out.reason_text, None), dtype=object),
-            "response_days": out.response,
-            "late": worked & (out.response > _SLA_DAYS),
+            "response_days": response,
+            "late": worked & (response > _SLA_DAYS),
             "p_sql": out.p_sql,
         }
     )

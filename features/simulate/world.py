@@ -395,6 +395,8 @@ _RESPONSE_SIGMA = 1.0
 """Lognormal delay from MQL to accept/reject: most within a few days, about 1-2 % later
 than the common 14-day SLA (domain notes: "a fixed number of days (often 14)")."""
 _SLA_DAYS = 14.0
+_WORK_HOURS = (8, 18)
+"""Reps record dispositions in local working hours (``_UTC_OFFSET_HOURS``), weekdays."""
 _REJECT_SPAM_BOT = 0.95
 """Bots' form fills are rejected as spam (a few slip through and go nowhere)."""
 _REJECT_NO_CONTACT = (0.85, 0.03)

@@ -376,3 +376,13 @@ def test_dispositions_per_lead_read_as_episodes(sales: SalesProcess):
     bad = paths[~paths.map(lambda p: bool(allowed.fullmatch(p)))]
     assert bad.empty, bad.head()
     assert (paths.str.len() > 4).any()  # some leads come back after an earlier episode
+
+
+def test_reps_answer_in_their_working_hours(sim: Simulation, sales: SalesProcess):
+    d = sales.dispositions
+    answers = d[d["stage"].isin(["accepted", "rejected"])]
+    region = answers["lead_id"].map(sim.leads.set_index("lead_id")["region"])
+    offset = region.map({"NA": -6, "EMEA": 1, "APAC": 7, "LATAM": -4})
+    local = answers["occurred_at"] + pd.to_timedelta(offset, unit="h")
+    inside = local.dt.hour.between(8, 17) & (local.dt.day_of_week < 5)
+    assert inside.mean() > 0.97  # the rest closed a deal before the next working day
