@@ -163,6 +163,17 @@ class SalesProcess:
     truth: pd.DataFrame
     data_end: pd.Timestamp
 
+    def observed(self) -> pd.DataFrame:
+        """Per MQL (``truth`` order): which stages a CRM export shows, i.e. before ``data_end``.
+
+        Columns ``mql_row``, ``lead_id``, ``mql_at``, ``grade``, ``score``, ``absorbed``
+        and one bool per stage: the counts a product should get from ``dispositions``.
+        """
+        t = self.truth
+        seen = {stage: (t[f"{stage}_at"] < self.data_end).to_numpy() for stage in STAGES}
+        keep = t[["mql_row", "lead_id", "mql_at", "grade", "score", "absorbed"]]
+        return keep.assign(**seen)
+
 
 # --- Inputs ----------------------------------------------------------------------------
 
