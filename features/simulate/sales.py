@@ -380,7 +380,7 @@ class _Outcome:
     times: dict[str, np.ndarray]  # stage -> days (inf when not reached)
     winning: np.ndarray  # accepted deals that close won (at the exact conversion time)
     losing: np.ndarray  # accepted deals that close lost (at the exact decision time)
-    close: np.ndarray  # when the episode stops being worked
+    recycle: np.ndarray  # when an accepted lead that never became an SQL goes back to nurture
     in_episode: np.ndarray
     engaged: np.ndarray
     account_customer: np.ndarray
@@ -488,14 +488,6 @@ def _process(rng: np.random.Generator, s: _State, n_reps: int) -> _Outcome:
         "won": np.where(winning, s.converted, inf),
         "lost": np.where(losing, s.decided, np.where(stalled, stall_at, inf)),
     }
-    # A won lead is a customer: it is never worked as a lead again.
-    close = np.where(
-        ~accepted,
-        decision_at,
-        np.where(
-            winning, np.inf, np.where(losing, close_at, np.where(stalled, stall_at, recycle_at))
-        ),
-    )
     lost_choice = np.where(
         losing, _pick(_LOST_TEXT, lost_text_u), _pick(_STALLED_TEXT, lost_text_u)
     )
@@ -510,7 +502,7 @@ def _process(rng: np.random.Generator, s: _State, n_reps: int) -> _Outcome:
         times=times,
         winning=winning,
         losing=losing,
-        close=close,
+        recycle=recycle_at,
         in_episode=in_episode,
         engaged=engaged,
         account_customer=customer,
@@ -519,18 +511,32 @@ def _process(rng: np.random.Generator, s: _State, n_reps: int) -> _Outcome:
     )
 
 
+def _close_us(out: _Outcome, us: dict[str, np.ndarray], origin_us: int) -> np.ndarray:
+    """When each MQL stops being worked, from its recorded times (microseconds).
+
+    Rejected: at the rejection; lost: at the loss; accepted but never an SQL: when it is
+    recycled to nurture; won: never (a customer is not worked as a lead again).
+    """
+    never = np.iinfo(np.int64).max
+    recycled = np.maximum(_stage_us(out.recycle, origin_us), us["accepted"])
+    close = np.where(us["lost"] != never, us["lost"], recycled)
+    close = np.where(us["rejected"] != never, us["rejected"], close)
+    return np.where(out.winning, never, close)
+
+
 def _absorbed(lead: np.ndarray, m: np.ndarray, close: np.ndarray) -> np.ndarray:
     """MQLs that arrive while an earlier MQL of the same lead is still being worked.
 
-    Rows are in ``mql_at`` order, so a lead's k-th row is handled in round k; an absorbed
-    row leaves the lead's open window as it was.
+    ``m`` and ``close`` are int64 microseconds. Rows are in ``mql_at`` order, so a
+    lead's k-th row is handled in round k; an absorbed row leaves the lead's open window
+    as it was.
     """
     order = np.lexsort((np.arange(len(lead)), lead))
     sorted_lead = lead[order]
     starts = np.r_[0, np.flatnonzero(np.diff(sorted_lead)) + 1]
     counts = np.diff(np.r_[starts, len(lead)])
     rank = np.arange(len(lead)) - np.repeat(starts, counts)
-    open_until = np.full(int(lead.max()) + 1 if len(lead) else 0, -np.inf)
+    open_until = np.full(int(lead.max()) + 1 if len(lead) else 0, np.iinfo(np.int64).min)
     absorbed = np.zeros(len(lead), dtype=bool)
     for k in range(int(rank.max()) + 1 if len(rank) else 0):
         rows = order[rank == k]
@@ -576,7 +582,7 @@ def _working_hours(t_us: np.ndarray, region: np.ndarray) -> np.ndarray:
 
 
 def _exact_times(
-    out: _Outcome, s: _State, m_us: np.ndarray, origin_us: int, absorbed: np.ndarray
+    out: _Outcome, s: _State, m_us: np.ndarray, origin_us: int
 ) -> dict[str, np.ndarray]:
     """Stage times in microseconds: deals close exactly at the ground truth's times.
 
@@ -588,7 +594,6 @@ def _exact_times(
     us = {stage: _stage_us(out.times[stage], origin_us) for stage in STAGES}
     us["won"] = np.where(out.winning, s.converted_us, never)
     us["lost"] = np.where(out.losing, s.decided_us, us["lost"])
-    us = {stage: np.where(absorbed, never, t) for stage, t in us.items()}
     reached = {stage: t != never for stage, t in us.items()}
     stalled = reached["lost"] & ~out.losing
     for stage in ("accepted", "rejected", "sql", "opportunity"):
@@ -741,9 +746,11 @@ def simulate_sales(
     reps = _rep_ids()
     rng = np.random.default_rng(seed)
     out = _process(rng, s, len(reps))
-    absorbed = _absorbed(s.lead, s.m, out.close)
     m_us = _us(mql["mql_at"])
-    us = _exact_times(out, s, m_us, origin_us, absorbed)
+    us = _exact_times(out, s, m_us, origin_us)
+    absorbed = _absorbed(s.lead, m_us, _close_us(out, us, origin_us))
+    never = np.iinfo(np.int64).max
+    us = {stage: np.where(absorbed, never, t) for stage, t in us.items()}
     return SalesProcess(
         dispositions=_dispositions(mql, out, us, end_us, reps),
         truth=_truth(mql, s, out, us, absorbed, reps),
