@@ -16,8 +16,9 @@ Accept or reject
     The rep answers after a lognormal delay (median about a day, a tail past the 14-day
     SLA), times the rep's speed. Rejection reasons are competing hazards tried in a fixed
     order, each from the lead's state at ``m``: bots are spam; invalid emails cannot be
-    reached (no contact); a company that already bought (any of its leads converted by
-    ``m``) is an existing customer; a few duplicates; low fit is a bad fit; low intent
+    reached (no contact); a lead that already bought is an existing customer (and,
+    now and then, one whose company already bought through another lead); a few
+    duplicates; low fit is a bad fit; low intent
     outside a buying episode is "not now" (no budget, more often at small firms, else
     bad timing); a few others. The lead is accepted when no hazard fires
     (``p_accept`` is the product of the complements). The rep does not know the future:
@@ -34,8 +35,8 @@ After acceptance
     the episode starts and is lost at ``decided_at``; other SQLs are lost after a stall.
     Delays scale with the company's decision scale (enterprise is slower), and
     qualification is quicker for a good fit; stages of a deal that closes are compressed
-    to fit before its close. Accepted leads that never
-    become SQLs are recycled to nurturing after a few weeks (no disposition).
+    to fit before its close. Accepted leads that never become SQLs are recycled to
+    nurturing after a few weeks (no disposition).
 
 Several MQLs of one lead
     An MQL that arrives while an earlier one of the same lead is still being worked
@@ -43,8 +44,11 @@ Several MQLs of one lead
     nothing. A lead rejected, recycled or lost earlier can be accepted on a later MQL,
     so a lead's dispositions can hold several episodes (``truth`` tells them apart).
 
-Censoring
-    Nothing at or after ``data_end`` is emitted; ``truth`` keeps the uncensored times.
+Recording
+    Reps record their own steps (accept, reject, SQL, opportunity, a stalled loss) in
+    their region's working hours on weekdays; wins and losses of deals carry the ground
+    truth's times. Nothing at or after ``data_end`` is emitted (a real export is
+    censored too); ``truth`` keeps the uncensored times.
 """
 
 from __future__ import annotations
@@ -584,10 +588,11 @@ def _working_hours(t_us: np.ndarray, region: np.ndarray) -> np.ndarray:
 def _exact_times(
     out: _Outcome, s: _State, m_us: np.ndarray, origin_us: int
 ) -> dict[str, np.ndarray]:
-    """Stage times in microseconds: deals close exactly at the ground truth's times.
+    """Recorded stage times in microseconds; deals close exactly at the ground truth's.
 
-    Rounding days to microseconds must not reorder a lead's stages, put one before its
-    MQL, or move a deal's stages past its close; a forward pass (never before the
+    The rep's own steps move into working hours (:func:`_working_hours`). Neither that
+    nor rounding days to microseconds may reorder a lead's stages, put one before its
+    MQL, or move a deal's stages past its close: a forward pass (never before the
     previous stage) and a backward pass (never after the close) make sure of it.
     """
     never = np.iinfo(np.int64).max
