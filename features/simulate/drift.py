@@ -23,7 +23,7 @@ attributes the scenario re-drew) and ``drift_start_at``.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import numpy as np
 import pandas as pd
@@ -174,7 +174,11 @@ def _flood(
     emails.iloc[rows] = _emails(rng, free, acc["domain"][account]).to_numpy()
     country = np.asarray(text["country"]).copy()
     country[rows] = acc["country"][account]
-    new_text = {"job_title": _text(titles), "email": _text(emails), "country": country}
+    new_text = {
+        "job_title": _text(titles),
+        "email": _text(emails),
+        "country": cast(pd.Series, country),  # country codes, as ``_leads`` keeps them
+    }
     return drifted, new_text
 
 

@@ -267,12 +267,12 @@ def _state(
 ) -> _State:
     """Look each MQL's lead up in the tables; unknown ids and early MQLs are errors."""
     lead_index = pd.Index(leads["lead_id"].astype(str))
-    pos = lead_index.get_indexer(mql["lead_id"])
+    pos = lead_index.get_indexer(pd.Index(mql["lead_id"]))
     if (pos < 0).any():
         unknown = sorted(set(mql["lead_id"][pos < 0]))[:5]
         raise SimulationInputError(f"mqls: lead_id not in leads: {unknown}")
     gt_index = pd.Index(ground_truth["lead_id"].astype(str))
-    gt_pos = gt_index.get_indexer(mql["lead_id"])
+    gt_pos = gt_index.get_indexer(pd.Index(mql["lead_id"]))
     if (gt_pos < 0).any():
         unknown = sorted(set(mql["lead_id"][gt_pos < 0]))[:5]
         raise SimulationInputError(f"mqls: lead_id not in ground_truth: {unknown}")
@@ -290,7 +290,7 @@ def _state(
         raise SimulationInputError(f"leads: region(s) without sales reps: {unknown_regions}")
     account = leads["account_id"].astype(str).to_numpy()[pos]
     acc_index = pd.Index(accounts["account_id"].astype(str))
-    acc_pos = acc_index.get_indexer(account)
+    acc_pos = acc_index.get_indexer(pd.Index(account))
     if (acc_pos < 0).any():
         raise SimulationInputError(
             f"leads: account_id not in accounts: {sorted(set(account[acc_pos < 0]))[:5]}"
@@ -357,7 +357,7 @@ def _assign_reps(account: np.ndarray, region: np.ndarray) -> np.ndarray:
     count = np.array([_REPS_PER_REGION[r] for r in REGIONS])
     codes, uniques = pd.factorize(pd.Series(account))
     hashed = np.array([zlib.crc32(str(a).encode()) for a in uniques], dtype=np.int64)
-    return first[region] + hashed[codes] % count[region]
+    return np.asarray(first[region] + hashed[codes] % count[region], dtype=np.int64)
 
 
 # --- The process -----------------------------------------------------------------------
@@ -368,7 +368,7 @@ def _gamma(
 ) -> np.ndarray:
     """Gamma delays whose scale grows with the company's decision scale."""
     shape, scale = shape_scale
-    return rng.gamma(shape, scale, len(factor)) * factor
+    return np.asarray(rng.gamma(shape, scale, len(factor)) * factor, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -414,9 +414,16 @@ def _reject_hazards(s: _State, engaged: np.ndarray, customer: np.ndarray) -> np.
 
 
 def _pick(choices: tuple[str, ...], u: np.ndarray) -> np.ndarray:
-    return np.asarray(choices, dtype=object)[
-        np.minimum((u * len(choices)).astype(int), len(choices) - 1)
-    ]
+    """One of ``choices`` per uniform draw in ``u``."""
+    index = np.minimum((u * len(choices)).astype(np.int64), len(choices) - 1)
+    return np.asarray(np.asarray(choices, dtype=object)[index], dtype=object)
+
+
+def _only(keep: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` where ``keep``, else None (an object array)."""
+    out = np.full(len(keep), None, dtype=object)
+    out[keep] = np.asarray(values, dtype=object)[keep]
+    return out
 
 
 def _rejection_reasons(
@@ -440,7 +447,7 @@ def _rejection_reasons(
         (s.size_band == 0) & (code == "bad_fit") & ~s.student, "Company too small", text
     )
     keep = (reason >= 0) & ((u_note < _REASON_TEXT_SHARE) | (code == "other"))
-    return reason, np.where(keep, text, None)
+    return reason, _only(keep, text)
 
 
 def _process(rng: np.random.Generator, s: _State, n_reps: int) -> _Outcome:
@@ -454,7 +461,7 @@ def _process(rng: np.random.Generator, s: _State, n_reps: int) -> _Outcome:
     hazards = _reject_hazards(s, engaged, customer)
     fired = rng.random(hazards.shape) < hazards
     p_accept = np.prod(1.0 - hazards, axis=1)
-    accepted = ~fired.any(axis=1)
+    accepted = np.asarray(~fired.any(axis=1), dtype=bool)
     reason, reason_text = _rejection_reasons(rng, s, fired)
     response = _RESPONSE_MEDIAN_DAYS * speed[rep] * np.exp(_RESPONSE_SIGMA * rng.standard_normal(n))
 
@@ -495,7 +502,7 @@ def _process(rng: np.random.Generator, s: _State, n_reps: int) -> _Outcome:
     lost_choice = np.where(
         losing, _pick(_LOST_TEXT, lost_text_u), _pick(_STALLED_TEXT, lost_text_u)
     )
-    lost_text = np.where((losing | stalled) & (lost_note_u < _REASON_TEXT_SHARE), lost_choice, None)
+    lost_text = _only((losing | stalled) & (lost_note_u < _REASON_TEXT_SHARE), lost_choice)
     return _Outcome(
         rep=rep,
         p_accept=p_accept,
@@ -696,7 +703,7 @@ def _truth(
             "p_accept": out.p_accept,
             "absorbed": absorbed,
             "reason_code": pd.Series(codes, dtype=object),
-            "reason_text": pd.Series(np.where(worked, out.reason_text, None), dtype=object),
+            "reason_text": pd.Series(_only(worked, out.reason_text), dtype="object"),
             "response_days": response,
             "late": worked & (response > _SLA_DAYS),
             "p_sql": out.p_sql,
@@ -744,7 +751,7 @@ def simulate_sales(
     )
     end = _data_end(ground_truth, data_end)
     mql = _sorted_mqls(mqls)
-    end_us = int(np.datetime64(end.to_datetime64(), "us").astype(np.int64))
+    end_us = int(end.as_unit("us").value // 1000)
     # Days count from the first MQL: precise, and independent of where data_end censors.
     origin_us = int(_us(mql["mql_at"]).min()) if len(mql) else end_us
     s = _state(leads, accounts, ground_truth, mql, origin_us)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,8 +48,8 @@ def every_lead(sim: Simulation) -> SalesProcess:
     return simulate_sales(sim.leads, sim.accounts, sim.ground_truth, mqls, seed=3)
 
 
-def run(sim: Simulation, mqls: pd.DataFrame, **kwargs: object) -> SalesProcess:
-    return simulate_sales(sim.leads, sim.accounts, sim.ground_truth, mqls, **kwargs)  # type: ignore[arg-type]
+def run(sim: Simulation, mqls: pd.DataFrame, **kwargs: Any) -> SalesProcess:
+    return simulate_sales(sim.leads, sim.accounts, sim.ground_truth, mqls, **kwargs)
 
 
 def worked(sales: SalesProcess) -> pd.DataFrame:
