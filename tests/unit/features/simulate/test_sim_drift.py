@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.simulate import LowFitFlood, Simulation, SimulationInputError, SourceShift, simulate
+from features.simulate import (
+    LowFitFlood,
+    Simulation,
+    SimulationInputError,
+    SourceShift,
+    simulate,
+    simulate_sales,
+)
 
 N_LEADS = 2000
 SEED = 4
@@ -172,3 +179,15 @@ def test_no_activity_before_creation_or_after_the_end_with_drift(flooded: Simula
     assert (flooded.activities["occurred_at"] >= created).all()
     assert (flooded.activities["occurred_at"] < pd.Timestamp("2025-07-01")).all()
     assert np.isin(flooded.leads["account_id"], flooded.accounts["account_id"]).all()
+
+
+def test_sales_rejects_the_flood_as_bad_fit(base: Simulation, flooded: Simulation):
+    """Sales feedback sees the flood too: more bad-fit rejections after the start."""
+
+    def bad_fit_share(sim: Simulation) -> float:
+        mqls = pd.DataFrame({"lead_id": sim.leads["lead_id"], "mql_at": sim.leads["created_at"]})
+        truth = simulate_sales(sim.leads, sim.accounts, sim.ground_truth, mqls, seed=1).truth
+        after = truth["mql_at"] >= start_of(flooded)
+        return float((truth.loc[after, "reason_code"] == "bad_fit").mean())
+
+    assert bad_fit_share(flooded) > bad_fit_share(base) + 0.1
