@@ -83,6 +83,22 @@ Activities (about 55 per lead)
     ``created_at`` (form, download or webinar registration). No activity is before
     ``created_at`` or at/after the data end, and ``other`` is never emitted.
 
+Sales process (:func:`simulate_sales`, a separate step)
+    Given the MQLs a scoring product handed over, reps of the lead's territory accept or
+    reject each (reasons from the lead's latent state: spam, no contact, existing
+    customer, duplicate, bad fit, no budget or bad timing, other; a lognormal response
+    delay around an SLA); accepted leads go on to SQL, opportunity, and won at the ground
+    truth's conversion time or lost at its decision (or after a stall), with delays on the
+    decision scale of the company's size. Its ``truth`` keeps every draw, so funnel rates
+    computed from the dispositions can be checked exactly. :func:`oracle_mqls` gives MQLs
+    without a model.
+
+Drift (``simulate(..., drift=...)``)
+    :class:`SourceShift` (more paid search and syndication from a month on) and
+    :class:`LowFitFlood` (a campaign of students and tiny firms in the last months) re-draw
+    a share of the later leads with a generator of their own, so earlier leads are those
+    of the undrifted simulation; the ground truth marks the drifted leads.
+
 Why the oracle is an upper bound: every activity at time ``u`` is drawn from the lead's
 latent state at ``u`` (attributes, intent, whether a buying episode has started or
 been decided) plus independent noise. Given the latent state at ``as_of``, the future
@@ -92,10 +108,12 @@ any model of the observable tables (up to sampling noise in a finite evaluation)
 
 Modules, each importing only those listed before it:
 
+* ``errors``: :class:`SimulationInputError`.
 * ``world``: every parameter of the world described above (weights, effects, vocabularies).
 * ``arrays``: vectorised helpers (code draws, ragged indexing, pandas columns).
 * ``timeline``: the time axis and its weekday, season and business-hour modulation.
 * ``population``: accounts and leads.
+* ``drift``: drift scenarios, applied to the population before the latent state.
 * ``outcomes``: latent fit and intent, the two-stage conversion, the ``conversions``
   and ``ground_truth`` tables, and :func:`oracle_probability`.
 * ``events``: event codes and the point processes that place events in time.
@@ -103,11 +121,26 @@ Modules, each importing only those listed before it:
   webinars).
 * ``activities``: all behaviour assembled into the ``activities`` table.
 * ``simulation``: :func:`simulate` and :class:`Simulation`.
+* ``sales``: :func:`simulate_sales`, :class:`SalesProcess` and :func:`oracle_mqls`.
 """
 
 from __future__ import annotations
 
+from features.simulate.drift import Drift, LowFitFlood, SourceShift
+from features.simulate.errors import SimulationInputError
 from features.simulate.outcomes import oracle_probability
+from features.simulate.sales import SalesProcess, oracle_mqls, simulate_sales
 from features.simulate.simulation import Simulation, simulate
 
-__all__ = ["Simulation", "oracle_probability", "simulate"]
+__all__ = [
+    "Drift",
+    "LowFitFlood",
+    "SalesProcess",
+    "Simulation",
+    "SimulationInputError",
+    "SourceShift",
+    "oracle_mqls",
+    "oracle_probability",
+    "simulate",
+    "simulate_sales",
+]

@@ -91,8 +91,15 @@ def _calibrate_intercept(base: np.ndarray, win: np.ndarray, target: float) -> fl
     return 0.5 * (lo + hi)
 
 
-def _latent(rng: np.random.Generator, cal: _Calendar, ld: _Leads) -> _Latent:
-    """Fit, intent, buying episode, decision and win; see the package docstring."""
+def _latent(
+    rng: np.random.Generator, cal: _Calendar, ld: _Leads, calibrate: np.ndarray | None = None
+) -> _Latent:
+    """Fit, intent, buying episode, decision and win; see the package docstring.
+
+    ``calibrate`` (a lead mask, default all) selects the leads the conversion intercept
+    is calibrated on: a drift scenario leaves its drifted leads out, so drift moves the
+    conversion rate instead of being calibrated away.
+    """
     n = len(ld.created)
     fit = (
         _lookup(_SENIORITY_FIT, SENIORITIES)[ld.seniority]
@@ -113,7 +120,8 @@ def _latent(rng: np.random.Generator, cal: _Calendar, ld: _Leads) -> _Latent:
     p_win = _sigmoid(_win_logit(fit, intent, senior_icp, ld.region) + 2.5 * source_effect)
     base = _lookup(_REGION_INTENT_COEF, REGIONS)[ld.region] * intent + 0.25 * fit
     human = ~ld.is_bot
-    intercept = _calibrate_intercept(base[human], p_win[human], _TARGET_HUMAN_CONVERSION)
+    on = human if calibrate is None else human & calibrate
+    intercept = _calibrate_intercept(base[on], p_win[on], _TARGET_HUMAN_CONVERSION)
     p_episode = np.where(human, _sigmoid(intercept + base), 0.0)
     p_win = np.where(human, p_win, 0.0)
 

@@ -7,12 +7,14 @@ state, activities), so the same arguments always give identical tables.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
 
 from features.simulate.activities import _activities
 from features.simulate.arrays import _ids, _to_datetime
+from features.simulate.drift import Drift, _apply_drift, resolve_drift
 from features.simulate.outcomes import _latent, _outcome_tables
 from features.simulate.population import _accounts, _lead_table, _leads
 from features.simulate.timeline import _calendar
@@ -32,7 +34,10 @@ class Simulation:
         conversions: At most one row per lead (``lead_id``, ``converted_at``).
         ground_truth: Latent quantities per lead; never a model input. ``p_convert`` is
             the probability used to draw the outcome; the episode columns are what
-            :func:`oracle_probability` conditions on.
+            :func:`oracle_probability` conditions on. With a drift scenario it also has
+            ``drift_scenario``, ``drifted`` (the leads the scenario re-drew) and
+            ``drift_start_at``.
+        drift: The injected drift scenario with its start month resolved, or None.
     """
 
     leads: pd.DataFrame
@@ -40,6 +45,7 @@ class Simulation:
     activities: pd.DataFrame
     conversions: pd.DataFrame
     ground_truth: pd.DataFrame
+    drift: Drift | None = None
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Return the four tables a real CRM export would contain (no ground truth)."""
@@ -52,7 +58,11 @@ class Simulation:
 
 
 def simulate(
-    n_leads: int, seed: int = 0, start: str = "2024-01-01", months: int = 18
+    n_leads: int,
+    seed: int = 0,
+    start: str = "2024-01-01",
+    months: int = 18,
+    drift: Drift | None = None,
 ) -> Simulation:
     """Simulate a B2B lead funnel; the same arguments always give identical tables.
 
@@ -61,31 +71,46 @@ def simulate(
         seed: Seed of the single random generator every draw comes from.
         start: First day of the data (tz-naive UTC, or tz-aware and converted).
         months: Length of the data window; nothing happens at or after its end.
+        drift: A drift scenario to inject (:mod:`features.simulate.drift`); None (the
+            default) gives the undrifted world, table for table.
 
     Returns:
         The four tables plus the ground truth (see the ``features.simulate`` docstring).
+
+    Raises:
+        SimulationInputError: A drift scenario that does not fit the window.
     """
     if n_leads < 1:
         raise ValueError("n_leads must be at least 1")
     if months < 1:
         raise ValueError("months must be at least 1")
+    resolved = None if drift is None else resolve_drift(drift, months)
     # Every stage draws from ``rng`` in this order; reordering them changes the tables
     # a seed gives.
     rng = np.random.default_rng(seed)
     cal = _calendar(start, months)
     accounts, acc = _accounts(rng, max(1, n_leads // 4))
     ld, text = _leads(rng, cal, n_leads, acc)
-    lat = _latent(rng, cal, ld)
+    drifted, drift_start = None, 0.0
+    if resolved is not None:
+        # Its own generator: the simulator's stream, and the leads before the start, stay.
+        ld, text, drifted, drift_start = _apply_drift(resolved, seed, cal, ld, text, acc)
+    lat = _latent(rng, cal, ld, calibrate=None if drifted is None else ~drifted)
 
     lead_ids = _ids("L", n_leads, 6)
     created_at = _to_datetime(cal.start, ld.created)
     leads = _lead_table(ld, text, accounts, lead_ids, created_at)
     activities = _activities(rng, cal, ld, lat, lead_ids)
     conversions, ground_truth = _outcome_tables(cal, ld, lat, lead_ids, created_at)
+    if resolved is not None:
+        ground_truth["drift_scenario"] = resolved.name
+        ground_truth["drifted"] = cast(np.ndarray, drifted)
+        ground_truth["drift_start_at"] = _to_datetime(cal.start, np.full(n_leads, drift_start))
     return Simulation(
         leads=leads,
         accounts=accounts,
         activities=activities,
         conversions=conversions,
         ground_truth=ground_truth,
+        drift=resolved,
     )

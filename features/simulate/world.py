@@ -381,3 +381,85 @@ _FIXED_DETAILS = (
     "/trial-signup",
     "/newsletter-signup",
 )
+
+# --- Sales process (``features.simulate.sales``) -----------------------------------------
+# Figures from the domain notes (/work/shared/domain/README.md) where they give one; the
+# rest are assumptions, chosen so the funnel lands in the ranges those notes describe.
+_REPS_PER_REGION = {"NA": 4, "EMEA": 3, "APAC": 2, "LATAM": 1}
+"""Sales reps per region (territories), roughly in proportion to lead volume
+(``_REGION_WEIGHTS``); an account always goes to the same rep of its region."""
+_REP_SPEED_SIGMA = 0.35
+"""Log-sd of a rep's personal speed: some reps work their queue slower than others."""
+_RESPONSE_MEDIAN_DAYS = 1.2
+_RESPONSE_SIGMA = 1.0
+"""Lognormal delay from MQL to accept/reject: most within a few days, about 1-2 % later
+than the common 14-day SLA (domain notes: "a fixed number of days (often 14)")."""
+_SLA_DAYS = 14.0
+_WORK_HOURS = (8, 18)
+"""Reps record dispositions in local working hours (``_UTC_OFFSET_HOURS``), weekdays."""
+_REJECT_SPAM_BOT = 0.95
+"""Bots' form fills are rejected as spam (a few slip through and go nowhere)."""
+_REJECT_NO_CONTACT = (0.85, 0.03)
+"""(invalid email, valid email): the rep cannot reach a bouncing address; a few valid
+ones never answer either."""
+_REJECT_EXISTING_CUSTOMER = (0.95, 0.12)
+"""(the lead itself already bought, another lead of its company did): routed to account
+management. Most leads at a customer company are a new team, hence a new deal."""
+_REJECT_DUPLICATE = 0.03
+_REJECT_OTHER = 0.03
+"""Duplicates of existing CRM records and everything else (competitors, job seekers)."""
+_REJECT_BAD_FIT = (-0.9, -1.3)
+"""(intercept, slope on ``fit_score``): 29 % at fit 0, 10 % at fit 1, 85 % at -2 (students)."""
+_REJECT_LOW_INTENT = (-1.0, -1.2)
+"""(intercept, slope on ``intent``) of "not now" (no budget, bad timing), cut by
+``_ENGAGED_REJECT_FACTOR`` for leads in (or about to start) a buying episode."""
+_ENGAGED_REJECT_FACTOR = 0.25
+_ENGAGED_WINDOW_DAYS = 30.0
+"""A buying episode starting within this many days of the MQL is visible to the rep."""
+_NO_BUDGET_SHARE = {"1-10": 0.7, "11-50": 0.55, "51-200": 0.4, "201-1000": 0.25}
+"""Share of "not now" rejections given as no budget (else bad timing), by size band;
+larger bands use ``_NO_BUDGET_SHARE_LARGE``."""
+_NO_BUDGET_SHARE_LARGE = 0.15
+_REASON_TEXT_SHARE = 0.4
+"""Reps write a free-text note on this share of rejections (always for ``other``)."""
+_SQL_LOGIT = (-1.2, 0.8, 0.3, 1.8)
+"""(intercept, intent, fit, engaged) of an accepted MQL becoming an SQL."""
+_SQL_DELAY = (2.0, 3.0)
+_OPPORTUNITY_DELAY = (2.0, 1.5)
+_STALL_DELAY = (2.0, 15.0)
+_RECYCLE_DELAY = (2.0, 15.0)
+"""Gamma (shape, scale in days at 51-200 employees) of accept -> SQL, episode -> opportunity,
+SQL -> lost when nothing happens, and accepted -> recycled to nurture; every scale grows
+with the company like the simulator's decision delay (``_DECISION_SCALE_DAYS``)."""
+_REFERENCE_DECISION_SCALE = 7.0
+_FIT_SPEEDUP = 0.2
+"""Qualification (to SQL and to opportunity) is ``exp(-0.2 * fit)`` times as long: a lead
+that plainly fits the ICP needs fewer discovery calls (an assumption)."""
+
+# --- Drift scenarios (``features.simulate.drift``) ---------------------------------------
+_SOURCE_SHIFT_SHARE = 0.5
+_SOURCE_SHIFT_SOURCES = (("paid_search", 0.6), ("content_syndication", 0.4))
+"""From the shift on, half of the new leads come from a new paid-search and syndication
+budget (paid+syndication go from 27 % to about 63 % of leads)."""
+_FLOOD_SHARE = 0.4
+_FLOOD_SENIORITY = (("Student", 0.55), ("Individual Contributor", 0.45))
+_FLOOD_SOURCES = (("social", 0.5), ("content_syndication", 0.3), ("paid_search", 0.2))
+_FLOOD_MAX_EMPLOYEES = 10
+_FLOOD_FREE_EMAIL = 0.85
+"""A giveaway campaign: 40 % of the leads of its months are students and juniors at tiny
+firms, mostly with free mail, from social and syndication."""
+
+# Free-text notes reps write (domain notes: fewer than half of teams record standard reason
+# codes, so the text is often all there is).
+_REJECTION_TEXT: dict[str, tuple[str, ...]] = {
+    "bad_fit": ("Not a decision maker", "Outside our ICP", "Wrong industry for us"),
+    "no_budget": ("No budget this year", "Budget frozen", "Too expensive for them"),
+    "bad_timing": ("Not a priority right now", "Revisit next quarter", "Just researching"),
+    "no_contact": ("Email bounced", "No answer after 5 attempts", "Wrong phone number"),
+    "existing_customer": ("Already a customer", "Account owned by customer success"),
+    "duplicate": ("Duplicate of an existing contact", "Merged into existing lead"),
+    "spam": ("Fake form fill", "Bot submission", "Gibberish name"),
+    "other": ("Competitor research", "Job seeker", "Vendor pitching us", "Wrong region"),
+}
+_LOST_TEXT = ("Chose a competitor", "No decision", "Budget cut", "Building in-house")
+_STALLED_TEXT = ("Went dark after discovery", "No project this year", "Not a priority")

@@ -324,16 +324,19 @@ def test_model_on_simple_counts_beats_random_and_stays_below_oracle(sim, snapsho
 # --- Package layout ----------------------------------------------------------------------
 
 SIMULATOR_MODULES = (
+    "errors",
     "world",
     "arrays",
     "timeline",
     "population",
+    "drift",
     "outcomes",
     "events",
     "web",
     "campaigns",
     "activities",
     "simulation",
+    "sales",
 )
 """The package's modules in dependency order (as its docstring lists them)."""
 
@@ -345,7 +348,18 @@ def test_package_exports_what_callers_import():
     from features.simulate.simulation import Simulation as simulation_in_module
     from features.simulate.simulation import simulate as simulate_in_module
 
-    assert sorted(package.__all__) == ["Simulation", "oracle_probability", "simulate"]
+    assert sorted(package.__all__) == [
+        "Drift",
+        "LowFitFlood",
+        "SalesProcess",
+        "Simulation",
+        "SimulationInputError",
+        "SourceShift",
+        "oracle_mqls",
+        "oracle_probability",
+        "simulate",
+        "simulate_sales",
+    ]
     assert package.simulate is simulate is simulate_in_module
     assert package.Simulation is Simulation is simulation_in_module
     assert package.oracle_probability is oracle_probability is oracle_in_module
