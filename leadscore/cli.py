@@ -336,6 +336,18 @@ def simulate(
     start: Annotated[str, typer.Option(help="First lead creation date.")] = "2024-01-01",
     months: Annotated[int, typer.Option(help="Months of lead creation.", min=3)] = 18,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    drift: Annotated[
+        str,
+        typer.Option(
+            help="Inject drift for monitoring to find: none, source_shift (paid search and "
+            "syndication take over the lead sources) or low_fit_flood (a campaign floods "
+            "low-fit leads in the last months)."
+        ),
+    ] = "none",
+    drift_start_month: Annotated[
+        int | None,
+        typer.Option(help="Month (from --start) the drift begins; default: the scenario's."),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Simulate a realistic B2B lead funnel with known conversion probabilities.
@@ -346,14 +358,22 @@ def simulate(
     """
     from features.io import write_tables
     from features.simulate import simulate as run_simulation
+    from features.simulate.drift import LowFitFlood, SourceShift
 
     if fmt not in ("parquet", "csv"):
         raise fail("--format must be 'parquet' or 'csv'")
+    scenarios = {"none": None, "source_shift": SourceShift, "low_fit_flood": LowFitFlood}
+    if drift not in scenarios:
+        raise fail(f"--drift: give one of {', '.join(scenarios)}, got {drift!r}")
+    kind = scenarios[drift]
+    if kind is None and drift_start_month is not None:
+        raise fail("--drift-start-month: give a --drift scenario too")
+    scenario = None if kind is None else kind(start_month=drift_start_month)
     can_write(out, "--out", folder=True)
     t0 = time.perf_counter()
     with steps("simulate") as advance:
         advance(f"simulating {leads:,} leads")
-        sim = run_simulation(leads, seed=seed, start=start, months=months)
+        sim = run_simulation(leads, seed=seed, start=start, months=months, drift=scenario)
         advance("writing tables")
         write_tables({**sim.tables(), "ground_truth": sim.ground_truth}, out, fmt=fmt)
     console.print(
@@ -1050,7 +1070,7 @@ def leads_new(
     from store.engine import store as lead_store
     from store.history import new_mqls
 
-    moment = parse_moment(since)
+    moment = parse_moment(since, "--since")
     with lead_store(ctx.obj.store_url) as engine:
         fresh = new_mqls(engine, moment)
     console.print(f"{len(fresh):,} new MQLs since {moment:%Y-%m-%d %H:%M}")
@@ -1104,6 +1124,68 @@ def leads_timeline(
         emit({"lead_id": lead_id, "scores": _records(line)})
 
 
+@app.command("simulate-sales", cls=LeadscoreCommand)
+def simulate_sales(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option(help="A simulated data folder (with ground_truth).")],
+    out: Annotated[Path, typer.Option(help="CRM export of the dispositions to write (.csv).")],
+    seed: Annotated[int, typer.Option(help="Seed of the sales process.")] = 0,
+    json_out: JsonOption = False,
+) -> None:
+    """Play the sales team on the MQLs in the lead store: accept or reject (with reasons),
+    SQL, opportunity, won, lost, with realistic delays, from the simulator's ground truth.
+
+    Writes what a CRM export would show (``leadscore feedback import`` reads it) and, next
+    to it, ``<name>_truth.parquet`` with the latent state behind every draw.
+    """
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from features.io import load_tables, write_frame
+    from features.simulate.sales import simulate_sales as play_sales
+    from store.engine import store as lead_store
+    from store.frames import read_frame
+    from store.schema import mql_events
+
+    settings: Settings = ctx.obj
+    need_folder(data, "--data")
+    truth_file = data / "ground_truth.parquet"
+    need_file(
+        truth_file,
+        "--data",
+        hint=f"--data: {data} has no ground_truth.parquet: "
+        "sales can only be simulated on data from `leadscore simulate`",
+    )
+    if out.suffix != ".csv":
+        raise fail(f"--out: give a .csv file to write, got {out}")
+    can_write(out, "--out")
+    with reading("--data", data):
+        tables = load_tables(data)
+        ground_truth = pd.read_parquet(truth_file)
+    query = sa.select(
+        mql_events.c.lead_id,
+        mql_events.c.occurred_at.label("mql_at"),
+        mql_events.c.grade,
+        mql_events.c.score,
+    ).where(mql_events.c.event == "entered")
+    with lead_store(settings.store_url) as engine, engine.connect() as connection:
+        mqls = read_frame(connection, query)
+    if mqls.empty:
+        raise fail("the lead store has no MQLs yet: run `leadscore score` first")
+    sales = play_sales(tables["leads"], tables["accounts"], ground_truth, mqls, seed=seed)
+    write_frame(out, sales.dispositions)
+    truth = out.with_name(f"{out.stem}_truth.parquet")
+    write_frame(truth, sales.truth)
+    counts = sales.dispositions["stage"].value_counts().to_dict()
+    shown = ", ".join(
+        f"{counts.get(s, 0):,} {s}"
+        for s in ("accepted", "rejected", "sql", "opportunity", "won", "lost")
+    )
+    console.print(f"{len(mqls):,} MQLs worked by sales: {shown} into {out}")
+    if json_out:
+        emit({"out": str(out), "truth": str(truth), "mqls": len(mqls), "stages": counts})
+
+
 def _serving_settings(
     settings: Settings, samples: Path | None, workers: str | None = None
 ) -> Settings:
@@ -1151,7 +1233,8 @@ def demo(
         bool, typer.Option("--serve/--no-serve", help="Start the service at the end.")
     ] = True,
 ) -> None:
-    """The main job end to end: simulate, build features, train, register, score, serve."""
+    """The main job end to end: simulate, build features, train, register, score 12 weeks
+    into the lead store, play sales on its MQLs, serve."""
     from features.io import load_tables
     from serving.samples import write_samples
 
@@ -1164,6 +1247,7 @@ def demo(
     train(ctx, data=training_set, ground_truth=data / "ground_truth.parquet", out=home / "report")
     promote(ctx)
     score(ctx, data=data, out=home / "scores.csv", weeks=12)
+    simulate_sales(ctx, data=data, out=home / "crm_export.csv")
     samples = write_samples(load_tables(data), home / "samples", 6)
     console.print(f"wrote sample leads for the page to {samples}")
     if serve_after:

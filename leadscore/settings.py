@@ -250,6 +250,18 @@ class Settings(BaseSettings):
             )
         return seconds
 
+    @field_validator("record_scores", mode="before")
+    @classmethod
+    def _record_scores(cls, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"LEADSCORE_RECORD_SCORES must be true or false, got {value!r}")
+
     @field_validator("workers", mode="before")
     @classmethod
     def _workers(cls, value: Any) -> int | str:

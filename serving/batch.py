@@ -408,14 +408,14 @@ def score_folder(
     return score_run(data_dir, out_file, as_of, bundle, unknown_activity, top, actions).scores
 
 
-def parse_moment(value: str | pd.Timestamp) -> pd.Timestamp:
+def parse_moment(value: str | pd.Timestamp, option: str = "--as-of") -> pd.Timestamp:
     """A tz-naive UTC timestamp from a date or date-time (tz-aware input is converted)."""
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"--as-of: cannot parse {value!r} as a date or time") from exc
+        raise ValueError(f"{option}: cannot parse {value!r} as a date or time") from exc
     if ts is pd.NaT:
-        raise ValueError(f"--as-of: cannot parse {value!r} as a date or time")
+        raise ValueError(f"{option}: cannot parse {value!r} as a date or time")
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     return ts

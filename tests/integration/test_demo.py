@@ -19,7 +19,16 @@ def test_demo_runs_the_whole_job_into_its_home(tmp_path, monkeypatch):
     monkeypatch.setenv("LEADSCORE_HOME", str(home))
     out = CliRunner().invoke(app, ["demo", "--leads", "1500", "--no-serve"])
     assert out.exit_code == 0, out.output
-    for name in ("data", "training_set.parquet", "report", "mlflow.db", "scores.csv", "samples"):
+    for name in (
+        "data",
+        "training_set.parquet",
+        "report",
+        "mlflow.db",
+        "scores.csv",
+        "samples",
+        "leadscore.db",
+        "crm_export.csv",
+    ):
         assert (home / name).exists(), name
     scores = pd.read_csv(home / "scores.csv")
     assert len(scores) > 0 and scores["probability"].between(0, 1).all()

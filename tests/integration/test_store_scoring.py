@@ -121,3 +121,54 @@ def test_leads_commands_read_the_history_a_run_left(champion, tmp_path):
     assert missing.exit_code == 2 and "nobody" in missing.output
     bad = CliRunner().invoke(app, ["leads", "momentum", "--days", "9"], env=env)
     assert bad.exit_code == 2 and "--days" in bad.output
+
+
+def test_simulate_sales_works_the_mqls_in_the_store(champion, tmp_path):
+    import shutil
+
+    from features.simulate import simulate
+
+    data = tmp_path / "data"
+    shutil.copytree(champion.data_dir, data)
+    simulate(1500, seed=7, months=12).ground_truth.to_parquet(data / "ground_truth.parquet")
+    env = {
+        "LEADSCORE_HOME": str(tmp_path / "home"),
+        "MLFLOW_TRACKING_URI": None,
+        "LEADSCORE_TRACKING_URI": champion.tracking_uri,
+    }
+    args = ["score", "--data", str(data), "--out", str(tmp_path / "s.csv"), "--actions", "0"]
+    assert CliRunner().invoke(app, [*args, "--weeks", "8"], env=env).exit_code == 0
+    export = tmp_path / "crm_export.csv"
+    shown = CliRunner().invoke(
+        app, ["simulate-sales", "--data", str(data), "--out", str(export), "--json"], env=env
+    )
+    assert shown.exit_code == 0, shown.output
+    facts = json.loads(shown.stdout)
+    dispositions = pd.read_csv(export, parse_dates=["occurred_at"])
+    truth = pd.read_parquet(facts["truth"])
+    engine = open_store(f"sqlite:///{tmp_path / 'home' / 'leadscore.db'}")
+    try:
+        with engine.connect() as c:
+            entered = c.execute(
+                sa.select(sa.func.count()).where(mql_events.c.event == "entered")
+            ).scalar()
+    finally:
+        engine.dispose()
+    assert facts["mqls"] == entered == len(truth) > 0
+    assert set(dispositions["lead_id"]) <= set(truth["lead_id"])
+    assert set(dispositions["stage"]) <= {
+        "accepted",
+        "rejected",
+        "sql",
+        "opportunity",
+        "won",
+        "lost",
+    }
+    assert dispositions["reason_code"].notna().eq(dispositions["stage"].eq("rejected")).all()
+    assert dispositions["occurred_at"].is_monotonic_increasing
+    # with no ground truth there is nothing to play sales on, and the user is told why
+    (data / "ground_truth.parquet").unlink()
+    refused = CliRunner().invoke(
+        app, ["simulate-sales", "--data", str(data), "--out", str(export)], env=env
+    )
+    assert refused.exit_code == 2 and "ground_truth" in refused.output

@@ -63,6 +63,16 @@ WRONG = [
     # simulate: a file where the output folder belongs, a format it cannot write
     ("simulate --out {file}", "is a file"),
     ("simulate --out {folder}/x --format xls", "--format"),
+    ("simulate --out {folder}/x --drift sideways", "--drift"),
+    ("simulate --out {folder}/x --drift-start-month 3", "--drift-start-month"),
+    # simulate-sales: data without ground truth, a wrong output kind, a store without MQLs
+    ("simulate-sales --data {folder} --out {root}/x.csv", "ground_truth"),
+    ("simulate-sales --data {data} --out {root}/x.txt", ".csv"),
+    ("simulate-sales --data {data} --out {root}/x.csv", "leadscore score"),
+    # the score history: nothing stored yet, a window it does not keep, an unreadable date
+    ("leads timeline nobody", "nobody"),
+    ("leads momentum --days 9", "--days"),
+    ("leads new --since someday", "--since"),
     # features: file for folder, missing folder, folder for file, wrong and empty files
     ("features --data {file} --out {root}/ts.parquet", "is a file"),
     ("features --data {missing} --out {root}/ts.parquet", "does not exist"),
@@ -99,6 +109,7 @@ WRONG = [
     ("score --data {missing} --out {root}/s.csv", "does not exist"),
     ("score --data {data} --out {folder}", ".csv or .parquet"),
     ("score --data {data} --out {root}/s.txt", ".csv or .parquet"),
+    ("score --data {data} --out {root}/s.csv --no-store --weeks 2", "--weeks"),
     # serve: inputs that fail before any server starts
     ("serve --samples {file}", "is a file"),
     ("serve --samples {missing}", "does not exist"),
@@ -141,6 +152,7 @@ def test_a_wrong_input_is_one_line_and_exit_2(inputs, tmp_path, line, expected):
         ("LEADSCORE_TOP_REASONS", "lots"),
         ("LEADSCORE_RELOAD_SECONDS", "nan"),
         ("LEADSCORE_WORKERS", "0"),
+        ("LEADSCORE_RECORD_SCORES", "maybe"),
     ],
 )
 def test_a_wrong_setting_is_one_line_naming_the_variable(inputs, variable, value):
