@@ -71,6 +71,10 @@ BENCHMARKS: dict[str, dict[str, list[str]]] = {
         "full": [],
         "quick": ["--leads", "3000", "--workers", "1", "--repeats", "1"],
     },
+    "store": {
+        "full": ["--leads", "200000", "--runs", "3"],
+        "quick": ["--leads", "20000", "--runs", "2"],
+    },
 }
 """Arguments of each ``bench_<name>.py`` per mode (``--json`` is added)."""
 
@@ -365,12 +369,30 @@ def rows_distributed(rec: dict) -> list[Row]:
     return out
 
 
+def rows_store(rec: dict) -> list[Row]:
+    out = []
+    for backend, r in rec["result"]["store"].items():
+        if r is None:
+            continue
+        out.append(
+            (
+                f"store: {backend}, {r['leads']:,} leads x {r['runs']} runs, rows/s",
+                _fmt(r["store_rows_per_s"]),
+                f"to_sql: {_fmt(r['to_sql_rows_per_s'])}",
+                f"{r['store_rows_per_s'] / r['to_sql_rows_per_s']:.2f}x",
+                _load(rec),
+            )
+        )
+    return out
+
+
 ROWS: dict[str, Callable[[dict], list[Row]]] = {
     "features": rows_features,
     "training": rows_training,
     "explain": rows_explain,
     "serving": rows_serving,
     "distributed": rows_distributed,
+    "store": rows_store,
 }
 
 

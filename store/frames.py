@@ -8,18 +8,24 @@ Reads come back as frames with proper ``datetime64`` columns on both.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
-_ENCODE = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
-"""One encoder for every value: ``json.dumps`` with options builds a new one per call."""
+
+
+def _encode(value: Any) -> str:
+    """Compact JSON text; orjson is ~10x faster than ``json`` on a card (1 KB)."""
+    text: str = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    return text
+
+
 """How SQLAlchemy's SQLite ``DateTime`` stores a time; rows written here read back alike."""
 
 
@@ -32,7 +38,7 @@ def _json_text(values: pd.Series) -> list[str | None]:
         elif isinstance(value, str):
             out.append(value)
         else:
-            out.append(_ENCODE(value))
+            out.append(_encode(value))
     return out
 
 
@@ -82,26 +88,47 @@ def insert_frame(connection: Connection, table: sa.Table, frame: pd.DataFrame) -
     dialect = connection.dialect.name
     names = list(frame.columns)
     columns = [_column_values(table, name, frame[name], dialect) for name in names]
-    rows = list(zip(*columns, strict=True))
     if dialect == "postgresql":
-        _copy(connection, table, names, rows)
-    else:
-        marks = ", ".join("?" for _ in names)
-        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
-        connection.exec_driver_sql(sql, rows)
+        _copy(connection, table, names, columns)
+        return len(frame)
+    rows = list(zip(*columns, strict=True))
+    marks = ", ".join("?" for _ in names)
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
+    connection.exec_driver_sql(sql, rows)
     return len(rows)
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+"""What COPY's text format escapes in a value (backslash, tab, newline, carriage return)."""
+
+
 def _copy(
-    connection: Connection, table: sa.Table, names: Sequence[str], rows: list[tuple[Any, ...]]
+    connection: Connection, table: sa.Table, names: Sequence[str], columns: list[list[Any]]
 ) -> None:
-    """PostgreSQL's ``COPY ... FROM STDIN``: the fastest way in, in the same transaction."""
+    """PostgreSQL's ``COPY ... FROM STDIN`` in its text format, written in large chunks
+    (psycopg's per-row ``write_row`` costs more than the server does)."""
     raw = connection.connection.driver_connection
     assert raw is not None
+    cells = [
+        _copy_cells(table.c[name].type, values) for name, values in zip(names, columns, strict=True)
+    ]
     sql = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
     with raw.cursor() as cursor, cursor.copy(sql) as copy:
-        for row in rows:
-            copy.write_row(row)
+        step = 20_000
+        for start in range(0, len(cells[0]), step):
+            rows = zip(*(column[start : start + step] for column in cells), strict=True)
+            copy.write("".join("\t".join(row) + "\n" for row in rows))
+
+
+def _copy_cells(kind: Any, values: list[Any]) -> list[str]:
+    """One column as COPY text cells: ``\\N`` for NULL, ``t``/``f``, ISO times, escaped text."""
+    if isinstance(kind, sa.Boolean):
+        return ["\\N" if v is None else ("t" if v else "f") for v in values]
+    if isinstance(kind, sa.DateTime):
+        return ["\\N" if v is None else v.isoformat(sep=" ") for v in values]
+    if isinstance(kind, sa.Integer | sa.Float):
+        return ["\\N" if v is None else str(v) for v in values]
+    return ["\\N" if v is None else str(v).translate(_COPY_ESCAPES) for v in values]
 
 
 def read_frame(connection: Connection, query: sa.Select[Any]) -> pd.DataFrame:
@@ -131,5 +158,5 @@ def read_frame(connection: Connection, query: sa.Select[Any]) -> pd.DataFrame:
             else:
                 frame[name] = frame[name].astype(bool)
         elif isinstance(kind, sa.JSON):
-            frame[name] = [json.loads(v) if isinstance(v, str) else v for v in frame[name]]
+            frame[name] = [orjson.loads(v) if isinstance(v, str) else v for v in frame[name]]
     return frame

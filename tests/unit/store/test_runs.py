@@ -178,3 +178,23 @@ def test_online_scores_keep_their_own_moment_and_regional_threshold(engine) -> N
         ("L2", 17, 0.55),
     ]
     assert [t.hour for t in stored] == [9, 17]
+
+
+def test_awkward_text_round_trips_unchanged(engine) -> None:
+    awkward = 'tab\there, new\nline, back\\slash, "quotes", \\N, emoji 🚀, naïve'
+    frame = _frame({"L1": (80, True)})
+    frame["region"] = awkward
+    frame["reasons"] = [{"positive": [{"sentence": awkward, "contribution": 0.25}]}]
+    info = RunInfo(
+        source="batch",
+        as_of=pd.Timestamp("2025-03-01"),
+        model_name="m",
+        model_version="1",
+        threshold=0.5,
+    )
+    write_run(engine, info, frame)
+    with engine.connect() as c:
+        row = c.execute(sa.select(scores.c.region, scores.c.reasons)).one()
+        state = read_states(c).iloc[0]
+    assert row.region == awkward == state["region"]
+    assert row.reasons == {"positive": [{"sentence": awkward, "contribution": 0.25}]}
