@@ -1186,6 +1186,31 @@ def simulate_sales(
         emit({"out": str(out), "truth": str(truth), "mqls": len(mqls), "stages": counts})
 
 
+@app.command(cls=LeadscoreCommand)
+def report(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="HTML file to write (self-contained).")] = Path(
+        "report.html"
+    ),
+    json_out: JsonOption = False,
+) -> None:
+    """Write the loop's report from the lead store: runs, MQL flow, funnel by grade,
+    threshold diagnostics, calibration and drift over time, rejection reasons."""
+    from features.io import atomic_write
+    from serving.report import build_report
+    from store.engine import store as lead_store
+
+    if out.suffix not in (".html", ".htm"):
+        raise fail(f"--out: give an .html file to write, got {out}")
+    can_write(out, "--out")
+    with lead_store(ctx.obj.store_url) as engine:
+        page = build_report(engine)
+    atomic_write(out, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+    console.print(f"wrote the report to {out} ({len(page) / 1024:,.0f} KB); open it in a browser")
+    if json_out:
+        emit({"out": str(out), "bytes": len(page.encode())})
+
+
 def _serving_settings(
     settings: Settings, samples: Path | None, workers: str | None = None
 ) -> Settings:
@@ -1248,6 +1273,7 @@ def demo(
     promote(ctx)
     score(ctx, data=data, out=home / "scores.csv", weeks=12)
     simulate_sales(ctx, data=data, out=home / "crm_export.csv")
+    report(ctx, out=home / "report.html")
     samples = write_samples(load_tables(data), home / "samples", 6)
     console.print(f"wrote sample leads for the page to {samples}")
     if serve_after:

@@ -28,6 +28,7 @@ def test_demo_runs_the_whole_job_into_its_home(tmp_path, monkeypatch):
         "samples",
         "leadscore.db",
         "crm_export.csv",
+        "report.html",
     ):
         assert (home / name).exists(), name
     scores = pd.read_csv(home / "scores.csv")

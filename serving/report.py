@@ -1,0 +1,226 @@
+"""The loop's report: one self-contained HTML page people would rather look at than read.
+
+``leadscore report --out report.html`` writes it and the service answers it at
+``GET /report``; both call ``build_report``, which reads only the lead store. Every figure
+is drawn by matplotlib (Agg canvas, no pyplot) as inline SVG, so the file opens anywhere,
+offline, and nothing is fetched. A section whose data does not exist yet (no sales feedback,
+no monitoring run) says what would fill it instead of showing an empty chart.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sqlalchemy.engine import Engine
+
+from store.frames import read_frame
+from store.schema import lead_states, mql_events, scoring_runs
+
+REGION_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#7f7f7f")
+
+
+@dataclass
+class Section:
+    """One part of the report: a title, a sentence or two, figures (SVG) and tables (HTML)."""
+
+    key: str
+    title: str
+    lead: str = ""
+    figures: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+    empty: str | None = None
+    """When set, what is missing and how to get it (the section shows only this)."""
+
+
+def figure(width: float = 7.5, height: float = 3.6) -> Figure:
+    """A matplotlib figure on an Agg canvas (thread-safe: no pyplot state)."""
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def svg(fig: Figure) -> str:
+    """The figure as inline SVG markup (text kept as text: searchable, sharp)."""
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg")
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
+def table_html(
+    frame: pd.DataFrame, formats: dict[str, Callable[[object], str]] | None = None
+) -> str:
+    """A frame as a plain HTML table, values escaped and formatted per column."""
+    formats = formats or {}
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for record in frame.itertuples(index=False):
+        cells = []
+        for column, value in zip(frame.columns, record, strict=True):
+            shown = "" if _missing(value) else formats.get(column, _default_format)(value)
+            cells.append(f"<td>{html.escape(shown)}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT
+
+
+def _default_format(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}"
+    if isinstance(value, int | np.integer):
+        return f"{value:,}"
+    if isinstance(value, pd.Timestamp | datetime):
+        return value.strftime("%Y-%m-%d")
+    return str(value)
+
+
+def percent(value: object) -> str:
+    """``0.1234`` → ``12.3%``."""
+    return f"{float(value):.1%}"  # type: ignore[arg-type]
+
+
+# --- sections ------------------------------------------------------------------------
+
+
+def summary_section(engine: Engine) -> Section:
+    """The latest runs: when, which model, how many leads and MQLs against the target."""
+    query = sa.select(
+        scoring_runs.c.id,
+        scoring_runs.c.source,
+        scoring_runs.c.as_of,
+        scoring_runs.c.model_version,
+        scoring_runs.c.leads,
+        scoring_runs.c.mqls,
+        scoring_runs.c.policy_target,
+    ).order_by(scoring_runs.c.as_of.desc(), scoring_runs.c.id.desc())
+    with engine.connect() as connection:
+        runs = read_frame(connection, query.limit(500))
+        states = read_frame(connection, sa.select(lead_states.c.mql, lead_states.c.region))
+    section = Section("summary", "Scoring at a glance")
+    batch = runs[runs["source"] == "batch"]
+    if runs.empty:
+        section.empty = "No scoring run in the lead store yet: run `leadscore score`."
+        return section
+    latest = (batch if len(batch) else runs).iloc[0]
+    share = latest["mqls"] / latest["leads"] if latest["leads"] else float("nan")
+    target = latest["policy_target"]
+    section.lead = (
+        f"Latest run {latest['as_of']:%Y-%m-%d %H:%M}: {int(latest['leads']):,} leads scored by "
+        f"model version {latest['model_version']}, {int(latest['mqls']):,} MQLs ({share:.1%}"
+        + (f" against a target of {target:.0%})." if pd.notna(target) else ").")
+        + f" {int(states['mql'].sum()):,} leads are MQLs now."
+    )
+    shown = batch.head(12).assign(mql_share=lambda f: f["mqls"] / f["leads"].clip(lower=1))
+    section.tables.append(
+        table_html(
+            shown[["as_of", "model_version", "leads", "mqls", "mql_share"]].rename(
+                columns={"as_of": "run", "model_version": "model", "mql_share": "MQL share"}
+            ),
+            {"MQL share": percent, "run": lambda v: f"{v:%Y-%m-%d %H:%M}"},  # type: ignore[str-format]
+        )
+    )
+    return section
+
+
+def mql_flow_section(engine: Engine) -> Section:
+    """New MQLs per week, by region: is marketing feeding sales evenly?"""
+    query = sa.select(mql_events.c.occurred_at, mql_events.c.region).where(
+        mql_events.c.event == "entered"
+    )
+    with engine.connect() as connection:
+        entered = read_frame(connection, query)
+    section = Section("mql-flow", "New MQLs per week, by region")
+    if entered.empty:
+        section.empty = "No lead has become an MQL yet."
+        return section
+    entered["region"] = entered["region"].fillna("unknown")
+    entered["week"] = entered["occurred_at"].dt.to_period("W-SUN").dt.start_time
+    counts = entered.pivot_table(index="week", columns="region", aggfunc="size", fill_value=0)
+    fig = figure()
+    ax = fig.subplots()
+    bottom = np.zeros(len(counts))
+    x = np.arange(len(counts))
+    for i, region in enumerate(counts.columns):
+        ax.bar(
+            x,
+            counts[region],
+            bottom=bottom,
+            label=str(region),
+            color=REGION_COLORS[i % len(REGION_COLORS)],
+        )
+        bottom += counts[region].to_numpy()
+    ax.set_xticks(x, [f"{w:%b %d}" for w in counts.index], rotation=45, ha="right", fontsize=8)
+    ax.set(ylabel="Leads that became MQLs", title="New MQLs per week")
+    ax.legend(fontsize=8, ncols=min(4, len(counts.columns)))
+    section.figures.append(svg(fig))
+    weekly = counts.mean().rename("per week").reset_index()
+    section.lead = (
+        f"{len(entered):,} MQL entries over {len(counts)} weeks; the first week of a history "
+        "counts every lead already above the threshold."
+    )
+    section.tables.append(table_html(weekly, {"per week": lambda v: f"{float(v):.1f}"}))  # type: ignore[arg-type]
+    return section
+
+
+SECTIONS: tuple[Callable[[Engine], Section], ...] = (summary_section, mql_flow_section)
+"""The report's sections, in order."""
+
+STYLE = """
+body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d1d1f;
+background:#f6f7f9}
+header{background:#12355b;color:#fff;padding:18px 28px}
+header h1{margin:0;font-size:22px} header p{margin:4px 0 0;opacity:.85}
+nav{padding:8px 28px;background:#fff;border-bottom:1px solid #e3e5e8;position:sticky;top:0}
+nav a{margin-right:16px;color:#12355b;text-decoration:none;font-size:14px}
+main{max-width:1100px;margin:0 auto;padding:8px 28px 40px}
+section{background:#fff;border:1px solid #e3e5e8;border-radius:8px;margin:18px 0;padding:16px 20px}
+h2{font-size:18px;margin:0 0 8px} p.lead{margin:0 0 12px;color:#333}
+p.empty{color:#8a6d00;background:#fff8e1;padding:8px 12px;border-radius:6px}
+table{border-collapse:collapse;margin:8px 0;font-size:13px}
+th,td{border-bottom:1px solid #eceef1;padding:4px 10px;text-align:right}
+th{background:#f2f4f7;text-align:center} td:first-child,th:first-child{text-align:left}
+svg{max-width:100%;height:auto}
+"""
+
+
+def build_report(
+    engine: Engine, title: str = "leadscore: the MQL loop", now: datetime | None = None
+) -> str:
+    """The whole report as one HTML document (no external asset, no script)."""
+    moment = now or datetime.now(UTC).replace(tzinfo=None)
+    sections = [make(engine) for make in SECTIONS]
+    links = "".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in sections)
+    body = "".join(_section_html(s) for s in sections)
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
+        f"<header><h1>{html.escape(title)}</h1><p>Generated {moment:%Y-%m-%d %H:%M} UTC from the "
+        "lead store.</p></header>"
+        f"<nav>{links}</nav><main>{body}</main></body></html>"
+    )
+
+
+def _section_html(section: Section) -> str:
+    parts = [f"<section id='{section.key}'><h2>{html.escape(section.title)}</h2>"]
+    if section.empty is not None:
+        parts.append(f"<p class='empty'>{html.escape(section.empty)}</p>")
+    else:
+        if section.lead:
+            parts.append(f"<p class='lead'>{html.escape(section.lead)}</p>")
+        parts.extend(f"<figure>{fig}</figure>" for fig in section.figures)
+        parts.extend(section.tables)
+    parts.append("</section>")
+    return "".join(parts)
