@@ -43,6 +43,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy.engine import Engine
@@ -57,7 +58,9 @@ from features.pipeline import (
 )
 from leadscore.errors import LeadscoreError
 from runtime.bundle import ModelBundle
-from training.drift import DriftStat, column_drift
+from store.frames import insert_frame, read_frame
+from store.schema import dispositions, monitoring_results, mql_events, scores, scoring_runs
+from training.drift import DriftStat, column_drift, numeric_drift
 from training.metrics import expected_calibration_error, ranking_metrics, reliability_curve
 
 Status = Literal["ok", "warn", "alert"]
@@ -68,6 +71,9 @@ ACCEPTED_STAGES = ("accepted", "sql", "opportunity", "won")
 """Dispositions that mean sales took the MQL on (a later stage implies acceptance)."""
 DEFAULT_EXPERIMENT_SUFFIX = "-monitoring"
 TEST_PREDICTIONS_ARTIFACT = "evaluation/test_predictions.parquet"
+
+LOWER_IS_WORSE = ("top_band_lift", "acceptance_rate")
+"""Checks whose value is worse when lower (the others are worse when higher)."""
 
 Scorer = Callable[[dict[str, pd.DataFrame], pd.DataFrame], pd.DataFrame]
 """Scores snapshots (``lead_id``, ``as_of``) of validated tables: one row per snapshot, in
@@ -177,6 +183,18 @@ class MonitorConfig(BaseModel):
     won_precision_drop: Limits = _limits(0.25, 0.50)
     stored_score_psi: Limits = _limits(0.10, 0.25)
     seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _directions(cls, data: Any) -> Any:
+        """A floor (``top_band_lift``, ``acceptance_rate``) is lower-is-worse without saying
+        so: a YAML override gives only ``warn`` and ``alert``."""
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in LOWER_IS_WORSE:
+                if isinstance(data.get(key), dict):
+                    data[key] = {"higher_is_worse": False, **data[key]}
+        return data
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> MonitorConfig:
@@ -529,11 +547,18 @@ def _reliability(y: np.ndarray, p: np.ndarray) -> dict[str, list[float]]:
 def performance_checks(
     y: np.ndarray,
     scored: pd.DataFrame,
-    bundle: ModelBundle,
+    recorded: dict[str, Any],
     config: MonitorConfig,
     test_predictions: pd.DataFrame | None = None,
 ) -> tuple[list[CheckResult], dict[str, Any], dict[str, Any]]:
     """AUC, lift, ECE and score bands of the period against the model's test figures.
+
+    Args:
+        y: The period's labels.
+        scored: Its scores (``probability``, ``score``).
+        recorded: The model's test metrics (``BundleMetadata.test_metrics["model"]``).
+        config: Thresholds.
+        test_predictions: The logged test predictions, for the test-time curve and bands.
 
     Returns:
         The checks, the reliability curves (``now``, ``test``) and the score bands.
@@ -541,7 +566,6 @@ def performance_checks(
     y = np.asarray(y, dtype=np.int64)
     p = scored["probability"].to_numpy(dtype=np.float64)
     score = scored["score"].to_numpy()
-    recorded = bundle.metadata.test_metrics.get("model", {})
     ref = {k: _finite(recorded.get(k)) for k in ("roc_auc", "lift_top10", "ece", "precision")}
     positives = int(y.sum())
     facts = {
@@ -656,11 +680,6 @@ def stored_score_check(
 ) -> CheckResult | None:
     """PSI of the latest stored batch run of ``model_version`` against its first run
     (None: fewer than two such runs)."""
-    import sqlalchemy as sa
-
-    from store.frames import read_frame
-    from store.schema import scores, scoring_runs
-
     runs_query = (
         sa.select(scoring_runs.c.id, scoring_runs.c.as_of)
         .where(scoring_runs.c.model_version == str(model_version))
@@ -676,8 +695,6 @@ def stored_score_check(
             scores.c.run_id.in_([first, last])
         )
         probabilities = read_frame(connection, query)
-    from training.drift import numeric_drift
-
     stat = numeric_drift(
         probabilities.loc[probabilities["run_id"] == first, "probability"].to_numpy(),
         probabilities.loc[probabilities["run_id"] == last, "probability"].to_numpy(),
@@ -712,11 +729,6 @@ def feedback_checks(
     Returns:
         The checks, and notes on what could not be judged.
     """
-    import sqlalchemy as sa
-
-    from store.frames import read_frame
-    from store.schema import dispositions, mql_events
-
     notes: list[str] = []
     horizon = pd.Timedelta(days=horizon_days)
     windows = {
@@ -782,9 +794,6 @@ def feedback_checks(
 
 def write_results(engine: Engine, report: MonitorReport) -> int:
     """Append the report's checks to ``monitoring_results`` (one transaction)."""
-    from store.frames import insert_frame
-    from store.schema import monitoring_results
-
     with engine.begin() as connection:
         return insert_frame(connection, monitoring_results, report.frame())
 
@@ -942,7 +951,8 @@ def run_monitor(
         )
     scored = (scorer or bundle_scorer(bundle))(tables, period)
     y = label_snapshots(period, tables["conversions"], meta.horizon_days)
-    results, reliability, bands = performance_checks(y, scored, bundle, config, test_predictions)
+    recorded = meta.test_metrics.get("model", {})
+    results, reliability, bands = performance_checks(y, scored, recorded, config, test_predictions)
 
     progress("measuring drift")
     reference = _sample_leads(
@@ -966,18 +976,11 @@ def run_monitor(
                 f"drift: the score is not measured: features {missing} are not in the tables"
             )
         else:
-            scores = pd.DataFrame(
-                {
-                    "probability": np.concatenate(
-                        [bundle.predict_proba(ref_frame), bundle.predict_proba(cur_frame)]
-                    )
-                }
+            stat = numeric_drift(bundle.predict_proba(ref_frame), bundle.predict_proba(cur_frame))
+            status = drift_status(stat, config.psi, config.drift_p_value)
+            results.append(
+                CheckResult("score_drift", "score", "psi", stat.psi, None, status, stat.to_dict())
             )
-            n = len(ref_frame)
-            results += drift_checks(
-                scores.iloc[:n], scores.iloc[n:], ["probability"], config, "score_drift"
-            )
-            results[-1] = _renamed(results[-1], "score")
         notes.append(
             f"drift: {len(cur_frame):,} open-lead snapshots of the last {config.current_days} "
             f"days to {end} against {len(ref_frame):,} "
@@ -1019,15 +1022,3 @@ def run_monitor(
             report, tracking_uri, experiment or f"{model_name}{DEFAULT_EXPERIMENT_SUFFIX}"
         )
     return report
-
-
-def _renamed(result: CheckResult, subject: str) -> CheckResult:
-    return CheckResult(
-        result.check,
-        subject,
-        result.metric,
-        result.value,
-        result.reference,
-        result.status,
-        result.details,
-    )

@@ -3,6 +3,8 @@ and the checks that read and write the lead store (on SQLite and on PostgreSQL).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -115,6 +117,17 @@ def test_config_defaults_and_yaml_overrides(tmp_path) -> None:
     loaded = MonitorConfig.from_yaml(path)
     assert (loaded.psi.warn, loaded.psi.alert, loaded.period_days) == (0.15, 0.3, 56)
     assert loaded.roc_auc_drop == config.roc_auc_drop
+
+
+def test_the_example_in_the_docs_loads_and_floors_stay_floors(tmp_path) -> None:
+    docs = Path(__file__).resolve().parents[3] / "docs" / "monitoring.md"
+    example = docs.read_text().split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(example)
+    config = MonitorConfig.from_yaml(path)
+    assert config.acceptance_rate == Limits(warn=0.7, alert=0.5, higher_is_worse=False)
+    assert config.acceptance_rate.status(0.45) == "alert"
+    assert config.roc_auc_drop.higher_is_worse and config.period_days == 56
 
 
 @pytest.mark.parametrize(
