@@ -26,7 +26,8 @@ from serving.batch import load_champion, score_frame
 from store.engine import open_store
 from store.frames import read_frame
 from store.schema import monitoring_results
-from training.monitor import MonitorReport, logged_test_predictions, run_monitor
+from training.monitor import MonitorError, MonitorReport, logged_test_predictions, run_monitor
+from training.retrain import RetrainError, rolling_training_set
 
 pytestmark = pytest.mark.slow
 
@@ -238,3 +239,28 @@ def test_retrain_trains_promotes_and_monitors(champion, tmp_path: Path) -> None:
     assert first == pd.Timestamp(retrained["data_end"]) - pd.DateOffset(months=9)
     assert monitored["model_version"] == retrained["challenger_version"]
     assert "kept the champion" in result.output or "promoted" in result.output
+
+
+def test_the_rolling_window_keeps_the_last_months_with_the_whole_history_behind(champion) -> None:
+    training_set, start = rolling_training_set(champion.tables, 6, horizon_days=60)
+    frame, meta = training_set.frame, training_set.metadata
+    assert start == pd.Timestamp(meta.data_end) - pd.DateOffset(months=6)
+    assert frame["as_of"].min() >= start
+    assert (meta.rows, meta.positives) == (len(frame), int(frame["label"].sum()))
+    assert meta.first_as_of == str(frame["as_of"].min()) and meta.horizon_days == 60
+    # features still see history before the window: some leads were created before it
+    created = champion.tables["leads"].set_index("lead_id")["created_at"]
+    assert (frame["lead_id"].map(created) < start).any()
+
+
+def test_too_short_a_window_or_data_is_a_clear_error(champion, served) -> None:
+    with pytest.raises(RetrainError, match="widen --window-months"):
+        rolling_training_set(champion.tables, 1, horizon_days=60, data_end=END)
+    with pytest.raises(MonitorError, match="too short to judge"):
+        run_monitor(
+            champion.tables,
+            served.bundle,
+            model_name=served.name,
+            model_version=served.version,
+            data_end=pd.Timestamp("2024-02-01"),
+        )
