@@ -149,6 +149,10 @@ class MonitorConfig(BaseModel):
         reference_days: ... with the open leads at the same spacing over the last this
             many days of the model's training set (``reference_dates``).
         max_reference_rows: Reference snapshots kept (a seeded sample of leads above it).
+        max_current_rows: Current snapshots kept for drift (likewise).
+        max_period_rows: Performance-period snapshots scored (likewise): batch scoring
+            explains every lead it scores, and 200,000 snapshots pin AUC, lift and ECE
+            far below the thresholds' scale.
         sla_days: Days sales has to accept or reject an MQL; acceptance is judged on
             MQLs older than that.
         feedback_days: How far back MQLs are taken for the feedback checks.
@@ -176,6 +180,8 @@ class MonitorConfig(BaseModel):
     current_days: int = Field(28, ge=0, le=366)
     reference_days: int = Field(182, ge=1)
     max_reference_rows: int = Field(100_000, ge=100)
+    max_current_rows: int = Field(1_000_000, ge=100)
+    max_period_rows: int = Field(200_000, ge=100)
     sla_days: int = Field(14, ge=0)
     feedback_days: int = Field(90, ge=1)
     min_mqls: int = Field(20, ge=1)
@@ -942,7 +948,9 @@ def run_monitor(
     notes: list[str] = []
 
     progress("scoring the performance period")
-    period = open_snapshots(tables, dates, meta.population)
+    period = _sample_leads(
+        open_snapshots(tables, dates, meta.population), config.max_period_rows, config.seed
+    )
     if period.empty:
         raise MonitorError(
             f"no open lead in the performance period ({start.date()} to {stop.date()}, one "
@@ -960,7 +968,11 @@ def run_monitor(
         config.max_reference_rows,
         config.seed,
     )
-    current = open_snapshots(tables, current_dates(end, config), meta.population)
+    current = _sample_leads(
+        open_snapshots(tables, current_dates(end, config), meta.population),
+        config.max_current_rows,
+        config.seed,
+    )
     if reference.empty or current.empty:
         notes.append(
             "drift: no open lead in the training window or at the data end "

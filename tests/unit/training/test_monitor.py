@@ -22,6 +22,7 @@ from training.monitor import (
     MonitorConfig,
     MonitorError,
     MonitorReport,
+    _sample_leads,
     current_dates,
     drift_status,
     feedback_checks,
@@ -154,6 +155,19 @@ def test_the_performance_period_ends_one_horizon_before_the_data_end() -> None:
     assert start == stop - pd.Timedelta(days=28)
     assert dates == [stop - pd.Timedelta(days=d) for d in (21, 14, 7, 0)]
     assert current_dates(end, MonitorConfig(current_days=0)) == [end]
+
+
+def test_samples_keep_every_snapshot_of_the_leads_they_keep() -> None:
+    snapshots = pd.DataFrame(
+        {
+            "lead_id": np.repeat([f"L{i}" for i in range(1000)], 4),
+            "as_of": pd.Timestamp("2025-01-01"),
+        }
+    )
+    assert _sample_leads(snapshots, 5000, 0) is snapshots
+    kept = _sample_leads(snapshots, 400, 0)
+    assert len(kept) == 400 and kept.groupby("lead_id").size().eq(4).all()
+    assert kept.equals(_sample_leads(snapshots, 400, 0))  # seeded
 
 
 def test_score_bands_run_from_the_top_and_capture_every_conversion() -> None:
