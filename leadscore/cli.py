@@ -969,6 +969,7 @@ def _monitor_champion(
     import pandas as pd
 
     from features.io import load_tables
+    from runtime import registry
     from serving.batch import load_champion, score_frame
     from store.engine import open_store
     from training.monitor import MonitorConfig, logged_test_predictions, run_monitor
@@ -982,6 +983,7 @@ def _monitor_champion(
         raise fail(f"--data-end: cannot read {data_end!r} as a date") from exc
     with reading("--data", data):
         tables = load_tables(data)
+    registry.require_store(settings.registry_uri)  # not an empty store made by reading
     served = load_champion(settings.registry_uri, settings.model_name, alias)
 
     def scorer(tables: dict, snapshots: Any) -> Any:

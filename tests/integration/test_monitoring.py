@@ -69,6 +69,22 @@ def flood_low_fit(tables: dict, n: int = 600, days: int = 45, seed: int = 0) -> 
     return validate({**tables, "leads": pd.concat([leads, new], ignore_index=True)})
 
 
+def random_conversions(tables: dict, days: int = 100, share: float = 0.08, seed: int = 0) -> dict:
+    """Concept drift: over the last ``days`` who converts no longer depends on anything
+    the model sees (the conversions of that time go to random open leads)."""
+    rng = np.random.default_rng(seed)
+    since = END - pd.Timedelta(days=days)
+    conversions = tables["conversions"]
+    kept = conversions[conversions["converted_at"] <= since]
+    leads = tables["leads"]
+    candidates = leads[(leads["created_at"] < since) & ~leads["lead_id"].isin(set(kept["lead_id"]))]
+    chosen = candidates.sample(frac=share, random_state=seed)
+    when = since + pd.to_timedelta(rng.uniform(0, days, len(chosen)), unit="D")
+    new = pd.DataFrame({"lead_id": chosen["lead_id"].to_numpy(), "converted_at": when})
+    new = new.astype(kept.dtypes.to_dict())
+    return validate({**tables, "conversions": pd.concat([kept, new], ignore_index=True)})
+
+
 @pytest.fixture(scope="module")
 def served(champion):
     return load_champion(champion.tracking_uri, champion.name)
@@ -121,6 +137,14 @@ def test_a_flood_of_low_fit_leads_alerts_on_fit(champion, served) -> None:
         report
     )
     assert not {r.subject for r in report.results if r.check == "performance"} & _alerted(report)
+
+
+def test_conversions_that_no_longer_follow_the_score_alert_on_performance(champion, served) -> None:
+    report = _monitor(random_conversions(champion.tables), served)
+    performance = {r.metric: r for r in report.results if r.check == "performance"}
+    assert performance["roc_auc"].status == "alert" and performance["roc_auc"].value < 0.7
+    assert performance["lift_top10"].status == "alert"
+    assert not {r.subject for r in report.alerts() if r.check == "feature_drift"}
 
 
 def test_the_batch_scorer_and_the_bundle_give_the_same_period(champion, served) -> None:
