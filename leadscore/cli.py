@@ -1040,6 +1040,7 @@ def _print_report(report: Any) -> None:
             f"[{STATUS_STYLE[r.status]}]{r.status}[/]",
         )
     console.print(table)
+    _print_bands(report.bands)
     if stable:
         console.print(
             f"{stable} feature(s) stable (PSI below the warn level, or no significant change)"
@@ -1052,6 +1053,29 @@ def _print_report(report: Any) -> None:
         f"{counts['warn']} warning(s), {counts['ok']} ok; check run {report.check_run}"
         + (f", MLflow run {report.mlflow_run_id}" if report.mlflow_run_id else "")
     )
+
+
+def _print_bands(bands: dict) -> None:
+    """Conversion by score band in the period, beside the test period's."""
+    from rich.table import Table
+
+    if not bands.get("now"):
+        return
+    test = {b["band"]: b for b in bands.get("test") or []}
+    table = Table(title="conversion by score band (performance period; test period)")
+    for column in ("band", "leads", "conversions", "rate", "test rate", "capture"):
+        table.add_column(column, justify="left" if column == "band" else "right")
+    for band in bands["now"]:
+        then = test.get(band["band"], {}).get("rate")
+        table.add_row(
+            band["band"],
+            f"{band['leads']:,}",
+            f"{band['conversions']:,}",
+            "-" if band["rate"] is None else f"{band['rate']:.1%}",
+            "-" if then is None else f"{then:.1%}",
+            f"{band['capture']:.0%}",
+        )
+    console.print(table)
 
 
 def _fail_on(value: str) -> str:
