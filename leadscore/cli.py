@@ -1281,6 +1281,261 @@ def demo(
         serve(ctx, host=host, port=port, samples=samples)
 
 
+# --- monitoring and scheduled retraining (issue 16) -----------------------------------
+
+FAIL_ON = ("never", "warn", "alert")
+STATUS_STYLE = {"ok": "green", "warn": "yellow", "alert": "bold red"}
+
+
+def _monitor_champion(
+    settings: Settings,
+    data: Path,
+    config_file: Path | None,
+    data_end: str | None,
+    alias: str,
+    record: bool,
+) -> Any:
+    """Run ``training.monitor.run_monitor`` on ``data`` with the registry's ``alias``:
+    the performance period scored by batch scoring's own ``score_frame``, results to the
+    lead store and to MLflow (``record``)."""
+    import pandas as pd
+
+    from features.io import load_tables
+    from runtime import registry
+    from serving.batch import load_champion, score_frame
+    from store.engine import open_store
+    from training.monitor import MonitorConfig, logged_test_predictions, run_monitor
+
+    need_file(config_file, "--config")
+    with reading("--config", config_file):
+        config = MonitorConfig.from_yaml(config_file) if config_file else MonitorConfig()
+    try:
+        end = pd.Timestamp(data_end) if data_end else None
+    except ValueError as exc:
+        raise fail(f"--data-end: cannot read {data_end!r} as a date") from exc
+    with reading("--data", data):
+        tables = load_tables(data)
+    registry.require_store(settings.registry_uri)  # not an empty store made by reading
+    served = load_champion(settings.registry_uri, settings.model_name, alias)
+
+    def scorer(tables: dict, snapshots: Any) -> Any:
+        return score_frame(tables, snapshots, served, top=1, actions=0)
+
+    engine = open_store(settings.store_url) if record else None
+    try:
+        with steps("monitor") as advance:
+            return run_monitor(
+                tables,
+                served.bundle,
+                model_name=served.name,
+                model_version=served.version,
+                config=config,
+                scorer=scorer,
+                engine=engine,
+                tracking_uri=settings.registry_uri if record else None,
+                experiment=f"{settings.experiment}-monitoring",
+                test_predictions=logged_test_predictions(settings.registry_uri, served.run_id),
+                data_end=end,
+                progress=advance,
+            )
+    finally:
+        if engine is not None:
+            engine.dispose()
+
+
+def _print_report(report: Any) -> None:
+    """The checks as a table: every check but the stable features, then the notes."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"monitor: {report.model_name} v{report.model_version}, performance period "
+        f"{report.period_start.date()} to {report.period_end.date()}, data end "
+        f"{report.data_end.date()}"
+    )
+    for column in ("check", "subject", "metric", "value", "reference", "status"):
+        table.add_column(
+            column,
+            justify="right" if column in ("value", "reference") else "left",
+            overflow="fold",
+        )
+    stable = 0
+    for r in report.results:
+        if r.check == "feature_drift" and r.status == "ok":
+            stable += 1
+            continue
+        table.add_row(
+            r.check,
+            r.subject,
+            r.metric,
+            "-" if r.value is None else f"{r.value:.4g}",
+            "-" if r.reference is None else f"{r.reference:.4g}",
+            f"[{STATUS_STYLE[r.status]}]{r.status}[/]",
+        )
+    console.print(table)
+    _print_bands(report.bands)
+    if stable:
+        console.print(
+            f"{stable} feature(s) stable (PSI below the warn level, or no significant change)"
+        )
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False)
+    counts = report.counts()
+    console.print(
+        f"[{STATUS_STYLE[report.status]}]{report.status}[/]: {counts['alert']} alert(s), "
+        f"{counts['warn']} warning(s), {counts['ok']} ok; check run {report.check_run}"
+        + (f", MLflow run {report.mlflow_run_id}" if report.mlflow_run_id else "")
+    )
+
+
+def _print_bands(bands: dict) -> None:
+    """Conversion by score band in the period, beside the test period's."""
+    from rich.table import Table
+
+    if not bands.get("now"):
+        return
+    test = {b["band"]: b for b in bands.get("test") or []}
+    table = Table(title="conversion by score band (performance period; test period)")
+    for column in ("band", "leads", "conversions", "rate", "test rate", "capture"):
+        table.add_column(column, justify="left" if column == "band" else "right")
+    for band in bands["now"]:
+        then = test.get(band["band"], {}).get("rate")
+        table.add_row(
+            band["band"],
+            f"{band['leads']:,}",
+            f"{band['conversions']:,}",
+            "-" if band["rate"] is None else f"{band['rate']:.1%}",
+            "-" if then is None else f"{then:.1%}",
+            f"{band['capture']:.0%}",
+        )
+    console.print(table)
+
+
+def _fail_on(value: str) -> str:
+    if value not in FAIL_ON:
+        raise fail(f"--fail-on must be one of {', '.join(FAIL_ON)}, got {value!r}")
+    return value
+
+
+FailOnOption = Annotated[
+    str,
+    typer.Option(
+        help="Exit with status 1 when a check is at this level or worse: never, warn or "
+        "alert (for schedulers)."
+    ),
+]
+DataFolderOption = Annotated[
+    Path,
+    typer.Option(help="Folder with the four tables (leads, accounts, activities, conversions)."),
+]
+DataEndOption = Annotated[
+    str | None,
+    typer.Option(help="The data end, UTC (default: the latest timestamp, as `leadscore score`)."),
+]
+
+
+@app.command(cls=LeadscoreCommand)
+def monitor(
+    ctx: typer.Context,
+    data: DataFolderOption,
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="Monitoring thresholds (YAML); default: the built-in ones."),
+    ] = None,
+    data_end: DataEndOption = None,
+    alias: Annotated[str, typer.Option(help="Registry alias to monitor.")] = CHAMPION_ALIAS,
+    record: Annotated[
+        bool,
+        typer.Option(
+            "--record/--no-record",
+            help="Write the results to the lead store and an MLflow monitoring run.",
+        ),
+    ] = True,
+    fail_on: FailOnOption = "never",
+    json_out: JsonOption = False,
+) -> None:
+    """Re-evaluate the champion: performance, calibration, drift and sales feedback.
+
+    On the newest period whose outcomes are known (one label horizon before the data
+    end) the champion's ROC AUC, top-decile lift, ECE and conversion by score band are
+    compared with its own test-time figures; every feature and the score are compared
+    with the model's training window (PSI and a KS / chi-square test); precision comes
+    from sales dispositions when the lead store holds some. Each check is ok, warn or
+    alert; results go to the lead store and to the MLflow experiment
+    <experiment>-monitoring. Exit status 0 unless --fail-on says otherwise.
+    """
+    fail_on = _fail_on(fail_on)
+    need_folder(data, "--data", hint=f"--data: {data} is a file; give the folder of tables")
+    report = _monitor_champion(ctx.obj, data, config_file, data_end, alias, record)
+    _print_report(report)
+    if json_out:
+        emit(report.to_dict())
+    raise typer.Exit(report.exit_code(fail_on))
+
+
+@app.command(cls=LeadscoreCommand)
+def retrain(
+    ctx: typer.Context,
+    data: DataFolderOption,
+    window_months: Annotated[
+        int, typer.Option(help="Months of snapshots to train on, ending at the data end.", min=1)
+    ] = 24,
+    metric: Annotated[str, typer.Option(help="Metric promotion compares.")] = "roc_auc",
+    margin: Annotated[float, typer.Option(help="How much better the challenger must be.")] = 0.0,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="Monitoring thresholds (YAML) for the monitor.")
+    ] = None,
+    data_end: DataEndOption = None,
+    seed: Annotated[int, typer.Option(help="Seed for LightGBM and the baselines.")] = 0,
+    threads: Annotated[int, typer.Option(help="LightGBM threads (0: all cores).", min=0)] = 0,
+    fail_on: FailOnOption = "never",
+    json_out: JsonOption = False,
+) -> None:
+    """Retrain on a rolling window, promote on the margin rule, then monitor.
+
+    Rebuilds the training set from the data folder on the last --window-months before
+    the data end (with the champion's horizon and snapshot rule), trains a challenger as
+    `leadscore train` does, promotes it only if it beats the champion by more than
+    --margin on its test period, and runs `leadscore monitor` on the champion that
+    results. Meant for a timer: see docs/monitoring.md.
+    """
+    import pandas as pd
+
+    from features.io import load_tables
+    from training.retrain import retrain as run_retrain
+    from training.train import TrainConfig
+
+    settings: Settings = ctx.obj
+    fail_on = _fail_on(fail_on)
+    need_folder(data, "--data", hint=f"--data: {data} is a file; give the folder of tables")
+    need_file(config_file, "--config")
+    try:
+        end = pd.Timestamp(data_end) if data_end else None
+    except ValueError as exc:
+        raise fail(f"--data-end: cannot read {data_end!r} as a date") from exc
+    with reading("--data", data):
+        tables = load_tables(data)
+    with steps("retrain") as advance:
+        result = run_retrain(
+            tables,
+            window_months=window_months,
+            tracking_uri=settings.registry_uri,
+            store_dir=settings.home,
+            experiment=settings.experiment,
+            model_name=settings.model_name,
+            config=TrainConfig(seed=seed, num_threads=threads),
+            metric=metric,
+            margin=margin,
+            data_end=end,
+            progress=advance,
+        )
+    console.print(result.summary(), markup=False)
+    report = _monitor_champion(settings, data, config_file, data_end, CHAMPION_ALIAS, True)
+    _print_report(report)
+    if json_out:
+        emit({"retrain": result.to_dict(), "monitor": report.to_dict()})
+    raise typer.Exit(report.exit_code(fail_on))
+
+
 def main() -> None:
     """Console entry point."""
     app()
