@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from sqlalchemy.engine import Engine
 
 from store.frames import read_frame
-from store.schema import lead_states, mql_events, scoring_runs
+from store.schema import lead_states, monitoring_results, mql_events, scoring_runs
 
 REGION_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#7f7f7f")
 
@@ -174,7 +174,155 @@ def mql_flow_section(engine: Engine) -> Section:
     return section
 
 
-SECTIONS: tuple[Callable[[Engine], Section], ...] = (summary_section, mql_flow_section)
+STATUS_COLORS = {"ok": "#2ca02c", "warn": "#ff9f1c", "alert": "#d62728"}
+NO_MONITORING = "No monitoring run yet: run `leadscore monitor --data <folder>`."
+
+
+def _monitoring(engine: Engine) -> pd.DataFrame:
+    query = sa.select(
+        monitoring_results.c.check_run,
+        monitoring_results.c.checked_at,
+        monitoring_results.c.model_version,
+        monitoring_results.c.period_start,
+        monitoring_results.c.period_end,
+        monitoring_results.c.check_name,
+        monitoring_results.c.subject,
+        monitoring_results.c.metric,
+        monitoring_results.c.value,
+        monitoring_results.c.reference,
+        monitoring_results.c.status,
+        monitoring_results.c.details,
+    ).order_by(monitoring_results.c.checked_at, monitoring_results.c.id)
+    with engine.connect() as connection:
+        return read_frame(connection, query)
+
+
+def _latest_run(results: pd.DataFrame) -> pd.DataFrame:
+    last = results["check_run"].iloc[-1]
+    return results[results["check_run"] == last]
+
+
+def health_section(engine: Engine, results: pd.DataFrame | None = None) -> Section:
+    """Model health over time: ROC AUC and calibration error of every monitoring run,
+    against the champion's own test-time figures, and the latest run's checks."""
+    results = _monitoring(engine) if results is None else results
+    section = Section("health", "Model health over time")
+    if results.empty:
+        section.empty = NO_MONITORING
+        return section
+    perf = results[results["metric"].isin(["roc_auc", "ece"])].dropna(subset=["value"])
+    if len(perf):
+        fig = figure(9, 3.4)
+        auc_ax, ece_ax = fig.subplots(1, 2)
+        for ax, metric, label in ((auc_ax, "roc_auc", "ROC AUC"), (ece_ax, "ece", "ECE")):
+            rows = perf[perf["metric"] == metric].sort_values("period_end")
+            if rows.empty:
+                continue
+            x = rows["period_end"].dt.strftime("%Y-%m-%d")
+            ax.plot(x, rows["value"], marker="o", label="monitoring period")
+            ax.plot(
+                x, rows["reference"], linestyle="--", color="#7f7f7f", label="at training (test)"
+            )
+            ax.set(title=f"{label} by monitoring period", xlabel="period end")
+            ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+            ax.legend(fontsize=8)
+        section.figures.append(svg(fig))
+    latest = _latest_run(results)
+    counts = latest["status"].value_counts()
+    section.lead = (
+        f"Latest check {latest['checked_at'].iloc[0]:%Y-%m-%d %H:%M} of model version "
+        f"{latest['model_version'].iloc[0]}: {counts.get('alert', 0)} alert, "
+        f"{counts.get('warn', 0)} warn, {counts.get('ok', 0)} ok."
+    )
+    order = latest.assign(rank=latest["status"].map({"alert": 0, "warn": 1, "ok": 2}))
+    shown = order.sort_values(["rank", "check_name", "subject"]).head(25)
+    section.tables.append(
+        table_html(shown[["check_name", "subject", "metric", "value", "reference", "status"]])
+    )
+    return section
+
+
+def score_band_section(engine: Engine, results: pd.DataFrame | None = None) -> Section:
+    """Conversion by score band in the latest monitoring period, and the power curve."""
+    results = _monitoring(engine) if results is None else results
+    section = Section("score-bands", "Conversion by score band")
+    bands_rows = results[results["check_name"] == "score_bands"] if len(results) else results
+    if bands_rows.empty:
+        section.empty = NO_MONITORING
+        return section
+    details = bands_rows.iloc[-1]["details"] or {}
+    bands = pd.DataFrame(details.get("bands") or [])
+    if bands.empty:
+        section.empty = "The latest monitoring period had no scored leads."
+        return section
+    fig = figure(9, 3.4)
+    rate_ax, capture_ax = fig.subplots(1, 2)
+    rate_ax.bar(bands["band"], bands["rate"].fillna(0) * 100, color="#1f77b4")
+    test = pd.DataFrame(details.get("test_bands") or [])
+    if len(test):
+        rate_ax.plot(
+            test["band"],
+            test["rate"].fillna(0) * 100,
+            "o--",
+            color="#7f7f7f",
+            label="at training (test)",
+        )
+        rate_ax.legend(fontsize=8)
+    rate_ax.set(title="Conversion rate by score band", xlabel="score", ylabel="% converted")
+    capture_ax.plot(bands["band"], bands["capture"] * 100, marker="o")
+    capture_ax.set(
+        title="Share of conversions captured, best bands first",
+        xlabel="down to score band",
+        ylabel="% of conversions",
+        ylim=(0, 102),
+    )
+    section.figures.append(svg(fig))
+    section.lead = (
+        "Leads scored in the latest monitoring period whose outcome is known, by the band of "
+        "their score: a working model converts far more in its top band."
+    )
+    section.tables.append(table_html(bands, {"rate": percent, "capture": percent}))
+    return section
+
+
+def drift_section(engine: Engine, results: pd.DataFrame | None = None) -> Section:
+    """The latest run's drift: the features (and the score) that moved most, by PSI."""
+    results = _monitoring(engine) if results is None else results
+    section = Section("drift", "Drift of the features and the score")
+    if results.empty:
+        section.empty = NO_MONITORING
+        return section
+    latest = _latest_run(results)
+    drift = latest[latest["check_name"].isin(["feature_drift", "score_drift"])].dropna(
+        subset=["value"]
+    )
+    if drift.empty:
+        section.empty = "The latest monitoring run checked no drift."
+        return section
+    top = drift.sort_values("value", ascending=False).head(15).iloc[::-1]
+    fig = figure(8, max(2.5, 0.3 * len(top) + 1))
+    ax = fig.subplots()
+    ax.barh(top["subject"], top["value"], color=[STATUS_COLORS[s] for s in top["status"]])
+    ax.set(title="Population stability index, largest first (colour: status)", xlabel="PSI")
+    ax.tick_params(axis="y", labelsize=8)
+    section.figures.append(svg(fig))
+    moved = drift[drift["status"] != "ok"]
+    section.lead = (
+        f"{len(moved)} of {len(drift)} columns moved beyond the warning level since the "
+        "training window."
+        if len(moved)
+        else f"None of the {len(drift)} columns moved beyond the warning level."
+    )
+    return section
+
+
+SECTIONS: tuple[Callable[[Engine], Section], ...] = (
+    summary_section,
+    mql_flow_section,
+    score_band_section,
+    health_section,
+    drift_section,
+)
 """The report's sections, in order."""
 
 STYLE = """
