@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from features.dataset_config.feedback import FeedbackConfig
 from features.dataset_config.schema import did_you_mean
 from leadscore.errors import LeadscoreError
 from store.frames import read_frame
@@ -184,17 +185,26 @@ def event_key(lead_id: str, stage: str, occurred_at: pd.Timestamp, reason_code: 
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _text(values: pd.Series | None, n: int, lower: bool = False) -> pd.Series:
-    """Stripped text (lower-cased for codes), missing and empty values as None, as an
-    object column (so None stays None whatever pandas' string inference would do)."""
+def _text(values: pd.Series | None, n: int) -> pd.Series:
+    """Stripped text, missing and empty values as None, as an object column (so None
+    stays None whatever pandas' string inference would make of it)."""
     out: list[str | None] = [None] * n
     if values is not None:
         for i, value in enumerate(values.tolist()):
             if value is None or (not isinstance(value, str) and pd.isna(value)):
                 continue
-            text = str(value).strip()
-            out[i] = (text.lower() if lower else text) or None
+            out[i] = str(value).strip() or None
     return pd.Series(out, dtype=object)
+
+
+def _canonical(values: pd.Series, words: Sequence[str]) -> pd.Series:
+    """Each value as the word of ``words`` it spells in any case (``SQL``: ``sql``); a
+    value that spells none stays as given, for the message that refuses it."""
+    known = set(words)
+    return pd.Series(
+        [v.lower() if v is not None and v.lower() in known else v for v in values],
+        dtype=object,
+    )
 
 
 def _choices(values: Sequence[str]) -> str:
@@ -208,12 +218,10 @@ def _clean(
     problems: list[FeedbackProblem] = []
     n = len(frame)
     clean = pd.DataFrame(
-        {
-            c: _text(frame.get(c), n, lower=c in ("stage", "reason_code"))
-            for c in FEEDBACK_COLUMNS
-            if c != "occurred_at"
-        }
+        {c: _text(frame.get(c), n) for c in FEEDBACK_COLUMNS if c != "occurred_at"}
     )
+    clean["stage"] = _canonical(clean["stage"], STAGES)
+    clean["reason_code"] = _canonical(clean["reason_code"], REJECTION_REASONS)
     given = frame["occurred_at"].tolist()
     raw_times = pd.Series(
         [None if v is None or (not isinstance(v, str) and pd.isna(v)) else v for v in given],
@@ -597,6 +605,37 @@ def _write(
         reflagged=len(changed),
         owners=_set_owners(connection, owners),
     )
+
+
+def config_problems(config: FeedbackConfig) -> list[str]:
+    """The problems of a dataset config's ``feedback:`` mapping that only the store can
+    see: a value mapped onto a stage or reason code that does not exist, or a reason code
+    given to a stage other than ``rejected``; worded as the config's other problems."""
+    problems = []
+    for value, target in config.stages.items():
+        if target is None:
+            continue
+        where = f"feedback.stages[{value!r}]"
+        if target.stage not in STAGES:
+            problems.append(
+                f"{where}: {target.stage!r} is not a stage: one of {_choices(STAGES)}"
+                f"{did_you_mean(target.stage, STAGES)}"
+            )
+        code = target.reason_code
+        if code is not None and code not in REJECTION_REASONS:
+            problems.append(
+                f"{where}: reason_code {code!r} is not one of "
+                f"{_choices(REJECTION_REASONS)}{did_you_mean(code, REJECTION_REASONS)}"
+            )
+        elif target.reason_code is not None and target.stage != "rejected":
+            problems.append(f"{where}: a reason_code is only for the stage rejected")
+    for value, code in config.reasons.items():
+        if code not in REJECTION_REASONS:
+            problems.append(
+                f"feedback.reasons[{value!r}]: {code!r} is not one of "
+                f"{_choices(REJECTION_REASONS)}{did_you_mean(code, REJECTION_REASONS)}"
+            )
+    return problems
 
 
 def set_owners(engine: Engine, owners: Mapping[str, str]) -> int:
