@@ -178,3 +178,18 @@ def test_a_wrong_mapping_or_a_missing_column_is_a_clear_error(home: Path) -> Non
     assert result.exit_code == 2
     assert "column(s) 'lead_id', 'stage', 'occurred_at' not in the file" in result.stderr
     assert "--config" in result.stderr
+
+
+def test_leadscore_check_reports_the_feedback_section_with_the_rest() -> None:
+    from features.dataset_config import validate_config
+
+    wrong = json.loads(json.dumps(CONFIG))
+    wrong["feedback"]["stages"]["Disqualified"] = {"stage": "rejected", "reason": "spam"}
+    wrong["feedback"]["sepp"] = ";"
+    _, problems = validate_config(wrong)
+    assert (
+        "feedback.stages['Disqualified']: unknown key 'reason' (did you mean 'reason_code'?)"
+        in (problems)
+    )
+    assert "feedback: unknown key 'sepp' (did you mean 'sep'?)" in problems
+    assert validate_config(CONFIG)[1] == []
