@@ -222,11 +222,11 @@ def _clean(
     )
     clean["stage"] = _canonical(clean["stage"], STAGES)
     clean["reason_code"] = _canonical(clean["reason_code"], REJECTION_REASONS)
-    given = frame["occurred_at"].tolist()
-    raw_times = pd.Series(
-        [None if v is None or (not isinstance(v, str) and pd.isna(v)) else v for v in given],
-        dtype=object,
-    )
+    given = [
+        None if v is None or (not isinstance(v, str) and pd.isna(v)) else v
+        for v in frame["occurred_at"].tolist()
+    ]
+    raw_times = pd.Series(given, dtype=object)
     times = pd.to_datetime(raw_times, errors="coerce", utc=True, format="ISO8601")
     clean["occurred_at"] = times.dt.tz_convert(None).astype("datetime64[ns]")
     if recorded_by_default:
@@ -238,7 +238,7 @@ def _clean(
     for i, row in enumerate(records):
         problems += [
             FeedbackProblem(i, column, message, row["lead_id"])
-            for column, message in _row_problems(row, raw_times.iloc[i], latest)
+            for column, message in _row_problems(row, given[i], latest)
         ]
     return clean.reset_index(drop=True), problems
 
