@@ -354,7 +354,7 @@ def _store_problems(clean: pd.DataFrame, known: pd.DataFrame) -> list[FeedbackPr
     created = dict(zip(known["lead_id"], known["created_at"], strict=True)) if len(known) else {}
     problems = []
     for i, (lead, when) in enumerate(zip(clean["lead_id"], clean["occurred_at"], strict=True)):
-        if lead is None:
+        if lead is None or len(lead) > LEAD_ID:  # already refused on its own
             continue
         if lead not in created:
             problems.append(
