@@ -29,6 +29,7 @@ server that answers 500s; each worker then loads that pinned version in ``__init
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -135,7 +136,6 @@ class LeadScoring:
             self.served.source,
             " (pinned at deployment)" if os.environ.get(PINNED_ENV) else "",
         )
-        self.feedback_store = FeedbackStore(self.settings.store_url)  # opened on first use
         self.watcher = watch_registry(self)  # hot reload swaps self.served (serving.reload)
         hot_route.register("/score", self._score_json)
         hot_route.register("/score_batch", self._score_batch_json, threaded=True)
@@ -198,6 +198,11 @@ class LeadScoring:
         reason code, sql, opportunity, won, lost), all or nothing; the same event sent
         twice is stored once (counted in `duplicates`)."""
         return record_feedback(self.feedback_store, body)
+
+    @functools.cached_property
+    def feedback_store(self) -> FeedbackStore:
+        """This worker's lead store for feedback, opened on the first event it records."""
+        return FeedbackStore(self.settings.store_url)
 
     @pages.get("/samples", response_model=list[SampleInfo], summary="Sample leads")
     def samples(self) -> list[dict]:
