@@ -1536,6 +1536,75 @@ def retrain(
     raise typer.Exit(report.exit_code(fail_on))
 
 
+feedback_app = typer.Typer(
+    cls=TyperGroup,
+    help="Sales feedback: record what sales did with each lead (accepted, rejected with a "
+    "reason, SQL, opportunity, won, lost) in the lead store.",
+    no_args_is_help=True,
+)
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("import", cls=LeadscoreCommand)
+def feedback_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Option("--file", help="CSV export of dispositions from the CRM.")],
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Dataset config whose `feedback:` section maps the export's columns and "
+            "values (default: the file uses lead_id, stage, occurred_at, reason_code, "
+            "reason_text, recorded_by, owner and leadscore's stage and reason names).",
+        ),
+    ] = None,
+    recorded_by: Annotated[
+        str | None,
+        typer.Option(
+            help="Who recorded the rows that do not say (default: the config's "
+            "feedback.recorded_by, else 'import:<file name>')."
+        ),
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Import a CRM export of sales dispositions into the lead store, all or nothing.
+
+    Every bad row is reported (file, row as the file numbers it, column) and then nothing
+    is written; importing the same export again records nothing new (duplicates are
+    counted). Stages recorded out of funnel order are kept, flagged out_of_order.
+    """
+    from features.dataset_config import DatasetConfigError
+    from features.dataset_config.feedback import read_feedback_config, read_feedback_export
+    from store.engine import store
+    from store.feedback import Naming, config_problems, record_dispositions
+
+    settings: Settings = ctx.obj
+    need_file(file, "--file")
+    need_file(config_file, "--config")
+    config = None
+    if config_file is not None:
+        with reading("--config", config_file):
+            config = read_feedback_config(config_file)
+        if problems := config_problems(config):
+            raise DatasetConfigError(config_file, problems)
+    with reading("--file", file):
+        export = read_feedback_export(file, config)
+    naming = Naming(where=str(file), rows=export.rows, columns=export.columns)
+    who = recorded_by or (config.recorded_by if config else None) or f"import:{file.name}"
+    with store(settings.store_url) as engine:
+        result = record_dispositions(engine, export.frame, "import", who, naming=naming)
+    counts = {**result.to_dict(), "skipped": export.skipped}
+    extra = [f"{export.skipped:,} skipped"] if export.skipped else []
+    extra += [f"{result.owners:,} owners set"] if result.owners else []
+    console.print(
+        f"{file}: {result.recorded:,} recorded, {result.duplicates:,} duplicates, "
+        f"{result.flagged:,} flagged out of order" + "".join(f", {e}" for e in extra),
+        markup=False,
+    )
+    if json_out:
+        emit({"file": str(file), **counts})
+
+
 def main() -> None:
     """Console entry point."""
     app()

@@ -31,8 +31,8 @@ from serving.schemas import MAX_BODY_BYTES
 TOKEN_ENV = "LEADSCORE_API_TOKEN"
 MIN_TOKEN_LENGTH = 16
 """Shorter tokens are refused at start-up: they could be guessed."""
-PROTECTED_PATHS = frozenset({"/score", "/score_batch"})
-"""Routes that need the token when one is configured: everything that scores."""
+PROTECTED_PATHS = frozenset({"/score", "/score_batch", "/feedback"})
+"""Routes that need the token when one is configured: everything that scores or records."""
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -909,3 +909,66 @@ class SampleInfo(BaseModel):
     name: str = Field(description="File stem; fetch it from `/samples/{name}`.")
     lead_id: str = Field(description="The sample's lead id.")
     label: str = Field(description="Short description shown in the picker.")
+
+
+# ---- POST /feedback: sales dispositions into the lead store ---------------------------------
+
+MAX_FEEDBACK = 5_000
+"""Events per ``/feedback`` request (a day of a team's dispositions; bulk history goes
+through ``leadscore feedback import``)."""
+_Name = Annotated[str | None, StringConstraints(max_length=200), BeforeValidator(_clean_text)]
+
+
+class FeedbackEvent(BaseModel):
+    """One sales disposition: what a rep did with a lead, and when.
+
+    Shapes and types are checked here (a 422 naming the field); the funnel's rules (a
+    known stage and reason code, a lead the store knows, a time after the lead existed)
+    are the store's (``store.feedback``), the same for every way feedback comes in, and
+    answered 400 naming the event and the field.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    lead_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="The lead, as it was scored."
+    )
+    stage: Annotated[str, StringConstraints(min_length=1, max_length=32)] = Field(
+        description="accepted, rejected, sql, opportunity, won or lost (any case).",
+        examples=["accepted"],
+    )
+    occurred_at: Timestamp = Field(
+        description="When it happened (ISO 8601; UTC unless it carries an offset)."
+    )
+    reason_code: Annotated[str | None, StringConstraints(max_length=32)] = Field(
+        None,
+        description="Why a lead was rejected: bad_fit, no_budget, bad_timing, no_contact, "
+        "existing_customer, duplicate, spam or other. Required for `rejected`, refused "
+        "for every other stage.",
+    )
+    reason_text: Annotated[
+        str | None, StringConstraints(max_length=4000), BeforeValidator(_clean_text)
+    ] = Field(None, description="Free text: the rep's own words.")
+    recorded_by: _Name = Field(None, description="Who recorded it (default: `api`).")
+    owner: _Name = Field(None, description="The lead's owner in the CRM, if it changed.")
+
+
+FeedbackBody = Annotated[
+    FeedbackEvent | Annotated[list[FeedbackEvent], Field(min_length=1, max_length=MAX_FEEDBACK)],
+    Field(description="One event, or a list of at most 5,000."),
+]
+"""The body of ``POST /feedback``: one event or a list of them."""
+
+
+class FeedbackResponse(BaseModel):
+    """What recording the events did (recording the same event again is a duplicate)."""
+
+    received: int = Field(description="Events in the request.")
+    recorded: int = Field(description="New events stored.")
+    duplicates: int = Field(description="Events already stored (or repeated): not stored again.")
+    flagged: int = Field(
+        description="New events stored with the flag `out_of_order` (a stage recorded before "
+        "the stage that precedes it in the funnel): kept, and counted apart in the funnel."
+    )
+    reflagged: int = Field(0, description="Stored events whose flag these events changed.")
+    owners: int = Field(0, description="Leads whose owner was set or changed.")

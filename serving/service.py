@@ -10,14 +10,16 @@ Both scoring routes are declared as BentoML APIs (so ``/docs.json`` documents th
 Python callers can use them) but answered over HTTP by ``serving.hot_route``, which runs
 the same parsing and the same routine without BentoML's per-call IO, about 0.4 ms a
 call: more than scoring and explaining a lead costs.
+* ``POST /feedback``: one sales disposition or a list → the counts recorded (the lead
+  store at ``LEADSCORE_DB_URL``, opened by each worker on first use; ``serving.feedback``).
 * ``GET /model``: which model is served, its training window, test metrics and policy.
 * ``GET /samples``, ``GET /samples/{name}``: sample payloads for the page.
 * ``GET /``: the page. ``/readyz`` is 200 only once the model is loaded and warmed up;
   ``/docs.json`` is the OpenAPI document.
 
-``serving.auth.ApiGuard`` wraps every route: with ``LEADSCORE_API_TOKEN`` set, ``/score``
-and ``/score_batch`` need ``Authorization: Bearer <token>`` (401 otherwise); bodies over
-``serving.schemas.MAX_BODY_BYTES`` are answered 413.
+``serving.auth.ApiGuard`` wraps every route: with ``LEADSCORE_API_TOKEN`` set, ``/score``,
+``/score_batch`` and ``/feedback`` need ``Authorization: Bearer <token>`` (401 otherwise);
+bodies over ``serving.schemas.MAX_BODY_BYTES`` are answered 413.
 
 Start with ``bentoml serve serving.service:LeadScoring`` (settings: ``leadscore.settings``).
 The champion is imported by a deployment hook before any worker starts, so a registry
@@ -27,13 +29,15 @@ server that answers 500s; each worker then loads that pinned version in ``__init
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated, Any
 
 import bentoml
-from fastapi import FastAPI, HTTPException
+from fastapi import Body, FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from pydantic import TypeAdapter
 
@@ -41,6 +45,7 @@ from leadscore.settings import Settings
 from runtime.bundle import ModelBundle
 from serving import hot_route
 from serving.auth import ApiGuard, token_from_env
+from serving.feedback import FeedbackStore, record_feedback
 from serving.launch import prepare
 from serving.log_redaction import redact_request_values
 from serving.model_store import (
@@ -55,6 +60,8 @@ from serving.reload import warm_up, watch_registry
 from serving.samples import list_samples, read_sample
 from serving.schemas import (
     BatchLeads,
+    FeedbackBody,
+    FeedbackResponse,
     ModelInfo,
     SampleInfo,
     ScoreRequest,
@@ -190,6 +197,26 @@ class LeadScoring:
     def model_info(self) -> dict:
         """Model name, version, alias, trained-on window, test metrics and MQL policy."""
         return self.served.info()
+
+    @pages.post(
+        "/feedback",
+        response_model=FeedbackResponse,
+        summary="Record sales feedback",
+        responses={
+            400: {"description": "An event the store refuses: `detail` names event and field."},
+            503: {"description": "The lead store cannot be used (not reachable or migrated)."},
+        },
+    )
+    def feedback(self, body: Annotated[FeedbackBody, Body()]) -> Any:
+        """Record what sales did with leads: one event or a list (accepted, rejected with a
+        reason code, sql, opportunity, won, lost), all or nothing; the same event sent
+        twice is stored once (counted in `duplicates`)."""
+        return record_feedback(self.feedback_store, body)
+
+    @functools.cached_property
+    def feedback_store(self) -> FeedbackStore:
+        """This worker's lead store for feedback, opened on the first event it records."""
+        return FeedbackStore(self.settings.store_url)
 
     @pages.get("/samples", response_model=list[SampleInfo], summary="Sample leads")
     def samples(self) -> list[dict]:

@@ -417,6 +417,9 @@ class ConfigBase(Section):
     train: Annotated[dict[str, Any], BeforeValidator(lambda v: v or {})] = {}
     features: list[FeatureConfig] = []
     signals: list[SignalConfig] = []
+    # How a CRM export of sales dispositions maps onto feedback events; typed and checked
+    # by ``features.dataset_config.feedback`` (``cross_problems``), read by the feedback import.
+    feedback: dict[str, Any] | None = None
 
 
 class TablesConfig(ConfigBase):
@@ -503,6 +506,10 @@ def cross_problems(config: TablesConfig | LeadSnapshotConfig) -> list[str]:
         if config.outcome and config.outcome.in_file is None and not config.outcome.column:
             problems.append(f"outcome: {HINTS['outcome']}")
     problems += action_problems(config)
+    if config.feedback is not None:
+        from features.dataset_config.feedback import feedback_problems
+
+        problems += feedback_problems(config.feedback)
     names = catalogue_names(config)
     for i, rule in enumerate(config.points.rules if config.points else ()):
         if rule.feature is not None and rule.feature not in names:

@@ -46,6 +46,8 @@ def test_bentoml_build_packages_service_and_champion(root, tmp_path):
         "serving/service.py",
         "features/pipeline.py",
         "runtime/bundle.py",
+        "store/engine.py",
+        "store/migrations/versions/0001_initial.py",
     ):
         assert (bento / "src" / path).is_file(), path
     assert not list((bento / "src").rglob("test_*.py"))
