@@ -1259,7 +1259,8 @@ def demo(
     ] = True,
 ) -> None:
     """The main job end to end: simulate, build features, train, register, score 12 weeks
-    into the lead store, play sales on its MQLs, serve."""
+    into the lead store, play sales on its MQLs and import their feedback, monitor the
+    champion, write the report, serve."""
     from features.io import load_tables
     from serving.samples import write_samples
 
@@ -1273,7 +1274,13 @@ def demo(
     promote(ctx)
     score(ctx, data=data, out=home / "scores.csv", weeks=12)
     simulate_sales(ctx, data=data, out=home / "crm_export.csv")
+    feedback_import(ctx, file=home / "crm_export.csv")
+    _print_report(_monitor_champion(settings, data, None, None, CHAMPION_ALIAS, True))
     report(ctx, out=home / "report.html")
+    console.print(
+        f"the loop: scores and feedback in {home / 'leadscore.db'} (`leadscore leads new "
+        f"--since ...`), the report in {home / 'report.html'}"
+    )
     samples = write_samples(load_tables(data), home / "samples", 6)
     console.print(f"wrote sample leads for the page to {samples}")
     if serve_after:
