@@ -234,7 +234,8 @@ def health_section(engine: Engine, results: pd.DataFrame | None = None) -> Secti
         f"{latest['model_version'].iloc[0]}: {counts.get('alert', 0)} alert, "
         f"{counts.get('warn', 0)} warn, {counts.get('ok', 0)} ok."
     )
-    order = latest.assign(rank=latest["status"].map({"alert": 0, "warn": 1, "ok": 2}))
+    model_checks = latest[~latest["check_name"].isin(["feature_drift", "score_drift"])]
+    order = model_checks.assign(rank=model_checks["status"].map({"alert": 0, "warn": 1, "ok": 2}))
     shown = order.sort_values(["rank", "check_name", "subject"]).head(25)
     section.tables.append(
         table_html(shown[["check_name", "subject", "metric", "value", "reference", "status"]])
