@@ -31,7 +31,7 @@ from serving.schemas import MAX_BODY_BYTES
 TOKEN_ENV = "LEADSCORE_API_TOKEN"
 MIN_TOKEN_LENGTH = 16
 """Shorter tokens are refused at start-up: they could be guessed."""
-PROTECTED_PATHS = frozenset({"/score", "/score_batch", "/feedback"})
+PROTECTED_PATHS = frozenset({"/score", "/score_batch", "/feedback", "/report"})
 """Routes that need the token when one is configured: everything that scores or records."""
 
 Scope = MutableMapping[str, Any]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,8 +52,9 @@ def figure(width: float = 7.5, height: float = 3.6) -> Figure:
 def svg(fig: Figure) -> str:
     """The figure as inline SVG markup (text kept as text: searchable, sharp)."""
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg")
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)  # RDF boilerplate
     return text[text.index("<svg") :]
 
 

@@ -38,7 +38,7 @@ from typing import Annotated, Any
 
 import bentoml
 from fastapi import Body, FastAPI, HTTPException
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import TypeAdapter
 
 from leadscore.settings import Settings
@@ -70,6 +70,7 @@ from serving.schemas import (
     parse_request_json,
 )
 from serving.scorer import model_form, score_requests, use_threads_for
+from store.engine import StoreError
 
 STATIC = Path(__file__).parent / "static"
 UNTRACED_ROUTES = (r"/score$", r"/score_batch$")
@@ -217,6 +218,23 @@ class LeadScoring:
     def feedback_store(self) -> FeedbackStore:
         """This worker's lead store for feedback, opened on the first event it records."""
         return FeedbackStore(self.settings.store_url)
+
+    @pages.get(
+        "/report",
+        response_class=HTMLResponse,
+        summary="The MQL loop's report",
+        responses={503: {"description": "The lead store cannot be used."}},
+    )
+    def report(self) -> HTMLResponse:
+        """The report of ``leadscore report``, from the lead store, as of now: scoring runs,
+        MQL flow, funnel by grade, threshold diagnostics, model health and drift."""
+        from serving.report import build_report  # matplotlib: loaded only when asked
+
+        try:
+            engine = self.feedback_store.engine()
+        except StoreError as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from None
+        return HTMLResponse(build_report(engine))
 
     @pages.get("/samples", response_model=list[SampleInfo], summary="Sample leads")
     def samples(self) -> list[dict]:

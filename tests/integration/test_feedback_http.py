@@ -148,3 +148,15 @@ def test_a_malformed_body_is_a_422_naming_the_field(http: httpx.Client) -> None:
     assert any(d["loc"][-1] == "occurred_at" for d in r.json()["detail"])
     r = http.post("/feedback", json={"lead_id": "F1", "stage": "sql", "occurred_at": "soon"})
     assert r.status_code == 422
+
+
+def test_the_report_is_served_from_the_store_behind_the_token(
+    guarded: RunningServer, http: httpx.Client
+) -> None:
+    assert httpx.get(f"{guarded.url}/report").status_code == 401
+    answer = http.get("/report")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
+    page = answer.text
+    assert "Scoring at a glance" in page and "2 leads scored by model version 1" in page
+    assert "<script" not in page and "<link" not in page and 'src="' not in page
+    assert 'href="http' not in page  # self-contained: nothing to fetch
