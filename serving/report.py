@@ -236,7 +236,9 @@ def health_section(engine: Engine, results: pd.DataFrame | None = None) -> Secti
         f"{latest['model_version'].iloc[0]}: {counts.get('alert', 0)} alert, "
         f"{counts.get('warn', 0)} warn, {counts.get('ok', 0)} ok."
     )
-    model_checks = latest[~latest["check_name"].isin(["feature_drift", "score_drift"])]
+    model_checks = latest[
+        ~latest["check_name"].isin(["feature_drift", "score_drift", "inflow_drift"])
+    ]
     order = model_checks.assign(rank=model_checks["status"].map({"alert": 0, "warn": 1, "ok": 2}))
     shown = order.sort_values(["rank", "check_name", "subject"]).head(25)
     section.tables.append(
@@ -296,16 +298,20 @@ def drift_section(engine: Engine, results: pd.DataFrame | None = None) -> Sectio
         section.empty = NO_MONITORING
         return section
     latest = _latest_run(results)
-    drift = latest[latest["check_name"].isin(["feature_drift", "score_drift"])].dropna(
-        subset=["value"]
-    )
+    drift = latest[
+        latest["check_name"].isin(["feature_drift", "score_drift", "inflow_drift"])
+    ].dropna(subset=["value"])
     if drift.empty:
         section.empty = "The latest monitoring run checked no drift."
         return section
     top = drift.sort_values("value", ascending=False).head(15).iloc[::-1]
+    labels = [
+        f"{subject} (new leads)" if check == "inflow_drift" else subject
+        for subject, check in zip(top["subject"], top["check_name"], strict=True)
+    ]
     fig = figure(8, max(2.5, 0.3 * len(top) + 1))
     ax = fig.subplots()
-    ax.barh(top["subject"], top["value"], color=[STATUS_COLORS[s] for s in top["status"]])
+    ax.barh(labels, top["value"], color=[STATUS_COLORS[s] for s in top["status"]])
     ax.set(title="Population stability index, largest first (colour: status)", xlabel="PSI")
     ax.tick_params(axis="y", labelsize=8)
     section.figures.append(svg(fig))

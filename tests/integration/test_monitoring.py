@@ -288,3 +288,29 @@ def test_too_short_a_window_or_data_is_a_clear_error(champion, served) -> None:
             model_version=served.version,
             data_end=pd.Timestamp("2024-02-01"),
         )
+
+
+@pytest.mark.parametrize(
+    "scenario,expected",
+    [
+        ("source_shift", {"lead_source"}),
+        ("low_fit_flood", {"seniority", "company_size_band", "revenue_band"}),
+    ],
+)
+def test_the_simulators_own_drift_is_flagged(champion, served, scenario, expected) -> None:
+    """The same world as the champion's (same seed, size and window), with the simulator's
+    drift injected from October: the inflow check names the drifted features (the open
+    leads, months of them, move only slowly)."""
+    from features.simulate import simulate
+    from features.simulate.drift import LowFitFlood, SourceShift
+
+    kind = {"source_shift": SourceShift, "low_fit_flood": LowFitFlood}[scenario]
+    sim = simulate(1500, seed=7, months=12, drift=kind(start_month=9))
+    truth = sim.ground_truth
+    drifted = truth[truth["drifted"]]
+    assert len(drifted) > 0 and drifted["created_at"].min() >= pd.Timestamp("2024-10-01")
+    report = _monitor(validate(sim.tables()), served)
+    inflow = {r.subject for r in report.alerts() if r.check == "inflow_drift"}
+    assert expected <= inflow, sorted(inflow)
+    undrifted = validate(simulate(1500, seed=7, months=12).tables())
+    assert _monitor(undrifted, served).alerts() == []
