@@ -640,7 +640,10 @@ def _pct(value: float) -> str:
 
 
 def _num(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.0f}"
+    """A count per week as people say it: 180, 52.5, 0.667."""
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def _verdict(
