@@ -31,8 +31,10 @@ counts of a 16-cell grade grid.
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from statistics import NormalDist
 from typing import Any
 
@@ -42,7 +44,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from leadscore.errors import LeadscoreError
-from store.frames import read_frame
 from store.schema import REJECTION_REASONS, STAGES, dispositions, lead_states, mql_events, scores
 
 PROGRESSIVE = ("accepted", "sql", "opportunity", "won")
@@ -154,6 +155,76 @@ def as_timestamp(value: pd.Timestamp | str | None, name: str) -> pd.Timestamp | 
     return stamp
 
 
+def read_columns(connection: Connection, query: sa.Select[Any]) -> pd.DataFrame:
+    """Run ``query`` and return its rows as a frame, times as ``datetime64[ns]``.
+
+    ``store.frames.read_frame`` for the large reads of a report (a million scores): the
+    driver's rows are taken as plain tuples (no SQLAlchemy row objects, no per-value
+    type processing), turned into one numpy array per column, text kept as Python
+    objects (no Arrow strings built only to be hashed again), and SQLite's times fetched
+    as their stored text and parsed once per distinct value. Only text, numbers, booleans
+    and times are read this way (no JSON).
+    """
+    sqlite = connection.dialect.name == "sqlite"
+    selected = list(query.selected_columns)
+    times = {c.name for c in selected if isinstance(c.type, sa.DateTime)}
+    if sqlite and times:
+        query = query.with_only_columns(
+            *(
+                sa.type_coerce(c, sa.String).label(c.name) if c.name in times else c
+                for c in selected
+            )
+        )
+    with _no_gc():
+        result = connection.execute(query)
+        try:
+            cursor = result.cursor
+            rows = cursor.fetchall() if cursor is not None else []
+        finally:
+            result.close()
+        columns: list[Any] = list(zip(*rows, strict=True)) if rows else [() for _ in selected]
+        del rows
+        data = {
+            column.name: _column(column.type, values)
+            for column, values in zip(selected, columns, strict=True)
+        }
+        del columns
+    return pd.DataFrame(data)
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Python's cycle collector paused while a million row tuples are made and dropped:
+    tuples hold no cycles, and the collector's passes over them cost more than the fetch."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _column(kind: Any, values: Sequence[Any]) -> pd.Series:
+    """One fetched column as a typed series."""
+    if isinstance(kind, sa.DateTime):
+        text = np.asarray(values, dtype=object)
+        codes, uniques = pd.factorize(text, use_na_sentinel=True)
+        stamps = pd.to_datetime(pd.Index(uniques, dtype=object), format="ISO8601")
+        lookup = np.append(stamps.to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT", "ns"))
+        return pd.Series(lookup[codes], dtype="datetime64[ns]")
+    if isinstance(kind, sa.Float):
+        return pd.Series(np.asarray(values, dtype=np.float64))
+    if isinstance(kind, sa.Integer):
+        numbers = np.asarray(values, dtype=np.float64)
+        if np.isnan(numbers).any():
+            return pd.Series(numbers)
+        return pd.Series(numbers.astype(np.int64))
+    if isinstance(kind, sa.Boolean):
+        return pd.Series(np.asarray(values, dtype=object), dtype=object).astype(bool)
+    return pd.Series(np.asarray(values, dtype=object), dtype=object)
+
+
 def latest_time(connection: Connection) -> pd.Timestamp | None:
     """The newest moment the store knows of: its latest score, MQL event or disposition."""
     found = [
@@ -179,18 +250,22 @@ def read_dispositions(
     ).where(dispositions.c.occurred_at <= as_of.to_pydatetime())
     if stages is not None:
         query = query.where(dispositions.c.stage.in_(list(stages)))
-    return read_frame(connection, query)
+    return read_columns(connection, query)
 
 
 def read_entries(connection: Connection, as_of: pd.Timestamp) -> pd.DataFrame:
     """Every MQL entry by ``as_of``, with the lead source of the score that caused it."""
+    # joined on the (lead_id, as_of) index: a condition on run_id as well makes SQLite
+    # scan each event's whole run; two runs at one moment are told apart afterwards
     score_row = sa.and_(
         scores.c.lead_id == mql_events.c.lead_id,
         scores.c.as_of == mql_events.c.occurred_at,
-        scores.c.run_id == mql_events.c.run_id,
     )
     query = (
         sa.select(
+            mql_events.c.id,
+            mql_events.c.run_id,
+            scores.c.run_id.label("score_run_id"),
             mql_events.c.lead_id,
             mql_events.c.occurred_at.label("entered_at"),
             mql_events.c.threshold,
@@ -209,7 +284,12 @@ def read_entries(connection: Connection, as_of: pd.Timestamp) -> pd.DataFrame:
             mql_events.c.occurred_at <= as_of.to_pydatetime(),
         )
     )
-    return read_frame(connection, query)
+    entries = read_columns(connection, query)
+    if entries["id"].duplicated().any():
+        own = entries["score_run_id"] == entries["run_id"]
+        entries = entries.assign(_own=own).sort_values("_own", ascending=False, kind="stable")
+        entries = entries.drop_duplicates("id").sort_index()
+    return entries.drop(columns=["id", "run_id", "score_run_id", "_own"], errors="ignore")
 
 
 def days_between(start: pd.Series, end: pd.Series) -> pd.Series:

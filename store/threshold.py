@@ -54,20 +54,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from store.frames import read_frame
 from store.funnel import (
     PROGRESSIVE,
     UNKNOWN,
     FunnelError,
     as_timestamp,
     episodes_from_frames,
+    read_columns,
     read_dispositions,
     read_entries,
     wilson_interval,
 )
-from store.schema import scores
+from store.schema import scores, scoring_runs
 
 MULTIPLIERS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0)
 """Thresholds tried, as multiples of each region's current threshold."""
@@ -114,6 +114,7 @@ VERDICT_COLUMNS = (
     "acceptance_rate",
     "precision",
     "missed_share",
+    "precision_floor",
 )
 
 
@@ -239,21 +240,11 @@ def threshold_diagnostics(
             end = None if found is None else pd.Timestamp(found)
         if end is None:
             return _empty_report(None)
-        history = read_frame(
-            connection,
-            sa.select(
-                scores.c.lead_id,
-                scores.c.as_of,
-                scores.c.probability,
-                scores.c.region,
-                scores.c.threshold,
-            ).where(scores.c.as_of <= end.to_pydatetime()),
-        )
+        replay = _read_replay(connection, end, filtered=as_of is not None)
+        if replay is None:
+            return _empty_report(end)
         entries = read_entries(connection, end)
         done = read_dispositions(connection, end)
-    if history.empty:
-        return _empty_report(end)
-    replay = _replay(history)
     stages = PROGRESSIVE[PROGRESSIVE.index(outcome) :]
     outcomes = _outcome_events(done[done["stage"].isin(stages)], extra, end)
     episodes = episodes_from_frames(entries, done, end, start)
@@ -348,24 +339,37 @@ def _outcome_events(done: pd.DataFrame, extra: pd.DataFrame, end: pd.Timestamp) 
     return events.drop_duplicates().sort_values("at", kind="stable").reset_index(drop=True)
 
 
-def _replay(history: pd.DataFrame) -> _Replay:
-    """The history in lead/time order, with each score's predecessor and region."""
-    codes, leads = pd.factorize(history["lead_id"].astype(str))
-    time = history["as_of"].astype("datetime64[ns]").to_numpy()
-    order = np.lexsort((time.view(np.int64), codes))
-    codes = codes[order]
-    time = time[order]
+def _read_replay(connection: Connection, end: pd.Timestamp, filtered: bool) -> _Replay | None:
+    """The score history up to ``end`` in lead/time order (None: no score).
+
+    Only four narrow columns are read per score (lead, run, probability, region); a
+    score's time is its run's, and each region's current threshold is read from the
+    region's latest run alone.
+    """
+    runs = read_columns(connection, sa.select(scoring_runs.c.id, scoring_runs.c.as_of))
+    runs = runs[runs["as_of"] <= end]
+    query = sa.select(scores.c.lead_id, scores.c.run_id, scores.c.probability, scores.c.region)
+    if filtered:
+        query = query.where(scores.c.as_of <= end.to_pydatetime())
+    history = read_columns(connection, query)
+    if history.empty or runs.empty:
+        return None
+    run_time = pd.Series(runs["as_of"].to_numpy(), index=runs["id"].to_numpy())
+    history = history[history["run_id"].isin(run_time.index)]
+    if history.empty:
+        return None
+    codes, leads = pd.factorize(history["lead_id"].to_numpy(dtype=object))
+    run = history["run_id"].to_numpy(dtype=np.int64)
+    time = run_time.reindex(run).to_numpy(dtype="datetime64[ns]")
+    order = np.lexsort((run, time.view(np.int64), codes))
+    codes, run, time = codes[order], run[order], time[order]
     probability = history["probability"].to_numpy(dtype=np.float64)[order]
     previous = np.full(len(order), np.nan)
-    same = codes[1:] == codes[:-1]
-    previous[1:] = np.where(same, probability[:-1], np.nan)
-    region_text = history["region"].astype(object)
-    region_text = region_text.where(region_text.notna(), UNKNOWN).astype(str)
-    region_codes, uniques = pd.factorize(region_text, sort=True)
-    latest = history.assign(region=region_codes).sort_values("as_of", kind="stable")
-    last = latest.groupby("region")["threshold"].last()
-    thresholds = last.reindex(range(len(uniques))).to_numpy(dtype=np.float64)
-    region = region_codes[order]
+    previous[1:] = np.where(codes[1:] == codes[:-1], probability[:-1], np.nan)
+    text = history["region"].to_numpy(dtype=object)[order]
+    region, uniques = pd.factorize(np.where(pd.isna(text), UNKNOWN, text), sort=True)
+    regions = [str(r) for r in uniques]
+    thresholds = _current_thresholds(connection, regions, region, run, time)
     return _Replay(
         lead=codes,
         time=time,
@@ -373,11 +377,39 @@ def _replay(history: pd.DataFrame) -> _Replay:
         previous=previous,
         region=region,
         current=thresholds[region],
-        regions=[str(r) for r in uniques],
+        regions=regions,
         thresholds=thresholds,
-        leads=pd.Index(leads),
+        leads=pd.Index(leads, dtype=object),
         first_time=time.min(),
     )
+
+
+def _current_thresholds(
+    connection: Connection,
+    regions: list[str],
+    region: np.ndarray,
+    run: np.ndarray,
+    time: np.ndarray,
+) -> np.ndarray:
+    """Each region's threshold in its latest scores (latest time, then latest run)."""
+    latest = (
+        pd.DataFrame({"region": region, "time": time, "run": run})
+        .sort_values(["time", "run"], kind="stable")
+        .groupby("region")["run"]
+        .last()
+    )
+    out = np.empty(len(regions), dtype=np.float64)
+    for code, name in enumerate(regions):
+        where = scores.c.region.is_(None) if name == UNKNOWN else scores.c.region == name
+        if name == UNKNOWN:
+            where = sa.or_(where, scores.c.region == UNKNOWN)
+        found = connection.execute(
+            sa.select(scores.c.threshold)
+            .where(scores.c.run_id == int(latest[code]), where)
+            .limit(1)
+        ).scalar()
+        out[code] = float(found) if found is not None else np.nan
+    return out
 
 
 def _grid(
@@ -592,7 +624,7 @@ def _judge(grid: pd.DataFrame, criteria: Criteria) -> tuple[pd.DataFrame, pd.Dat
         found = _recommend(rows, floor, criteria)
         pick = rows.iloc[-1] if found is None else found
         grid.loc[pick.name, "recommended"] = True
-        verdict, message = _verdict(current, pick, criteria, found is not None)
+        verdict, message = _verdict(current, pick, criteria, found is not None, floor)
         verdicts.append(
             {
                 "region": region,
@@ -606,6 +638,7 @@ def _judge(grid: pd.DataFrame, criteria: Criteria) -> tuple[pd.DataFrame, pd.Dat
                 "acceptance_rate": current["acceptance_rate"],
                 "precision": current["precision"],
                 "missed_share": current["missed_share"],
+                "precision_floor": np.nan if floor is None else floor,
             }
         )
     return grid[list(GRID_COLUMNS)], pd.DataFrame(verdicts, columns=list(VERDICT_COLUMNS))
@@ -647,7 +680,7 @@ def _num(value: float) -> str:
 
 
 def _verdict(
-    current: pd.Series, pick: pd.Series, criteria: Criteria, meets: bool
+    current: pd.Series, pick: pd.Series, criteria: Criteria, meets: bool, floor: float | None
 ) -> tuple[str, str]:
     """The verdict on the current threshold and a sentence saying why, with the
     recommended threshold's numbers."""
@@ -686,10 +719,12 @@ def _verdict(
     else:
         verdict = "about right"
         why = f"about right: {volume}, {accept}, {missing}"
-    return verdict, f"{why}. {_advice(current, pick, meets)}"
+    return verdict, f"{why}. {_advice(current, pick, meets, verdict, floor)}"
 
 
-def _advice(current: pd.Series, pick: pd.Series, meets: bool) -> str:
+def _advice(
+    current: pd.Series, pick: pd.Series, meets: bool, verdict: str, floor: float | None
+) -> str:
     """What the recommended threshold would give."""
     where = (
         f"×{pick['multiplier']:g} of each region's threshold"
@@ -703,6 +738,12 @@ def _advice(current: pd.Series, pick: pd.Series, meets: bool) -> str:
     )
     if not meets:
         return f"No threshold tried meets every criterion; the strictest, {where}: {numbers}."
+    if pick.name == current.name and verdict == "too strict":
+        below = "" if floor is None else f" or drops precision below {_pct(floor)}"
+        return (
+            f"Keep it for want of better: every lower threshold tried exceeds the capacity"
+            f"{below}: {numbers}."
+        )
     if pick.name == current.name:
         return f"Keep it: {numbers}."
     return f"Recommended: {where}: {numbers}."

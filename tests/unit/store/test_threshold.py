@@ -205,6 +205,17 @@ def test_too_strict_when_conversions_are_missed_and_there_is_room(store) -> None
         "Recommended: 0.4 (×0.8)"
     )
     assert np.isnan(emea["capacity"])
+    assert emea["precision_floor"] == pytest.approx(1 / 3)  # half of 2/3
+    # with a precision floor of 50 %, x0.8 (1/3) is out and nothing lower is left
+    strict = threshold_diagnostics(
+        store, criteria=Criteria(min_count=1, min_precision=0.5), **SETTINGS
+    ).verdicts.set_index("region")
+    assert strict.loc["EMEA", "recommended_multiplier"] == 1.0
+    assert strict.loc["EMEA", "message"].endswith(
+        "Keep it for want of better: every lower threshold tried exceeds the capacity or "
+        "drops precision below 50 %: 0.667 MQLs/week, precision 67 %, 33 % of conversions "
+        "missed."
+    )
     # a verdict needs min_count conversions / mature MQLs behind it
     quiet = threshold_diagnostics(store, **SETTINGS).verdicts.set_index("region")
     assert quiet.loc["EMEA", "verdict"] == "about right"
