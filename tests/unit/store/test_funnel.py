@@ -40,7 +40,9 @@ def engine(store_url: str):
     engine.dispose()
 
 
-def _run(engine, day: str, rows: dict[str, dict], threshold: float = 0.5) -> None:
+def _run(
+    engine, day: str, rows: dict[str, dict], threshold: float = 0.5, source: str = "batch"
+) -> None:
     """A batch run: lead -> {p, grade, region?, source?}; MQL when p >= threshold."""
     ids = list(rows)
     p = [rows[i]["p"] for i in ids]
@@ -59,7 +61,7 @@ def _run(engine, day: str, rows: dict[str, dict], threshold: float = 0.5) -> Non
         }
     )
     info = RunInfo(
-        source="batch",
+        source=source,
         as_of=pd.Timestamp(day),
         model_name="m",
         model_version="3",
@@ -276,6 +278,20 @@ def test_rates_group_by_region_source_band_cohort_and_grade_parts(engine) -> Non
         "1": 3,
         "3": 1,
     }
+
+
+def test_an_entry_takes_the_lead_source_of_its_own_run(engine) -> None:
+    # a batch run and an online run score L1 at the same moment: one episode, the
+    # online run's (the one that made it an MQL)
+    _run(engine, "2025-03-03", {"L1": {"p": 0.3, "grade": "C3", "source": "webinar"}})
+    _run(
+        engine,
+        "2025-03-03",
+        {"L1": {"p": 0.8, "grade": "A1", "source": "chat"}},
+        source="online",
+    )
+    episodes = mql_episodes(engine)
+    assert list(episodes[["grade", "lead_source"]].itertuples(index=False)) == [("A1", "chat")]
 
 
 def test_rejection_reasons_by_grade_have_every_code_and_shares(engine) -> None:
