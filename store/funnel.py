@@ -6,8 +6,8 @@ moment. An episode lasts until the same lead's next entry, so a disposition belo
 latest episode that began at or before it; a lead that leaves MQL and is won a month later
 still credits the episode that sent it to sales. Dispositions dated before a lead's first
 entry belong to no episode (sales worked the lead without the model's hand-off) and are
-left out of the funnel; the threshold diagnostics (``store.threshold``) count them as
-conversions the threshold missed.
+left out of the funnel; the threshold diagnostics (``store.threshold``) count a win among
+them as a conversion the threshold missed.
 
 Stages. ``accepted < sql < opportunity < won`` are progressive: reaching a later one implies
 the earlier ones (a rep who records an SQL accepted the lead, whether or not the accept was
@@ -27,6 +27,10 @@ for that stage (all episodes, stage reached at any time).
 
 Intervals are Wilson score intervals, which stay inside [0, 1] and behave for the small
 counts of a 16-cell grade grid.
+
+``funnel_rates`` and ``rejection_reasons`` each read the store; a report that needs several
+groupings reads the episodes once (``mql_episodes``) and calls ``rates_from_episodes`` and
+``reasons_from_episodes`` on them.
 """
 
 from __future__ import annotations
@@ -341,8 +345,8 @@ def mql_episodes(
             the report ran then (default: the newest time in the store).
 
     Returns:
-        Columns ``episode`` (0..n-1, in entry order), ``lead_id``, ``entered_at``,
-        ``next_entered_at`` (the lead's next entry, NaT if none), ``threshold``,
+        Columns ``episode`` (numbered in entry order over the whole store), ``lead_id``,
+        ``entered_at``, ``next_entered_at`` (the lead's next entry, NaT if none), ``threshold``,
         ``probability``, ``score``, the ``DIMENSIONS`` (text, ``unknown`` where missing),
         ``age_days`` (days from entry to ``as_of``), for each stage ``<stage>_at`` and
         ``<stage>_days`` (first time reached, progressive stages implied; NaT/NaN when
