@@ -3,7 +3,9 @@
 The score history in the store is replayed at a grid of thresholds around each region's
 current one (the threshold of the region's latest score, times ``MULTIPLIERS``): at a
 threshold ``t`` a lead *enters* MQL when a score of it reaches ``t`` while its previous
-score did not (or it had none), as ``store.runs`` decides for real. For each threshold:
+score did not (or it had none), as ``store.runs`` decides for real. A lead counts in its
+current region (``lead_states``), whose threshold is the one being judged. For each
+threshold:
 
 * **Volume**: entries per week over the last ``weeks`` weeks before ``as_of``, against the
   sales team's weekly ``capacity`` (an argument: how many MQLs the reps can work a week).
@@ -67,7 +69,7 @@ from store.funnel import (
     read_entries,
     wilson_interval,
 )
-from store.schema import scores, scoring_runs
+from store.schema import lead_states, scores, scoring_runs
 
 MULTIPLIERS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0)
 """Thresholds tried, as multiples of each region's current threshold."""
@@ -342,13 +344,14 @@ def _outcome_events(done: pd.DataFrame, extra: pd.DataFrame, end: pd.Timestamp) 
 def _read_replay(connection: Connection, end: pd.Timestamp, filtered: bool) -> _Replay | None:
     """The score history up to ``end`` in lead/time order (None: no score).
 
-    Only four narrow columns are read per score (lead, run, probability, region); a
-    score's time is its run's, and each region's current threshold is read from the
-    region's latest run alone.
+    Three narrow columns are read per score (lead, run, probability): a score's time is
+    its run's, and a lead's region is its current one (``lead_states``), the region whose
+    threshold is being judged today. Each region's current threshold is that of the
+    region's latest score, read alone.
     """
     runs = read_columns(connection, sa.select(scoring_runs.c.id, scoring_runs.c.as_of))
     runs = runs[runs["as_of"] <= end]
-    query = sa.select(scores.c.lead_id, scores.c.run_id, scores.c.probability, scores.c.region)
+    query = sa.select(scores.c.lead_id, scores.c.run_id, scores.c.probability)
     if filtered:
         query = query.where(scores.c.as_of <= end.to_pydatetime())
     history = read_columns(connection, query)
@@ -366,10 +369,16 @@ def _read_replay(connection: Connection, end: pd.Timestamp, filtered: bool) -> _
     probability = history["probability"].to_numpy(dtype=np.float64)[order]
     previous = np.full(len(order), np.nan)
     previous[1:] = np.where(codes[1:] == codes[:-1], probability[:-1], np.nan)
-    text = history["region"].to_numpy(dtype=object)[order]
-    region, uniques = pd.factorize(np.where(pd.isna(text), UNKNOWN, text), sort=True)
+    states = read_columns(connection, sa.select(lead_states.c.lead_id, lead_states.c.region))
+    text = (
+        pd.Series(states["region"].to_numpy(dtype=object), index=states["lead_id"], dtype=object)
+        .reindex(pd.Index(leads, dtype=object))
+        .to_numpy(dtype=object)
+    )
+    lead_region, uniques = pd.factorize(np.where(pd.isna(text), UNKNOWN, text), sort=True)
+    region = lead_region[codes]
     regions = [str(r) for r in uniques]
-    thresholds = _current_thresholds(connection, regions, region, run, time)
+    thresholds = _current_thresholds(connection, len(regions), region, codes, run, time, leads)
     return _Replay(
         lead=codes,
         time=time,
@@ -386,29 +395,29 @@ def _read_replay(connection: Connection, end: pd.Timestamp, filtered: bool) -> _
 
 def _current_thresholds(
     connection: Connection,
-    regions: list[str],
+    n_regions: int,
     region: np.ndarray,
+    lead: np.ndarray,
     run: np.ndarray,
     time: np.ndarray,
+    leads: np.ndarray,
 ) -> np.ndarray:
-    """Each region's threshold in its latest scores (latest time, then latest run)."""
+    """Each region's threshold: the one its latest score (latest time, then run) got."""
     latest = (
-        pd.DataFrame({"region": region, "time": time, "run": run})
+        pd.DataFrame({"region": region, "time": time, "run": run, "lead": lead})
         .sort_values(["time", "run"], kind="stable")
-        .groupby("region")["run"]
+        .groupby("region")[["run", "lead"]]
         .last()
     )
-    out = np.empty(len(regions), dtype=np.float64)
-    for code, name in enumerate(regions):
-        where = scores.c.region.is_(None) if name == UNKNOWN else scores.c.region == name
-        if name == UNKNOWN:
-            where = sa.or_(where, scores.c.region == UNKNOWN)
+    out = np.full(n_regions, np.nan)
+    codes = latest.index.to_numpy(dtype=np.int64)
+    for code, last_run, last_lead in zip(codes, latest["run"], latest["lead"], strict=True):
         found = connection.execute(
             sa.select(scores.c.threshold)
-            .where(scores.c.run_id == int(latest[code]), where)
+            .where(scores.c.run_id == int(last_run), scores.c.lead_id == leads[last_lead])
             .limit(1)
         ).scalar()
-        out[code] = float(found) if found is not None else np.nan
+        out[code] = np.nan if found is None else float(found)
     return out
 
 
