@@ -48,7 +48,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from leadscore.errors import LeadscoreError
-from store.schema import REJECTION_REASONS, STAGES, dispositions, lead_states, mql_events, scores
+from store.schema import (
+    REJECTION_REASONS,
+    STAGES,
+    dispositions,
+    lead_states,
+    mql_events,
+    scores,
+    scoring_runs,
+)
 
 PROGRESSIVE = ("accepted", "sql", "opportunity", "won")
 """Stages in funnel order where a later one implies the earlier ones."""
@@ -230,10 +238,11 @@ def _column(kind: Any, values: Sequence[Any]) -> pd.Series:
 
 
 def latest_time(connection: Connection) -> pd.Timestamp | None:
-    """The newest moment the store knows of: its latest score, MQL event or disposition."""
+    """The newest moment the store knows of: its latest scoring run, MQL event or
+    disposition (each an indexed column: no scan of the scores)."""
     found = [
         connection.execute(sa.select(sa.func.max(column))).scalar()
-        for column in (scores.c.as_of, mql_events.c.occurred_at, dispositions.c.occurred_at)
+        for column in (scoring_runs.c.as_of, mql_events.c.occurred_at, dispositions.c.occurred_at)
     ]
     stamps = [pd.Timestamp(value) for value in found if value is not None]
     return max(stamps) if stamps else None

@@ -238,7 +238,8 @@ def threshold_diagnostics(
     with engine.connect() as connection:
         end = as_timestamp(as_of, "as_of")
         if end is None:
-            found = connection.execute(sa.select(sa.func.max(scores.c.as_of))).scalar()
+            # a score's time is its run's; the runs' times are indexed, the scores' not
+            found = connection.execute(sa.select(sa.func.max(scoring_runs.c.as_of))).scalar()
             end = None if found is None else pd.Timestamp(found)
         if end is None:
             return _empty_report(None)
