@@ -263,6 +263,27 @@ def test_replayed_entries_at_the_current_threshold_are_the_stored_mql_events(eng
     assert current[ALL] > 50
 
 
+def test_as_of_replays_the_past_and_since_narrows_the_outcomes(store) -> None:
+    then = threshold_diagnostics(store, as_of="2025-01-15", **SETTINGS)
+    emea = _grid(then, "EMEA").loc[1.0]
+    # three runs by 15 Jan: E2 and E3 entered on the 15th, over 2 weeks since the first run
+    assert (emea["mqls"], emea["weeks"], emea["mqls_per_week"]) == (2, 2.0, 1.0)
+    # entries by 8 Jan are mature: E1, won on the 5th; E2's win (20 Jan) is not seen yet
+    assert (emea["mature_mqls"], emea["converted"]) == (1, 1)
+    assert (emea["conversions"], emea["missed"]) == (1, 0)
+    assert _grid(then, ALL).loc[1.0, "unscored_conversions"] == 1  # X9 (10 Jan)
+
+    later = threshold_diagnostics(store, since="2025-01-08", **SETTINGS)
+    emea = _grid(later, "EMEA").loc[1.0]
+    assert emea["mqls"] == 2  # volume still covers the last weeks
+    # entries from 8 Jan, mature by 15 Jan: E2 (won 20 Jan) and E3 -> 1 of 2
+    assert (emea["mature_mqls"], emea["converted"]) == (2, 1)
+    # first conversions from 8 Jan: E2 (caught), E4 (missed); E1's (5 Jan) is out
+    assert (emea["conversions"], emea["missed"]) == (2, 1)
+    # episodes from 8 Jan: E2 accepted (implied), E3 rejected
+    assert (emea["acceptance_n"], emea["accepted"]) == (2, 1)
+
+
 def test_a_conversions_frame_adds_conversions_from_the_data(store) -> None:
     extra = pd.DataFrame({"lead_id": ["N2"], "converted_at": ["2025-01-10T00:00:00Z"]})
     report = threshold_diagnostics(
