@@ -40,9 +40,12 @@ The verdict, from the current threshold's row (``Criteria`` holds the numbers):
   conversions can be measured.
 
 The recommended threshold is the lowest one of the grid (the one missing fewest
-conversions) whose MQLs per week fit the capacity and whose precision stays at or above
-a floor (``min_precision``, or by default half the current threshold's precision); when no
-threshold of the grid fits the capacity, the strictest one. Unmeasured quantities (no
+conversions) whose MQLs per week fit the capacity (no tolerance here), whose precision
+stays at or above a floor (``min_precision``, or by default half the current threshold's
+precision), and whose acceptance is not too low: a measured acceptance under
+``min_acceptance`` excludes a threshold, and when the current one's is, every lower one
+too (acceptance there is unseen, and taken to be no better). When no threshold of the
+grid qualifies, the strictest one, and the message says so. Unmeasured quantities (no
 capacity, no mature entries) do not exclude a threshold. The overall row (``region`` =
 ``all``) applies each multiplier to every region's own threshold and adds the regions up.
 """
