@@ -13,7 +13,8 @@ Stages. ``accepted < sql < opportunity < won`` are progressive: reaching a later
 the earlier ones (a rep who records an SQL accepted the lead, whether or not the accept was
 clicked), and the time to an implied stage is the time of its earliest evidence.
 ``rejected`` and ``lost`` count only when recorded. An episode rejected and later won (the
-rep changed their mind) counts for both.
+rep changed their mind) counts for both. Events flagged ``out_of_order`` by the feedback
+import count like the others: the flag questions their order, not that they happened.
 
 Censoring. An MQL that entered yesterday has had no time to be won, and counting it as "not
 won" would make the newest cohorts look worst. So each stage has a window (``MATURITY_DAYS``:
