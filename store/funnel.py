@@ -2,12 +2,23 @@
 
 The unit is the *MQL episode*: one entry of a lead into MQL (an ``entered`` row of
 ``mql_events``), with the lead's grade, score, probability, region and lead source at that
-moment. An episode lasts until the same lead's next entry, so a disposition belongs to the
-latest episode that began at or before it; a lead that leaves MQL and is won a month later
-still credits the episode that sent it to sales. Dispositions dated before a lead's first
-entry belong to no episode (sales worked the lead without the model's hand-off) and are
-left out of the funnel; the threshold diagnostics (``store.threshold``) count a win among
-them as a conversion the threshold missed.
+moment. An episode lasts until the same lead's next episode, so a disposition belongs to
+the latest episode that began at or before it; a lead that leaves MQL and is won a month
+later still credits the episode that sent it to sales. Dispositions dated before a lead's
+first entry belong to no episode (sales worked the lead without the model's hand-off) and
+are left out of the funnel; the threshold diagnostics (``store.threshold``) count a win
+among them as a conversion the threshold missed.
+
+Re-entries while sales still work the lead. A score that dips below the threshold and comes
+back does not hand the lead to sales again while its episode is open: such an entry is
+*absorbed* (kept in ``mql_episodes`` with ``absorbed`` set, left out of every rate) and the
+episode goes on, as a CRM's lifecycle stage only moves forward. An episode is open from its
+entry until it is rejected or lost; once won, for good (a customer is not a lead again); a
+lead with no answer is open for ``RESPONSE_DAYS`` (the SLA), an accepted one that does not
+become an SQL for ``RECYCLE_DAYS`` after the accept (then it is taken as recycled to
+nurturing, which a CRM records nowhere). Read from the dispositions alone, this is what the
+sales simulator (``features.simulate.sales``) does, except that its recycling delay is
+drawn per lead.
 
 Stages. ``accepted < sql < opportunity < won`` are progressive: reaching a later one implies
 the earlier ones (a rep who records an SQL accepted the lead, whether or not the accept was
@@ -70,6 +81,10 @@ MATURITY_DAYS: dict[str, int | None] = {
     "lost": 90,
 }
 """Days an episode is given to reach each stage (see the module's note on censoring)."""
+RESPONSE_DAYS = 14
+"""Days an MQL with no answer from sales stays open (the usual SLA)."""
+RECYCLE_DAYS = 30
+"""Days an accepted MQL that is not yet an SQL stays open before it counts as recycled."""
 DIMENSIONS = (
     "grade",
     "fit",
@@ -344,6 +359,7 @@ def mql_episodes(
     since: pd.Timestamp | str | None = None,
     until: pd.Timestamp | str | None = None,
     as_of: pd.Timestamp | str | None = None,
+    absorb: bool = True,
 ) -> pd.DataFrame:
     """One row per MQL episode that began in ``[since, until)``, with what sales did after.
 
@@ -353,10 +369,13 @@ def mql_episodes(
         until: Entry times before this one only (default: no bound).
         as_of: The moment to look from: later entries and dispositions are ignored, as if
             the report ran then (default: the newest time in the store).
+        absorb: Absorb re-entries while the lead's episode is open (module docstring);
+            False makes every entry an episode of its own.
 
     Returns:
         Columns ``episode`` (numbered in entry order over the whole store), ``lead_id``,
-        ``entered_at``, ``next_entered_at`` (the lead's next entry, NaT if none), ``threshold``,
+        ``entered_at``, ``next_entered_at`` (the lead's next episode, NaT if none or
+        absorbed), ``absorbed`` (a re-entry into an open episode: no stages), ``threshold``,
         ``probability``, ``score``, the ``DIMENSIONS`` (text, ``unknown`` where missing),
         ``age_days`` (days from entry to ``as_of``), for each stage ``<stage>_at`` and
         ``<stage>_days`` (first time reached, progressive stages implied; NaT/NaN when
@@ -371,11 +390,11 @@ def mql_episodes(
             return _empty_episodes()
         entries = read_entries(connection, end)
         done = read_dispositions(connection, end)
-    return episodes_from_frames(entries, done, end, start, stop)
+    return episodes_from_frames(entries, done, end, start, stop, absorb)
 
 
 def _empty_episodes() -> pd.DataFrame:
-    columns = ["episode", "lead_id", "entered_at", "next_entered_at", "threshold"]
+    columns = ["episode", "lead_id", "entered_at", "next_entered_at", "absorbed", "threshold"]
     columns += ["probability", "score", *DIMENSIONS, "age_days"]
     for stage in STAGES:
         columns += [f"{stage}_at", f"{stage}_days"]
@@ -388,6 +407,7 @@ def episodes_from_frames(
     as_of: pd.Timestamp,
     since: pd.Timestamp | None = None,
     until: pd.Timestamp | None = None,
+    absorb: bool = True,
 ) -> pd.DataFrame:
     """``mql_episodes`` from frames already read (entries and dispositions by ``as_of``)."""
     if entries.empty:
@@ -395,10 +415,13 @@ def episodes_from_frames(
     episodes = entries.sort_values(["entered_at", "lead_id"], kind="stable").reset_index(drop=True)
     episodes["lead_id"] = episodes["lead_id"].astype(str)
     episodes.insert(0, "episode", np.arange(len(episodes), dtype=np.int64))
-    after = episodes.groupby("lead_id", sort=False)["entered_at"].shift(-1)
-    episodes.insert(3, "next_entered_at", after.astype("datetime64[ns]"))
+    absorbed = _absorbed(episodes, done) if absorb else np.zeros(len(episodes), dtype=bool)
+    own = episodes[~absorbed]
+    after = own.groupby("lead_id", sort=False)["entered_at"].shift(-1)
+    episodes.insert(3, "next_entered_at", after.reindex(episodes.index).astype("datetime64[ns]"))
+    episodes.insert(4, "absorbed", absorbed)
 
-    attached = _attach(done, episodes)
+    attached = _attach(done, own)
     times = _stage_times(attached, len(episodes))
     for stage in STAGES:
         episodes[f"{stage}_at"] = times[stage].to_numpy()
@@ -431,6 +454,7 @@ def episodes_from_frames(
         "lead_id",
         "entered_at",
         "next_entered_at",
+        "absorbed",
         "threshold",
         "probability",
         "score",
@@ -439,6 +463,67 @@ def episodes_from_frames(
     ]
     ordered += [f"{stage}_{part}" for stage in STAGES for part in ("at", "days")]
     return episodes.loc[keep, [*ordered, "reason_code"]].reset_index(drop=True)
+
+
+_NEVER = np.iinfo(np.int64).max
+_NS_PER_DAY = 86_400 * 10**9
+
+
+def _absorbed(episodes: pd.DataFrame, done: pd.DataFrame) -> np.ndarray:
+    """Which entries (rows of ``episodes``, in entry order) come while the lead's episode
+    is still open (module docstring). Only leads with several entries are looked at."""
+    out = np.zeros(len(episodes), dtype=bool)
+    lead = episodes["lead_id"]
+    multi = lead.duplicated(keep=False).to_numpy()
+    if not multi.any() or done.empty:
+        return out
+    ids = lead[multi]
+    events = done[done["lead_id"].astype(str).isin(set(ids))]
+    events = events.sort_values("occurred_at", kind="stable")
+    times = events["occurred_at"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    stages = events["stage"].to_numpy(dtype=object)
+    per_lead = events["lead_id"].astype(str).groupby(events["lead_id"].astype(str)).indices
+    entered = episodes["entered_at"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    rows = np.flatnonzero(multi)
+    for name, positions in ids.groupby(ids, sort=False).indices.items():
+        mine = per_lead.get(name)
+        if mine is None:
+            continue
+        open_until: int | None = None
+        for row in rows[positions]:
+            start = int(entered[row])
+            if open_until is not None and start < open_until:
+                out[row] = True
+                continue
+            open_until = _closes(start, times[mine], stages[mine])
+    return out
+
+
+def _closes(start: int, times: np.ndarray, stages: np.ndarray) -> int:
+    """When an episode entered at ``start`` stops being worked (ns; ``_NEVER``: won, or a
+    deal still going), from the lead's dispositions in time order."""
+    accepted: int | None = None
+    deal = False
+    first = int(np.searchsorted(times, start))
+    unanswered = start + RESPONSE_DAYS * _NS_PER_DAY
+    for when, stage in zip(times[first:], stages[first:], strict=True):
+        if not deal and accepted is None and when > unanswered:
+            return unanswered
+        if not deal and accepted is not None and when > accepted + RECYCLE_DAYS * _NS_PER_DAY:
+            return accepted + RECYCLE_DAYS * _NS_PER_DAY
+        if stage in ("rejected", "lost"):
+            return int(when)
+        if stage == "won":
+            return _NEVER
+        if stage in ("sql", "opportunity"):
+            deal = True
+        elif stage == "accepted" and accepted is None:
+            accepted = int(when)
+    if deal:
+        return _NEVER
+    if accepted is not None:
+        return accepted + RECYCLE_DAYS * _NS_PER_DAY
+    return unanswered
 
 
 def _attach(done: pd.DataFrame, episodes: pd.DataFrame) -> pd.DataFrame:
@@ -483,6 +568,13 @@ def _windows(maturity_days: Mapping[str, int | None] | None) -> dict[str, int | 
     return windows
 
 
+def _handed_over(episodes: pd.DataFrame) -> pd.DataFrame:
+    """The episodes sales got: absorbed re-entries left out."""
+    if "absorbed" not in episodes or episodes.empty:
+        return episodes
+    return episodes[~episodes["absorbed"].astype(bool).to_numpy()]
+
+
 def rates_from_episodes(
     episodes: pd.DataFrame,
     by: str | Sequence[str] | None = ("grade",),
@@ -492,6 +584,7 @@ def rates_from_episodes(
     """Funnel rates of ``episodes`` (a ``mql_episodes`` frame); see ``funnel_rates``."""
     keys = dimensions(by)
     windows = _windows(maturity_days)
+    episodes = _handed_over(episodes)
     parts = []
     for stage in STAGES:
         window = windows[stage]
@@ -554,7 +647,8 @@ def funnel_rates(
 ) -> pd.DataFrame:
     """MQL→stage rates, median days to each stage, counts and Wilson intervals, by group.
 
-    Censoring is handled by maturity windows (see the module docstring): ``rate`` is the
+    Absorbed re-entries (see the module docstring) are not episodes sales got and are
+    left out. Censoring is handled by maturity windows (module docstring): ``rate`` is the
     share of the ``mature`` episodes (at least ``window_days`` old at ``as_of``) that
     reached the stage within ``window_days`` of entry; an episode too recent for a stage
     is left out of that stage's rate but still counted in ``episodes`` and, if it
@@ -593,6 +687,7 @@ def reasons_from_episodes(
     ``rejection_reasons``."""
     keys = dimensions(by)
     codes = list(REJECTION_REASONS)
+    episodes = _handed_over(episodes)
     if episodes.empty:
         return pd.DataFrame(columns=[*keys, "reason_code", "rejections", "share", "episodes"])
     rejected = episodes[episodes["reason_code"].notna()]

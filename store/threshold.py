@@ -11,9 +11,10 @@ threshold:
   sales team's weekly ``capacity`` (an argument: how many MQLs the reps can work a week).
   Entries at the store's very first scoring moment are the backlog it started with, not
   weekly flow, and are not counted.
-* **Acceptance**: the share of actual MQL episodes, at least ``acceptance_days`` old, that
-  sales accepted within that many days (an accept implied by a later SQL, opportunity or
-  win counts), among those whose probability at entry reaches ``t``. Sales only ever saw
+* **Acceptance**: the share of actual MQL episodes (``store.funnel``: a re-entry into an
+  open episode is not a new one), at least ``acceptance_days`` old, that sales accepted
+  within that many days (an accept implied by a later SQL, opportunity or win counts),
+  among those whose probability at entry reaches ``t``. Sales only ever saw
   leads at or above the *current* threshold, so acceptance is observed only there and
   above (``acceptance_observed``); below it is unknown, not zero.
 * **Precision**: the share of the replayed entries, at least ``horizon_days`` old, that
@@ -553,7 +554,8 @@ def _acceptance_inputs(
     """Actual MQL episodes old enough to judge acceptance: probability, region code, and
     whether sales accepted within ``acceptance_days``."""
     days = settings.acceptance_days
-    mature = episodes[(episodes["age_days"] >= days) & episodes["probability"].notna()]
+    handed = ~episodes["absorbed"].astype(bool)
+    mature = episodes[handed & (episodes["age_days"] >= days) & episodes["probability"].notna()]
     code = pd.Index(replay.regions).get_indexer(pd.Index(mature["region"].astype(str)))
     mature = mature[code >= 0]
     accepted = pd.to_numeric(mature["accepted_days"], errors="coerce") <= days

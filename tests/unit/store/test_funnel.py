@@ -21,6 +21,7 @@ from store.funnel import (
     FunnelError,
     funnel_rates,
     mql_episodes,
+    rates_from_episodes,
     rejection_reasons,
     wilson_interval,
 )
@@ -208,6 +209,57 @@ def test_a_disposition_belongs_to_the_episode_it_follows(engine) -> None:
     assert list(earlier["reason_code"]) == ["bad_timing"]
 
 
+def test_a_re_entry_while_sales_still_work_the_lead_is_absorbed(engine) -> None:
+    weeks = pd.date_range("2025-01-01", periods=7, freq="7D")  # 1 Jan .. 12 Feb
+    path = {
+        "L1": (0.8, 0.3, 0.8, 0.8, 0.8, 0.8, 0.8),  # accepted, SQL after the re-entry
+        "L2": (0.8, 0.3, 0.3, 0.3, 0.3, 0.3, 0.8),  # accepted, no SQL: recycled by 12 Feb
+        "L3": (0.8, 0.3, 0.8, 0.8, 0.8, 0.8, 0.8),  # won before the re-entry
+        "L4": (0.8, 0.3, 0.8, 0.8, 0.8, 0.8, 0.8),  # never answered: open for 14 days
+    }
+    for week, day in enumerate(weeks):
+        _run(engine, str(day), {lead: {"p": p[week], "grade": "A1"} for lead, p in path.items()})
+    _feedback(
+        engine,
+        [
+            ("L1", "accepted", "2025-01-02"),
+            ("L1", "sql", "2025-01-20"),
+            ("L2", "accepted", "2025-01-02"),
+            ("L2", "accepted", "2025-02-13"),
+            ("L3", "won", "2025-01-05"),
+        ],
+    )
+    episodes = mql_episodes(engine, as_of="2025-06-01")
+    table = episodes.set_index(["lead_id", episodes["entered_at"].dt.strftime("%m-%d")])
+    assert table["absorbed"].to_dict() == {
+        ("L1", "01-01"): False,
+        ("L2", "01-01"): False,
+        ("L3", "01-01"): False,
+        ("L4", "01-01"): False,
+        ("L1", "01-15"): True,  # accepted 13 days earlier, no SQL yet: still worked
+        ("L3", "01-15"): True,  # a customer is not handed over again
+        ("L4", "01-15"): False,  # 14 days without an answer: a new hand-off
+        ("L2", "02-12"): False,  # accepted 2 Jan, no SQL in 30 days: recycled
+    }
+    assert table.loc[("L1", "01-01"), "sql_days"] == 19  # the SQL stays with the episode
+    assert pd.isna(table.loc[("L1", "01-15"), "sql_at"])
+    assert pd.isna(table.loc[("L1", "01-01"), "next_entered_at"])
+    assert table.loc[("L2", "01-01"), "next_entered_at"] == pd.Timestamp("2025-02-12")
+    assert table.loc[("L2", "02-12"), "accepted_days"] == 1
+    overall = funnel_rates(engine, by=None, as_of="2025-06-01").set_index("stage")
+    assert overall.loc["accepted", "episodes"] == 6  # the two absorbed entries left out
+    assert overall.loc["sql", "reached"] == 2  # L1, and L3 (implied by its win)
+    # without absorbing, the re-entry takes L1's SQL and L3 counts twice
+    separate = mql_episodes(engine, as_of="2025-06-01", absorb=False)
+    assert not separate["absorbed"].any() and len(separate) == 8
+    assert (
+        separate.set_index(["lead_id", "entered_at"]).loc[
+            ("L1", pd.Timestamp("2025-01-15")), "sql_days"
+        ]
+        == 5
+    )
+
+
 def test_rates_group_by_region_source_band_cohort_and_grade_parts(engine) -> None:
     _run(
         engine,
@@ -353,13 +405,52 @@ def test_bad_requests_are_refused_with_what_is_wrong(engine) -> None:
         wilson_interval(1, 2, confidence=1.5)
 
 
-def _direct_rates(entries: pd.DataFrame, events: pd.DataFrame, as_of: pd.Timestamp) -> dict:
+def _still_open(start: pd.Timestamp, own: pd.DataFrame) -> pd.Timestamp:
+    """When an episode entered at ``start`` stops being worked, walking its lead's events:
+    rejected or lost closes it, won never does, no answer closes it after 14 days, an
+    accept with no SQL after 30."""
+    answered = deal = None
+    for _, event in own[own["occurred_at"] >= start].iterrows():
+        when, stage = event["occurred_at"], event["stage"]
+        if deal is None and answered is None and when > start + pd.Timedelta(days=14):
+            break
+        if deal is None and answered is not None and when > answered + pd.Timedelta(days=30):
+            return answered + pd.Timedelta(days=30)
+        if stage in ("rejected", "lost"):
+            return when
+        if stage == "won":
+            return pd.Timestamp.max
+        if stage in ("sql", "opportunity"):
+            deal = when
+        elif stage == "accepted" and answered is None:
+            answered = when
+    if deal is not None:
+        return pd.Timestamp.max
+    if answered is not None:
+        return answered + pd.Timedelta(days=30)
+    return start + pd.Timedelta(days=14)
+
+
+def _direct_rates(
+    entries: pd.DataFrame, events: pd.DataFrame, as_of: pd.Timestamp, absorb: bool
+) -> dict:
     """Rates per (grade, stage) counted episode by episode, without the module's joins."""
     entries = entries.sort_values(["entered_at", "lead_id"]).reset_index(drop=True)
+    events = events.sort_values("occurred_at", kind="stable")
+    kept = []
+    for lead, group in entries.groupby("lead_id"):
+        own = events[events["lead_id"] == lead]
+        closes = None
+        for index, start in group["entered_at"].items():
+            if absorb and closes is not None and start < closes:
+                continue  # re-entered while the episode was still worked
+            kept.append(index)
+            closes = _still_open(start, own)
+    episodes = entries.loc[sorted(kept)]
     counts: dict = {}
-    for _, episode in entries.iterrows():
+    for _, episode in episodes.iterrows():
         lead, start = episode["lead_id"], episode["entered_at"]
-        later = entries[(entries["lead_id"] == lead) & (entries["entered_at"] > start)]
+        later = episodes[(episodes["lead_id"] == lead) & (episodes["entered_at"] > start)]
         stop = later["entered_at"].min() if len(later) else pd.Timestamp.max
         own = events[
             (events["lead_id"] == lead)
@@ -416,16 +507,22 @@ def test_random_episodes_match_a_direct_count(engine) -> None:
     assert len(entries) > 150
     events = pd.DataFrame(rows, columns=["lead_id", "stage", "occurred_at", "reason"])
     events = events[events["occurred_at"] <= as_of]
-    expected = _direct_rates(entries, events, as_of)
-    rates = funnel_rates(engine, by="grade", as_of=as_of)
-    assert len(rates) == len(expected)
-    for _, row in rates.iterrows():
-        n_all, mature, reached, spent = expected[(row["grade"], row["stage"])]
-        assert (row["episodes"], row["mature"], row["reached"]) == (n_all, mature, reached)
-        if mature:
-            assert row["rate"] == pytest.approx(reached / mature)
-        if spent:
-            assert row["median_days"] == pytest.approx(float(np.median(spent)))
-        else:
-            assert np.isnan(row["median_days"])
-    assert rates.groupby("stage")["reached"].sum().sum() > 50
+    separate = mql_episodes(engine, as_of=as_of, absorb=False)
+    for absorb, rates in (
+        (True, funnel_rates(engine, by="grade", as_of=as_of)),
+        (False, rates_from_episodes(separate, by="grade")),
+    ):
+        expected = _direct_rates(entries, events, as_of, absorb)
+        assert len(rates) == len(expected)
+        for _, row in rates.iterrows():
+            n_all, mature, reached, spent = expected[(row["grade"], row["stage"])]
+            assert (row["episodes"], row["mature"], row["reached"]) == (n_all, mature, reached)
+            if mature:
+                assert row["rate"] == pytest.approx(reached / mature)
+            if spent:
+                assert row["median_days"] == pytest.approx(float(np.median(spent)))
+            else:
+                assert np.isnan(row["median_days"])
+        assert rates.groupby("stage")["reached"].sum().sum() > 50
+    absorbed = mql_episodes(engine, as_of=as_of)["absorbed"]
+    assert 10 < absorbed.sum() < len(absorbed) / 2
