@@ -42,8 +42,8 @@ SCORE_COLUMNS = (
     "reasons",
     "next_best_actions",
 )
-"""What a run's frame may carry per lead (``as_of``, ``region`` and after are optional)."""
-REQUIRED = tuple(c for c in SCORE_COLUMNS[:9] if c != "as_of")
+"""What a run's frame may carry per lead (``REQUIRED`` ones must be there)."""
+REQUIRED = ("lead_id", "probability", "score", "grade", "mql", "threshold")
 
 
 class ScoresFrameError(LeadscoreError, ValueError):
@@ -154,7 +154,7 @@ def write_run(engine: Engine, info: RunInfo, frame: pd.DataFrame) -> RunWritten:
     if "as_of" not in frame:
         frame["as_of"] = as_of
     frame["as_of"] = pd.to_datetime(frame["as_of"]).astype("datetime64[ns]")
-    for optional in ("region", "lead_source", "created_at"):
+    for optional in ("probability_low", "probability_high", "region", "lead_source", "created_at"):
         if optional not in frame:
             frame[optional] = None
     with engine.begin() as connection:
