@@ -914,14 +914,18 @@ def score(
             advance("loading the champion")
             champion = load_champion(settings.registry_uri, settings.model_name, alias)
             end = parse_moment(as_of) if as_of is not None else None
-            if weeks > 1 and end is None:
+            tables = None
+            if weeks > 1:  # read once for every week
                 with reading("--data", data):
-                    end = data_window(load_tables(data))[1]
+                    tables = load_tables(data)
+                end = data_window(tables)[1] if end is None else end
             dates = [None] if end is None else [end - pd_weeks(k) for k in range(weeks)][::-1]
             for i, moment in enumerate(dates):
                 advance(f"scoring open leads ({i + 1} of {len(dates)})" if weeks > 1 else "scoring")
                 with reading("--data", data):
-                    run = score_run(data, out, moment, champion, actions=actions, store=engine)
+                    run = score_run(
+                        data, out, moment, champion, actions=actions, store=engine, tables=tables
+                    )
                 if weeks > 1 and (note := run.stored_note()) is not None:
                     console.print(f"{run.as_of:%Y-%m-%d}: {note}")
     scored = run.scores
@@ -1192,19 +1196,45 @@ def report(
     out: Annotated[Path, typer.Option(help="HTML file to write (self-contained).")] = Path(
         "report.html"
     ),
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="The data folder, so conversions that never became MQLs count as missed "
+            "(default: won dispositions only)."
+        ),
+    ] = None,
+    capacity: Annotated[
+        str | None,
+        typer.Option(
+            help="MQLs sales can work per week: 120, or NA=60,EMEA=40 per region "
+            "(default: LEADSCORE_MQL_CAPACITY; none: volume not judged)."
+        ),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Write the loop's report from the lead store: runs, MQL flow, funnel by grade,
-    threshold diagnostics, calibration and drift over time, rejection reasons."""
-    from features.io import atomic_write
+    threshold diagnostics, rejection reasons, conversion by score band, model health and
+    drift."""
+    from features.io import atomic_write, load_tables
+    from leadscore.settings import parse_capacity
     from serving.report import build_report
     from store.engine import store as lead_store
 
+    settings: Settings = ctx.obj
     if out.suffix not in (".html", ".htm"):
         raise fail(f"--out: give an .html file to write, got {out}")
     can_write(out, "--out")
-    with lead_store(ctx.obj.store_url) as engine:
-        page = build_report(engine)
+    need_folder(data, "--data")
+    try:
+        team = settings.mql_capacity if capacity is None else parse_capacity(capacity, "--capacity")
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    conversions = None
+    if data is not None:
+        with reading("--data", data):
+            conversions = load_tables(data)["conversions"]
+    with lead_store(settings.store_url) as engine:
+        page = build_report(engine, team, conversions)
     atomic_write(out, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
     console.print(f"wrote the report to {out} ({len(page) / 1024:,.0f} KB); open it in a browser")
     if json_out:
@@ -1247,6 +1277,10 @@ def serve(
     raise typer.Exit(code)
 
 
+DEMO_WEEKS = 20
+"""Weekly scoring runs the demo writes: enough for MQLs old enough to be won (90 days)."""
+
+
 @app.command(cls=LeadscoreCommand)
 def demo(
     ctx: typer.Context,
@@ -1258,7 +1292,7 @@ def demo(
         bool, typer.Option("--serve/--no-serve", help="Start the service at the end.")
     ] = True,
 ) -> None:
-    """The main job end to end: simulate, build features, train, register, score 12 weeks
+    """The main job end to end: simulate, build features, train, register, score 20 weeks
     into the lead store, play sales on its MQLs and import their feedback, monitor the
     champion, write the report, serve."""
     from features.io import load_tables
@@ -1272,11 +1306,11 @@ def demo(
     features(data=str(data), out=str(training_set))
     train(ctx, data=training_set, ground_truth=data / "ground_truth.parquet", out=home / "report")
     promote(ctx)
-    score(ctx, data=data, out=home / "scores.csv", weeks=12)
+    score(ctx, data=data, out=home / "scores.csv", weeks=DEMO_WEEKS)
     simulate_sales(ctx, data=data, out=home / "crm_export.csv")
     feedback_import(ctx, file=home / "crm_export.csv")
     _print_report(_monitor_champion(settings, data, None, None, CHAMPION_ALIAS, True))
-    report(ctx, out=home / "report.html")
+    report(ctx, out=home / "report.html", data=data)
     console.print(
         f"the loop: scores and feedback in {home / 'leadscore.db'} (`leadscore leads new "
         f"--since ...`), the report in {home / 'report.html'}"

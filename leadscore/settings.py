@@ -113,6 +113,9 @@ class Settings(BaseSettings):
             ``home/leadscore.db`` (``store_url``).
         record_scores: Whether the service stores every score it gives in the lead store
             (``LEADSCORE_RECORD_SCORES``, default off: scoring stays read-only).
+        mql_capacity: MQLs the sales team can work per week, which the threshold
+            diagnostics judge volume against (``LEADSCORE_MQL_CAPACITY``: ``120`` for the
+            team, or ``NA=60,EMEA=40,APAC=20`` per region); None: volume not judged.
         workers: Worker processes of ``bentoml serve`` (``LEADSCORE_WORKERS``: 1 to 256,
             or ``cpu_count`` for one per CPU; default 1). Each worker holds its own copy of
             the model and answers on its own core, so requests per second grow with them.
@@ -141,6 +144,9 @@ class Settings(BaseSettings):
     workers: int | Literal["cpu_count"] = _read(1, "workers", "LEADSCORE_WORKERS")
     db_url: str | None = _read(None, "db_url", "LEADSCORE_DB_URL")
     record_scores: bool = _read(False, "record_scores", "LEADSCORE_RECORD_SCORES")
+    mql_capacity: float | dict[str, float] | None = _read(
+        None, "mql_capacity", "LEADSCORE_MQL_CAPACITY"
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -212,6 +218,8 @@ class Settings(BaseSettings):
         }
         if self.db_url:
             env["LEADSCORE_DB_URL"] = self.db_url
+        if self.mql_capacity is not None:
+            env["LEADSCORE_MQL_CAPACITY"] = capacity_text(self.mql_capacity)
         if self.tracking_uri:
             env["LEADSCORE_TRACKING_URI"] = self.tracking_uri
         if self.model_dir:
@@ -262,6 +270,11 @@ class Settings(BaseSettings):
             return False
         raise ValueError(f"LEADSCORE_RECORD_SCORES must be true or false, got {value!r}")
 
+    @field_validator("mql_capacity", mode="before")
+    @classmethod
+    def _mql_capacity(cls, value: Any) -> float | dict[str, float] | None:
+        return None if value is None else parse_capacity(value, "LEADSCORE_MQL_CAPACITY")
+
     @field_validator("workers", mode="before")
     @classmethod
     def _workers(cls, value: Any) -> int | str:
@@ -271,6 +284,46 @@ class Settings(BaseSettings):
         if not 1 <= number <= 256:
             raise ValueError(f"LEADSCORE_WORKERS must be between 1 and 256, got {number}")
         return number
+
+
+def parse_capacity(value: Any, name: str) -> float | dict[str, float]:
+    """``120`` (the team) or ``NA=60,EMEA=40`` (per region) as a number or a mapping.
+
+    Raises:
+        ValueError: naming ``name`` when a part is not a positive number.
+    """
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        pairs = [("", value)]
+    else:
+        text = str(value).strip()
+        pairs = []
+        for part in text.split(","):
+            key, sep, number = part.partition("=")
+            pairs.append((key.strip(), number) if sep else ("", key))
+    out: dict[str, float] = {}
+    for key, number in pairs:
+        try:
+            amount = float(number)
+        except (TypeError, ValueError):
+            amount = math.nan
+        if not math.isfinite(amount) or amount <= 0:
+            raise ValueError(
+                f"{name} must be MQLs per week, e.g. 120 or NA=60,EMEA=40, got {value!r}"
+            )
+        if (key == "") != (len(pairs) == 1 and pairs[0][0] == ""):
+            raise ValueError(f"{name} must be one number or region=number pairs, got {value!r}")
+        out[key] = amount
+    team = out.get("")
+    return out if team is None else team
+
+
+def capacity_text(capacity: float | dict[str, float]) -> str:
+    """The text ``parse_capacity`` reads back."""
+    if isinstance(capacity, dict):
+        return ",".join(f"{k}={v:g}" for k, v in capacity.items())
+    return f"{capacity:g}"
 
 
 def _integer(variable: str, value: Any, what: str) -> int:

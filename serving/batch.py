@@ -306,6 +306,7 @@ def score_run(
     top: int = TOP_REASONS,
     actions: int = TOP_ACTIONS,
     store: Engine | None = None,
+    tables: dict[str, pd.DataFrame] | None = None,
 ) -> ScoringRun:
     """Score the open leads in the model's population at ``as_of``; write the scores atomically.
 
@@ -324,6 +325,8 @@ def score_run(
         actions: Next best actions per lead in the output (0: none).
         store: An open lead store to write the run into (scores with their whole cards,
             MQL events, lead states), after the file is written; None: the file only.
+        tables: The folder's tables, already loaded and validated (a caller scoring
+            several dates reads them once); None: read from ``data_dir``.
 
     Raises:
         features.contract.ContractError: when the folder breaks the data contract.
@@ -333,7 +336,8 @@ def score_run(
         ValueError: when ``as_of`` cannot be parsed.
     """
     served = _served(bundle)
-    tables = load_tables(data_dir, unknown_activity)
+    if tables is None:
+        tables = load_tables(data_dir, unknown_activity)
     moment = data_window(tables)[1] if as_of is None else parse_moment(as_of)
     population = served.bundle.metadata.population
     snapshots, skipped = _open_snapshots(tables, moment, population)

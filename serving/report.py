@@ -24,7 +24,9 @@ from matplotlib.figure import Figure
 from sqlalchemy.engine import Engine
 
 from store.frames import read_frame
+from store.funnel import mql_episodes, rates_from_episodes, reasons_from_episodes
 from store.schema import lead_states, monitoring_results, mql_events, scoring_runs
+from store.threshold import threshold_diagnostics
 
 REGION_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#7f7f7f")
 
@@ -325,6 +327,242 @@ def drift_section(engine: Engine, results: pd.DataFrame | None = None) -> Sectio
     return section
 
 
+NO_FEEDBACK = (
+    "No sales feedback yet: record it with `POST /feedback` or `leadscore feedback import`."
+)
+FIT_LETTERS = ("A", "B", "C", "D")
+ENGAGEMENT_DIGITS = ("1", "2", "3", "4")
+
+
+def _heatmap(ax: object, rates: pd.DataFrame, stage: str, title: str) -> None:
+    """Fit letter × engagement digit grid of one stage's rate, each cell with its n."""
+    cells = rates[rates["stage"] == stage].set_index("grade")
+    values = np.full((4, 4), np.nan)
+    labels = [["" for _ in range(4)] for _ in range(4)]
+    for i, letter in enumerate(FIT_LETTERS):
+        for j, digit in enumerate(ENGAGEMENT_DIGITS):
+            grade = f"{letter}{digit}"
+            if grade in cells.index and cells.loc[grade, "mature"] > 0:
+                row = cells.loc[grade]
+                values[i, j] = row["rate"]
+                labels[i][j] = f"{row['rate']:.0%}\nn={int(row['mature'])}"
+            elif grade in cells.index:
+                labels[i][j] = "too recent"
+            else:
+                labels[i][j] = "no MQLs"
+    image = ax.imshow(
+        values,
+        cmap="YlGnBu",
+        vmin=0,
+        vmax=max(0.05, float(np.nanmax(values)) if np.isfinite(values).any() else 1),
+    )  # type: ignore[attr-defined]
+    for i in range(4):
+        for j in range(4):
+            shade = values[i, j]
+            dark = np.isfinite(shade) and shade > 0.6 * np.nanmax(values)
+            ax.text(
+                j,
+                i,
+                labels[i][j],
+                ha="center",
+                va="center",
+                fontsize=8,  # type: ignore[attr-defined]
+                color="white" if dark else "#1d1d1f",
+            )
+    ax.set_xticks(range(4), [f"{d} (engagement)" if d == "1" else d for d in ENGAGEMENT_DIGITS])  # type: ignore[attr-defined]
+    ax.set_yticks(range(4), [f"{c} (fit)" if c == "A" else c for c in FIT_LETTERS])  # type: ignore[attr-defined]
+    ax.set_title(title, fontsize=10)  # type: ignore[attr-defined]
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, format=lambda v, _: f"{v:.0%}")  # type: ignore[attr-defined]
+
+
+def _rate_table(rates: pd.DataFrame, key: str) -> str:
+    """One row per group: MQL episodes and the accepted, SQL and won rates with their n."""
+    wide = []
+    for group, rows in rates.groupby(key, sort=True):
+        by_stage = rows.set_index("stage")
+        record: dict[str, object] = {key: group, "MQLs": int(by_stage["episodes"].iloc[0])}
+        for stage, label in (("accepted", "accepted"), ("sql", "SQL"), ("won", "won")):
+            row = by_stage.loc[stage]
+            record[label] = (
+                "-"
+                if not row["mature"]
+                else f"{row['rate']:.0%} ({row['ci_low']:.0%}-{row['ci_high']:.0%}, "
+                f"n={int(row['mature'])})"
+            )
+        median = by_stage.loc["sql", "median_days"]
+        record["days to SQL"] = "-" if pd.isna(median) else f"{median:.1f}"
+        wide.append(record)
+    return table_html(pd.DataFrame(wide))
+
+
+def funnel_section(engine: Engine, episodes: pd.DataFrame | None = None) -> Section:
+    """MQL→accepted, →SQL and →won rates by grade (the A1–D4 grid), region and lead source."""
+    episodes = mql_episodes(engine) if episodes is None else episodes
+    section = Section("funnel", "The funnel by grade, region and source")
+    if episodes.empty:
+        section.empty = "No MQL yet."
+        return section
+    if not episodes[[f"{s}_at" for s in ("accepted", "rejected")]].notna().any().any():
+        section.empty = NO_FEEDBACK
+        return section
+    by_grade = rates_from_episodes(episodes, by="grade")
+    fig = figure(10, 3.8)
+    sql_ax, won_ax = fig.subplots(1, 2)
+    _heatmap(sql_ax, by_grade, "sql", "MQL → SQL (within 30 days)")
+    _heatmap(won_ax, by_grade, "won", "MQL → won (within 90 days)")
+    section.figures.append(svg(fig))
+    overall = rates_from_episodes(episodes, by=None).set_index("stage")
+
+    def told(stage: str, what: str) -> str:
+        row = overall.loc[stage]
+        if not row["mature"]:
+            return f"none is old enough yet to tell how many {what}"
+        return f"{row['rate']:.0%} {what} (of {int(row['mature']):,} old enough)"
+
+    section.lead = (
+        f"{len(episodes):,} MQL episodes: {told('accepted', 'were accepted by sales')}, "
+        f"{told('sql', 'became SQLs within 30 days')}, {told('won', 'were won within 90 days')}. "
+        "A rate counts only the MQLs old enough for its stage (n); the range is its 95 % "
+        "interval."
+    )
+    for key in ("region", "lead_source", "score_band", "cohort_month"):
+        section.tables.append(f"<h3>By {key.replace('_', ' ')}</h3>")
+        section.tables.append(_rate_table(rates_from_episodes(episodes, by=key), key))
+    return section
+
+
+def rejection_section(engine: Engine, episodes: pd.DataFrame | None = None) -> Section:
+    """Why sales rejected MQLs, by grade: bad fit at low fit letters is the model's
+    business; no budget or bad timing at A grades is marketing's timing."""
+    episodes = mql_episodes(engine) if episodes is None else episodes
+    section = Section("rejections", "Rejection reasons by grade")
+    reasons = reasons_from_episodes(episodes, by="grade") if len(episodes) else episodes
+    if reasons.empty or not reasons["rejections"].sum():
+        section.empty = "No rejected MQL yet." if len(episodes) else "No MQL yet."
+        return section
+    pivot = reasons.pivot_table(
+        index="grade", columns="reason_code", values="rejections", aggfunc="sum", fill_value=0
+    )
+    pivot = pivot.loc[pivot.sum(axis=1) > 0, pivot.sum(axis=0) > 0]
+    shares = pivot.div(pivot.sum(axis=1), axis=0)
+    fig = figure(9, 3.6)
+    ax = fig.subplots()
+    left = np.zeros(len(shares))
+    palette = (
+        "#d62728",
+        "#ff7f0e",
+        "#bcbd22",
+        "#17becf",
+        "#9467bd",
+        "#8c564b",
+        "#7f7f7f",
+        "#e377c2",
+        "#c7c7c7",
+    )
+    for i, code in enumerate(shares.columns):
+        ax.barh(
+            shares.index,
+            shares[code],
+            left=left,
+            label=str(code).replace("_", " "),
+            color=palette[i % len(palette)],
+        )
+        left += shares[code].to_numpy()
+    ax.set(xlabel="share of the grade's rejections", xlim=(0, 1))
+    ax.invert_yaxis()
+    ax.legend(fontsize=8, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    section.figures.append(svg(fig))
+    total = pivot.sum()
+    top = total.sort_values(ascending=False)
+    section.lead = (
+        f"{int(total.sum()):,} rejections; most often "
+        + ", ".join(
+            f"{str(code).replace('_', ' ')} ({n / total.sum():.0%})"
+            for code, n in top.head(3).items()
+        )
+        + "."
+    )
+    counts = pivot.assign(total=pivot.sum(axis=1)).reset_index()
+    counts.columns = [str(c).replace("_", " ") for c in counts.columns]
+    section.tables.append(table_html(counts))
+    return section
+
+
+def threshold_section(
+    engine: Engine,
+    capacity: float | dict[str, float] | None = None,
+    conversions: pd.DataFrame | None = None,
+) -> Section:
+    """Is the threshold too low (sales drowns) or too strict (good leads missed)? Per
+    region, at the current threshold and around it, with a recommendation."""
+    section = Section("threshold", "Threshold diagnostics")
+    report = threshold_diagnostics(engine, capacity, conversions=conversions)
+    if report.grid.empty:
+        section.empty = "No score history to replay yet."
+        return section
+    verdicts = report.verdicts
+    items = "".join(
+        f"<li><b>{html.escape(str(r.region))}</b>: {html.escape(str(r.message))}</li>"
+        for r in verdicts.itertuples()
+    )
+    section.tables.append(f"<ul class='verdicts'>{items}</ul>")
+    grid = report.grid[report.grid["region"] == "all"].sort_values("multiplier")
+    fig = figure(10, 3.4)
+    volume_ax, quality_ax = fig.subplots(1, 2)
+    x = grid["multiplier"].to_numpy(dtype=float)
+    volume_ax.plot(x, grid["mqls_per_week"], marker="o", label="MQLs per week")
+    if grid["capacity"].notna().any():
+        volume_ax.axhline(
+            float(grid["capacity"].dropna().iloc[0]),
+            color="#d62728",
+            linestyle="--",
+            label="capacity",
+        )
+    for ax in (volume_ax, quality_ax):
+        ax.axvline(1.0, color="#7f7f7f", linewidth=1, linestyle=":")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(x, [f"×{m:g}" for m in x])
+    volume_ax.set(title="Volume", xlabel="threshold, × each region's own", ylabel="MQLs per week")
+    volume_ax.legend(fontsize=8)
+    quality_ax.plot(x, grid["precision"] * 100, marker="o", label="precision (MQLs won)")
+    quality_ax.plot(x, grid["missed_share"] * 100, marker="s", label="conversions missed")
+    quality_ax.set(title="Quality", xlabel="threshold, × each region's own", ylabel="%")
+    quality_ax.legend(fontsize=8)
+    section.figures.append(svg(fig))
+    section.lead = (
+        "Each threshold is replayed over the stored score history: the MQLs it would have made "
+        "per week, the share of them that were won (precision), and the conversions that never "
+        "reached it (missed), for the whole team; each region's own verdict is above. The dotted "
+        "line is the threshold in use. Acceptance is known only at or above it; precision and "
+        "missed need MQLs at least 90 days old."
+    )
+    shown = grid[
+        [
+            "multiplier",
+            "threshold",
+            "mqls_per_week",
+            "capacity",
+            "acceptance_rate",
+            "precision",
+            "missed_share",
+            "recommended",
+        ]
+    ]
+    section.tables.append(
+        table_html(
+            shown,
+            {
+                "acceptance_rate": percent,
+                "precision": percent,
+                "missed_share": percent,
+                "multiplier": lambda v: f"×{float(v):g}",  # type: ignore[arg-type]
+                "mqls_per_week": lambda v: f"{float(v):.1f}",
+            },  # type: ignore[arg-type]
+        )
+    )
+    return section
+
+
 SECTIONS: tuple[Callable[[Engine], Section], ...] = (
     summary_section,
     mql_flow_section,
@@ -332,6 +570,8 @@ SECTIONS: tuple[Callable[[Engine], Section], ...] = (
     health_section,
     drift_section,
 )
+"""The sections that read only the store; ``build_report`` adds the funnel's, which share
+one read of the MQL episodes, and the threshold's, which takes the capacity."""
 """The report's sections, in order."""
 
 STYLE = """
@@ -344,6 +584,7 @@ nav a{margin-right:16px;color:#12355b;text-decoration:none;font-size:14px}
 main{max-width:1100px;margin:0 auto;padding:8px 28px 40px}
 section{background:#fff;border:1px solid #e3e5e8;border-radius:8px;margin:18px 0;padding:16px 20px}
 h2{font-size:18px;margin:0 0 8px} p.lead{margin:0 0 12px;color:#333}
+h3{font-size:14px;margin:14px 0 4px} ul.verdicts{margin:0 0 10px;padding-left:20px}
 p.empty{color:#8a6d00;background:#fff8e1;padding:8px 12px;border-radius:6px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}
 th,td{border-bottom:1px solid #eceef1;padding:4px 10px;text-align:right}
@@ -353,11 +594,36 @@ svg{max-width:100%;height:auto}
 
 
 def build_report(
-    engine: Engine, title: str = "leadscore: the MQL loop", now: datetime | None = None
+    engine: Engine,
+    capacity: float | dict[str, float] | None = None,
+    conversions: pd.DataFrame | None = None,
+    title: str = "leadscore: the MQL loop",
+    now: datetime | None = None,
 ) -> str:
-    """The whole report as one HTML document (no external asset, no script)."""
+    """The whole report as one HTML document (no external asset, no script).
+
+    Args:
+        engine: An open lead store.
+        capacity: MQLs the reps can work per week, for the threshold diagnostics: one
+            number, or one per region (``LEADSCORE_MQL_CAPACITY``); None: not judged.
+        conversions: The data's conversions (``lead_id``, ``converted_at``), so conversions
+            that never became MQLs count as missed; None: won dispositions only.
+        title: The page's title.
+        now: The time printed as "generated".
+    """
     moment = now or datetime.now(UTC).replace(tzinfo=None)
-    sections = [make(engine) for make in SECTIONS]
+    episodes = mql_episodes(engine)
+    summary, flow, bands, health, drift = (make(engine) for make in SECTIONS)
+    sections = [
+        summary,
+        flow,
+        funnel_section(engine, episodes),
+        threshold_section(engine, capacity, conversions),
+        rejection_section(engine, episodes),
+        bands,
+        health,
+        drift,
+    ]
     links = "".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in sections)
     body = "".join(_section_html(s) for s in sections)
     return (

@@ -234,7 +234,7 @@ class LeadScoring:
             engine = self.feedback_store.engine()
         except StoreError as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from None
-        return HTMLResponse(build_report(engine))
+        return HTMLResponse(build_report(engine, self.settings.mql_capacity))
 
     @pages.get("/samples", response_model=list[SampleInfo], summary="Sample leads")
     def samples(self) -> list[dict]:

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from leadscore.cli import app
+from leadscore.cli import DEMO_WEEKS, app
 from runtime import registry
 from serving.samples import list_samples
 
@@ -55,7 +55,7 @@ def test_demo_runs_the_whole_job_into_its_home(demo_home):
 
 
 def test_demo_runs_the_loop_into_the_lead_store(demo_home):
-    """12 weekly runs, sales feedback for their MQLs, and a monitoring run: all stored."""
+    """Weekly runs, sales feedback for their MQLs, and a monitoring run: all stored."""
     import sqlalchemy as sa
 
     from store.engine import open_store
@@ -75,7 +75,7 @@ def test_demo_runs_the_loop_into_the_lead_store(demo_home):
             )
     finally:
         engine.dispose()
-    assert runs == 12 and entered > 0
+    assert runs == DEMO_WEEKS and entered > 0
     assert stored == len(exported) > 0  # every disposition the CRM export shows, once
     assert {"performance", "calibration", "feature_drift"} <= set(checks)
 

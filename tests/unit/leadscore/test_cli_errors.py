@@ -73,6 +73,10 @@ WRONG = [
     ("leads timeline nobody", "nobody"),
     ("leads momentum --days 9", "--days"),
     ("leads new --since someday", "--since"),
+    # report: a wrong output kind, a capacity that is not MQLs per week, a missing folder
+    ("report --out {root}/r.pdf", ".html"),
+    ("report --out {root}/r.html --capacity lots", "--capacity"),
+    ("report --out {root}/r.html --data {missing}", "does not exist"),
     # features: file for folder, missing folder, folder for file, wrong and empty files
     ("features --data {file} --out {root}/ts.parquet", "is a file"),
     ("features --data {missing} --out {root}/ts.parquet", "does not exist"),
@@ -153,6 +157,8 @@ def test_a_wrong_input_is_one_line_and_exit_2(inputs, tmp_path, line, expected):
         ("LEADSCORE_RELOAD_SECONDS", "nan"),
         ("LEADSCORE_WORKERS", "0"),
         ("LEADSCORE_RECORD_SCORES", "maybe"),
+        ("LEADSCORE_MQL_CAPACITY", "lots"),
+        ("LEADSCORE_MQL_CAPACITY", "60,EMEA=40"),
     ],
 )
 def test_a_wrong_setting_is_one_line_naming_the_variable(inputs, variable, value):
