@@ -75,6 +75,23 @@ BENCHMARKS: dict[str, dict[str, list[str]]] = {
         "full": ["--leads", "200000", "--runs", "3"],
         "quick": ["--leads", "20000", "--runs", "2"],
     },
+    "funnel": {
+        "full": ["--leads", "100000", "--runs", "10", "--dispositions", "100000"],
+        "quick": ["--leads", "10000", "--runs", "3", "--dispositions", "10000"],
+    },
+    "monitor": {
+        "full": ["--scores", "1000000"],
+        "quick": [
+            "--scores",
+            "50000",
+            "--runs",
+            "5",
+            "--dispositions",
+            "5000",
+            "--reference",
+            "10000",
+        ],
+    },
 }
 """Arguments of each ``bench_<name>.py`` per mode (``--json`` is added)."""
 
@@ -369,6 +386,33 @@ def rows_distributed(rec: dict) -> list[Row]:
     return out
 
 
+def rows_funnel(rec: dict) -> list[Row]:
+    r = rec["result"]
+    return [
+        (
+            f"funnel + threshold report: {r['scores']:,} scores, {r['dispositions']:,} "
+            "dispositions, s",
+            f"{r['report_total']}",
+            "target: 10",
+            f"{r['report_total'] / 10:.2f}x",
+            _load(rec),
+        )
+    ]
+
+
+def rows_monitor(rec: dict) -> list[Row]:
+    r = rec["result"]
+    return [
+        (
+            "leadscore monitor on the stored scores, s",
+            f"{r['total_s']}",
+            "target: 30",
+            f"{r['total_s'] / 30:.2f}x",
+            _load(rec),
+        )
+    ]
+
+
 def rows_store(rec: dict) -> list[Row]:
     out = []
     for backend, r in rec["result"]["store"].items():
@@ -393,6 +437,8 @@ ROWS: dict[str, Callable[[dict], list[Row]]] = {
     "serving": rows_serving,
     "distributed": rows_distributed,
     "store": rows_store,
+    "funnel": rows_funnel,
+    "monitor": rows_monitor,
 }
 
 
