@@ -130,6 +130,22 @@ def head_revision() -> str:
     return head
 
 
+def _need_sqlite_file(url: str) -> None:
+    """Refuse an SQLite store that does not exist yet (connecting would create it empty)."""
+    try:
+        parsed = make_url(_normalise(url))
+    except ArgumentError:
+        return  # ``connect`` names the problem
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
+        return
+    if not Path(str(database)).exists():
+        raise StoreError(
+            f"no lead store at {database}: create it with `leadscore db upgrade` "
+            "(or `leadscore score`)"
+        )
+
+
 def open_store(url: str, migrate: bool = True) -> Engine:
     """Connect to the lead store and make sure its schema is current.
 
@@ -141,6 +157,8 @@ def open_store(url: str, migrate: bool = True) -> Engine:
         StoreError: when the database cannot be reached, or is behind and ``migrate``
             is off.
     """
+    if not migrate:
+        _need_sqlite_file(url)
     engine = connect(url)
     try:
         if migrate:

@@ -108,12 +108,27 @@ def session_samples(root: Path) -> Path:
     return _SESSION["samples"]
 
 
+def session_store(root: Path) -> str:
+    """URL of the session's lead store: an SQLite file under ``root``, migrated once, so
+    the served routes that read or write the store (``/feedback``, ``/report``) have one."""
+    if "store" not in _SESSION:
+        from store.engine import open_store
+
+        url = f"sqlite:///{(root / 'leadscore.db').resolve().as_posix()}"
+        open_store(url).dispose()
+        _SESSION["store"] = url
+    return _SESSION["store"]
+
+
 def session_settings(root: Path) -> Settings:
-    """Settings that serve the session's champion from its registry and BentoML home."""
+    """Settings that serve the session's champion from its registry and BentoML home, with
+    the session's lead store and a home under ``root`` (nothing lands in the repository)."""
     return Settings(
+        home=root / "home",
         tracking_uri=session_champion(root).tracking_uri,
         samples_dir=session_samples(root),
         bentoml_home=root / "bentoml",
+        db_url=session_store(root),
     )
 
 

@@ -46,7 +46,10 @@ def test_sqlite_store_uses_write_ahead_logging_and_foreign_keys(tmp_path) -> Non
 
 def test_a_store_behind_the_release_is_named_with_the_command_that_fixes_it(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    connect(url).dispose()
+    engine = connect(url)
+    with engine.connect():  # an SQLite file with no migration in it
+        pass
+    engine.dispose()
     try:
         open_store(url, migrate=False)
     except StoreError as exc:
@@ -68,3 +71,14 @@ def test_an_unusable_url_is_an_error_that_hides_the_password() -> None:
         assert "LEADSCORE_DB_URL" in str(exc)
     else:
         raise AssertionError("an unknown driver was accepted")
+
+
+def test_opening_without_migrating_never_creates_a_store(tmp_path) -> None:
+    missing = tmp_path / "nowhere" / "leadscore.db"
+    try:
+        open_store(f"sqlite:///{missing}", migrate=False)
+    except StoreError as exc:
+        assert "leadscore db upgrade" in str(exc) and str(missing) in str(exc)
+    else:
+        raise AssertionError("a missing store was opened")
+    assert not missing.exists() and not missing.parent.exists()
