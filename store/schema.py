@@ -235,7 +235,7 @@ last attempt it is ``dead`` until ``leadscore alerts retry``."""
 alert_marks = sa.Table(
     "alert_marks",
     metadata,
-    sa.Column("source", sa.String(16), primary_key=True),
+    sa.Column("source", sa.String(32), primary_key=True),
     sa.Column("last_id", sa.BigInteger, nullable=False),
 )
 """How far alerts were derived from each source table (``mql_events``, ``scores``,

@@ -38,9 +38,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(), nullable=False),
         sa.Column("sent_at", sa.DateTime(), nullable=True),
-        sa.CheckConstraint(
-            "kind IN ('mql', 'jump', 'monitor')", name=op.f("ck_alert_outbox_kind")
-        ),
+        sa.CheckConstraint("kind IN ('mql', 'jump', 'monitor')", name=op.f("ck_alert_outbox_kind")),
         sa.CheckConstraint(
             "status IN ('pending', 'sent', 'dead')", name=op.f("ck_alert_outbox_status")
         ),
@@ -62,7 +60,7 @@ def upgrade() -> None:
         )
     op.create_table(
         "alert_marks",
-        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("source", sa.String(length=32), nullable=False),
         sa.Column("last_id", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("source", name=op.f("pk_alert_marks")),
     )
