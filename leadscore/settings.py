@@ -178,13 +178,21 @@ class Settings(BaseSettings):
     slack_webhook_url: dict[str, str] | None = _read(
         None, "slack_webhook_url", "LEADSCORE_SLACK_WEBHOOK_URL"
     )
-    slack_token: str | None = _read(None, "slack_token", "LEADSCORE_SLACK_TOKEN")
+    slack_token: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("slack_token", "LEADSCORE_SLACK_TOKEN"),
+        repr=False,  # a secret: never in a repr, a log line or a traceback
+    )
     slack_channels: dict[str, str] | None = _read(
         None, "slack_channels", "LEADSCORE_SLACK_CHANNELS"
     )
     slack_api_url: str | None = _read(None, "slack_api_url", "LEADSCORE_SLACK_API_URL")
     webhook_url: str | None = _read(None, "webhook_url", "LEADSCORE_WEBHOOK_URL")
-    webhook_secret: str | None = _read(None, "webhook_secret", "LEADSCORE_WEBHOOK_SECRET")
+    webhook_secret: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("webhook_secret", "LEADSCORE_WEBHOOK_SECRET"),
+        repr=False,
+    )
     alert_jump: int | None = _read(None, "alert_jump", "LEADSCORE_ALERT_JUMP")
     alert_digest_minutes: float = _read(
         0.0, "alert_digest_minutes", "LEADSCORE_ALERT_DIGEST_MINUTES"
