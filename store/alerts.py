@@ -3,10 +3,10 @@
 Three things raise an alert: a lead entering MQL (one ``mql_events`` "entered" row: an
 *episode*), a lead's score rising by at least N points between two consecutive scores,
 and a ``leadscore monitor`` run with checks at ``alert``. ``derive_alerts`` turns the
-source rows written since the last call (``alert_marks``) into outbox rows, one per
-destination, in one transaction with the marks; the outbox's unique
+scoring and monitor runs not derived yet (``alert_derived``) into outbox rows, one per
+destination, in one transaction with the record of those runs; the outbox's unique
 ``(alert_key, destination)`` makes queueing the same event twice a no-op, so an MQL
-episode is never announced twice even when marks are lost or two senders race.
+episode is never announced twice even when two senders race.
 
 Delivery (``serving.alerts``) takes the due rows, claims them (``claim``), sends, and
 records the outcome: ``mark_sent``, or ``mark_failed``, which keeps the row ``pending``
@@ -31,12 +31,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from store.frames import read_frame
 from store.schema import (
-    alert_marks,
+    alert_derived,
     alert_outbox,
     lead_states,
     monitoring_results,
     mql_events,
     scores,
+    scoring_runs,
 )
 
 Route = Callable[[str, str | None], list[str]]
@@ -106,19 +107,42 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _mark(connection: Connection, source: str) -> int:
-    value = connection.execute(
-        sa.select(alert_marks.c.last_id).where(alert_marks.c.source == source)
-    ).scalar()
-    return int(value or 0)
-
-
-def _set_mark(connection: Connection, source: str, last_id: int) -> None:
-    updated = connection.execute(
-        sa.update(alert_marks).where(alert_marks.c.source == source).values(last_id=last_id)
+def _pending_runs(connection: Connection) -> list[int]:
+    """Scoring runs whose alerts were not derived yet, oldest first."""
+    done = sa.select(alert_derived.c.ref).where(alert_derived.c.source == "run")
+    query = (
+        sa.select(scoring_runs.c.id)
+        .where(sa.cast(scoring_runs.c.id, sa.String).not_in(done))
+        .order_by(scoring_runs.c.id)
     )
-    if updated.rowcount == 0:
-        connection.execute(sa.insert(alert_marks).values(source=source, last_id=last_id))
+    return [int(r) for r in connection.execute(query).scalars()]
+
+
+def _pending_checks(connection: Connection) -> list[str]:
+    """Monitor runs whose alerts were not derived yet."""
+    done = sa.select(alert_derived.c.ref).where(alert_derived.c.source == "monitor")
+    query = (
+        sa.select(monitoring_results.c.check_run)
+        .where(monitoring_results.c.check_run.not_in(done))
+        .distinct()
+    )
+    return sorted(str(r) for r in connection.execute(query).scalars())
+
+
+def _done(connection: Connection, source: str, refs: Sequence[Any], now: datetime) -> None:
+    """Record ``refs`` as derived (a concurrent pass that recorded them first wins)."""
+    if not refs:
+        return
+    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    rows = [{"source": source, "ref": str(ref), "derived_at": now} for ref in refs]
+    for start in range(0, len(rows), 500):
+        statement = insert(alert_derived).on_conflict_do_nothing(index_elements=["source", "ref"])
+        connection.execute(statement, rows[start : start + 500])
+
+
+def _in_chunks(column: Any, values: Sequence[Any]) -> list[Any]:
+    """``column IN (...)`` conditions of at most ``_CHUNK`` values each."""
+    return [column.in_(values[i : i + _CHUNK]) for i in range(0, len(values), _CHUNK)]
 
 
 def _card(reasons: Any, actions: Any) -> dict[str, Any]:
@@ -220,15 +244,19 @@ def _cards(connection: Connection, pairs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _derive_mqls(connection: Connection, route: Route, now: datetime) -> int:
-    mark = _mark(connection, "mql_events")
-    events = read_frame(
-        connection,
-        sa.select(mql_events).where(mql_events.c.id > mark).order_by(mql_events.c.id),
-    )
-    if events.empty:
+def _derive_mqls(connection: Connection, runs: list[int], route: Route, now: datetime) -> int:
+    parts = [
+        read_frame(
+            connection,
+            sa.select(mql_events).where(mql_events.c.event == "entered", condition),
+        )
+        for condition in _in_chunks(mql_events.c.run_id, runs)
+    ]
+    if not parts:
         return 0
-    entered = events[events["event"] == "entered"]
+    entered = pd.concat(parts, ignore_index=True).sort_values("id")
+    if entered.empty:
+        return 0
     cards = _cards(connection, entered[["run_id", "lead_id"]])
     merged = entered.merge(cards, on=["run_id", "lead_id"], how="left")
     rows: list[dict[str, Any]] = []
@@ -256,22 +284,20 @@ def _derive_mqls(connection: Connection, route: Route, now: datetime) -> int:
         key = f"mql:{event['lead_id']}:{at.isoformat()}"
         region = _plain(event.get("region"))
         rows += _rows(key, "mql", region, str(event["lead_id"]), at, payload, route, now)
-    added = _insert(connection, rows)
-    _set_mark(connection, "mql_events", int(events["id"].max()))
-    return added
+    return _insert(connection, rows)
 
 
-def _derive_jumps(connection: Connection, route: Route, jump: int | None, now: datetime) -> int:
-    mark = _mark(connection, "scores")
-    top = connection.execute(sa.select(sa.func.max(scores.c.id))).scalar()
-    if top is None or int(top) <= mark:
+def _derive_jumps(
+    connection: Connection, runs: list[int], route: Route, jump: int | None, now: datetime
+) -> int:
+    if jump is None or not runs:  # off: these runs are done all the same
         return 0
-    if jump is None:  # off: move the mark so switching it on later starts from then
-        _set_mark(connection, "scores", int(top))
-        return 0
-    fresh = read_frame(
-        connection,
-        sa.select(scores.c.lead_id).where(scores.c.id > mark, scores.c.id <= int(top)).distinct(),
+    fresh = pd.concat(
+        [
+            read_frame(connection, sa.select(scores.c.lead_id).where(condition).distinct())
+            for condition in _in_chunks(scores.c.run_id, runs)
+        ],
+        ignore_index=True,
     )
     columns = [
         scores.c.id,
@@ -287,19 +313,17 @@ def _derive_jumps(connection: Connection, route: Route, jump: int | None, now: d
         scores.c.next_best_actions,
         scores.c.model_version,
     ]
-    ids = sorted(fresh["lead_id"].astype(str))
+    ids = sorted(set(fresh["lead_id"].astype(str)))
     parts = [
-        read_frame(
-            connection,
-            sa.select(*columns).where(
-                scores.c.lead_id.in_(ids[start : start + _CHUNK]), scores.c.id <= int(top)
-            ),
-        )
-        for start in range(0, len(ids), _CHUNK)
+        read_frame(connection, sa.select(*columns).where(condition))
+        for condition in _in_chunks(scores.c.lead_id, ids)
     ]
+    if not parts:
+        return 0
     history = pd.concat(parts, ignore_index=True).sort_values(["lead_id", "as_of", "id"])
     history["previous"] = history.groupby("lead_id")["score"].shift(1)
-    rises = history[(history["id"] > mark) & (history["score"] - history["previous"] >= jump)]
+    new = history["run_id"].isin(set(runs))
+    rises = history[new & (history["score"] - history["previous"] >= jump)]
     rows: list[dict[str, Any]] = []
     for score in rises.to_dict(orient="records"):
         at = pd.Timestamp(score["as_of"])
@@ -319,23 +343,25 @@ def _derive_jumps(connection: Connection, route: Route, jump: int | None, now: d
         key = f"jump:{score['lead_id']}:{int(score['id'])}"
         region = _plain(score.get("region"))
         rows += _rows(key, "jump", region, str(score["lead_id"]), at, payload, route, now)
-    added = _insert(connection, rows)
-    _set_mark(connection, "scores", int(top))
-    return added
+    return _insert(connection, rows)
 
 
-def _derive_monitor(connection: Connection, route: Route, now: datetime) -> int:
-    mark = _mark(connection, "monitoring_results")
-    results = read_frame(
-        connection,
-        sa.select(monitoring_results)
-        .where(monitoring_results.c.id > mark)
-        .order_by(monitoring_results.c.id),
-    )
-    if results.empty:
+def _derive_monitor(
+    connection: Connection, check_runs: list[str], route: Route, now: datetime
+) -> int:
+    parts = [
+        read_frame(
+            connection,
+            sa.select(monitoring_results)
+            .where(monitoring_results.c.status == "alert", condition)
+            .order_by(monitoring_results.c.id),
+        )
+        for condition in _in_chunks(monitoring_results.c.check_run, check_runs)
+    ]
+    if not parts:
         return 0
+    alerts = pd.concat(parts, ignore_index=True)
     rows: list[dict[str, Any]] = []
-    alerts = results[results["status"] == "alert"]
     for check_run, checks in alerts.groupby("check_run", sort=False):
         first = checks.iloc[0]
         at = pd.Timestamp(first["checked_at"])
@@ -357,15 +383,13 @@ def _derive_monitor(connection: Connection, route: Route, now: datetime) -> int:
             ],
         }
         rows += _rows(f"monitor:{check_run}", "monitor", None, None, at, payload, route, now)
-    added = _insert(connection, rows)
-    _set_mark(connection, "monitoring_results", int(results["id"].max()))
-    return added
+    return _insert(connection, rows)
 
 
 def derive_alerts(
     engine: Engine, route: Route, jump: int | None = None, now: datetime | None = None
 ) -> Derived:
-    """Queue the alerts of every source row written since the last call.
+    """Queue the alerts of every scoring and monitor run not derived yet.
 
     Args:
         engine: An open, migrated store.
@@ -379,11 +403,15 @@ def derive_alerts(
     """
     now = now or utc_now()
     with engine.begin() as connection:
-        return Derived(
-            mql=_derive_mqls(connection, route, now),
-            jump=_derive_jumps(connection, route, jump, now),
-            monitor=_derive_monitor(connection, route, now),
+        runs, checks = _pending_runs(connection), _pending_checks(connection)
+        derived = Derived(
+            mql=_derive_mqls(connection, runs, route, now),
+            jump=_derive_jumps(connection, runs, route, jump, now),
+            monitor=_derive_monitor(connection, checks, route, now),
         )
+        _done(connection, "run", runs, now)
+        _done(connection, "monitor", checks, now)
+    return derived
 
 
 def _row(record: Any) -> OutboxRow:

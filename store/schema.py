@@ -232,11 +232,14 @@ so with the destination it is unique: an episode is queued, and sent, once. A fa
 delivery stays ``pending`` with ``next_attempt_at`` pushed back exponentially; after the
 last attempt it is ``dead`` until ``leadscore alerts retry``."""
 
-alert_marks = sa.Table(
-    "alert_marks",
+alert_derived = sa.Table(
+    "alert_derived",
     metadata,
-    sa.Column("source", sa.String(32), primary_key=True),
-    sa.Column("last_id", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.String(16), primary_key=True),
+    sa.Column("ref", sa.String(64), primary_key=True),
+    sa.Column("derived_at", sa.DateTime, nullable=False),
 )
-"""How far alerts were derived from each source table (``mql_events``, ``scores``,
-``monitoring_results``): the highest row id already turned into alerts."""
+"""What was turned into alerts already: each scoring run (``source`` ``run``, ``ref`` its
+id) and each monitor run (``monitor``, its ``check_run``). A run's rows appear in one
+transaction, so a run not listed here is a run whose alerts are still to derive, however
+late it committed (an id watermark would skip a long run that commits after a short one)."""

@@ -515,3 +515,32 @@ def test_settings_feed_the_alert_config() -> None:
         "webhook",
     ]
     assert (config.jump, config.digest_minutes, config.backoff.max_attempts) == (15, 5.0, 4)
+
+
+def test_a_run_that_commits_after_a_later_one_is_not_skipped(engine, receiver, store_url) -> None:
+    if not store_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers: runs commit in id order there")
+    from store.schema import mql_events, scoring_runs
+
+    slow = engine.connect()
+    transaction = slow.begin()  # a long batch run: its id comes first, its commit last
+    run_id = slow.execute(
+        sa.insert(scoring_runs).returning(scoring_runs.c.id),
+        {"source": "batch", "as_of": T0, "started_at": T0, "model_name": "m",
+         "model_version": "3", "threshold": 0.5},
+    ).scalar_one()  # fmt: skip
+    slow.execute(
+        sa.insert(mql_events),
+        {"run_id": run_id, "lead_id": "SLOW", "event": "entered", "occurred_at": T0,
+         "cause": "score", "threshold": 0.5, "region": "NA", "score": 90, "grade": "A1",
+         "model_version": "3"},
+    )  # fmt: skip
+    _run(engine, T0, {"FAST": (90, True, "NA")}, source="online")
+    config = _config(receiver)
+    assert deliver(engine, config, now=T0).sent == 1
+    transaction.commit()
+    slow.close()
+    late = deliver(engine, config, now=T0 + timedelta(minutes=1))
+    assert (late.queued.mql, late.sent) == (1, 1)
+    leads = sorted(json.loads(r["body"])["lead_id"] for r in receiver.requests)
+    assert leads == ["FAST", "SLOW"]

@@ -1,4 +1,4 @@
-"""Alerts: the outbox of alerts to deliver and the marks of what was derived already.
+"""Alerts: the outbox of alerts to deliver, and the runs already turned into alerts.
 
 Revision ID: 0002_alerts
 Revises: 0001
@@ -59,15 +59,16 @@ def upgrade() -> None:
             unique=False,
         )
     op.create_table(
-        "alert_marks",
-        sa.Column("source", sa.String(length=32), nullable=False),
-        sa.Column("last_id", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("source", name=op.f("pk_alert_marks")),
+        "alert_derived",
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("ref", sa.String(length=64), nullable=False),
+        sa.Column("derived_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("source", "ref", name=op.f("pk_alert_derived")),
     )
 
 
 def downgrade() -> None:
-    op.drop_table("alert_marks")
+    op.drop_table("alert_derived")
     with op.batch_alter_table("alert_outbox", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_alert_outbox_destination_sent_at"))
         batch_op.drop_index(batch_op.f("ix_alert_outbox_status_next_attempt_at"))
