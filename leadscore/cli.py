@@ -1707,6 +1707,35 @@ def alerts_retry(
         emit({"revived": revived, **report.to_dict()})
 
 
+@alerts_app.command("list", cls=LeadscoreCommand)
+def alerts_list(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option(help="Only alerts with this status: pending, sent or dead.")
+    ] = None,
+    top: Annotated[int, typer.Option(help="Show at most this many, newest first.", min=1)] = 50,
+    json_out: JsonOption = False,
+) -> None:
+    """The alert outbox: what is pending, sent or dead, with attempts and the last error."""
+    from store.alerts import outbox
+    from store.engine import store
+    from store.schema import ALERT_STATUSES
+
+    if status is not None and status not in ALERT_STATUSES:
+        raise fail(f"--status: give one of {', '.join(ALERT_STATUSES)}, got {status!r}")
+    with store(ctx.obj.store_url) as engine:
+        rows = outbox(engine, status)
+    counts = rows["status"].value_counts().to_dict() if len(rows) else {}
+    console.print(
+        f"{len(rows):,} alerts" + "".join(f", {n:,} {s}" for s, n in sorted(counts.items()))
+    )
+    newest = rows.iloc[::-1].head(top)
+    if len(newest):
+        _print_frame(newest, f"newest {len(newest)}")
+    if json_out:
+        emit({"count": len(rows), "by_status": counts, "alerts": _records(newest)})
+
+
 def main() -> None:
     """Console entry point."""
     app()

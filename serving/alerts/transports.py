@@ -160,7 +160,8 @@ class SlackChat:
             response = exc.response
             status = int(getattr(response, "status_code", 0) or 0)
             headers = getattr(response, "headers", None)
-            error = str(response.get("error", "") if hasattr(response, "get") else "") or "?"
+            error = str(response.get("error", "") if hasattr(response, "get") else "")
+            error = " ".join(error.split()).rstrip(": ")[:200] or "no error code"
             if status == 429 or error == "ratelimited":
                 wait = _retry_after(headers)
                 after = f", retry after {wait:g}s" if wait is not None else ""

@@ -544,3 +544,18 @@ def test_a_run_that_commits_after_a_later_one_is_not_skipped(engine, receiver, s
     assert (late.queued.mql, late.sent) == (1, 1)
     leads = sorted(json.loads(r["body"])["lead_id"] for r in receiver.requests)
     assert leads == ["FAST", "SLOW"]
+
+
+def test_alerts_list_shows_the_outbox(sqlite_engine, receiver, tmp_path, monkeypatch) -> None:
+    _run(sqlite_engine, T0, {"L1": (90, True, "NA"), "L2": (91, True, "NA")})
+    receiver.script = [(400, "nope", {})]
+    deliver(sqlite_engine, _config(receiver), now=T0)
+    monkeypatch.setenv("LEADSCORE_HOME", str(tmp_path))
+    result = CliRunner().invoke(app, ["alerts", "list", "--status", "dead", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (out["count"], out["by_status"]) == (1, {"dead": 1})
+    assert out["alerts"][0]["last_error"].endswith("the receiver answered 400 (nope)")
+    result = CliRunner().invoke(app, ["alerts", "list", "--status", "lost"])
+    assert result.exit_code == 2
+    assert "--status: give one of pending, sent, dead, got 'lost'" in result.output
