@@ -273,6 +273,7 @@ class Settings(BaseSettings):
             env["LEADSCORE_DB_URL"] = self.db_url
         if self.mql_capacity is not None:
             env["LEADSCORE_MQL_CAPACITY"] = capacity_text(self.mql_capacity)
+        env.update(self._alert_env())
         if self.tracking_uri:
             env["LEADSCORE_TRACKING_URI"] = self.tracking_uri
         if self.model_dir:
@@ -281,6 +282,30 @@ class Settings(BaseSettings):
             env["LEADSCORE_SAMPLES_DIR"] = str(self.samples_dir)
         if self.bentoml_home:
             env["BENTOML_HOME"] = str(self.bentoml_home)
+        return env
+
+    def _alert_env(self) -> dict[str, str]:
+        """The alert settings as ``to_env`` writes them (unset ones left out)."""
+        env = {
+            "LEADSCORE_ALERT_DIGEST_MINUTES": repr(float(self.alert_digest_minutes)),
+            "LEADSCORE_ALERT_MAX_ATTEMPTS": str(self.alert_max_attempts),
+            "LEADSCORE_ALERT_TIMEOUT": repr(float(self.alert_timeout)),
+        }
+        optional = {
+            "LEADSCORE_SLACK_WEBHOOK_URL": self.slack_webhook_url,
+            "LEADSCORE_SLACK_CHANNELS": self.slack_channels,
+            "LEADSCORE_SLACK_TOKEN": self.slack_token,
+            "LEADSCORE_SLACK_API_URL": self.slack_api_url,
+            "LEADSCORE_WEBHOOK_URL": self.webhook_url,
+            "LEADSCORE_WEBHOOK_SECRET": self.webhook_secret,
+            "LEADSCORE_ALERT_JUMP": self.alert_jump,
+            "LEADSCORE_PUBLIC_URL": self.public_url,
+        }
+        for name, value in optional.items():
+            if isinstance(value, dict):
+                env[name] = ",".join(f"{k}={v}" for k, v in value.items())
+            elif value is not None:
+                env[name] = str(value)
         return env
 
     @field_validator("home")

@@ -28,6 +28,7 @@ def test_alert_settings_are_read_and_normalised() -> None:
     assert (settings.alert_max_attempts, settings.alert_timeout) == (5, 10.0)
     assert "xoxb-1" not in repr(settings) and "secret" not in repr(settings)
     assert Settings.from_env({}).alert_jump is None  # off by default
+    assert Settings.from_env(settings.to_env()) == settings  # a subprocess gets the same
 
 
 @pytest.mark.parametrize(
