@@ -222,10 +222,12 @@ def _cards(connection: Connection, pairs: pd.DataFrame) -> pd.DataFrame:
     """The stored score rows (card, source, owner) of ``pairs`` (run_id, lead_id)."""
     if pairs.empty:
         return pd.DataFrame(columns=["run_id", "lead_id", "reasons", "next_best_actions"])
-    frames = []
     ids = sorted(set(pairs["lead_id"].astype(str)))
-    for start in range(0, len(ids), _CHUNK):
-        query = (
+    runs = sorted({int(r) for r in pairs["run_id"]})
+    half = _CHUNK // 2  # lead ids and run ids share one statement's parameters
+    frames = [
+        read_frame(
+            connection,
             sa.select(
                 scores.c.run_id,
                 scores.c.lead_id,
@@ -236,11 +238,13 @@ def _cards(connection: Connection, pairs: pd.DataFrame) -> pd.DataFrame:
             )
             .outerjoin(lead_states, lead_states.c.lead_id == scores.c.lead_id)
             .where(
-                scores.c.lead_id.in_(ids[start : start + _CHUNK]),
-                scores.c.run_id.in_(sorted({int(r) for r in pairs["run_id"]})),
-            )
+                scores.c.lead_id.in_(ids[lead : lead + half]),
+                scores.c.run_id.in_(runs[run : run + half]),
+            ),
         )
-        frames.append(read_frame(connection, query))
+        for run in range(0, len(runs), half)
+        for lead in range(0, len(ids), half)
+    ]
     return pd.concat(frames, ignore_index=True)
 
 

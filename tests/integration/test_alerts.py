@@ -559,3 +559,18 @@ def test_alerts_list_shows_the_outbox(sqlite_engine, receiver, tmp_path, monkeyp
     result = CliRunner().invoke(app, ["alerts", "list", "--status", "lost"])
     assert result.exit_code == 2
     assert "--status: give one of pending, sent, dead, got 'lost'" in result.output
+
+
+def test_a_large_run_is_queued_whole_with_its_cards(engine) -> None:
+    from store.alerts import derive_alerts
+
+    _run(engine, T0, {f"L{i:04d}": (90, True, "NA") for i in range(1200)})
+    _run(engine, T0 + timedelta(days=1), {"X": (90, True, "EMEA")}, source="online")
+    derived = derive_alerts(engine, lambda kind, region: ["webhook"], jump=5, now=T0)
+    assert (derived.mql, derived.jump) == (1201, 0)
+    with engine.connect() as c:
+        from store.schema import alert_outbox
+
+        payloads = [p for (p,) in c.execute(sa.select(alert_outbox.c.payload))]
+    assert all(p["next_best_action"] == "Offer a demo this week" for p in payloads)
+    assert derive_alerts(engine, lambda kind, region: ["webhook"], now=T0).total == 0
