@@ -1646,6 +1646,96 @@ def feedback_import(
         emit({"file": str(file), **counts})
 
 
+alerts_app = typer.Typer(
+    cls=TyperGroup,
+    help="Alerts to Slack and webhooks: new MQLs, score jumps (LEADSCORE_ALERT_JUMP) and "
+    "monitor alerts, queued in the lead store and delivered until the receiver takes them.",
+    no_args_is_help=True,
+)
+app.add_typer(alerts_app, name="alerts")
+
+
+def _alerts_summary(report: Any, revived: int | None = None) -> None:
+    """One line of counts, then each failure on its own line (stderr)."""
+    queued = report.queued
+    head = f"{revived:,} dead letters revived; " if revived is not None else ""
+    console.print(
+        f"{head}queued {queued.total:,} (mql {queued.mql:,}, jump {queued.jump:,}, monitor "
+        f"{queued.monitor:,}); sent {report.sent:,} in {report.messages:,} messages; "
+        f"failed {report.failed:,} ({report.dead:,} now dead); held for the digest "
+        f"{report.held:,}; waiting for a receiver {report.waiting:,}",
+        markup=False,
+    )
+    for error in dict.fromkeys(report.errors):  # each distinct failure once
+        console.print(f"  {error}", markup=False, style="yellow")
+
+
+@alerts_app.command("send", cls=LeadscoreCommand)
+def alerts_send(ctx: typer.Context, json_out: JsonOption = False) -> None:
+    """Queue alerts for what happened in the store since the last pass (new MQLs, score
+    jumps, monitor alerts) and deliver every due one. Run it from a timer after each
+    scoring run; a failed delivery stays queued and is retried with backoff."""
+    from serving.alerts.deliver import AlertConfig, deliver
+    from store.engine import store
+
+    settings: Settings = ctx.obj
+    with store(settings.store_url) as engine:
+        report = deliver(engine, AlertConfig.from_settings(settings))
+    _alerts_summary(report)
+    if json_out:
+        emit(report.to_dict())
+
+
+@alerts_app.command("retry", cls=LeadscoreCommand)
+def alerts_retry(
+    ctx: typer.Context,
+    destination: Annotated[
+        str | None,
+        typer.Option(help="Only this destination (e.g. webhook, slack:#sales-na)."),
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Send the dead letters again (alerts that failed every attempt), with fresh attempts."""
+    from serving.alerts.deliver import AlertConfig, retry_dead
+    from store.engine import store
+
+    settings: Settings = ctx.obj
+    with store(settings.store_url) as engine:
+        revived, report = retry_dead(engine, AlertConfig.from_settings(settings), None, destination)
+    _alerts_summary(report, revived)
+    if json_out:
+        emit({"revived": revived, **report.to_dict()})
+
+
+@alerts_app.command("list", cls=LeadscoreCommand)
+def alerts_list(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option(help="Only alerts with this status: pending, sent or dead.")
+    ] = None,
+    top: Annotated[int, typer.Option(help="Show at most this many, newest first.", min=1)] = 50,
+    json_out: JsonOption = False,
+) -> None:
+    """The alert outbox: what is pending, sent or dead, with attempts and the last error."""
+    from store.alerts import outbox
+    from store.engine import store
+    from store.schema import ALERT_STATUSES
+
+    if status is not None and status not in ALERT_STATUSES:
+        raise fail(f"--status: give one of {', '.join(ALERT_STATUSES)}, got {status!r}")
+    with store(ctx.obj.store_url) as engine:
+        rows = outbox(engine, status)
+    counts = rows["status"].value_counts().to_dict() if len(rows) else {}
+    console.print(
+        f"{len(rows):,} alerts" + "".join(f", {n:,} {s}" for s, n in sorted(counts.items()))
+    )
+    newest = rows.iloc[::-1].head(top)
+    if len(newest):
+        _print_frame(newest, f"newest {len(newest)}")
+    if json_out:
+        emit({"count": len(rows), "by_status": counts, "alerts": _records(newest)})
+
+
 def main() -> None:
     """Console entry point."""
     app()

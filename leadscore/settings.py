@@ -21,7 +21,14 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -119,6 +126,27 @@ class Settings(BaseSettings):
         workers: Worker processes of ``bentoml serve`` (``LEADSCORE_WORKERS``: 1 to 256,
             or ``cpu_count`` for one per CPU; default 1). Each worker holds its own copy of
             the model and answers on its own core, so requests per second grow with them.
+        slack_webhook_url: Slack incoming webhook(s) alerts go to
+            (``LEADSCORE_SLACK_WEBHOOK_URL``: one URL, or ``NA=https://...,*=https://...``
+            per region, ``*`` for the rest); kept as region -> URL.
+        slack_token: Bot token for ``chat.postMessage`` (``LEADSCORE_SLACK_TOKEN``).
+        slack_channels: Channels for ``chat.postMessage`` (``LEADSCORE_SLACK_CHANNELS``:
+            ``#sales`` or ``NA=#sales-na,EMEA=#sales-emea,*=#sales``); needs the token.
+        slack_api_url: Slack's Web API base URL (``LEADSCORE_SLACK_API_URL``; None: Slack's
+            own; a proxy or a test server otherwise).
+        webhook_url: A generic webhook every alert is POSTed to (``LEADSCORE_WEBHOOK_URL``).
+        webhook_secret: The shared secret its ``X-Leadscore-Signature`` is made with
+            (``LEADSCORE_WEBHOOK_SECRET``; required with the URL).
+        alert_jump: Points a lead's score must rise between two consecutive scores to raise
+            an alert (``LEADSCORE_ALERT_JUMP``, 1 to 100; None: no jump alerts).
+        alert_digest_minutes: At most one Slack message per destination per this many
+            minutes, listing the alerts (``LEADSCORE_ALERT_DIGEST_MINUTES``; 0: one message
+            per alert).
+        alert_max_attempts: Delivery attempts before an alert is a dead letter
+            (``LEADSCORE_ALERT_MAX_ATTEMPTS``, 1 to 100, default 5).
+        alert_timeout: Seconds a receiver may take to answer (``LEADSCORE_ALERT_TIMEOUT``).
+        public_url: The worklist's public URL, linked from alerts as ``<url>/#lead=<id>``
+            (``LEADSCORE_PUBLIC_URL``; None: alerts carry no link).
     """
 
     model_config = SettingsConfigDict(frozen=True, populate_by_name=True, extra="forbid")
@@ -147,6 +175,31 @@ class Settings(BaseSettings):
     mql_capacity: float | dict[str, float] | None = _read(
         None, "mql_capacity", "LEADSCORE_MQL_CAPACITY"
     )
+    slack_webhook_url: dict[str, str] | None = _read(
+        None, "slack_webhook_url", "LEADSCORE_SLACK_WEBHOOK_URL"
+    )
+    slack_token: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("slack_token", "LEADSCORE_SLACK_TOKEN"),
+        repr=False,  # a secret: never in a repr, a log line or a traceback
+    )
+    slack_channels: dict[str, str] | None = _read(
+        None, "slack_channels", "LEADSCORE_SLACK_CHANNELS"
+    )
+    slack_api_url: str | None = _read(None, "slack_api_url", "LEADSCORE_SLACK_API_URL")
+    webhook_url: str | None = _read(None, "webhook_url", "LEADSCORE_WEBHOOK_URL")
+    webhook_secret: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("webhook_secret", "LEADSCORE_WEBHOOK_SECRET"),
+        repr=False,
+    )
+    alert_jump: int | None = _read(None, "alert_jump", "LEADSCORE_ALERT_JUMP")
+    alert_digest_minutes: float = _read(
+        0.0, "alert_digest_minutes", "LEADSCORE_ALERT_DIGEST_MINUTES"
+    )
+    alert_max_attempts: int = _read(5, "alert_max_attempts", "LEADSCORE_ALERT_MAX_ATTEMPTS")
+    alert_timeout: float = _read(10.0, "alert_timeout", "LEADSCORE_ALERT_TIMEOUT")
+    public_url: str | None = _read(None, "public_url", "LEADSCORE_PUBLIC_URL")
 
     @classmethod
     def settings_customise_sources(
@@ -220,6 +273,7 @@ class Settings(BaseSettings):
             env["LEADSCORE_DB_URL"] = self.db_url
         if self.mql_capacity is not None:
             env["LEADSCORE_MQL_CAPACITY"] = capacity_text(self.mql_capacity)
+        env.update(self._alert_env())
         if self.tracking_uri:
             env["LEADSCORE_TRACKING_URI"] = self.tracking_uri
         if self.model_dir:
@@ -228,6 +282,30 @@ class Settings(BaseSettings):
             env["LEADSCORE_SAMPLES_DIR"] = str(self.samples_dir)
         if self.bentoml_home:
             env["BENTOML_HOME"] = str(self.bentoml_home)
+        return env
+
+    def _alert_env(self) -> dict[str, str]:
+        """The alert settings as ``to_env`` writes them (unset ones left out)."""
+        env = {
+            "LEADSCORE_ALERT_DIGEST_MINUTES": repr(float(self.alert_digest_minutes)),
+            "LEADSCORE_ALERT_MAX_ATTEMPTS": str(self.alert_max_attempts),
+            "LEADSCORE_ALERT_TIMEOUT": repr(float(self.alert_timeout)),
+        }
+        optional = {
+            "LEADSCORE_SLACK_WEBHOOK_URL": self.slack_webhook_url,
+            "LEADSCORE_SLACK_CHANNELS": self.slack_channels,
+            "LEADSCORE_SLACK_TOKEN": self.slack_token,
+            "LEADSCORE_SLACK_API_URL": self.slack_api_url,
+            "LEADSCORE_WEBHOOK_URL": self.webhook_url,
+            "LEADSCORE_WEBHOOK_SECRET": self.webhook_secret,
+            "LEADSCORE_ALERT_JUMP": self.alert_jump,
+            "LEADSCORE_PUBLIC_URL": self.public_url,
+        }
+        for name, value in optional.items():
+            if isinstance(value, dict):
+                env[name] = ",".join(f"{k}={v}" for k, v in value.items())
+            elif value is not None:
+                env[name] = str(value)
         return env
 
     @field_validator("home")
@@ -275,6 +353,75 @@ class Settings(BaseSettings):
     def _mql_capacity(cls, value: Any) -> float | dict[str, float] | None:
         return None if value is None else parse_capacity(value, "LEADSCORE_MQL_CAPACITY")
 
+    @field_validator("slack_webhook_url", mode="before")
+    @classmethod
+    def _slack_webhook_url(cls, value: Any) -> dict[str, str] | None:
+        return parse_routes(value, "LEADSCORE_SLACK_WEBHOOK_URL", url=True)
+
+    @field_validator("slack_channels", mode="before")
+    @classmethod
+    def _slack_channels(cls, value: Any) -> dict[str, str] | None:
+        return parse_routes(value, "LEADSCORE_SLACK_CHANNELS", url=False)
+
+    @field_validator("slack_api_url", "webhook_url", "public_url", mode="before")
+    @classmethod
+    def _urls(cls, value: Any, info: ValidationInfo) -> str | None:
+        name = {
+            "slack_api_url": "LEADSCORE_SLACK_API_URL",
+            "webhook_url": "LEADSCORE_WEBHOOK_URL",
+            "public_url": "LEADSCORE_PUBLIC_URL",
+        }[str(info.field_name)]
+        return None if value is None else _http_url(name, value)
+
+    @field_validator("alert_jump", mode="before")
+    @classmethod
+    def _alert_jump(cls, value: Any) -> int | None:
+        if value is None:
+            return None
+        number = _integer("LEADSCORE_ALERT_JUMP", value, "a number of score points")
+        if not 1 <= number <= 100:
+            raise ValueError(f"LEADSCORE_ALERT_JUMP must be between 1 and 100, got {number}")
+        return number
+
+    @field_validator("alert_max_attempts", mode="before")
+    @classmethod
+    def _alert_max_attempts(cls, value: Any) -> int:
+        number = _integer("LEADSCORE_ALERT_MAX_ATTEMPTS", value, "a number of attempts")
+        if not 1 <= number <= 100:
+            raise ValueError(
+                f"LEADSCORE_ALERT_MAX_ATTEMPTS must be between 1 and 100, got {number}"
+            )
+        return number
+
+    @field_validator("alert_digest_minutes", "alert_timeout", mode="before")
+    @classmethod
+    def _alert_times(cls, value: Any, info: ValidationInfo) -> float:
+        name, low, high = {
+            "alert_digest_minutes": ("LEADSCORE_ALERT_DIGEST_MINUTES", 0.0, 1440.0),
+            "alert_timeout": ("LEADSCORE_ALERT_TIMEOUT", 0.1, 300.0),
+        }[str(info.field_name)]
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a number, got {value!r}") from None
+        if math.isnan(number) or not low <= number <= high:
+            raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
+        return number
+
+    @model_validator(mode="after")
+    def _alert_pairs(self) -> Settings:
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError(
+                "LEADSCORE_WEBHOOK_SECRET must be set with LEADSCORE_WEBHOOK_URL (the "
+                "webhook's signature is made with it)"
+            )
+        if self.slack_channels and not self.slack_token:
+            raise ValueError(
+                "LEADSCORE_SLACK_TOKEN must be set with LEADSCORE_SLACK_CHANNELS "
+                "(chat.postMessage needs a bot token)"
+            )
+        return self
+
     @field_validator("workers", mode="before")
     @classmethod
     def _workers(cls, value: Any) -> int | str:
@@ -317,6 +464,41 @@ def parse_capacity(value: Any, name: str) -> float | dict[str, float]:
         out[key] = amount
     team = out.get("")
     return out if team is None else team
+
+
+def parse_routes(value: Any, name: str, url: bool) -> dict[str, str] | None:
+    """``x`` (everything) or ``NA=x,EMEA=y,*=z`` (per region, ``*`` for the rest) as a
+    region -> destination mapping (``{"*": x}`` for one value).
+
+    Raises:
+        ValueError: naming ``name`` when a part is empty or, for URLs, not http(s).
+    """
+    if value is None or isinstance(value, dict):
+        pairs = list((value or {}).items())
+    else:
+        pairs = []
+        for part in str(value).split(","):
+            key, sep, rest = part.partition("=")
+            plain = not sep or (url and ("/" in key or ":" in key))
+            pairs.append(("*", part) if plain else (key, rest))
+    out: dict[str, str] = {}
+    for key, target in pairs:
+        key, target = str(key).strip(), str(target).strip()
+        if not key or not target:
+            raise ValueError(
+                f"{name} must be one value or region=value pairs (*= for the rest), got {value!r}"
+            )
+        out[key] = _http_url(name, target) if url else target
+    return out or None
+
+
+def _http_url(name: str, value: Any) -> str:
+    """``value`` when it is an http(s) URL with a host, else a ``ValueError`` naming ``name``."""
+    text = str(value).strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest.split("/")[0]:
+        raise ValueError(f"{name} must be an http(s) URL, got {value!r}")
+    return text
 
 
 def capacity_text(capacity: float | dict[str, float]) -> str:

@@ -199,3 +199,47 @@ monitoring_results = sa.Table(
 )
 """One row per check of one ``leadscore monitor`` run (performance, calibration, drift of a
 feature or of the score, precision from feedback), with its ok / warn / alert status."""
+
+ALERT_KINDS = ("mql", "jump", "monitor")
+ALERT_STATUSES = ("pending", "sent", "dead")
+
+alert_outbox = sa.Table(
+    "alert_outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("alert_key", sa.String(200), nullable=False),
+    sa.Column("destination", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("lead_id", sa.String(LEAD_ID)),
+    sa.Column("region", sa.String(64)),
+    sa.Column("occurred_at", sa.DateTime, nullable=False),
+    sa.Column("payload", JsonType, nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime, nullable=False),
+    sa.Column("sent_at", sa.DateTime),
+    sa.CheckConstraint(f"kind IN {ALERT_KINDS}", name="kind"),
+    sa.CheckConstraint(f"status IN {ALERT_STATUSES}", name="status"),
+    sa.UniqueConstraint("alert_key", "destination"),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "destination", "sent_at"),
+)
+"""One alert to deliver to one destination (a Slack channel or webhook, the generic
+webhook). ``alert_key`` names the event (an MQL episode is ``mql:<lead>:<entry time>``),
+so with the destination it is unique: an episode is queued, and sent, once. A failed
+delivery stays ``pending`` with ``next_attempt_at`` pushed back exponentially; after the
+last attempt it is ``dead`` until ``leadscore alerts retry``."""
+
+alert_derived = sa.Table(
+    "alert_derived",
+    metadata,
+    sa.Column("source", sa.String(16), primary_key=True),
+    sa.Column("ref", sa.String(64), primary_key=True),
+    sa.Column("derived_at", sa.DateTime, nullable=False),
+)
+"""What was turned into alerts already: each scoring run (``source`` ``run``, ``ref`` its
+id) and each monitor run (``monitor``, its ``check_run``). A run's rows appear in one
+transaction, so a run not listed here is a run whose alerts are still to derive, however
+late it committed (an id watermark would skip a long run that commits after a short one)."""
