@@ -244,11 +244,12 @@ function renderDrawer(lead) {
   $("d-sub").textContent = facts.filter(Boolean).join(" · ");
   $("d-probability").textContent = pct(card.probability);
   $("d-range").textContent = card.probability_low != null && card.probability_high != null
-    ? `95% interval ${pct(card.probability_low)} – ${pct(card.probability_high)}` : "no interval stored";
+    ? `likely ${pct(card.probability_low)} – ${pct(card.probability_high)}` : "no interval stored";
   $("d-score").textContent = card.score;
   $("d-grade").textContent = card.grade;
   $("d-mql").textContent = card.mql ? "Yes" : "No";
   $("d-mql-since").textContent = st.mql && st.mql_since ? `MQL since ${fmtDate(st.mql_since)}` : "MQL";
+  $("d-range").title = "95% interval: how sure the validation evidence behind the probability is";
   reasonItems($("d-positive"), card.reasons.positive || []);
   reasonItems($("d-negative"), card.reasons.negative || []);
   const actions = $("d-actions");

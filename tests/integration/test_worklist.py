@@ -291,7 +291,8 @@ def test_worklist_endpoint_filters_sorts_and_pages(http: httpx.Client, wl_store:
     want = [x for x in everything if x["mql"] and x["region"] in ("EMEA", "APAC")]
     assert r["total"] == len(want) > 0
     moves = [x["momentum_7d"] for x in r["leads"]]
-    assert moves == sorted(moves, reverse=True)
+    known = [m for m in moves if m is not None]
+    assert moves == sorted(known, reverse=True) + [None] * (len(moves) - len(known))
     owned = http.get("/worklist", params={"owner": "bo.chen", "lead_source": "web"}).json()
     assert owned["total"] == sum(
         x["owner"] == "bo.chen" and x["lead_source"] == "web" for x in everything
@@ -419,7 +420,8 @@ def test_the_worklist_page(browser, guarded, http, wl_store, tmp_path) -> None:
         card = detail["card"]
         assert page.inner_text("#drawer-title") == first
         assert page.inner_text("#d-probability") == f"{100 * card['probability']:.1f}%"
-        assert page.inner_text("#d-range").startswith("95% interval ")
+        low, high = card["probability_low"], card["probability_high"]
+        assert page.inner_text("#d-range") == f"likely {100 * low:.1f}% – {100 * high:.1f}%"
         assert page.inner_text("#d-grade") == card["grade"]
         assert page.locator("#d-positive li").count() == len(card["reasons"]["positive"])
         assert page.locator("#d-negative li").count() == len(card["reasons"]["negative"])
@@ -454,6 +456,7 @@ def test_the_worklist_page(browser, guarded, http, wl_store, tmp_path) -> None:
         engine = open_store(wl_store, migrate=False)
         try:
             stored = leads_dispositions(engine, lead_ids=[first, second])
+            stored = stored.astype(object).where(stored.notna(), None)
         finally:
             engine.dispose()
         got = {
