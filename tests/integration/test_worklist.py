@@ -488,3 +488,28 @@ def test_the_pages_have_no_external_assets(http: httpx.Client) -> None:
     assert "https://" not in script.text and "fetch(path" in script.text
     assert http.get("/static/try.html").status_code == 404  # only the page's own assets
     assert http.get("/static/..%2Fservice.py").status_code == 404
+
+
+@pytest.mark.slow
+def test_an_empty_or_unmigrated_store(root: Path, tmp_path: Path) -> None:
+    """A migrated store with no runs is an empty worklist; an unmigrated one is a 503 that
+    says what to run (in-process service, no token)."""
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    open_store(empty).dispose()
+    settings = testing.session_settings(root)
+    with testing.service_client(settings.replace(db_url=empty)) as client:
+        page = client.get("/worklist").json()
+        assert (page["total"], page["leads"], page["as_of"]) == (0, [], None)
+        assert client.get("/worklist/facets").json() == {
+            "region": [],
+            "grade": [],
+            "lead_source": [],
+            "owner": [],
+        }
+        assert client.get("/leads/L-1").status_code == 404
+    bare = f"sqlite:///{tmp_path / 'bare.db'}"
+    with testing.service_client(settings.replace(db_url=bare)) as client:
+        for path in ("/worklist", "/worklist/facets", "/leads/L-1"):
+            r = client.get(path)
+            assert r.status_code == 503, path
+            assert "leadscore db upgrade" in r.json()["detail"]
