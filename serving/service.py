@@ -307,7 +307,7 @@ class LeadScoring:
         return facets(self._store_engine())
 
     @pages.get(
-        "/leads/{lead_id}",
+        "/leads/{lead_id:path}",
         summary="One lead's card, timeline and dispositions",
         responses={404: {"description": "The store has never scored this lead."}},
     )

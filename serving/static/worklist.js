@@ -126,9 +126,13 @@ function renderRows(page) {
   $("worklist").dataset.version = String(Number($("worklist").dataset.version || 0) + 1);
 }
 
+let listRequest = 0;
+
 async function loadList() {
+  const mine = ++listRequest; // a slower answer to an older filter must not win
   try {
     const page = await api("worklist?" + filterParams().toString(), null, loadList);
+    if (mine !== listRequest) return;
     showError("");
     renderRows(page);
   } catch (error) {

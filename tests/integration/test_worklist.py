@@ -507,6 +507,23 @@ def test_an_empty_or_unmigrated_store(root: Path, tmp_path: Path) -> None:
             "owner": [],
         }
         assert client.get("/leads/L-1").status_code == 404
+        # A CRM id with a slash, as the page sends it (encodeURIComponent).
+        engine = open_store(empty, migrate=False)
+        frame = pd.DataFrame(
+            {"lead_id": ["0015/X 7"], "probability": [0.4], "score": [55], "grade": ["B2"]}
+        ).assign(mql=False, threshold=0.5)
+        info = RunInfo(
+            source="online",
+            as_of=pd.Timestamp("2025-05-01"),
+            model_name="m",
+            model_version="1",
+            threshold=0.5,
+        )
+        write_run(engine, info, frame)
+        engine.dispose()
+        lead = client.get("/leads/0015%2FX%207").json()
+        assert lead["lead_id"] == "0015/X 7" and lead["card"]["reasons"]["positive"] == []
+        assert client.get("/worklist").json()["leads"][0]["momentum_7d"] is None
     bare = f"sqlite:///{tmp_path / 'bare.db'}"
     with testing.service_client(settings.replace(db_url=bare)) as client:
         for path in ("/worklist", "/worklist/facets", "/leads/L-1"):
