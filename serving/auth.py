@@ -31,8 +31,20 @@ from serving.schemas import MAX_BODY_BYTES
 TOKEN_ENV = "LEADSCORE_API_TOKEN"
 MIN_TOKEN_LENGTH = 16
 """Shorter tokens are refused at start-up: they could be guessed."""
-PROTECTED_PATHS = frozenset({"/score", "/score_batch", "/feedback", "/report"})
-"""Routes that need the token when one is configured: everything that scores or records."""
+PROTECTED_PATHS = frozenset(
+    {"/score", "/score_batch", "/feedback", "/report", "/worklist", "/worklist/facets"}
+)
+"""Routes that need the token when one is configured: everything that scores, records or
+reads the lead store."""
+PROTECTED_PREFIXES = ("/leads/",)
+"""Path prefixes that need it too (``/leads/{lead_id}``: one lead's stored history)."""
+
+
+def is_protected(path: str) -> bool:
+    """Whether ``path`` needs the token when one is configured."""
+    path = path.rstrip("/")
+    return path in PROTECTED_PATHS or path.startswith(PROTECTED_PREFIXES)
+
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -136,7 +148,7 @@ class ApiGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.token is not None and scope.get("path", "").rstrip("/") in PROTECTED_PATHS:
+        if self.token is not None and is_protected(scope.get("path", "")):
             header = dict(scope.get("headers") or ()).get(b"authorization")
             if not token_matches(header, self.token):  # type: ignore[arg-type]
                 await _reply(send, 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])

@@ -13,13 +13,19 @@ call: more than scoring and explaining a lead costs.
 * ``POST /feedback``: one sales disposition or a list → the counts recorded (the lead
   store at ``LEADSCORE_DB_URL``, opened by each worker on first use; ``serving.feedback``).
 * ``GET /model``: which model is served, its training window, test metrics and policy.
-* ``GET /samples``, ``GET /samples/{name}``: sample payloads for the page.
-* ``GET /``: the page. ``/readyz`` is 200 only once the model is loaded and warmed up;
-  ``/docs.json`` is the OpenAPI document.
+* ``GET /worklist``: a page of the lead store's leads (filters, sort, paging) with momentum;
+  ``GET /worklist/facets``: the values each filter offers; ``GET /leads/{lead_id}``: one
+  lead's latest card, score timeline, dispositions and activity summary
+  (``serving.worklist``).
+* ``GET /samples``, ``GET /samples/{name}``: sample payloads for the "try a lead" page.
+* ``GET /``: the reps' worklist page; ``GET /try``: the try-a-lead page (pick a sample or
+  paste a lead's JSON and read its card). ``/readyz`` is 200 only once the model is
+  loaded and warmed up; ``/docs.json`` is the OpenAPI document.
 
 ``serving.auth.ApiGuard`` wraps every route: with ``LEADSCORE_API_TOKEN`` set, ``/score``,
-``/score_batch`` and ``/feedback`` need ``Authorization: Bearer <token>`` (401 otherwise);
-bodies over ``serving.schemas.MAX_BODY_BYTES`` are answered 413.
+``/score_batch``, ``/feedback``, ``/report`` and the lead-store reads above need
+``Authorization: Bearer <token>`` (401 otherwise); bodies over
+``serving.schemas.MAX_BODY_BYTES`` are answered 413.
 
 Start with ``bentoml serve serving.service:LeadScoring`` (settings: ``leadscore.settings``).
 The champion is imported by a deployment hook before any worker starts, so a registry
@@ -37,8 +43,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import bentoml
-from fastapi import Body, FastAPI, HTTPException
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import Body, FastAPI, HTTPException, Query
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import TypeAdapter
 
 from leadscore.settings import Settings
@@ -70,9 +76,12 @@ from serving.schemas import (
     parse_request_json,
 )
 from serving.scorer import model_form, score_requests, use_threads_for
+from serving.worklist import WorklistError, WorklistQuery, facets, lead_detail, parse_time, worklist
 from store.engine import StoreError
 
 STATIC = Path(__file__).parent / "static"
+ASSETS = {"worklist.js": "text/javascript", "worklist.css": "text/css"}
+"""The page's own files under ``static/`` that ``GET /static/{name}`` serves (no others)."""
 UNTRACED_ROUTES = (r"/score$", r"/score_batch$")
 """URL patterns kept out of OpenTelemetry tracing by default (see the service config)."""
 CARDS = TypeAdapter(list[ScoreResponse])
@@ -236,6 +245,81 @@ class LeadScoring:
             raise HTTPException(status_code=503, detail=str(exc)) from None
         return HTMLResponse(build_report(engine, self.settings.mql_capacity))
 
+    def _store_engine(self) -> Any:
+        """This worker's lead store engine, or a 503 naming why it cannot be used."""
+        try:
+            return self.feedback_store.engine()
+        except StoreError as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from None
+
+    @pages.get(
+        "/worklist",
+        summary="The reps' worklist",
+        responses={
+            400: {"description": "A filter, sort or page the worklist cannot use."},
+            503: {"description": "The lead store cannot be used."},
+        },
+    )
+    def worklist(
+        self,
+        mql: bool | None = None,
+        region: Annotated[list[str] | None, Query()] = None,
+        grade: Annotated[list[str] | None, Query()] = None,
+        lead_source: Annotated[list[str] | None, Query()] = None,
+        owner: Annotated[list[str] | None, Query()] = None,
+        new_since: str | None = None,
+        sort: str = "score",
+        order: str = "desc",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Any:
+        """A page of the store's leads (latest state, momentum over 7 and 30 days):
+        ``mql`` true/false/absent, any of ``region``/``grade``/``lead_source``/``owner``
+        (repeatable), ``new_since`` (MQL since after this ISO time), ``sort`` (score,
+        momentum_7d, momentum_30d, mql_since, probability, lead_id), ``order`` (desc/asc),
+        ``limit`` (1-500) and ``offset``; ``total`` counts every matching lead."""
+        try:
+            if order not in ("asc", "desc"):
+                raise WorklistError(f"order: {order!r} is not asc or desc")
+            query = WorklistQuery(
+                mql=mql,
+                region=tuple(region or ()),
+                grade=tuple(grade or ()),
+                lead_source=tuple(lead_source or ()),
+                owner=tuple(owner or ()),
+                new_since=parse_time(new_since, "new_since"),
+                sort=sort,
+                descending=order == "desc",
+                limit=limit,
+                offset=offset,
+            )
+        except WorklistError as exc:
+            return JSONResponse(status_code=400, content={"detail": str(exc)})
+        engine = self._store_engine()
+        try:
+            return worklist(engine, query).to_dict()
+        except StoreError as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from None
+
+    @pages.get("/worklist/facets", summary="The worklist's filter values")
+    def worklist_facets(self) -> dict[str, list[str]]:
+        """The distinct regions, grades, lead sources and owners of the store's leads."""
+        return facets(self._store_engine())
+
+    @pages.get(
+        "/leads/{lead_id:path}",
+        summary="One lead's card, timeline and dispositions",
+        responses={404: {"description": "The store has never scored this lead."}},
+    )
+    def lead(self, lead_id: str) -> dict[str, Any]:
+        """The lead's latest stored score card (probability and interval, reasons by
+        signal, next best actions), state with momentum, score timeline, dispositions and
+        activity summary (from the card's engagement reasons)."""
+        detail = lead_detail(self._store_engine(), lead_id)
+        if detail is None:
+            raise HTTPException(status_code=404, detail=f"no lead {lead_id!r} in the lead store")
+        return detail
+
     @pages.get("/samples", response_model=list[SampleInfo], summary="Sample leads")
     def samples(self) -> list[dict]:
         """Sample lead payloads written by the demo (empty when none are configured)."""
@@ -251,8 +335,20 @@ class LeadScoring:
 
     @pages.get("/", include_in_schema=False)
     def page(self) -> FileResponse:
-        """The sales-rep page (plain HTML and JavaScript, no external assets)."""
-        return FileResponse(STATIC / "index.html", media_type="text/html")
+        """The reps' worklist page (plain HTML, JavaScript and CSS, no external assets)."""
+        return FileResponse(STATIC / "worklist.html", media_type="text/html")
+
+    @pages.get("/try", include_in_schema=False)
+    def try_page(self) -> FileResponse:
+        """The try-a-lead page: pick a sample or paste a lead's JSON, read its card."""
+        return FileResponse(STATIC / "try.html", media_type="text/html")
+
+    @pages.get("/static/{name}", include_in_schema=False)
+    def asset(self, name: str) -> FileResponse:
+        """The worklist page's script and style sheet (only those: ``ASSETS``)."""
+        if name not in ASSETS:
+            raise HTTPException(status_code=404, detail=f"no file named {name!r}")
+        return FileResponse(STATIC / name, media_type=ASSETS[name])
 
 
 LeadScoring.add_asgi_middleware(ApiGuard)

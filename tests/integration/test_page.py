@@ -1,4 +1,5 @@
-"""The sales-rep page in a real headless Chromium (Debian's), against the real server."""
+"""The try-a-lead page (``/try``) in a real headless Chromium (Debian's), against the real
+server."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def page(browser, server):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server.url + "/")
+    page.goto(server.url + "/try")
     page.wait_for_selector("#sample-select[data-loaded='true']")
     yield page
     context.close()

@@ -652,8 +652,8 @@ def test_unknown_samples_are_404(client, name):
     assert client.get(f"/samples/{name}").status_code == 404
 
 
-def test_page_is_served_at_root(client):
-    r = client.get("/")
+def test_try_page_is_served(client):
+    r = client.get("/try")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert 'id="score-btn"' in r.text
     assert "http://" not in r.text and "https://" not in r.text and "<link" not in r.text

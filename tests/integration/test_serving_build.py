@@ -42,7 +42,10 @@ def test_bentoml_build_packages_service_and_champion(root, tmp_path):
     assert [m["tag"] for m in info["models"]] == [str(model.tag)]
     assert info["service"] == "serving.service:LeadScoring"
     for path in (
-        "serving/static/index.html",
+        "serving/static/worklist.html",
+        "serving/static/worklist.js",
+        "serving/static/worklist.css",
+        "serving/static/try.html",
         "serving/service.py",
         "features/pipeline.py",
         "runtime/bundle.py",

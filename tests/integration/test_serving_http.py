@@ -101,7 +101,7 @@ def test_bentoml_python_client_takes_the_body_as_one_argument(server, samples, h
 
 def test_model_page_and_openapi_over_http(http):
     assert http.get("/model").json()["alias"] == "champion"
-    assert "Score this lead" in http.get("/").text
+    assert "Score this lead" in http.get("/try").text
     assert "/score_batch" in http.get("/docs.json").json()["paths"]
 
 

@@ -255,7 +255,7 @@ def test_model_info_samples_and_page_for_a_snapshot_model(client, trained):
         r = client.post("/score", json=payload)
         assert r.status_code == 200, r.text
         assert r.json()["lead_id"] == item["lead_id"]
-    assert 'id="score-btn"' in client.get("/").text
+    assert 'id="score-btn"' in client.get("/try").text
 
 
 def test_features_request_to_an_activity_model_is_a_400(root, champion):

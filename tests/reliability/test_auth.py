@@ -64,7 +64,7 @@ def test_scoring_routes_need_the_token_over_http(guarded, sample):
         )
         assert ok.status_code == 200, ok.text
     # Probes, monitoring, the OpenAPI document and the page stay open.
-    for route in ("/readyz", "/livez", "/docs.json", "/model", "/"):
+    for route in ("/readyz", "/livez", "/docs.json", "/model", "/", "/try"):
         assert httpx.get(url + route, timeout=30).status_code == 200, route
 
 

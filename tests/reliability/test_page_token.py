@@ -1,4 +1,4 @@
-"""The sales-rep page works against a service that requires a bearer token."""
+"""The try-a-lead page works against a service that requires a bearer token."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 @pytest.fixture(scope="module")
 def page_of(browser, guarded):
     page = browser.new_page()
-    page.goto(guarded.url + "/")
+    page.goto(guarded.url + "/try")
     yield page
     page.close()
 

@@ -1,0 +1,389 @@
+// The reps' worklist: leads from the lead store (GET /worklist), one lead's drawer
+// (GET /leads/{id}) and Accept / Reject feedback (POST /feedback). Plain JavaScript, no
+// external assets; the API token (when the service has one) is asked for once and kept in
+// sessionStorage, the rep's name in localStorage.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "leadscore.token";
+const NAME_KEY = "leadscore.rep";
+const state = { sort: "score", order: "desc", offset: 0, total: 0, openId: null, opener: null };
+let pendingRetry = null;
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) if (child != null) node.append(child);
+  return node;
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+class Unauthorized extends Error {}
+
+// fetch with the bearer token; a 401 shows the token box and retries `retry` once given.
+async function api(path, options, retry) {
+  const headers = Object.assign({}, (options && options.headers) || {});
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers["Authorization"] = "Bearer " + token;
+  const response = await fetch(path, Object.assign({}, options || {}, { headers }));
+  if (response.status === 401) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    pendingRetry = retry || null;
+    $("token-box").hidden = false;
+    $("token").focus();
+    throw new Unauthorized("This service needs an API token: paste it above.");
+  }
+  let body = null;
+  try { body = await response.json(); } catch (e) { body = null; }
+  if (!response.ok) {
+    const detail = body && body.detail;
+    const text = typeof detail === "string" ? detail : JSON.stringify(detail || body);
+    throw new Error(`HTTP ${response.status}: ${text}`);
+  }
+  return body;
+}
+
+function report(error) {
+  showError(error instanceof Unauthorized ? error.message : String(error.message || error));
+}
+
+// ---- the list --------------------------------------------------------------------------
+
+function filterParams() {
+  const params = new URLSearchParams();
+  const mql = $("f-mql").value;
+  if (mql) params.set("mql", mql);
+  for (const select of document.querySelectorAll("select[data-facet]")) {
+    if (select.value) params.append(select.name, select.value);
+  }
+  if ($("f-since").value) params.set("new_since", $("f-since").value);
+  params.set("sort", state.sort);
+  params.set("order", state.order);
+  params.set("limit", $("f-limit").value);
+  params.set("offset", String(state.offset));
+  return params;
+}
+
+function fmtDate(iso) {
+  return iso ? iso.slice(0, 10) : "–";
+}
+
+function momentumCell(value) {
+  const cell = el("td", { class: "num" });
+  if (value === null || value === undefined) {
+    cell.append(el("span", { class: "flat", text: "–", title: "no score 7 days older" }));
+  } else if (value > 0) {
+    cell.append(el("span", { class: "up", text: `▲ +${value}`, "aria-label": `up ${value}` }));
+  } else if (value < 0) {
+    cell.append(el("span", { class: "down", text: `▼ ${value}`, "aria-label": `down ${-value}` }));
+  } else {
+    cell.append(el("span", { class: "flat", text: "→ 0", "aria-label": "unchanged" }));
+  }
+  return cell;
+}
+
+function renderRows(page) {
+  const body = $("rows");
+  body.replaceChildren();
+  for (const lead of page.leads) {
+    const open = el("button", { type: "button", class: "lead", text: lead.lead_id,
+                                "data-lead-id": lead.lead_id });
+    open.addEventListener("click", () => openLead(lead.lead_id, open));
+    const row = el("tr", { "data-lead-id": lead.lead_id },
+      el("td", {}, open),
+      el("td", { class: "num", text: lead.score ?? "–" }),
+      el("td", {}, el("span", { class: "grade", text: lead.grade || "–" })),
+      momentumCell(lead.momentum_7d),
+      el("td", { text: lead.mql ? fmtDate(lead.mql_since) : "–" }),
+      el("td", { text: lead.region || "–" }),
+      el("td", { text: lead.lead_source || "–" }),
+      el("td", { text: lead.owner || "–" }));
+    row.addEventListener("click", (event) => {
+      if (event.target === open) return;
+      openLead(lead.lead_id, open);
+    });
+    if (lead.lead_id === state.openId) row.classList.add("open");
+    body.append(row);
+  }
+  $("empty").hidden = page.leads.length > 0;
+  state.total = page.total;
+  const first = page.total ? page.offset + 1 : 0;
+  const last = page.offset + page.leads.length;
+  $("page-info").textContent = `${first}–${last} of ${page.total.toLocaleString("en")}`;
+  $("prev").disabled = page.offset === 0;
+  $("next").disabled = last >= page.total;
+  $("as-of").textContent = page.as_of ? `scores as of ${page.as_of.replace("T", " ")}` : "";
+  document.body.dataset.loaded = "true";
+  $("worklist").dataset.version = String(Number($("worklist").dataset.version || 0) + 1);
+}
+
+let listRequest = 0;
+
+async function loadList() {
+  const mine = ++listRequest; // a slower answer to an older filter must not win
+  try {
+    const page = await api("worklist?" + filterParams().toString(), null, loadList);
+    if (mine !== listRequest) return;
+    showError("");
+    renderRows(page);
+  } catch (error) {
+    report(error);
+  }
+}
+
+async function loadFacets() {
+  try {
+    const values = await api("worklist/facets", null, start);
+    for (const select of document.querySelectorAll("select[data-facet]")) {
+      const keep = select.value;
+      select.replaceChildren(el("option", { value: "", text: "Any" }));
+      for (const value of values[select.dataset.facet] || []) {
+        select.append(el("option", { value, text: value }));
+      }
+      select.value = keep;
+    }
+    return true;
+  } catch (error) {
+    report(error);
+    return false;
+  }
+}
+
+function setSort(key) {
+  if (state.sort === key) state.order = state.order === "desc" ? "asc" : "desc";
+  else { state.sort = key; state.order = "desc"; }
+  for (const th of document.querySelectorAll("th[data-sort]")) {
+    if (th.dataset.sort === state.sort) {
+      th.setAttribute("aria-sort", state.order === "desc" ? "descending" : "ascending");
+    } else {
+      th.removeAttribute("aria-sort");
+    }
+  }
+  state.offset = 0;
+  loadList();
+}
+
+// ---- the drawer ------------------------------------------------------------------------
+
+function pct(p) {
+  if (p === null || p === undefined) return "–";
+  const v = 100 * p;
+  return (v < 1 ? v.toFixed(2) : v.toFixed(1)) + "%";
+}
+
+function reasonItems(list, reasons) {
+  list.replaceChildren();
+  const top = Math.max(1e-9, ...reasons.map((r) => Math.abs(r.contribution || 0)));
+  for (const reason of reasons) {
+    const width = (100 * Math.abs(reason.contribution || 0)) / top;
+    list.append(el("li", {},
+      el("span", {}, reason.sentence, el("span", { class: "signal", text: reason.signal })),
+      el("div", { class: "track", title: `SHAP ${(reason.contribution || 0).toFixed(3)}` },
+        el("div", { class: "bar", style: `width:${width.toFixed(1)}%` }))));
+  }
+  if (!reasons.length) list.append(el("li", { class: "muted", text: "none" }));
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  return node;
+}
+
+// A small chart of the score over time: one point per stored score, filled when an MQL.
+function timelineChart(points) {
+  const box = $("d-timeline");
+  box.replaceChildren();
+  if (!points.length) { box.textContent = "No scores stored."; return; }
+  const w = 420, h = 120, left = 26, right = 8, top = 8, bottom = 18;
+  const times = points.map((p) => Date.parse(p.as_of + "Z"));
+  const t0 = Math.min(...times), t1 = Math.max(...times);
+  const x = (t) => left + (t1 === t0 ? (w - left - right) / 2 : ((t - t0) / (t1 - t0)) * (w - left - right));
+  const y = (s) => top + (1 - s / 100) * (h - top - bottom);
+  const chart = svg("svg", { class: "timeline", viewBox: `0 0 ${w} ${h}`, role: "img",
+    "aria-label": `Score over time: ${points.map((p) => p.score).join(", ")}` });
+  for (const level of [0, 50, 100]) {
+    chart.append(svg("line", { class: "axis", x1: left, x2: w - right, y1: y(level), y2: y(level) }));
+    const label = svg("text", { x: 2, y: y(level) + 3 });
+    label.textContent = String(level);
+    chart.append(label);
+  }
+  chart.append(svg("polyline", { class: "line",
+    points: points.map((p, i) => `${x(times[i]).toFixed(1)},${y(p.score).toFixed(1)}`).join(" ") }));
+  points.forEach((p, i) => {
+    const dot = svg("circle", { cx: x(times[i]).toFixed(1), cy: y(p.score).toFixed(1), r: 3.5,
+                                class: p.mql ? "mql" : "not-mql" });
+    const tip = svg("title", {});
+    tip.textContent = `${fmtDate(p.as_of)}: score ${p.score}, ${p.grade}${p.mql ? ", MQL" : ""}`;
+    dot.append(tip);
+    chart.append(dot);
+  });
+  for (const [t, anchor] of [[t0, "start"], [t1, "end"]]) {
+    const label = svg("text", { x: anchor === "start" ? left : w - right, y: h - 4,
+                                "text-anchor": anchor });
+    label.textContent = fmtDate(new Date(t).toISOString());
+    chart.append(label);
+  }
+  box.append(chart);
+}
+
+function renderDrawer(lead) {
+  const card = lead.card, st = lead.state || {};
+  $("drawer-title").textContent = lead.lead_id;
+  const facts = [st.region || card.region, st.lead_source || card.lead_source,
+                 st.owner ? `owner ${st.owner}` : "no owner",
+                 card.created_at ? `created ${fmtDate(card.created_at)}` : null,
+                 `scored ${fmtDate(card.as_of)} by model ${card.model_version}`];
+  $("d-sub").textContent = facts.filter(Boolean).join(" · ");
+  $("d-probability").textContent = pct(card.probability);
+  $("d-range").textContent = card.probability_low != null && card.probability_high != null
+    ? `likely ${pct(card.probability_low)} – ${pct(card.probability_high)}` : "no interval stored";
+  $("d-score").textContent = card.score;
+  $("d-grade").textContent = card.grade;
+  $("d-mql").textContent = card.mql ? "Yes" : "No";
+  $("d-mql-since").textContent = st.mql && st.mql_since ? `MQL since ${fmtDate(st.mql_since)}` : "MQL";
+  $("d-range").title = "95% interval: how sure the validation evidence behind the probability is";
+  reasonItems($("d-positive"), card.reasons.positive || []);
+  reasonItems($("d-negative"), card.reasons.negative || []);
+  const actions = $("d-actions");
+  actions.replaceChildren();
+  for (const action of card.next_best_actions) {
+    actions.append(el("li", { "data-action": action.action }, action.sentence,
+      el("span", { class: "after",
+        text: `then score ${action.score}, ${action.grade}${action.mql ? ", MQL" : ""}` })));
+  }
+  if (!card.next_best_actions.length) actions.append(el("li", { class: "muted", text: "none stored" }));
+  timelineChart(lead.timeline);
+  const activity = $("d-activity");
+  activity.replaceChildren();
+  for (const signal of lead.activity.signals) {
+    activity.append(el("li", { text: `${signal.effect === "raises" ? "▲" : "▼"} ${signal.sentence}` }));
+  }
+  if (!lead.activity.signals.length) activity.append(el("li", { class: "muted", text: "no engagement signals in the card" }));
+  $("d-activity-note").textContent = `From ${lead.activity.source}.`;
+  const list = $("d-dispositions");
+  list.replaceChildren();
+  for (const d of lead.dispositions) {
+    const why = d.reason_code ? ` (${d.reason_code}${d.reason_text ? ": " + d.reason_text : ""})` : "";
+    list.append(el("li", { "data-stage": d.stage,
+      text: `${fmtDate(d.occurred_at)} ${d.stage}${why} by ${d.recorded_by}` }));
+  }
+  if (!lead.dispositions.length) list.append(el("li", { class: "muted", text: "none yet" }));
+}
+
+async function openLead(leadId, opener) {
+  state.openId = leadId;
+  if (opener) state.opener = opener;
+  for (const row of document.querySelectorAll("#rows tr")) {
+    row.classList.toggle("open", row.dataset.leadId === leadId);
+  }
+  try {
+    const lead = await api("leads/" + encodeURIComponent(leadId), null, () => openLead(leadId));
+    showError("");
+    renderDrawer(lead);
+    $("fb-status").textContent = "";
+    const drawer = $("drawer");
+    const wasHidden = drawer.hidden;
+    drawer.hidden = false;
+    drawer.dataset.leadId = leadId;
+    if (wasHidden || opener) $("drawer-title").focus();
+  } catch (error) {
+    report(error);
+  }
+}
+
+function closeDrawer() {
+  const drawer = $("drawer");
+  if (drawer.hidden) return;
+  drawer.hidden = true;
+  state.openId = null;
+  for (const row of document.querySelectorAll("#rows tr.open")) row.classList.remove("open");
+  if (state.opener && document.contains(state.opener)) state.opener.focus();
+}
+
+async function sendFeedback(stage) {
+  const leadId = state.openId;
+  if (!leadId) return;
+  const event = { lead_id: leadId, stage, occurred_at: new Date().toISOString() };
+  const name = $("rep-name").value.trim();
+  if (name) event.recorded_by = name;
+  if (stage === "rejected") {
+    event.reason_code = $("reject-reason").value;
+    const text = $("reject-text").value.trim();
+    if (text) event.reason_text = text;
+  }
+  const send = () => api("feedback", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(event),
+  }, () => sendFeedback(stage));
+  for (const id of ["accept-btn", "reject-btn"]) $(id).disabled = true;
+  try {
+    const counts = await send();
+    $("fb-status").textContent = counts.recorded
+      ? `${stage === "accepted" ? "Accepted" : "Rejected"}: recorded.` : "Already recorded.";
+    $("reject-text").value = "";
+    await openLead(leadId);
+    $("fb-status").textContent = counts.recorded
+      ? `${stage === "accepted" ? "Accepted" : "Rejected"}: recorded.` : "Already recorded.";
+  } catch (error) {
+    $("fb-status").textContent = "";
+    report(error);
+  } finally {
+    for (const id of ["accept-btn", "reject-btn"]) $(id).disabled = false;
+  }
+}
+
+// ---- wiring ----------------------------------------------------------------------------
+
+async function start() {
+  if (await loadFacets()) await loadList();
+}
+
+function wire() {
+  $("rep-name").value = localStorage.getItem(NAME_KEY) || "";
+  $("rep-name").addEventListener("change", () => localStorage.setItem(NAME_KEY, $("rep-name").value.trim()));
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = $("token").value.trim();
+    if (!token) return;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    $("token").value = "";
+    $("token-box").hidden = true;
+    showError("");
+    const retry = pendingRetry || start;
+    pendingRetry = null;
+    retry();
+  });
+  $("filters").addEventListener("change", () => { state.offset = 0; loadList(); });
+  $("filters").addEventListener("submit", (event) => event.preventDefault());
+  for (const th of document.querySelectorAll("th[data-sort]")) {
+    th.querySelector("button").addEventListener("click", () => setSort(th.dataset.sort));
+  }
+  $("prev").addEventListener("click", () => {
+    state.offset = Math.max(0, state.offset - Number($("f-limit").value));
+    loadList();
+  });
+  $("next").addEventListener("click", () => {
+    state.offset += Number($("f-limit").value);
+    loadList();
+  });
+  $("close-drawer").addEventListener("click", closeDrawer);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") closeDrawer();
+  });
+  $("accept-btn").addEventListener("click", () => sendFeedback("accepted"));
+  $("reject-btn").addEventListener("click", () => sendFeedback("rejected"));
+}
+
+wire();
+start();
