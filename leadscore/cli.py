@@ -1646,6 +1646,101 @@ def feedback_import(
         emit({"file": str(file), **counts})
 
 
+sync_app = typer.Typer(
+    cls=TyperGroup,
+    help="CRM sync: write each lead's score, grade, MQL flag, reasons and next best action "
+    "onto the CRM record, and pull sales statuses back into the lead store as feedback.",
+    no_args_is_help=True,
+)
+app.add_typer(sync_app, name="sync")
+DryRunOption = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run", help="Print what a push would change; talk to no CRM, write nothing."
+    ),
+]
+PushOption = Annotated[
+    bool, typer.Option("--push/--no-push", help="Write leadscore's values to the CRM.")
+]
+PullOption = Annotated[
+    bool, typer.Option("--pull/--no-pull", help="Read CRM statuses into the feedback table.")
+]
+
+
+def _print_sync(system: str, result: Any) -> None:
+    """A sync's summary on stderr: created fields, pushed and pulled counts, dry-run lines."""
+    for line in result.dry_lines:
+        console.print(line, markup=False)
+    if result.created:
+        console.print(f"{system}: created {', '.join(result.created)}", markup=False)
+    if result.pull is not None:
+        p = result.pull
+        console.print(
+            f"{system}: pulled {p.records:,} records, {p.recorded:,} dispositions recorded, "
+            f"{p.duplicates:,} already known, {p.unknown_leads:,} statuses of leads never scored",
+            markup=False,
+        )
+    if result.push is not None:
+        p = result.push
+        if p.dry_run:
+            console.print(f"{system}: dry run, {p.changed:,} records would change", markup=False)
+        else:
+            resumed = f" (resumed after lead {p.resumed_after})" if p.resumed_after else ""
+            console.print(
+                f"{system}: {p.sent:,} of {p.changed:,} changed records sent in "
+                f"{p.batches:,} batches{resumed}",
+                markup=False,
+            )
+            for lead, why in list(p.refused.items())[:20]:
+                console.print(f"  not updated: {lead}: {why}", markup=False)
+            if len(p.refused) > 20:
+                console.print(f"  ... and {len(p.refused) - 20:,} more", markup=False)
+
+
+@sync_app.command("hubspot", cls=LeadscoreCommand)
+def sync_hubspot(
+    ctx: typer.Context,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LEADSCORE_HUBSPOT_TOKEN",
+            help="Private app access token (default: LEADSCORE_HUBSPOT_TOKEN).",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(envvar="LEADSCORE_HUBSPOT_HOST", help="HubSpot API base URL.")
+    ] = "https://api.hubapi.com",
+    dry_run: DryRunOption = False,
+    push: PushOption = True,
+    pull: PullOption = True,
+    batch_size: Annotated[
+        int, typer.Option(help="Contacts per batch update (HubSpot allows 100).", min=1, max=100)
+    ] = 100,
+    json_out: JsonOption = False,
+) -> None:
+    """Sync the lead store with HubSpot contacts (the lead id is the contact id).
+
+    Pulls lifecycle stage and lead status changes into the feedback table, then writes
+    leadscore_probability, _score, _grade, _mql, _reasons and _next_action on every
+    contact whose values changed since the last sync (creating the property group
+    leadscore and the properties when missing). Resumable: a run stopped midway (a
+    revoked token, a crash) is continued by the next. See docs/crm.md.
+    """
+    from serving.crm.hubspot import HubSpot, sync
+    from store.engine import store
+
+    settings: Settings = ctx.obj
+    hub = HubSpot(token=token, host=host) if token else None
+    with store(settings.store_url) as engine:
+        result = sync(
+            engine, hub, do_push=push, do_pull=pull, dry_run=dry_run, batch_size=batch_size
+        )
+    _print_sync("hubspot", result)
+    if json_out:
+        emit(result.to_dict())
+
+
 def main() -> None:
     """Console entry point."""
     app()
