@@ -1741,6 +1741,58 @@ def sync_hubspot(
         emit(result.to_dict())
 
 
+@sync_app.command("salesforce", cls=LeadscoreCommand)
+def sync_salesforce(
+    ctx: typer.Context,
+    instance_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LEADSCORE_SALESFORCE_INSTANCE_URL",
+            help="The org's URL, e.g. https://acme.my.salesforce.com "
+            "(default: LEADSCORE_SALESFORCE_INSTANCE_URL).",
+            show_default=False,
+        ),
+    ] = None,
+    session_id: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LEADSCORE_SALESFORCE_SESSION_ID",
+            help="Session id or OAuth access token (default: LEADSCORE_SALESFORCE_SESSION_ID).",
+            show_default=False,
+        ),
+    ] = None,
+    api_version: Annotated[str, typer.Option(help="Salesforce REST API version.")] = "59.0",
+    dry_run: DryRunOption = False,
+    push: PushOption = True,
+    pull: PullOption = True,
+    batch_size: Annotated[
+        int, typer.Option(help="Leads per sObject Collections request (up to 200).", min=1, max=200)
+    ] = 200,
+    json_out: JsonOption = False,
+) -> None:
+    """Sync the lead store with Salesforce Leads (the lead id is the Lead Id).
+
+    Pulls Lead Status, conversions and the converted Opportunities' outcome into the
+    feedback table, then writes Leadscore_Probability__c, _Score__c, _Grade__c, _MQL__c,
+    _Reasons__c and _Next_Action__c on every Lead whose values changed since the last
+    sync (creating the fields when missing). Resumable. See docs/crm.md.
+    """
+    from serving.crm.salesforce import Salesforce, sync
+    from store.engine import store
+
+    settings: Settings = ctx.obj
+    org = None
+    if instance_url and session_id:
+        org = Salesforce(instance_url=instance_url, session_id=session_id, version=api_version)
+    with store(settings.store_url) as engine:
+        result = sync(
+            engine, org, do_push=push, do_pull=pull, dry_run=dry_run, batch_size=batch_size
+        )
+    _print_sync("salesforce", result)
+    if json_out:
+        emit(result.to_dict())
+
+
 def main() -> None:
     """Console entry point."""
     app()

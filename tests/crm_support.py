@@ -17,6 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import pandas as pd
+
+from store.runs import RunInfo, write_run
+
 
 def _iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
@@ -219,5 +223,128 @@ class FakeHubSpot(Fake):
         return 404, self.error(404), {}
 
 
+def score_leads(engine, ids, as_of: str, score: int = 70, mql: bool = True, source="batch") -> None:
+    """A run scoring ``ids`` (created 2025-01-01) with a full card each."""
+    frame = pd.DataFrame(
+        {
+            "lead_id": ids,
+            "probability": score / 100,
+            "score": score,
+            "grade": "A1" if mql else "C3",
+            "mql": mql,
+            "threshold": 0.5,
+            "created_at": pd.Timestamp("2025-01-01"),
+            "reasons": [
+                {
+                    "positive": [
+                        {"signal": "pricing", "group": "intent", "sentence": "Visited pricing"},
+                        {"signal": "size", "group": "fit", "sentence": "Large company"},
+                    ],
+                    "negative": [],
+                }
+            ]
+            * len(ids),
+            "next_best_actions": [[{"action": "call", "sentence": "Call within a day"}]] * len(ids),
+        }
+    )
+    info = RunInfo(source=source, as_of=pd.Timestamp(as_of), model_name="m",
+                   model_version="1", threshold=0.5)  # fmt: skip
+    write_run(engine, info, frame)
+
+
 def qs(path: str) -> dict[str, list[str]]:
     return parse_qs(urlparse(path).query)
+
+
+SF_DATA = "/services/data/v59.0/"
+
+
+@dataclass
+class FakeSalesforce(Fake):
+    """``/services/data/v59.0``: Lead describe, Tooling CustomField, sObject Collections
+    PATCH, and SOQL queries on Lead (by LastModifiedDate) and Opportunity (by Id)."""
+
+    leads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    opportunities: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)
+    created_fields: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    page_size: int = 2000
+
+    def add_lead(self, lid: str, when: datetime, **values: Any) -> None:
+        self.leads[lid] = {"Status": "Open - Not Contacted", "IsConverted": False, **values}
+        self.leads[lid]["LastModifiedDate"] = when
+
+    def is_write(self, path: str) -> bool:
+        return path.startswith(SF_DATA + "composite/sobjects")
+
+    def error(self, status: int) -> Any:
+        codes = {401: "INVALID_SESSION_ID", 429: "REQUEST_LIMIT_EXCEEDED", 404: "NOT_FOUND"}
+        return [{"message": "Session expired or invalid" if status == 401 else "error",
+                 "errorCode": codes.get(status, "UNKNOWN_EXCEPTION")}]  # fmt: skip
+
+    def _lead(self, lid: str) -> dict[str, Any]:
+        row = dict(self.leads[lid])
+        row["LastModifiedDate"] = row["LastModifiedDate"].strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+        return {"attributes": {"type": "Lead", "url": f"{SF_DATA}sobjects/Lead/{lid}"},
+                "Id": lid, **row}  # fmt: skip
+
+    def route(self, method: str, path: str, body: Any) -> tuple[int, Any, dict[str, str]]:
+        route = urlparse(path).path
+        if route == SF_DATA + "sobjects/Lead/describe":
+            standard = [{"name": "Id", "type": "id"}, {"name": "Status", "type": "picklist"}]
+            custom = [{"name": n, "type": t, "custom": True} for n, t in self.fields.items()]
+            return 200, {"name": "Lead", "fields": standard + custom}, {}
+        if route == SF_DATA + "tooling/sobjects/CustomField":
+            name = body["FullName"].split(".", 1)[1]
+            kind = {"Number": "double", "Text": "string", "Checkbox": "boolean",
+                    "LongTextArea": "textarea"}[body["Metadata"]["type"]]  # fmt: skip
+            self.fields[name] = kind
+            self.created_fields.append(body)
+            return 201, {"id": "00N" + name[:12], "success": True, "errors": []}, {}
+        if route == SF_DATA + "composite/sobjects" and method == "PATCH":
+            assert len(body["records"]) <= 200
+            self.updates.append(body)
+            out = []
+            for record in body["records"]:
+                lid = record["id"]
+                if lid not in self.leads:
+                    out.append({"success": False, "errors": [
+                        {"statusCode": "ENTITY_IS_DELETED", "message": "entity is deleted",
+                         "fields": []}]})  # fmt: skip
+                    continue
+                values = {k: v for k, v in record.items() if k not in ("attributes", "id")}
+                unknown = set(values) - set(self.fields)
+                if unknown:
+                    out.append({"success": False, "errors": [
+                        {"statusCode": "INVALID_FIELD", "message": str(unknown), "fields": []}
+                    ]})  # fmt: skip
+                    continue
+                self.leads[lid].update(values)
+                self.leads[lid]["LastModifiedDate"] = datetime.now(UTC)
+                out.append({"id": lid, "success": True, "errors": []})
+            return 200, out, {}
+        if route == SF_DATA + "query":
+            soql = qs(path)["q"][0]
+            return 200, self._query(soql), {}
+        return 404, self.error(404), {}
+
+    def _query(self, soql: str) -> dict[str, Any]:
+        import re
+
+        if " FROM Opportunity " in soql:
+            ids = re.findall(r"'([^']*)'", soql)
+            records = [{"attributes": {"type": "Opportunity"}, "Id": i, **self.opportunities[i]}
+                       for i in ids if i in self.opportunities]  # fmt: skip
+            return {"totalSize": len(records), "done": True, "records": records}
+        assert " FROM Lead" in soql
+        low = None
+        match = re.search(r"LastModifiedDate >= (\S+)", soql)
+        if match:
+            low = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        ids = sorted(
+            (i for i in self.leads if low is None or self.leads[i]["LastModifiedDate"] >= low),
+            key=lambda i: (self.leads[i]["LastModifiedDate"], i),
+        )
+        records = [self._lead(i) for i in ids]
+        return {"totalSize": len(records), "done": True, "records": records}

@@ -193,7 +193,8 @@ def latest_values(engine: Engine) -> pd.DataFrame:
     )
     with engine.connect() as connection:
         frame = read_frame(connection, query)
-    rows = [card_values(r) for r in frame.to_dict("records")]
+    records: list[dict[str, Any]] = frame.to_dict("records")  # type: ignore[assignment]
+    rows = [card_values(r) for r in records]
     out = pd.DataFrame(rows, columns=list(FIELDS))
     out.insert(0, "lead_id", frame["lead_id"].astype(str).to_numpy() if len(frame) else [])
     return out
@@ -249,7 +250,9 @@ def changes(
     return out
 
 
-def _upsert(connection: Connection, table: sa.Table, keys: Sequence[str], rows: list[dict]) -> None:
+def _upsert(
+    connection: Connection, table: sa.Table, keys: Sequence[str], rows: list[dict[str, Any]]
+) -> None:
     """Insert ``rows``, updating the non-key columns of those whose ``keys`` exist."""
     if not rows:
         return

@@ -8,10 +8,9 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
-import pandas as pd
 import pytest
 import sqlalchemy as sa
-from crm_support import FakeHubSpot
+from crm_support import FakeHubSpot, score_leads
 from typer.testing import CliRunner
 
 from leadscore.cli import app
@@ -19,46 +18,16 @@ from serving.crm.hubspot import PROPERTIES, HubSpot, sync
 from serving.crm.sync import CrmAuthError, CrmSchemaError, read_checkpoint
 from store.engine import open_store
 from store.feedback import leads_dispositions
-from store.runs import RunInfo, write_run
 from store.schema import crm_sync
 
 LEADS = 250
 IDS = [str(1000 + i) for i in range(LEADS)]
 
 
-def _run(engine, ids, as_of: str, score: int = 70, mql: bool = True, source="batch") -> None:
-    """A run scoring ``ids`` (created 2025-01-01) with a full card each."""
-    frame = pd.DataFrame(
-        {
-            "lead_id": ids,
-            "probability": score / 100,
-            "score": score,
-            "grade": "A1" if mql else "C3",
-            "mql": mql,
-            "threshold": 0.5,
-            "created_at": pd.Timestamp("2025-01-01"),
-            "reasons": [
-                {
-                    "positive": [
-                        {"signal": "pricing", "group": "intent", "sentence": "Visited pricing"},
-                        {"signal": "size", "group": "fit", "sentence": "Large company"},
-                    ],
-                    "negative": [],
-                }
-            ]
-            * len(ids),
-            "next_best_actions": [[{"action": "call", "sentence": "Call within a day"}]] * len(ids),
-        }
-    )
-    info = RunInfo(source=source, as_of=pd.Timestamp(as_of), model_name="m",
-                   model_version="1", threshold=0.5)  # fmt: skip
-    write_run(engine, info, frame)
-
-
 @pytest.fixture
 def engine(store_url: str):
     engine = open_store(store_url)
-    _run(engine, IDS, "2025-03-01")
+    score_leads(engine, IDS, "2025-03-01")
     yield engine
     engine.dispose()
 
@@ -104,7 +73,7 @@ def test_second_run_sends_only_what_changed(engine, fake) -> None:
     fake.updates.clear()
     again = sync(engine, _hub(fake), do_pull=False)
     assert again.push.changed == 0 and fake.updates == [] and again.created == []
-    _run(engine, ["1003", "1007"], "2025-03-08", score=40, mql=False, source="online")
+    score_leads(engine, ["1003", "1007"], "2025-03-08", score=40, mql=False, source="online")
     sync(engine, _hub(fake), do_pull=False)
     (body,) = fake.updates
     assert sorted(i["id"] for i in body["inputs"]) == ["1003", "1007"]
@@ -197,7 +166,7 @@ def test_pulled_statuses_land_in_dispositions_once(engine, fake) -> None:
 
 def test_cli_sync_hubspot_and_a_refused_token(store_url, fake, tmp_path) -> None:
     engine = open_store(store_url)
-    _run(engine, IDS[:3], "2025-03-01")
+    score_leads(engine, IDS[:3], "2025-03-01")
     engine.dispose()
     env = {"LEADSCORE_HOME": str(tmp_path), "LEADSCORE_DB_URL": store_url,
            "LEADSCORE_HUBSPOT_HOST": fake.url}  # fmt: skip
