@@ -168,7 +168,7 @@ class Salesforce:
         """The ``simple_salesforce.Salesforce`` client, made on first use."""
         if self._client is None:
             import requests
-            from simple_salesforce import Salesforce as Client
+            from simple_salesforce.api import Salesforce as Client
 
             session = requests.Session()
 
