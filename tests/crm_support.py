@@ -3,14 +3,17 @@ that leadscore uses, with their documented request and response shapes.
 
 Each fake keeps its records in memory, records every request, checks the bearer token,
 and can be scripted to fail: ``faults`` is a list of (path prefix, status, headers)
-answered once each, in order, before the real answer; ``revoke_after`` revokes the token
-after that many write requests (a token revoked mid-run).
+answered once each, in order, instead of the real answer, once ``faults_after`` matching
+requests went through (``CLOSE``: the connection is closed unanswered; ``HANG``: nothing
+is answered for ``hang_seconds``); ``revoke_after`` revokes the token after that many
+write requests (a token revoked mid-run).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +23,11 @@ from urllib.parse import parse_qs, urlparse
 import pandas as pd
 
 from store.runs import RunInfo, write_run
+
+CLOSE = -1
+"""A fault's status that closes the connection without an answer."""
+HANG = -2
+"""A fault's status that answers nothing for ``hang_seconds``, then closes."""
 
 
 def _iso(when: datetime) -> str:
@@ -37,6 +45,8 @@ class Fake:
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
+    hang_seconds: float = 3.0
+    faults_after: int = 0
 
     @property
     def url(self) -> str:
@@ -59,6 +69,11 @@ class Fake:
                     status, payload, headers = fake.answer(
                         method, self.path, body, self.headers.get("Authorization", "")
                     )
+                if status in (CLOSE, HANG):  # no answer at all
+                    if status == HANG:
+                        time.sleep(fake.hang_seconds)
+                    self.close_connection = True
+                    return
                 data = b"" if payload is None else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json;charset=UTF-8")
@@ -92,8 +107,11 @@ class Fake:
         self.requests.append((method, path, body))
         for i, (prefix, status, headers) in enumerate(self.faults):
             if urlparse(path).path.startswith(prefix):
+                if self.faults_after > 0:
+                    self.faults_after -= 1
+                    break
                 del self.faults[i]
-                return status, self.error(status), headers
+                return status, None if status < 0 else self.error(status), headers
         if auth != f"Bearer {self.token}":
             return 401, self.error(401), {}
         if method in ("POST", "PATCH") and self.is_write(path):

@@ -49,6 +49,9 @@ SEARCH_WINDOW = 10_000
 """HubSpot's search returns at most this many results per query: past it, the pull
 starts a new query from the newest modification time read."""
 TIMEOUT = 30.0
+"""Seconds a request may take before it counts as failed (a hung connection)."""
+BUSY = (429, 502, 503, 504)
+"""Answers retried after ``Retry-After`` (or a backoff): rate limits and a busy HubSpot."""
 SCOPES = "crm.objects.contacts.read, crm.objects.contacts.write, crm.schemas.contacts.write"
 
 
@@ -188,6 +191,7 @@ class HubSpot:
     token: str
     host: str = "https://api.hubapi.com"
     sleep: Callable[[float], None] = time.sleep
+    timeout: float = TIMEOUT
     _client: Any = field(default=None, init=False, repr=False)
 
     @property
@@ -224,8 +228,9 @@ class HubSpot:
             except errors as exc:
                 status = getattr(exc, "status", None)
                 headers = getattr(exc, "headers", None) or {}
-                if status == 429:
-                    raise RateLimited(retry_after_seconds(headers.get("Retry-After"))) from None
+                if status in BUSY:
+                    wait = retry_after_seconds(headers.get("Retry-After"))
+                    raise RateLimited(wait, status) from None
                 detail = _body_message(exc) or getattr(exc, "reason", "") or ""
                 if status in (401, 403):
                     raise CrmAuthError(
@@ -252,17 +257,19 @@ class HubSpot:
         properties = self.client.crm.properties
         created = []
         groups = self._call(
-            "reading the contact property groups", lambda: properties.groups_api.get_all(OBJECT)
+            "reading the contact property groups",
+            lambda: properties.groups_api.get_all(OBJECT, _request_timeout=self.timeout),
         )
         if GROUP not in {g.name for g in groups.results}:
             body = {"name": GROUP, "label": "Leadscore", "displayOrder": -1}
             self._call(
                 "creating the property group 'leadscore'",
-                lambda: properties.groups_api.create(OBJECT, body),
+                lambda: properties.groups_api.create(OBJECT, body, _request_timeout=self.timeout),
             )
             created.append(f"group {GROUP}")
         existing = self._call(
-            "reading the contact properties", lambda: properties.core_api.get_all(OBJECT)
+            "reading the contact properties",
+            lambda: properties.core_api.get_all(OBJECT, _request_timeout=self.timeout),
         )
         by_name = {p.name: p for p in existing.results}
         for spec in PROPERTIES.values():
@@ -279,7 +286,9 @@ class HubSpot:
             body = spec.create_body()
             self._call(
                 f"creating the contact property {spec.name!r}",
-                lambda body=body: properties.core_api.create(OBJECT, body),  # type: ignore[misc]
+                lambda body=body: properties.core_api.create(
+                    OBJECT, body, _request_timeout=self.timeout
+                ),  # type: ignore[misc]
             )
             created.append(spec.name)
         return created
@@ -289,7 +298,9 @@ class HubSpot:
         inputs = [{"id": c.lead_id, "properties": c.changed} for c in batch]
         response = self._call(
             f"updating {len(inputs)} contacts",
-            lambda: self.client.crm.contacts.batch_api.update({"inputs": inputs}),
+            lambda: self.client.crm.contacts.batch_api.update(
+                {"inputs": inputs}, _request_timeout=self.timeout
+            ),
         )
         accepted = [str(r.id) for r in response.results or []]
         refused: dict[str, str] = {}
@@ -336,7 +347,9 @@ class HubSpot:
                     body["after"] = after
                 page = self._call(
                     "searching modified contacts",
-                    lambda body=body: self.client.crm.contacts.search_api.do_search(body),  # type: ignore[misc]
+                    lambda body=body: self.client.crm.contacts.search_api.do_search(
+                        body, _request_timeout=self.timeout
+                    ),  # type: ignore[misc]
                 )
                 for record in page.results or []:
                     records += 1

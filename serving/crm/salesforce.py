@@ -160,6 +160,7 @@ class Salesforce:
     session_id: str
     version: str = API_VERSION
     sleep: Callable[[float], None] = time.sleep
+    timeout: float = TIMEOUT
     _client: Any = field(default=None, init=False, repr=False)
     _last_headers: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
@@ -203,9 +204,9 @@ class Salesforce:
                 ) from None
             except SalesforceError as exc:
                 status = getattr(exc, "status", None)
-                if status in (429, 503):
+                if status in (429, 502, 503, 504):
                     header = self._last_headers.get("Retry-After")
-                    raise RateLimited(retry_after_seconds(header)) from None
+                    raise RateLimited(retry_after_seconds(header), status) from None
                 detail = _detail(getattr(exc, "content", None))
                 if status == 403 and "REQUEST_LIMIT_EXCEEDED" in detail:
                     raise CrmError(
@@ -228,7 +229,7 @@ class Salesforce:
     def rest(self, what: str, path: str, method: str = "GET", **kwargs: Any) -> Any:
         """One REST call (``path`` under ``/services/data/vXX.X/``)."""
         return self._call(
-            what, lambda: self.client.restful(path, method=method, timeout=TIMEOUT, **kwargs)
+            what, lambda: self.client.restful(path, method=method, timeout=self.timeout, **kwargs)
         )
 
     def ensure_fields(self) -> list[str]:

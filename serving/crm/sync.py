@@ -62,11 +62,13 @@ class CrmSchemaError(CrmError):
 
 
 class RateLimited(Exception):
-    """A CRM answered 429; ``retry_after`` is its ``Retry-After`` in seconds (None: absent)."""
+    """A CRM answered 429 (or 502-504, busy): try again after ``retry_after`` seconds
+    (its ``Retry-After``; None: absent, back off)."""
 
-    def __init__(self, retry_after: float | None) -> None:
-        super().__init__(f"rate limited (Retry-After: {retry_after})")
+    def __init__(self, retry_after: float | None, status: int = 429) -> None:
+        super().__init__(f"answered {status} (Retry-After: {retry_after})")
         self.retry_after = retry_after
+        self.status = status
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -97,16 +99,18 @@ def with_retries(
     Raises:
         CrmError: when the CRM still rate-limits after ``attempts`` tries.
     """
+    status = 429
     for attempt in range(attempts):
         try:
             return call()
         except RateLimited as limited:
+            status = limited.status
             if attempt == attempts - 1:
                 break
             wait = limited.retry_after if limited.retry_after is not None else 2.0**attempt
             sleep(min(wait, MAX_WAIT))
     raise CrmError(
-        f"{system}: still rate-limited (429) after {attempts} tries; nothing is lost, "
+        f"{system}: still answering {status} (busy) after {attempts} tries; nothing is lost, "
         "run the sync again later (it resumes where it stopped)"
     )
 

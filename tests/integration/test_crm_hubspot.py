@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from crm_support import FakeHubSpot, score_leads
+from crm_support import CLOSE, HANG, FakeHubSpot, score_leads
 from typer.testing import CliRunner
 
 from leadscore.cli import app
 from serving.crm.hubspot import PROPERTIES, HubSpot, sync
-from serving.crm.sync import CrmAuthError, CrmSchemaError, read_checkpoint
+from serving.crm.sync import CrmAuthError, CrmError, CrmSchemaError, read_checkpoint
 from store.engine import open_store
 from store.feedback import leads_dispositions
 from store.schema import crm_sync
@@ -182,3 +182,25 @@ def test_cli_sync_hubspot_and_a_refused_token(store_url, fake, tmp_path) -> None
     )
     assert ok.exit_code == 0, ok.output
     assert '"sent": 3' in ok.output
+
+
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [(500, "failed (500"), (CLOSE, "cannot reach"), (HANG, "cannot reach")],
+    ids=["500", "closed", "hung"],
+)
+def test_a_failing_hubspot_stops_clearly_and_the_next_run_sends_the_rest(
+    engine, fake, status, words
+) -> None:
+    fake.hang_seconds = 2.0
+    fake.faults.append(("/crm/v3/objects/contacts/batch/update", status, {}))
+    fake.faults_after = 1  # the second batch fails
+    hub = HubSpot(token="good-token", host=fake.url, sleep=lambda s: None, timeout=0.5)
+    with pytest.raises(CrmError) as stopped:
+        sync(engine, hub, do_pull=False)
+    message = str(stopped.value)
+    assert words in message and "100 of 250" in message and "sends the rest" in message
+    assert read_checkpoint(engine, "hubspot")["push_cursor"] == "1099"
+    result = sync(engine, _hub(fake), do_pull=False)
+    assert result.push.sent == 150
+    assert Counter(_sent_ids(fake)) == Counter(IDS)  # none lost, none twice
