@@ -52,7 +52,10 @@ TIMEOUT = 30.0
 """Seconds a request may take before it counts as failed (a hung connection)."""
 BUSY = (429, 502, 503, 504)
 """Answers retried after ``Retry-After`` (or a backoff): rate limits and a busy HubSpot."""
-SCOPES = "crm.objects.contacts.read, crm.objects.contacts.write, crm.schemas.contacts.write"
+SCOPES = (
+    "crm.objects.contacts.read, crm.objects.contacts.write, crm.schemas.contacts.read, "
+    "crm.schemas.contacts.write"
+)
 
 
 @dataclass(frozen=True)
