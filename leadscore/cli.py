@@ -1665,6 +1665,14 @@ PushOption = Annotated[
 PullOption = Annotated[
     bool, typer.Option("--pull/--no-pull", help="Read CRM statuses into the feedback table.")
 ]
+StatusesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--statuses",
+        help="YAML mapping CRM status values to stages, over the defaults "
+        "(e.g. hs_lead_status: {MY_VALUE: 'rejected:no_budget'}); see docs/crm.md.",
+    ),
+]
 
 
 def _print_sync(system: str, result: Any) -> None:
@@ -1717,6 +1725,7 @@ def sync_hubspot(
     batch_size: Annotated[
         int, typer.Option(help="Contacts per batch update (HubSpot allows 100).", min=1, max=100)
     ] = 100,
+    statuses: StatusesOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Sync the lead store with HubSpot contacts (the lead id is the contact id).
@@ -1727,11 +1736,14 @@ def sync_hubspot(
     leadscore and the properties when missing). Resumable: a run stopped midway (a
     revoked token, a crash) is continued by the next. See docs/crm.md.
     """
-    from serving.crm.hubspot import HubSpot, sync
+    from serving.crm.hubspot import STATUSES, HubSpot, sync
+    from serving.crm.sync import read_status_map
     from store.engine import store
 
     settings: Settings = ctx.obj
-    hub = HubSpot(token=token, host=host) if token else None
+    need_file(statuses, "--statuses")
+    mapping = read_status_map(statuses, STATUSES) if statuses else dict(STATUSES)
+    hub = HubSpot(token=token, host=host, statuses=mapping) if token else None
     with store(settings.store_url) as engine:
         result = sync(
             engine, hub, do_push=push, do_pull=pull, dry_run=dry_run, batch_size=batch_size
@@ -1768,6 +1780,7 @@ def sync_salesforce(
     batch_size: Annotated[
         int, typer.Option(help="Leads per sObject Collections request (up to 200).", min=1, max=200)
     ] = 200,
+    statuses: StatusesOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Sync the lead store with Salesforce Leads (the lead id is the Lead Id).
@@ -1777,13 +1790,18 @@ def sync_salesforce(
     _Reasons__c and _Next_Action__c on every Lead whose values changed since the last
     sync (creating the fields when missing). Resumable. See docs/crm.md.
     """
-    from serving.crm.salesforce import Salesforce, sync
+    from serving.crm.salesforce import STATUSES, Salesforce, sync
+    from serving.crm.sync import read_status_map
     from store.engine import store
 
     settings: Settings = ctx.obj
+    need_file(statuses, "--statuses")
+    mapping = read_status_map(statuses, STATUSES) if statuses else dict(STATUSES)
     org = None
     if instance_url and session_id:
-        org = Salesforce(instance_url=instance_url, session_id=session_id, version=api_version)
+        org = Salesforce(
+            instance_url=instance_url, session_id=session_id, version=api_version, statuses=mapping
+        )
     with store(settings.store_url) as engine:
         result = sync(
             engine, org, do_push=push, do_pull=pull, dry_run=dry_run, batch_size=batch_size

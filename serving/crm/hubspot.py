@@ -31,6 +31,7 @@ from serving.crm.sync import (
     PullResult,
     PushResult,
     RateLimited,
+    StatusMap,
     changes,
     pull_cursor,
     push,
@@ -159,10 +160,13 @@ def spell(values: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def disposition(status: Pulled) -> Disposition | None:
+STATUSES: StatusMap = {"lifecyclestage": dict(LIFECYCLE), "hs_lead_status": dict(LEAD_STATUS)}
+"""The default status mapping (``--statuses`` adds to it)."""
+
+
+def disposition(status: Pulled, statuses: StatusMap | None = None) -> Disposition | None:
     """The disposition a pulled status means (None: not one)."""
-    table = LIFECYCLE if status.field == "lifecyclestage" else LEAD_STATUS
-    return table.get(status.value)
+    return (statuses or STATUSES).get(status.field, {}).get(status.value)
 
 
 def _api_exceptions() -> tuple[type[Exception], ...]:
@@ -189,12 +193,15 @@ class HubSpot:
         token: The private app's access token (``LEADSCORE_HUBSPOT_TOKEN``).
         host: The API's base URL (a local server in tests).
         sleep: How to wait out a 429 (tests pass a recorder).
+        timeout: Seconds a request may take.
+        statuses: Which status values are which disposition (``read_status_map``).
     """
 
     token: str
     host: str = "https://api.hubapi.com"
     sleep: Callable[[float], None] = time.sleep
     timeout: float = TIMEOUT
+    statuses: StatusMap = field(default_factory=lambda: dict(STATUSES))
     _client: Any = field(default=None, init=False, repr=False)
 
     @property
@@ -375,7 +382,9 @@ class HubSpot:
     def pull(self, engine: Engine) -> PullResult:
         """Read contacts modified since the last pull; their statuses into dispositions."""
         statuses, records = self.search_modified(pull_cursor(engine, SYSTEM))
-        return record_pulled(engine, SYSTEM, statuses, disposition, records)
+        return record_pulled(
+            engine, SYSTEM, statuses, lambda s: disposition(s, self.statuses), records
+        )
 
 
 def _naive(value: Any) -> datetime:

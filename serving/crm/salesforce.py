@@ -31,6 +31,7 @@ from serving.crm.sync import (
     PullResult,
     PushResult,
     RateLimited,
+    StatusMap,
     changes,
     print_changes,
     pull_cursor,
@@ -112,10 +113,14 @@ def spell(values: dict[str, Any]) -> dict[str, Any]:
     return {FIELDS[k].name: v for k, v in values.items()}
 
 
-def disposition(status: Pulled) -> Disposition | None:
+STATUSES: StatusMap = {"Status": dict(LEAD_STATUS)}
+"""The default mapping of the mappable status field (``--statuses`` adds to it)."""
+
+
+def disposition(status: Pulled, statuses: StatusMap | None = None) -> Disposition | None:
     """The disposition a pulled status means (None: not one)."""
     if status.field == "Status":
-        return LEAD_STATUS.get(status.value)
+        return (statuses or STATUSES)["Status"].get(status.value)
     if status.field == "Converted":
         return Disposition("opportunity" if status.value == "opportunity" else "sql")
     if status.field == "Opportunity":
@@ -154,6 +159,8 @@ class Salesforce:
         session_id: The session id or OAuth access token.
         version: The REST API version.
         sleep: How to wait out a 429 / 503 (tests pass a recorder).
+        timeout: Seconds a request may take.
+        statuses: Which Lead Status values are which disposition (``read_status_map``).
     """
 
     instance_url: str
@@ -161,6 +168,7 @@ class Salesforce:
     version: str = API_VERSION
     sleep: Callable[[float], None] = time.sleep
     timeout: float = TIMEOUT
+    statuses: StatusMap = field(default_factory=lambda: dict(STATUSES))
     _client: Any = field(default=None, init=False, repr=False)
     _last_headers: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
@@ -297,7 +305,7 @@ class Salesforce:
             records += page.get("records", [])
         return records
 
-    def statuses(self, since: datetime | None) -> tuple[list[Pulled], int]:
+    def read_statuses(self, since: datetime | None) -> tuple[list[Pulled], int]:
         """Leads modified at or after ``since`` as their status, conversion and, for the
         converted ones, their Opportunity's outcome; and how many Leads were read."""
         where = f" WHERE LastModifiedDate >= {_soql_time(since)}" if since else ""
@@ -337,8 +345,10 @@ class Salesforce:
 
     def pull(self, engine: Engine) -> PullResult:
         """Read Leads modified since the last pull; their statuses into dispositions."""
-        statuses, records = self.statuses(pull_cursor(engine, SYSTEM))
-        return record_pulled(engine, SYSTEM, statuses, disposition, records)
+        statuses, records = self.read_statuses(pull_cursor(engine, SYSTEM))
+        return record_pulled(
+            engine, SYSTEM, statuses, lambda s: disposition(s, self.statuses), records
+        )
 
 
 def _detail(errors: Any) -> str:

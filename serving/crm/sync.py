@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -557,6 +558,74 @@ def record_pulled(
         with engine.begin() as connection:
             _checkpoint(connection, system, pull_cursor=newest)
     return result
+
+
+StatusMap = dict[str, dict[str, Disposition | None]]
+"""Per CRM status field, each value's disposition (None: the value is not one)."""
+
+
+def parse_target(text: str | None) -> Disposition | None:
+    """``stage`` or ``rejected:reason_code`` (None, ``""`` or ``none``: not a disposition).
+
+    Raises:
+        ValueError: naming what is wrong (an unknown stage or reason code, a rejection
+            without a reason, a reason on another stage).
+    """
+    from store.schema import REJECTION_REASONS, STAGES
+
+    if text is None or str(text).strip().lower() in ("", "none"):
+        return None
+    head, _, tail = str(text).strip().partition(":")
+    stage, reason = head.strip().lower(), tail.strip().lower() or None
+    if stage not in STAGES:
+        raise ValueError(f"{text!r}: the stage must be one of {', '.join(STAGES)}")
+    if stage == "rejected" and reason is None:
+        raise ValueError(f"{text!r}: a rejection needs a reason: rejected:<reason code>")
+    if reason is not None and stage != "rejected":
+        raise ValueError(f"{text!r}: only rejected takes a reason code")
+    if reason is not None and reason not in REJECTION_REASONS:
+        raise ValueError(f"{text!r}: the reason code must be one of {', '.join(REJECTION_REASONS)}")
+    return Disposition(stage, reason)
+
+
+def read_status_map(path: str | Path, defaults: StatusMap) -> StatusMap:
+    """The default status mapping with a YAML file's entries over it.
+
+    The file maps each status field to ``value: stage`` entries (``rejected:reason``
+    for a rejection, ``none`` for a value that is no disposition), e.g.
+    ``hs_lead_status: {MY_STATUS: "rejected:no_budget"}``.
+
+    Raises:
+        CrmError: naming the file and every bad entry.
+    """
+    import yaml
+
+    source = Path(path)
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise CrmError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise CrmError(f"{source}: expected a mapping of status field -> {{value: stage}}")
+    merged = {name: dict(values) for name, values in defaults.items()}
+    problems = []
+    for name, values in data.items():
+        if name not in defaults:
+            problems.append(
+                f"{name!r} is not a status field leadscore pulls (one of {', '.join(defaults)})"
+            )
+            continue
+        if not isinstance(values, dict):
+            problems.append(f"{name}: expected value: stage entries")
+            continue
+        for value, target in values.items():
+            try:
+                merged[name][str(value)] = parse_target(None if target is None else str(target))
+            except ValueError as exc:
+                problems.append(f"{name}.{value}: {exc}")
+    if problems:
+        raise CrmError(f"{source}: " + "; ".join(problems))
+    return merged
 
 
 def pull_cursor(engine: Engine, system: str) -> datetime | None:

@@ -204,3 +204,25 @@ def test_a_failing_hubspot_stops_clearly_and_the_next_run_sends_the_rest(
     result = sync(engine, _hub(fake), do_pull=False)
     assert result.push.sent == 150
     assert Counter(_sent_ids(fake)) == Counter(IDS)  # none lost, none twice
+
+
+def test_cli_statuses_file_maps_custom_values_and_a_bad_one_is_named(store_url, fake, tmp_path):
+    engine = open_store(store_url)
+    score_leads(engine, IDS[:3], "2025-03-01")
+    engine.dispose()
+    fake.add_contact(IDS[0], datetime(2025, 3, 5, tzinfo=UTC), hs_lead_status="NO_MONEY")
+    env = {"LEADSCORE_HOME": str(tmp_path), "LEADSCORE_DB_URL": store_url,
+           "LEADSCORE_HUBSPOT_HOST": fake.url, "LEADSCORE_HUBSPOT_TOKEN": "good-token"}  # fmt: skip
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("hs_lead_status:\n  NO_MONEY: rejected\n")
+    runner = CliRunner()
+    refused = runner.invoke(app, ["sync", "hubspot", "--statuses", str(bad)], env=env)
+    assert refused.exit_code == 2 and "hs_lead_status.NO_MONEY" in refused.output
+    good = tmp_path / "map.yaml"
+    good.write_text("hs_lead_status:\n  NO_MONEY: rejected:no_budget\n")
+    ok = runner.invoke(app, ["sync", "hubspot", "--no-push", "--statuses", str(good)], env=env)
+    assert ok.exit_code == 0, ok.output
+    engine = open_store(store_url)
+    stored = leads_dispositions(engine)
+    engine.dispose()
+    assert list(stored["reason_code"]) == ["no_budget"]
