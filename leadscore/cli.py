@@ -1685,7 +1685,8 @@ def _print_sync(system: str, result: Any) -> None:
         p = result.pull
         console.print(
             f"{system}: pulled {p.records:,} records, {p.recorded:,} dispositions recorded, "
-            f"{p.duplicates:,} already known, {p.unknown_leads:,} statuses of leads never scored",
+            f"{p.duplicates:,} already known, {p.owners:,} owners set, "
+            f"{p.unknown_leads:,} statuses of leads never scored",
             markup=False,
         )
     if result.push is not None:

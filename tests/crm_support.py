@@ -288,6 +288,7 @@ class FakeSalesforce(Fake):
     created_fields: list[dict[str, Any]] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
     page_size: int = 2000
+    cursors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def add_lead(self, lid: str, when: datetime, **values: Any) -> None:
         self.leads[lid] = {"Status": "Open - Not Contacted", "IsConverted": False, **values}
@@ -342,6 +343,9 @@ class FakeSalesforce(Fake):
                 self.leads[lid]["LastModifiedDate"] = datetime.now(UTC)
                 out.append({"id": lid, "success": True, "errors": []})
             return 200, out, {}
+        if route.startswith(SF_DATA + "query/01gFAKE-"):
+            start = int(route.rsplit("-", 1)[1])
+            return 200, self._page(self.cursors["01gFAKE"], start), {}
         if route == SF_DATA + "query":
             soql = qs(path)["q"][0]
             return 200, self._query(soql), {}
@@ -364,5 +368,14 @@ class FakeSalesforce(Fake):
             (i for i in self.leads if low is None or self.leads[i]["LastModifiedDate"] >= low),
             key=lambda i: (self.leads[i]["LastModifiedDate"], i),
         )
-        records = [self._lead(i) for i in ids]
-        return {"totalSize": len(records), "done": True, "records": records}
+        return self._page([self._lead(i) for i in ids], 0)
+
+    def _page(self, records: list[dict[str, Any]], start: int) -> dict[str, Any]:
+        """``page_size`` records from ``start``, with ``nextRecordsUrl`` when more remain."""
+        self.cursors["01gFAKE"] = records
+        page = records[start : start + self.page_size]
+        answer: dict[str, Any] = {"totalSize": len(records), "done": True, "records": page}
+        if start + self.page_size < len(records):
+            answer["done"] = False
+            answer["nextRecordsUrl"] = f"{SF_DATA}query/01gFAKE-{start + self.page_size}"
+        return answer

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from serving.crm.sync import (
+    OWNER,
     BatchOutcome,
     Change,
     CrmAuthError,
@@ -143,6 +144,8 @@ LEAD_STATUS = {
 """``hs_lead_status`` values (HubSpot's defaults) that are a disposition; ``NEW`` and
 ``OPEN`` are not (nobody worked the lead yet)."""
 STATUS_FIELDS = ("lifecyclestage", "hs_lead_status")
+OWNER_PROPERTY = "hubspot_owner_id"
+"""The contact's owner (a HubSpot owner id), pulled into the lead's owner."""
 
 
 def spell(values: dict[str, Any]) -> dict[str, str]:
@@ -336,7 +339,7 @@ class HubSpot:
             read_here = 0
             while True:
                 body: dict[str, Any] = {
-                    "properties": [*STATUS_FIELDS, "lastmodifieddate"],
+                    "properties": [*STATUS_FIELDS, OWNER_PROPERTY, "lastmodifieddate"],
                     "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
                     "limit": SEARCH_PAGE,
                 }
@@ -370,6 +373,9 @@ class HubSpot:
                     for name in STATUS_FIELDS:
                         if props.get(name):
                             out.append(Pulled(str(record.id), name, str(props[name]), modified))
+                    if props.get(OWNER_PROPERTY):
+                        owner = str(props[OWNER_PROPERTY])
+                        out.append(Pulled(str(record.id), OWNER, owner, modified))
                 paging = getattr(page, "paging", None)
                 nxt = getattr(paging, "next", None) if paging else None
                 after = getattr(nxt, "after", None) if nxt else None

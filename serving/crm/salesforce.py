@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from serving.crm.sync import (
+    OWNER,
     BatchOutcome,
     Change,
     CrmAuthError,
@@ -312,13 +313,17 @@ class Salesforce:
         leads = self.query(
             "reading modified Leads",
             "SELECT Id, Status, IsConverted, ConvertedDate, ConvertedOpportunityId, "
-            f"LastModifiedDate FROM Lead{where} ORDER BY LastModifiedDate",
+            f"LastModifiedDate, OwnerId, Owner.Name FROM Lead{where} ORDER BY LastModifiedDate",
         )
         out: list[Pulled] = []
         opportunities: dict[str, tuple[str, datetime]] = {}
         for lead in leads:
             lead_id = str(lead["Id"])
             modified = _when(lead.get("LastModifiedDate")) or datetime.now(UTC).replace(tzinfo=None)
+            owner = lead.get("Owner")
+            name = owner.get("Name") if isinstance(owner, dict) else None
+            if name or lead.get("OwnerId"):
+                out.append(Pulled(lead_id, OWNER, str(name or lead["OwnerId"]), modified))
             if lead.get("Status"):
                 out.append(Pulled(lead_id, "Status", str(lead["Status"]), modified))
             if lead.get("IsConverted"):

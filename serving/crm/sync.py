@@ -32,7 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from leadscore.errors import LeadscoreError
-from store.feedback import FeedbackResult, record_dispositions
+from store.feedback import FeedbackResult, record_dispositions, set_owners
 from store.frames import read_frame
 from store.schema import crm_checkpoints, crm_sync, lead_states, scores
 
@@ -42,6 +42,9 @@ MAX_REASONS = 3
 """Positive reasons written (the strongest first)."""
 MAX_TEXT = 1000
 """Longest reasons or next-action text written (CRM text fields are limited)."""
+OWNER = "owner"
+"""The ``Pulled.field`` of a record's owner: it sets the lead's owner in the store (what
+the worklist filters by), not a disposition."""
 MAX_RETRIES = 5
 """Attempts at one request the CRM rate-limits (429) before giving up."""
 MAX_WAIT = 60.0
@@ -430,6 +433,7 @@ class PullResult:
     before_creation: int = 0
     recorded: int = 0
     duplicates: int = 0
+    owners: int = 0
     cursor: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -442,6 +446,7 @@ class PullResult:
             "before_creation": self.before_creation,
             "recorded": self.recorded,
             "duplicates": self.duplicates,
+            "owners": self.owners,
             "cursor": self.cursor.isoformat() if self.cursor else None,
         }
 
@@ -484,8 +489,11 @@ def record_pulled(
     a pull killed between the two records the same events next time, which the store's
     dedup counts as duplicates. Leads the store never scored, and events dated before a
     lead's creation, are counted and skipped (a CRM holds more records than leadscore
-    scores). The checkpoint's ``pull_cursor`` moves to the newest modification read.
+    scores). A ``Pulled`` of field ``OWNER`` sets the lead's owner instead. The
+    checkpoint's ``pull_cursor`` moves to the newest modification read.
     """
+    owners = {s.lead_id: s.value for s in statuses if s.field == OWNER}
+    statuses = [s for s in statuses if s.field != OWNER]
     result = PullResult(system=system, records=records, statuses=len(statuses))
     ids = sorted({s.lead_id for s in statuses})
     now = _utc_now()
@@ -522,36 +530,18 @@ def record_pulled(
                     "reason_text": f"{system} {status.field} = {status.value}",
                 }
             )
-        existing = (
-            {
-                r.lead_id
-                for r in connection.execute(
-                    sa.select(crm_sync.c.lead_id).where(
-                        crm_sync.c.system == system, crm_sync.c.lead_id.in_(list(changed))
-                    )
-                )
-            }
-            if changed
-            else set()
-        )
-        for lead, fields in changed.items():
-            if lead in existing:
-                connection.execute(
-                    sa.update(crm_sync)
-                    .where(crm_sync.c.system == system, crm_sync.c.lead_id == lead)
-                    .values(pulled=fields, pulled_at=now)
-                )
-            else:
-                connection.execute(
-                    sa.insert(crm_sync).values(
-                        system=system, lead_id=lead, pulled=fields, pulled_at=now
-                    )
-                )
+        rows = [
+            {"system": system, "lead_id": lead, "pulled": fields, "pulled_at": now}
+            for lead, fields in changed.items()
+        ]
+        _upsert(connection, crm_sync, ["system", "lead_id"], rows)
     if events:
         recorded: FeedbackResult = record_dispositions(
             engine, pd.DataFrame(events), "import", recorded_by_default=f"sync:{system}"
         )
         result.recorded, result.duplicates = recorded.recorded, recorded.duplicates
+    if owners:
+        result.owners = set_owners(engine, owners)
     newest = max((s.modified_at for s in statuses), default=None)
     if newest is not None:
         result.cursor = newest

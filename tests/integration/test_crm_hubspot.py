@@ -18,7 +18,7 @@ from serving.crm.hubspot import PROPERTIES, HubSpot, sync
 from serving.crm.sync import CrmAuthError, CrmError, CrmSchemaError, read_checkpoint
 from store.engine import open_store
 from store.feedback import leads_dispositions
-from store.schema import crm_sync
+from store.schema import crm_sync, lead_states
 
 LEADS = 250
 IDS = [str(1000 + i) for i in range(LEADS)]
@@ -137,12 +137,16 @@ def test_unknown_contact_is_reported_not_created(engine, fake) -> None:
 
 def test_pulled_statuses_land_in_dispositions_once(engine, fake) -> None:
     when = datetime(2025, 3, 5, tzinfo=UTC)
-    fake.add_contact("1001", when, lifecyclestage="salesqualifiedlead")
+    fake.add_contact("1001", when, lifecyclestage="salesqualifiedlead", hubspot_owner_id="77")
     fake.add_contact("1002", when, lifecyclestage="lead", hs_lead_status="UNQUALIFIED")
     fake.add_contact("1003", when, lifecyclestage="opportunity", hs_lead_status="CONNECTED")
     fake.add_contact("99999", when, lifecyclestage="customer")  # never scored
     first = sync(engine, _hub(fake), do_push=False)
     assert first.pull.recorded == 4 and first.pull.unknown_leads == 1
+    assert first.pull.owners == 1
+    with engine.connect() as c:
+        owner = c.execute(sa.select(lead_states.c.owner).where(lead_states.c.lead_id == "1001"))
+        assert owner.scalar() == "77"
     stored = leads_dispositions(engine)
     got = {(r.lead_id, r.stage, r.reason_code or None) for r in stored.fillna("").itertuples()}
     assert got == {

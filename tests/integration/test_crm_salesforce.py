@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from crm_support import FakeSalesforce, score_leads
 from typer.testing import CliRunner
 
@@ -17,6 +18,7 @@ from serving.crm.salesforce import FIELDS, Salesforce, sync
 from serving.crm.sync import CrmAuthError, CrmSchemaError, read_checkpoint
 from store.engine import open_store
 from store.feedback import leads_dispositions
+from store.schema import lead_states
 
 LEADS = 450
 IDS = [f"00Q{i:012d}" for i in range(LEADS)]
@@ -43,6 +45,12 @@ def fake():
 def _org(fake, waits=None, token: str = "good-token") -> Salesforce:
     sleep = waits.append if waits is not None else (lambda s: None)
     return Salesforce(instance_url=fake.url, session_id=token, sleep=sleep)
+
+
+def read_states_owner(engine, lead_id: str) -> str | None:
+    with engine.connect() as c:
+        query = sa.select(lead_states.c.owner).where(lead_states.c.lead_id == lead_id)
+        return c.execute(query).scalar()
 
 
 def _sent_ids(fake) -> list[str]:
@@ -96,14 +104,18 @@ def test_deleted_lead_is_reported(engine, fake) -> None:
 
 def test_pulled_status_and_conversions_land_once(engine, fake) -> None:
     when = datetime(2025, 3, 5, tzinfo=UTC)
-    fake.add_lead(IDS[1], when, Status="Working - Contacted")
+    fake.add_lead(IDS[1], when, Status="Working - Contacted", OwnerId="005X",
+                  Owner={"attributes": {"type": "User"}, "Name": "Ann Rep"})  # fmt: skip
     fake.add_lead(IDS[2], when, Status="Unqualified")
     fake.add_lead(IDS[3], when, Status="Closed - Converted", IsConverted=True,
                   ConvertedDate="2025-03-04", ConvertedOpportunityId="006A")  # fmt: skip
     fake.opportunities["006A"] = {"IsClosed": True, "IsWon": True, "CloseDate": "2025-03-20"}
     fake.add_lead("00Qunknown00000", when, Status="Qualified")
+    fake.page_size = 100  # the pull follows nextRecordsUrl
     first = sync(engine, _org(fake), do_push=False)
-    assert first.pull.unknown_leads == 1
+    assert first.pull.records == LEADS + 1
+    assert first.pull.unknown_leads == 1 and first.pull.owners == 1
+    assert read_states_owner(engine, IDS[1]) == "Ann Rep"
     stored = leads_dispositions(engine).fillna("")
     got = {(r.lead_id, r.stage, r.reason_code or None) for r in stored.itertuples()}
     assert got == {
