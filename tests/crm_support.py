@@ -140,6 +140,7 @@ class FakeHubSpot(Fake):
     properties: dict[str, dict[str, Any]] = field(default_factory=dict)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     updates: list[dict[str, Any]] = field(default_factory=list)
+    missing_is_400: bool = False
 
     def add_contact(self, cid: str, when: datetime, **props: str) -> None:
         self.contacts[cid] = dict(props)
@@ -191,6 +192,9 @@ class FakeHubSpot(Fake):
             return 201, prop, {}
         if route == "/crm/v3/objects/contacts/batch/update":
             results, errors = [], []
+            if self.missing_is_400 and set(i["id"] for i in body["inputs"]) - set(self.contacts):
+                return 400, {"status": "error", "message": "Object not found",
+                             "category": "VALIDATION_ERROR"}, {}  # fmt: skip
             self.updates.append(body)
             for item in body["inputs"]:
                 cid = item["id"]

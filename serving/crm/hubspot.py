@@ -60,6 +60,10 @@ SCOPES = (
 )
 
 
+class RecordsRefused(CrmError):
+    """HubSpot refused a request for what is in it (400, 404, 409), not for who asks."""
+
+
 @dataclass(frozen=True)
 class PropertySpec:
     """One ``leadscore_*`` contact property: its name, HubSpot type and field type."""
@@ -252,7 +256,8 @@ class HubSpot:
                         f"missing a scope ({SCOPES}): set LEADSCORE_HUBSPOT_TOKEN to a valid "
                         "private app token and run again"
                     ) from None
-                raise CrmError(
+                error = RecordsRefused if status in (400, 404, 409) else CrmError
+                raise error(
                     f"hubspot: {what} failed ({status}{': ' + detail if detail else ''})"
                 ) from None
             except (OSError, urllib3.exceptions.HTTPError) as exc:
@@ -307,7 +312,25 @@ class HubSpot:
         return created
 
     def update(self, batch: Sequence[Change]) -> BatchOutcome:
-        """One batch update; the ids HubSpot updated, and why it refused the others."""
+        """One batch update; the ids HubSpot updated, and why it refused the others.
+
+        When HubSpot refuses the whole batch for what is in it (400, 404, 409: a contact
+        that is gone, a value it will not take), the batch is split in halves until the
+        refused contacts are alone, so one bad record never holds the others back.
+        """
+        try:
+            return self._update(batch)
+        except RecordsRefused as exc:
+            if len(batch) == 1:
+                return BatchOutcome(accepted=[], refused={batch[0].lead_id: str(exc)})
+            half = len(batch) // 2
+            first, second = self.update(batch[:half]), self.update(batch[half:])
+            return BatchOutcome(
+                accepted=first.accepted + second.accepted,
+                refused={**first.refused, **second.refused},
+            )
+
+    def _update(self, batch: Sequence[Change]) -> BatchOutcome:
         inputs = [{"id": c.lead_id, "properties": c.changed} for c in batch]
         response = self._call(
             f"updating {len(inputs)} contacts",

@@ -128,7 +128,9 @@ def test_dry_run_changes_nothing(engine, fake) -> None:
         assert c.execute(sa.select(sa.func.count()).select_from(crm_sync)).scalar() == 0
 
 
-def test_unknown_contact_is_reported_not_created(engine, fake) -> None:
+@pytest.mark.parametrize("whole_batch", [False, True], ids=["207", "400"])
+def test_unknown_contact_is_reported_not_created(engine, fake, whole_batch) -> None:
+    fake.missing_is_400 = whole_batch  # HubSpot refuses the batch, or answers 207
     del fake.contacts["1005"]
     result = sync(engine, _hub(fake), do_pull=False)
     assert result.push.sent == LEADS - 1 and "1005" in result.push.refused
