@@ -169,7 +169,7 @@ def latest_values(engine: Engine) -> pd.DataFrame:
     """Every lead's latest state with its latest card: ``lead_id`` then ``FIELDS``,
     sorted by lead id (the order a push goes in, so its cursor means something)."""
     last = (
-        sa.select(sa.func.max(scores.c.id).label("score_id"))
+        sa.select(scores.c.lead_id, sa.func.max(scores.c.id).label("score_id"))
         .select_from(
             scores.join(
                 lead_states,
@@ -193,8 +193,8 @@ def latest_values(engine: Engine) -> pd.DataFrame:
             scores.c.next_best_actions,
         )
         .select_from(
-            lead_states.outerjoin(scores, scores.c.lead_id == lead_states.c.lead_id).join(
-                last, last.c.score_id == scores.c.id
+            lead_states.outerjoin(last, last.c.lead_id == lead_states.c.lead_id).outerjoin(
+                scores, scores.c.id == last.c.score_id
             )
         )
         .order_by(lead_states.c.lead_id)
