@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from crm_support import FakeSalesforce, score_leads
+from crm_support import CLOSE, HANG, FakeSalesforce, score_leads
 from typer.testing import CliRunner
 
 from leadscore.cli import app
 from serving.crm.salesforce import FIELDS, Salesforce, sync
-from serving.crm.sync import CrmAuthError, CrmSchemaError, read_checkpoint
+from serving.crm.sync import CrmAuthError, CrmError, CrmSchemaError, read_checkpoint
 from store.engine import open_store
 from store.feedback import leads_dispositions
 from store.schema import lead_states
@@ -144,3 +144,25 @@ def test_cli_sync_salesforce_dry_run_and_refused_session(store_url, fake, tmp_pa
                        env=env)  # fmt: skip
     assert ok.exit_code == 0, ok.output
     assert '"sent": 2' in ok.output
+
+
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [(500, "failed (500"), (CLOSE, "cannot reach"), (HANG, "cannot reach")],
+    ids=["500", "closed", "hung"],
+)
+def test_a_failing_org_stops_clearly_and_the_next_run_sends_the_rest(
+    engine, fake, status, words
+) -> None:
+    fake.hang_seconds = 2.0
+    fake.faults.append(("/services/data/v59.0/composite/sobjects", status, {}))
+    fake.faults_after = 1  # the second collection fails
+    org = Salesforce(instance_url=fake.url, session_id="good-token", sleep=lambda s: None,
+                     timeout=0.5)  # fmt: skip
+    with pytest.raises(CrmError) as stopped:
+        sync(engine, org, do_pull=False)
+    message = str(stopped.value)
+    assert words in message and "200 of 450" in message and "sends the rest" in message
+    result = sync(engine, _org(fake), do_pull=False)
+    assert result.push.sent == 250
+    assert Counter(_sent_ids(fake)) == Counter(IDS)
