@@ -1812,6 +1812,35 @@ def sync_salesforce(
         emit(result.to_dict())
 
 
+@sync_app.command("status", cls=LeadscoreCommand)
+def sync_status(ctx: typer.Context, json_out: JsonOption = False) -> None:
+    """Where each CRM sync stands: the last push (done, or stopped and why, and after
+    which lead), the pull's high-water mark, and how many leads were sent and pulled."""
+    from serving.crm.sync import status
+    from store.engine import store
+
+    settings: Settings = ctx.obj
+    with store(settings.store_url) as engine:
+        rows = status(engine)
+    for row in rows:
+        if row.get("updated_at") is None:
+            console.print(f"{row['system']}: never synced", markup=False)
+            continue
+        push = row.get("push_status") or "never pushed"
+        cursor = f" after lead {row['push_cursor']}" if row.get("push_cursor") else ""
+        pulled = row.get("pull_cursor")
+        console.print(
+            f"{row['system']}: push {push}{cursor} ({row.get('push_sent') or 0:,} sent in "
+            f"the last run); {row['leads_sent']:,} leads sent, {row['leads_pulled']:,} pulled"
+            + (f"; pulled up to {pulled}" if pulled else ""),
+            markup=False,
+        )
+        if row.get("message"):
+            console.print(f"  {row['message']}", markup=False)
+    if json_out:
+        emit({"systems": rows})
+
+
 def main() -> None:
     """Console entry point."""
     app()

@@ -618,6 +618,36 @@ def read_status_map(path: str | Path, defaults: StatusMap) -> StatusMap:
     return merged
 
 
+def status(engine: Engine) -> list[dict[str, Any]]:
+    """Per CRM: its checkpoint and how many leads it holds values and statuses of."""
+    from store.schema import CRM_SYSTEMS
+
+    out = []
+    with engine.connect() as connection:
+        for system in CRM_SYSTEMS:
+            row = (
+                connection.execute(
+                    sa.select(crm_checkpoints).where(crm_checkpoints.c.system == system)
+                )
+                .mappings()
+                .first()
+            )
+            counts = connection.execute(
+                sa.select(
+                    sa.func.count(crm_sync.c.sent_at), sa.func.count(crm_sync.c.pulled_at)
+                ).where(crm_sync.c.system == system)
+            ).one()
+            out.append(
+                {
+                    "system": system,
+                    **({k: v for k, v in row.items() if k != "system"} if row else {}),
+                    "leads_sent": int(counts[0]),
+                    "leads_pulled": int(counts[1]),
+                }
+            )
+    return out
+
+
 def pull_cursor(engine: Engine, system: str) -> datetime | None:
     """Where the last pull of ``system`` got to (None: pull everything)."""
     checkpoint = read_checkpoint(engine, system)

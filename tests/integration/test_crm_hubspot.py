@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -45,6 +46,12 @@ def fake():
 def _hub(fake: FakeHubSpot, waits: list[float] | None = None, token: str = "good-token"):
     sleep = waits.append if waits is not None else (lambda s: None)
     return HubSpot(token=token, host=fake.url, sleep=sleep)
+
+
+def _env(engine, home: Path) -> dict[str, str]:
+    """The CLI's environment for the store behind ``engine``."""
+    url = engine.url.render_as_string(hide_password=False)
+    return {"LEADSCORE_DB_URL": url, "LEADSCORE_HOME": str(home)}
 
 
 def _sent_ids(fake: FakeHubSpot) -> list[str]:
@@ -103,7 +110,9 @@ def test_429_waits_for_retry_after_then_goes_on(engine, fake) -> None:
     assert result.push.sent == LEADS and Counter(_sent_ids(fake)) == Counter(IDS)
 
 
-def test_token_revoked_mid_run_stops_clearly_and_the_next_run_resumes(engine, fake) -> None:
+def test_token_revoked_mid_run_stops_clearly_and_the_next_run_resumes(
+    engine, fake, tmp_path
+) -> None:
     fake.revoke_after = 1  # the second batch meets a revoked token
     with pytest.raises(CrmAuthError) as stopped:
         sync(engine, _hub(fake), do_pull=False)
@@ -112,6 +121,10 @@ def test_token_revoked_mid_run_stops_clearly_and_the_next_run_resumes(engine, fa
     assert "100 of 250" in message
     checkpoint = read_checkpoint(engine, "hubspot")
     assert checkpoint["push_status"] == "stopped" and checkpoint["push_cursor"] == "1099"
+    shown = CliRunner().invoke(app, ["sync", "status", "--json"], env=_env(engine, tmp_path))
+    assert shown.exit_code == 0, shown.output
+    assert "hubspot: push stopped after lead 1099" in shown.output
+    assert "salesforce: never synced" in shown.output
     fake.token, fake.revoke_after = "new-token", None
     result = sync(engine, _hub(fake, token="new-token"), do_pull=False)
     assert result.push.sent == 150 and result.push.resumed_after == "1099"
