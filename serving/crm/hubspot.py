@@ -359,7 +359,6 @@ class HubSpot:
         while True:
             after: str | None = None
             newest = low
-            read_here = 0
             while True:
                 body: dict[str, Any] = {
                     "properties": [*STATUS_FIELDS, OWNER_PROPERTY, "lastmodifieddate"],
@@ -389,7 +388,6 @@ class HubSpot:
                 )
                 for record in page.results or []:
                     records += 1
-                    read_here += 1
                     props = record.properties or {}
                     modified = _when(props.get("lastmodifieddate")) or _naive(record.updated_at)
                     newest = modified if newest is None or modified > newest else newest
