@@ -1736,6 +1736,201 @@ def alerts_list(
         emit({"count": len(rows), "by_status": counts, "alerts": _records(newest)})
 
 
+sync_app = typer.Typer(
+    cls=TyperGroup,
+    help="CRM sync: write each lead's score, grade, MQL flag, reasons and next best action "
+    "onto the CRM record, and pull sales statuses back into the lead store as feedback.",
+    no_args_is_help=True,
+)
+app.add_typer(sync_app, name="sync")
+DryRunOption = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run", help="Print what a push would change; talk to no CRM, write nothing."
+    ),
+]
+PushOption = Annotated[
+    bool, typer.Option("--push/--no-push", help="Write leadscore's values to the CRM.")
+]
+PullOption = Annotated[
+    bool, typer.Option("--pull/--no-pull", help="Read CRM statuses into the feedback table.")
+]
+StatusesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--statuses",
+        help="YAML mapping CRM status values to stages, over the defaults "
+        "(e.g. hs_lead_status: {MY_VALUE: 'rejected:no_budget'}); see docs/crm.md.",
+    ),
+]
+
+
+def _print_sync(system: str, result: Any) -> None:
+    """A sync's summary on stderr: created fields, pushed and pulled counts, dry-run lines."""
+    for line in result.dry_lines:
+        console.print(line, markup=False)
+    if result.created:
+        console.print(f"{system}: created {', '.join(result.created)}", markup=False)
+    if result.pull is not None:
+        p = result.pull
+        console.print(
+            f"{system}: pulled {p.records:,} records, {p.recorded:,} dispositions recorded, "
+            f"{p.duplicates:,} already known, {p.owners:,} owners set, "
+            f"{p.unknown_leads:,} statuses of leads never scored",
+            markup=False,
+        )
+    if result.push is not None:
+        p = result.push
+        if p.dry_run:
+            console.print(f"{system}: dry run, {p.changed:,} records would change", markup=False)
+        else:
+            resumed = f" (resumed after lead {p.resumed_after})" if p.resumed_after else ""
+            console.print(
+                f"{system}: {p.sent:,} of {p.changed:,} changed records sent in "
+                f"{p.batches:,} batches{resumed}",
+                markup=False,
+            )
+            for lead, why in list(p.refused.items())[:20]:
+                console.print(f"  not updated: {lead}: {why}", markup=False)
+            if len(p.refused) > 20:
+                console.print(f"  ... and {len(p.refused) - 20:,} more", markup=False)
+
+
+@sync_app.command("hubspot", cls=LeadscoreCommand)
+def sync_hubspot(
+    ctx: typer.Context,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LEADSCORE_HUBSPOT_TOKEN",
+            help="Private app access token (default: LEADSCORE_HUBSPOT_TOKEN).",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(envvar="LEADSCORE_HUBSPOT_HOST", help="HubSpot API base URL.")
+    ] = "https://api.hubapi.com",
+    dry_run: DryRunOption = False,
+    push: PushOption = True,
+    pull: PullOption = True,
+    batch_size: Annotated[
+        int, typer.Option(help="Contacts per batch update (HubSpot allows 100).", min=1, max=100)
+    ] = 100,
+    statuses: StatusesOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Sync the lead store with HubSpot contacts (the lead id is the contact id).
+
+    Pulls lifecycle stage and lead status changes into the feedback table, then writes
+    leadscore_probability, _score, _grade, _mql, _reasons and _next_action on every
+    contact whose values changed since the last sync (creating the property group
+    leadscore and the properties when missing). Resumable: a run stopped midway (a
+    revoked token, a crash) is continued by the next. See docs/crm.md.
+    """
+    from serving.crm.hubspot import STATUSES, HubSpot, sync
+    from serving.crm.sync import read_status_map
+    from store.engine import store
+
+    settings: Settings = ctx.obj
+    need_file(statuses, "--statuses")
+    mapping = read_status_map(statuses, STATUSES) if statuses else dict(STATUSES)
+    hub = HubSpot(token=token, host=host, statuses=mapping) if token else None
+    with store(settings.store_url) as engine:
+        result = sync(
+            engine, hub, do_push=push, do_pull=pull, dry_run=dry_run, batch_size=batch_size
+        )
+    _print_sync("hubspot", result)
+    if json_out:
+        emit(result.to_dict())
+
+
+@sync_app.command("salesforce", cls=LeadscoreCommand)
+def sync_salesforce(
+    ctx: typer.Context,
+    instance_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LEADSCORE_SALESFORCE_INSTANCE_URL",
+            help="The org's URL, e.g. https://acme.my.salesforce.com "
+            "(default: LEADSCORE_SALESFORCE_INSTANCE_URL).",
+            show_default=False,
+        ),
+    ] = None,
+    session_id: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LEADSCORE_SALESFORCE_SESSION_ID",
+            help="Session id or OAuth access token (default: LEADSCORE_SALESFORCE_SESSION_ID).",
+            show_default=False,
+        ),
+    ] = None,
+    api_version: Annotated[str, typer.Option(help="Salesforce REST API version.")] = "59.0",
+    dry_run: DryRunOption = False,
+    push: PushOption = True,
+    pull: PullOption = True,
+    batch_size: Annotated[
+        int, typer.Option(help="Leads per sObject Collections request (up to 200).", min=1, max=200)
+    ] = 200,
+    statuses: StatusesOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Sync the lead store with Salesforce Leads (the lead id is the Lead Id).
+
+    Pulls Lead Status, conversions and the converted Opportunities' outcome into the
+    feedback table, then writes Leadscore_Probability__c, _Score__c, _Grade__c, _MQL__c,
+    _Reasons__c and _Next_Action__c on every Lead whose values changed since the last
+    sync (creating the fields when missing). Resumable. See docs/crm.md.
+    """
+    from serving.crm.salesforce import STATUSES, Salesforce, sync
+    from serving.crm.sync import read_status_map
+    from store.engine import store
+
+    settings: Settings = ctx.obj
+    need_file(statuses, "--statuses")
+    mapping = read_status_map(statuses, STATUSES) if statuses else dict(STATUSES)
+    org = None
+    if instance_url and session_id:
+        org = Salesforce(
+            instance_url=instance_url, session_id=session_id, version=api_version, statuses=mapping
+        )
+    with store(settings.store_url) as engine:
+        result = sync(
+            engine, org, do_push=push, do_pull=pull, dry_run=dry_run, batch_size=batch_size
+        )
+    _print_sync("salesforce", result)
+    if json_out:
+        emit(result.to_dict())
+
+
+@sync_app.command("status", cls=LeadscoreCommand)
+def sync_status(ctx: typer.Context, json_out: JsonOption = False) -> None:
+    """Where each CRM sync stands: the last push (done, or stopped and why, and after
+    which lead), the pull's high-water mark, and how many leads were sent and pulled."""
+    from serving.crm.sync import status
+    from store.engine import store
+
+    settings: Settings = ctx.obj
+    with store(settings.store_url) as engine:
+        rows = status(engine)
+    for row in rows:
+        if row.get("updated_at") is None:
+            console.print(f"{row['system']}: never synced", markup=False)
+            continue
+        push = row.get("push_status") or "never pushed"
+        cursor = f" after lead {row['push_cursor']}" if row.get("push_cursor") else ""
+        pulled = row.get("pull_cursor")
+        console.print(
+            f"{row['system']}: push {push}{cursor} ({row.get('push_sent') or 0:,} sent in "
+            f"the last run); {row['leads_sent']:,} leads sent, {row['leads_pulled']:,} pulled"
+            + (f"; pulled up to {pulled}" if pulled else ""),
+            markup=False,
+        )
+        if row.get("message"):
+            console.print(f"  {row['message']}", markup=False)
+    if json_out:
+        emit({"systems": rows})
+
+
 def main() -> None:
     """Console entry point."""
     app()

@@ -243,3 +243,42 @@ alert_derived = sa.Table(
 id) and each monitor run (``monitor``, its ``check_run``). A run's rows appear in one
 transaction, so a run not listed here is a run whose alerts are still to derive, however
 late it committed (an id watermark would skip a long run that commits after a short one)."""
+
+
+CRM_SYSTEMS = ("hubspot", "salesforce")
+
+crm_sync = sa.Table(
+    "crm_sync",
+    metadata,
+    sa.Column("system", sa.String(16), nullable=False),
+    sa.Column("lead_id", sa.String(LEAD_ID), nullable=False),
+    sa.Column("fingerprint", sa.String(64)),
+    sa.Column("sent_values", JsonType),
+    sa.Column("sent_at", sa.DateTime),
+    sa.Column("pulled", JsonType),
+    sa.Column("pulled_at", sa.DateTime),
+    sa.PrimaryKeyConstraint("system", "lead_id"),
+    sa.CheckConstraint(f"system IN {CRM_SYSTEMS}", name="system"),
+)
+"""What ``leadscore sync`` last wrote to a CRM for a lead (``fingerprint``: SHA-256 of the
+values sent, so only changes are sent again) and the CRM statuses it last read back
+(``pulled``: each status field's value and the time it was first seen, which keeps the
+dispositions made from it identical from one pull to the next)."""
+
+crm_checkpoints = sa.Table(
+    "crm_checkpoints",
+    metadata,
+    sa.Column("system", sa.String(16), primary_key=True),
+    sa.Column("push_status", sa.String(16)),
+    sa.Column("push_started_at", sa.DateTime),
+    sa.Column("push_cursor", sa.String(LEAD_ID)),
+    sa.Column("push_sent", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("pull_cursor", sa.DateTime),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("message", sa.Text),
+    sa.CheckConstraint(f"system IN {CRM_SYSTEMS}", name="system"),
+)
+"""One row per CRM: where the last push got to (``push_status`` running / stopped / done,
+the last lead id of the last batch the CRM accepted, how many records it sent) and the
+pull's high-water mark (the newest modification time read, so the next pull asks only
+for records changed since)."""
