@@ -928,6 +928,8 @@ def score(
                     )
                 if weeks > 1 and (note := run.stored_note()) is not None:
                     console.print(f"{run.as_of:%Y-%m-%d}: {note}")
+        if engine is not None:
+            _alert_after(settings, engine)
     scored = run.scores
     console.print(
         f"scored {len(scored):,} open leads ({int(scored['mql'].sum()):,} MQLs) into {out}"
@@ -1508,6 +1510,11 @@ def monitor(
     need_folder(data, "--data", hint=f"--data: {data} is a file; give the folder of tables")
     report = _monitor_champion(ctx.obj, data, config_file, data_end, alias, record)
     _print_report(report)
+    if record:
+        from store.engine import store as lead_store
+
+        with lead_store(ctx.obj.store_url) as engine:
+            _alert_after(ctx.obj, engine)
     if json_out:
         emit(report.to_dict())
     raise typer.Exit(report.exit_code(fail_on))
@@ -1653,6 +1660,19 @@ alerts_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(alerts_app, name="alerts")
+
+
+def _alert_after(settings: Settings, engine: Any) -> None:
+    """When alert destinations are configured, send the alerts a command's writes raised
+    (new MQLs, score jumps, monitor alerts) right away, so they do not wait for the next
+    ``leadscore alerts send`` on a timer; a receiver that is down keeps them queued."""
+    from serving.alerts.deliver import AlertConfig, deliver
+
+    config = AlertConfig.from_settings(settings)
+    if not config.configured:
+        return
+    report = deliver(engine, config)
+    _alerts_summary(report)
 
 
 def _alerts_summary(report: Any, revived: int | None = None) -> None:

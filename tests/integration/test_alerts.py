@@ -574,3 +574,26 @@ def test_a_large_run_is_queued_whole_with_its_cards(engine) -> None:
         payloads = [p for (p,) in c.execute(sa.select(alert_outbox.c.payload))]
     assert all(p["next_best_action"] == "Offer a demo this week" for p in payloads)
     assert derive_alerts(engine, lambda kind, region: ["webhook"], now=T0).total == 0
+
+
+def test_leadscore_score_sends_the_new_mqls_at_once(champion, receiver, tmp_path) -> None:
+    """With a destination configured, a scoring run's new MQLs go out when it ends, and a
+    second run on the same data announces nothing again."""
+    env = {
+        "LEADSCORE_HOME": str(tmp_path / "home"),
+        "MLFLOW_TRACKING_URI": None,
+        "LEADSCORE_TRACKING_URI": champion.tracking_uri,
+        "LEADSCORE_WEBHOOK_URL": f"{receiver.url}/webhook",
+        "LEADSCORE_WEBHOOK_SECRET": SECRET,
+    }
+    args = ["score", "--data", str(champion.data_dir), "--out", str(tmp_path / "s.csv")]
+    first = CliRunner().invoke(app, [*args, "--actions", "0", "--json"], env=env)
+    assert first.exit_code == 0, first.output
+    entered = json.loads(first.stdout)["store"]["entered_mql"]
+    hooks = receiver.at("/webhook")
+    assert entered > 0 and len(hooks) == entered
+    kinds = {json.loads(h["body"])["type"] for h in hooks}
+    assert kinds == {"mql"}
+    again = CliRunner().invoke(app, [*args, "--actions", "0"], env=env)
+    assert again.exit_code == 0, again.output
+    assert len(receiver.at("/webhook")) == entered  # the same episodes: nothing new to say
