@@ -3,10 +3,10 @@
 A lead *enters* MQL when a run scores it at or above the threshold and its previous state
 was not MQL (or it had none), and *leaves* when a run scores it below, or when a full
 (batch) run no longer scores it at all (it converted, or aged out of the population).
-Events are computed against ``lead_states``, the latest state of each lead, so a run
-costs one read of that table whatever the length of the history. A run older than a
-lead's state (a backfill) is stored but neither changes the state nor causes events for
-that lead: history is written in order, and a late run must not rewrite "today".
+Events are computed in the database against ``lead_states``, the latest state of each
+lead, so a run costs one pass over its own rows whatever the length of the history. A run
+older than a lead's state (a backfill) is stored but neither changes the state nor causes
+events for that lead: history is written in order, and a late run must not rewrite "today".
 
 Everything of one run is one transaction: a run killed midway leaves no trace.
 """
@@ -163,12 +163,21 @@ def write_run(engine: Engine, info: RunInfo, frame: pd.DataFrame) -> RunWritten:
         run_id = _insert_run(connection, info, frame)
         rows = frame.assign(run_id=run_id, model_version=info.model_version)
         insert_frame(connection, scores, rows)
-        states = read_states(connection, None if info.source == "batch" else frame["lead_id"])
-        events, new_states = _transitions(frame, states, as_of, info, run_id)
-        insert_frame(connection, mql_events, events)
-        _upsert_states(connection, new_states, full=info.source == "batch")
-    entered = int((events["event"] == "entered").sum()) if len(events) else 0
-    return RunWritten(run_id=run_id, scores=len(frame), entered=entered, left=len(events) - entered)
+        params = {"run": run_id}
+        connection.execute(_SCORED_EVENTS, params)
+        connection.execute(_UPSERT_STATES, params)
+        if info.source == "batch":
+            connection.execute(_GONE_EVENTS, params)
+            connection.execute(_GONE_STATES, params)
+        counts: dict[str, int] = dict(
+            connection.execute(
+                sa.select(mql_events.c.event, sa.func.count())
+                .where(mql_events.c.run_id == run_id)
+                .group_by(mql_events.c.event)
+            ).all()
+        )
+    entered, left = int(counts.get("entered", 0)), int(counts.get("left", 0))
+    return RunWritten(run_id=run_id, scores=len(frame), entered=entered, left=left)
 
 
 def _insert_run(connection: Connection, info: RunInfo, frame: pd.DataFrame) -> int:
@@ -194,104 +203,81 @@ def _insert_run(connection: Connection, info: RunInfo, frame: pd.DataFrame) -> i
     return int(key[0])
 
 
-def _transitions(
-    frame: pd.DataFrame, states: pd.DataFrame, as_of: pd.Timestamp, info: RunInfo, run_id: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The MQL events this run causes, and the lead states it leaves behind."""
-    prev = states.set_index("lead_id")
-    now = frame.set_index("lead_id")
-    last = prev["last_as_of"].reindex(now.index)
-    current = ~(last > now["as_of"]).to_numpy()  # not a backfill behind the state
-    was = prev["mql"].reindex(now.index).fillna(False).astype(bool).to_numpy()
-    mql = now["mql"].astype(bool).to_numpy()
-    entered = current & mql & ~was
-    left = current & ~mql & was
+# The MQL events and the new lead states are computed in the database, set-wise, from
+# the run's scores and the states before it: no state is read into Python, and a run costs
+# one pass over its own rows whatever the number of leads. A lead is *current* in a run
+# when its state is not newer than the score (a backfill older than the state is stored
+# but changes neither). The same SQL runs on SQLite (3.24+) and PostgreSQL.
 
-    new = now.loc[current, [*_CARRIED, "score", "probability", "grade"]].copy()
-    ent = pd.Series(entered[current], index=new.index)
-    new["mql"] = mql[current]
-    old = prev.reindex(new.index)
-    stamp = now.loc[current, "as_of"]
-    none = pd.Series(pd.NaT, index=new.index, dtype="datetime64[ns]")
-    since = old["mql_since"].astype("datetime64[ns]").where(new["mql"], none)
-    new["mql_since"] = stamp.where(ent, since)
-    first = old["first_mql_at"].astype("datetime64[ns]")
-    new["first_mql_at"] = first.where(first.notna() | ~ent, stamp)
-    new["last_mql_at"] = stamp.where(ent, old["last_mql_at"].astype("datetime64[ns]"))
-    new["mql_episodes"] = old["mql_episodes"].fillna(0).astype(int) + ent.astype(int)
-    new["owner"] = old["owner"]
-    new["last_run_id"] = run_id
-    new["last_as_of"] = stamp
+_SCORED_EVENTS = sa.text(
+    """
+    INSERT INTO mql_events (run_id, lead_id, event, occurred_at, cause, threshold, region,
+                            score, probability, grade, model_version)
+    SELECT s.run_id, s.lead_id, CASE WHEN s.mql THEN 'entered' ELSE 'left' END, s.as_of,
+           'score', s.threshold, s.region, s.score, s.probability, s.grade, s.model_version
+    FROM scores s LEFT JOIN lead_states ls ON ls.lead_id = s.lead_id
+    WHERE s.run_id = :run
+      AND (ls.lead_id IS NULL OR ls.last_as_of <= s.as_of)
+      AND s.mql <> COALESCE(ls.mql, false)
+    """
+)
+"""A lead entering MQL (scored at or above its threshold, and not an MQL before) or leaving
+it (scored below, and an MQL before)."""
 
-    events = [_events(now, entered, "entered", "score"), _events(now, left, "left", "score")]
-    if info.source == "batch":
-        scored = pd.Series(True, index=now.index).reindex(prev.index, fill_value=False)
-        gone = prev[prev["mql"].astype(bool).to_numpy() & ~scored.to_numpy()]
-        gone = gone[gone["last_as_of"] <= as_of]
-        gone_events = _events(gone, np.ones(len(gone), dtype=bool), "left", "not_scored")
-        gone_events["occurred_at"] = as_of
-        gone_events["threshold"] = float(info.threshold)
-        events.append(gone_events)
-        cleared = gone.copy()
-        cleared["mql"] = False
-        cleared["mql_since"] = pd.NaT
-        new = pd.concat([new, cleared[new.columns]]) if len(cleared) else new
-    if info.source == "batch":  # a full run rewrites the table: keep the untouched leads
-        touched = pd.Series(True, index=new.index).reindex(prev.index, fill_value=False)
-        untouched = prev[~touched.to_numpy()]
-        new = pd.concat([new, untouched[new.columns]]) if len(untouched) else new
-    table = pd.concat(events, ignore_index=True)
-    table["run_id"] = run_id
-    table["model_version"] = info.model_version
-    return table, new.rename_axis("lead_id").reset_index()
-
-
-def _events(rows: pd.DataFrame, mask: np.ndarray, event: str, cause: str) -> pd.DataFrame:
-    picked = rows.loc[mask]
-    return pd.DataFrame(
-        {
-            "lead_id": picked.index.astype(str),
-            "event": event,
-            "cause": cause,
-            "region": picked["region"].to_numpy(dtype=object),
-            "score": picked["score"].to_numpy(),
-            "probability": picked["probability"].to_numpy(),
-            "grade": picked["grade"].to_numpy(dtype=object),
-            "occurred_at": picked["as_of"].to_numpy() if "as_of" in picked else pd.NaT,
-            "threshold": picked["threshold"].to_numpy(dtype=float)
-            if "threshold" in picked
-            else np.nan,
-        }
-    )
-
-
-_CARRIED = ("created_at", "region", "lead_source")
-"""What a state takes over from the lead's latest score, besides the score itself."""
-_STATE_UPDATE = (
-    "created_at",
-    "region",
-    "lead_source",
-    "last_run_id",
-    "last_as_of",
-    "score",
-    "probability",
-    "grade",
-    "mql",
-    "mql_since",
-    "first_mql_at",
-    "last_mql_at",
-    "mql_episodes",
+_GONE = """
+    FROM lead_states ls, scoring_runs r
+    WHERE r.id = :run AND ls.mql AND ls.last_run_id <> r.id AND ls.last_as_of <= r.as_of
+"""
+"""MQLs a full run did not score. Run after the states' upsert: every lead the run scored
+and was current for has this run as its ``last_run_id`` by then (a set-wise test that needs
+no per-lead lookup of the run's scores)."""
+_GONE_EVENTS = sa.text(
+    f"""
+    INSERT INTO mql_events (run_id, lead_id, event, occurred_at, cause, threshold, region,
+                            score, probability, grade, model_version)
+    SELECT r.id, ls.lead_id, 'left', r.as_of, 'not_scored', r.threshold, ls.region, ls.score,
+           ls.probability, ls.grade, r.model_version
+    {_GONE}
+    """
+)
+"""A full (batch) run no longer scores an MQL: it converted, or aged out of the population."""
+_GONE_STATES = sa.text(
+    f"""
+    UPDATE lead_states SET mql = false, mql_since = NULL
+    WHERE lead_id IN (SELECT ls.lead_id {_GONE})
+    """
 )
 
-
-def _upsert_states(connection: Connection, new: pd.DataFrame, full: bool) -> None:
-    """Replace the states of ``new``'s leads (every state when ``full``)."""
-    if full:
-        connection.execute(sa.delete(lead_states))
-    else:
-        ids = new["lead_id"].astype(str).tolist()
-        for start in range(0, len(ids), 900):
-            chunk = ids[start : start + 900]
-            connection.execute(sa.delete(lead_states).where(lead_states.c.lead_id.in_(chunk)))
-    ordered = new.sort_values("lead_id", kind="stable")
-    insert_frame(connection, lead_states, ordered[["lead_id", "owner", *_STATE_UPDATE]])
+_ENTERS = "(excluded.mql AND NOT lead_states.mql)"
+_UPSERT_STATES = sa.text(
+    f"""
+    INSERT INTO lead_states (lead_id, created_at, region, lead_source, last_run_id, last_as_of,
+                             score, probability, grade, mql, mql_since, first_mql_at,
+                             last_mql_at, mql_episodes)
+    SELECT s.lead_id, s.created_at, s.region, s.lead_source, s.run_id, s.as_of, s.score,
+           s.probability, s.grade, s.mql,
+           CASE WHEN s.mql THEN s.as_of END, CASE WHEN s.mql THEN s.as_of END,
+           CASE WHEN s.mql THEN s.as_of END, CASE WHEN s.mql THEN 1 ELSE 0 END
+    FROM scores s
+    WHERE s.run_id = :run
+    ON CONFLICT (lead_id) DO UPDATE SET
+        created_at = COALESCE(excluded.created_at, lead_states.created_at),
+        region = COALESCE(excluded.region, lead_states.region),
+        lead_source = COALESCE(excluded.lead_source, lead_states.lead_source),
+        last_run_id = excluded.last_run_id,
+        last_as_of = excluded.last_as_of,
+        score = excluded.score,
+        probability = excluded.probability,
+        grade = excluded.grade,
+        mql = excluded.mql,
+        mql_since = CASE WHEN {_ENTERS} THEN excluded.last_as_of
+                         WHEN excluded.mql THEN lead_states.mql_since END,
+        first_mql_at = CASE WHEN {_ENTERS} AND lead_states.first_mql_at IS NULL
+                            THEN excluded.last_as_of ELSE lead_states.first_mql_at END,
+        last_mql_at = CASE WHEN {_ENTERS} THEN excluded.last_as_of
+                           ELSE lead_states.last_mql_at END,
+        mql_episodes = lead_states.mql_episodes + CASE WHEN {_ENTERS} THEN 1 ELSE 0 END
+    WHERE lead_states.last_as_of <= excluded.last_as_of
+    """
+)
+"""Each scored lead's new state; the owner (set from the CRM) is never touched here."""
