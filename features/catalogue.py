@@ -177,6 +177,20 @@ SIZE_EDGES: tuple[float, ...] = (10, 50, 200, 1000, 5000)
 REVENUE_BANDS: tuple[str, ...] = ("<1M", "1-10M", "10-50M", "50-250M", "250M-1B", "1B+")
 REVENUE_EDGES: tuple[float, ...] = (1e6, 1e7, 5e7, 2.5e8, 1e9)
 EMAIL_DOMAIN_TYPES: tuple[str, ...] = ("corporate", "free", "unknown")
+SALES_STAGES: tuple[str, ...] = ("accepted", "rejected", "sql", "opportunity", "won", "lost")
+"""What sales does with an MQL, in funnel order (``rejected`` and ``lost`` end an episode):
+the lead store's dispositions and the simulator's sales process share this vocabulary."""
+REJECTION_REASONS: tuple[str, ...] = (
+    "bad_fit",
+    "no_budget",
+    "bad_timing",
+    "no_contact",
+    "existing_customer",
+    "duplicate",
+    "spam",
+    "other",
+)
+"""The standard reason codes reps record when they reject an MQL."""
 
 ICP_INDUSTRIES: frozenset[str] = frozenset(
     {"Software", "Financial Services", "Healthcare", "Telecommunications"}

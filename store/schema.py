@@ -14,6 +14,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from features.catalogue import REJECTION_REASONS as REASON_CODES
+from features.catalogue import SALES_STAGES
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -30,19 +33,10 @@ JsonType = sa.JSON().with_variant(JSONB(), "postgresql")
 LEAD_ID = 64
 """Longest lead id the store keeps (CRM ids are 15 to 36 characters)."""
 
-STAGES = ("accepted", "rejected", "sql", "opportunity", "won", "lost")
-"""Sales dispositions, in funnel order (``rejected`` and ``lost`` end an episode)."""
-REJECTION_REASONS = (
-    "bad_fit",
-    "no_budget",
-    "bad_timing",
-    "no_contact",
-    "existing_customer",
-    "duplicate",
-    "spam",
-    "other",
-)
-"""Standard rejection reason codes (the ones sales teams record, see docs/operating-loop.md)."""
+STAGES = SALES_STAGES
+"""Sales dispositions, in funnel order (``features.catalogue.SALES_STAGES``)."""
+REJECTION_REASONS = REASON_CODES
+"""Rejection reason codes (``features.catalogue.REJECTION_REASONS``)."""
 RUN_SOURCES = ("batch", "online")
 MQL_EVENTS = ("entered", "left")
 CHECK_STATUSES = ("ok", "warn", "alert")

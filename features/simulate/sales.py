@@ -59,7 +59,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.catalogue import REGIONS, SIZE_BANDS, SIZE_EDGES
+from features.catalogue import (
+    REGIONS,
+    REJECTION_REASONS,
+    SALES_STAGES,
+    SIZE_BANDS,
+    SIZE_EDGES,
+)
 from features.simulate.arrays import _sigmoid, _text
 from features.simulate.errors import SimulationInputError
 from features.simulate.outcomes import oracle_probability
@@ -96,18 +102,9 @@ from features.simulate.world import (
     _WORK_HOURS,
 )
 
-STAGES: tuple[str, ...] = ("accepted", "rejected", "sql", "opportunity", "won", "lost")
+STAGES: tuple[str, ...] = SALES_STAGES
 """Disposition stages, in funnel order (the sort order of ties)."""
-REASON_CODES: tuple[str, ...] = (
-    "bad_fit",
-    "no_budget",
-    "bad_timing",
-    "no_contact",
-    "existing_customer",
-    "duplicate",
-    "spam",
-    "other",
-)
+REASON_CODES: tuple[str, ...] = REJECTION_REASONS
 """Rejection reason codes (domain notes: the standard codes reps record)."""
 DISPOSITION_COLUMNS: tuple[str, ...] = (
     "lead_id",

@@ -33,6 +33,7 @@ from serving.crm.sync import (
     PushResult,
     RateLimited,
     StatusMap,
+    SyncResult,
     changes,
     pull_cursor,
     push,
@@ -428,24 +429,6 @@ def _when(text: Any) -> datetime | None:
         return _naive(datetime.fromisoformat(str(text).replace("Z", "+00:00")))
     except ValueError:
         return None
-
-
-@dataclass
-class SyncResult:
-    """A whole ``leadscore sync``: what was created, pushed and pulled."""
-
-    created: list[str] = field(default_factory=list)
-    push: PushResult | None = None
-    pull: PullResult | None = None
-    dry_lines: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """For ``--json``."""
-        return {
-            "created": self.created,
-            "push": self.push.to_dict() if self.push else None,
-            "pull": self.pull.to_dict() if self.pull else None,
-        }
 
 
 def sync(

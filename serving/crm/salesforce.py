@@ -33,6 +33,7 @@ from serving.crm.sync import (
     PushResult,
     RateLimited,
     StatusMap,
+    SyncResult,
     changes,
     print_changes,
     pull_cursor,
@@ -368,24 +369,6 @@ def _detail(errors: Any) -> str:
                 parts.append(str(e))
         return "; ".join(parts)
     return str(errors or "")
-
-
-@dataclass
-class SyncResult:
-    """A whole ``leadscore sync salesforce``: fields created, pushed and pulled."""
-
-    created: list[str] = field(default_factory=list)
-    push: PushResult | None = None
-    pull: PullResult | None = None
-    dry_lines: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """For ``--json``."""
-        return {
-            "created": self.created,
-            "push": self.push.to_dict() if self.push else None,
-            "pull": self.pull.to_dict() if self.pull else None,
-        }
 
 
 def sync(

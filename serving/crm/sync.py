@@ -664,3 +664,21 @@ def print_changes(pending: Sequence[Change], limit: int = 50) -> list[str]:
     if len(pending) > limit:
         lines.append(f"... and {len(pending) - limit:,} more")
     return lines
+
+
+@dataclass
+class SyncResult:
+    """A whole ``leadscore sync hubspot|salesforce``: what was created, pushed and pulled."""
+
+    created: list[str] = field(default_factory=list)
+    push: PushResult | None = None
+    pull: PullResult | None = None
+    dry_lines: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """For ``--json``."""
+        return {
+            "created": self.created,
+            "push": self.push.to_dict() if self.push else None,
+            "pull": self.pull.to_dict() if self.pull else None,
+        }
