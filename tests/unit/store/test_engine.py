@@ -41,6 +41,8 @@ def test_sqlite_store_uses_write_ahead_logging_and_foreign_keys(tmp_path) -> Non
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        # set before WAL fixed the file's page size, or it would silently stay 4 KB
+        assert connection.exec_driver_sql("PRAGMA page_size").scalar() == 16_384
     engine.dispose()
 
 
