@@ -9,10 +9,15 @@ older than a lead's state (a backfill) is stored but neither changes the state n
 events for that lead: history is written in order, and a late run must not rewrite "today".
 
 Everything of one run is one transaction: a run killed midway leaves no trace.
+
+Accounts follow the same rules in their own tables (``write_account_run``: account runs,
+account scores, MQA events, account states): one set of SQL, written once for both kinds
+of subject (``_Subject``).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +29,18 @@ from sqlalchemy.engine import Connection, Engine
 
 from leadscore.errors import LeadscoreError
 from store.frames import insert_frame, read_frame
-from store.schema import LEAD_ID, lead_states, mql_events, scores, scoring_runs
+from store.schema import (
+    ACCOUNT_ID,
+    LEAD_ID,
+    account_runs,
+    account_scores,
+    account_states,
+    lead_states,
+    mqa_events,
+    mql_events,
+    scores,
+    scoring_runs,
+)
 
 SCORE_COLUMNS = (
     "lead_id",
@@ -45,6 +61,74 @@ SCORE_COLUMNS = (
 """What a run's frame may carry per lead (``REQUIRED`` ones must be there)."""
 REQUIRED = ("lead_id", "probability", "score", "grade", "mql", "threshold")
 
+ACCOUNT_SCORE_COLUMNS = (
+    "account_id",
+    "as_of",
+    "probability",
+    "probability_low",
+    "probability_high",
+    "score",
+    "grade",
+    "mqa",
+    "threshold",
+    "region",
+    "leads",
+    "engaged",
+    "reasons",
+    "buying_group",
+)
+"""What an account run's frame may carry per account (``ACCOUNT_REQUIRED`` ones must)."""
+ACCOUNT_REQUIRED = ("account_id", "probability", "score", "grade", "mqa", "threshold")
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """What is scored (a lead or an account) and where its runs, scores, events and states
+    live: the one place the two kinds differ, so both share every statement below."""
+
+    name: str
+    runs: sa.Table
+    scores: sa.Table
+    events: sa.Table
+    states: sa.Table
+    key: str
+    key_length: int
+    flag: str
+    columns: tuple[str, ...]
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    counts: tuple[str, str, str]
+
+
+LEADS = _Subject(
+    name="scores",
+    runs=scoring_runs,
+    scores=scores,
+    events=mql_events,
+    states=lead_states,
+    key="lead_id",
+    key_length=LEAD_ID,
+    flag="mql",
+    columns=SCORE_COLUMNS,
+    required=REQUIRED,
+    optional=("probability_low", "probability_high", "region", "lead_source", "created_at"),
+    counts=("leads", "mqls", "open_leads"),
+)
+ACCOUNTS = _Subject(
+    name="account scores",
+    runs=account_runs,
+    scores=account_scores,
+    events=mqa_events,
+    states=account_states,
+    key="account_id",
+    key_length=ACCOUNT_ID,
+    flag="mqa",
+    columns=ACCOUNT_SCORE_COLUMNS,
+    required=ACCOUNT_REQUIRED,
+    optional=("probability_low", "probability_high", "region", "leads", "engaged"),
+    counts=("accounts", "mqas", "open_accounts"),
+)
+
 
 class ScoresFrameError(LeadscoreError, ValueError):
     """A frame handed to the store lacks a column or holds a value the store cannot keep."""
@@ -63,8 +147,9 @@ class RunInfo:
         model_alias: Registry alias the model was loaded by, if any.
         policy_rule: ``capacity`` or ``precision``.
         policy_target: The policy's target share or precision.
-        open_leads: Open leads at ``as_of`` (scored + skipped), batch runs only.
-        skipped: Open leads outside the model's population, left unscored.
+        open_leads: Open leads (for an account run: open accounts) at ``as_of`` (scored +
+            skipped), batch runs only.
+        skipped: Open leads (accounts) outside the model's population, left unscored.
         data_location: Where the scored data came from, for the record.
     """
 
@@ -95,27 +180,29 @@ def _utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _check(frame: pd.DataFrame) -> None:
+def _check(frame: pd.DataFrame, subject: _Subject = LEADS) -> None:
     """Refuse a frame the store cannot keep, naming the column and the first bad row."""
-    missing = [c for c in REQUIRED if c not in frame]
+    what, key = subject.name, subject.key
+    missing = [c for c in subject.required if c not in frame]
     if missing:
-        raise ScoresFrameError(f"scores: missing column(s) {', '.join(missing)}")
-    extra = [c for c in frame.columns if c not in SCORE_COLUMNS]
+        raise ScoresFrameError(f"{what}: missing column(s) {', '.join(missing)}")
+    extra = [c for c in frame.columns if c not in subject.columns]
     if extra:
-        raise ScoresFrameError(f"scores: unknown column(s) {', '.join(map(str, extra))}")
-    ids = frame["lead_id"].astype(str)
-    if (long := ids.str.len() > LEAD_ID).any():
+        raise ScoresFrameError(f"{what}: unknown column(s) {', '.join(map(str, extra))}")
+    ids = frame[key].astype(str)
+    if (long := ids.str.len() > subject.key_length).any():
         raise ScoresFrameError(
-            f"scores: lead_id {ids[long].iloc[0]!r} is longer than {LEAD_ID} characters"
+            f"{what}: {key} {ids[long].iloc[0]!r} is longer than {subject.key_length} characters"
         )
     if (dup := ids.duplicated()).any():
-        raise ScoresFrameError(f"scores: lead_id {ids[dup].iloc[0]!r} appears twice in one run")
+        raise ScoresFrameError(f"{what}: {key} {ids[dup].iloc[0]!r} appears twice in one run")
     for column in ("probability", "score", "threshold"):
         bad = pd.to_numeric(frame[column], errors="coerce").isna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
+            noun = key.removesuffix("_id")
             raise ScoresFrameError(
-                f"scores: row {row} (lead {ids.iloc[row]!r}): {column} is missing or not a number"
+                f"{what}: row {row} ({noun} {ids.iloc[row]!r}): {column} is missing or not a number"
             )
 
 
@@ -147,40 +234,72 @@ def write_run(engine: Engine, info: RunInfo, frame: pd.DataFrame) -> RunWritten:
     Raises:
         ScoresFrameError: naming the column and row when the frame cannot be stored.
     """
-    _check(frame)
+    return _write(engine, info, frame, LEADS)
+
+
+def write_account_run(engine: Engine, info: RunInfo, frame: pd.DataFrame) -> RunWritten:
+    """Store one account scoring run: the run, its account scores, MQA events and states.
+
+    The same rules as ``write_run``, for accounts: an account *enters* MQA when a run
+    scores it at or above its threshold and it was not an MQA, *leaves* when scored below
+    or when a full run no longer scores it; a backfill changes no state.
+
+    Args:
+        engine: An open, migrated store (``store.engine.open_store``).
+        info: The run's facts (``open_leads`` counts open accounts).
+        frame: One row per scored account (``ACCOUNT_SCORE_COLUMNS``; ``reasons`` and
+            ``buying_group`` as lists/dicts or JSON text).
+
+    Returns:
+        The run's id and counts (``entered`` and ``left`` count MQA events).
+
+    Raises:
+        ScoresFrameError: naming the column and row when the frame cannot be stored.
+    """
+    return _write(engine, info, frame, ACCOUNTS)
+
+
+def _write(engine: Engine, info: RunInfo, frame: pd.DataFrame, subject: _Subject) -> RunWritten:
+    _check(frame, subject)
+    key = subject.key
     as_of = pd.Timestamp(info.as_of)
     frame = frame.copy()
-    frame["lead_id"] = frame["lead_id"].astype(str)
-    # in key order, the indexes on lead_id are written page after page, not at random
-    frame = frame.sort_values("lead_id", kind="stable").reset_index(drop=True)
+    frame[key] = frame[key].astype(str)
+    # in key order, the indexes on the key are written page after page, not at random
+    frame = frame.sort_values(key, kind="stable").reset_index(drop=True)
     if "as_of" not in frame:
         frame["as_of"] = as_of
     frame["as_of"] = pd.to_datetime(frame["as_of"]).astype("datetime64[ns]")
-    for optional in ("probability_low", "probability_high", "region", "lead_source", "created_at"):
+    for optional in subject.optional:
         if optional not in frame:
             frame[optional] = None
+    statements = _statements(subject)
+    events = subject.events
     with engine.begin() as connection:
-        run_id = _insert_run(connection, info, frame)
+        run_id = _insert_run(connection, info, frame, subject)
         rows = frame.assign(run_id=run_id, model_version=info.model_version)
-        insert_frame(connection, scores, rows)
+        insert_frame(connection, subject.scores, rows)
         params = {"run": run_id}
-        connection.execute(_SCORED_EVENTS, params)
-        connection.execute(_UPSERT_STATES, params)
+        connection.execute(statements.scored_events, params)
+        connection.execute(statements.upsert_states, params)
         if info.source == "batch":
-            connection.execute(_GONE_EVENTS, params)
-            connection.execute(_GONE_STATES, params)
+            connection.execute(statements.gone_events, params)
+            connection.execute(statements.gone_states, params)
         counts: dict[str, int] = dict(
             connection.execute(
-                sa.select(mql_events.c.event, sa.func.count())
-                .where(mql_events.c.run_id == run_id)
-                .group_by(mql_events.c.event)
+                sa.select(events.c.event, sa.func.count())
+                .where(events.c.run_id == run_id)
+                .group_by(events.c.event)
             ).all()
         )
     entered, left = int(counts.get("entered", 0)), int(counts.get("left", 0))
     return RunWritten(run_id=run_id, scores=len(frame), entered=entered, left=left)
 
 
-def _insert_run(connection: Connection, info: RunInfo, frame: pd.DataFrame) -> int:
+def _insert_run(
+    connection: Connection, info: RunInfo, frame: pd.DataFrame, subject: _Subject
+) -> int:
+    scored, qualified, open_ = subject.counts
     values: dict[str, Any] = {
         "source": info.source,
         "as_of": pd.Timestamp(info.as_of).to_pydatetime(),
@@ -191,13 +310,13 @@ def _insert_run(connection: Connection, info: RunInfo, frame: pd.DataFrame) -> i
         "threshold": float(info.threshold),
         "policy_rule": info.policy_rule,
         "policy_target": info.policy_target,
-        "leads": len(frame),
-        "mqls": int(frame["mql"].astype(bool).sum()),
-        "open_leads": info.open_leads,
+        scored: len(frame),
+        qualified: int(frame[subject.flag].astype(bool).sum()),
+        open_: info.open_leads,
         "skipped": info.skipped,
         "data_location": info.data_location,
     }
-    result = connection.execute(sa.insert(scoring_runs).values(**values))
+    result = connection.execute(sa.insert(subject.runs).values(**values))
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
@@ -207,77 +326,95 @@ def _insert_run(connection: Connection, info: RunInfo, frame: pd.DataFrame) -> i
 # the run's scores and the states before it: no state is read into Python, and a run costs
 # one pass over its own rows whatever the number of leads. A lead is *current* in a run
 # when its state is not newer than the score (a backfill older than the state is stored
-# but changes neither). The same SQL runs on SQLite (3.24+) and PostgreSQL.
+# but changes neither). The same SQL runs on SQLite (3.24+) and PostgreSQL, and, with the
+# table and column names of ``_Subject``, for leads (MQL) and accounts (MQA) alike.
 
-_SCORED_EVENTS = sa.text(
-    """
-    INSERT INTO mql_events (run_id, lead_id, event, occurred_at, cause, threshold, region,
-                            score, probability, grade, model_version)
-    SELECT s.run_id, s.lead_id, CASE WHEN s.mql THEN 'entered' ELSE 'left' END, s.as_of,
-           'score', s.threshold, s.region, s.score, s.probability, s.grade, s.model_version
-    FROM scores s LEFT JOIN lead_states ls ON ls.lead_id = s.lead_id
-    WHERE s.run_id = :run
-      AND (ls.lead_id IS NULL OR ls.last_as_of <= s.as_of)
-      AND s.mql <> COALESCE(ls.mql, false)
-    """
-)
-"""A lead entering MQL (scored at or above its threshold, and not an MQL before) or leaving
-it (scored below, and an MQL before)."""
 
-_GONE = """
-    FROM lead_states ls, scoring_runs r
-    WHERE r.id = :run AND ls.mql AND ls.last_run_id <> r.id AND ls.last_as_of <= r.as_of
-"""
-"""MQLs a full run did not score. Run after the states' upsert: every lead the run scored
-and was current for has this run as its ``last_run_id`` by then (a set-wise test that needs
-no per-lead lookup of the run's scores)."""
-_GONE_EVENTS = sa.text(
-    f"""
-    INSERT INTO mql_events (run_id, lead_id, event, occurred_at, cause, threshold, region,
-                            score, probability, grade, model_version)
-    SELECT r.id, ls.lead_id, 'left', r.as_of, 'not_scored', r.threshold, ls.region, ls.score,
-           ls.probability, ls.grade, r.model_version
-    {_GONE}
-    """
-)
-"""A full (batch) run no longer scores an MQL: it converted, or aged out of the population."""
-_GONE_STATES = sa.text(
-    f"""
-    UPDATE lead_states SET mql = false, mql_since = NULL
-    WHERE lead_id IN (SELECT ls.lead_id {_GONE})
-    """
-)
+@dataclass(frozen=True)
+class _Statements:
+    scored_events: sa.TextClause
+    upsert_states: sa.TextClause
+    gone_events: sa.TextClause
+    gone_states: sa.TextClause
 
-_ENTERS = "(excluded.mql AND NOT lead_states.mql)"
-_UPSERT_STATES = sa.text(
-    f"""
-    INSERT INTO lead_states (lead_id, created_at, region, lead_source, last_run_id, last_as_of,
-                             score, probability, grade, mql, mql_since, first_mql_at,
-                             last_mql_at, mql_episodes)
-    SELECT s.lead_id, s.created_at, s.region, s.lead_source, s.run_id, s.as_of, s.score,
-           s.probability, s.grade, s.mql,
-           CASE WHEN s.mql THEN s.as_of END, CASE WHEN s.mql THEN s.as_of END,
-           CASE WHEN s.mql THEN s.as_of END, CASE WHEN s.mql THEN 1 ELSE 0 END
-    FROM scores s
-    WHERE s.run_id = :run
-    ON CONFLICT (lead_id) DO UPDATE SET
-        created_at = COALESCE(excluded.created_at, lead_states.created_at),
-        region = COALESCE(excluded.region, lead_states.region),
-        lead_source = COALESCE(excluded.lead_source, lead_states.lead_source),
-        last_run_id = excluded.last_run_id,
-        last_as_of = excluded.last_as_of,
-        score = excluded.score,
-        probability = excluded.probability,
-        grade = excluded.grade,
-        mql = excluded.mql,
-        mql_since = CASE WHEN {_ENTERS} THEN excluded.last_as_of
-                         WHEN excluded.mql THEN lead_states.mql_since END,
-        first_mql_at = CASE WHEN {_ENTERS} AND lead_states.first_mql_at IS NULL
-                            THEN excluded.last_as_of ELSE lead_states.first_mql_at END,
-        last_mql_at = CASE WHEN {_ENTERS} THEN excluded.last_as_of
-                           ELSE lead_states.last_mql_at END,
-        mql_episodes = lead_states.mql_episodes + CASE WHEN {_ENTERS} THEN 1 ELSE 0 END
-    WHERE lead_states.last_as_of <= excluded.last_as_of
+
+@functools.cache
+def _statements(subject: _Subject) -> _Statements:
+    """The four statements of a run for ``subject``'s tables (built once per kind)."""
+    key, flag = subject.key, subject.flag
+    scores_, events, states, runs = (
+        subject.scores.name,
+        subject.events.name,
+        subject.states.name,
+        subject.runs.name,
+    )
+    event_columns = (
+        f"run_id, {key}, event, occurred_at, cause, threshold, region, score, probability, "
+        "grade, model_version"
+    )
+    # A subject entering (scored at or above its threshold, and not qualified before) or
+    # leaving (scored below, and qualified before).
+    scored_events = f"""
+        INSERT INTO {events} ({event_columns})
+        SELECT s.run_id, s.{key}, CASE WHEN s.{flag} THEN 'entered' ELSE 'left' END, s.as_of,
+               'score', s.threshold, s.region, s.score, s.probability, s.grade, s.model_version
+        FROM {scores_} s LEFT JOIN {states} ls ON ls.{key} = s.{key}
+        WHERE s.run_id = :run
+          AND (ls.{key} IS NULL OR ls.last_as_of <= s.as_of)
+          AND s.{flag} <> COALESCE(ls.{flag}, false)
     """
-)
-"""Each scored lead's new state; the owner (set from the CRM) is never touched here."""
+    # Qualified subjects a full run did not score. Run after the states' upsert: every
+    # subject the run scored and was current for has this run as its ``last_run_id`` by
+    # then (a set-wise test that needs no per-subject lookup of the run's scores).
+    gone = f"""
+        FROM {states} ls, {runs} r
+        WHERE r.id = :run AND ls.{flag} AND ls.last_run_id <> r.id AND ls.last_as_of <= r.as_of
+    """
+    gone_events = f"""
+        INSERT INTO {events} ({event_columns})
+        SELECT r.id, ls.{key}, 'left', r.as_of, 'not_scored', r.threshold, ls.region,
+               ls.score, ls.probability, ls.grade, r.model_version
+        {gone}
+    """
+    gone_states = f"""
+        UPDATE {states} SET {flag} = false, {flag}_since = NULL
+        WHERE {key} IN (SELECT ls.{key} {gone})
+    """
+    kept = [c for c in subject.optional if c in subject.states.c]  # attributes, not scores
+    enters = f"(excluded.{flag} AND NOT {states}.{flag})"
+    kept_updates = "".join(f"{c} = COALESCE(excluded.{c}, {states}.{c}),\n" for c in kept)
+    # Each scored subject's new state; what only the CRM sets (a lead's owner) is never
+    # touched here.
+    upsert_states = f"""
+        INSERT INTO {states} ({key}, {", ".join(kept)}, last_run_id, last_as_of,
+                              score, probability, grade, {flag}, {flag}_since,
+                              first_{flag}_at, last_{flag}_at, {flag}_episodes)
+        SELECT s.{key}, {", ".join(f"s.{c}" for c in kept)}, s.run_id, s.as_of, s.score,
+               s.probability, s.grade, s.{flag},
+               CASE WHEN s.{flag} THEN s.as_of END, CASE WHEN s.{flag} THEN s.as_of END,
+               CASE WHEN s.{flag} THEN s.as_of END, CASE WHEN s.{flag} THEN 1 ELSE 0 END
+        FROM {scores_} s
+        WHERE s.run_id = :run
+        ON CONFLICT ({key}) DO UPDATE SET
+            {kept_updates}
+            last_run_id = excluded.last_run_id,
+            last_as_of = excluded.last_as_of,
+            score = excluded.score,
+            probability = excluded.probability,
+            grade = excluded.grade,
+            {flag} = excluded.{flag},
+            {flag}_since = CASE WHEN {enters} THEN excluded.last_as_of
+                                WHEN excluded.{flag} THEN {states}.{flag}_since END,
+            first_{flag}_at = CASE WHEN {enters} AND {states}.first_{flag}_at IS NULL
+                                   THEN excluded.last_as_of ELSE {states}.first_{flag}_at END,
+            last_{flag}_at = CASE WHEN {enters} THEN excluded.last_as_of
+                                  ELSE {states}.last_{flag}_at END,
+            {flag}_episodes = {states}.{flag}_episodes + CASE WHEN {enters} THEN 1 ELSE 0 END
+        WHERE {states}.last_as_of <= excluded.last_as_of
+    """
+    return _Statements(
+        scored_events=sa.text(scored_events),
+        upsert_states=sa.text(upsert_states),
+        gone_events=sa.text(gone_events),
+        gone_states=sa.text(gone_states),
+    )

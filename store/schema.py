@@ -276,3 +276,110 @@ crm_checkpoints = sa.Table(
 the last lead id of the last batch the CRM accepted, how many records it sent) and the
 pull's high-water mark (the newest modification time read, so the next pull asks only
 for records changed since)."""
+
+ACCOUNT_ID = LEAD_ID
+"""Longest account id the store keeps (CRM ids, as for leads)."""
+
+account_runs = sa.Table(
+    "account_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("as_of", sa.DateTime, nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("model_alias", sa.String(64)),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("policy_rule", sa.String(32)),
+    sa.Column("policy_target", sa.Float),
+    sa.Column("accounts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("mqas", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("open_accounts", sa.Integer),
+    sa.Column("skipped", sa.Integer),
+    sa.Column("data_location", sa.Text),
+    sa.CheckConstraint(f"source IN {RUN_SOURCES}", name="source"),
+    sa.Index(None, "as_of"),
+)
+"""One row per account scoring run, as ``scoring_runs`` is for leads: kept apart so that
+every reader of lead runs (monitoring, the report, the worklist) never meets an account
+run by mistake."""
+
+account_scores = sa.Table(
+    "account_scores",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column(
+        "run_id",
+        sa.Integer,
+        sa.ForeignKey("account_runs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("account_id", sa.String(ACCOUNT_ID), nullable=False),
+    sa.Column("as_of", sa.DateTime, nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("probability_low", sa.Float),
+    sa.Column("probability_high", sa.Float),
+    sa.Column("score", sa.Integer, nullable=False),
+    sa.Column("grade", sa.String(4), nullable=False),
+    sa.Column("mqa", sa.Boolean, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("region", sa.String(64)),
+    sa.Column("leads", sa.Integer),
+    sa.Column("engaged", sa.Integer),
+    sa.Column("reasons", JsonType),
+    sa.Column("buying_group", JsonType),
+    sa.Index(None, "account_id", "as_of"),
+    sa.Index(None, "run_id"),
+)
+"""Every account score: the account's probability of at least one conversion within the
+horizon, its grade, whether it is a marketing-qualified account (MQA), its people
+(``leads``, ``engaged``), its reasons and its buying group (personas engaged and
+missing, contacts to reach next) as JSON."""
+
+mqa_events = sa.Table(
+    "mqa_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column(
+        "run_id",
+        sa.Integer,
+        sa.ForeignKey("account_runs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("account_id", sa.String(ACCOUNT_ID), nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("occurred_at", sa.DateTime, nullable=False),
+    sa.Column("cause", sa.String(32), nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("region", sa.String(64)),
+    sa.Column("score", sa.Integer),
+    sa.Column("probability", sa.Float),
+    sa.Column("grade", sa.String(4)),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.CheckConstraint(f"event IN {MQL_EVENTS}", name="event"),
+    sa.Index(None, "account_id", "occurred_at"),
+    sa.Index(None, "occurred_at"),
+)
+"""An account entering or leaving MQA, with the same causes as ``mql_events``."""
+
+account_states = sa.Table(
+    "account_states",
+    metadata,
+    sa.Column("account_id", sa.String(ACCOUNT_ID), primary_key=True),
+    sa.Column("region", sa.String(64)),
+    sa.Column("leads", sa.Integer),
+    sa.Column("engaged", sa.Integer),
+    sa.Column("last_run_id", sa.Integer, nullable=False),
+    sa.Column("last_as_of", sa.DateTime, nullable=False),
+    sa.Column("score", sa.Integer),
+    sa.Column("probability", sa.Float),
+    sa.Column("grade", sa.String(4)),
+    sa.Column("mqa", sa.Boolean, nullable=False),
+    sa.Column("mqa_since", sa.DateTime),
+    sa.Column("first_mqa_at", sa.DateTime),
+    sa.Column("last_mqa_at", sa.DateTime),
+    sa.Column("mqa_episodes", sa.Integer, nullable=False, server_default="0"),
+)
+"""Each account's latest state, as ``lead_states`` is for leads."""
