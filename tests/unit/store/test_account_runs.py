@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from store.engine import current_revision, downgrade, head_revision, open_store, upgrade
+from store.history import account_momentum, account_timeline, new_mqas
 from store.runs import RunInfo, ScoresFrameError, write_account_run, write_run
 from store.schema import account_runs, account_scores, account_states, mqa_events, scoring_runs
 
@@ -103,6 +104,24 @@ def test_a_backfilled_account_run_is_kept_but_changes_no_state(engine) -> None:
         stored = c.execute(sa.select(sa.func.count()).select_from(account_scores)).scalar()
     assert state.mqa and state.last_as_of == pd.Timestamp("2025-03-08")
     assert stored == 2
+
+
+def test_account_timeline_momentum_and_new_mqas_read_the_account_history(engine) -> None:
+    _run(engine, "2025-03-01", {"A1": (30, False), "A2": (60, True)})
+    _run(engine, "2025-03-22", {"A1": (50, False), "A2": (55, True)})
+    _run(engine, "2025-03-29", {"A1": (75, True), "A2": (40, False)})
+    line = account_timeline(engine, "A1")
+    assert line["score"].tolist() == [30, 50, 75]
+    assert line["mqa"].tolist() == [False, False, True]
+    assert set(line["source"]) == {"batch"}
+    moves = account_momentum(engine).set_index("account_id")
+    assert moves.loc["A1", "momentum_7d"] == 25  # this week against last week
+    assert moves.loc["A1", "momentum_28d"] == 45  # against four weeks back
+    assert moves.loc["A2", "score_28d_ago"] == 60
+    fresh = new_mqas(engine, "2025-03-15")
+    assert fresh["account_id"].tolist() == ["A1"]  # A2 entered earlier and has left
+    assert fresh.loc[0, "entered_at"] == pd.Timestamp("2025-03-29")
+    assert account_timeline(engine, "nobody").empty
 
 
 def test_accounts_and_leads_keep_separate_histories(engine) -> None:
