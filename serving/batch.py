@@ -380,7 +380,8 @@ def score_run(
 
 def store_frame(scored: pd.DataFrame, cards: pd.DataFrame, leads: pd.DataFrame) -> pd.DataFrame:
     """The lead store's view of a batch's scores: the card as JSON, the lead's region,
-    source and creation time as the CRM had them (what funnels are grouped by)."""
+    source, creation time and account as the CRM had them (what funnels are grouped and
+    accounts are joined by)."""
     attrs = leads.drop_duplicates("lead_id").set_index("lead_id")
     ids = scored["lead_id"]
     frame = scored[
@@ -388,7 +389,7 @@ def store_frame(scored: pd.DataFrame, cards: pd.DataFrame, leads: pd.DataFrame) 
     ].copy()
     frame["mql"] = scored["mql"].astype(bool)
     frame["threshold"] = scored["threshold"]
-    for column in ("region", "lead_source", "created_at"):
+    for column in ("region", "lead_source", "created_at", "account_id"):
         frame[column] = ids.map(attrs[column]).to_numpy() if column in attrs else None
     frame["reasons"] = cards["card_reasons"].to_numpy()
     frame["next_best_actions"] = cards["card_actions"].to_numpy()

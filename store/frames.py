@@ -63,9 +63,8 @@ def _column_values(table: sa.Table, name: str, values: pd.Series, dialect: str) 
     if isinstance(kind, sa.Boolean):
         return _nullable(values.to_numpy(dtype=object, na_value=False).astype(bool), missing)
     if isinstance(kind, sa.Integer):
-        return _nullable(
-            values.to_numpy(dtype="float64", na_value=np.nan).astype(np.int64), missing
-        )
+        numbers = values.to_numpy(dtype="float64", na_value=0.0)
+        return _nullable(np.where(missing, 0.0, numbers).astype(np.int64), missing)
     if isinstance(kind, sa.Float):
         return _nullable(values.to_numpy(dtype="float64", na_value=np.nan), missing)
     return _nullable(values.to_numpy(dtype=object).astype(str), missing)

@@ -63,8 +63,10 @@ from leadscore.errors import LeadscoreError
 from store.schema import (
     REJECTION_REASONS,
     STAGES,
+    account_runs,
     dispositions,
     lead_states,
+    mqa_events,
     mql_events,
     scores,
     scoring_runs,
@@ -745,3 +747,101 @@ def rejection_reasons(
     dimensions(by)
     episodes = mql_episodes(engine, since=since, until=until, as_of=as_of)
     return reasons_from_episodes(episodes, by)
+
+
+ACCOUNT_DIMENSIONS = ("grade", "fit", "engagement", "region", "score_band", "cohort_month")
+"""What account funnel rates can be grouped by (an account has no single lead source)."""
+
+
+def account_episodes(
+    engine: Engine,
+    since: pd.Timestamp | str | None = None,
+    until: pd.Timestamp | str | None = None,
+    as_of: pd.Timestamp | str | None = None,
+) -> pd.DataFrame:
+    """One row per MQA episode: an account's entry into MQA and what sales did after.
+
+    The rules are the MQL episode's (module docstring), with the account as the unit: an
+    account reaches a stage when any of its people does (the lead's account is the one the
+    lead store keeps in ``lead_states.account_id``), so one rep's opportunity at the
+    account counts for the account's episode. Dispositions of leads with no account, or
+    dated before the account's first MQA entry, belong to no episode.
+
+    Returns:
+        ``mql_episodes``' columns with ``account_id`` in place of ``lead_id`` (no
+        ``lead_source``: always ``unknown``).
+    """
+    start = as_timestamp(since, "since")
+    stop = as_timestamp(until, "until")
+    with engine.connect() as connection:
+        end = as_timestamp(as_of, "as_of") or _latest_account_time(connection)
+        if end is None:
+            return _empty_episodes().rename(columns={"lead_id": "account_id"})
+        entries = read_columns(
+            connection,
+            sa.select(
+                mqa_events.c.account_id.label("lead_id"),
+                mqa_events.c.occurred_at.label("entered_at"),
+                mqa_events.c.threshold,
+                mqa_events.c.probability,
+                mqa_events.c.score,
+                mqa_events.c.grade,
+                mqa_events.c.region,
+                mqa_events.c.model_version,
+                sa.null().label("lead_source"),
+            ).where(
+                mqa_events.c.event == "entered",
+                mqa_events.c.occurred_at <= end.to_pydatetime(),
+            ),
+        )
+        done = read_columns(
+            connection,
+            sa.select(
+                lead_states.c.account_id.label("lead_id"),
+                dispositions.c.stage,
+                dispositions.c.reason_code,
+                dispositions.c.occurred_at,
+            )
+            .join(lead_states, lead_states.c.lead_id == dispositions.c.lead_id)
+            .where(
+                lead_states.c.account_id.is_not(None),
+                dispositions.c.occurred_at <= end.to_pydatetime(),
+            ),
+        )
+    episodes = episodes_from_frames(entries, done, end, start, stop)
+    return episodes.rename(columns={"lead_id": "account_id"})
+
+
+def _latest_account_time(connection: Connection) -> pd.Timestamp | None:
+    """The newest account run, MQA event or disposition (indexed columns only)."""
+    found = [
+        connection.execute(sa.select(sa.func.max(column))).scalar()
+        for column in (account_runs.c.as_of, mqa_events.c.occurred_at, dispositions.c.occurred_at)
+    ]
+    stamps = [pd.Timestamp(value) for value in found if value is not None]
+    return max(stamps) if stamps else None
+
+
+def account_funnel_rates(
+    engine: Engine,
+    by: str | Sequence[str] | None = ("grade",),
+    since: pd.Timestamp | str | None = None,
+    until: pd.Timestamp | str | None = None,
+    as_of: pd.Timestamp | str | None = None,
+    maturity_days: Mapping[str, int | None] | None = None,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """MQA→stage rates (accepted, SQL, opportunity, won, ...) by group, as ``funnel_rates``
+    computes MQL→stage rates: same windows, same Wilson intervals, accounts as the unit.
+
+    Raises:
+        FunnelError: for a dimension accounts do not have (``ACCOUNT_DIMENSIONS``).
+    """
+    keys = dimensions(by)
+    if unknown := [k for k in keys if k not in ACCOUNT_DIMENSIONS]:
+        raise FunnelError(
+            f"accounts cannot be grouped by {', '.join(unknown)}; "
+            f"choose from {', '.join(ACCOUNT_DIMENSIONS)}"
+        )
+    episodes = account_episodes(engine, since=since, until=until, as_of=as_of)
+    return rates_from_episodes(episodes, keys, maturity_days, confidence)

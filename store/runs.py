@@ -57,6 +57,7 @@ SCORE_COLUMNS = (
     "created_at",
     "reasons",
     "next_best_actions",
+    "account_id",
 )
 """What a run's frame may carry per lead (``REQUIRED`` ones must be there)."""
 REQUIRED = ("lead_id", "probability", "score", "grade", "mql", "threshold")
@@ -111,7 +112,14 @@ LEADS = _Subject(
     flag="mql",
     columns=SCORE_COLUMNS,
     required=REQUIRED,
-    optional=("probability_low", "probability_high", "region", "lead_source", "created_at"),
+    optional=(
+        "probability_low",
+        "probability_high",
+        "region",
+        "lead_source",
+        "created_at",
+        "account_id",
+    ),
     counts=("leads", "mqls", "open_leads"),
 )
 ACCOUNTS = _Subject(

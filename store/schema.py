@@ -91,10 +91,12 @@ scores = sa.Table(
     sa.Column("created_at", sa.DateTime),
     sa.Column("reasons", JsonType),
     sa.Column("next_best_actions", JsonType),
+    sa.Column("account_id", sa.String(LEAD_ID)),
     sa.Index(None, "lead_id", "as_of"),
     sa.Index(None, "run_id"),
 )
-"""Every score ever given: the lead, the moment, the model version and the whole card."""
+"""Every score ever given: the lead, the moment, the model version and the whole card (and
+the lead's account, when the CRM links it to one)."""
 
 mql_events = sa.Table(
     "mql_events",
@@ -141,6 +143,7 @@ lead_states = sa.Table(
     sa.Column("first_mql_at", sa.DateTime),
     sa.Column("last_mql_at", sa.DateTime),
     sa.Column("mql_episodes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("account_id", sa.String(LEAD_ID)),
 )
 """Each lead's latest state: what the worklist, momentum and "new since" start from.
 ``first_mql_at`` and ``last_mql_at`` keep the first and the latest MQL entry, so the time

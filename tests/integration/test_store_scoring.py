@@ -67,6 +67,11 @@ def test_score_weeks_builds_a_history_in_the_store(champion, store_url, tmp_path
         assert moves.loc[some, "score"] == expected["score"].iloc[0]
         fresh = new_mqls(engine, runs[0].as_of)
         assert set(fresh["lead_id"]) <= set(states.loc[states["mql"], "lead_id"])
+        # each lead's account as the CRM links it: what account funnels join on
+        crm = pd.read_parquet(champion.data_dir / "leads.parquet").set_index("lead_id")
+        linked = states.set_index("lead_id")["account_id"]
+        assert linked.notna().all()
+        assert (linked == crm.loc[linked.index, "account_id"].astype(str)).all()
     finally:
         engine.dispose()
 

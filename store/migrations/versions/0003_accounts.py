@@ -1,4 +1,5 @@
-"""Accounts: account scoring runs, account scores, MQA events and account states.
+"""Accounts: account scoring runs, account scores, MQA events and account states, and each
+lead's account on its scores and state (what account funnels and views join on).
 
 Revision ID: 0003_accounts
 Revises: 0002_crm
@@ -30,6 +31,9 @@ def _card_columns() -> list[sa.Column]:
 
 
 def upgrade() -> None:
+    for table in ("scores", "lead_states"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(sa.Column("account_id", sa.String(length=64), nullable=True))
     op.create_table(
         "account_runs",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -141,3 +145,6 @@ def downgrade() -> None:
     op.drop_table("account_scores")
     op.drop_index(op.f("ix_account_runs_as_of"), table_name="account_runs")
     op.drop_table("account_runs")
+    for table in ("lead_states", "scores"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_column("account_id")
