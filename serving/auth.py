@@ -32,12 +32,22 @@ TOKEN_ENV = "LEADSCORE_API_TOKEN"
 MIN_TOKEN_LENGTH = 16
 """Shorter tokens are refused at start-up: they could be guessed."""
 PROTECTED_PATHS = frozenset(
-    {"/score", "/score_batch", "/feedback", "/report", "/worklist", "/worklist/facets"}
+    {
+        "/score",
+        "/score_batch",
+        "/feedback",
+        "/report",
+        "/worklist",
+        "/worklist/facets",
+        "/accounts",
+        "/accounts/facets",
+    }
 )
 """Routes that need the token when one is configured: everything that scores, records or
 reads the lead store."""
-PROTECTED_PREFIXES = ("/leads/",)
-"""Path prefixes that need it too (``/leads/{lead_id}``: one lead's stored history)."""
+PROTECTED_PREFIXES = ("/leads/", "/accounts/")
+"""Path prefixes that need it too (``/leads/{lead_id}``, ``/accounts/{account_id}``: one
+lead's or account's stored history)."""
 
 
 def is_protected(path: str) -> bool:

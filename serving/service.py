@@ -13,6 +13,8 @@ call: more than scoring and explaining a lead costs.
 * ``POST /feedback``: one sales disposition or a list → the counts recorded (the lead
   store at ``LEADSCORE_DB_URL``, opened by each worker on first use; ``serving.feedback``).
 * ``GET /model``: which model is served, its training window, test metrics and policy.
+* ``GET /accounts``, ``/accounts/facets``, ``/accounts/{account_id}``: the same for
+  accounts, with each account's people and buying group (``serving.account_view``).
 * ``GET /worklist``: a page of the lead store's leads (filters, sort, paging) with momentum;
   ``GET /worklist/facets``: the values each filter offers; ``GET /leads/{lead_id}``: one
   lead's latest card, score timeline, dispositions and activity summary
@@ -50,6 +52,7 @@ from pydantic import TypeAdapter
 from leadscore.settings import Settings
 from runtime.bundle import ModelBundle
 from serving import hot_route
+from serving.account_view import AccountQuery, account_detail, account_facets, account_list
 from serving.auth import ApiGuard, token_from_env
 from serving.feedback import FeedbackStore, record_feedback
 from serving.launch import prepare
@@ -80,7 +83,12 @@ from serving.worklist import WorklistError, WorklistQuery, facets, lead_detail, 
 from store.engine import StoreError
 
 STATIC = Path(__file__).parent / "static"
-ASSETS = {"worklist.js": "text/javascript", "worklist.css": "text/css"}
+ASSETS = {
+    "common.js": "text/javascript",
+    "worklist.js": "text/javascript",
+    "accounts.js": "text/javascript",
+    "worklist.css": "text/css",
+}
 """The page's own files under ``static/`` that ``GET /static/{name}`` serves (no others)."""
 UNTRACED_ROUTES = (r"/score$", r"/score_batch$")
 """URL patterns kept out of OpenTelemetry tracing by default (see the service config)."""
@@ -320,6 +328,72 @@ class LeadScoring:
             raise HTTPException(status_code=404, detail=f"no lead {lead_id!r} in the lead store")
         return detail
 
+    @pages.get(
+        "/accounts",
+        summary="The reps' account list",
+        responses={
+            400: {"description": "A filter, sort or page the account list cannot use."},
+            503: {"description": "The lead store cannot be used."},
+        },
+    )
+    def accounts(
+        self,
+        mqa: bool | None = None,
+        region: Annotated[list[str] | None, Query()] = None,
+        grade: Annotated[list[str] | None, Query()] = None,
+        new_since: str | None = None,
+        sort: str = "score",
+        order: str = "desc",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Any:
+        """A page of the store's accounts (latest state, momentum over 7 and 28 days):
+        ``mqa`` true/false/absent, any of ``region``/``grade`` (repeatable), ``new_since``
+        (MQA since after this ISO time), ``sort`` (score, momentum_7d, momentum_28d,
+        mqa_since, probability, engaged), ``order`` (desc/asc), ``limit`` (1-500) and
+        ``offset``; ``total`` counts every matching account."""
+        try:
+            if order not in ("asc", "desc"):
+                raise WorklistError(f"order: {order!r} is not asc or desc")
+            query = AccountQuery(
+                mqa=mqa,
+                region=tuple(region or ()),
+                grade=tuple(grade or ()),
+                new_since=parse_time(new_since, "new_since"),
+                sort=sort,
+                descending=order == "desc",
+                limit=limit,
+                offset=offset,
+            )
+        except WorklistError as exc:
+            return JSONResponse(status_code=400, content={"detail": str(exc)})
+        engine = self._store_engine()
+        try:
+            return account_list(engine, query).to_dict()
+        except StoreError as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from None
+
+    @pages.get("/accounts/facets", summary="The account list's filter values")
+    def accounts_facets(self) -> dict[str, list[str]]:
+        """The distinct regions and grades of the store's accounts."""
+        return account_facets(self._store_engine())
+
+    @pages.get(
+        "/accounts/{account_id:path}",
+        summary="One account's card, buying group, people and timeline",
+        responses={404: {"description": "The store has never scored this account."}},
+    )
+    def account(self, account_id: str) -> dict[str, Any]:
+        """The account's latest stored card (probability and interval, reasons, buying
+        group: personas engaged and missing, contacts to reach next), state with momentum,
+        score timeline, its people with their latest scores, and their dispositions."""
+        detail = account_detail(self._store_engine(), account_id)
+        if detail is None:
+            raise HTTPException(
+                status_code=404, detail=f"no account {account_id!r} in the lead store"
+            )
+        return detail
+
     @pages.get("/samples", response_model=list[SampleInfo], summary="Sample leads")
     def samples(self) -> list[dict]:
         """Sample lead payloads written by the demo (empty when none are configured)."""
@@ -338,6 +412,11 @@ class LeadScoring:
         """The reps' worklist page (plain HTML, JavaScript and CSS, no external assets)."""
         return FileResponse(STATIC / "worklist.html", media_type="text/html")
 
+    @pages.get("/account-view", include_in_schema=False)
+    def accounts_page(self) -> FileResponse:
+        """The reps' account list: accounts ranked, their buying group and people."""
+        return FileResponse(STATIC / "accounts.html", media_type="text/html")
+
     @pages.get("/try", include_in_schema=False)
     def try_page(self) -> FileResponse:
         """The try-a-lead page: pick a sample or paste a lead's JSON, read its card."""
@@ -345,7 +424,7 @@ class LeadScoring:
 
     @pages.get("/static/{name}", include_in_schema=False)
     def asset(self, name: str) -> FileResponse:
-        """The worklist page's script and style sheet (only those: ``ASSETS``)."""
+        """The worklist and account pages' scripts and style sheet (only ``ASSETS``)."""
         if name not in ASSETS:
             raise HTTPException(status_code=404, detail=f"no file named {name!r}")
         return FileResponse(STATIC / name, media_type=ASSETS[name])

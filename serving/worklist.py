@@ -126,7 +126,7 @@ class WorklistPage:
             "offset": self.query.offset,
             "sort": self.query.sort,
             "order": "desc" if self.query.descending else "asc",
-            "as_of": _iso(self.as_of),
+            "as_of": iso_time(self.as_of),
             "leads": self.leads,
         }
 
@@ -150,7 +150,7 @@ def parse_time(value: str | None, name: str) -> pd.Timestamp | None:
     return stamp
 
 
-def _iso(value: Any) -> str | None:
+def iso_time(value: Any) -> str | None:
     """A stored time as ISO text (UTC, no zone: the store keeps tz-naive UTC)."""
     if value is None or value is pd.NaT or (isinstance(value, float) and pd.isna(value)):
         return None
@@ -217,7 +217,7 @@ LEAD_COLUMNS = (
 def _row(mapping: Any) -> dict[str, Any]:
     row = {name: mapping[name] for name in (*LEAD_COLUMNS, "momentum_7d", "momentum_30d")}
     for name in ("mql_since", "created_at", "last_as_of"):
-        row[name] = _iso(row[name])
+        row[name] = iso_time(row[name])
     row["mql"] = bool(row["mql"])
     return row
 
@@ -314,7 +314,7 @@ def _latest_card(connection: sa.Connection, lead_id: str) -> dict[str, Any] | No
         return None
     card = dict(found)
     for name in ("as_of", "created_at"):
-        card[name] = _iso(card[name])
+        card[name] = iso_time(card[name])
     card["mql"] = bool(card["mql"])
     card["reasons"] = card["reasons"] or {"positive": [], "negative": []}
     card["next_best_actions"] = card["next_best_actions"] or []
@@ -334,17 +334,17 @@ def _state(connection: sa.Connection, lead_id: str) -> dict[str, Any] | None:
     if found is None:
         return None
     state = _row(found)
-    state["first_mql_at"] = _iso(found["first_mql_at"])
-    state["last_mql_at"] = _iso(found["last_mql_at"])
+    state["first_mql_at"] = iso_time(found["first_mql_at"])
+    state["last_mql_at"] = iso_time(found["last_mql_at"])
     return state
 
 
-def _records(frame: pd.DataFrame, times: tuple[str, ...]) -> list[dict[str, Any]]:
+def records(frame: pd.DataFrame, times: tuple[str, ...]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for record in frame.to_dict(orient="records"):
         clean = {str(k): (None if _missing(v) else v) for k, v in record.items()}
         for name in times:
-            clean[name] = _iso(clean.get(name))
+            clean[name] = iso_time(clean.get(name))
         out.append(clean)
     return out
 
@@ -402,7 +402,7 @@ def lead_detail(engine: Engine, lead_id: str) -> dict[str, Any] | None:
         "lead_id": lead_id,
         "state": state,
         "card": card,
-        "timeline": _records(history, ("as_of",)),
-        "dispositions": _records(events, ("occurred_at", "recorded_at")),
+        "timeline": records(history, ("as_of",)),
+        "dispositions": records(events, ("occurred_at", "recorded_at")),
         "activity": activity_summary(card),
     }

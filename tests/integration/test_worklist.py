@@ -1,6 +1,7 @@
 """The reps' worklist: its queries on SQLite and PostgreSQL, ``GET /worklist`` and
 ``GET /leads/{lead_id}`` on the real ``bentoml serve`` behind a token, and the page in
-Chromium (filter, sort, page, open a lead, accept one and reject one, the store has both).
+Chromium (filter, sort, page, open a lead, accept one and reject one, the store has both);
+the same for the account list (``GET /accounts``, ``/accounts/{id}``, ``/account-view``).
 
 Set ``LEADSCORE_SCREENSHOTS=docs/img`` to write the docs' screenshots from the page test.
 """
@@ -17,12 +18,13 @@ import pandas as pd
 import pytest
 import serving_support as testing
 
+from serving.account_view import AccountQuery, account_detail, account_list
 from serving.launch import RunningServer, start_server
 from serving.worklist import WorklistError, WorklistQuery, lead_detail, parse_time, worklist
 from store.engine import open_store
 from store.feedback import leads_dispositions, set_owners
-from store.history import momentum
-from store.runs import RunInfo, write_run
+from store.history import account_momentum, momentum
+from store.runs import RunInfo, write_account_run, write_run
 
 TOKEN = "worklist-token-0123456789abcdef"
 RUNS = ("2025-03-01", "2025-03-08", "2025-03-15", "2025-04-05")
@@ -30,6 +32,12 @@ REGIONS = ("EMEA", "NA", "APAC")
 SOURCES = ("web", "event", "partner", "paid_search")
 OWNERS = ("ann.lee", "bo.chen", "cara.diaz")
 N_LEADS = 64
+PERSONAS = ("economic_buyer", "technical_evaluator", "champion", "end_user")
+
+
+def account_of(i: int) -> str:
+    """Four leads an account: L-1000..L-1003 work at A-100, and so on."""
+    return f"A-{100 + i // 4}"
 
 
 def _card(score: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -73,6 +81,52 @@ def _card(score: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return reasons, actions
 
 
+def _accounts(leads: pd.DataFrame) -> pd.DataFrame:
+    """An account run from a lead run: an account scores its best lead, engaged people are
+    those scoring 40+, one persona a person (in order), the rest missing."""
+    rows = []
+    for account, people in leads.groupby("account_id", sort=True):
+        engaged = people[people["score"] >= 40].sort_values("lead_id")
+        personas = list(PERSONAS[: len(engaged)])
+        best = int(people["score"].max())
+        rows.append(
+            {
+                "account_id": account,
+                "probability": best / 105,
+                "probability_low": best / 130,
+                "probability_high": min(1.0, best / 85),
+                "score": best,
+                "grade": ("A" if best >= 60 else "B") + str(min(4, 1 + len(engaged))),
+                "mqa": best >= 70,
+                "threshold": 0.66,
+                "region": people["region"].iloc[0],
+                "leads": len(people),
+                "engaged": len(engaged),
+                "reasons": {
+                    "positive": [
+                        {
+                            "signal": "engaged_people",
+                            "group": "engagement",
+                            "sentence": f"{len(engaged)} people engaged in the last 30 days",
+                            "contribution": 0.4,
+                        }
+                    ],
+                    "negative": [],
+                },
+                "buying_group": {
+                    "engaged": personas,
+                    "missing": list(PERSONAS[len(personas) :]),
+                    "next_contacts": [
+                        {"lead_id": lead, "persona": "end_user", "why": "opened 3 emails"}
+                        for lead in people["lead_id"].iloc[:1]
+                        if len(personas) < len(PERSONAS)
+                    ],
+                },
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def fill_store(url: str, leads: int = N_LEADS) -> None:
     """``leads`` leads over four batch runs (so 7- and 30-day momentum exist), owners from
     a CRM import for most of them, two leads missing from the second run and two new in
@@ -105,6 +159,7 @@ def fill_store(url: str, leads: int = N_LEADS) -> None:
                     "created_at": pd.Timestamp("2025-02-01"),
                     "reasons": [c[0] for c in cards],
                     "next_best_actions": [c[1] for c in cards],
+                    "account_id": [account_of(i) for i in range(leads)],
                 }
             )[keep]
             info = RunInfo(
@@ -115,6 +170,7 @@ def fill_store(url: str, leads: int = N_LEADS) -> None:
                 threshold=0.55,
             )
             write_run(engine, info, frame)
+            write_account_run(engine, info, _accounts(frame))
         set_owners(engine, {lead: OWNERS[i % 3] for i, lead in enumerate(ids) if i % 5})
     finally:
         engine.dispose()
@@ -211,6 +267,44 @@ def test_bad_queries_name_the_field() -> None:
     assert parse_time("2025-03-01T10:00:00+01:00", "x") == pd.Timestamp("2025-03-01 09:00")
 
 
+def test_account_list_equals_the_store_reads(store_url: str) -> None:
+    fill_store(store_url, leads=24)
+    engine = open_store(store_url, migrate=False)
+    try:
+        with engine.connect() as connection:
+            states = pd.read_sql("SELECT * FROM account_states", connection)
+        ref = states.merge(account_momentum(engine), on="account_id", suffixes=("", "_h"))
+        ref = ref.set_index("account_id")
+        rows = account_list(engine, AccountQuery(mqa=None, limit=500)).accounts
+        assert [r["account_id"] for r in rows] == sorted(
+            ref.index, key=lambda a: (-ref.loc[a, "score"], a)
+        )
+        for row in rows:
+            want = ref.loc[row["account_id"]]
+            assert _same(row["momentum_7d"], want["momentum_7d"]), row
+            assert _same(row["momentum_28d"], want["momentum_28d"]), row
+            assert row["engaged"] == want["engaged"] and row["leads"] == want["leads"]
+        mqas = account_list(engine, AccountQuery(mqa=True, limit=500))
+        assert {r["account_id"] for r in mqas.accounts} == set(ref.index[ref["mqa"].astype(bool)])
+        by_people = account_list(engine, AccountQuery(sort="engaged", limit=500)).accounts
+        assert [r["engaged"] for r in by_people] == sorted(ref["engaged"], reverse=True)
+        detail = account_detail(engine, "A-101")
+        assert detail is not None
+        assert [p["lead_id"] for p in detail["people"]] == sorted(
+            (f"L-{1004 + k}" for k in range(4)),
+            key=lambda lead: -next(p["score"] for p in detail["people"] if p["lead_id"] == lead),
+        )
+        assert detail["people_total"] == 4
+        group = detail["card"]["buying_group"]
+        assert set(group["engaged"]) | set(group["missing"]) == set(PERSONAS)
+        assert [p["as_of"][:10] for p in detail["timeline"]] == list(RUNS)
+        assert account_detail(engine, "nobody") is None
+        with pytest.raises(WorklistError, match="sort"):
+            AccountQuery(sort="mql_since")
+    finally:
+        engine.dispose()
+
+
 # ---- the service -----------------------------------------------------------------------
 
 
@@ -242,11 +336,19 @@ def http(guarded: RunningServer):
 
 @pytest.mark.slow
 def test_lead_store_routes_need_the_token(guarded: RunningServer) -> None:
-    for path in ("/worklist", "/worklist/facets", "/leads/L-1001", "/leads/nobody"):
+    for path in (
+        "/worklist",
+        "/worklist/facets",
+        "/leads/L-1001",
+        "/leads/nobody",
+        "/accounts",
+        "/accounts/facets",
+        "/accounts/A-100",
+    ):
         r = httpx.get(guarded.url + path, timeout=30)
         assert r.status_code == 401, path
         assert r.headers["www-authenticate"] == "Bearer"
-    for path in ("/", "/try", "/static/worklist.js", "/static/worklist.css"):
+    for path in ("/", "/try", "/account-view", "/static/common.js", "/static/accounts.js"):
         assert httpx.get(guarded.url + path, timeout=30).status_code == 200, path
 
 
@@ -483,9 +585,14 @@ def test_the_pages_have_no_external_assets(http: httpx.Client) -> None:
     assert 'src="static/worklist.js"' in page and 'href="static/worklist.css"' in page
     assert "https://" not in page and "http://" not in page
     assert 'href="try"' in page and 'href="./"' in http.get("/try").text
-    script = http.get("/static/worklist.js")
-    assert script.headers["content-type"].startswith("text/javascript")
-    assert "https://" not in script.text and "fetch(path" in script.text
+    for name in ("common.js", "worklist.js", "accounts.js"):
+        script = http.get(f"/static/{name}")
+        assert script.headers["content-type"].startswith("text/javascript"), name
+        assert "https://" not in script.text, name
+    assert "fetch(path" in http.get("/static/common.js").text
+    accounts = http.get("/account-view").text
+    assert 'src="static/common.js"' in accounts and "https://" not in accounts
+    assert 'href="account-view"' in page
     assert http.get("/static/try.html").status_code == 404  # only the page's own assets
     assert http.get("/static/..%2Fservice.py").status_code == 404
 
@@ -530,3 +637,82 @@ def test_an_empty_or_unmigrated_store(root: Path, tmp_path: Path) -> None:
             r = client.get(path)
             assert r.status_code == 503, path
             assert "leadscore db upgrade" in r.json()["detail"]
+
+
+@pytest.mark.slow
+def test_account_endpoints(http: httpx.Client) -> None:
+    first = http.get("/accounts", params={"mqa": "false", "sort": "momentum_28d"}).json()
+    assert set(first) == {"total", "limit", "offset", "sort", "order", "as_of", "accounts"}
+    assert first["total"] == len(first["accounts"]) > 0
+    assert not any(a["mqa"] for a in first["accounts"])
+    assert http.get("/accounts/facets").json()["region"] == sorted(REGIONS)
+    bad = http.get("/accounts", params={"sort": "lead_source"})
+    assert bad.status_code == 400 and "sort" in bad.json()["detail"]
+    detail = http.get("/accounts/A-100").json()
+    assert {p["lead_id"] for p in detail["people"]} == {"L-1000", "L-1001", "L-1002", "L-1003"}
+    assert (
+        detail["state"]["momentum_7d"] == detail["card"]["score"] - detail["timeline"][-2]["score"]
+    )
+    missing = http.get("/accounts/NOPE-1")
+    assert missing.status_code == 404 and "NOPE-1" in missing.json()["detail"]
+
+
+def _account_rows(page: Any) -> list[str]:
+    ids: list[str] = page.eval_on_selector_all(
+        "#rows tr", "rows => rows.map(r => r.dataset.accountId)"
+    )
+    return ids
+
+
+def _wait_accounts(page: Any, version: int) -> int:
+    page.wait_for_function(
+        f"Number(document.getElementById('accounts').dataset.version || 0) > {version}"
+    )
+    return int(page.get_attribute("#accounts", "data-version"))
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_account_page(browser, guarded, http, tmp_path) -> None:
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(guarded.url + "/")
+        page.wait_for_selector("#token-box:not([hidden])")
+        page.fill("#token", TOKEN)
+        page.press("#token", "Enter")
+        page.wait_for_selector("body[data-loaded='true']")
+        page.click("#accounts-link")  # the token is kept for the tab
+        version = _wait_accounts(page, 0)
+        mqas = http.get("/accounts", params={"mqa": "true"}).json()
+        assert _account_rows(page) == [a["account_id"] for a in mqas["accounts"]]
+        page.select_option("#f-mqa", "")
+        version = _wait_accounts(page, version)
+        page.click("th[data-sort='engaged'] button")
+        version = _wait_accounts(page, version)
+        ranked = http.get("/accounts", params={"sort": "engaged"}).json()
+        assert _account_rows(page) == [a["account_id"] for a in ranked["accounts"]]
+        # Open an account with a missing persona: its buying group and people.
+        target = next(a for a in ranked["accounts"] if a["engaged"] < len(PERSONAS))
+        account = target["account_id"]
+        page.focus(f"#rows button[data-account-id='{account}']")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(f"#drawer[data-account-id='{account}']:not([hidden])")
+        detail = http.get(f"/accounts/{account}").json()
+        missing = [p.replace("_", " ") for p in detail["card"]["buying_group"]["missing"]]
+        assert page.inner_text("#d-missing") == "Missing: " + ", ".join(missing)
+        people = page.eval_on_selector_all(
+            "#d-people tr", "rows => rows.map(r => r.dataset.leadId)"
+        )
+        assert people == [p["lead_id"] for p in detail["people"]]
+        contact = detail["card"]["buying_group"]["next_contacts"][0]["lead_id"]
+        assert contact in page.inner_text("#d-next")
+        assert page.locator("#d-timeline circle").count() == len(detail["timeline"])
+        _shoot(page, "accounts.png", tmp_path)
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#drawer", state="hidden")
+    finally:
+        context.close()
+    assert not errors, errors
