@@ -80,7 +80,12 @@ def _region_table(by_region: dict[str, dict[str, float]]) -> list[str]:
     return lines
 
 
-CANDIDATE_NAMES = {"lightgbm": "LightGBM", "logistic": "Logistic regression", "blend": "Blend"}
+CANDIDATE_NAMES = {
+    "points": "Points score",
+    "lightgbm": "LightGBM",
+    "logistic": "Logistic regression",
+    "blend": "Blend",
+}
 
 
 def _model_words(metadata: BundleMetadata) -> str:
@@ -88,6 +93,7 @@ def _model_words(metadata: BundleMetadata) -> str:
     return {
         "linear": "A regularised logistic regression",
         "blend": "A blend of LightGBM and a regularised logistic regression",
+        "points": "A hand-set points score (only its log-odds per point fitted)",
     }.get(metadata.model_choice.kind, "LightGBM")
 
 

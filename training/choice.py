@@ -1,4 +1,5 @@
-"""Choosing the registered model among LightGBM, logistic regression and their blend.
+"""Choosing the registered model among the points score, LightGBM, logistic regression and
+their blend.
 
 Every candidate is judged on margins it did not train on: the validation period (large
 data) or out-of-fold margins (cross-fitting, ``training.crossfit``). Margins of different
@@ -8,9 +9,15 @@ the other rows); the log loss of those probabilities is the choice criterion, RO
 Brier score are reported beside it.
 
 Ties go to the simpler model: a candidate must lower the log loss by more than
-``TOLERANCE`` (relative) to beat a simpler one (logistic < LightGBM < blend), because a
-difference that small is within the noise of the evaluation rows and the simpler model is
-cheaper to run and easier to explain.
+``TOLERANCE`` (relative) to beat a simpler one (points < logistic < LightGBM < blend),
+because a difference that small is within the noise of the evaluation rows and the simpler
+model is cheaper to run and easier to explain.
+
+The points candidate is the hand-set points score (a dataset config's ``points`` rules, or
+``training.baselines``' default points), with only its log-odds scale learned
+(``runtime.points``). It is the simplest of all, so with little data, where the learned
+models cannot show that they do better, a team still gets explained MQLs from the rules
+it already trusts; once the data supports a learned model, that model wins by log loss.
 """
 
 from __future__ import annotations
@@ -24,13 +31,17 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
+POINTS = "points"
 LIGHTGBM = "lightgbm"
 LOGISTIC = "logistic"
 BLEND = "blend"
-SIMPLICITY = (LOGISTIC, LIGHTGBM, BLEND)
+SIMPLICITY = (POINTS, LOGISTIC, LIGHTGBM, BLEND)
 """Candidates from simplest to most complex (the tie-break order)."""
 
-KIND = {LIGHTGBM: "tree", LOGISTIC: "linear", BLEND: "blend"}
+LEARNED = (LOGISTIC, LIGHTGBM, BLEND)
+"""Candidates learned from outcomes (everything but the hand-set points)."""
+
+KIND = {POINTS: "points", LIGHTGBM: "tree", LOGISTIC: "linear", BLEND: "blend"}
 """The runtime margin kind (``runtime.margin``) of each candidate."""
 
 TOLERANCE = 0.001
@@ -122,7 +133,12 @@ def choose(scores: Mapping[str, Score], tolerance: float = TOLERANCE) -> str:
 
 def explain_choice(chosen: str, scores: Mapping[str, Score], where: str) -> str:
     """One or two plain sentences: which candidate won, by how much, and what that means."""
-    names = {LIGHTGBM: "LightGBM", LOGISTIC: "logistic regression", BLEND: "the blend"}
+    names = {
+        POINTS: "the points score",
+        LIGHTGBM: "LightGBM",
+        LOGISTIC: "logistic regression",
+        BLEND: "the blend",
+    }
     best = scores[chosen]
     others = ", ".join(
         f"{names[n]} {scores[n].log_loss:.4f}" for n in SIMPLICITY if n in scores and n != chosen
@@ -135,6 +151,12 @@ def explain_choice(chosen: str, scores: Mapping[str, Score], where: str) -> str:
     if lower:
         text += f", within {TOLERANCE:.1%} of the best, so the simpler model was kept"
     text += "."
+    if chosen == POINTS:
+        text += (
+            " No model learned from these outcomes beats the hand-set points yet, so the "
+            "points serve, calibrated on the outcomes there are; leadscore retrain switches "
+            "to a learned model once one beats them on the same held-out period."
+        )
     if LIGHTGBM in scores and LOGISTIC in scores:
         gain = scores[LOGISTIC].log_loss - scores[LIGHTGBM].log_loss
         relative = gain / scores[LOGISTIC].log_loss
