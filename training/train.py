@@ -47,7 +47,7 @@ from runtime.points import PointsMargin, PointsRuleError
 from training import choice
 from training.baselines import fit_points_margin, points_rules
 from training.calibration import CalibrationChoice, choose_calibration
-from training.card import render_card
+from training.card import points_rule_lines, render_card
 from training.config import TrainConfig
 from training.crossfit import N_FOLDS, crossfit_trees, fold_of_rows, make_folds, use_crossfit
 from training.data import (
@@ -835,6 +835,8 @@ def run_training(
     card = render_card(
         fitted.bundle.metadata, evaluation.metrics, evaluation.by_region, fitted.bundle.policy
     )
+    if isinstance(fitted.bundle.margin, PointsMargin):
+        card += "\n".join(points_rule_lines(fitted.bundle.margin))
     flat = evaluation.flat()
     metrics = _loggable_metrics({**flat, **_choice_metrics(fitted.bundle.metadata.model_choice)})
 
