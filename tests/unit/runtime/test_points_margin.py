@@ -138,8 +138,8 @@ def test_a_malformed_points_file_is_named(spec, tmp_path):
     save_margin(_margin(spec), tmp_path)
     assert isinstance(load_margin(tmp_path), PointsMargin)
     (tmp_path / "points_model.json").write_text(json.dumps({"rules": []}))
-    with pytest.raises(ModelArtifactError, match="points_model.json: malformed points model"):
+    with pytest.raises(ModelArtifactError, match=r"points_model\.json: malformed points model"):
         load_margin(tmp_path)
     (tmp_path / "points_model.json").unlink()
-    with pytest.raises(ModelArtifactError, match="lacks points_model.json"):
+    with pytest.raises(ModelArtifactError, match=r"lacks points_model\.json"):
         load_margin(tmp_path)
