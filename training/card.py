@@ -18,6 +18,7 @@ from training.evaluate import LOGISTIC, MODEL, ORACLE, POINTS
 
 if TYPE_CHECKING:  # issue 19 (tournament): types of the appended block only
     from runtime.points import PointsMargin
+    from training.choice import RegionChoice
     from training.promote import PromotionResult
 
 CARD_METRICS: tuple[tuple[str, str, str], ...] = (
@@ -539,4 +540,36 @@ def promotion_lines(result: PromotionResult) -> list[str]:
         lines += ["", f"Warning: {result.warning}"]
     if kept and result.decision == "rejected":
         lines += ["", f"The champion {champion} stays in service."]
+    return [*lines, ""]
+
+
+def region_choice_lines(regions: list[RegionChoice]) -> list[str]:
+    """Which model serves which region, and why (``training.choice.choose_by_region``)."""
+    if not regions:
+        return []
+    from training.choice import MIN_REGION_CONVERSIONS
+
+    lines = [
+        "## Model by region",
+        "",
+        f"A region with at least {MIN_REGION_CONVERSIONS} conversions among the rows the "
+        "choice was made on has the tournament re-run on its own rows (provisional "
+        "threshold, to be replaced by the measured one of the data-sufficiency report); the "
+        "others are served by the pooled model, which has the region as a feature.",
+        "",
+        "| Region | Rows | Conversions | Served by | Best on its own rows |",
+        "|---|---:|---:|---|---|",
+    ]
+    for r in regions:
+        own = (
+            f"{CANDIDATE_NAMES.get(r.own_best, r.own_best)} "
+            f"({r.scores[r.own_best].log_loss:.4f} log loss)"
+            if r.own_best
+            else "– (too few conversions: pooled)"
+        )
+        lines.append(
+            f"| {r.region or '(no region)'} | {r.rows:,} | {r.conversions:,} | "
+            f"{CANDIDATE_NAMES.get(r.serving, r.serving)} (pooled) | {own} |"
+        )
+    lines += ["", *(f"- {r.reason}." for r in regions)]
     return [*lines, ""]

@@ -179,3 +179,98 @@ def explain_choice(chosen: str, scores: Mapping[str, Score], where: str) -> str:
                 "effects matter."
             )
     return text
+
+
+MIN_REGION_CONVERSIONS = 100
+"""Conversions a region needs among the evaluation rows for a choice of its own.
+
+Provisional (issue 19): the rule of thumb of the market leaders' per-segment minimums
+(HubSpot needs ~100, Salesforce Einstein 120 per segment); ``training.sufficiency``
+measures the real threshold on the simulator's learning curves."""
+
+
+@dataclass(frozen=True)
+class RegionChoice:
+    """Which candidate serves one region, which would win on its own rows, and why.
+
+    Attributes:
+        region: The region ("" for leads without one).
+        rows: Its evaluation rows.
+        conversions: Conversions among them.
+        serving: The candidate that scores its leads (today always the pooled winner:
+            one model for every region, the region one of its features).
+        own_best: The candidate with the lowest log loss on the region's own rows (None
+            when the region has fewer than ``MIN_REGION_CONVERSIONS`` conversions).
+        scores: Each candidate's score on the region's own rows (empty when too few).
+        reason: The verdict in one sentence.
+    """
+
+    region: str
+    rows: int
+    conversions: int
+    serving: str
+    own_best: str | None
+    scores: dict[str, Score]
+    reason: str
+
+
+def choose_by_region(
+    eval_raw: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    regions: np.ndarray,
+    pooled: str,
+    min_conversions: int = MIN_REGION_CONVERSIONS,
+    seed: int = 0,
+) -> list[RegionChoice]:
+    """The tournament re-run on each region's own evaluation rows, largest region first.
+
+    A region with at least ``min_conversions`` conversions gets its candidates scored on
+    its own rows (the same cross-fitted Platt log loss and tie-break as the pooled
+    choice); the others are left to the pooled model, which sees the region as a feature
+    (a region offset). The pooled winner serves every region: the result says where a
+    region's own rows would pick another candidate, the evidence a model per region needs.
+
+    Args:
+        eval_raw: Each candidate's margins on the evaluation rows.
+        y: Their labels.
+        regions: Their regions ("" when unknown).
+        pooled: The candidate chosen on all rows.
+        min_conversions: Conversions a region needs for a choice of its own.
+        seed: Seed of the Platt folds.
+    """
+    y = np.asarray(y)
+    regions = np.asarray(regions, dtype=object)
+    out: list[RegionChoice] = []
+    names, counts = np.unique(regions, return_counts=True)
+    for region in [str(n) for _, n in sorted(zip(-counts, names, strict=True))]:
+        mask = regions == region
+        rows, conversions = int(mask.sum()), int(y[mask].sum())
+        label = region or "(no region)"
+        if conversions < min_conversions or conversions == rows:
+            reason = (
+                f"{label}: {_conversions(conversions)}, fewer than the {min_conversions} a "
+                "choice of its own needs, so the pooled model serves it (the region is one "
+                "of its features)"
+            )
+            out.append(RegionChoice(region, rows, conversions, pooled, None, {}, reason))
+            continue
+        scores = {name: score(raw[mask], y[mask], seed) for name, raw in eval_raw.items()}
+        own = choose(scores)
+        if own == pooled:
+            reason = (
+                f"{label}: {_conversions(conversions)}; on its own rows the pooled choice is "
+                f"also the best ({scores[own].log_loss:.4f} log loss), so it serves it"
+            )
+        else:
+            reason = (
+                f"{label}: {_conversions(conversions)}; on its own rows {own} does better "
+                f"({scores[own].log_loss:.4f} against {scores[pooled].log_loss:.4f} log "
+                f"loss), but the bundle holds one pooled model for every region (a model per "
+                "region is not served yet)"
+            )
+        out.append(RegionChoice(region, rows, conversions, pooled, own, scores, reason))
+    return out
+
+
+def _conversions(n: int) -> str:
+    return f"{n:,} conversion" + ("" if n == 1 else "s")

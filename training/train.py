@@ -47,7 +47,7 @@ from runtime.points import PointsMargin, PointsRuleError
 from training import choice
 from training.baselines import fit_points_margin, points_rules
 from training.calibration import CalibrationChoice, choose_calibration
-from training.card import points_rule_lines, render_card
+from training.card import points_rule_lines, region_choice_lines, render_card
 from training.config import TrainConfig
 from training.crossfit import N_FOLDS, crossfit_trees, fold_of_rows, make_folds, use_crossfit
 from training.data import (
@@ -80,6 +80,8 @@ class Fitted:
     """Every candidate (``points`` when there are points rules, ``lightgbm``, ``logistic``,
     ``blend``), calibrated as the registered model is; the ``logistic`` one is the
     evaluation's logistic baseline."""
+    regions: list[choice.RegionChoice] = field(default_factory=list)
+    """The tournament per region (``choice.choose_by_region``), for the card."""
 
 
 @dataclass
@@ -331,7 +333,14 @@ def fit_bundle(
         name: CalibratedModel(margin, spec, calibrations[name].calibration)
         for name, margin in candidates.margins.items()
     }
-    return Fitted(bundle, split, candidates.model, tuning, calibrated)
+    regions = (
+        choice.choose_by_region(
+            candidates.eval_raw, candidates.y, candidates.regions, chosen, seed=config.seed
+        )
+        if config.policy.region_feature in frame.columns
+        else []
+    )
+    return Fitted(bundle, split, candidates.model, tuning, calibrated, regions)
 
 
 PointsRules = tuple[list[dict[str, Any]], float, str]
@@ -837,6 +846,8 @@ def run_training(
     )
     if isinstance(fitted.bundle.margin, PointsMargin):
         card += "\n".join(points_rule_lines(fitted.bundle.margin))
+    if fitted.regions:
+        card += "\n".join(region_choice_lines(fitted.regions))
     flat = evaluation.flat()
     metrics = _loggable_metrics({**flat, **_choice_metrics(fitted.bundle.metadata.model_choice)})
 

@@ -71,6 +71,7 @@ def test_a_points_champion_stays_until_a_learned_model_beats_it(world):
     first = _train(world, world["data"], "points", "points")
     assert first.bundle.kind == "points" and "champion" in first.aliases
     assert "## Points rules" in first.card and "- seniority: C-Level +20" in first.card
+    assert "## Model by region" in first.card and "| NA |" in first.card
 
     # A learned challenger that does not beat the points: it stays a challenger.
     noise = _train(world, _noise_before_the_test_period(world["data"]), "lightgbm", "noise")
