@@ -235,8 +235,11 @@ class RulePoints:
     """A points score from a dataset config's ``points`` rules (``features.dataset_config``).
 
     Each rule names a feature and gives either ``values`` (points per value), ``per``
-    (points per unit, optional ``cap``) or ``at_least`` with ``points`` (points when the
-    value reaches the bar). Not learned from outcomes, like ``PointsScore``.
+    (points per unit, optional ``cap``) or ``at_least`` (or ``above``) with ``points``
+    (points when the value reaches, or passes, the bar); ``if_missing`` gives the points
+    of a missing number (otherwise it counts as 0). Not learned from outcomes, like
+    ``PointsScore``; ``runtime.points.PointsMargin`` gives the same points on the
+    encoded matrix.
     """
 
     rules: tuple[dict, ...]
@@ -262,15 +265,20 @@ class RulePoints:
                     .to_numpy(dtype=np.float64)
                 )
                 continue
-            x = pd.to_numeric(col, errors="coerce").fillna(0).to_numpy(dtype=np.float64)
+            numbers = pd.to_numeric(col, errors="coerce")
+            x = numbers.fillna(0).to_numpy(dtype=np.float64)
             if "per" in rule:
                 earned = float(rule["per"]) * x
                 cap = rule.get("cap")
                 if cap is not None:
                     earned = np.minimum(earned, cap) if cap >= 0 else np.maximum(earned, cap)
-                total += earned
+            elif "above" in rule:
+                earned = np.where(x > float(rule["above"]), float(rule["points"]), 0.0)
             else:
-                total += np.where(x >= float(rule["at_least"]), float(rule["points"]), 0.0)
+                earned = np.where(x >= float(rule["at_least"]), float(rule["points"]), 0.0)
+            if rule.get("if_missing") is not None:
+                earned = np.where(numbers.isna().to_numpy(), float(rule["if_missing"]), earned)
+            total += earned
         return total
 
     def mql(self, frame: pd.DataFrame) -> np.ndarray:

@@ -343,12 +343,12 @@ def fit_bundle(
     return Fitted(bundle, split, candidates.model, tuning, calibrated, regions)
 
 
-PointsRules = tuple[list[dict[str, Any]], float, str]
+PointsSpec = tuple[list[dict[str, Any]], float, str]
 """The points candidate's rules, MQL threshold and source (``baselines.points_rules``)."""
 
 
 def _points_candidate(
-    points: PointsRules | None, spec: InputSpec, X: np.ndarray, y: np.ndarray
+    points: PointsSpec | None, spec: InputSpec, X: np.ndarray, y: np.ndarray
 ) -> tuple[PointsMargin | None, str]:
     """The points margin fitted on ``X, y`` (its scale only) and its detail for the card.
 
@@ -431,7 +431,7 @@ def _holdout_candidates(
     y: np.ndarray,
     Xv: np.ndarray,
     yv: np.ndarray,
-    points: PointsRules | None = None,
+    points: PointsSpec | None = None,
 ) -> _Candidates:
     """Candidates fitted on the training period and judged on the validation period."""
     model, monotone = fit_monotone(base, X, y, Xv, yv, spec, config.monotone)
@@ -496,7 +496,7 @@ def _crossfit_candidates(
     spec: InputSpec,
     base: GradientBoostedModel,
     config: TrainConfig,
-    points: PointsRules | None = None,
+    points: PointsSpec | None = None,
 ) -> _Candidates:
     """Candidates cross-fitted over train + validation and refitted on all of it."""
     rows = pd.concat([split.train, split.valid], ignore_index=True)

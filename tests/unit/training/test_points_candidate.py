@@ -14,7 +14,7 @@ from runtime.bundle import ModelBundle
 from runtime.encoding import InputSpec
 from runtime.points import PointsMargin
 from training import choice
-from training.baselines import PointsScore, fit_points_margin, points_rules
+from training.baselines import PointsScore, RulePoints, fit_points_margin, points_rules
 from training.card import render_card
 from training.train import TrainConfig, fit_bundle
 
@@ -47,6 +47,10 @@ def test_the_default_rules_give_the_default_points_exactly(simulated):
     margin = fit_points_margin(rules, spec, spec.transform(frame), frame["label"].to_numpy())
     np.testing.assert_array_equal(margin.points(spec.transform(frame)), PointsScore().points(frame))
     assert margin.scale > 0  # more points, more conversions in the simulator
+    # the frame-based baseline reads the same rules the same way
+    np.testing.assert_array_equal(
+        RulePoints(tuple(rules)).points(frame), PointsScore().points(frame)
+    )
 
 
 def test_a_dataset_configs_rules_come_first():
