@@ -3,13 +3,15 @@
 Everything after the margin (calibration, policy, reasons, grades) only needs raw margins
 and exact SHAP values on the encoded matrix, so the margin model is a small protocol
 (``MarginModel``): ``explain(X) -> (raw, shap)``, ``predict_raw(X)``, ``expected_value``,
-``warmup()``. Three kinds implement it:
+``warmup()``. Four kinds implement it:
 
 * ``TreeMargin``: a LightGBM booster explained by exact TreeSHAP (``model.txt``);
 * ``LinearMargin`` (``runtime.linear``): regularised logistic regression with exact linear
   SHAP (``linear_model.json``);
 * ``BlendMargin``: ``w · tree + (1 − w) · linear`` on the margin scale; SHAP values and the
-  base value are the same weighted sums, so they stay exact.
+  base value are the same weighted sums, so they stay exact;
+* ``PointsMargin`` (``runtime.points``): hand-set points rules scaled to log-odds, explained
+  by the rules that fired (``points_model.json``).
 
 A bundle records its kind in ``margin.json``; a bundle without that file is a tree model
 (the format before other kinds existed). Nothing is pickled.
@@ -28,12 +30,14 @@ import numpy.typing as npt
 
 from runtime.linear import FloatArray, LinearMargin
 from runtime.metadata import ModelArtifactError
+from runtime.points import PointsMargin
 from runtime.treeshap import TreeShapExplainer
 
 TREE_FILE = "model.txt"
 LINEAR_FILE = "linear_model.json"
 MARGIN_FILE = "margin.json"
-KINDS = ("tree", "linear", "blend")
+POINTS_FILE = "points_model.json"
+KINDS = ("tree", "linear", "blend", "points")
 
 
 @runtime_checkable
@@ -41,7 +45,7 @@ class MarginModel(Protocol):
     """What scoring needs from a model: raw margins and exact SHAP values.
 
     Attributes:
-        kind: ``tree``, ``linear`` or ``blend``.
+        kind: ``tree``, ``linear``, ``blend`` or ``points``.
         n_features: Columns of the encoded matrix.
     """
 
@@ -159,20 +163,20 @@ class BlendMargin:
         self.linear.warmup()
 
 
-AnyMargin = TreeMargin | LinearMargin | BlendMargin
+AnyMargin = TreeMargin | LinearMargin | BlendMargin | PointsMargin
 
 
 def as_margin(model: lgb.Booster | AnyMargin) -> AnyMargin:
     """A margin model from a margin model or a bare booster (wrapped as ``TreeMargin``)."""
     if isinstance(model, lgb.Booster):
         return TreeMargin(model)
-    if isinstance(model, TreeMargin | LinearMargin | BlendMargin):
+    if isinstance(model, TreeMargin | LinearMargin | BlendMargin | PointsMargin):
         return model
     raise TypeError(f"expected a LightGBM booster or a margin model, got {type(model).__name__}")
 
 
 def tree_booster(model: AnyMargin) -> lgb.Booster | None:
-    """The LightGBM booster inside a margin model (None for a linear one)."""
+    """The LightGBM booster inside a margin model (None for a linear or points one)."""
     if isinstance(model, TreeMargin):
         return model.booster
     if isinstance(model, BlendMargin):
@@ -191,6 +195,8 @@ def save_margin(model: AnyMargin, folder: Path) -> None:
         (folder / LINEAR_FILE).write_text(json.dumps(linear.to_dict(), indent=2))
     if isinstance(model, BlendMargin):
         description["weight"] = model.weight
+    if isinstance(model, PointsMargin):
+        (folder / POINTS_FILE).write_text(json.dumps(model.to_dict(), indent=2))
     (folder / MARGIN_FILE).write_text(json.dumps(description, indent=2))
 
 
@@ -210,6 +216,8 @@ def load_margin(folder: Path) -> AnyMargin:
                 f"got {description.get('kind') if isinstance(description, Mapping) else None!r}"
             )
         kind, weight = str(description["kind"]), description.get("weight")
+    if kind == "points":
+        return _load_points(folder / POINTS_FILE)
     tree = TreeMargin(load_booster_text(folder / TREE_FILE)) if kind != "linear" else None
     linear = _load_linear(folder / LINEAR_FILE) if kind != "tree" else None
     if kind == "tree" and tree is not None:
@@ -238,6 +246,14 @@ def _load_linear(path: Path) -> LinearMargin:
         return LinearMargin.from_dict(payload)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelArtifactError(f"{path}: malformed linear model: {exc!r}") from exc
+
+
+def _load_points(path: Path) -> PointsMargin:
+    payload = _read_json(path)
+    try:
+        return PointsMargin.from_dict(payload)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelArtifactError(f"{path}: malformed points model: {exc!r}") from exc
 
 
 def load_booster_text(path: Path) -> lgb.Booster:

@@ -8,19 +8,27 @@ gradient-boosted model cannot beat it, its extra complexity is not paying for it
 the same regularised logistic regression training offers as a candidate (training passes
 its own, calibrated as the registered model is, to the evaluation). Neither baseline is
 stored with the model.
+
+The points score is also a *candidate* (``training.choice``): ``points_rules`` gives the
+rules it would run (the dataset config's ``points``, else these default points written as
+rules) and ``fit_points_margin`` turns them into a ``runtime.points.PointsMargin``, whose
+only learned numbers are the log-odds per point and the log-odds of a lead with none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from features.catalogue import CATALOGUE, FeatureSpec
+from features.metadata import PointsRules
 from runtime.bundle import CalibratedModel, Calibration
 from runtime.encoding import InputSpec
+from runtime.points import PointsMargin
 
 DEMOGRAPHIC_POINTS: dict[str, dict[str, float]] = {
     "seniority": {
@@ -104,6 +112,86 @@ class PointsScore:
         """Whether each snapshot reaches the MQL threshold."""
         return self.points(frame) >= self.threshold
 
+    def rules(self) -> list[dict[str, Any]]:
+        """The same points as rules in a dataset config's form (``RulePoints``), plus the
+        inactivity rule's ``above`` and ``if_missing`` (``runtime.points``): the form the
+        points candidate is compiled from. ``PointsMargin`` over them gives these points."""
+        out: list[dict[str, Any]] = [
+            {"feature": feature, "values": dict(table)}
+            for feature, table in self.demographic.items()
+        ]
+        out.append({"feature": "icp_industry", "per": self.industry_fit})
+        out += [
+            {"feature": f"n_{activity}_90d", "per": each, "cap": cap}
+            for activity, (each, cap) in self.behaviour.items()
+        ]
+        out.append(
+            {
+                "feature": "days_since_last_activity",
+                "above": INACTIVITY_DAYS,
+                "points": INACTIVITY_PENALTY,
+                "if_missing": INACTIVITY_PENALTY,
+            }
+        )
+        return out
+
+
+POINTS_MIN_SCALE = 1e-3
+"""Log-odds per point when the data says more points mean *fewer* conversions (or says
+nothing): the hand-set order is kept (a points model that ranks backwards is no points
+model) and the calibration that follows flattens it; the choice then ranks it last."""
+
+
+def points_rules(
+    rules: PointsRules | None, spec: InputSpec
+) -> tuple[list[dict[str, Any]], float, str] | None:
+    """The points candidate's rules, MQL threshold and source, or None when there are none.
+
+    A dataset config's ``points`` win; otherwise the default points (``PointsScore``)
+    when every feature they read is a model feature (a catalogue-trained model), else None.
+    """
+    if rules is not None and rules.rules:
+        return [dict(r) for r in rules.rules], float(rules.threshold), "config"
+    default = PointsScore()
+    wanted = default.rules()
+    if all(r["feature"] in spec.names for r in wanted):
+        return wanted, default.threshold, "default"
+    return None
+
+
+def fit_points_margin(
+    rules: Sequence[dict[str, Any]],
+    spec: InputSpec,
+    X: np.ndarray,
+    y: np.ndarray,
+    threshold: float | None = None,
+    source: str = "config",
+) -> PointsMargin:
+    """The points rules on the log-odds scale, fitted by a one-feature logistic regression.
+
+    Only two numbers are learned (log-odds per point, log-odds at zero points), so the
+    rules stay the hand-set ones and a few dozen conversions are enough; the bundle's
+    calibration then maps the margin to a probability with its interval like any model's.
+
+    Raises:
+        runtime.points.PointsRuleError: naming a rule the model's features cannot serve.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    margin = PointsMargin.from_rules(rules, spec, threshold=threshold, source=source)
+    pts = margin.points(X).reshape(-1, 1)
+    y = np.asarray(y).astype(np.int64)
+    rate = float(np.clip(y.mean() if len(y) else 0.5, 1e-6, 1 - 1e-6))
+    scale, offset = POINTS_MIN_SCALE, float(np.log(rate / (1 - rate)))
+    if 0 < y.sum() < len(y) and float(np.std(pts)) > 0:
+        fit = LogisticRegression(C=1e6, max_iter=1000).fit(pts, y)
+        slope = float(fit.coef_[0, 0])
+        if slope > POINTS_MIN_SCALE:
+            scale, offset = slope, float(fit.intercept_[0])
+        else:
+            offset = float(np.log(rate / (1 - rate))) - scale * float(pts.mean())
+    return PointsMargin(margin.rules, margin.n_features, scale, offset, threshold, source)
+
 
 def fit_logistic(
     train: pd.DataFrame,
@@ -147,8 +235,11 @@ class RulePoints:
     """A points score from a dataset config's ``points`` rules (``features.dataset_config``).
 
     Each rule names a feature and gives either ``values`` (points per value), ``per``
-    (points per unit, optional ``cap``) or ``at_least`` with ``points`` (points when the
-    value reaches the bar). Not learned from outcomes, like ``PointsScore``.
+    (points per unit, optional ``cap``) or ``at_least`` (or ``above``) with ``points``
+    (points when the value reaches, or passes, the bar); ``if_missing`` gives the points
+    of a missing number (otherwise it counts as 0). Not learned from outcomes, like
+    ``PointsScore``; ``runtime.points.PointsMargin`` gives the same points on the
+    encoded matrix.
     """
 
     rules: tuple[dict, ...]
@@ -174,15 +265,20 @@ class RulePoints:
                     .to_numpy(dtype=np.float64)
                 )
                 continue
-            x = pd.to_numeric(col, errors="coerce").fillna(0).to_numpy(dtype=np.float64)
+            numbers = pd.to_numeric(col, errors="coerce")
+            x = numbers.fillna(0).to_numpy(dtype=np.float64)
             if "per" in rule:
                 earned = float(rule["per"]) * x
                 cap = rule.get("cap")
                 if cap is not None:
                     earned = np.minimum(earned, cap) if cap >= 0 else np.maximum(earned, cap)
-                total += earned
+            elif "above" in rule:
+                earned = np.where(x > float(rule["above"]), float(rule["points"]), 0.0)
             else:
-                total += np.where(x >= float(rule["at_least"]), float(rule["points"]), 0.0)
+                earned = np.where(x >= float(rule["at_least"]), float(rule["points"]), 0.0)
+            if rule.get("if_missing") is not None:
+                earned = np.where(numbers.isna().to_numpy(), float(rule["if_missing"]), earned)
+            total += earned
         return total
 
     def mql(self, frame: pd.DataFrame) -> np.ndarray:

@@ -9,11 +9,17 @@ with what was logged.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from features.metadata import DatasetInfo
 from runtime.bundle import Policy
 from runtime.metadata import BundleMetadata, SplitWindow, request_form_of
 from training.evaluate import LOGISTIC, MODEL, ORACLE, POINTS
+
+if TYPE_CHECKING:  # issue 19 (tournament): types of the appended block only
+    from runtime.points import PointsMargin
+    from training.choice import RegionChoice
+    from training.promote import PromotionResult
 
 CARD_METRICS: tuple[tuple[str, str, str], ...] = (
     ("roc_auc", "ROC AUC", "{:.3f}"),
@@ -80,7 +86,12 @@ def _region_table(by_region: dict[str, dict[str, float]]) -> list[str]:
     return lines
 
 
-CANDIDATE_NAMES = {"lightgbm": "LightGBM", "logistic": "Logistic regression", "blend": "Blend"}
+CANDIDATE_NAMES = {
+    "points": "Points score",
+    "lightgbm": "LightGBM",
+    "logistic": "Logistic regression",
+    "blend": "Blend",
+}
 
 
 def _model_words(metadata: BundleMetadata) -> str:
@@ -88,6 +99,7 @@ def _model_words(metadata: BundleMetadata) -> str:
     return {
         "linear": "A regularised logistic regression",
         "blend": "A blend of LightGBM and a regularised logistic regression",
+        "points": "A hand-set points score (only its log-odds per point fitted)",
     }.get(metadata.model_choice.kind, "LightGBM")
 
 
@@ -449,3 +461,115 @@ def _calibration_lines(metadata: BundleMetadata) -> list[str]:
             "is more extreme than its block's evidence supports."
         )
     return lines
+
+
+# --- issue 19: the points model and the planned switch (tournament) ------------------------
+
+METRIC_WORDS = {"log_loss": "Log loss", "roc_auc": "ROC AUC", "brier": "Brier score"}
+
+
+def points_rule_lines(margin: PointsMargin) -> list[str]:
+    """The registered points model's rules, for the card of a model that is a points score.
+
+    Its reasons are these rules when they fire (``runtime.points``), so the card lists
+    them with what one point is worth.
+    """
+    origin = "the dataset config's points" if margin.source == "config" else "the default points"
+    threshold = (
+        f" The rules' own MQL threshold was {margin.threshold:g} points; the MQL policy "
+        "below replaces it with one chosen on the calibrated probability."
+        if margin.threshold is not None
+        else ""
+    )
+    lines = [
+        "## Points rules",
+        "",
+        f"The registered model is {origin}: hand-set rules, of which only the log-odds per "
+        f"point ({margin.scale:.4g}) and the log-odds of a lead with no points "
+        f"({margin.offset:.4g}) were fitted. A lead's reasons are the rules that gave it "
+        f"points.{threshold}",
+        "",
+    ]
+    lines += [f"- {rule.describe()}" for rule in margin.rules]
+    return [*lines, ""]
+
+
+def promotion_lines(result: PromotionResult) -> list[str]:
+    """The planned switch's decision: both models on the challenger's test period."""
+    kept = not result.promoted
+    verdict = {
+        "first": "became the first champion",
+        "promoted": "replaced the champion",
+        "forced": "replaced the champion (forced)",
+        "rejected": "did not replace the champion",
+        "already_champion": "is already the champion",
+    }.get(result.decision, result.decision)
+    challenger = f"v{result.challenger_version}" + (
+        f" ({CANDIDATE_NAMES.get(result.challenger_model, result.challenger_model)})"
+        if result.challenger_model
+        else ""
+    )
+    champion = (
+        f"v{result.champion_version}"
+        + (
+            f" ({CANDIDATE_NAMES.get(result.champion_model, result.champion_model)})"
+            if result.champion_model
+            else ""
+        )
+        if result.champion_version
+        else "none"
+    )
+    lines = ["## Promotion", "", f"This model, {challenger}, {verdict}."]
+    if result.scores and result.champion_version and result.decision != "already_champion":
+        window = f", {result.window[0]} … {result.window[1]}" if result.window else ""
+        lines += [
+            "",
+            f"Both were scored on this model's test period ({result.rows:,} snapshots"
+            f"{window}); it must be better on every metric to replace the champion.",
+            "",
+            f"| Metric | This model {challenger} | Champion {champion} |",
+            "|---|---:|---:|",
+        ]
+        for metric, pair in result.scores.items():
+            lines.append(
+                f"| {METRIC_WORDS.get(metric, metric)} | {_fmt(pair.get('challenger'), '{:.4f}')} "
+                f"| {_fmt(pair.get('champion'), '{:.4f}')} |"
+            )
+    lines += ["", f"Decision: {result.decision}" + (f"; {result.reason}" if result.reason else "")]
+    if result.warning:
+        lines += ["", f"Warning: {result.warning}"]
+    if kept and result.decision == "rejected":
+        lines += ["", f"The champion {champion} stays in service."]
+    return [*lines, ""]
+
+
+def region_choice_lines(regions: list[RegionChoice]) -> list[str]:
+    """Which model serves which region, and why (``training.choice.choose_by_region``)."""
+    if not regions:
+        return []
+    from training.choice import MIN_REGION_CONVERSIONS
+
+    lines = [
+        "## Model by region",
+        "",
+        f"A region with at least {MIN_REGION_CONVERSIONS} conversions among the rows the "
+        "choice was made on has the tournament re-run on its own rows (provisional "
+        "threshold, to be replaced by the measured one of the data-sufficiency report); the "
+        "others are served by the pooled model, which has the region as a feature.",
+        "",
+        "| Region | Rows | Conversions | Served by | Best on its own rows |",
+        "|---|---:|---:|---|---|",
+    ]
+    for r in regions:
+        own = (
+            f"{CANDIDATE_NAMES.get(r.own_best, r.own_best)} "
+            f"({r.scores[r.own_best].log_loss:.4f} log loss)"
+            if r.own_best
+            else "– (too few conversions: pooled)"
+        )
+        lines.append(
+            f"| {r.region or '(no region)'} | {r.rows:,} | {r.conversions:,} | "
+            f"{CANDIDATE_NAMES.get(r.serving, r.serving)} (pooled) | {own} |"
+        )
+    lines += ["", *(f"- {r.reason}." for r in regions)]
+    return [*lines, ""]

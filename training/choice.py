@@ -1,4 +1,5 @@
-"""Choosing the registered model among LightGBM, logistic regression and their blend.
+"""Choosing the registered model among the points score, LightGBM, logistic regression and
+their blend.
 
 Every candidate is judged on margins it did not train on: the validation period (large
 data) or out-of-fold margins (cross-fitting, ``training.crossfit``). Margins of different
@@ -8,9 +9,15 @@ the other rows); the log loss of those probabilities is the choice criterion, RO
 Brier score are reported beside it.
 
 Ties go to the simpler model: a candidate must lower the log loss by more than
-``TOLERANCE`` (relative) to beat a simpler one (logistic < LightGBM < blend), because a
-difference that small is within the noise of the evaluation rows and the simpler model is
-cheaper to run and easier to explain.
+``TOLERANCE`` (relative) to beat a simpler one (points < logistic < LightGBM < blend),
+because a difference that small is within the noise of the evaluation rows and the simpler
+model is cheaper to run and easier to explain.
+
+The points candidate is the hand-set points score (a dataset config's ``points`` rules, or
+``training.baselines``' default points), with only its log-odds scale learned
+(``runtime.points``). It is the simplest of all, so with little data, where the learned
+models cannot show that they do better, a team still gets explained MQLs from the rules
+it already trusts; once the data supports a learned model, that model wins by log loss.
 """
 
 from __future__ import annotations
@@ -24,13 +31,17 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
+POINTS = "points"
 LIGHTGBM = "lightgbm"
 LOGISTIC = "logistic"
 BLEND = "blend"
-SIMPLICITY = (LOGISTIC, LIGHTGBM, BLEND)
+SIMPLICITY = (POINTS, LOGISTIC, LIGHTGBM, BLEND)
 """Candidates from simplest to most complex (the tie-break order)."""
 
-KIND = {LIGHTGBM: "tree", LOGISTIC: "linear", BLEND: "blend"}
+LEARNED = (LOGISTIC, LIGHTGBM, BLEND)
+"""Candidates learned from outcomes (everything but the hand-set points)."""
+
+KIND = {POINTS: "points", LIGHTGBM: "tree", LOGISTIC: "linear", BLEND: "blend"}
 """The runtime margin kind (``runtime.margin``) of each candidate."""
 
 TOLERANCE = 0.001
@@ -122,7 +133,12 @@ def choose(scores: Mapping[str, Score], tolerance: float = TOLERANCE) -> str:
 
 def explain_choice(chosen: str, scores: Mapping[str, Score], where: str) -> str:
     """One or two plain sentences: which candidate won, by how much, and what that means."""
-    names = {LIGHTGBM: "LightGBM", LOGISTIC: "logistic regression", BLEND: "the blend"}
+    names = {
+        POINTS: "the points score",
+        LIGHTGBM: "LightGBM",
+        LOGISTIC: "logistic regression",
+        BLEND: "the blend",
+    }
     best = scores[chosen]
     others = ", ".join(
         f"{names[n]} {scores[n].log_loss:.4f}" for n in SIMPLICITY if n in scores and n != chosen
@@ -135,6 +151,12 @@ def explain_choice(chosen: str, scores: Mapping[str, Score], where: str) -> str:
     if lower:
         text += f", within {TOLERANCE:.1%} of the best, so the simpler model was kept"
     text += "."
+    if chosen == POINTS:
+        text += (
+            " No model learned from these outcomes beats the hand-set points yet, so the "
+            "points serve, calibrated on the outcomes there are; leadscore retrain switches "
+            "to a learned model once one beats them on the same held-out period."
+        )
     if LIGHTGBM in scores and LOGISTIC in scores:
         gain = scores[LOGISTIC].log_loss - scores[LIGHTGBM].log_loss
         relative = gain / scores[LOGISTIC].log_loss
@@ -157,3 +179,98 @@ def explain_choice(chosen: str, scores: Mapping[str, Score], where: str) -> str:
                 "effects matter."
             )
     return text
+
+
+MIN_REGION_CONVERSIONS = 100
+"""Conversions a region needs among the evaluation rows for a choice of its own.
+
+Provisional (issue 19): the rule of thumb of the market leaders' per-segment minimums
+(HubSpot needs ~100, Salesforce Einstein 120 per segment); ``training.sufficiency``
+measures the real threshold on the simulator's learning curves."""
+
+
+@dataclass(frozen=True)
+class RegionChoice:
+    """Which candidate serves one region, which would win on its own rows, and why.
+
+    Attributes:
+        region: The region ("" for leads without one).
+        rows: Its evaluation rows.
+        conversions: Conversions among them.
+        serving: The candidate that scores its leads (today always the pooled winner:
+            one model for every region, the region one of its features).
+        own_best: The candidate with the lowest log loss on the region's own rows (None
+            when the region has fewer than ``MIN_REGION_CONVERSIONS`` conversions).
+        scores: Each candidate's score on the region's own rows (empty when too few).
+        reason: The verdict in one sentence.
+    """
+
+    region: str
+    rows: int
+    conversions: int
+    serving: str
+    own_best: str | None
+    scores: dict[str, Score]
+    reason: str
+
+
+def choose_by_region(
+    eval_raw: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    regions: np.ndarray,
+    pooled: str,
+    min_conversions: int = MIN_REGION_CONVERSIONS,
+    seed: int = 0,
+) -> list[RegionChoice]:
+    """The tournament re-run on each region's own evaluation rows, largest region first.
+
+    A region with at least ``min_conversions`` conversions gets its candidates scored on
+    its own rows (the same cross-fitted Platt log loss and tie-break as the pooled
+    choice); the others are left to the pooled model, which sees the region as a feature
+    (a region offset). The pooled winner serves every region: the result says where a
+    region's own rows would pick another candidate, the evidence a model per region needs.
+
+    Args:
+        eval_raw: Each candidate's margins on the evaluation rows.
+        y: Their labels.
+        regions: Their regions ("" when unknown).
+        pooled: The candidate chosen on all rows.
+        min_conversions: Conversions a region needs for a choice of its own.
+        seed: Seed of the Platt folds.
+    """
+    y = np.asarray(y)
+    regions = np.asarray(regions, dtype=object)
+    out: list[RegionChoice] = []
+    names, counts = np.unique(regions, return_counts=True)
+    for region in [str(n) for _, n in sorted(zip(-counts, names, strict=True))]:
+        mask = regions == region
+        rows, conversions = int(mask.sum()), int(y[mask].sum())
+        label = region or "(no region)"
+        if conversions < min_conversions or conversions == rows:
+            reason = (
+                f"{label}: {_conversions(conversions)}, fewer than the {min_conversions} a "
+                "choice of its own needs, so the pooled model serves it (the region is one "
+                "of its features)"
+            )
+            out.append(RegionChoice(region, rows, conversions, pooled, None, {}, reason))
+            continue
+        scores = {name: score(raw[mask], y[mask], seed) for name, raw in eval_raw.items()}
+        own = choose(scores)
+        if own == pooled:
+            reason = (
+                f"{label}: {_conversions(conversions)}; on its own rows the pooled choice is "
+                f"also the best ({scores[own].log_loss:.4f} log loss), so it serves it"
+            )
+        else:
+            reason = (
+                f"{label}: {_conversions(conversions)}; on its own rows {own} does better "
+                f"({scores[own].log_loss:.4f} against {scores[pooled].log_loss:.4f} log "
+                f"loss), but the bundle holds one pooled model for every region (a model per "
+                "region is not served yet)"
+            )
+        out.append(RegionChoice(region, rows, conversions, pooled, own, scores, reason))
+    return out
+
+
+def _conversions(n: int) -> str:
+    return f"{n:,} conversion" + ("" if n == 1 else "s")

@@ -70,9 +70,10 @@ class TrainConfig(BaseModel):
         monotone: Monotone constraints from the signals' declared directions
             (``training.monotone``): ``auto`` keeps them when validation ROC AUC costs at
             most 0.002, ``on`` always, ``off`` never.
-        model: ``auto`` registers the best of LightGBM, logistic regression and their
-            blend by validation (or cross-validated) log loss (``training.choice``); or
-            force one of ``lightgbm``, ``logistic``, ``blend``.
+        model: ``auto`` registers the best of the points score, LightGBM, logistic
+            regression and their blend by validation (or cross-validated) log loss
+            (``training.choice``); or force one of ``points``, ``lightgbm``, ``logistic``,
+            ``blend``.
         crossfit: ``auto`` cross-fits below ``training.crossfit``'s size thresholds; ``on``
             / ``off`` force it.
 
@@ -97,7 +98,7 @@ class TrainConfig(BaseModel):
     scheduler: Any = "local"
     workers: int = 2
     monotone: Literal["auto", "on", "off"] = "auto"
-    model: Literal["auto", "lightgbm", "logistic", "blend"] = "auto"
+    model: Literal["auto", "points", "lightgbm", "logistic", "blend"] = "auto"
     crossfit: Literal["auto", "on", "off"] = "auto"
 
     def __init__(self, **settings: Any) -> None:

@@ -10,18 +10,21 @@ outcome and the same population of snapshots (snapshot rule, maximum lead age), 
 each bundle's metadata; otherwise promotion is refused, naming the difference. The
 challenger wins only when it is strictly better than the champion by more than
 ``margin`` (a tie keeps the champion: nothing says the challenger is better); ``force``
-promotes regardless. The decision and both scores are recorded as tags on the
-challenger version (and the latest decision on the registered model), so the registry
-itself tells why a version is or is not in production. Concurrent promotions on one
-embedded store run one after the other (a file lock beside ``mlflow.db``), and no
-promotion moves a champion that moved while it was deciding.
+promotes regardless. Given several ``metrics`` (``leadscore retrain`` compares log loss and
+ROC AUC), the challenger must be better on every one of them: a model that ranks better
+but is worse calibrated, or the reverse, does not replace the one in service. The
+decision and both scores are recorded as tags on the challenger version (and the latest
+decision on the registered model), so the registry itself tells why a version is or is
+not in production. Concurrent promotions on one embedded store run one after the other (a
+file lock beside ``mlflow.db``), and no promotion moves a champion that moved while it was deciding.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -63,6 +66,10 @@ class PromotionResult:
         warning: Set when the comparison may be unfair (e.g. the champion was trained on
             snapshots inside the test period) or, when forced, could not be made.
         reason: The decision in words (a tie says so).
+        scores: Per metric compared, ``{"challenger": ..., "champion": ...}`` on the
+            same snapshots (the champion's None when it was not scored).
+        challenger_model: The challenger's chosen candidate (``points``, ``lightgbm``, ...).
+        champion_model: The champion's (None if no champion).
     """
 
     decision: str
@@ -77,6 +84,14 @@ class PromotionResult:
     window: tuple[str, str] | None
     warning: str | None = None
     reason: str | None = None
+    scores: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    challenger_model: str | None = None
+    champion_model: str | None = None
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics compared (the first is ``metric``)."""
+        return tuple(self.scores) or (self.metric,)
 
     def to_dict(self) -> dict:
         """JSON form."""
@@ -219,13 +234,36 @@ def _missing_features(bundle: ModelBundle, test: pd.DataFrame) -> list[str]:
     return [name for name in bundle.spec.names if name not in test.columns]
 
 
-def _score(bundle: ModelBundle, test: pd.DataFrame, metric: str) -> float:
+def _scores(bundle: ModelBundle, test: pd.DataFrame, metrics: Sequence[str]) -> dict[str, float]:
+    """The bundle's ``metrics`` on the test snapshots (one scoring for all of them)."""
     y = test["label"].to_numpy(dtype=np.int64)
     if y.sum() == 0 or y.sum() == len(y):
         raise PromotionError(
             "the test period must hold conversions and non-conversions to compare models"
         )
-    return float(classifier_metrics(y, bundle.predict_proba(test))[metric])
+    computed = classifier_metrics(y, bundle.predict_proba(test))
+    return {metric: float(computed[metric]) for metric in metrics}
+
+
+def _reason_all(
+    challenger: dict[str, float], champion: dict[str, float], margin: float, promoted: bool
+) -> str:
+    """The decision on several metrics in words: each compared, and the rule."""
+    parts = []
+    for metric, value in challenger.items():
+        won = better(value, champion[metric], metric, margin)
+        verdict = "better" if won else ("tie" if value == champion[metric] else "not better")
+        parts.append(
+            f"{metric} challenger {value:.6g}, champion {champion[metric]:.6g} ({verdict})"
+        )
+    said = "; ".join(parts)
+    names = " and ".join(challenger)
+    if promoted:
+        return f"{said}: the challenger is better on {names} by more than the margin {margin:g}"
+    return (
+        f"{said}: the challenger must be better on {names} by more than the margin "
+        f"{margin:g}, so the champion stays"
+    )
 
 
 def _overlap_warning(
@@ -275,14 +313,15 @@ def _judge(
     challenger: registry.VersionInfo,
     challenger_bundle: ModelBundle,
     test: pd.DataFrame,
-    challenger_score: float,
+    challenger_scores: dict[str, float],
     *,
-    metric: str,
     margin: float,
     force: bool,
     client,
-) -> tuple[str, str, float | None, str | None]:
-    """Decide between two loaded versions: decision, reason, champion score, warning.
+) -> tuple[str, str, dict[str, float] | None, str | None]:
+    """Decide between two loaded versions: decision, reason, champion scores, warning.
+
+    The challenger must beat the champion on every metric of ``challenger_scores``.
 
     A comparison that cannot be made fairly (other labels) or at all (a feature the
     test set lacks) is refused, unless ``force`` asks to promote regardless: then the
@@ -307,15 +346,22 @@ def _judge(
         if not force:
             raise PromotionError(f"{problem}; retrain one or promote with --force")
         return "forced", f"forced without a comparison: {problem}", None, problem
-    champion_score = _score(champion_bundle, test, metric)
+    champion_scores = _scores(champion_bundle, test, list(challenger_scores))
     warning = _overlap_warning(champion_bundle, test, client, champion)
-    won = better(challenger_score, champion_score, metric, margin)
-    reason = _reason(challenger_score, champion_score, metric, margin, won)
+    won = all(
+        better(value, champion_scores[metric], metric, margin)
+        for metric, value in challenger_scores.items()
+    )
+    if len(challenger_scores) == 1:
+        ((metric, value),) = challenger_scores.items()
+        reason = _reason(value, champion_scores[metric], metric, margin, won)
+    else:
+        reason = _reason_all(challenger_scores, champion_scores, margin, won)
     if won:
-        return "promoted", reason, champion_score, warning
+        return "promoted", reason, champion_scores, warning
     if force:
-        return "forced", f"forced: {reason}", champion_score, warning
-    return "rejected", reason, champion_score, warning
+        return "forced", f"forced: {reason}", champion_scores, warning
+    return "rejected", reason, champion_scores, warning
 
 
 def _record(client, name: str, result: PromotionResult) -> None:
@@ -335,6 +381,15 @@ def _record(client, name: str, result: PromotionResult) -> None:
         tags["promotion.warning"] = result.warning
     if result.reason:
         tags["promotion.reason"] = result.reason[:5000]
+    if result.scores:
+        tags["promotion.metrics"] = ",".join(result.scores)
+        tags["promotion.scores"] = json.dumps(result.scores)
+    for side, model in (
+        ("challenger", result.challenger_model),
+        ("champion", result.champion_model),
+    ):
+        if model:
+            tags[f"promotion.{side}_model"] = model
     for key, value in tags.items():
         client.set_model_version_tag(name, result.challenger_version, key, value)
     client.set_registered_model_tag(name, "promotion.last", json.dumps(result.to_dict()))
@@ -362,6 +417,7 @@ def promote(
     margin: float = 0.0,
     force: bool = False,
     data: TrainingData | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> PromotionResult:
     """Move ``champion`` to the current ``challenger`` if it is better on the latest period.
 
@@ -377,6 +433,8 @@ def promote(
             (other labels, a champion needing a feature the test set lacks).
         data: Training set to re-cut the challenger's test period from (default: the
             test set logged with the challenger's run).
+        metrics: Compare on each of these (the challenger must be better on all; default:
+            ``metric`` alone). ``metric`` is the first of them.
 
     Raises:
         ModelNotFoundError: when nothing is registered under ``model_name``.
@@ -385,8 +443,11 @@ def promote(
             models' labels differ (horizon, outcome, population) or when the champion
             needs a feature the test set lacks (unless ``force``).
     """
-    if metric not in HIGHER_IS_BETTER:
-        raise ValueError(f"unknown metric {metric!r}: use one of {sorted(HIGHER_IS_BETTER)}")
+    compared = tuple(dict.fromkeys(metrics)) if metrics else (metric,)
+    for name in compared:
+        if name not in HIGHER_IS_BETTER:
+            raise ValueError(f"unknown metric {name!r}: use one of {sorted(HIGHER_IS_BETTER)}")
+    metric = compared[0]
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
     uri = registry.resolve_tracking_uri(tracking_uri, store_dir)
@@ -427,8 +488,10 @@ def promote(
                 f"{', '.join(missing)}, which the test set lacks: pass a training set "
                 "that has them as data, or promote without data to use its logged test set"
             )
-        challenger_score = _score(challenger_bundle, test, metric)
-        champion_score, warning = None, None
+        challenger_scores = _scores(challenger_bundle, test, compared)
+        challenger_score = challenger_scores[metric]
+        champion_scores: dict[str, float] | None = None
+        champion_score, warning, champion_model = None, None, None
         if champion is None:
             decision = "first"
             reason = "no champion before: the challenger becomes the first champion"
@@ -436,18 +499,19 @@ def promote(
             champion_bundle = ModelBundle.load(
                 registry.download_version_bundle(champion, Path(tmp) / "champion")
             )
-            decision, reason, champion_score, warning = _judge(
+            champion_model = champion_bundle.metadata.model_choice.chosen
+            decision, reason, champion_scores, warning = _judge(
                 champion,
                 champion_bundle,
                 challenger,
                 challenger_bundle,
                 test,
-                challenger_score,
-                metric=metric,
+                challenger_scores,
                 margin=margin,
                 force=force,
                 client=client,
             )
+            champion_score = champion_scores[metric] if champion_scores else None
         promoted = decision != "rejected"
         result = PromotionResult(
             decision,
@@ -462,6 +526,15 @@ def promote(
             window,
             warning,
             reason,
+            scores={
+                name: {
+                    "challenger": value,
+                    "champion": champion_scores[name] if champion_scores else None,
+                }
+                for name, value in challenger_scores.items()
+            },
+            challenger_model=challenger_bundle.metadata.model_choice.chosen,
+            champion_model=champion_model,
         )
         if promoted:
             _champion_unchanged(client, model_name, champion)

@@ -4,10 +4,18 @@
 rebuild the training set from the data folder on a window of ``window_months`` ending at
 the data end, with the champion's own label definition (horizon, snapshot rule, maximum
 lead age) so the two can be compared; train a challenger with ``training.train``'s
-``run_training``, exactly as ``leadscore train`` does; promote it only when it beats the
-champion by more than the margin on the challenger's test period
-(``training.promote.promote``). The CLI then runs ``leadscore monitor`` on the champion
-that results.
+``run_training``, exactly as ``leadscore train`` does (the tournament: the points score,
+logistic regression, LightGBM and their blend, chosen by cross-validated log loss); promote
+it only when it beats the champion on the challenger's test period
+(``training.promote.promote``) on every metric of ``RETRAIN_METRICS`` (log loss and ROC
+AUC) and the one asked for. The CLI then runs ``leadscore monitor`` on the champion that
+results.
+
+This is the planned switch of a team that starts on its hand-set points: the points
+champion stays until a learned model beats it on the same held-out snapshots, both by
+calibration (log loss) and by ranking (ROC AUC). The decision is recorded on the
+challenger's registry version (``promotion.*`` tags, the ``champion`` alias) and appended
+to its model card (``training.card.promotion_lines``).
 
 A rolling window rather than all history: buyers, campaigns and the product change, and
 a model fitted on the last year or two follows them, while promotion keeps a fresh model
@@ -16,6 +24,7 @@ that is not better out of production.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +41,15 @@ from features.pipeline import (
 from leadscore.errors import LeadscoreError
 from runtime import registry
 from runtime.bundle import ModelBundle
+from training.card import promotion_lines
 from training.config import TrainConfig
 from training.promote import PromotionResult, promote
 from training.train import TrainingResult, run_training
 
 DEFAULT_WINDOW_MONTHS = 24
 DEFAULT_HORIZON_DAYS = 90
+RETRAIN_METRICS = ("log_loss", "roc_auc")
+"""What a retrained challenger must beat the champion on, both, on the same snapshots."""
 
 
 class RetrainError(LeadscoreError, ValueError):
@@ -102,8 +114,6 @@ class RetrainResult:
 
 def champion_label(tracking_uri: str, model_name: str) -> dict[str, Any] | None:
     """The champion's label definition, or None when there is no champion yet."""
-    import tempfile
-
     try:
         with registry.tracking(tracking_uri) as client, tempfile.TemporaryDirectory() as tmp:
             info = registry.version_info(client, model_name, registry.CHAMPION)
@@ -167,6 +177,22 @@ def rolling_training_set(
     return TrainingSet(frame, metadata), start
 
 
+def record_in_card(tracking_uri: str, training: TrainingResult, promotion: PromotionResult) -> str:
+    """Append the promotion decision to the challenger's model card, in its run too.
+
+    The card logged with the run (``report/model_card.md``) and the run's description are
+    rewritten with the decision, so whoever opens the challenger's run or card reads whether
+    it serves and on what evidence. Returns the new card.
+    """
+    card = training.card.rstrip("\n") + "\n\n" + "\n".join(promotion_lines(promotion))
+    with registry.tracking(tracking_uri) as client, tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model_card.md"
+        path.write_text(card)
+        client.log_artifact(training.run_id, str(path), "report")
+        client.set_tag(training.run_id, "mlflow.note.content", card)
+    return card
+
+
 def retrain(
     tables: dict[str, pd.DataFrame],
     *,
@@ -196,8 +222,9 @@ def retrain(
         experiment: MLflow experiment of the training run.
         model_name: Registered model name.
         config: Training settings (default: ``leadscore train``'s).
-        metric: Metric promotion compares.
-        margin: How much better the challenger must be.
+        metric: Metric promotion compares, besides ``RETRAIN_METRICS`` (the challenger must
+            be better on each).
+        margin: How much better the challenger must be (on each metric, in its units).
         register: Register (and then promote) the challenger.
         data_end: The data end (default: the pipeline's rule).
         progress: Called with each step's name.
@@ -242,7 +269,9 @@ def retrain(
             store_dir=store_dir,
             metric=metric,
             margin=margin,
+            metrics=(metric, *(m for m in RETRAIN_METRICS if m != metric)),
         )
+        result.card = record_in_card(tracking_uri, result, promotion)
     meta = training_set.metadata
     return RetrainResult(
         window_start=start,

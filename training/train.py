@@ -43,9 +43,11 @@ from runtime.metadata import (
     TrainingFacts,
     request_form_of,
 )
+from runtime.points import PointsMargin, PointsRuleError
 from training import choice
+from training.baselines import fit_points_margin, points_rules
 from training.calibration import CalibrationChoice, choose_calibration
-from training.card import render_card
+from training.card import points_rule_lines, region_choice_lines, render_card
 from training.config import TrainConfig
 from training.crossfit import N_FOLDS, crossfit_trees, fold_of_rows, make_folds, use_crossfit
 from training.data import (
@@ -75,8 +77,11 @@ class Fitted:
     model: BoostedEstimator
     tuning: TuneResult | None = None
     candidates: dict[str, CalibratedModel] = field(default_factory=dict)
-    """Every candidate (``lightgbm``, ``logistic``, ``blend``), calibrated as the
-    registered model is; the ``logistic`` one is the evaluation's logistic baseline."""
+    """Every candidate (``points`` when there are points rules, ``lightgbm``, ``logistic``,
+    ``blend``), calibrated as the registered model is; the ``logistic`` one is the
+    evaluation's logistic baseline."""
+    regions: list[choice.RegionChoice] = field(default_factory=list)
+    """The tournament per region (``choice.choose_by_region``), for the card."""
 
 
 @dataclass
@@ -185,8 +190,9 @@ def fit_bundle(
 ) -> Fitted:
     """Split by time, fit the candidates, choose one, calibrate and choose the MQL policy.
 
-    The candidates are LightGBM, a regularised logistic regression and their blend
-    (``training.choice``). Large data is judged on the validation period; below
+    The candidates are the hand-set points score (when there are points rules: the dataset
+    config's or the default points), LightGBM, a regularised logistic regression and their
+    blend (``training.choice``). Large data is judged on the validation period; below
     ``training.crossfit``'s thresholds, train + validation are cross-fitted instead and
     the chosen model is refitted on all of them.
 
@@ -223,6 +229,12 @@ def fit_bundle(
 
     signals = training_set.metadata.signals
     spec = (InputSpec(catalogue, signals) if catalogue else InputSpec()).fit(split.train)
+    points = points_rules(training_set.metadata.points, spec)
+    if config.model == choice.POINTS and points is None:
+        raise TrainingDataError(
+            "--model points needs points rules: the dataset config has no points section "
+            "and the model lacks the features the default points read"
+        )
     X, y = spec.transform(split.train), split.train["label"].to_numpy()
     Xv, yv = spec.transform(split.valid), split.valid["label"].to_numpy()
     base = _new_model(config)
@@ -246,10 +258,17 @@ def fit_bundle(
     crossfit = isinstance(base, GradientBoostedModel) and use_crossfit(rows, positives, mode)
     if crossfit:
         progress(f"training LightGBM and logistic regression by cross-fitting ({rows:,} rows)")
-        candidates = _crossfit_candidates(split, spec, _small_data_leaves(base, rows), config)
+        candidates = _crossfit_candidates(
+            split, spec, _small_data_leaves(base, rows), config, points
+        )
     else:
         progress("training LightGBM and logistic regression")
-        candidates = _holdout_candidates(split, spec, base, config, X, y, Xv, yv)
+        candidates = _holdout_candidates(split, spec, base, config, X, y, Xv, yv, points)
+    if config.model == choice.POINTS and choice.POINTS not in candidates.margins:
+        raise TrainingDataError(
+            "--model points: the points rules cannot be applied: "
+            + candidates.details.get("points_error", "")
+        )
 
     progress("calibrating, choosing the model and the MQL policy")
     where = "out-of-fold" if crossfit else "validation"
@@ -314,7 +333,62 @@ def fit_bundle(
         name: CalibratedModel(margin, spec, calibrations[name].calibration)
         for name, margin in candidates.margins.items()
     }
-    return Fitted(bundle, split, candidates.model, tuning, calibrated)
+    regions = (
+        choice.choose_by_region(
+            candidates.eval_raw, candidates.y, candidates.regions, chosen, seed=config.seed
+        )
+        if config.policy.region_feature in frame.columns
+        else []
+    )
+    return Fitted(bundle, split, candidates.model, tuning, calibrated, regions)
+
+
+PointsSpec = tuple[list[dict[str, Any]], float, str]
+"""The points candidate's rules, MQL threshold and source (``baselines.points_rules``)."""
+
+
+def _points_candidate(
+    points: PointsSpec | None, spec: InputSpec, X: np.ndarray, y: np.ndarray
+) -> tuple[PointsMargin | None, str]:
+    """The points margin fitted on ``X, y`` (its scale only) and its detail for the card.
+
+    Rules a dataset config declared that the model's features cannot serve leave the
+    candidate out (the detail says why); they never stop training.
+    """
+    if points is None:
+        return None, ""
+    rules, threshold, source = points
+    try:
+        margin = fit_points_margin(rules, spec, X, y, threshold, source)
+    except PointsRuleError as exc:
+        return None, str(exc)
+    origin = "the dataset config's rules" if source == "config" else "the default points"
+    detail = f"{len(rules)} hand-set rules ({origin}), {margin.scale:.3g} log-odds per point"
+    return margin, detail
+
+
+def _add_points(
+    margins: dict[str, AnyMargin],
+    details: dict[str, str],
+    eval_raw: dict[str, np.ndarray],
+    margin: PointsMargin | None,
+    detail: str,
+    X_eval: np.ndarray,
+) -> None:
+    """Put the points candidate first among the candidates (the simplest), if there is one."""
+    if margin is None:
+        if detail:
+            details["points_error"] = detail
+        return
+    for target, value in (
+        (margins, margin),
+        (details, detail),
+        (eval_raw, margin.predict_raw(X_eval)),
+    ):
+        rest = dict(target)
+        target.clear()
+        target[choice.POINTS] = value  # type: ignore[assignment]
+        target.update(rest)
 
 
 def _directions(spec: InputSpec, monotone: MonotoneFacts) -> list[int] | None:
@@ -357,6 +431,7 @@ def _holdout_candidates(
     y: np.ndarray,
     Xv: np.ndarray,
     yv: np.ndarray,
+    points: PointsSpec | None = None,
 ) -> _Candidates:
     """Candidates fitted on the training period and judged on the validation period."""
     model, monotone = fit_monotone(base, X, y, Xv, yv, spec, config.monotone)
@@ -385,18 +460,21 @@ def _holdout_candidates(
             scorer.predict(split.valid_population), _regions(split.valid_population, region)
         )
 
+    eval_raw = {
+        choice.LIGHTGBM: raw_tree,
+        choice.LOGISTIC: raw_linear,
+        choice.BLEND: weight * raw_tree + (1 - weight) * raw_linear,
+    }
+    details = _details(model.best_iteration_, linear.C, weight, "early stopping on validation")
+    _add_points(margins, details, eval_raw, *_points_candidate(points, spec, X, y), Xv)
     return _Candidates(
         margins=margins,
-        eval_raw={
-            choice.LIGHTGBM: raw_tree,
-            choice.LOGISTIC: raw_linear,
-            choice.BLEND: weight * raw_tree + (1 - weight) * raw_linear,
-        },
+        eval_raw=eval_raw,
         y=yv,
         regions=_regions(split.valid, region),
         population=population,
         model=model,
-        details=_details(model.best_iteration_, linear.C, weight, "early stopping on validation"),
+        details=details,
         scheme="holdout",
         folds=0,
         logistic_c=linear.C,
@@ -414,7 +492,11 @@ def _details(trees: int, C: float, weight: float, how: str) -> dict[str, str]:
 
 
 def _crossfit_candidates(
-    split: TimeSplit, spec: InputSpec, base: GradientBoostedModel, config: TrainConfig
+    split: TimeSplit,
+    spec: InputSpec,
+    base: GradientBoostedModel,
+    config: TrainConfig,
+    points: PointsSpec | None = None,
 ) -> _Candidates:
     """Candidates cross-fitted over train + validation and refitted on all of it."""
     rows = pd.concat([split.train, split.valid], ignore_index=True)
@@ -487,20 +569,29 @@ def _crossfit_candidates(
             probability, _regions(frame, region), fit_sum=fit_sum, engagement_sum=engagement_sum
         )
 
+    eval_raw = {
+        choice.LIGHTGBM: trees.oof_raw,
+        choice.LOGISTIC: linear.oof_raw,
+        choice.BLEND: weight * trees.oof_raw + (1 - weight) * linear.oof_raw,
+    }
+    details = _details(
+        trees.rounds, linear.C, weight, f"rounds chosen by {len(folds)}-fold cross-fitting"
+    )
+    # The points are not learned from outcomes (only their log-odds scale, which the
+    # choice's cross-fitted Platt map absorbs), so their margins on these rows are fair
+    # evaluation margins, and every fold scores with the one points model.
+    points_margin, points_detail = _points_candidate(points, spec, Xa, ya)
+    _add_points(margins, details, eval_raw, points_margin, points_detail, Xa)
+    if points_margin is not None:
+        fold_margins[choice.POINTS] = [points_margin] * len(folds)
     return _Candidates(
         margins=margins,
-        eval_raw={
-            choice.LIGHTGBM: trees.oof_raw,
-            choice.LOGISTIC: linear.oof_raw,
-            choice.BLEND: weight * trees.oof_raw + (1 - weight) * linear.oof_raw,
-        },
+        eval_raw=eval_raw,
         y=ya,
         regions=_regions(rows, region),
         population=population,
         model=model,
-        details=_details(
-            trees.rounds, linear.C, weight, f"rounds chosen by {len(folds)}-fold cross-fitting"
-        ),
+        details=details,
         scheme="crossfit",
         folds=len(folds),
         logistic_c=linear.C,
@@ -753,6 +844,10 @@ def run_training(
     card = render_card(
         fitted.bundle.metadata, evaluation.metrics, evaluation.by_region, fitted.bundle.policy
     )
+    if isinstance(fitted.bundle.margin, PointsMargin):
+        card += "\n".join(points_rule_lines(fitted.bundle.margin))
+    if fitted.regions:
+        card += "\n".join(region_choice_lines(fitted.regions))
     flat = evaluation.flat()
     metrics = _loggable_metrics({**flat, **_choice_metrics(fitted.bundle.metadata.model_choice)})
 

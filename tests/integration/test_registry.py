@@ -69,7 +69,7 @@ def test_run_logs_the_candidates_and_the_choice(store, first):
     assert run.data.params["model.chosen"] == choice.chosen
     assert run.data.params["model.kind"] == choice.kind == first.bundle.kind
     assert run.data.params["model.scheme"] == choice.scheme
-    assert {c.name for c in choice.candidates} == {"lightgbm", "logistic", "blend"}
+    assert {c.name for c in choice.candidates} == {"points", "lightgbm", "logistic", "blend"}
     for c in choice.candidates:
         for key in ("valid_log_loss", "valid_roc_auc", "test_log_loss", "test_roc_auc"):
             assert run.data.metrics[f"candidate_{c.name}_{key}"] == pytest.approx(getattr(c, key))

@@ -149,11 +149,12 @@ def test_training_cross_fits_below_the_size_and_refits_on_train_and_valid(traini
     assert rows < crossfit.CROSSFIT_MAX_ROWS  # the session's simulation is small
     choice_ = fitted.bundle.metadata.model_choice
     assert choice_.scheme == "crossfit" and choice_.folds == crossfit.N_FOLDS
-    assert {c.name for c in choice_.candidates} == {"lightgbm", "logistic", "blend"}
+    assert {c.name for c in choice_.candidates} == {"points", "lightgbm", "logistic", "blend"}
+    assert choice_.chosen != "points"  # the simulator's outcomes are learnable
     assert choice_.kind == fitted.bundle.kind == choice.KIND[choice_.chosen]
     # refitted on every train + valid row, with the rounds cross-fitting chose
     assert fitted.model.booster_.num_trees() == fitted.bundle.metadata.training.best_iteration
-    assert set(fitted.candidates) == {"lightgbm", "logistic", "blend"}
+    assert set(fitted.candidates) == {"points", "lightgbm", "logistic", "blend"}
 
 
 def test_training_keeps_the_validation_slice_above_the_size(training_set, monkeypatch):
