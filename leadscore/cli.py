@@ -586,8 +586,9 @@ def train(
     model: Annotated[
         str,
         typer.Option(
-            help="auto (the best of LightGBM, logistic regression and their blend by "
-            "validation or cross-validated log loss), lightgbm, logistic or blend."
+            help="auto (the best of the points score, logistic regression, LightGBM and "
+            "the blend by validation or cross-validated log loss), points, lightgbm, "
+            "logistic or blend."
         ),
     ] = "auto",
     crossfit: Annotated[

@@ -32,6 +32,7 @@ from features.io import replace_dir
 from runtime.encoding import InputSpec
 from runtime.margin import (
     LINEAR_FILE,
+    POINTS_FILE,
     AnyMargin,
     TreeMargin,
     as_margin,
@@ -496,6 +497,11 @@ class CalibratedModel:
         )
 
 
+def _margin_file(kind: str) -> str:
+    """The artifact that states a margin's feature count (named in a mismatch error)."""
+    return {"tree": FILES["model"], "points": POINTS_FILE}.get(kind, LINEAR_FILE)
+
+
 class ModelBundle(CalibratedModel):
     """A trained lead-scoring model with everything needed to score and explain.
 
@@ -594,7 +600,7 @@ class ModelBundle(CalibratedModel):
         # Before the spec is parsed: its signals would otherwise name the missing feature
         # first, hiding that the spec and the model disagree.
         if isinstance(listed, list) and margin.n_features != len(listed):
-            name = FILES["model"] if margin.kind == "tree" else LINEAR_FILE
+            name = _margin_file(margin.kind)
             raise ModelArtifactError(
                 f"{root}: {name} expects {margin.n_features} features but "
                 f"input_spec.json lists {len(listed)}"
@@ -606,7 +612,7 @@ class ModelBundle(CalibratedModel):
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelArtifactError(f"{root}: malformed JSON artifact: {exc!r}") from exc
         if margin.n_features != len(spec.names):
-            name = FILES["model"] if margin.kind == "tree" else LINEAR_FILE
+            name = _margin_file(margin.kind)
             raise ModelArtifactError(
                 f"{root}: {name} expects {margin.n_features} features but "
                 f"input_spec.json lists {len(spec.names)}"
