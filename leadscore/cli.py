@@ -1131,6 +1131,115 @@ def leads_timeline(
         emit({"lead_id": lead_id, "scores": _records(line)})
 
 
+accounts_app = typer.Typer(
+    cls=LeadscoreGroup,
+    help="Read the account history in the lead store: new MQAs, momentum, an account's "
+    "timeline, MQA funnel rates.",
+    no_args_is_help=True,
+)
+app.add_typer(accounts_app, name="accounts")
+
+
+@accounts_app.command("new", cls=LeadscoreCommand)
+def accounts_new(
+    ctx: typer.Context,
+    since: Annotated[str, typer.Option(help="Accounts that became MQAs after this date/time.")],
+    top: Annotated[int, typer.Option(help="Show at most this many.", min=1)] = 50,
+    json_out: JsonOption = False,
+) -> None:
+    """New MQAs (marketing-qualified accounts) since a moment that are MQAs still."""
+    from serving.batch import parse_moment
+    from store.engine import store as lead_store
+    from store.history import new_mqas
+
+    moment = parse_moment(since, "--since")
+    with lead_store(ctx.obj.store_url) as engine:
+        fresh = new_mqas(engine, moment)
+    console.print(f"{len(fresh):,} new MQAs since {moment:%Y-%m-%d %H:%M}")
+    if len(fresh):
+        _print_frame(fresh.head(top), f"newest {min(top, len(fresh))}")
+    if json_out:
+        emit(
+            {
+                "since": moment.isoformat(),
+                "count": len(fresh),
+                "accounts": _records(fresh.head(top)),
+            }
+        )
+
+
+@accounts_app.command("momentum", cls=LeadscoreCommand)
+def accounts_momentum(
+    ctx: typer.Context,
+    days: Annotated[
+        int, typer.Option(help="Rank by the change over 7 days, or 28 (the three weeks before).")
+    ] = 7,
+    top: Annotated[int, typer.Option(help="Show at most this many.", min=1)] = 20,
+    json_out: JsonOption = False,
+) -> None:
+    """Accounts whose score rose most over the last 7 (or 28) days, as of the latest run."""
+    from store.engine import store as lead_store
+    from store.history import ACCOUNT_MOMENTUM_DAYS, account_momentum
+
+    if days not in ACCOUNT_MOMENTUM_DAYS:
+        raise fail(f"--days: give one of {', '.join(map(str, ACCOUNT_MOMENTUM_DAYS))}, got {days}")
+    with lead_store(ctx.obj.store_url) as engine:
+        moves = account_momentum(engine)
+    column = f"momentum_{days}d"
+    ranked = moves.dropna(subset=[column]).sort_values(
+        [column, "account_id"], ascending=[False, True]
+    )
+    if not len(ranked):
+        console.print(f"no account has a score from {days} days before its latest one yet")
+    else:
+        _print_frame(ranked.head(top), f"biggest risers over {days} days")
+    if json_out:
+        emit({"days": days, "accounts": _records(ranked.head(top))})
+
+
+@accounts_app.command("timeline", cls=LeadscoreCommand)
+def accounts_timeline(
+    ctx: typer.Context,
+    account_id: Annotated[str, typer.Argument(help="The account's id.")],
+    json_out: JsonOption = False,
+) -> None:
+    """Every score an account was given, oldest first, with its MQA flag."""
+    from store.engine import store as lead_store
+    from store.history import account_timeline
+
+    with lead_store(ctx.obj.store_url) as engine:
+        line = account_timeline(engine, account_id)
+    if line.empty:
+        raise fail(f"account {account_id!r}: no score for it in the lead store")
+    _print_frame(line, f"account {account_id}: {len(line)} scores")
+    if json_out:
+        emit({"account_id": account_id, "scores": _records(line)})
+
+
+@accounts_app.command("funnel", cls=LeadscoreCommand)
+def accounts_funnel(
+    ctx: typer.Context,
+    by: Annotated[
+        list[str] | None,
+        typer.Option(help="Group by grade, fit, engagement, region, score_band, cohort_month."),
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """MQA → accepted, SQL, opportunity, won rates (an account reaches a stage when any
+    of its people does), with Wilson intervals, on the maturity windows of the lead funnel."""
+    from store.engine import store as lead_store
+    from store.funnel import account_funnel_rates
+
+    with lead_store(ctx.obj.store_url) as engine:
+        rates = account_funnel_rates(engine, by=by or ["grade"])
+    if rates.empty:
+        console.print("no account has entered MQA yet")
+    else:
+        _print_frame(rates, "MQA funnel")
+    if json_out:
+        emit({"by": by or ["grade"], "rates": _records(rates)})
+
+
 @app.command("simulate-sales", cls=LeadscoreCommand)
 def simulate_sales(
     ctx: typer.Context,
