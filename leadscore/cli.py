@@ -1790,8 +1790,9 @@ def _alerts_summary(report: Any, revived: int | None = None) -> None:
     queued = report.queued
     head = f"{revived:,} dead letters revived; " if revived is not None else ""
     console.print(
-        f"{head}queued {queued.total:,} (mql {queued.mql:,}, jump {queued.jump:,}, monitor "
-        f"{queued.monitor:,}); sent {report.sent:,} in {report.messages:,} messages; "
+        f"{head}queued {queued.total:,} (mql {queued.mql:,}, mqa {queued.mqa:,}, "
+        f"jump {queued.jump:,}, monitor {queued.monitor:,}); sent {report.sent:,} in "
+        f"{report.messages:,} messages; "
         f"failed {report.failed:,} ({report.dead:,} now dead); held for the digest "
         f"{report.held:,}; waiting for a receiver {report.waiting:,}",
         markup=False,

@@ -1,8 +1,9 @@
 """The alert outbox: alerts derived from the store, queued once, delivered until they go out.
 
-Three things raise an alert: a lead entering MQL (one ``mql_events`` "entered" row: an
-*episode*), a lead's score rising by at least N points between two consecutive scores,
-and a ``leadscore monitor`` run with checks at ``alert``. ``derive_alerts`` turns the
+Four things raise an alert: a lead entering MQL (one ``mql_events`` "entered" row: an
+*episode*), an account entering MQA (one ``mqa_events`` "entered" row), a lead's score
+rising by at least N points between two consecutive scores, and a ``leadscore monitor``
+run with checks at ``alert``. ``derive_alerts`` turns the
 scoring and monitor runs not derived yet (``alert_derived``) into outbox rows, one per
 destination, in one transaction with the record of those runs; the outbox's unique
 ``(alert_key, destination)`` makes queueing the same event twice a no-op, so an MQL
@@ -31,10 +32,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from store.frames import read_frame
 from store.schema import (
+    account_runs,
+    account_scores,
     alert_derived,
     alert_outbox,
     lead_states,
     monitoring_results,
+    mqa_events,
     mql_events,
     scores,
     scoring_runs,
@@ -95,11 +99,12 @@ class Derived:
     mql: int = 0
     jump: int = 0
     monitor: int = 0
+    mqa: int = 0
 
     @property
     def total(self) -> int:
         """Rows queued."""
-        return self.mql + self.jump + self.monitor
+        return self.mql + self.jump + self.monitor + self.mqa
 
 
 def utc_now() -> datetime:
@@ -114,6 +119,17 @@ def _pending_runs(connection: Connection) -> list[int]:
         sa.select(scoring_runs.c.id)
         .where(sa.cast(scoring_runs.c.id, sa.String).not_in(done))
         .order_by(scoring_runs.c.id)
+    )
+    return [int(r) for r in connection.execute(query).scalars()]
+
+
+def _pending_account_runs(connection: Connection) -> list[int]:
+    """Account scoring runs whose alerts were not derived yet, oldest first."""
+    done = sa.select(alert_derived.c.ref).where(alert_derived.c.source == "account_run")
+    query = (
+        sa.select(account_runs.c.id)
+        .where(sa.cast(account_runs.c.id, sa.String).not_in(done))
+        .order_by(account_runs.c.id)
     )
     return [int(r) for r in connection.execute(query).scalars()]
 
@@ -350,6 +366,84 @@ def _derive_jumps(
     return _insert(connection, rows)
 
 
+MISSING_PERSONAS = 3
+"""Missing personas an MQA alert names (the buying group's first ones)."""
+
+
+def _buying_group(group: Any) -> dict[str, Any]:
+    """What an MQA alert quotes of the stored buying group: missing personas, who next."""
+    if not isinstance(group, dict):
+        return {"missing_personas": [], "next_contact": None}
+    missing = [
+        str(m.get("persona") or m.get("name") or "") if isinstance(m, dict) else str(m)
+        for m in (group.get("missing") or [])[:MISSING_PERSONAS]
+    ]
+    contacts = group.get("next_contacts") or []
+    first = contacts[0] if contacts else None
+    contact = first.get("lead_id") if isinstance(first, dict) else first
+    return {
+        "missing_personas": [m for m in missing if m],
+        "next_contact": None if contact is None else str(contact),
+    }
+
+
+def _derive_mqas(connection: Connection, runs: list[int], route: Route, now: datetime) -> int:
+    """An alert per account that entered MQA in ``runs``, with its card's reasons."""
+    parts = [
+        read_frame(
+            connection,
+            sa.select(
+                mqa_events,
+                account_scores.c.leads,
+                account_scores.c.engaged,
+                account_scores.c.reasons,
+                account_scores.c.buying_group,
+            )
+            .outerjoin(
+                account_scores,
+                sa.and_(
+                    account_scores.c.run_id == mqa_events.c.run_id,
+                    account_scores.c.account_id == mqa_events.c.account_id,
+                ),
+            )
+            .where(mqa_events.c.event == "entered", condition),
+        )
+        for condition in _in_chunks(mqa_events.c.run_id, runs)
+    ]
+    if not parts:
+        return 0
+    entered = pd.concat(parts, ignore_index=True).sort_values("id")
+    rows: list[dict[str, Any]] = []
+    for event in entered.to_dict(orient="records"):
+        at = pd.Timestamp(event["occurred_at"])
+        account = str(event["account_id"])
+        payload = {
+            "kind": "mqa",
+            "account_id": account,
+            "occurred_at": at.isoformat(),
+            **{
+                k: _plain(event.get(k))
+                for k in (
+                    "score",
+                    "grade",
+                    "probability",
+                    "threshold",
+                    "region",
+                    "leads",
+                    "engaged",
+                    "model_version",
+                )
+            },
+            **_card(event.get("reasons"), None),
+            **_buying_group(event.get("buying_group")),
+        }
+        region = _plain(event.get("region"))
+        rows += _rows(
+            f"mqa:{account}:{at.isoformat()}", "mqa", region, None, at, payload, route, now
+        )
+    return _insert(connection, rows)
+
+
 def _derive_monitor(
     connection: Connection, check_runs: list[str], route: Route, now: datetime
 ) -> int:
@@ -393,7 +487,7 @@ def _derive_monitor(
 def derive_alerts(
     engine: Engine, route: Route, jump: int | None = None, now: datetime | None = None
 ) -> Derived:
-    """Queue the alerts of every scoring and monitor run not derived yet.
+    """Queue the alerts of every scoring, account scoring and monitor run not derived yet.
 
     Args:
         engine: An open, migrated store.
@@ -408,13 +502,16 @@ def derive_alerts(
     now = now or utc_now()
     with engine.begin() as connection:
         runs, checks = _pending_runs(connection), _pending_checks(connection)
+        account_runs_ = _pending_account_runs(connection)
         derived = Derived(
             mql=_derive_mqls(connection, runs, route, now),
             jump=_derive_jumps(connection, runs, route, jump, now),
             monitor=_derive_monitor(connection, checks, route, now),
+            mqa=_derive_mqas(connection, account_runs_, route, now),
         )
         _done(connection, "run", runs, now)
         _done(connection, "monitor", checks, now)
+        _done(connection, "account_run", account_runs_, now)
     return derived
 
 

@@ -197,7 +197,7 @@ monitoring_results = sa.Table(
 """One row per check of one ``leadscore monitor`` run (performance, calibration, drift of a
 feature or of the score, precision from feedback), with its ok / warn / alert status."""
 
-ALERT_KINDS = ("mql", "jump", "monitor")
+ALERT_KINDS = ("mql", "jump", "monitor", "mqa")
 ALERT_STATUSES = ("pending", "sent", "dead")
 
 alert_outbox = sa.Table(

@@ -176,6 +176,7 @@ class DeliveryReport:
                 "mql": self.queued.mql,
                 "jump": self.queued.jump,
                 "monitor": self.queued.monitor,
+                "mqa": self.queued.mqa,
             },
             "sent": self.sent,
             "messages": self.messages,

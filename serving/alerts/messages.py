@@ -15,7 +15,12 @@ from store.alerts import OutboxRow
 
 DIGEST_LINES = 20
 """Alerts a digest lists one by one; the rest are counted (Slack allows 50 blocks)."""
-_KIND_TITLES = {"mql": "New MQL", "jump": "Score jump", "monitor": "Model monitor alert"}
+_KIND_TITLES = {
+    "mql": "New MQL",
+    "mqa": "New MQA",
+    "jump": "Score jump",
+    "monitor": "Model monitor alert",
+}
 
 
 def lead_link(public_url: str | None, lead_id: str | None) -> str | None:
@@ -23,6 +28,20 @@ def lead_link(public_url: str | None, lead_id: str | None) -> str | None:
     if not public_url or not lead_id:
         return None
     return f"{public_url.rstrip('/')}/#lead={quote(lead_id, safe='')}"
+
+
+def account_link(public_url: str | None, account_id: str | None) -> str | None:
+    """The account on the account list (None without a public URL or an account)."""
+    if not public_url or not account_id:
+        return None
+    return f"{public_url.rstrip('/')}/account-view#account={quote(account_id, safe='')}"
+
+
+def alert_link(row: OutboxRow, public_url: str | None) -> str | None:
+    """Where a rep acts on the alert: the account for an MQA, else the lead."""
+    if row.kind == "mqa":
+        return account_link(public_url, row.payload.get("account_id"))
+    return lead_link(public_url, row.lead_id)
 
 
 def _escape(text: Any) -> str:
@@ -42,6 +61,12 @@ def headline(row: OutboxRow) -> str:
             f"{len(checks)} check(s) at alert ({names}{more})"
         )
     where = f", {p['region']}" if p.get("region") else ""
+    if row.kind == "mqa":
+        people = f", {p['engaged']} of {p['leads']} people engaged" if p.get("leads") else ""
+        return (
+            f"{_KIND_TITLES['mqa']}: account {p.get('account_id')}, score {p.get('score')}, "
+            f"grade {p.get('grade')}{where}{people}"
+        )
     if row.kind == "jump":
         return (
             f"{_KIND_TITLES['jump']}: lead {row.lead_id} {p.get('previous_score')} → "
@@ -61,6 +86,10 @@ def _fields(p: dict[str, Any]) -> list[dict[str, str]]:
         ("Region", p.get("region")),
         ("Source", p.get("lead_source")),
         ("Owner", p.get("owner")),
+        (
+            "People engaged",
+            None if p.get("leads") is None else f"{p.get('engaged')} of {p['leads']}",
+        ),
     ]
     return [
         {"type": "mrkdwn", "text": f"*{name}*\n{_escape(value)}"}
@@ -90,7 +119,12 @@ def slack_message(row: OutboxRow, public_url: str | None) -> dict[str, Any]:
         blocks.append(_section(f"*Why*\n{why}"))
     if p.get("next_best_action"):
         blocks.append(_section(f"*Next best action*\n{_escape(p['next_best_action'])}"))
-    link = lead_link(public_url, row.lead_id)
+    if p.get("missing_personas"):
+        missing = ", ".join(_escape(str(m).replace("_", " ")) for m in p["missing_personas"])
+        contact = p.get("next_contact")
+        then = f"; reach {_escape(contact)} next" if contact else ""
+        blocks.append(_section(f"*Buying group*\nMissing: {missing}{then}"))
+    link = alert_link(row, public_url)
     if link:
         blocks.append(
             {
@@ -98,7 +132,12 @@ def slack_message(row: OutboxRow, public_url: str | None) -> dict[str, Any]:
                 "elements": [
                     {
                         "type": "button",
-                        "text": {"type": "plain_text", "text": "Open in the worklist"},
+                        "text": {
+                            "type": "plain_text",
+                            "text": "Open the account"
+                            if row.kind == "mqa"
+                            else "Open in the worklist",
+                        },
                         "url": link,
                     }
                 ],
@@ -122,7 +161,7 @@ def slack_digest(rows: list[OutboxRow], public_url: str | None) -> dict[str, Any
     lines = []
     for row in rows[:DIGEST_LINES]:
         line = _escape(headline(row))
-        link = lead_link(public_url, row.lead_id)
+        link = alert_link(row, public_url)
         if link:
             line += f" <{link}|open>"
         action = row.payload.get("next_best_action")
@@ -146,8 +185,9 @@ def webhook_body(row: OutboxRow, public_url: str | None) -> dict[str, Any]:
         "type": row.kind,
         "occurred_at": row.occurred_at.isoformat(),
         "lead_id": row.lead_id,
+        "account_id": row.payload.get("account_id"),
         "region": row.region,
-        "url": lead_link(public_url, row.lead_id),
+        "url": alert_link(row, public_url),
         "summary": headline(row),
         "data": row.payload,
     }

@@ -199,7 +199,10 @@ function closeDrawer() {
 }
 
 async function start() {
-  if (await loadFacets()) await loadList();
+  if (!(await loadFacets())) return;
+  await loadList();
+  const linked = hashTarget("account"); // a link from an MQA alert opens its account
+  if (linked) await openAccount(linked);
 }
 
 function wire() {
@@ -220,6 +223,10 @@ function wire() {
   $("close-drawer").addEventListener("click", closeDrawer);
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape") closeDrawer();
+  });
+  window.addEventListener("hashchange", () => {
+    const linked = hashTarget("account");
+    if (linked) openAccount(linked);
   });
 }
 

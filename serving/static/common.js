@@ -152,3 +152,11 @@ function wireToken(start) {
     retry();
   });
 }
+
+// The id a link asks the page to open (`#lead=L-1` on the worklist, `#account=A-1` on the
+// account list: what alerts link to), or null.
+function hashTarget(key) {
+  const params = new URLSearchParams(location.hash.replace(/^#/, ""));
+  const value = params.get(key);
+  return value ? value : null;
+}

@@ -214,7 +214,10 @@ async function sendFeedback(stage) {
 // ---- wiring ----------------------------------------------------------------------------
 
 async function start() {
-  if (await loadFacets()) await loadList();
+  if (!(await loadFacets())) return;
+  await loadList();
+  const linked = hashTarget("lead"); // a link from an alert opens its lead
+  if (linked) await openLead(linked);
 }
 
 function wire() {
@@ -237,6 +240,10 @@ function wire() {
   $("close-drawer").addEventListener("click", closeDrawer);
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape") closeDrawer();
+  });
+  window.addEventListener("hashchange", () => {
+    const linked = hashTarget("lead");
+    if (linked) openLead(linked);
   });
   $("accept-btn").addEventListener("click", () => sendFeedback("accepted"));
   $("reject-btn").addEventListener("click", () => sendFeedback("rejected"));

@@ -35,7 +35,7 @@ from serving.alerts.transports import (
 )
 from store.alerts import Backoff, outbox
 from store.engine import open_store
-from store.runs import RunInfo, write_run
+from store.runs import RunInfo, write_account_run, write_run
 from store.schema import monitoring_results
 
 SECRET = "s3cret-shared"
@@ -274,6 +274,64 @@ def test_an_mql_episode_is_announced_once_to_its_region_and_the_webhook(engine, 
     third = deliver(engine, config, now=T0 + timedelta(days=3))
     assert (third.queued.mql, third.sent) == (2, 2)  # L1's second episode: announced again
     assert _statuses(engine) == {"sent": 6}
+
+
+def _accounts(engine, when: datetime, rows: dict[str, tuple[int, bool, str]]):
+    """An account run: account -> (score, mqa, region), each with its buying group."""
+    ids = list(rows)
+    frame = pd.DataFrame(
+        {
+            "account_id": ids,
+            "probability": [rows[i][0] / 100 for i in ids],
+            "score": [rows[i][0] for i in ids],
+            "grade": ["A2" if rows[i][1] else "C3" for i in ids],
+            "mqa": [rows[i][1] for i in ids],
+            "threshold": 0.6,
+            "region": [rows[i][2] for i in ids],
+            "leads": 5,
+            "engaged": 3,
+            "reasons": [
+                {"positive": [{"signal": "people", "sentence": "3 people engaged in 14 days"}]}
+                for _ in ids
+            ],
+            "buying_group": [
+                {
+                    "engaged": ["champion", "end_user"],
+                    "missing": ["economic_buyer"],
+                    "next_contacts": [{"lead_id": "L9", "persona": "economic_buyer"}],
+                }
+                for _ in ids
+            ],
+        }
+    )
+    info = RunInfo(source="batch", as_of=pd.Timestamp(when), model_name="acc", model_version="1",
+                   threshold=0.6)  # fmt: skip
+    return write_account_run(engine, info, frame)
+
+
+def test_an_account_entering_mqa_is_announced_once_with_its_buying_group(engine, receiver) -> None:
+    _accounts(engine, T0, {"A1": (82, True, "NA"), "A2": (30, False, "EMEA")})
+    config = _slack(receiver)
+    report = deliver(engine, config, now=T0)
+    assert (report.queued.mqa, report.queued.mql, report.sent) == (2, 0, 2)  # Slack + webhook
+    (post,) = [json.loads(r["body"]) for r in receiver.at("/api/chat.postMessage")]
+    assert post["channel"] == "#sales-na"
+    assert post["text"] == "New MQA: account A1, score 82, grade A2, NA, 3 of 5 people engaged"
+    shown = json.dumps(post["blocks"])
+    for fact in (
+        "3 people engaged in 14 days",
+        "Missing: economic buyer; reach L9 next",
+        "https://leads.example.test/app/account-view#account=A1",
+        "Open the account",
+    ):
+        assert fact in shown
+    (hook,) = receiver.at("/webhook")
+    body = json.loads(hook["body"])
+    assert (body["type"], body["account_id"], body["lead_id"]) == ("mqa", "A1", None)
+    assert body["url"] == "https://leads.example.test/app/account-view#account=A1"
+    assert body["data"]["missing_personas"] == ["economic_buyer"]
+    _accounts(engine, T0 + timedelta(days=7), {"A1": (85, True, "NA"), "A2": (31, False, "EMEA")})
+    assert deliver(engine, config, now=T0 + timedelta(days=7)).queued.total == 0  # MQA still
 
 
 def test_a_score_jump_and_a_monitor_alert_are_announced(engine, receiver) -> None:

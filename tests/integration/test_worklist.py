@@ -713,6 +713,12 @@ def test_the_account_page(browser, guarded, http, tmp_path) -> None:
         _shoot(page, "accounts.png", tmp_path)
         page.keyboard.press("Escape")
         page.wait_for_selector("#drawer", state="hidden")
+        # The links alerts carry open the account, or the lead, straight away.
+        page.goto(guarded.url + "/account-view#account=A-101")
+        page.wait_for_selector("#drawer[data-account-id='A-101']:not([hidden])")
+        page.goto(guarded.url + "/#lead=L-1005")
+        page.wait_for_selector("#drawer[data-lead-id='L-1005']:not([hidden])")
+        assert page.inner_text("#drawer-title") == "L-1005"
     finally:
         context.close()
     assert not errors, errors

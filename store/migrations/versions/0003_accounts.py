@@ -1,5 +1,6 @@
-"""Accounts: account scoring runs, account scores, MQA events and account states, and each
-lead's account on its scores and state (what account funnels and views join on).
+"""Accounts: account scoring runs, account scores, MQA events and account states, each
+lead's account on its scores and state (what account funnels and views join on), and the
+``mqa`` alert kind (an account entering MQA).
 
 Revision ID: 0003_accounts
 Revises: 0002_crm
@@ -30,7 +31,19 @@ def _card_columns() -> list[sa.Column]:
     ]
 
 
+_KINDS_BEFORE = "kind IN ('mql', 'jump', 'monitor')"
+_KINDS_AFTER = "kind IN ('mql', 'jump', 'monitor', 'mqa')"
+
+
+def _alert_kinds(condition: str) -> None:
+    """Replace the outbox's kind check (SQLite rebuilds the table to change a constraint)."""
+    with op.batch_alter_table("alert_outbox", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("ck_alert_outbox_kind"), type_="check")
+        batch_op.create_check_constraint(op.f("ck_alert_outbox_kind"), condition)
+
+
 def upgrade() -> None:
+    _alert_kinds(_KINDS_AFTER)
     for table in ("scores", "lead_states"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column("account_id", sa.String(length=64), nullable=True))
@@ -148,3 +161,6 @@ def downgrade() -> None:
     for table in ("lead_states", "scores"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_column("account_id")
+    op.execute("DELETE FROM alert_outbox WHERE kind = 'mqa'")
+    op.execute("DELETE FROM alert_derived WHERE source = 'account_run'")
+    _alert_kinds(_KINDS_BEFORE)
