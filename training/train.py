@@ -45,7 +45,7 @@ from runtime.metadata import (
 )
 from training import choice
 from training.calibration import CalibrationChoice, choose_calibration
-from training.card import render_card
+from training.card import render_card, training_sufficiency
 from training.config import TrainConfig
 from training.crossfit import N_FOLDS, crossfit_trees, fold_of_rows, make_folds, use_crossfit
 from training.data import (
@@ -751,7 +751,11 @@ def run_training(
         }
     )
     card = render_card(
-        fitted.bundle.metadata, evaluation.metrics, evaluation.by_region, fitted.bundle.policy
+        fitted.bundle.metadata,
+        evaluation.metrics,
+        evaluation.by_region,
+        fitted.bundle.policy,
+        sufficiency=training_sufficiency(training_set.frame),
     )
     flat = evaluation.flat()
     metrics = _loggable_metrics({**flat, **_choice_metrics(fitted.bundle.metadata.model_choice)})
