@@ -24,8 +24,12 @@ as failing every criterion. The criteria, fixed before the run:
 * train: mean AUC within 0.02 of the largest size's mean, every seed within 0.04;
 * calibrate: mean oracle ECE at most 1.5 times the largest size's, every seed's at most
   twice it (calibrated about as well as the most data measured allows);
-* threshold: every seed's MQL rate within 30 % (relative) of the 10 % target and mean
-  precision at least 90 % of the largest size's;
+* threshold: every seed's MQL rate on the fresh leads within 25 % (relative) of the
+  largest size's mean, and mean precision at least 90 % of the largest size's. (The
+  pilot's first criterion, within 30 % of the nominal 10 % target, failed at every size
+  alike: the capacity threshold is set on the validation period's open leads, and the
+  whole window's mix of open leads gives about 13 % MQLs whatever the data size, so the
+  offset says nothing about the size; what the size changes is how far that rate moves.)
 * grade: mean grade-letter AUC within 0.03 of the largest size's, every seed's A letter
   converting more often than its D letter.
 
@@ -37,6 +41,7 @@ training of the largest sizes)::
 
     python benchmarks/bench_learning_curve.py --out learning_curve.json
     python benchmarks/bench_learning_curve.py --sizes 10,25,50 --seeds 1   # smoke
+    python benchmarks/bench_learning_curve.py --results learning_curve.json  # re-derive
 """
 
 from __future__ import annotations
@@ -75,7 +80,7 @@ MQL_TARGET = 0.1
 
 AUC_MARGIN, AUC_WORST = 0.02, 0.04
 ECE_MEAN, ECE_WORST = 1.5, 2.0
-MQL_RATE_TOLERANCE, PRECISION_SHARE = 0.30, 0.90
+MQL_RATE_TOLERANCE, PRECISION_SHARE = 0.25, 0.90
 GRADE_MARGIN = 0.03
 
 
@@ -178,6 +183,7 @@ def _by_size(runs: list[Run]) -> pd.DataFrame:
             "rel_ece_mean": grouped["relative_ece"].mean(),
             "oracle_ece_mean": grouped["oracle_ece"].mean(),
             "oracle_ece_max": grouped["oracle_ece"].max(),
+            "mql_rate_mean": grouped["mql_rate"].mean(),
             "mql_rate_min": grouped["mql_rate"].min(),
             "mql_rate_max": grouped["mql_rate"].max(),
             "precision_mean": grouped["precision"].mean(),
@@ -191,7 +197,8 @@ def criteria(table: pd.DataFrame) -> dict[str, pd.Series]:
     """Which sizes meet each criterion (NaN, a refused run, fails)."""
     ref = table.iloc[-1]
     every = table["trained"] == table["runs"]
-    low, high = MQL_TARGET * (1 - MQL_RATE_TOLERANCE), MQL_TARGET * (1 + MQL_RATE_TOLERANCE)
+    low = ref["mql_rate_mean"] * (1 - MQL_RATE_TOLERANCE)
+    high = ref["mql_rate_mean"] * (1 + MQL_RATE_TOLERANCE)
     return {
         "train": every
         & (table["auc_mean"] >= ref["auc_mean"] - AUC_MARGIN)
@@ -232,10 +239,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--results",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="Re-derive the table from saved --out files (runs of several merged).",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
 
     t0 = time.perf_counter()
+    if args.results:
+        saved = [json.loads(path.read_text()) for path in args.results]
+        runs = [Run(**r) for one in saved for r in one["runs"]]
+        _report(runs, saved[0]["test"], args.out, t0)
+        return 0
     test, oracle = _test_set()
     oracle_auc = float(roc_auc_score(test["label"], oracle))
     print(
@@ -244,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
         f"({time.perf_counter() - t0:.0f}s)",
         file=sys.stderr,
     )
+    facts = {
+        "snapshots": len(test),
+        "positives": int(test["label"].sum()),
+        "oracle_auc": oracle_auc,
+    }
     runs = []
     for seed in range(args.seeds):
         for target in sizes:
@@ -263,31 +287,29 @@ def main(argv: list[str] | None = None) -> int:
                 + f" ({run.seconds:.0f}s)",
                 file=sys.stderr,
             )
+    _report(runs, facts, args.out, t0)
+    return 0
+
+
+def _report(runs: list[Run], test: dict, out: Path | None, t0: float) -> None:
+    """Print the table per size, the criteria met and the thresholds; save them to ``out``."""
     table = _by_size(runs)
     found = thresholds(table)
     ok = criteria(table)
     shown = table.assign(**{f"ok_{k}": v for k, v in ok.items()})
-    with pd.option_context("display.width", 200, "display.max_columns", 30):
+    print(f"test set: {test}")
+    with pd.option_context("display.width", 250, "display.max_columns", 40):
         print(shown.round(4).to_string())
     print("thresholds (conversions):", found)
     print(f"total {time.perf_counter() - t0:.0f}s")
-    if args.out:
-        args.out.write_text(
-            json.dumps(
-                {
-                    "test": {
-                        "snapshots": len(test),
-                        "positives": int(test["label"].sum()),
-                        "oracle_auc": oracle_auc,
-                    },
-                    "runs": [asdict(r) for r in runs],
-                    "by_size": json.loads(shown.to_json(orient="index")),
-                    "thresholds": found,
-                },
-                indent=2,
-            )
-        )
-    return 0
+    if out:
+        payload = {
+            "test": test,
+            "runs": [asdict(r) for r in runs],
+            "by_size": json.loads(shown.to_json(orient="index")),
+            "thresholds": found,
+        }
+        out.write_text(json.dumps(payload, indent=2))
 
 
 if __name__ == "__main__":
