@@ -1,4 +1,4 @@
-"""Learning curves: how good is the product's model with 10, 20, ... 160 conversions?
+"""Learning curves: how good is the product's model with 10, 20, ... 320 conversions?
 
 The thresholds of the data-sufficiency report (``features.sufficiency``) come from here,
 not from a guess. For each seed and each size the simulator's ``small-company`` world
@@ -36,12 +36,14 @@ as failing every criterion. The criteria, fixed before the run:
 A threshold is the smallest size from which the criterion holds at every larger size
 too (conversions counted in the tables, as ``leadscore check --data`` counts them).
 
-Usage (about 15 minutes on a loaded 2-core machine; most of it is the cross-fitted
-training of the largest sizes)::
+Usage (about 20 minutes on a heavily loaded 2-core machine: 13 up to 160 conversions,
+7 for the three runs at 320; the cross-fitted training of the largest sizes dominates)::
 
     python benchmarks/bench_learning_curve.py --out learning_curve.json
     python benchmarks/bench_learning_curve.py --sizes 10,25,50 --seeds 1   # smoke
     python benchmarks/bench_learning_curve.py --results learning_curve.json  # re-derive
+    python benchmarks/bench_learning_curve.py --sizes 320 --out more.json    # one size more
+    python benchmarks/bench_learning_curve.py --results learning_curve.json more.json
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ from training.data import TrainingDataError
 from training.metrics import expected_calibration_error
 from training.train import fit_bundle
 
-SIZES = (10, 20, 40, 80, 160)
+SIZES = (10, 20, 40, 80, 160, 320)
 """Target conversions per run."""
 SEEDS = 3
 LEADS_PER_CONVERSION = 23.0

@@ -38,10 +38,10 @@ def test_card_has_the_sufficiency_section() -> None:
     assert report is not None
     card = render_card(BundleMetadata(), {"model": {}}, {}, _policy(), sufficiency=report)
     assert "## Is the data enough?" in card
-    assert "| overall | all | 320 | 61 | 59 | 19.1% [15.1%, 23.7%] | yes |" in card
-    assert "| region | LATAM | 20 | 1 |" in card
+    assert "| overall | all | 320 | 61 | 59 | 19.1% [15.1%, 23.7%] |" in card
+    assert "| region | LATAM | 20 | 1 | 59 | 5.0% [0.9%, 23.6%] | **no** | **no** |" in card
     assert "- train: at least" in card
-    assert "Too few conversions for a model of their own: LATAM (1)" in card
+    assert "Too few conversions for a model of their own: NA (60), LATAM (1)" in card
 
 
 def test_card_without_a_report_is_unchanged() -> None:
