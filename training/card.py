@@ -495,8 +495,8 @@ def _sufficiency_lines(report: SufficiencyReport | None) -> list[str]:
     if short:
         names = ", ".join(f"{g.group} ({g.conversions})" for g in short)
         lines.append(
-            f"- Too few conversions for a model of their own: {names}; their scores come "
-            "from the pooled model and their metrics are noisy."
+            f"- Below the training rule on their own: {names}; a model of their own would be "
+            "measurably weaker than one fitted on all regions, and their metrics are noisy."
         )
     lines.append("")
     return lines

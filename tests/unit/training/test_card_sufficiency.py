@@ -41,7 +41,7 @@ def test_card_has_the_sufficiency_section() -> None:
     assert "| overall | all | 320 | 61 | 59 | 19.1% [15.1%, 23.7%] |" in card
     assert "| region | LATAM | 20 | 1 | 59 | 5.0% [0.9%, 23.6%] | **no** | **no** |" in card
     assert "- train: at least" in card
-    assert "Too few conversions for a model of their own: NA (60), LATAM (1)" in card
+    assert "Below the training rule on their own: NA (60), LATAM (1)" in card
 
 
 def test_card_without_a_report_is_unchanged() -> None:
