@@ -45,7 +45,7 @@ PURPOSES: tuple[Purpose, ...] = ("train", "calibrate", "threshold", "grade")
 # MQL precision, grade AUC):
 #     38: 0.883, 0.0036, 0.128, 0.694      83: 0.879, 0.0034, 0.127, 0.686
 #    181: 0.894, 0.0025, 0.142, 0.725     319: 0.907, 0.0020, 0.134, 0.735
-# Below 20 conversions fit_bundle refused every run (6 of 6). Each threshold is the
+# With 6 to 20 conversions fit_bundle refused every run (6 of 6). Each threshold is the
 # smallest measured size from which its criterion held at every larger size; the
 # table and the per-run numbers are in docs/data-sufficiency.md.
 MIN_CONVERSIONS: dict[Purpose, int] = {
@@ -64,7 +64,7 @@ RULES: dict[Purpose, str] = {
     "was 2.3x); less than this was not measured to suffice",
     "threshold": "from here the capacity threshold gives, on new leads, an MQL rate within "
     "25% of the 320-conversion model's, every seed, and MQLs that convert at least 90% "
-    "as often (0.128 vs 0.134)",
+    "as often (at 40: 0.128 vs 0.134)",
     "grade": "from here the A-D grade letter ranks within 0.03 ROC AUC of the "
     "320-conversion model's (0.725 vs 0.735; 80 conversions gave 0.686), and A converts "
     "more often than D, every seed",
