@@ -331,10 +331,16 @@ def simulate(
             help="Folder to write leads/accounts/activities/conversions (+ ground_truth) into."
         ),
     ],
-    leads: Annotated[int, typer.Option(help="Number of leads to simulate.", min=10)] = 20_000,
+    leads: Annotated[
+        int | None,
+        typer.Option(help="Number of leads to simulate [default: 20000, or the preset's].", min=10),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same data.")] = 0,
     start: Annotated[str, typer.Option(help="First lead creation date.")] = "2024-01-01",
-    months: Annotated[int, typer.Option(help="Months of lead creation.", min=3)] = 18,
+    months: Annotated[
+        int | None,
+        typer.Option(help="Months of lead creation [default: 18, or the preset's].", min=3),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
     drift: Annotated[
         str,
@@ -348,6 +354,13 @@ def simulate(
         int | None,
         typer.Option(help="Month (from --start) the drift begins; default: the scenario's."),
     ] = None,
+    preset: Annotated[
+        str,
+        typer.Option(
+            help="none, or a named company setting: small-company (600 leads over 12 months, "
+            "about 4% converting, one large region and two tiny ones)."
+        ),
+    ] = "none",
     json_out: JsonOption = False,
 ) -> None:
     """Simulate a realistic B2B lead funnel with known conversion probabilities.
@@ -370,10 +383,19 @@ def simulate(
         raise fail("--drift-start-month: give a --drift scenario too")
     scenario = None if kind is None else kind(start_month=drift_start_month)
     can_write(out, "--out", folder=True)
+    setting = _simulator_preset(preset)
+    if setting is not None:
+        leads = setting.n_leads if leads is None else leads
+        months = setting.months if months is None else months
+    leads = 20_000 if leads is None else leads
+    months = 18 if months is None else months
     t0 = time.perf_counter()
     with steps("simulate") as advance:
         advance(f"simulating {leads:,} leads")
-        sim = run_simulation(leads, seed=seed, start=start, months=months, drift=scenario)
+        if setting is None:
+            sim = run_simulation(leads, seed=seed, start=start, months=months, drift=scenario)
+        else:
+            sim = setting.simulate(seed, leads, start=start, months=months, drift=scenario)
         advance("writing tables")
         write_tables({**sim.tables(), "ground_truth": sim.ground_truth}, out, fmt=fmt)
     console.print(
@@ -762,16 +784,34 @@ def train(
 @app.command(cls=LeadscoreCommand)
 def check(
     config_file: Annotated[
-        Path, typer.Option("--config", help="Dataset config (YAML or TOML) to validate.")
-    ],
+        Path | None, typer.Option("--config", help="Dataset config (YAML or TOML) to validate.")
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="A data folder (the contract's tables): is it enough to train, calibrate, "
+            "choose a threshold and grade, overall and per region?"
+        ),
+    ] = None,
+    segment: Annotated[
+        list[str] | None,
+        typer.Option(help="A leads or accounts column to break the data report down by too."),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Validate a dataset config and the data it points at; report every problem at once.
 
+    With --data, report whether a data folder is enough (leads, conversions, time span,
+    conversion rate with its 95% interval and four verdicts, overall and per region).
     Exit status 0 when the config loads cleanly (a summary is printed), 2 otherwise.
     """
     from training.config import load_training_dataset
 
+    if (config_file is None) == (data is None):
+        raise fail("check: give --config (a dataset config) or --data (a data folder)")
+    if data is not None:
+        _check_data(data, tuple(segment or ()), json_out)
+        return
     need_file(config_file, "--config")
     with reading("--config", config_file):
         # every problem at once, the train: keys included: DatasetConfigError.problems
@@ -785,8 +825,16 @@ def check(
         + (f" at {split.at}" if split and split.at else ""),
         markup=False,
     )
+    enough = _training_set_sufficiency(ts.frame, tuple(segment or ()))
     if json_out:
-        emit({"ok": True, "config": str(config_file), "metadata": meta.model_dump(mode="json")})
+        emit(
+            {
+                "ok": True,
+                "config": str(config_file),
+                "metadata": meta.model_dump(mode="json"),
+                **({"sufficiency": enough.to_dict()} if enough is not None else {}),
+            }
+        )
 
 
 def _horizon_of(training_set: str | Path) -> int:
@@ -2060,6 +2108,81 @@ def sync_status(ctx: typer.Context, json_out: JsonOption = False) -> None:
             console.print(f"  {row['message']}", markup=False)
     if json_out:
         emit({"systems": rows})
+
+
+# --- Data sufficiency (issue 19): simulator presets and `leadscore check --data` ---------
+
+
+def _simulator_preset(name: str) -> Any:
+    """The simulator preset ``--preset`` names (None for ``none``), refused when unknown."""
+    from features.simulate.presets import PRESETS
+
+    if name == "none":
+        return None
+    if name not in PRESETS:
+        raise fail(f"--preset: give none or one of {', '.join(PRESETS)}, got {name!r}")
+    return PRESETS[name]
+
+
+def _check_data(data: Path, segments: tuple[str, ...], json_out: bool) -> None:
+    """``leadscore check --data``: the data-sufficiency report of a folder of tables."""
+    from features.io import load_tables
+    from features.sufficiency import sufficiency_of_tables
+
+    need_folder(data, "--data", f"--data: {data} is a file; give the folder of tables")
+    with reading("--data", data):
+        tables = load_tables(data)
+    report = sufficiency_of_tables(tables, segments)
+    _print_sufficiency(report)
+    if json_out:
+        emit({"data": str(data), **report.to_dict()})
+
+
+def _training_set_sufficiency(frame: Any, segments: tuple[str, ...]) -> Any:
+    """Print and return the sufficiency of a config's training set (None: no lead ids)."""
+    from features.sufficiency import sufficiency_of_training_set
+
+    if not {"lead_id", "as_of", "label"} <= set(frame.columns):
+        return None
+    report = sufficiency_of_training_set(frame, segments)
+    _print_sufficiency(report)
+    return report
+
+
+def _print_sufficiency(report: Any) -> None:
+    """The sufficiency report as a table, with the rule behind each verdict below it."""
+    from rich import box
+    from rich.table import Table
+
+    from features.sufficiency import PURPOSES, RULES, report_rows
+
+    table = Table(
+        title=f"Is the data enough? ({report.source})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1),
+    )
+    headers = ("group", "leads", "conv.", "span", "rate [95% CI]", *PURPOSES)
+    for header in headers:
+        table.add_column(header, no_wrap=True, justify="left" if header == "group" else "right")
+    for row in report_rows(report):
+        group = row["group"] if row["scope"] == "overall" else f"{row['scope']} {row['group']}"
+        table.add_row(
+            group,
+            row["leads"],
+            row["conversions"],
+            row["span"],
+            row["rate"],
+            *(row[p] for p in PURPOSES),
+        )
+    # Its own console: a pipe's 80 columns would cut the table (rich caps a print's width).
+    Console(stderr=True, width=max(console.width, 120)).print(table)
+    for purpose in PURPOSES:
+        console.print(
+            f"  {purpose}: at least {report.minimum[purpose]} conversions ({RULES[purpose]})",
+            markup=False,
+        )
 
 
 def main() -> None:

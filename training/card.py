@@ -11,7 +11,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from features.metadata import DatasetInfo
+from features.sufficiency import PURPOSES, RULES, SufficiencyReport, sufficiency_of_training_set
 from runtime.bundle import Policy
 from runtime.metadata import BundleMetadata, SplitWindow, request_form_of
 from training.evaluate import LOGISTIC, MODEL, ORACLE, POINTS
@@ -345,6 +348,7 @@ def render_card(
     metrics: dict[str, dict[str, float]],
     by_region: dict[str, dict[str, float]],
     policy: Policy,
+    sufficiency: SufficiencyReport | None = None,
 ) -> str:
     """The model card as markdown.
 
@@ -353,6 +357,7 @@ def render_card(
         metrics: Test metrics per scorer (``Evaluation.metrics``).
         by_region: Model metrics per region (``Evaluation.by_region``).
         policy: The MQL policy stored with the model.
+        sufficiency: The training set's data-sufficiency report (None: no such section).
     """
     days = metadata.horizon_days
     horizon = f"{days} days" if days else "the label horizon (not recorded)"
@@ -405,6 +410,7 @@ def render_card(
         ]
     if by_region:
         lines += ["### By region", "", *_region_table(by_region), ""]
+    lines += _sufficiency_lines(sufficiency)
     lines += _choice_lines(metadata)
     crossfit = metadata.model_choice.scheme == "crossfit"
     on = "out-of-fold predictions" if crossfit else "the validation period"
@@ -573,3 +579,58 @@ def region_choice_lines(regions: list[RegionChoice]) -> list[str]:
         )
     lines += ["", *(f"- {r.reason}." for r in regions)]
     return [*lines, ""]
+
+
+# --- Data sufficiency (issue 19) ---------------------------------------------------------
+
+
+def _sufficiency_lines(report: SufficiencyReport | None) -> list[str]:
+    """Whether the training set was enough, overall and per region, and the rules used.
+
+    Counted by lead (a lead that converted in any snapshot is one conversion), so the
+    numbers compare with ``leadscore check --data`` and with the learning curves the
+    rules come from (``docs/data-sufficiency.md``).
+    """
+    if report is None:
+        return []
+    lines = [
+        "## Is the data enough?",
+        "",
+        "Converted leads in the training set against the conversions the learning curves "
+        "show each use needs (`docs/data-sufficiency.md`); the rate's interval is Wilson 95%.",
+        "",
+        "| Scope | Group | Leads | Conversions | Span (days) | Conversion rate [95% CI] "
+        "| Train | Calibrate | Threshold | Grade |",
+        "|---|---|---:|---:|---:|---:|---|---|---|---|",
+    ]
+    for g in report.groups:
+        span = "–" if math.isnan(g.span_days) else f"{g.span_days:.0f}"
+        marks = " | ".join("yes" if v.enough else "**no**" for v in g.verdicts)
+        lines.append(
+            f"| {g.scope} | {g.group} | {g.leads:,} | {g.conversions:,} | {span} "
+            f"| {g.rate:.1%} [{g.rate_low:.1%}, {g.rate_high:.1%}] | {marks} |"
+        )
+    lines.append("")
+    lines += [
+        f"- {purpose}: at least {report.minimum[purpose]} conversions ({RULES[purpose]})."
+        for purpose in PURPOSES
+    ]
+    short = [g for g in report.groups if g.scope != "overall" and not g.verdict("train").enough]
+    if short:
+        names = ", ".join(f"{g.group} ({g.conversions})" for g in short)
+        lines.append(
+            f"- Below the training rule on their own: {names}; a model of their own would be "
+            "measurably weaker than one fitted on all regions, and their metrics are noisy."
+        )
+    lines.append("")
+    return lines
+
+
+def training_sufficiency(frame: pd.DataFrame) -> SufficiencyReport | None:
+    """The sufficiency report of a training set's frame, for ``render_card``.
+
+    None when the frame has no ``lead_id``, ``as_of`` or ``label`` to count leads by.
+    """
+    if not {"lead_id", "as_of", "label"} <= set(frame.columns):
+        return None
+    return sufficiency_of_training_set(frame)

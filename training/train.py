@@ -47,7 +47,12 @@ from runtime.points import PointsMargin, PointsRuleError
 from training import choice
 from training.baselines import fit_points_margin, points_rules
 from training.calibration import CalibrationChoice, choose_calibration
-from training.card import points_rule_lines, region_choice_lines, render_card
+from training.card import (
+    points_rule_lines,
+    region_choice_lines,
+    render_card,
+    training_sufficiency,
+)
 from training.config import TrainConfig
 from training.crossfit import N_FOLDS, crossfit_trees, fold_of_rows, make_folds, use_crossfit
 from training.data import (
@@ -842,7 +847,11 @@ def run_training(
         }
     )
     card = render_card(
-        fitted.bundle.metadata, evaluation.metrics, evaluation.by_region, fitted.bundle.policy
+        fitted.bundle.metadata,
+        evaluation.metrics,
+        evaluation.by_region,
+        fitted.bundle.policy,
+        sufficiency=training_sufficiency(training_set.frame),
     )
     if isinstance(fitted.bundle.margin, PointsMargin):
         card += "\n".join(points_rule_lines(fitted.bundle.margin))

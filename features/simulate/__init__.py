@@ -93,6 +93,11 @@ Sales process (:func:`simulate_sales`, a separate step)
     computed from the dispositions can be checked exactly. :func:`oracle_mqls` gives MQLs
     without a model.
 
+Presets (``features.simulate.presets``, ``leadscore simulate --preset``)
+    A preset chooses the number of leads, the window, the regions companies are in
+    (``region_weights``) and the long-run conversion share (``target_conversion``) of a
+    kind of company; the world's model stays the same.
+
 Drift (``simulate(..., drift=...)``)
     :class:`SourceShift` (more paid search and syndication from a month on) and
     :class:`LowFitFlood` (a campaign of students and tiny firms in the last months) re-draw
@@ -122,6 +127,8 @@ Modules, each importing only those listed before it:
 * ``activities``: all behaviour assembled into the ``activities`` table.
 * ``simulation``: :func:`simulate` and :class:`Simulation`.
 * ``sales``: :func:`simulate_sales`, :class:`SalesProcess` and :func:`oracle_mqls`.
+* ``presets``: named settings for a kind of company (``small-company``: a few hundred
+  leads, a low base rate, one large region and two tiny ones), :data:`PRESETS`.
 """
 
 from __future__ import annotations

@@ -92,13 +92,18 @@ def _calibrate_intercept(base: np.ndarray, win: np.ndarray, target: float) -> fl
 
 
 def _latent(
-    rng: np.random.Generator, cal: _Calendar, ld: _Leads, calibrate: np.ndarray | None = None
+    rng: np.random.Generator,
+    cal: _Calendar,
+    ld: _Leads,
+    calibrate: np.ndarray | None = None,
+    target_conversion: float = _TARGET_HUMAN_CONVERSION,
 ) -> _Latent:
     """Fit, intent, buying episode, decision and win; see the package docstring.
 
     ``calibrate`` (a lead mask, default all) selects the leads the conversion intercept
     is calibrated on: a drift scenario leaves its drifted leads out, so drift moves the
-    conversion rate instead of being calibrated away.
+    conversion rate instead of being calibrated away. ``target_conversion`` is the share
+    of human leads that would convert given unlimited time (a preset lowers it).
     """
     n = len(ld.created)
     fit = (
@@ -121,7 +126,7 @@ def _latent(
     base = _lookup(_REGION_INTENT_COEF, REGIONS)[ld.region] * intent + 0.25 * fit
     human = ~ld.is_bot
     on = human if calibrate is None else human & calibrate
-    intercept = _calibrate_intercept(base[on], p_win[on], _TARGET_HUMAN_CONVERSION)
+    intercept = _calibrate_intercept(base[on], p_win[on], target_conversion)
     p_episode = np.where(human, _sigmoid(intercept + base), 0.0)
     p_win = np.where(human, p_win, 0.0)
 

@@ -7,6 +7,7 @@ can index effects with them; strings are only built for the output tables.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,11 +82,18 @@ def _country_in_region(rng: np.random.Generator, region: np.ndarray) -> np.ndarr
     return country
 
 
-def _accounts(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Companies with skewed industry/region and heavy-tailed size and revenue."""
+def _accounts(
+    rng: np.random.Generator, n: int, region_weights: Mapping[str, float] | None = None
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Companies with skewed industry/region and heavy-tailed size and revenue.
+
+    ``region_weights`` (default ``_REGION_WEIGHTS``) is the share of companies per region;
+    a preset (:mod:`features.simulate.presets`) narrows it to the markets a team sells in.
+    """
     profile = [_INDUSTRY_PROFILE[name] for name in INDUSTRIES]
     industry = _draw(rng, np.array([p[0] for p in profile]), n)
-    region = _draw(rng, _lookup(_REGION_WEIGHTS, REGIONS), n)
+    weights = _REGION_WEIGHTS if region_weights is None else region_weights
+    region = _draw(rng, np.array([weights.get(r, 0.0) for r in REGIONS], dtype=np.float64), n)
     country = _country_in_region(rng, region)
     size_offset = np.array([p[1] for p in profile])[industry]
     employees = np.exp(np.log(50.0) + size_offset + 1.8 * rng.standard_normal(n))

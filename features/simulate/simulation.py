@@ -6,6 +6,7 @@ state, activities), so the same arguments always give identical tables.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -15,9 +16,11 @@ import pandas as pd
 from features.simulate.activities import _activities
 from features.simulate.arrays import _ids, _to_datetime
 from features.simulate.drift import Drift, _apply_drift, resolve_drift
+from features.simulate.errors import SimulationInputError
 from features.simulate.outcomes import _latent, _outcome_tables
 from features.simulate.population import _accounts, _lead_table, _leads
 from features.simulate.timeline import _calendar
+from features.simulate.world import _REGION_WEIGHTS, _TARGET_HUMAN_CONVERSION
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +66,8 @@ def simulate(
     start: str = "2024-01-01",
     months: int = 18,
     drift: Drift | None = None,
+    region_weights: Mapping[str, float] | None = None,
+    target_conversion: float | None = None,
 ) -> Simulation:
     """Simulate a B2B lead funnel; the same arguments always give identical tables.
 
@@ -73,29 +78,39 @@ def simulate(
         months: Length of the data window; nothing happens at or after its end.
         drift: A drift scenario to inject (:mod:`features.simulate.drift`); None (the
             default) gives the undrifted world, table for table.
+        region_weights: Share of companies per region (regions left out get none);
+            None: the world's mix (``world._REGION_WEIGHTS``), table for table.
+        target_conversion: Share of human leads that would convert given unlimited time
+            (fewer do within the window); None: ``world._TARGET_HUMAN_CONVERSION``.
+            Presets (:mod:`features.simulate.presets`) set both for a kind of company.
 
     Returns:
         The four tables plus the ground truth (see the ``features.simulate`` docstring).
 
     Raises:
-        SimulationInputError: A drift scenario that does not fit the window.
+        SimulationInputError: A drift scenario that does not fit the window, an unknown
+            region or negative weights, or a target conversion outside (0, 0.5].
     """
     if n_leads < 1:
         raise ValueError("n_leads must be at least 1")
     if months < 1:
         raise ValueError("months must be at least 1")
+    weights = _check_region_weights(region_weights)
+    target = _check_target(target_conversion)
     resolved = None if drift is None else resolve_drift(drift, months)
     # Every stage draws from ``rng`` in this order; reordering them changes the tables
     # a seed gives.
     rng = np.random.default_rng(seed)
     cal = _calendar(start, months)
-    accounts, acc = _accounts(rng, max(1, n_leads // 4))
+    accounts, acc = _accounts(rng, max(1, n_leads // 4), weights)
     ld, text = _leads(rng, cal, n_leads, acc)
     drifted, drift_start = None, 0.0
     if resolved is not None:
         # Its own generator: the simulator's stream, and the leads before the start, stay.
         ld, text, drifted, drift_start = _apply_drift(resolved, seed, cal, ld, text, acc)
-    lat = _latent(rng, cal, ld, calibrate=None if drifted is None else ~drifted)
+    lat = _latent(
+        rng, cal, ld, calibrate=None if drifted is None else ~drifted, target_conversion=target
+    )
 
     lead_ids = _ids("L", n_leads, 6)
     created_at = _to_datetime(cal.start, ld.created)
@@ -114,3 +129,29 @@ def simulate(
         ground_truth=ground_truth,
         drift=resolved,
     )
+
+
+def _check_region_weights(weights: Mapping[str, float] | None) -> Mapping[str, float]:
+    """The region mix to draw companies from, refused when it names an unknown region."""
+    if weights is None:
+        return _REGION_WEIGHTS
+    unknown = sorted(set(weights) - set(_REGION_WEIGHTS))
+    if unknown:
+        raise SimulationInputError(
+            f"region_weights: unknown region(s) {unknown}; known: {list(_REGION_WEIGHTS)}"
+        )
+    values = list(weights.values())
+    if any(not np.isfinite(w) or w < 0 for w in values) or sum(values) <= 0:
+        raise SimulationInputError(
+            f"region_weights: weights must be finite and >= 0, not all 0; got {dict(weights)}"
+        )
+    return weights
+
+
+def _check_target(target: float | None) -> float:
+    """The long-run conversion share the episode intercept is calibrated to."""
+    if target is None:
+        return _TARGET_HUMAN_CONVERSION
+    if not 0.0 < target <= 0.5:
+        raise SimulationInputError(f"target_conversion must be in (0, 0.5], got {target}")
+    return float(target)

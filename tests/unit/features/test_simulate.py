@@ -337,6 +337,7 @@ SIMULATOR_MODULES = (
     "activities",
     "simulation",
     "sales",
+    "presets",
 )
 """The package's modules in dependency order (as its docstring lists them)."""
 
