@@ -21,6 +21,7 @@ from typing import IO
 import httpx
 
 from leadscore.settings import Settings
+from serving import WORKER_ENV
 from serving.model_store import QUIET_ENV
 
 SERVICE = "serving.service:LeadScoring"
@@ -40,7 +41,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def server_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a server process: ours, minus any other leadscore or MLflow
-    settings, plus exactly ``settings``, with usage telemetry off."""
+    settings, plus exactly ``settings``, with usage telemetry off and the worker's
+    training-only imports skipped (``serving.WORKER_ENV``)."""
     inherited = {
         k: v
         for k, v in os.environ.items()
@@ -48,7 +50,7 @@ def server_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[
         and k != "MLFLOW_TRACKING_URI"
         and not (settings.bentoml_home and k == "BENTOML_HOME")
     }
-    env = {**inherited, **QUIET_ENV, **settings.to_env(), **(extra or {})}
+    env = {**inherited, **QUIET_ENV, WORKER_ENV: "1", **settings.to_env(), **(extra or {})}
     # BentoML reads the worker count from its own configuration, not from the service.
     options = [o for o in env.get(CONFIG_OPTIONS_ENV, "").split() if o]
     env[CONFIG_OPTIONS_ENV] = " ".join([*options, f"{WORKERS_OPTION}={settings.workers}"])

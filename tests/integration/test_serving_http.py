@@ -41,6 +41,20 @@ def test_ready_and_alive(http):
     assert http.get("/livez").status_code == 200
 
 
+def test_workers_skip_the_training_only_imports(server, http):
+    """LightGBM's scikit-learn import (~50 MB a process) stays out of the server's processes,
+    which score all the same (``serving/__init__.py``)."""
+    import psutil
+
+    assert http.get("/readyz").status_code == 200
+    root = psutil.Process(server.process.pid)
+    processes = [root, *root.children(recursive=True)]
+    loaded = [m.path for p in processes for m in p.memory_maps() if "/sklearn/" in m.path]
+    assert loaded == []
+    lightgbm = [m.path for p in processes for m in p.memory_maps() if "lib_lightgbm" in m.path]
+    assert lightgbm  # the model is LightGBM's: its library is loaded, only sklearn is not
+
+
 def test_score_over_http(http, samples, root):
     champion = testing.session_champion(root)
     r = http.post("/score", json=samples[0])
