@@ -415,6 +415,8 @@ def build_training_dataset(
     progress("resolving the data window from aggregates")
     window, n_activities = resolve_window_dask(tables, config.data_end, config.export_time)
     last_as_of = window.end - pd.Timedelta(days=config.horizon_days)
+    if last_as_of < window.start:  # no lead exists yet at any possible snapshot
+        raise _no_snapshot(window, config.horizon_days)
     threads = sum(client.nthreads().values())
     n = n_partitions or default_partitions(threads, n_activities)
     shuffled = lead_partitions(tables, n, last_as_of)

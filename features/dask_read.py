@@ -290,14 +290,22 @@ def typed_tables(
     return CheckedTables(typed)
 
 
-def _duplicates(frame: dd.DataFrame, key: str) -> tuple:
-    """Lazy: rows whose key is not unique (a count) and the first three of them."""
+def _repeated(frame: dd.DataFrame, key: str) -> dd.Series:
+    """Lazy: each key value that occurs more than once, with its count.
+
+    ``split_out`` keeps the counts spread over the workers: one partition of them would
+    put every distinct id of the table on one worker.
+    """
+    counts = frame[key].dropna().value_counts(split_out=frame.npartitions)
+    return counts[counts > 1]
+
+
+def _first_duplicates(frame: dd.DataFrame, key: str, repeated: dd.Series) -> pd.DataFrame:
+    """The first three rows (in dataset order) whose key is repeated: a join, run only
+    when there are duplicates."""
     keys = frame[[key, ORDER]].dropna(subset=[key])
-    counts = keys[key].value_counts()
-    repeated = counts[counts > 1]
-    rows = repeated.sum()
     dup = keys.merge(repeated.rename("_n").to_frame(), left_on=key, right_index=True)
-    return rows, dup.nsmallest(3, ORDER)
+    return dup.nsmallest(3, ORDER).compute()
 
 
 def _orphans(frame: dd.DataFrame, column: str, target: dd.DataFrame, target_col: str) -> tuple:
@@ -349,23 +357,22 @@ def check_tables(
         ]
         for name in TABLES
     }
-    dups = {}
+    repeated = {}
     for name in TABLES:
         key = CONTRACT[name].key
         if key and key in raw[name].columns:
-            dups[name] = _duplicates(typed[name], key)
-    found, dup_facts = _compute(checks, dups)
+            repeated[name] = _repeated(typed[name], key)
+    found, dup_rows = _compute(checks, {name: r.sum() for name, r in repeated.items()})
     violations: list[Violation] = []
     type_facts: list[dict | None] = []
     for name in TABLES:
         table = merge_violations(name, [f for f, _ in found[name]])
         key = CONTRACT[name].key
-        if name in dup_facts and not any(v.column == key for v in table):
-            rows, first = dup_facts[name]
-            if rows:
-                table.append(
-                    Violation(name, key, "duplicate id", int(rows), _example_rows(first, key))
-                )
+        if dup_rows.get(name) and not any(v.column == key for v in table):
+            first = _first_duplicates(typed[name], key, repeated[name])
+            table.append(
+                Violation(name, key, "duplicate id", int(dup_rows[name]), _example_rows(first, key))
+            )
         violations += table
         if name == "activities":
             type_facts = [t for _, t in found[name]]
