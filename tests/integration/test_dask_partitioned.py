@@ -166,3 +166,36 @@ def test_other_snapshot_rules(raw, client, tmp_path, rule):
     frame, _ = read_training_dataset(tmp_path / "ts.parquet")
     pd.testing.assert_frame_equal(frame, want.frame, check_exact=True)
     assert np.array_equal(frame["label"], want.frame["label"])
+
+
+def test_cli_simulates_partitioned_and_builds_on_the_workers(client, tmp_path):
+    """`simulate --partitioned`, then `features --engine dask` on fsspec URLs, twice (the
+    second run replaces the folder), and `train`'s reader takes the folder."""
+    from typer.testing import CliRunner
+
+    from features.build import read_training_set
+    from leadscore.cli import app
+
+    runner = CliRunner()
+    simulated = ["simulate", "--out", str(tmp_path / "data"), "--leads", "300"]
+    made = runner.invoke(app, [*simulated, "--months", "6", "--partitioned"])
+    assert made.exit_code == 0, made.output
+    assert (tmp_path / "data" / "leads").is_dir()
+    args = [
+        "features",
+        "--data",
+        f"file://{tmp_path}/data",
+        "--out",
+        f"file://{tmp_path}/ts.parquet",
+    ]
+    args += ["--engine", "dask", "--scheduler", client.scheduler.address, "--horizon", "30"]
+    args += ["--export-time", "2026-01-01", "--partitions", "3"]
+    for _ in range(2):
+        built = runner.invoke(app, args)
+        assert built.exit_code == 0, built.output
+    config = PipelineConfig(horizon_days=30, export_time=EXPORT)
+    want = build_training_set(validate(simulate(300, months=6).tables()), config)
+    got = read_training_set(tmp_path / "ts.parquet")
+    pd.testing.assert_frame_equal(got.frame, want.frame, check_exact=True)
+    assert got.metadata.rows == want.metadata.rows == len(want.frame)
+    assert f"wrote {len(want.frame):,} snapshots" in " ".join(built.output.split())
