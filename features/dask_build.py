@@ -253,24 +253,26 @@ def _by_partition(frame: dd.DataFrame, n_partitions: int) -> dd.DataFrame:
     return frame.set_index(PART, divisions=tuple(range(n_partitions + 1)))
 
 
+def _declared(name: str) -> list[str]:
+    """The contract's columns of a table: a user's extra columns are not shuffled."""
+    return [column.name for column in CONTRACT[name].columns]
+
+
 def lead_partitions(
     tables: CheckedTables, n_partitions: int, last_as_of: pd.Timestamp
 ) -> dict[str, dd.DataFrame]:
     """The four tables shuffled by lead: partition ``p`` of each holds lead partition ``p``."""
-    import dask.dataframe as dd
 
     def tagged(frame: dd.DataFrame) -> dd.DataFrame:
         meta = _tag(frame._meta, n_partitions)
         return frame.map_partitions(_tag, n_partitions, meta=meta)
 
-    leads = tagged(tables["leads"])
-    activities = tables["activities"][[*ACTIVITY_COLUMNS, ORDER]]
+    leads = tagged(tables["leads"][_declared("leads")])
+    activities = tables["activities"][list(ACTIVITY_COLUMNS)]
     activities = tagged(activities[activities["occurred_at"] <= last_as_of])
-    conversions = tagged(tables["conversions"])
+    conversions = tagged(tables["conversions"][_declared("conversions")])
     pairs = leads[["account_id", PART]].drop_duplicates(subset=["account_id", PART])
-    accounts = tables["accounts"].drop(columns=[ORDER])
-    accounts = pairs.merge(accounts, on="account_id", how="inner")
-    assert isinstance(accounts, dd.DataFrame)
+    accounts = pairs.merge(tables["accounts"][_declared("accounts")], on="account_id")
     return {
         "leads": _by_partition(leads, n_partitions),
         "accounts": _by_partition(accounts, n_partitions),
