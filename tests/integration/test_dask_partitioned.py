@@ -21,6 +21,7 @@ from features.contract import TABLES, ContractError, validate
 from features.dask_build import build_training_dataset, resolve_window_dask
 from features.dask_read import check_tables, read_raw_tables
 from features.distributed import dask_client
+from features.io import read_frame
 from features.partitioned import (
     DATASET_MANIFEST,
     holds_partitioned_tables,
@@ -48,8 +49,9 @@ def dataset_order(root: Path) -> dict[str, pd.DataFrame]:
     """The tables as one machine reads the same files: in path order, rows in file order."""
     tables = {}
     for name in TABLES:
-        files = sorted(glob.glob(f"{root}/{name}/*/*.parquet")) or [f"{root}/{name}.parquet"]
-        tables[name] = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        files = sorted(glob.glob(f"{root}/{name}/*/*.parquet"))
+        files = files or glob.glob(f"{root}/{name}.parquet") or [f"{root}/{name}.csv"]
+        tables[name] = pd.concat([read_frame(f) for f in files], ignore_index=True)
     return tables
 
 
@@ -199,3 +201,21 @@ def test_cli_simulates_partitioned_and_builds_on_the_workers(client, tmp_path):
     pd.testing.assert_frame_equal(got.frame, want.frame, check_exact=True)
     assert got.metadata.rows == want.metadata.rows == len(want.frame)
     assert f"wrote {len(want.frame):,} snapshots" in " ".join(built.output.split())
+
+
+def test_typed_tables_are_validates_tables_csv_and_other_activities(raw, client, tmp_path):
+    """Typing per partition gives ``validate``'s tables, for a CSV table too, with unknown
+    activity types kept as ``other`` when asked."""
+    odd = {name: frame.copy() for name, frame in raw.items()}
+    odd["activities"].loc[[1, 50], "activity_type"] = ["fax", " telex "]
+    write_partitioned_tables(odd, tmp_path / "data", single=("conversions",))
+    (tmp_path / "data" / "conversions.parquet").unlink()
+    odd["conversions"].to_csv(tmp_path / "data" / "conversions.csv", index=False)
+    want = validate(dataset_order(tmp_path / "data"), unknown_activity="other")
+    with pytest.raises(ContractError, match="unknown activity type"):
+        check_tables(read_raw_tables(tmp_path / "data"))
+    typed = check_tables(read_raw_tables(tmp_path / "data"), unknown_activity="other")
+    for name in TABLES:
+        got = typed[name].compute().drop(columns="_order").reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want[name], check_exact=True)
+    assert (typed["activities"]["activity_type"] == "other").sum().compute() >= 2
