@@ -378,10 +378,15 @@ def dataset_metadata(
         features=tuple(feature_names()),
         population=config.snapshots.population(),
         icp=config.icp.record(),
-        fingerprint=hashlib.sha256(",".join(f["fingerprint"] for f in files).encode()).hexdigest()[
-            :16
-        ],
+        fingerprint=dataset_fingerprint(files),
     )
+
+
+def dataset_fingerprint(files: list[dict]) -> str:
+    """A hash of the files' content hashes in partition order: names the dataset's content
+    without any process reading all of it (not the single-file ``fingerprint``)."""
+    joined = ",".join(f["fingerprint"] for f in files)
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
 # -- the whole build --------------------------------------------------------------------
