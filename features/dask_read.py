@@ -131,6 +131,21 @@ def read_raw_tables(data_dir: str | Path) -> dict[str, dd.DataFrame]:
 # -- per-partition work (runs on the workers) -------------------------------------------
 
 
+def as_read(frame: pd.DataFrame) -> pd.DataFrame:
+    """A partition with text as pandas reads it on one machine (the ``str`` dtype).
+
+    Dask reads text as ``string[pyarrow]``, whose missing value is ``pd.NA``; the
+    contract's checks compare against ``str`` (e.g. ``NA`` in a number column is a
+    missing value there), so each partition is given the single-machine dtype first.
+    """
+    text = [
+        name
+        for name, dtype in frame.dtypes.items()
+        if isinstance(dtype, pd.StringDtype) and dtype.na_value is pd.NA
+    ]
+    return frame.astype(dict.fromkeys(text, "str")) if text else frame
+
+
 def typed_partition(
     frame: pd.DataFrame,
     number: int,
@@ -143,6 +158,7 @@ def typed_partition(
     Only meaningful once the checks have passed; unknown activity types become
     ``other`` when asked, as in ``validate``.
     """
+    frame = as_read(frame)
     typed, _ = validate_table(name, frame, timestamp_format)
     typed = typed.copy() if typed is frame else typed
     if name == "activities" and unknown_activity == "other" and "activity_type" in typed:
@@ -160,7 +176,7 @@ def partition_checks(
     """The table checks of one partition: ``validate_table``'s violations and, for the
     activities, the facts of the activity-type check (counts of each unknown type, in
     order of first appearance, and the first three example keys)."""
-    typed, found = validate_table(name, frame, timestamp_format)
+    typed, found = validate_table(name, as_read(frame), timestamp_format)
     key = CONTRACT[name].key
     found = [v for v in found if not (v.column == key and v.problem == "duplicate id")]
     types = None

@@ -52,3 +52,18 @@ def test_a_missing_required_column_is_reported_once_with_every_row():
     assert merge_violations("conversions", found) == [
         Violation("conversions", "converted_at", "required column is missing", 3)
     ]
+
+
+def test_text_read_by_dask_is_checked_as_pandas_reads_it():
+    """``NA`` in a number or time column is a missing value, whatever the text dtype."""
+    conversions = pd.DataFrame({"lead_id": ["L1", "L2"], "converted_at": ["2024-01-01", "NA"]})
+    accounts = pd.DataFrame(
+        {"account_id": ["A1", "A2"], "employee_count": ["NA", "12"]}
+        | {c: None for c in ("company_name", "industry", "annual_revenue", "country")}
+    )
+    expected = {"conversions": ["missing value"], "accounts": []}
+    for name, frame in (("conversions", conversions), ("accounts", accounts)):
+        _, want = validate_table(name, frame.astype("str"))
+        got, _ = partition_checks(frame.astype("string[pyarrow]"), name, None)
+        assert got == want
+        assert [v.problem for v in want] == expected[name]
