@@ -43,7 +43,7 @@ from features.contract import (
     validate_table,
 )
 from features.io import CSV_NA_VALUES, is_url, join
-from features.partitioned import is_dataset, location_fs
+from features.partitioned import DATASET_NAMES, is_dataset, location_fs
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -55,13 +55,16 @@ _ROW_BITS = 40
 
 
 def locate_table(data_dir: str | Path, table: str) -> str | None:
-    """Where ``table`` lives in ``data_dir``: a dataset folder, else a Parquet or CSV file."""
-    for name in (table, f"{table}.parquet", f"{table}.csv"):
+    """Where ``table`` lives in ``data_dir``: a dataset folder (``leads/``, or
+    ``leads.parquet/`` as Spark writes it), else a Parquet or CSV file."""
+    for name in DATASET_NAMES:
+        location = join(data_dir, name.format(table=table))
+        if is_dataset(location):
+            return str(location)
+    for name in (f"{table}.parquet", f"{table}.csv"):
         location = join(data_dir, name)
         fs, path = location_fs(location)
-        if name == table and fs.isdir(path):
-            return str(location)
-        if name != table and fs.isfile(path):
+        if fs.isfile(path):
             return str(location)
     return None
 

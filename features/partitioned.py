@@ -46,6 +46,9 @@ PARTITION_COLUMNS: dict[str, str] = {
 DATASET_MANIFEST = "_leadscore.json"
 """File inside a training-set folder holding its metadata and file list."""
 
+DATASET_NAMES: tuple[str, ...] = ("{table}", "{table}.parquet")
+"""Folder names a table's dataset may have in a data folder (``leads/``, ``leads.parquet/``)."""
+
 NO_MONTH = "none"
 """Partition value of rows without a timestamp (the contract reports them)."""
 
@@ -73,7 +76,11 @@ def holds_partitioned_tables(data_dir: str | Path) -> bool:
     ``leadscore features --engine dask`` reads such a folder on the workers; a folder of
     single files keeps the engine that reads them on the client.
     """
-    return any(is_dataset(join(data_dir, table)) for table in TABLES)
+    return any(
+        is_dataset(join(data_dir, name.format(table=table)))
+        for table in TABLES
+        for name in DATASET_NAMES
+    )
 
 
 def month_of(values: pd.Series) -> pd.Series:

@@ -70,6 +70,8 @@ def test_writer_lays_out_months_and_reader_finds_them(raw, tmp_path):
     tables = read_raw_tables(tmp_path / "data")
     assert tables["activities"].npartitions == len(months)
     assert "month" not in tables["activities"].columns  # a hive key, not a column of ours
+    (tmp_path / "data" / "leads").rename(tmp_path / "data" / "leads.parquet")  # as Spark names it
+    assert read_raw_tables(tmp_path / "data")["leads"].npartitions >= 9
 
 
 def _phase_one(tables: dict[str, pd.DataFrame]) -> None:
