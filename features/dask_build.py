@@ -10,8 +10,9 @@ input stored as partitioned Parquet datasets (``features.partitioned``):
 2. **The data window** from aggregates: the first lead creation, per timestamp column a
    count and a maximum, the ``k + 1`` latest timestamps for the outlier-tail rule (``k``
    is 0.1 % of the rows, a tree reduction of per-partition ``nlargest``), and per column
-   the rows after the data end (a count and the first three keys). The client applies
-   ``features.pipeline.resolve_window``'s rule to these few numbers.
+   the rows after the data end (a count and the first three keys, counted in the same
+   pass as step 4). The client applies ``features.pipeline.resolve_window``'s rule to
+   these few numbers.
 3. **Repartition by lead**: every table gets ``_p = partition_of(lead_id, n)`` (the stable
    SipHash of ``features.distributed``) and is shuffled so that output partition ``p``
    holds exactly the rows with ``_p == p``: leads, activities (only the three columns a
@@ -50,7 +51,7 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -153,16 +154,14 @@ def _compute(*values: object) -> tuple:
     return compute(*values)
 
 
-def resolve_window_dask(
+def window_end(
     tables: CheckedTables, data_end: object = None, export_time: object = None
 ) -> tuple[DataWindow, int]:
-    """``features.pipeline.resolve_window`` on the workers, and the activities up to the end.
-
-    Same window, same rule, same errors, same warnings as the single-machine function
-    on the same rows; the client only sees aggregates.
+    """The data window's start, end and rule from aggregates (no late-row warnings yet).
 
     Returns:
-        The window and the number of activities at or before its end (metadata).
+        The window with ``after_end`` still empty (see :func:`late_rows`), and the number
+        of activity rows, to size the partitions.
     """
     import dask
     import dask.dataframe as dd
@@ -211,32 +210,62 @@ def resolve_window_dask(
             rule = "before_export"
         else:
             rule = "latest"
+    activity_rows = counts[[name for name, _ in TIME_COLUMNS].index("activities")]
+    return DataWindow(pd.Timestamp(start), end, rule, latest, export), int(activity_rows)
+
+
+def late_rows(tables: CheckedTables, end: pd.Timestamp) -> tuple[dict, object]:
+    """Lazy: per timestamp column each partition's rows after ``end`` (count and first
+    keys), and the activities at or before it. The build computes them with its own
+    tasks, so they cost no pass of their own."""
+    import dask
+
     late = {
         (name, column): [
             dask.delayed(_late_rows)(part, name, column, end) for part in tables[name].to_delayed()
         ]
         for name, column in TIME_COLUMNS
     }
-    activities = (tables["activities"]["occurred_at"] <= end).sum()
-    late_found, n_activities = _compute(late, activities)
+    return late, (tables["activities"]["occurred_at"] <= end).sum()
+
+
+def with_late_rows(window: DataWindow, found: dict) -> DataWindow:
+    """``window`` with ``rows_after``'s warnings, from what :func:`late_rows` found."""
     after_end = []
     for name, column in TIME_COLUMNS:
-        found = late_found[(name, column)]
-        count = sum(n for n, _ in found)
+        parts = found[(name, column)]
+        count = sum(n for n, _ in parts)
         if count:
-            examples = tuple(e for _, ex in found for e in ex)[:3]
+            examples = tuple(e for _, ex in parts for e in ex)[:3]
             after_end.append(
                 Violation(
                     name,
                     column,
-                    f"dated after the data end {end} (left out of snapshots, features and labels)",
+                    f"dated after the data end {window.end} (left out of snapshots, features "
+                    "and labels)",
                     count,
                     examples,
                     level="warning",
                 )
             )
-    window = DataWindow(pd.Timestamp(start), end, rule, latest, export, tuple(after_end))
-    return window, int(n_activities)
+    return replace(window, after_end=tuple(after_end))
+
+
+def resolve_window_dask(
+    tables: CheckedTables, data_end: object = None, export_time: object = None
+) -> tuple[DataWindow, int]:
+    """``features.pipeline.resolve_window`` on the workers, and the activities up to the end.
+
+    Same window, same rule, same errors, same warnings as the single-machine function
+    on the same rows; the client only sees aggregates.
+
+    Returns:
+        The window and the number of activities at or before its end (metadata).
+    """
+    window, _ = window_end(tables, data_end, export_time)
+    late, activities = late_rows(tables, window.end)
+    found, n_activities = _compute(late, activities)
+    return with_late_rows(window, found), int(n_activities)
 
 
 # -- repartition by lead ----------------------------------------------------------------
@@ -420,12 +449,12 @@ def build_training_dataset(
     import dask
 
     progress("resolving the data window from aggregates")
-    window, n_activities = resolve_window_dask(tables, config.data_end, config.export_time)
+    window, activity_rows = window_end(tables, config.data_end, config.export_time)
     last_as_of = window.end - pd.Timedelta(days=config.horizon_days)
     if last_as_of < window.start:  # no lead exists yet at any possible snapshot
         raise _no_snapshot(window, config.horizon_days)
     threads = sum(client.nthreads().values())
-    n = n_partitions or default_partitions(threads, n_activities)
+    n = n_partitions or default_partitions(threads, activity_rows)
     shuffled = lead_partitions(tables, n, last_as_of)
     progress(f"planning, computing and writing {n} lead partitions on the workers")
     written: list[dict] = []
@@ -438,10 +467,12 @@ def build_training_dataset(
                 zip(*(shuffled[t].to_delayed() for t in CONTRACT), strict=True)
             )
         ]
-        facts = [f for f in _compute(tasks)[0] if f["rows"]]
+        late, activities = late_rows(tables, window.end)
+        results, found, n_activities = _compute(tasks, late, activities)
+        facts = [f for f in results if f["rows"]]
         if not facts:
             raise _no_snapshot(window, config.horizon_days)
-        metadata = dataset_metadata(facts, config, window, n_activities)
+        metadata = dataset_metadata(facts, config, with_late_rows(window, found), int(n_activities))
         files = [
             {k: f[k] for k in ("name", "rows", "bytes", "sha256", "fingerprint")} for f in facts
         ]
