@@ -16,6 +16,7 @@ import pandas as pd
 
 from features.contract import UnknownActivity
 from features.io import (
+    _is_dir,
     atomic_write,
     exists,
     is_url,
@@ -121,6 +122,10 @@ def read_training_set(path: str | Path) -> TrainingSet:
     target = path if is_url(path) else Path(path)
     if not exists(target):
         raise FileNotFoundError(f"training set not found: {target}")
+    if _is_dir(target):  # a Parquet folder the Dask engine's workers wrote
+        from features.partitioned import read_training_dataset
+
+        return TrainingSet(*read_training_dataset(target))
     data = read_bytes(target)
     schema = pq.read_schema(pa.BufferReader(data))
     frame = pd.read_parquet(io.BytesIO(data))

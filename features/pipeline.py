@@ -651,12 +651,17 @@ def make_snapshots(
     conversions: pd.DataFrame,
     rule: SnapshotRule,
     end: pd.Timestamp,
+    start: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Every (lead_id, as_of) of the rule at which the lead is in its population.
 
     The population (``SnapshotRule.population``, see ``features.eligibility``) is the one
     rule batch scoring and the service apply too: the lead exists, has not converted
     (a converted lead no longer needs a score) and is not older than the rule allows.
+
+    ``start`` anchors the calendar rules (default: the first creation in ``leads``); a
+    build that plans one partition of leads at a time passes the whole data's start, so
+    every partition snapshots on the same calendar as a single-machine build.
     """
     converted = conversion_times(leads["lead_id"], conversions)
     created = leads["created_at"]
@@ -668,7 +673,8 @@ def make_snapshots(
             ok = (as_of <= end) & population.eligible(created, converted, as_of)
             frames.append(pd.DataFrame({"lead_id": leads["lead_id"][ok], "as_of": as_of[ok]}))
     else:
-        for as_of in _calendar(rule.kind, created.min(), end):
+        first = created.min() if start is None else start
+        for as_of in _calendar(rule.kind, first, end):
             ok = population.eligible(created, converted, as_of)
             frames.append(pd.DataFrame({"lead_id": leads["lead_id"][ok], "as_of": as_of}))
     if not frames:
