@@ -61,7 +61,7 @@ def world():
 
 
 def test_each_row_is_scored_by_its_regions_margin(world):
-    spec, regional, pooled, own, code, X = world
+    _spec, regional, pooled, own, code, X = world
     raw = regional.predict_raw(X)
     region = X[:, 2]
     emea, apac = region == code["EMEA"], region == code["APAC"]
@@ -74,7 +74,7 @@ def test_each_row_is_scored_by_its_regions_margin(world):
 
 
 def test_explanations_are_exact_and_come_from_the_margin_that_scored(world):
-    spec, regional, pooled, own, code, X = world
+    _spec, regional, pooled, own, code, X = world
     raw, shap = regional.explain(X)
     np.testing.assert_allclose(raw, regional.predict_raw(X), atol=1e-12)
     np.testing.assert_allclose(shap.sum(1) + regional.expected_value, raw, atol=1e-9)
@@ -90,7 +90,7 @@ def test_explanations_are_exact_and_come_from_the_margin_that_scored(world):
 
 
 def test_round_trip_through_a_bundle(world, tmp_path):
-    spec, regional, pooled, own, code, X = world
+    spec, regional, _pooled, _own, _code, X = world
     save_margin(regional, tmp_path)
     manifest = json.loads((tmp_path / REGIONAL_FILE).read_text())
     assert [r["region"] for r in manifest["routes"]] == ["EMEA", "APAC"]
@@ -113,12 +113,12 @@ def test_round_trip_through_a_bundle(world, tmp_path):
 
 
 def test_a_broken_manifest_is_named(world, tmp_path):
-    spec, regional, *_ = world
+    _spec, regional, *_ = world
     save_margin(regional, tmp_path)
     manifest = json.loads((tmp_path / REGIONAL_FILE).read_text())
     manifest["routes"][0]["folder"] = "../../etc"
     (tmp_path / REGIONAL_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(ModelArtifactError, match="regional.json"):
+    with pytest.raises(ModelArtifactError, match=r"regional\.json"):
         load_margin(tmp_path)
     (tmp_path / REGIONAL_FILE).write_text("{}")
     with pytest.raises(ModelArtifactError, match="malformed regional model"):
@@ -126,7 +126,7 @@ def test_a_broken_manifest_is_named(world, tmp_path):
 
 
 def test_routes_are_checked(world):
-    spec, regional, pooled, own, code, X = world
+    _spec, regional, pooled, own, _code, _X = world
     with pytest.raises(ValueError, match="positive"):
         Route("EMEA", 1.0, "own", "logistic", scale=0.0, margin=own)
     with pytest.raises(ValueError, match="needs a margin"):
