@@ -1,0 +1,105 @@
+"""A model per region (``--per-region-model auto``): a region whose leads follow other rules
+gets its own model, a small region keeps the pooled one, the bundle routes and explains
+each lead by the margin that scored it, and the card says who serves whom."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.contract import validate
+from features.pipeline import PipelineConfig, TrainingSet, build_training_set
+from features.simulate import simulate
+from runtime.bundle import ModelBundle
+from runtime.regional import RegionalMargin
+from training import choice, regional
+from training.card import regional_serving_lines
+from training.config import TrainConfigError
+from training.train import TrainConfig, fit_bundle
+
+TINY = dict(num_boost_round=100, early_stopping_rounds=10, num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def two_rules() -> TrainingSet:
+    """Simulated leads in three regions: NA and LATAM convert with web visits, EMEA
+    against them; LATAM is too small for a model of its own."""
+    simulated = build_training_set(validate(simulate(600, seed=5).tables()), PipelineConfig())
+    frame = simulated.frame.copy()
+    rng = np.random.default_rng(0)
+    leads = frame["lead_id"].unique()
+    draw = rng.choice(["NA", "EMEA", "LATAM"], len(leads), p=[0.45, 0.45, 0.10])
+    region = frame["lead_id"].map(dict(zip(leads, draw, strict=True))).to_numpy()
+    frame["region"] = pd.Categorical(region, categories=frame["region"].cat.categories)
+    web = np.log1p(frame["n_page_view_30d"].fillna(0).to_numpy())
+    z = (web - web.mean()) / web.std()
+    logit = np.where(region == "EMEA", -1.5 - 1.3 * z, -1.5 + 1.3 * z)
+    frame["label"] = (rng.random(len(frame)) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+    return TrainingSet(frame, simulated.metadata)
+
+
+@pytest.fixture(scope="module")
+def served(two_rules):
+    return fit_bundle(two_rules, TrainConfig(per_region_model="auto", **TINY))
+
+
+def test_the_region_with_other_rules_gets_its_own_model(served):
+    by_region = {s.region: s for s in served.serving}
+    emea, latam = by_region["EMEA"], by_region["LATAM"]
+    assert emea.served == regional.OWN and emea.pooled_score is not None
+    best = min(s.log_loss for s in emea.own_scores.values())
+    assert best < emea.pooled_score.log_loss * (1 - choice.TOLERANCE)
+    assert latam.served in (regional.POOLED, regional.OFFSET)
+    assert latam.conversions < choice.MIN_REGION_CONVERSIONS and not latam.own_scores
+    margin = served.bundle.margin
+    assert isinstance(margin, RegionalMargin)
+    routes = {r.region: r for r in margin.routes}
+    assert routes["EMEA"].source == "own" and routes["EMEA"].candidate == emea.candidate
+    # the pooled choice itself is unchanged by serving per region
+    assert served.bundle.metadata.model_choice.chosen == choice.choose(
+        {
+            c.name: choice.Score(c.valid_log_loss, c.valid_roc_auc, c.valid_brier)
+            for c in served.bundle.metadata.model_choice.candidates
+        }
+    )
+
+
+def test_the_card_says_which_model_serves_which_region(served):
+    text = "\n".join(regional_serving_lines(served.serving))
+    assert "## Model by region" in text
+    assert "(its own)" in text and "| EMEA |" in text
+    assert "its own" in text and "beats the pooled" in text
+    assert f"fewer than the {choice.MIN_REGION_CONVERSIONS} a model of its own needs" in text
+
+
+def test_the_bundle_routes_explains_and_round_trips(served, two_rules, tmp_path):
+    bundle = ModelBundle.load(served.bundle.save(tmp_path / "bundle"))
+    margin = bundle.margin
+    assert isinstance(margin, RegionalMargin)
+    rows = two_rules.frame.tail(200).reset_index(drop=True)
+    scores = bundle.score(rows)
+    np.testing.assert_allclose(scores.shap.sum(1) + scores.base_value, scores.raw, atol=1e-8)
+    np.testing.assert_allclose(scores.probability, served.bundle.score(rows).probability)
+    X = bundle.spec.transform(rows)
+    emea = (rows["region"] == "EMEA").to_numpy()
+    route = next(r for r in margin.routes if r.region == "EMEA")
+    assert route.margin is not None
+    np.testing.assert_allclose(
+        scores.raw[emea], route.shift + route.scale * route.margin.predict_raw(X[emea])
+    )
+    # a region never seen in training is scored by the pooled model
+    unseen = rows.assign(region=pd.Categorical(["Mars"] * len(rows)))
+    np.testing.assert_allclose(
+        bundle.score(unseen).raw, margin.pooled.predict_raw(bundle.spec.transform(unseen))
+    )
+
+
+def test_off_serves_one_pooled_model(two_rules):
+    fitted = fit_bundle(two_rules, TrainConfig(**TINY))
+    assert fitted.serving == [] and not isinstance(fitted.bundle.margin, RegionalMargin)
+
+
+def test_per_region_needs_the_tournament():
+    with pytest.raises(TrainConfigError, match="per_region_model"):
+        TrainConfig(per_region_model="auto", model="lightgbm")
