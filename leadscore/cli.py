@@ -598,6 +598,14 @@ def train(
             "on or off."
         ),
     ] = "auto",
+    per_region_model: Annotated[
+        str,
+        typer.Option(
+            help="auto (serve a region with enough conversions its own model when it beats "
+            "the pooled model's cross-validated log loss on the region's rows, the pooled "
+            "model with a region offset otherwise) or off (one pooled model)."
+        ),
+    ] = "off",
     monotone: Annotated[
         str,
         typer.Option(
@@ -671,6 +679,7 @@ def train(
             num_threads=threads,
             model=model,
             crossfit=crossfit,
+            per_region_model=per_region_model,
             monotone=monotone,
             engine=engine,
             scheduler=scheduler,

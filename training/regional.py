@@ -11,14 +11,18 @@ cross-validated log loss (``choice.score``: cross-fitted Platt probabilities on 
 region's rows) beats the pooled model's on those rows by more than ``choice.TOLERANCE``:
 ties go to the pooled model, one model fewer to run and explain.
 
-Every region the pooled model serves may get an offset: a shift of its margin fitted on
-the region's out-of-fold (or validation) margins by maximum a posteriori, a normal prior
-of ``OFFSET_PRIOR_SD`` log-odds centred on 0, so a region with little evidence is shrunk
-toward no offset at all. The offset is kept only when it lowers the region's log loss
-*cross-validated over its own rows* (fitted on the other folds, scored on the held one):
-the pooled model already has the region as a feature, and on the simulator that feature
-does the offset's job (``docs/regional.md``), so an offset that cannot show a gain on
-held-out rows is noise and is left out.
+A region the pooled model serves may get an offset: a shift of its margin fitted on the
+region's out-of-fold (or validation) margins by maximum a posteriori, a normal prior of
+``OFFSET_PRIOR_SD`` log-odds centred on 0, so a region with little evidence is shrunk
+toward no offset at all, kept only when it lowers the region's log loss *cross-validated
+over its own rows* (fitted on the other folds, scored on the held one). Offsets are tried
+only when the pooled model does not read the region feature (``reads_column``: its
+margins do not move when the region does), which in practice means the points score
+without a region rule. A learned pooled model (LightGBM, logistic regression, the blend)
+has the region as a feature and has fitted its effect on the same rows; measured on the
+simulator (``benchmarks/bench_regional.py``, ``docs/regional.md``), offsets on top of it
+changed fresh-data log loss by noise only (better in some regions, worse in as many), so
+they are not added there.
 
 Calibration is shared: the bundle keeps the pooled model's calibration map, and each
 region's own model is put onto the pooled margin's scale by an affine map
@@ -34,7 +38,7 @@ the affine alignment (two numbers) is the per-region Platt part of it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +48,7 @@ from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from runtime.bundle import Calibration
+from runtime.margin import MarginModel
 from training import choice
 
 OFFSET_PRIOR_SD = 0.5
@@ -176,6 +181,21 @@ def offset_cv_gain(
         with_offset += calibrated_log_loss(calibration, raw[held] + delta, y[held])
         without += calibrated_log_loss(calibration, raw[held], y[held])
     return (without - with_offset) / len(y)
+
+
+def reads_column(margin: MarginModel, X: np.ndarray, column: int, codes: Iterable[float]) -> bool:
+    """Whether the margin changes with ``column`` on rows ``X`` (set to each code, and
+    missing): a learned pooled model that reads the region has already fitted what an
+    offset would add."""
+    if len(X) == 0:
+        return False
+    base = margin.predict_raw(X)
+    for code in [np.nan, *codes]:
+        moved = X.copy()
+        moved[:, column] = code
+        if not np.allclose(margin.predict_raw(moved), base, rtol=0.0, atol=1e-9):
+            return True
+    return False
 
 
 def decide_own(

@@ -1007,6 +1007,9 @@ def _fit_regional(
     categories = spec.features_[column].categories if column is not None else None
     codes = {str(c): float(i) for i, c in enumerate(categories or ())}
     slope = regional.margin_slope(pooled_raw, y)
+    reads_region = column is not None and regional.reads_column(
+        candidates.margins[chosen], spec.transform(split.valid.head(2000)), column, codes.values()
+    )
     routes: list[Route] = []
     serving: list[RegionServing] = []
     names, counts = np.unique(regions, return_counts=True)
@@ -1085,7 +1088,11 @@ def _fit_regional(
                     f"its own best, {choice_name(winner)} ({best:.4f} cross-validated log "
                     f"loss), does not beat the pooled model ({pooled_score.log_loss:.4f})"
                 )
-        gain = regional.offset_cv_gain(calibration, pooled_raw[mask], y[mask], slope, config.seed)
+        gain = (
+            None
+            if reads_region
+            else regional.offset_cv_gain(calibration, pooled_raw[mask], y[mask], slope, config.seed)
+        )
         delta = (
             regional.fit_offset(calibration, pooled_raw[mask], y[mask], slope)
             if gain is not None and gain > 0
@@ -1115,7 +1122,9 @@ def _fit_regional(
             )
             continue
         no_offset = (
-            "too few conversions to test an offset"
+            f"the pooled model reads the {feature!r} feature, which does a region offset's job"
+            if reads_region
+            else "too few conversions to test an offset"
             if gain is None
             else "an offset does not lower its held-out log loss (the region feature "
             "already accounts for it)"
