@@ -55,7 +55,7 @@ def _world(name: str, seed: int, leads: int | None = None):
     ids = frame["lead_id"].unique()
     draw = rng.choice(["NA", "EMEA", "LATAM"], len(ids), p=[0.45, 0.45, 0.10])
     region = frame["lead_id"].map(dict(zip(ids, draw, strict=True))).to_numpy()
-    frame["region"] = pd.Categorical(region, categories=frame["region"].cat.categories)
+    frame["region"] = pd.Categorical(region, categories=["EMEA", "LATAM", "NA"])
     web = np.log1p(frame["n_page_view_30d"].fillna(0).to_numpy())
     z = (web - web.mean()) / web.std()
     logit = np.where(region == "EMEA", -1.5 - 1.3 * z, -1.5 + 1.3 * z)

@@ -25,16 +25,16 @@ TINY = dict(num_boost_round=100, early_stopping_rounds=10, num_threads=1)
 def two_rules() -> TrainingSet:
     """Simulated leads in three regions: NA and LATAM convert with web visits, EMEA
     against them; LATAM is too small for a model of its own."""
-    simulated = build_training_set(validate(simulate(600, seed=5).tables()), PipelineConfig())
+    simulated = build_training_set(validate(simulate(400, seed=5).tables()), PipelineConfig())
     frame = simulated.frame.copy()
     rng = np.random.default_rng(0)
     leads = frame["lead_id"].unique()
     draw = rng.choice(["NA", "EMEA", "LATAM"], len(leads), p=[0.45, 0.45, 0.10])
     region = frame["lead_id"].map(dict(zip(leads, draw, strict=True))).to_numpy()
-    frame["region"] = pd.Categorical(region, categories=frame["region"].cat.categories)
+    frame["region"] = pd.Categorical(region, categories=["EMEA", "LATAM", "NA"])
     web = np.log1p(frame["n_page_view_30d"].fillna(0).to_numpy())
     z = (web - web.mean()) / web.std()
-    logit = np.where(region == "EMEA", -1.5 - 1.3 * z, -1.5 + 1.3 * z)
+    logit = np.where(region == "EMEA", -1.0 - 1.5 * z, -1.0 + 1.5 * z)
     frame["label"] = (rng.random(len(frame)) < 1 / (1 + np.exp(-logit))).astype(np.int8)
     return TrainingSet(frame, simulated.metadata)
 
@@ -95,9 +95,12 @@ def test_the_bundle_routes_explains_and_round_trips(served, two_rules, tmp_path)
     )
 
 
-def test_off_serves_one_pooled_model(two_rules):
-    fitted = fit_bundle(two_rules, TrainConfig(**TINY))
-    assert fitted.serving == [] and not isinstance(fitted.bundle.margin, RegionalMargin)
+def test_off_is_the_default_and_serves_one_pooled_model(served):
+    assert TrainConfig().per_region_model == "off"
+    # what off registers is the pooled margin that auto's regional margin wraps
+    assert (
+        served.bundle.margin.pooled.kind == choice.KIND[served.bundle.metadata.model_choice.chosen]
+    )
 
 
 def test_per_region_needs_the_tournament():
