@@ -599,9 +599,10 @@ def regional_serving_lines(serving: list[RegionServing]) -> list[str]:
         f"when that beats the pooled model's cross-validated log loss on its rows by more "
         f"than {TOLERANCE:.1%}; its margins are mapped onto the pooled margin's scale (an "
         "affine map) so the one calibration serves every region. Every other region is "
-        "served by the pooled model, with a region offset (fitted on its out-of-fold "
-        "margins, shrunk toward 0) only when the offset lowers its held-out log loss. "
-        "Leads in a region unseen at training, or without one, get the pooled model.",
+        "served by the pooled model; where the pooled model does not read the region (the "
+        "points score), with a region offset fitted on its out-of-fold margins, shrunk "
+        "toward 0, and kept only when it lowers the region's held-out log loss. Leads in a "
+        "region unseen at training, or without one, get the pooled model.",
         "",
         f"This model serves {len(own)} region{'' if len(own) == 1 else 's'} with a model of "
         "its own"

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -1045,7 +1046,7 @@ def _fit_regional(
                 own = _region_candidates(
                     _region_split(split, feature, region), spec, base, config, points, crossfit
                 )
-            except (LeadscoreError, ValueError) as exc:
+            except (LeadscoreError, ValueError, lgb.basic.LightGBMError) as exc:
                 own, verdict = None, f"its own candidates could not be fitted ({exc})"
             if own is not None and not np.array_equal(own.y, y[mask]):
                 own, verdict = None, "its own candidates were judged on other rows"
