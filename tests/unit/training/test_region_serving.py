@@ -14,6 +14,7 @@ from features.simulate import simulate
 from runtime.bundle import ModelBundle
 from runtime.regional import RegionalMargin
 from training import choice, regional
+from training.baselines import PointsScore
 from training.card import regional_serving_lines
 from training.config import TrainConfigError
 from training.train import TrainConfig, fit_bundle
@@ -22,10 +23,15 @@ TINY = dict(num_boost_round=100, early_stopping_rounds=10, num_threads=1)
 
 
 @pytest.fixture(scope="module")
-def two_rules() -> TrainingSet:
+def simulated() -> TrainingSet:
+    """A few hundred simulated leads (about 1,400 monthly snapshots)."""
+    return build_training_set(validate(simulate(400, seed=5).tables()), PipelineConfig())
+
+
+@pytest.fixture(scope="module")
+def two_rules(simulated) -> TrainingSet:
     """Simulated leads in three regions: NA and LATAM convert with web visits, EMEA
     against them; LATAM is too small for a model of its own."""
-    simulated = build_training_set(validate(simulate(400, seed=5).tables()), PipelineConfig())
     frame = simulated.frame.copy()
     rng = np.random.default_rng(0)
     leads = frame["lead_id"].unique()
@@ -106,3 +112,40 @@ def test_off_is_the_default_and_serves_one_pooled_model(served):
 def test_per_region_needs_the_tournament():
     with pytest.raises(TrainConfigError, match="per_region_model"):
         TrainConfig(per_region_model="auto", model="lightgbm")
+
+
+@pytest.fixture(scope="module")
+def points_by_region(simulated) -> TrainingSet:
+    """Outcomes that follow the default points, shifted by region: the points win the
+    pooled choice, and, not reading the region, need an offset per region."""
+    frame = simulated.frame.copy()
+    shift = {"NA": 0.0, "EMEA": -1.2, "APAC": 1.0, "LATAM": -1.2}
+    region = frame["region"].astype("string").fillna("")
+    logit = 0.06 * (PointsScore().points(frame) - 50) + region.map(shift).fillna(0.0)
+    p = 1 / (1 + np.exp(-logit.to_numpy(dtype=float)))
+    frame["label"] = (np.random.default_rng(3).random(len(frame)) < p).astype(np.int8)
+    return TrainingSet(frame, simulated.metadata)
+
+
+def test_the_points_get_a_region_offset_where_it_helps(points_by_region):
+    fitted = fit_bundle(points_by_region, TrainConfig(per_region_model="auto", **TINY))
+    assert fitted.bundle.metadata.model_choice.chosen == choice.POINTS
+    offsets = {s.region: s for s in fitted.serving if s.served == regional.OFFSET}
+    assert offsets, [s.reason for s in fitted.serving]
+    for s in offsets.values():
+        assert s.candidate == choice.POINTS and s.scale == 1.0 and s.shift != 0.0
+        assert "with an offset of" in s.reason
+    margin = fitted.bundle.margin
+    assert isinstance(margin, RegionalMargin)
+    rows = points_by_region.frame.tail(300).reset_index(drop=True)
+    scores = fitted.bundle.score(rows)
+    np.testing.assert_allclose(scores.shap.sum(1) + scores.base_value, scores.raw, atol=1e-8)
+    X = fitted.bundle.spec.transform(rows)
+    for route in margin.routes:
+        if route.source == regional.OFFSET:
+            mask = (rows["region"].astype("string") == route.region).to_numpy()
+            np.testing.assert_allclose(
+                scores.raw[mask], margin.pooled.predict_raw(X[mask]) + route.shift
+            )
+    text = "\n".join(regional_serving_lines(fitted.serving))
+    assert "(pooled, offset" in text
