@@ -602,8 +602,9 @@ def train(
         str,
         typer.Option(
             help="auto (serve a region with enough conversions its own model when it beats "
-            "the pooled model's cross-validated log loss on the region's rows, the pooled "
-            "model with a region offset otherwise) or off (one pooled model)."
+            "the pooled model's cross-validated log loss on the region's rows; the pooled "
+            "model otherwise, plus a region offset where it does not read the region) or "
+            "off (one pooled model)."
         ),
     ] = "off",
     monotone: Annotated[

@@ -309,7 +309,8 @@ def fit_bundle(
         )
         served_raw = regional_fit.eval_raw
     labelled = Scored(calibration(served_raw), candidates.regions, y=candidates.y)
-    population = candidates.population(chosen, calibration)
+    population = _served_population(regional_fit, crossfit, split, spec, calibration, config)
+    population = population or candidates.population(chosen, calibration)
     try:
         policy = fit_policy(labelled, population, config.policy)
     except PolicyError as exc:
@@ -1158,3 +1159,28 @@ def choice_name(name: str) -> str:
         choice.LOGISTIC: "logistic regression",
         choice.BLEND: "blend",
     }.get(name, name)
+
+
+def _served_population(
+    fitted: _Regional | None,
+    crossfit: bool,
+    split: TimeSplit,
+    spec: InputSpec,
+    calibration: Calibration,
+    config: TrainConfig,
+) -> Scored | None:
+    """The validation population scored by the regional margin, when that is out of sample.
+
+    On the holdout scheme every model (pooled and each region's own) was trained on the
+    training period, so the validation population scores out of sample, as the pooled
+    model's does. Cross-fitted models are refitted on the validation rows too: the
+    population then stays the pooled model's out-of-fold scores (None here), and only the
+    labelled rows are scored by the regional margin.
+    """
+    if fitted is None or fitted.margin is None or crossfit:
+        return None
+    frame = split.valid_population
+    scorer = CalibratedModel(fitted.margin, spec, calibration)
+    return Scored.from_predictions(
+        scorer.predict(frame), _regions(frame, config.policy.region_feature)
+    )

@@ -17,6 +17,7 @@ from training import choice, regional
 from training.baselines import PointsScore
 from training.card import regional_serving_lines
 from training.config import TrainConfigError
+from training.policy import capacity_threshold
 from training.train import TrainConfig, fit_bundle
 
 TINY = dict(num_boost_round=100, early_stopping_rounds=10, num_threads=1)
@@ -149,3 +150,15 @@ def test_the_points_get_a_region_offset_where_it_helps(points_by_region):
             )
     text = "\n".join(regional_serving_lines(fitted.serving))
     assert "(pooled, offset" in text
+
+
+def test_on_the_holdout_scheme_the_population_is_scored_as_served(two_rules, monkeypatch):
+    # a validation period of a few hundred rows: a lower bar lets EMEA earn its own model
+    monkeypatch.setattr(choice, "MIN_REGION_CONVERSIONS", 20)
+    config = TrainConfig(per_region_model="auto", crossfit="off", **TINY)
+    fitted = fit_bundle(two_rules, config)
+    assert fitted.bundle.metadata.model_choice.scheme == "holdout"
+    assert any(s.served == regional.OWN for s in fitted.serving), [s.reason for s in fitted.serving]
+    served = fitted.bundle.predict(fitted.split.valid_population).probability
+    # the capacity threshold was chosen on the served model's own scores of this population
+    assert fitted.bundle.policy.threshold == capacity_threshold(served, config.policy.target)
