@@ -695,6 +695,8 @@ def train(
             for key in ("calibration", "model", "crossfit", "monotone"):
                 if options[key] == "auto" and key in declared:
                     options.pop(key)  # the config's own choice wins over the default
+            if options["per_region_model"] == "off" and "per_region_model" in declared:
+                options.pop("per_region_model")  # likewise (its default is off)
             config = train_config_from_dataset(data, **options)
             horizon = None
         else:

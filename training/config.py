@@ -177,6 +177,7 @@ DATASET_KEYS = (
     "monotone",
     "model",
     "crossfit",
+    "per_region_model",
 )
 _DatasetTrain = create_model(  # type: ignore[call-overload]
     "DatasetTrain",

@@ -16,7 +16,7 @@ from runtime.regional import RegionalMargin
 from training import choice, regional
 from training.baselines import PointsScore
 from training.card import regional_serving_lines
-from training.config import TrainConfigError
+from training.config import TrainConfigError, train_problems
 from training.policy import capacity_threshold
 from training.train import TrainConfig, fit_bundle
 
@@ -162,3 +162,8 @@ def test_on_the_holdout_scheme_the_population_is_scored_as_served(two_rules, mon
     served = fitted.bundle.predict(fitted.split.valid_population).probability
     # the capacity threshold was chosen on the served model's own scores of this population
     assert fitted.bundle.policy.threshold == capacity_threshold(served, config.policy.target)
+
+
+def test_a_dataset_config_may_ask_for_it():
+    assert train_problems({"per_region_model": "auto"}) == []
+    assert any("per_region_model" in p for p in train_problems({"per_region_model": "maybe"}))
