@@ -737,6 +737,7 @@ def train(
         + (f" ({others})" if others else "")
         + f", ECE {m['test_ece']:.3f}, top-decile lift {m['test_lift_top10']:.2f}"
         + f"; model: {result.bundle.metadata.model_choice.chosen}"
+        + _regional_words(result.bundle.margin)
     )
     if result.version:
         console.print(
@@ -1971,3 +1972,19 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- A model per region (issue 19 item 2) -------------------------------------------------
+
+
+def _regional_words(margin: object) -> str:
+    """``, per region: EMEA own blend, LATAM offset`` for a regional margin, else ""."""
+    from runtime.regional import RegionalMargin
+
+    if not isinstance(margin, RegionalMargin):
+        return ""
+    routes = ", ".join(
+        f"{r.region} {'own ' + r.candidate if r.source == 'own' else 'offset'}"
+        for r in margin.routes
+    )
+    return f", per region: {routes}"

@@ -167,3 +167,11 @@ def test_on_the_holdout_scheme_the_population_is_scored_as_served(two_rules, mon
 def test_a_dataset_config_may_ask_for_it():
     assert train_problems({"per_region_model": "auto"}) == []
     assert any("per_region_model" in p for p in train_problems({"per_region_model": "maybe"}))
+
+
+def test_the_train_command_names_the_regions_served(served):
+    from leadscore.cli import _regional_words
+
+    words = _regional_words(served.bundle.margin)
+    assert words.startswith(", per region: ") and "EMEA own " in words
+    assert _regional_words(served.bundle.margin.pooled) == ""
