@@ -50,12 +50,7 @@ from runtime.regional import RegionalMargin, Route
 from training import choice, regional
 from training.baselines import fit_points_margin, points_rules
 from training.calibration import CalibrationChoice, choose_calibration
-from training.card import (
-    points_rule_lines,
-    region_choice_lines,
-    regional_serving_lines,
-    render_card,
-)
+from training.card import points_rule_lines, region_choice_lines, render_card
 from training.config import TrainConfig
 from training.crossfit import N_FOLDS, crossfit_trees, fold_of_rows, make_folds, use_crossfit
 from training.data import (
@@ -868,6 +863,8 @@ def run_training(
     if isinstance(fitted.bundle.margin, PointsMargin):
         card += "\n".join(points_rule_lines(fitted.bundle.margin))
     if fitted.serving:
+        from training.card import regional_serving_lines
+
         card += "\n".join(regional_serving_lines(fitted.serving))
     elif fitted.regions:
         card += "\n".join(region_choice_lines(fitted.regions))
