@@ -20,7 +20,6 @@ if TYPE_CHECKING:  # issue 19 (tournament): types of the appended block only
     from runtime.points import PointsMargin
     from training.choice import RegionChoice
     from training.promote import PromotionResult
-    from training.regional import RegionServing
 
 CARD_METRICS: tuple[tuple[str, str, str], ...] = (
     ("roc_auc", "ROC AUC", "{:.3f}"),
@@ -573,60 +572,4 @@ def region_choice_lines(regions: list[RegionChoice]) -> list[str]:
             f"{CANDIDATE_NAMES.get(r.serving, r.serving)} (pooled) | {own} |"
         )
     lines += ["", *(f"- {r.reason}." for r in regions)]
-    return [*lines, ""]
-
-
-# --- A model per region (issue 19 item 2, --per-region-model auto) ----------------------
-
-
-def regional_serving_lines(serving: list[RegionServing]) -> list[str]:
-    """Which model actually serves which region, and why (``training.regional``).
-
-    Args:
-        serving: One entry per region of the evaluation rows, largest first.
-    """
-    if not serving:
-        return []
-    from training.choice import MIN_REGION_CONVERSIONS, TOLERANCE
-
-    own = [s for s in serving if s.served == "own"]
-    lines = [
-        "## Model by region",
-        "",
-        f"Served per region (`--per-region-model auto`): a region with at least "
-        f"{MIN_REGION_CONVERSIONS} conversions among the rows the choice was made on has "
-        "the candidates fitted again on its own rows, and is served its own winner only "
-        f"when that beats the pooled model's cross-validated log loss on its rows by more "
-        f"than {TOLERANCE:.1%}; its margins are mapped onto the pooled margin's scale (an "
-        "affine map) so the one calibration serves every region. Every other region is "
-        "served by the pooled model; where the pooled model does not read the region (the "
-        "points score), with a region offset fitted on its out-of-fold margins, shrunk "
-        "toward 0, and kept only when it lowers the region's held-out log loss. Leads in a "
-        "region unseen at training, or without one, get the pooled model.",
-        "",
-        f"This model serves {len(own)} region{'' if len(own) == 1 else 's'} with a model of "
-        "its own"
-        + (
-            f" ({', '.join(s.region for s in own)}; the bundle's margin is regional)."
-            if own
-            else "."
-        ),
-        "",
-        "| Region | Rows | Conversions | Served by | Pooled log loss | Own best log loss |",
-        "|---|---:|---:|---|---:|---:|",
-    ]
-    for s in serving:
-        name = CANDIDATE_NAMES.get(s.candidate, s.candidate)
-        served = {
-            "own": f"{name} (its own)",
-            "offset": f"{name} (pooled, offset {s.offset_logodds:+.3f} log-odds)",
-        }.get(s.served, f"{name} (pooled)")
-        pooled = f"{s.pooled_score.log_loss:.4f}" if s.pooled_score else "–"
-        best = min(s.own_scores.values(), key=lambda x: x.log_loss) if s.own_scores else None
-        own_text = f"{best.log_loss:.4f}" if best else "–"
-        lines.append(
-            f"| {s.region or '(no region)'} | {s.rows:,} | {s.conversions:,} | {served} | "
-            f"{pooled} | {own_text} |"
-        )
-    lines += ["", *(f"- {s.reason}." for s in serving)]
     return [*lines, ""]

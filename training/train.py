@@ -863,9 +863,7 @@ def run_training(
     if isinstance(fitted.bundle.margin, PointsMargin):
         card += "\n".join(points_rule_lines(fitted.bundle.margin))
     if fitted.serving:
-        from training.card import regional_serving_lines
-
-        card += "\n".join(regional_serving_lines(fitted.serving))
+        card += "\n".join(regional.card_lines(fitted.serving))
     elif fitted.regions:
         card += "\n".join(region_choice_lines(fitted.regions))
     flat = evaluation.flat()

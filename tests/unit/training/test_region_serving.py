@@ -15,7 +15,6 @@ from runtime.bundle import ModelBundle
 from runtime.regional import RegionalMargin
 from training import choice, regional
 from training.baselines import PointsScore
-from training.card import regional_serving_lines
 from training.config import TrainConfigError, train_problems
 from training.policy import capacity_threshold
 from training.train import TrainConfig, fit_bundle
@@ -73,7 +72,7 @@ def test_the_region_with_other_rules_gets_its_own_model(served):
 
 
 def test_the_card_says_which_model_serves_which_region(served):
-    text = "\n".join(regional_serving_lines(served.serving))
+    text = "\n".join(regional.card_lines(served.serving))
     assert "## Model by region" in text
     assert "(its own)" in text and "| EMEA |" in text
     assert "its own" in text and "beats the pooled" in text
@@ -148,7 +147,7 @@ def test_the_points_get_a_region_offset_where_it_helps(points_by_region):
             np.testing.assert_allclose(
                 scores.raw[mask], margin.pooled.predict_raw(X[mask]) + route.shift
             )
-    text = "\n".join(regional_serving_lines(fitted.serving))
+    text = "\n".join(regional.card_lines(fitted.serving))
     assert "(pooled, offset" in text
 
 
