@@ -648,6 +648,15 @@ def train(
             "on or off."
         ),
     ] = "auto",
+    per_region_model: Annotated[
+        str,
+        typer.Option(
+            help="auto (serve a region with enough conversions its own model when it beats "
+            "the pooled model's cross-validated log loss on the region's rows; the pooled "
+            "model otherwise, plus a region offset where it does not read the region) or "
+            "off (one pooled model)."
+        ),
+    ] = "off",
     monotone: Annotated[
         str,
         typer.Option(
@@ -721,6 +730,7 @@ def train(
             num_threads=threads,
             model=model,
             crossfit=crossfit,
+            per_region_model=per_region_model,
             monotone=monotone,
             engine=engine,
             scheduler=scheduler,
@@ -735,6 +745,8 @@ def train(
             for key in ("calibration", "model", "crossfit", "monotone"):
                 if options[key] == "auto" and key in declared:
                     options.pop(key)  # the config's own choice wins over the default
+            if options["per_region_model"] == "off" and "per_region_model" in declared:
+                options.pop("per_region_model")  # likewise (its default is off)
             config = train_config_from_dataset(data, **options)
             horizon = None
         else:
@@ -775,6 +787,7 @@ def train(
         + (f" ({others})" if others else "")
         + f", ECE {m['test_ece']:.3f}, top-decile lift {m['test_lift_top10']:.2f}"
         + f"; model: {result.bundle.metadata.model_choice.chosen}"
+        + _regional_words(result.bundle.margin)
     )
     if result.version:
         console.print(
@@ -2269,3 +2282,19 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- A model per region (issue 19 item 2) -------------------------------------------------
+
+
+def _regional_words(margin: object) -> str:
+    """``, per region: EMEA own blend, LATAM offset`` for a regional margin, else ""."""
+    from runtime.regional import RegionalMargin
+
+    if not isinstance(margin, RegionalMargin):
+        return ""
+    routes = ", ".join(
+        f"{r.region} {'own ' + r.candidate if r.source == 'own' else 'offset'}"
+        for r in margin.routes
+    )
+    return f", per region: {routes}"

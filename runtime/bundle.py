@@ -45,6 +45,7 @@ from runtime.margin import (
 )
 from runtime.metadata import BUNDLE_FORMAT_VERSION, BundleMetadata, ModelArtifactError
 from runtime.reasons import signal_reasons
+from runtime.regional import REGIONAL_FILE
 from runtime.treeshap import TreeShapExplainer
 
 FILES = {
@@ -499,7 +500,9 @@ class CalibratedModel:
 
 def _margin_file(kind: str) -> str:
     """The artifact that states a margin's feature count (named in a mismatch error)."""
-    return {"tree": FILES["model"], "points": POINTS_FILE}.get(kind, LINEAR_FILE)
+    return {"tree": FILES["model"], "points": POINTS_FILE, "regional": REGIONAL_FILE}.get(
+        kind, LINEAR_FILE
+    )
 
 
 class ModelBundle(CalibratedModel):

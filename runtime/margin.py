@@ -11,7 +11,10 @@ and exact SHAP values on the encoded matrix, so the margin model is a small prot
 * ``BlendMargin``: ``w · tree + (1 − w) · linear`` on the margin scale; SHAP values and the
   base value are the same weighted sums, so they stay exact;
 * ``PointsMargin`` (``runtime.points``): hand-set points rules scaled to log-odds, explained
-  by the rules that fired (``points_model.json``).
+  by the rules that fired (``points_model.json``);
+* ``RegionalMargin`` (``runtime.regional``): a pooled margin of one of the kinds above, plus
+  a margin of its own or an offset for each region that earned one, routed by the region
+  column (``regional.json`` and one folder per margin).
 
 A bundle records its kind in ``margin.json``; a bundle without that file is a tree model
 (the format before other kinds existed). Nothing is pickled.
@@ -31,13 +34,14 @@ import numpy.typing as npt
 from runtime.linear import FloatArray, LinearMargin
 from runtime.metadata import ModelArtifactError
 from runtime.points import PointsMargin
+from runtime.regional import RegionalMargin, load_regional, save_regional
 from runtime.treeshap import TreeShapExplainer
 
 TREE_FILE = "model.txt"
 LINEAR_FILE = "linear_model.json"
 MARGIN_FILE = "margin.json"
 POINTS_FILE = "points_model.json"
-KINDS = ("tree", "linear", "blend", "points")
+KINDS = ("tree", "linear", "blend", "points", "regional")
 
 
 @runtime_checkable
@@ -45,7 +49,7 @@ class MarginModel(Protocol):
     """What scoring needs from a model: raw margins and exact SHAP values.
 
     Attributes:
-        kind: ``tree``, ``linear``, ``blend`` or ``points``.
+        kind: ``tree``, ``linear``, ``blend``, ``points`` or ``regional``.
         n_features: Columns of the encoded matrix.
     """
 
@@ -163,14 +167,14 @@ class BlendMargin:
         self.linear.warmup()
 
 
-AnyMargin = TreeMargin | LinearMargin | BlendMargin | PointsMargin
+AnyMargin = TreeMargin | LinearMargin | BlendMargin | PointsMargin | RegionalMargin
 
 
 def as_margin(model: lgb.Booster | AnyMargin) -> AnyMargin:
     """A margin model from a margin model or a bare booster (wrapped as ``TreeMargin``)."""
     if isinstance(model, lgb.Booster):
         return TreeMargin(model)
-    if isinstance(model, TreeMargin | LinearMargin | BlendMargin | PointsMargin):
+    if isinstance(model, TreeMargin | LinearMargin | BlendMargin | PointsMargin | RegionalMargin):
         return model
     raise TypeError(f"expected a LightGBM booster or a margin model, got {type(model).__name__}")
 
@@ -187,6 +191,10 @@ def tree_booster(model: AnyMargin) -> lgb.Booster | None:
 def save_margin(model: AnyMargin, folder: Path) -> None:
     """Write the margin model's files into a bundle folder (text and JSON only)."""
     description: dict[str, Any] = {"kind": model.kind}
+    if isinstance(model, RegionalMargin):
+        save_regional(model, folder, save_margin)  # type: ignore[arg-type]
+        (folder / MARGIN_FILE).write_text(json.dumps(description, indent=2))
+        return
     booster = tree_booster(model)
     if booster is not None:
         booster.save_model(str(folder / TREE_FILE))
@@ -218,6 +226,8 @@ def load_margin(folder: Path) -> AnyMargin:
         kind, weight = str(description["kind"]), description.get("weight")
     if kind == "points":
         return _load_points(folder / POINTS_FILE)
+    if kind == "regional":
+        return load_regional(folder, _load_plain)
     tree = TreeMargin(load_booster_text(folder / TREE_FILE)) if kind != "linear" else None
     linear = _load_linear(folder / LINEAR_FILE) if kind != "tree" else None
     if kind == "tree" and tree is not None:
@@ -229,6 +239,14 @@ def load_margin(folder: Path) -> AnyMargin:
         return BlendMargin(tree, linear, float(weight))  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         raise ModelArtifactError(f"{folder / MARGIN_FILE}: malformed blend: {exc}") from exc
+
+
+def _load_plain(folder: Path) -> AnyMargin:
+    """A regional model's part: any margin but another regional one."""
+    margin = load_margin(folder)
+    if isinstance(margin, RegionalMargin):
+        raise ModelArtifactError(f"{folder}: a regional model's part cannot itself be regional")
+    return margin
 
 
 def _read_json(path: Path) -> Any:

@@ -265,8 +265,8 @@ def choose_by_region(
             reason = (
                 f"{label}: {_conversions(conversions)}; on its own rows {own} does better "
                 f"({scores[own].log_loss:.4f} against {scores[pooled].log_loss:.4f} log "
-                f"loss), but the bundle holds one pooled model for every region (a model per "
-                "region is not served yet)"
+                f"loss), but the bundle holds one pooled model for every region (train "
+                "--per-region-model auto serves a region its own when it earns one)"
             )
         out.append(RegionChoice(region, rows, conversions, pooled, own, scores, reason))
     return out

@@ -76,6 +76,10 @@ class TrainConfig(BaseModel):
             ``blend``.
         crossfit: ``auto`` cross-fits below ``training.crossfit``'s size thresholds; ``on``
             / ``off`` force it.
+        per_region_model: ``auto`` serves a region with enough conversions its own model
+            when that model's cross-validated log loss beats the pooled model's on the
+            region's rows, and the pooled model with a region offset otherwise
+            (``training.regional``); ``off`` (the default) serves one pooled model.
 
     Raises:
         TrainConfigError: on construction, naming every setting that is wrong.
@@ -100,6 +104,7 @@ class TrainConfig(BaseModel):
     monotone: Literal["auto", "on", "off"] = "auto"
     model: Literal["auto", "points", "lightgbm", "logistic", "blend"] = "auto"
     crossfit: Literal["auto", "on", "off"] = "auto"
+    per_region_model: Literal["auto", "off"] = "off"
 
     def __init__(self, **settings: Any) -> None:
         try:
@@ -120,6 +125,11 @@ class TrainConfig(BaseModel):
             raise ValueError(f"tune_trials must be >= 0, got {self.tune_trials}")
         if self.num_threads < 0:
             raise ValueError(f"num_threads must be >= 0, got {self.num_threads}")
+        if self.per_region_model == "auto" and self.model != "auto":
+            raise ValueError(
+                f"per_region_model 'auto' chooses each region's model, so it needs model "
+                f"'auto', not {self.model!r}"
+            )
         return self
 
     def to_params(self) -> dict[str, Any]:
@@ -140,6 +150,7 @@ class TrainConfig(BaseModel):
             "monotone": self.monotone,
             "model": self.model,
             "crossfit": self.crossfit,
+            "per_region_model": self.per_region_model,
             **(
                 {
                     "dask.scheduler": self.scheduler
@@ -166,6 +177,7 @@ DATASET_KEYS = (
     "monotone",
     "model",
     "crossfit",
+    "per_region_model",
 )
 _DatasetTrain = create_model(  # type: ignore[call-overload]
     "DatasetTrain",

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ import pandas as pd
 from features.build import fingerprint
 from features.io import replace_dir
 from features.pipeline import TrainingSet
+from leadscore.errors import LeadscoreError
 from runtime import registry
 from runtime.bundle import CalibratedModel, Calibration, ModelBundle
 from runtime.encoding import InputSpec
@@ -44,7 +46,8 @@ from runtime.metadata import (
     request_form_of,
 )
 from runtime.points import PointsMargin, PointsRuleError
-from training import choice
+from runtime.regional import RegionalMargin, Route
+from training import choice, regional
 from training.baselines import fit_points_margin, points_rules
 from training.calibration import CalibrationChoice, choose_calibration
 from training.card import (
@@ -69,6 +72,7 @@ from training.metrics import probability_metrics, ranking_metrics
 from training.model import DEFAULT_PARAMS, GradientBoostedModel
 from training.monotone import crossfit_monotone, feature_directions, fit_monotone
 from training.policy import PolicyError, Scored, fit_policy
+from training.regional import RegionServing
 from training.split import TimeSplit, split_by_time, split_from_spec
 from training.tune import TuneResult, tune
 
@@ -87,6 +91,8 @@ class Fitted:
     evaluation's logistic baseline."""
     regions: list[choice.RegionChoice] = field(default_factory=list)
     """The tournament per region (``choice.choose_by_region``), for the card."""
+    serving: list[RegionServing] = field(default_factory=list)
+    """Which model serves each region (``--per-region-model auto``; empty when off)."""
 
 
 @dataclass
@@ -295,8 +301,16 @@ def fit_bundle(
     calibration = chosen_calibration.calibration
     # The policy is fitted on policy-free predictions: probabilities of the labelled
     # evaluation rows, probabilities and SHAP group sums of the population.
-    labelled = Scored(calibration(candidates.eval_raw[chosen]), candidates.regions, y=candidates.y)
-    population = candidates.population(chosen, calibration)
+    served_raw, regional_fit = candidates.eval_raw[chosen], None
+    if config.per_region_model == "auto":
+        progress("choosing a model per region")
+        regional_fit = _fit_regional(
+            split, spec, base, config, points, candidates, chosen, calibration, crossfit
+        )
+        served_raw = regional_fit.eval_raw
+    labelled = Scored(calibration(served_raw), candidates.regions, y=candidates.y)
+    population = _served_population(regional_fit, crossfit, split, spec, calibration, config)
+    population = population or candidates.population(chosen, calibration)
     try:
         policy = fit_policy(labelled, population, config.policy)
     except PolicyError as exc:
@@ -333,7 +347,8 @@ def fit_bundle(
         model_choice,
     )
     metadata = metadata.model_copy(update={"monotone": candidates.monotone})
-    bundle = ModelBundle(candidates.margins[chosen], spec, calibration, policy, metadata)
+    served = regional_fit.margin if regional_fit and regional_fit.margin else None
+    bundle = ModelBundle(served or candidates.margins[chosen], spec, calibration, policy, metadata)
     calibrated = {
         name: CalibratedModel(margin, spec, calibrations[name].calibration)
         for name, margin in candidates.margins.items()
@@ -345,7 +360,8 @@ def fit_bundle(
         if config.policy.region_feature in frame.columns
         else []
     )
-    return Fitted(bundle, split, candidates.model, tuning, calibrated, regions)
+    serving = regional_fit.serving if regional_fit else []
+    return Fitted(bundle, split, candidates.model, tuning, calibrated, regions, serving)
 
 
 PointsSpec = tuple[list[dict[str, Any]], float, str]
@@ -855,7 +871,9 @@ def run_training(
     )
     if isinstance(fitted.bundle.margin, PointsMargin):
         card += "\n".join(points_rule_lines(fitted.bundle.margin))
-    if fitted.regions:
+    if fitted.serving:
+        card += "\n".join(regional.card_lines(fitted.serving))
+    elif fitted.regions:
         card += "\n".join(region_choice_lines(fitted.regions))
     flat = evaluation.flat()
     metrics = _loggable_metrics({**flat, **_choice_metrics(fitted.bundle.metadata.model_choice)})
@@ -915,3 +933,258 @@ def run_training(
 
 def _copy_tree(source: Path, dest: Path) -> None:
     shutil.copytree(source, dest, dirs_exist_ok=True)
+
+
+# --- A model per region (``--per-region-model auto``, ``training.regional``) -------------
+
+
+@dataclass
+class _Regional:
+    """What serving per region adds to the pooled choice.
+
+    Attributes:
+        margin: The regional margin (None when every region keeps the pooled margin).
+        serving: Which model serves each region of the evaluation rows, and why.
+        eval_raw: The evaluation rows' margins as served (own models aligned, offsets
+            added): the policy is fitted on their probabilities.
+    """
+
+    margin: RegionalMargin | None
+    serving: list[RegionServing]
+    eval_raw: np.ndarray
+
+
+def _region_split(split: TimeSplit, feature: str, region: str) -> TimeSplit:
+    """The split restricted to one region's rows (the same periods and boundaries)."""
+
+    def part(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[_regions(frame, feature) == region]
+
+    valid = part(split.valid)
+    return TimeSplit(
+        train=part(split.train),
+        valid=valid,
+        test=part(split.test),
+        boundaries=split.boundaries,
+        dropped_rows=split.dropped_rows,
+        # lead-snapshot splits: the population is the validation rows themselves
+        valid_population=valid
+        if split.valid_population is split.valid
+        else part(split.valid_population),
+        test_population=part(split.test_population),
+    )
+
+
+def _region_candidates(
+    split: TimeSplit,
+    spec: InputSpec,
+    base: BoostedEstimator,
+    config: TrainConfig,
+    points: PointsSpec | None,
+    crossfit: bool,
+) -> _Candidates:
+    """The candidates fitted on one region's rows alone, by the pooled choice's scheme."""
+    if crossfit:
+        assert isinstance(base, GradientBoostedModel)
+        rows = len(split.train) + len(split.valid)
+        return _crossfit_candidates(split, spec, _small_data_leaves(base, rows), config, points)
+    X, y = spec.transform(split.train), split.train["label"].to_numpy()
+    Xv, yv = spec.transform(split.valid), split.valid["label"].to_numpy()
+    return _holdout_candidates(split, spec, base, config, X, y, Xv, yv, points)
+
+
+def _fit_regional(
+    split: TimeSplit,
+    spec: InputSpec,
+    base: BoostedEstimator,
+    config: TrainConfig,
+    points: PointsSpec | None,
+    candidates: _Candidates,
+    chosen: str,
+    calibration: Calibration,
+    crossfit: bool,
+) -> _Regional:
+    """Each region's own model when it beats the pooled one on its rows, else an offset
+    when one helps on held-out rows, else the pooled margin (``training.regional``)."""
+    feature = config.policy.region_feature
+    pooled_raw, y, regions = candidates.eval_raw[chosen], candidates.y, candidates.regions
+    served = pooled_raw.copy()
+    column = spec.names.index(feature) if feature in spec.names else None
+    categories = spec.features_[column].categories if column is not None else None
+    codes = {str(c): float(i) for i, c in enumerate(categories or ())}
+    slope = regional.margin_slope(pooled_raw, y)
+    reads_region = column is not None and regional.reads_column(
+        candidates.margins[chosen], spec.transform(split.valid.head(2000)), column, codes.values()
+    )
+    routes: list[Route] = []
+    serving: list[RegionServing] = []
+    names, counts = np.unique(regions, return_counts=True)
+    for region in [str(n) for _, n in sorted(zip(-counts, names, strict=True))]:
+        mask = regions == region
+        rows, conversions = int(mask.sum()), int(y[mask].sum())
+        label = region or "(no region)"
+        facts = f"{label}: {regional.plural(conversions, 'conversion')}"
+        code = codes.get(region)
+        if code is None:
+            why = (
+                "leads without a region"
+                if not region
+                else f"not a category of the model's {feature!r} feature"
+            )
+            serving.append(
+                RegionServing(
+                    region,
+                    rows,
+                    conversions,
+                    regional.POOLED,
+                    chosen,
+                    reason=f"{facts}; {why}, so the pooled model serves it",
+                )
+            )
+            continue
+        pooled_score: choice.Score | None = None
+        own_scores: dict[str, choice.Score] = {}
+        verdict = f"fewer than the {choice.MIN_REGION_CONVERSIONS} a model of its own needs"
+        if choice.MIN_REGION_CONVERSIONS <= conversions < rows:
+            pooled_score = choice.score(pooled_raw[mask], y[mask], config.seed)
+            try:
+                own = _region_candidates(
+                    _region_split(split, feature, region), spec, base, config, points, crossfit
+                )
+            except (LeadscoreError, ValueError, lgb.basic.LightGBMError) as exc:
+                own, verdict = None, f"its own candidates could not be fitted ({exc})"
+            if own is not None and not np.array_equal(own.y, y[mask]):
+                own, verdict = None, "its own candidates were judged on other rows"
+            if own is not None:
+                own_scores = {
+                    name: choice.score(raw, own.y, config.seed)
+                    for name, raw in own.eval_raw.items()
+                }
+                winner, wins = regional.decide_own(own_scores, pooled_score)
+                best = own_scores[winner].log_loss
+                if wins:
+                    scale, shift = regional.align(
+                        calibration, own.eval_raw[winner], own.y, pooled_raw, y
+                    )
+                    served[mask] = shift + scale * own.eval_raw[winner]
+                    routes.append(
+                        Route(region, code, regional.OWN, winner, scale, shift, own.margins[winner])
+                    )
+                    serving.append(
+                        RegionServing(
+                            region,
+                            rows,
+                            conversions,
+                            regional.OWN,
+                            winner,
+                            pooled_score,
+                            own_scores,
+                            scale,
+                            shift,
+                            reason=(
+                                f"{facts}; its own {choice_name(winner)} beats the pooled "
+                                f"{choice_name(chosen)} on its rows ({best:.4f} against "
+                                f"{pooled_score.log_loss:.4f} cross-validated log loss), so "
+                                "it serves the region"
+                            ),
+                        )
+                    )
+                    continue
+                verdict = (
+                    f"its own best, {choice_name(winner)} ({best:.4f} cross-validated log "
+                    f"loss), does not beat the pooled model ({pooled_score.log_loss:.4f})"
+                )
+        gain = (
+            None
+            if reads_region
+            else regional.offset_cv_gain(calibration, pooled_raw[mask], y[mask], slope, config.seed)
+        )
+        delta = (
+            regional.fit_offset(calibration, pooled_raw[mask], y[mask], slope)
+            if gain is not None and gain > 0
+            else 0.0
+        )
+        if delta != 0.0:
+            served[mask] = pooled_raw[mask] + delta
+            routes.append(Route(region, code, regional.OFFSET, chosen, 1.0, delta))
+            serving.append(
+                RegionServing(
+                    region,
+                    rows,
+                    conversions,
+                    regional.OFFSET,
+                    chosen,
+                    pooled_score,
+                    own_scores,
+                    1.0,
+                    delta,
+                    delta * slope,
+                    reason=(
+                        f"{facts}; {verdict}, so the pooled model serves it with an offset of "
+                        f"{delta * slope:+.3f} log-odds (fitted on its out-of-fold margins, "
+                        f"shrunk toward 0; it lowers the held-out log loss by {gain:.5f} a row)"
+                    ),
+                )
+            )
+            continue
+        no_offset = (
+            f"the pooled model reads the {feature!r} feature, which does a region offset's job"
+            if reads_region
+            else "too few conversions to test an offset"
+            if gain is None
+            else "an offset does not lower its held-out log loss (the region feature "
+            "already accounts for it)"
+        )
+        serving.append(
+            RegionServing(
+                region,
+                rows,
+                conversions,
+                regional.POOLED,
+                chosen,
+                pooled_score,
+                own_scores,
+                reason=f"{facts}; {verdict}, so the pooled model serves it; {no_offset}",
+            )
+        )
+    margin = (
+        RegionalMargin(candidates.margins[chosen], column, routes, feature)
+        if routes and column is not None
+        else None
+    )
+    return _Regional(margin, serving, served)
+
+
+def choice_name(name: str) -> str:
+    """A candidate in words (``logistic regression``)."""
+    return {
+        choice.POINTS: "points score",
+        choice.LIGHTGBM: "LightGBM",
+        choice.LOGISTIC: "logistic regression",
+        choice.BLEND: "blend",
+    }.get(name, name)
+
+
+def _served_population(
+    fitted: _Regional | None,
+    crossfit: bool,
+    split: TimeSplit,
+    spec: InputSpec,
+    calibration: Calibration,
+    config: TrainConfig,
+) -> Scored | None:
+    """The validation population scored by the regional margin, when that is out of sample.
+
+    On the holdout scheme every model (pooled and each region's own) was trained on the
+    training period, so the validation population scores out of sample, as the pooled
+    model's does. Cross-fitted models are refitted on the validation rows too: the
+    population then stays the pooled model's out-of-fold scores (None here), and only the
+    labelled rows are scored by the regional margin.
+    """
+    if fitted is None or fitted.margin is None or crossfit:
+        return None
+    frame = split.valid_population
+    scorer = CalibratedModel(fitted.margin, spec, calibration)
+    return Scored.from_predictions(
+        scorer.predict(frame), _regions(frame, config.policy.region_feature)
+    )
