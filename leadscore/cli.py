@@ -1734,6 +1734,13 @@ def retrain(
     data_end: DataEndOption = None,
     seed: Annotated[int, typer.Option(help="Seed for LightGBM and the baselines.")] = 0,
     threads: Annotated[int, typer.Option(help="LightGBM threads (0: all cores).", min=0)] = 0,
+    per_region_model: Annotated[
+        str,
+        typer.Option(
+            help="auto or off, as for `leadscore train`: a model per region for the "
+            "challenger's tournament."
+        ),
+    ] = "off",
     fail_on: FailOnOption = "never",
     json_out: JsonOption = False,
 ) -> None:
@@ -1755,6 +1762,8 @@ def retrain(
     fail_on = _fail_on(fail_on)
     need_folder(data, "--data", hint=f"--data: {data} is a file; give the folder of tables")
     need_file(config_file, "--config")
+    if per_region_model not in ("auto", "off"):
+        raise fail(f"--per-region-model: give auto or off, got {per_region_model!r}")
     try:
         end = pd.Timestamp(data_end) if data_end else None
     except ValueError as exc:
@@ -1769,7 +1778,11 @@ def retrain(
             store_dir=settings.home,
             experiment=settings.experiment,
             model_name=settings.model_name,
-            config=TrainConfig(seed=seed, num_threads=threads),
+            config=TrainConfig(
+                seed=seed,
+                num_threads=threads,
+                per_region_model=per_region_model,  # type: ignore[arg-type]
+            ),
             metric=metric,
             margin=margin,
             data_end=end,

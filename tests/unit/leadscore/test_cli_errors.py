@@ -108,6 +108,10 @@ WRONG = [
     ("promote --data {missing}", "does not exist"),
     ("promote --data {empty}", "is empty"),
     ("promote", "leadscore train"),
+    # retrain and the account history: an option value they do not take
+    ("retrain --data {data} --per-region-model sometimes", "--per-region-model"),
+    ("accounts momentum --days 30", "--days"),
+    ("accounts timeline nobody", "nobody"),
     # score: file for folder, missing folder, folder for file, an unknown output kind
     ("score --data {file} --out {root}/s.csv", "is a file"),
     ("score --data {missing} --out {root}/s.csv", "does not exist"),
