@@ -1,0 +1,390 @@
+"""Account features, point in time: one pure function for training and scoring.
+
+An account (a company) is bought by a buying group, so its score reads all its people at
+once: firmographics, how many people are engaged and how recently, their seniority mix,
+which buying-group personas (``features.personas``) are engaged and which are missing,
+the best and summed lead scores when the lead model's probabilities are given, and
+momentum (engagement this week against the weekly average of the prior three).
+
+:func:`account_features` is the one computation: training calls it on snapshots of past
+dates, scoring on today's. It reads only rows at or before each ``as_of`` (activities
+``occurred_at <= as_of``, leads ``created_at <= as_of``, conversions ``converted_at <=
+as_of``), so no later row can reach a feature. :func:`account_labels` gives the label: at
+least one conversion of the account's leads in ``(as_of, as_of + horizon]`` (a lead
+created after ``as_of`` counts: the question is whether the company buys).
+
+Leads whose ``account_id`` is missing or not in the accounts table cannot be rolled up:
+they stay leads (the lead score is unaffected) and are returned in
+``AccountFeatures.unattached``, never dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.catalogue import ACTIVITY_TYPES
+from features.contract import TIMESTAMP_UNIT
+from features.personas import DEFAULT_PERSONAS, PersonaSpec, persona_codes
+from leadscore.errors import LeadscoreError
+
+ENGAGING_TYPES: tuple[str, ...] = tuple(
+    t for t in ACTIVITY_TYPES if t not in ("email_open", "email_bounce", "unsubscribe", "other")
+)
+"""Activities that show a person engaging (email opens are left out: security gateways
+and image proxies open mail for nobody)."""
+HIGH_INTENT_TYPES: tuple[str, ...] = (
+    "pricing_page_view",
+    "demo_page_view",
+    "demo_request",
+    "trial_signup",
+    "form_submit",
+)
+SENIOR = ("C-Level", "VP", "Director")
+ENGAGED_DAYS = 30
+"""A person is engaged when they did something engaging in the last 30 days."""
+RECENT_DAYS = 14
+MAX_LEAD_AGE_DAYS = 180
+"""Accounts are snapshotted while one of their leads is open and at most this old (the
+lead pipeline's own population rule), so the roll-up and the account model see the same
+accounts."""
+
+FIRMOGRAPHIC = ("industry", "region", "employee_count", "annual_revenue")
+CATEGORICAL = ("industry", "region")
+PEOPLE = (
+    "people",
+    "open_people",
+    "new_people_30d",
+    "engaged_7d",
+    "engaged_14d",
+    "engaged_30d",
+    "engaged_senior_30d",
+    "days_since_last_activity",
+    "days_since_first_person",
+    "converted_before",
+)
+SENIORITY_MIX = ("senior_people", "senior_share", "student_people")
+ACTIVITY = (
+    "activities_7d",
+    "activities_prior_21d",
+    "high_intent_30d",
+    "engaged_people_momentum",
+    "activity_momentum",
+)
+COVERAGE = ("personas_present", "personas_engaged")
+SCORES = ("best_lead_probability", "summed_lead_probability", "rollup_probability")
+
+
+class AccountInputError(LeadscoreError, ValueError):
+    """Account features cannot be computed from these tables; says which column is missing."""
+
+
+@dataclass(frozen=True)
+class AccountFeatures:
+    """Account snapshots with their features, and the leads no account could hold.
+
+    Attributes:
+        frame: ``account_id``, ``as_of`` and one column per feature (see
+            :func:`feature_names`), in the order of the snapshots.
+        unattached: Lead ids whose ``account_id`` is missing or unknown (sorted).
+    """
+
+    frame: pd.DataFrame
+    unattached: tuple[str, ...]
+
+
+def feature_names(
+    personas: Sequence[PersonaSpec] = DEFAULT_PERSONAS, with_scores: bool = True
+) -> list[str]:
+    """The account model's columns, in order."""
+    persona_cols = [f"engaged_{p.name}" for p in personas]
+    return [
+        *FIRMOGRAPHIC,
+        *PEOPLE,
+        *SENIORITY_MIX,
+        *ACTIVITY,
+        *COVERAGE,
+        *persona_cols,
+        *(SCORES if with_scores else ()),
+    ]
+
+
+def _require(table: pd.DataFrame, name: str, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise AccountInputError(f"{name}: missing column(s) {', '.join(missing)}")
+
+
+def _times(values: pd.Series) -> np.ndarray:
+    return np.asarray(pd.to_datetime(values), dtype=TIMESTAMP_UNIT)
+
+
+def unattached_leads(leads: pd.DataFrame, accounts: pd.DataFrame) -> np.ndarray:
+    """Mask of the leads whose ``account_id`` is missing or not in ``accounts``."""
+    account = leads["account_id"]
+    known = account.isin(set(accounts["account_id"].dropna()))
+    return (account.isna() | ~known).to_numpy()
+
+
+def account_snapshots(
+    leads: pd.DataFrame,
+    accounts: pd.DataFrame,
+    conversions: pd.DataFrame,
+    dates: Sequence[pd.Timestamp] | pd.DatetimeIndex,
+) -> pd.DataFrame:
+    """Every (account_id, as_of) at which the account has an open lead to score.
+
+    An open lead: created at or before ``as_of``, not converted by then, at most
+    ``MAX_LEAD_AGE_DAYS`` old (the lead pipeline's population). Unattached leads make no
+    account snapshot.
+    """
+    attached = leads.loc[~unattached_leads(leads, accounts)]
+    converted = attached["lead_id"].map(conversions.groupby("lead_id")["converted_at"].min())
+    created = pd.to_datetime(attached["created_at"])
+    rows = []
+    for as_of in pd.DatetimeIndex(dates):
+        age = as_of - created
+        is_open = (age >= pd.Timedelta(0)) & (age <= pd.Timedelta(days=MAX_LEAD_AGE_DAYS))
+        is_open &= ~(converted <= as_of).fillna(False).astype(bool)
+        ids = np.unique(attached.loc[is_open, "account_id"].astype(str))
+        rows.append(pd.DataFrame({"account_id": ids, "as_of": as_of}))
+    out = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["account_id"])
+    out["as_of"] = out["as_of"].astype(TIMESTAMP_UNIT) if len(out) else pd.Series(
+        dtype=TIMESTAMP_UNIT
+    )
+    return out.reset_index(drop=True)
+
+
+def account_labels(
+    snapshots: pd.DataFrame, leads: pd.DataFrame, conversions: pd.DataFrame, horizon_days: int
+) -> np.ndarray:
+    """1 where one of the account's leads converts in ``(as_of, as_of + horizon]``."""
+    conv = conversions.merge(leads[["lead_id", "account_id"]], on="lead_id", how="inner")
+    conv = conv.dropna(subset=["account_id"])
+    snaps = snapshots[["account_id", "as_of"]].reset_index(drop=True)
+    snaps = snaps.assign(_row=np.arange(len(snaps)))
+    pairs = snaps.merge(conv[["account_id", "converted_at"]], on="account_id", how="inner")
+    at = pd.to_datetime(pairs["converted_at"])
+    start = pd.to_datetime(pairs["as_of"])
+    hit = (at > start) & (at <= start + pd.Timedelta(days=horizon_days))
+    label = np.zeros(len(snaps), dtype=np.int8)
+    label[pairs.loc[hit.to_numpy(), "_row"].to_numpy()] = 1
+    return label
+
+
+def _lead_state(
+    leads: pd.DataFrame,
+    activities: pd.DataFrame,
+    converted_at: np.ndarray,
+    as_of: np.datetime64,
+) -> pd.DataFrame:
+    """Per lead existing at ``as_of``: its engagement windows, reading nothing later."""
+    day = np.timedelta64(1, "D")
+    created = _times(leads["created_at"])
+    exists = created <= as_of
+    lead = leads.loc[exists, ["lead_id", "account_id", "seniority", "persona"]].copy()
+    lead["created"] = created[exists]
+    lead["converted"] = converted_at[exists] <= as_of
+    at = activities["_at"].to_numpy()
+    window = (at <= as_of) & (at > as_of - 90 * day)
+    acts = activities.loc[window]
+    age = (as_of - acts["_at"].to_numpy()) / day
+    engaging = acts["_engaging"].to_numpy()
+    per = pd.DataFrame(
+        {
+            "lead_id": acts["lead_id"].to_numpy(),
+            "last": np.where(engaging, age, np.inf),
+            "e7": engaging & (age < 7),
+            "e14": engaging & (age < RECENT_DAYS),
+            "e30": engaging & (age < ENGAGED_DAYS),
+            "prior": engaging & (age >= 7) & (age < 28),
+            "a7": age < 7,
+            "a_prior": (age >= 7) & (age < 28),
+            "hi30": acts["_high"].to_numpy() & (age < ENGAGED_DAYS),
+        }
+    )
+    agg = per.groupby("lead_id", sort=False).agg(
+        last=("last", "min"),
+        e7=("e7", "any"),
+        e14=("e14", "any"),
+        e30=("e30", "any"),
+        prior=("prior", "any"),
+        a7=("a7", "sum"),
+        a_prior=("a_prior", "sum"),
+        hi30=("hi30", "sum"),
+    )
+    lead = lead.join(agg, on="lead_id")
+    for col in ("e7", "e14", "e30", "prior"):
+        lead[col] = lead[col].astype("boolean").fillna(False).astype(bool)
+    for col in ("a7", "a_prior", "hi30"):
+        lead[col] = lead[col].fillna(0).astype(np.int64)
+    lead["last"] = lead["last"].fillna(np.inf)
+    return lead
+
+
+def account_features(
+    tables: dict[str, pd.DataFrame],
+    snapshots: pd.DataFrame,
+    lead_scores: pd.DataFrame | None = None,
+    personas: Sequence[PersonaSpec] = DEFAULT_PERSONAS,
+) -> AccountFeatures:
+    """Point-in-time features of each (account_id, as_of) in ``snapshots``.
+
+    Args:
+        tables: ``leads``, ``accounts``, ``activities`` and ``conversions`` (the data
+            contract's tables; conversions may be empty when scoring).
+        snapshots: ``account_id`` and ``as_of`` (e.g. :func:`account_snapshots`).
+        lead_scores: Optional ``lead_id``, ``as_of``, ``probability``: the lead model's
+            calibrated probabilities at the same dates. Without them the score columns
+            are NaN.
+        personas: The buying group (``features.personas``).
+
+    Returns:
+        The features in the order of ``snapshots``, plus the unattached leads.
+
+    Raises:
+        AccountInputError: a table lacks a column the features need.
+    """
+    leads, accounts = tables["leads"], tables["accounts"]
+    activities, conversions = tables["activities"], tables["conversions"]
+    _require(leads, "leads", ("lead_id", "account_id", "created_at", "seniority", "department"))
+    _require(accounts, "accounts", ("account_id",))
+    _require(activities, "activities", ("lead_id", "occurred_at", "activity_type"))
+    _require(conversions, "conversions", ("lead_id", "converted_at"))
+    _require(snapshots, "snapshots", ("account_id", "as_of"))
+    loose = unattached_leads(leads, accounts)
+    unattached = tuple(sorted(leads.loc[loose, "lead_id"].astype(str)))
+    leads = leads.loc[~loose].reset_index(drop=True)
+    codes = persona_codes(
+        leads["seniority"].to_numpy(dtype=object), leads["department"].to_numpy(dtype=object),
+        personas,
+    )
+    leads = leads.assign(persona=codes, account_id=leads["account_id"].astype(str))
+    first_conv = conversions.groupby("lead_id")["converted_at"].min()
+    converted_at = _times(leads["lead_id"].map(first_conv))
+    converted_at = np.where(np.isnat(converted_at), np.datetime64("NaT", "us"), converted_at)
+    kind = activities["activity_type"].astype(str)
+    acts = pd.DataFrame(
+        {
+            "lead_id": activities["lead_id"].to_numpy(),
+            "_at": _times(activities["occurred_at"]),
+            "_engaging": kind.isin(ENGAGING_TYPES).to_numpy(),
+            "_high": kind.isin(HIGH_INTENT_TYPES).to_numpy(),
+        }
+    )
+    acts = acts.loc[acts["lead_id"].isin(set(leads["lead_id"]))]
+    firmo = _firmographics(accounts, leads)
+    snaps = snapshots[["account_id", "as_of"]].reset_index(drop=True)
+    snaps = snaps.assign(account_id=snaps["account_id"].astype(str), _row=np.arange(len(snaps)))
+    parts = []
+    for as_of, group in snaps.groupby("as_of", sort=True):
+        when = np.datetime64(pd.Timestamp(as_of).to_datetime64(), "us")
+        state = _lead_state(leads, acts, converted_at, when)
+        scores = None
+        if lead_scores is not None:
+            at = lead_scores.loc[pd.to_datetime(lead_scores["as_of"]) == pd.Timestamp(as_of)]
+            scores = at.set_index("lead_id")["probability"]
+        part = _roll_up(state, when, personas, scores)
+        parts.append(group.join(part, on="account_id"))
+    frame = pd.concat(parts) if parts else snaps.copy()
+    frame = frame.sort_values("_row").drop(columns="_row").reset_index(drop=True)
+    frame = frame.join(firmo, on="account_id")
+    names = feature_names(personas)
+    for name in names:
+        if name not in frame:
+            frame[name] = np.nan
+    zero = [c for c in names if c not in (*FIRMOGRAPHIC, *SCORES, "days_since_last_activity",
+                                          "days_since_first_person", "senior_share")]
+    frame[zero] = frame[zero].fillna(0)
+    for name in CATEGORICAL:
+        frame[name] = frame[name].astype("category")
+    return AccountFeatures(frame[["account_id", "as_of", *names]], unattached)
+
+
+def _firmographics(accounts: pd.DataFrame, leads: pd.DataFrame) -> pd.DataFrame:
+    """Industry, size and revenue from the accounts table; region from its leads."""
+    table = accounts.drop_duplicates("account_id").set_index(
+        accounts.drop_duplicates("account_id")["account_id"].astype(str)
+    )
+    out = pd.DataFrame(index=table.index)
+    out["industry"] = table["industry"] if "industry" in table else np.nan
+    out["employee_count"] = pd.to_numeric(table.get("employee_count"), errors="coerce")
+    out["annual_revenue"] = pd.to_numeric(table.get("annual_revenue"), errors="coerce")
+    if "region" in leads:
+        region = leads.dropna(subset=["region"]).groupby("account_id")["region"].agg(
+            lambda s: s.mode().iat[0]
+        )
+        out["region"] = region.reindex(out.index)
+    else:
+        out["region"] = np.nan
+    return out
+
+
+def _roll_up(
+    state: pd.DataFrame,
+    as_of: np.datetime64,
+    personas: Sequence[PersonaSpec],
+    scores: pd.Series | None,
+) -> pd.DataFrame:
+    """One row per account of the lead states at ``as_of``."""
+    day = np.timedelta64(1, "D")
+    s = state.assign(
+        senior=state["seniority"].isin(SENIOR).to_numpy(),
+        student=(state["seniority"] == "Student").to_numpy(),
+        age=(as_of - state["created"].to_numpy()) / day,
+    )
+    s["open"] = ~s["converted"] & (s["age"] <= MAX_LEAD_AGE_DAYS)
+    s["new30"] = s["age"] < 30
+    s["senior_e30"] = s["senior"] & s["e30"]
+    s["has_persona"] = s["persona"] >= 0
+    by = s.groupby("account_id", sort=False)
+    out = pd.DataFrame(
+        {
+            "people": by.size(),
+            "open_people": by["open"].sum(),
+            "new_people_30d": by["new30"].sum(),
+            "engaged_7d": by["e7"].sum(),
+            "engaged_14d": by["e14"].sum(),
+            "engaged_30d": by["e30"].sum(),
+            "engaged_senior_30d": by["senior_e30"].sum(),
+            "days_since_last_activity": by["last"].min().replace(np.inf, np.nan),
+            "days_since_first_person": by["age"].max(),
+            "converted_before": by["converted"].sum(),
+            "senior_people": by["senior"].sum(),
+            "student_people": by["student"].sum(),
+            "activities_7d": by["a7"].sum(),
+            "activities_prior_21d": by["a_prior"].sum(),
+            "high_intent_30d": by["hi30"].sum(),
+        }
+    )
+    out["senior_share"] = out["senior_people"] / out["people"]
+    prior_people = by["prior"].sum()
+    out["engaged_people_momentum"] = out["engaged_7d"] - prior_people / 3.0
+    out["activity_momentum"] = out["activities_7d"] - out["activities_prior_21d"] / 3.0
+    named = s.loc[s["has_persona"]]
+    out["personas_present"] = named.groupby("account_id")["persona"].nunique()
+    engaged = named.loc[named["e30"]]
+    out["personas_engaged"] = engaged.groupby("account_id")["persona"].nunique()
+    for i, p in enumerate(personas):
+        out[f"engaged_{p.name}"] = engaged.loc[engaged["persona"] == i].groupby("account_id").size()
+    if scores is not None:
+        p = s["lead_id"].map(scores).astype(np.float64)
+        scored = s.assign(p=p, log_miss=np.log1p(-np.clip(p, 0.0, 1.0 - 1e-12)))
+        scored = scored.loc[scored["p"].notna()]
+        sb = scored.groupby("account_id")
+        out["best_lead_probability"] = sb["p"].max()
+        out["summed_lead_probability"] = sb["p"].sum()
+        out["rollup_probability"] = 1.0 - np.exp(sb["log_miss"].sum())
+    return out
+
+
+def missing_personas(
+    frame: pd.DataFrame, personas: Sequence[PersonaSpec] = DEFAULT_PERSONAS
+) -> list[list[str]]:
+    """For each row of an account features frame, the personas nobody engaged in 30 days."""
+    cols = [f"engaged_{p.name}" for p in personas]
+    values = frame[cols].to_numpy()
+    return [[p.name for p, v in zip(personas, row, strict=True) if not v > 0] for row in values]
