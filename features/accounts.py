@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.catalogue import ACTIVITY_TYPES
+from features.catalogue import ACTIVITY_TYPES, FeatureSpec
 from features.contract import TIMESTAMP_UNIT
 from features.personas import DEFAULT_PERSONAS, PersonaSpec, persona_codes
 from leadscore.errors import LeadscoreError
@@ -110,6 +110,83 @@ def feature_names(
         *persona_cols,
         *(SCORES if with_scores else ()),
     ]
+
+
+_SENTENCES: dict[str, tuple[str, str]] = {
+    "industry": ("Industry: {value}", "The company's industry"),
+    "region": ("Region: {value}", "Where most of its people are"),
+    "employee_count": ("{value:,.0f} employees", "Company size"),
+    "annual_revenue": ("Annual revenue {value:,.0f}", "Company revenue"),
+    "people": ("{value:.0f} people known at the company", "Leads created so far"),
+    "open_people": ("{value:.0f} open leads", "Leads not converted, at most 180 days old"),
+    "new_people_30d": ("{value:.0f} new people in the last 30 days", "New leads, 30 days"),
+    "engaged_7d": ("{value:.0f} people engaged in the last 7 days", "Engaged people, 7 days"),
+    "engaged_14d": ("{value:.0f} people engaged in the last 14 days", "Engaged people, 14 days"),
+    "engaged_30d": ("{value:.0f} people engaged in the last 30 days", "Engaged people, 30 days"),
+    "engaged_senior_30d": (
+        "{value:.0f} directors or above engaged in the last 30 days",
+        "Engaged senior people, 30 days",
+    ),
+    "days_since_last_activity": (
+        "Last engagement {value:.0f} days ago",
+        "Days since anyone at the company engaged",
+    ),
+    "days_since_first_person": (
+        "First person arrived {value:.0f} days ago",
+        "Age of the relationship",
+    ),
+    "converted_before": ("{value:.0f} earlier conversions", "Conversions before as_of"),
+    "senior_people": ("{value:.0f} directors or above", "Senior people known"),
+    "senior_share": ("{value:.0%} of its people are directors or above", "Senior share"),
+    "student_people": ("{value:.0f} students", "Students among its people"),
+    "activities_7d": ("{value:.0f} activities this week", "Activities, 7 days"),
+    "activities_prior_21d": (
+        "{value:.0f} activities in the three weeks before",
+        "Activities, days 8-28",
+    ),
+    "high_intent_30d": (
+        "{value:.0f} pricing, demo, trial or form actions in 30 days",
+        "High-intent activities, 30 days",
+    ),
+    "engaged_people_momentum": (
+        "Engaged people this week vs the prior weekly average: {value:+.1f}",
+        "People momentum",
+    ),
+    "activity_momentum": (
+        "Activities this week vs the prior weekly average: {value:+.1f}",
+        "Activity momentum",
+    ),
+    "personas_present": ("{value:.0f} buying-group personas known", "Personas present"),
+    "personas_engaged": (
+        "{value:.0f} buying-group personas engaged in 30 days",
+        "Personas engaged",
+    ),
+    "best_lead_probability": ("Best lead: {value:.0%}", "Highest lead probability"),
+    "summed_lead_probability": ("Summed lead probability {value:.2f}", "Sum of lead probabilities"),
+    "rollup_probability": (
+        "Roll-up of its leads: {value:.0%}",
+        "1 - prod(1 - p) over open leads",
+    ),
+}
+
+
+def account_catalogue(
+    personas: Sequence[PersonaSpec] = DEFAULT_PERSONAS, with_scores: bool = True
+) -> tuple[FeatureSpec, ...]:
+    """The account features as catalogue entries (``runtime.encoding.InputSpec`` reads them):
+    firmographics are ``fit``, everything about the people is ``engagement``."""
+    specs = []
+    for name in feature_names(personas, with_scores):
+        if name.startswith("engaged_") and name not in _SENTENCES:
+            persona = name.removeprefix("engaged_").replace("_", " ")
+            template = f"{{value:.0f}} engaged {persona}(s) in 30 days"
+            description = f"Engaged people of persona {persona}, 30 days"
+        else:
+            template, description = _SENTENCES[name]
+        group = "fit" if name in FIRMOGRAPHIC else "engagement"
+        dtype = "category" if name in CATEGORICAL else "float"
+        specs.append(FeatureSpec(name, group, dtype, template, description))
+    return tuple(specs)
 
 
 def _require(table: pd.DataFrame, name: str, columns: Sequence[str]) -> None:

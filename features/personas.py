@@ -149,6 +149,15 @@ _SINGULAR = {"seniorities": "seniority", "departments": "department"}
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
+def _suggest(value: object, vocabulary: Sequence[str]) -> str:
+    """A "did you mean", trying a case-insensitive match first (``Vp`` is ``VP``)."""
+    from features.dataset_config.schema import did_you_mean
+
+    folded = {v.lower(): v for v in vocabulary}
+    exact = folded.get(str(value).lower())
+    return f" (did you mean {exact!r}?)" if exact else did_you_mean(value, vocabulary)
+
+
 def persona_problems(raw: Any) -> list[str]:
     """Every problem of a ``personas:`` declaration, worded as ``personas[i] (name): ...``.
 
@@ -183,7 +192,7 @@ def persona_problems(raw: Any) -> list[str]:
                 if value not in vocabulary:
                     problems.append(
                         f"{where}: {key}: {value!r} is not a known {_SINGULAR[key]}"
-                        f"{did_you_mean(value, vocabulary)}"
+                        f"{_suggest(value, vocabulary)}"
                     )
         name = item.get("name")
         if not name:

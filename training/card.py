@@ -449,3 +449,60 @@ def _calibration_lines(metadata: BundleMetadata) -> list[str]:
             "is more extreme than its block's evidence supports."
         )
     return lines
+
+
+# --- Accounts (issue 18) ----------------------------------------------------------------
+
+_ACCOUNT_METHOD_WORDS = {
+    "account_model": "Account model (LightGBM on account features, calibrated)",
+    "rollup": "Roll-up 1 − ∏(1 − pᵢ) of calibrated lead probabilities",
+    "best_lead": "Best single lead's probability",
+}
+
+
+def render_account_card(
+    metrics: dict[str, dict[str, float]],
+    chosen: str,
+    counts: dict[str, dict[str, int]],
+    unattached: int,
+) -> str:
+    """The account model's card: every account score compared on validation and test.
+
+    Args:
+        metrics: ``{method: {"valid_roc_auc": ..., "test_log_loss": ..., ...}}``
+            (``training.accounts.AccountFit.metrics``).
+        chosen: The method registered.
+        counts: Account snapshots, accounts and positives per period.
+        unattached: Leads with a missing or unknown ``account_id``.
+    """
+    lines = [
+        "# Account score card",
+        "",
+        "Probability that an account produces at least one conversion within the horizon "
+        "after `as_of` (any of its leads, including people who arrive later).",
+        "",
+        f"Registered: **{chosen}** (lowest validation log loss of the account model and the "
+        "roll-up; the test period only reports).",
+        "",
+        "| Score | Test ROC AUC | Test log loss | Test ECE | Valid ROC AUC | Valid log loss |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method, values in metrics.items():
+        lines.append(
+            f"| {_ACCOUNT_METHOD_WORDS.get(method, method)} "
+            f"| {_fmt(values.get('test_roc_auc'), '{:.3f}')} "
+            f"| {_fmt(values.get('test_log_loss'), '{:.4f}')} "
+            f"| {_fmt(values.get('test_ece'), '{:.4f}')} "
+            f"| {_fmt(values.get('valid_roc_auc'), '{:.3f}')} "
+            f"| {_fmt(values.get('valid_log_loss'), '{:.4f}')} |"
+        )
+    lines += ["", "| Period | Account snapshots | Accounts | Positives |", "|---|---|---|---|"]
+    for period, c in counts.items():
+        lines.append(
+            f"| {period} | {c['snapshots']:,} | {c['accounts']:,} | {c['positives']:,} |"
+        )
+    lines += [
+        "",
+        f"Leads without a known account (scored as leads only, never rolled up): {unattached:,}.",
+    ]
+    return "\n".join(lines) + "\n"
