@@ -229,8 +229,8 @@ def account_snapshots(
         ids = np.unique(attached.loc[is_open, "account_id"].astype(str))
         rows.append(pd.DataFrame({"account_id": ids, "as_of": as_of}))
     out = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["account_id"])
-    out["as_of"] = out["as_of"].astype(TIMESTAMP_UNIT) if len(out) else pd.Series(
-        dtype=TIMESTAMP_UNIT
+    out["as_of"] = (
+        out["as_of"].astype(TIMESTAMP_UNIT) if len(out) else pd.Series(dtype=TIMESTAMP_UNIT)
     )
     return out.reset_index(drop=True)
 
@@ -336,7 +336,8 @@ def account_features(
     unattached = tuple(sorted(leads.loc[loose, "lead_id"].astype(str)))
     leads = leads.loc[~loose].reset_index(drop=True)
     codes = persona_codes(
-        leads["seniority"].to_numpy(dtype=object), leads["department"].to_numpy(dtype=object),
+        leads["seniority"].to_numpy(dtype=object),
+        leads["department"].to_numpy(dtype=object),
         personas,
     )
     leads = leads.assign(persona=codes, account_id=leads["account_id"].astype(str))
@@ -373,8 +374,18 @@ def account_features(
     for name in names:
         if name not in frame:
             frame[name] = np.nan
-    zero = [c for c in names if c not in (*FIRMOGRAPHIC, *SCORES, "days_since_last_activity",
-                                          "days_since_first_person", "senior_share")]
+    zero = [
+        c
+        for c in names
+        if c
+        not in (
+            *FIRMOGRAPHIC,
+            *SCORES,
+            "days_since_last_activity",
+            "days_since_first_person",
+            "senior_share",
+        )
+    ]
     frame[zero] = frame[zero].fillna(0)
     for name in CATEGORICAL:
         frame[name] = frame[name].astype("category")
@@ -387,12 +398,14 @@ def _firmographics(accounts: pd.DataFrame, leads: pd.DataFrame) -> pd.DataFrame:
         accounts.drop_duplicates("account_id")["account_id"].astype(str)
     )
     out = pd.DataFrame(index=table.index)
-    out["industry"] = table["industry"] if "industry" in table else np.nan
+    out["industry"] = table.get("industry", np.nan)
     out["employee_count"] = pd.to_numeric(table.get("employee_count"), errors="coerce")
     out["annual_revenue"] = pd.to_numeric(table.get("annual_revenue"), errors="coerce")
     if "region" in leads:
-        region = leads.dropna(subset=["region"]).groupby("account_id")["region"].agg(
-            lambda s: s.mode().iat[0]
+        region = (
+            leads.dropna(subset=["region"])
+            .groupby("account_id")["region"]
+            .agg(lambda s: s.mode().iat[0])
         )
         out["region"] = region.reindex(out.index)
     else:
@@ -448,8 +461,8 @@ def _roll_up(
     for i, p in enumerate(personas):
         out[f"engaged_{p.name}"] = engaged.loc[engaged["persona"] == i].groupby("account_id").size()
     if scores is not None:
-        p = s["lead_id"].map(scores).astype(np.float64)
-        scored = s.assign(p=p, log_miss=np.log1p(-np.clip(p, 0.0, 1.0 - 1e-12)))
+        prob = s["lead_id"].map(scores).astype(np.float64)
+        scored = s.assign(p=prob, log_miss=np.log1p(-np.clip(prob, 0.0, 1.0 - 1e-12)))
         scored = scored.loc[scored["p"].notna()]
         sb = scored.groupby("account_id")
         out["best_lead_probability"] = sb["p"].max()

@@ -28,7 +28,6 @@ close more often is part of the ground truth rather than an assumption.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -167,8 +166,10 @@ def persona_problems(raw: Any) -> list[str]:
     from features.dataset_config.schema import did_you_mean
 
     if not isinstance(raw, list) or not raw:
-        return ["personas: give a list of personas, each with a `name` and `seniorities` "
-                "and/or `departments`"]
+        return [
+            "personas: give a list of personas, each with a `name` and `seniorities` "
+            "and/or `departments`"
+        ]
     problems: list[str] = []
     seen: set[str] = set()
     for i, item in enumerate(raw):
@@ -180,9 +181,7 @@ def persona_problems(raw: Any) -> list[str]:
         for key in item:
             if key not in PersonaSpec.model_fields:
                 fields = list(PersonaSpec.model_fields)
-                problems.append(
-                    f"{where}: unknown key {key!r}{did_you_mean(key, fields)}"
-                )
+                problems.append(f"{where}: unknown key {key!r}{did_you_mean(key, fields)}")
         for key, vocabulary in (("seniorities", SENIORITIES), ("departments", DEPARTMENTS)):
             values = item.get(key, [])
             if not isinstance(values, list | tuple):

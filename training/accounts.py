@@ -61,6 +61,8 @@ from training.train import fit_bundle
 ACCOUNT_MODEL_NAME = "leadscore-accounts"
 METHODS = ("account_model", "rollup", "best_lead")
 OOF_FOLDS = 4
+ACCOUNT_PARAMS = {"min_child_samples": 40, "num_leaves": 15}
+"""Smaller trees than the lead model's: there are several times fewer account snapshots."""
 MIN_ACCOUNT_POSITIVES = 10
 
 
@@ -125,7 +127,7 @@ def _periods(as_of: pd.Series, training_set: TrainingSet, fitted_split: Any) -> 
 
 
 def _out_of_fold_lead_probabilities(
-    frame: pd.DataFrame, spec: InputSpec, trees: int, seed: int
+    frame: pd.DataFrame, spec: InputSpec, trees: int, config: TrainConfig
 ) -> np.ndarray:
     """Calibrated lead probabilities, each from a model that never saw the lead's account."""
     X, y = spec.transform(frame), frame["label"].to_numpy()
@@ -133,7 +135,12 @@ def _out_of_fold_lead_probabilities(
     groups = frame["account_id"].astype(str).to_numpy()
     k = min(OOF_FOLDS, len(np.unique(groups)))
     for fit_rows, out_rows in GroupKFold(n_splits=k).split(X, y, groups):
-        model = GradientBoostedModel(num_boost_round=trees, seed=seed).fit(
+        model = GradientBoostedModel(
+            params=config.params,
+            num_boost_round=trees,
+            seed=config.seed,
+            num_threads=config.num_threads,
+        ).fit(
             X[fit_rows],
             y[fit_rows],
             feature_names=spec.names,
@@ -178,7 +185,7 @@ def fit_accounts(
     trees = int(getattr(fitted.model, "best_iteration_", 0) or 200)
     probability = np.empty(len(lead_frame))
     probability[before.to_numpy()] = _out_of_fold_lead_probabilities(
-        lead_frame.loc[before].reset_index(drop=True), fitted.bundle.spec, trees, config.seed
+        lead_frame.loc[before].reset_index(drop=True), fitted.bundle.spec, trees, config
     )
     probability[~before.to_numpy()] = fitted.bundle.predict_proba(lead_frame.loc[~before])
     scores = lead_frame[["lead_id", "as_of"]].assign(probability=probability)
@@ -205,8 +212,9 @@ def fit_accounts(
     X, y = spec.transform(parts["train"]), parts["train"]["label"].to_numpy()
     Xv, yv = spec.transform(parts["valid"]), parts["valid"]["label"].to_numpy()
     booster = GradientBoostedModel(
-        params={"min_child_samples": 40, "num_leaves": 15},
+        params=ACCOUNT_PARAMS,
         seed=config.seed,
+        num_threads=config.num_threads,
     ).fit(
         X,
         y,
@@ -215,8 +223,9 @@ def fit_accounts(
         categorical_features=spec.categorical_indices,
     )
     calibration = fit_calibration(booster.predict_raw(Xv), yv, config.calibration)
-    model = CalibratedModel(lgb.Booster(model_str=booster.booster_.model_to_string()), spec,
-                            calibration)
+    model = CalibratedModel(
+        lgb.Booster(model_str=booster.booster_.model_to_string()), spec, calibration
+    )
     frame["p_account_model"] = model.predict_proba(frame)
     frame["p_rollup"] = frame["rollup_probability"]
     frame["p_best_lead"] = frame["best_lead_probability"]
@@ -271,9 +280,7 @@ def save_account_model(fit: AccountFit, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.txt").write_text(fit.model.booster.model_to_string())
     (folder / "input_spec.json").write_text(json.dumps(fit.model.spec.to_dict(), indent=1))
-    (folder / "calibration.json").write_text(
-        json.dumps(fit.model.calibration.to_dict(), indent=1)
-    )
+    (folder / "calibration.json").write_text(json.dumps(fit.model.calibration.to_dict(), indent=1))
     facts = {
         "chosen": fit.chosen,
         "horizon_days": fit.horizon_days,
@@ -329,12 +336,11 @@ def run_account_training(
                 run_id = run.info.run_id
                 mlflow.log_params({"horizon_days": horizon_days, "chosen": fit.chosen})
                 mlflow.log_metrics(flat)
-                mlflow.set_tags(
-                    {"leadscore.model_name": model_name, "mlflow.note.content": card}
-                )
+                mlflow.set_tags({"leadscore.model_name": model_name, "mlflow.note.content": card})
                 mlflow.log_artifacts(str(folder), "account_model")
                 artifact_uri = mlflow.get_artifact_uri("account_model")
-            version, aliases = None, []
+            version: str | None = None
+            aliases: list[str] = []
             if register:
                 tags = {
                     "run_id": run_id,

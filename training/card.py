@@ -498,9 +498,7 @@ def render_account_card(
         )
     lines += ["", "| Period | Account snapshots | Accounts | Positives |", "|---|---|---|---|"]
     for period, c in counts.items():
-        lines.append(
-            f"| {period} | {c['snapshots']:,} | {c['accounts']:,} | {c['positives']:,} |"
-        )
+        lines.append(f"| {period} | {c['snapshots']:,} | {c['accounts']:,} | {c['positives']:,} |")
     lines += [
         "",
         f"Leads without a known account (scored as leads only, never rolled up): {unattached:,}.",

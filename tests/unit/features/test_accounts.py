@@ -28,8 +28,13 @@ def _tables() -> dict[str, pd.DataFrame]:
         {
             "lead_id": ["L1", "L2", "L3", "L4", "L5"],
             "account_id": ["A1", "A1", "A2", None, "A9"],
-            "created_at": [T("2024-01-01"), T("2024-02-01"), T("2024-01-15"), T("2024-01-02"),
-                           T("2024-01-03")],
+            "created_at": [
+                T("2024-01-01"),
+                T("2024-02-01"),
+                T("2024-01-15"),
+                T("2024-01-02"),
+                T("2024-01-03"),
+            ],
             "seniority": ["VP", "Individual Contributor", "Student", "VP", "VP"],
             "department": ["Marketing", "Engineering", "Other", "Sales", "Sales"],
             "region": ["NA", "NA", "EMEA", "NA", "NA"],
@@ -46,15 +51,29 @@ def _tables() -> dict[str, pd.DataFrame]:
     activities = pd.DataFrame(
         {
             "lead_id": ["L1", "L1", "L2", "L3", "L4"],
-            "occurred_at": [T("2024-02-25"), T("2024-02-28"), T("2024-02-10"), T("2024-02-27"),
-                            T("2024-02-27")],
-            "activity_type": ["pricing_page_view", "email_open", "page_view", "page_view",
-                              "demo_request"],
+            "occurred_at": [
+                T("2024-02-25"),
+                T("2024-02-28"),
+                T("2024-02-10"),
+                T("2024-02-27"),
+                T("2024-02-27"),
+            ],
+            "activity_type": [
+                "pricing_page_view",
+                "email_open",
+                "page_view",
+                "page_view",
+                "demo_request",
+            ],
         }
     )
     conversions = pd.DataFrame({"lead_id": ["L2"], "converted_at": [T("2024-04-01")]})
-    return {"leads": leads, "accounts": accounts, "activities": activities,
-            "conversions": conversions}
+    return {
+        "leads": leads,
+        "accounts": accounts,
+        "activities": activities,
+        "conversions": conversions,
+    }
 
 
 AS_OF = T("2024-03-01")
@@ -94,21 +113,43 @@ def test_nothing_after_as_of_reaches_a_feature():
     before = account_features(tables, snaps).frame
     later = _tables()
     later["leads"] = pd.concat(
-        [later["leads"], pd.DataFrame({"lead_id": ["L6"], "account_id": ["A1"],
-                                        "created_at": [AS_OF + pd.Timedelta(seconds=1)],
-                                        "seniority": ["Director"], "department": ["Sales"],
-                                        "region": ["NA"]})],
+        [
+            later["leads"],
+            pd.DataFrame(
+                {
+                    "lead_id": ["L6"],
+                    "account_id": ["A1"],
+                    "created_at": [AS_OF + pd.Timedelta(seconds=1)],
+                    "seniority": ["Director"],
+                    "department": ["Sales"],
+                    "region": ["NA"],
+                }
+            ),
+        ],
         ignore_index=True,
     )
     later["activities"] = pd.concat(
-        [later["activities"], pd.DataFrame({"lead_id": ["L1", "L6", "L3"],
-                                             "occurred_at": [AS_OF + pd.Timedelta(microseconds=1),
-                                                             T("2024-03-02"), T("2024-05-01")],
-                                             "activity_type": ["demo_request"] * 3})],
+        [
+            later["activities"],
+            pd.DataFrame(
+                {
+                    "lead_id": ["L1", "L6", "L3"],
+                    "occurred_at": [
+                        AS_OF + pd.Timedelta(microseconds=1),
+                        T("2024-03-02"),
+                        T("2024-05-01"),
+                    ],
+                    "activity_type": ["demo_request"] * 3,
+                }
+            ),
+        ],
         ignore_index=True,
     )
     later["conversions"] = pd.concat(
-        [later["conversions"], pd.DataFrame({"lead_id": ["L1"], "converted_at": [T("2024-03-05")]})],
+        [
+            later["conversions"],
+            pd.DataFrame({"lead_id": ["L1"], "converted_at": [T("2024-03-05")]}),
+        ],
         ignore_index=True,
     )
     pd.testing.assert_frame_equal(account_features(later, snaps).frame, before)
@@ -123,8 +164,7 @@ def test_activity_exactly_at_as_of_counts():
 
 def test_unattached_leads_are_reported_never_dropped_silently():
     tables = _tables()
-    snaps = account_snapshots(tables["leads"], tables["accounts"], tables["conversions"],
-                              [AS_OF])
+    snaps = account_snapshots(tables["leads"], tables["accounts"], tables["conversions"], [AS_OF])
     assert sorted(snaps["account_id"]) == ["A1", "A2"]
     out = account_features(tables, snaps)
     assert out.unattached == ("L4", "L5")  # no account_id; an account_id nobody knows
@@ -134,8 +174,9 @@ def test_unattached_leads_are_reported_never_dropped_silently():
 
 def test_label_is_any_conversion_of_the_account_within_the_horizon():
     tables = _tables()
-    snaps = pd.DataFrame({"account_id": ["A1", "A2", "A1"], "as_of": [AS_OF, AS_OF,
-                                                                     T("2024-04-01")]})
+    snaps = pd.DataFrame(
+        {"account_id": ["A1", "A2", "A1"], "as_of": [AS_OF, AS_OF, T("2024-04-01")]}
+    )
     # L2 converts 2024-04-01: inside (as_of, as_of + 90d] for March, not after April 1.
     assert account_labels(snaps, tables["leads"], tables["conversions"], 90).tolist() == [1, 0, 0]
     assert account_labels(snaps, tables["leads"], tables["conversions"], 30).tolist() == [0, 0, 0]
@@ -151,8 +192,12 @@ def test_missing_columns_are_named():
 def test_simulated_accounts_have_finite_features_and_a_plausible_label_rate():
     sim = simulate(1500, seed=2)
     tables = validate(sim.tables())
-    snaps = account_snapshots(tables["leads"], tables["accounts"], tables["conversions"],
-                              pd.date_range("2024-04-01", "2025-01-01", freq="MS"))
+    snaps = account_snapshots(
+        tables["leads"],
+        tables["accounts"],
+        tables["conversions"],
+        pd.date_range("2024-04-01", "2025-01-01", freq="MS"),
+    )
     out = account_features(tables, snaps)
     numeric = out.frame[feature_names(with_scores=False)].drop(columns=["industry", "region"])
     assert np.isfinite(numeric.drop(columns="days_since_last_activity").to_numpy()).all()

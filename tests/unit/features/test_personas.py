@@ -18,8 +18,16 @@ from features.personas import (
 
 
 def test_default_personas_map_seniority_and_department():
-    seniority = ["VP", "Individual Contributor", "Director", "Individual Contributor", "Student",
-                 "C-Level", None, "Manager"]
+    seniority = [
+        "VP",
+        "Individual Contributor",
+        "Director",
+        "Individual Contributor",
+        "Student",
+        "C-Level",
+        None,
+        "Manager",
+    ]
     department = ["Marketing", "Engineering", "Sales", "Marketing", "Other", "IT", "Sales", None]
     assert list(persona_of(seniority, department)) == [
         "economic_buyer",
@@ -32,7 +40,10 @@ def test_default_personas_map_seniority_and_department():
         NO_PERSONA,  # missing department likewise
     ]
     assert [p.name for p in DEFAULT_PERSONAS] == [
-        "economic_buyer", "technical_evaluator", "champion", "end_user"
+        "economic_buyer",
+        "technical_evaluator",
+        "champion",
+        "end_user",
     ]
 
 
@@ -41,11 +52,19 @@ def test_first_declared_persona_wins_and_empty_lists_match_anything():
         PersonaSpec(name="exec", seniorities=("C-Level", "VP")),
         PersonaSpec(name="anyone_in_it", departments=("IT",)),
     )
-    names = persona_of(np.array(["VP", "Manager", "Manager"], dtype=object),
-                       np.array(["IT", "IT", "HR"], dtype=object), personas)
+    names = persona_of(
+        np.array(["VP", "Manager", "Manager"], dtype=object),
+        np.array(["IT", "IT", "HR"], dtype=object),
+        personas,
+    )
     assert list(names) == ["exec", "anyone_in_it", NO_PERSONA]
-    assert list(persona_codes(np.array(["VP", "Manager", "Manager"], dtype=object),
-                              np.array(["IT", "IT", "HR"], dtype=object), personas)) == [0, 1, -1]
+    assert list(
+        persona_codes(
+            np.array(["VP", "Manager", "Manager"], dtype=object),
+            np.array(["IT", "IT", "HR"], dtype=object),
+            personas,
+        )
+    ) == [0, 1, -1]
 
 
 def test_persona_of_refuses_misaligned_inputs():
@@ -75,13 +94,19 @@ def test_personas_in_a_dataset_config_are_checked_with_did_you_mean():
             ]
         )
     )
-    assert "personas[0] (buyer): seniorities: 'Vp' is not a known seniority (did you mean 'VP'?)" in problems
+    assert (
+        "personas[0] (buyer): seniorities: 'Vp' is not a known seniority (did you mean 'VP'?)"
+        in problems
+    )
     assert (
         "personas[0] (buyer): departments: 'Finanse' is not a known department "
         "(did you mean 'Finance'?)" in problems
     )
     assert "personas[1] (buyer): duplicate persona name" in problems
-    assert "personas[2] (Evaluator): unknown key 'departmets' (did you mean 'departments'?)" in problems
+    assert (
+        "personas[2] (Evaluator): unknown key 'departmets' (did you mean 'departments'?)"
+        in problems
+    )
     assert "personas[2] (Evaluator): name must be snake_case (e.g. economic_buyer)" in problems
 
 

@@ -50,4 +50,3 @@ def test_multi_threaded_deals_win_more_often_because_of_the_group(sim):
     # Centred over the human leads: the conversion rate stays on target.
     assert gt.loc[human, "buying_group_effect"].mean() == pytest.approx(0.0, abs=1e-9)
     assert gt.loc[human, "p_convert"].mean() == pytest.approx(0.14, abs=0.005)
-
