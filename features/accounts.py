@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.catalogue import ACTIVITY_TYPES, FeatureSpec
+from features.catalogue import ACTIVITY_TYPES, FeatureSpec, SignalSpec
 from features.contract import TIMESTAMP_UNIT
 from features.personas import DEFAULT_PERSONAS, PersonaSpec, persona_codes
 from leadscore.errors import LeadscoreError
@@ -187,6 +187,54 @@ def account_catalogue(
         dtype = "category" if name in CATEGORICAL else "float"
         specs.append(FeatureSpec(name, group, dtype, template, description))
     return tuple(specs)
+
+
+def account_signals(personas: Sequence[PersonaSpec] = DEFAULT_PERSONAS) -> tuple[SignalSpec, ...]:
+    """Families of account features told as one reason each (their exact SHAP values
+    summed, ``runtime.reasons``): "3 people engaged in the last 14 days (5 in 30), 1 of
+    them a director or above"; features in none are reasons of their own."""
+    persona_cols = tuple(f"engaged_{p.name}" for p in personas)
+    return (
+        SignalSpec(
+            name="engaged_people",
+            features=("engaged_7d", "engaged_14d", "engaged_30d", "engaged_senior_30d"),
+            template="{engaged_14d:.0f} people engaged in the last 14 days "
+            "({engaged_30d:.0f} in 30), {engaged_senior_30d:.0f} of them directors or above",
+            description="How many of the company's people engage, and how senior",
+        ),
+        SignalSpec(
+            name="buying_group",
+            features=("personas_present", "personas_engaged", *persona_cols),
+            template="{personas_engaged:.0f} of the buying group's personas engaged in 30 "
+            "days ({personas_present:.0f} known)",
+            description="Persona coverage of the buying group (features.personas)",
+        ),
+        SignalSpec(
+            name="momentum",
+            features=(
+                "activities_7d",
+                "activities_prior_21d",
+                "engaged_people_momentum",
+                "activity_momentum",
+            ),
+            template="{activities_7d:.0f} activities this week against "
+            "{activities_prior_21d:.0f} in the three weeks before",
+            free=("engaged_people_momentum", "activity_momentum"),
+            description="This week's engagement against the weekly average of the prior three",
+        ),
+        SignalSpec(
+            name="lead_scores",
+            features=SCORES,
+            template="Its leads: best {best_lead_probability:.0%}, all together "
+            "{rollup_probability:.0%}",
+            description="The lead model's probabilities of the account's open leads",
+        ),
+        SignalSpec(
+            name="company_size",
+            features=("employee_count", "annual_revenue"),
+            description="Employees and revenue",
+        ),
+    )
 
 
 def _require(table: pd.DataFrame, name: str, columns: Sequence[str]) -> None:

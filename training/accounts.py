@@ -42,6 +42,8 @@ from features.accounts import (
     account_catalogue,
     account_features,
     account_labels,
+    account_signals,
+    missing_personas,
 )
 from features.contract import validate
 from features.io import replace_dir
@@ -49,13 +51,14 @@ from features.personas import DEFAULT_PERSONAS, PersonaSpec
 from features.pipeline import PipelineConfig, TrainingSet, build_training_set
 from leadscore.errors import LeadscoreError
 from runtime import registry
-from runtime.bundle import CalibratedModel, ModelBundle
+from runtime.bundle import CalibratedModel, ModelBundle, Policy
 from runtime.encoding import InputSpec
 from training.calibration import fit_calibration
 from training.card import render_account_card
 from training.config import TrainConfig
 from training.metrics import expected_calibration_error
 from training.model import GradientBoostedModel
+from training.policy import PolicyConfig, PolicyError, Scored, fit_policy
 from training.train import fit_bundle
 
 ACCOUNT_MODEL_NAME = "leadscore-accounts"
@@ -84,6 +87,9 @@ class AccountFit:
         unattached: Leads with a missing or unknown ``account_id`` (scored as leads only).
         personas: The buying group the coverage features used.
         horizon_days: The label window.
+        policy: The MQA policy (threshold, per-region thresholds, grade cuts, score knots),
+            chosen on the validation period as the lead model's MQL policy is.
+        counts: Account snapshots, accounts and positives per period.
     """
 
     model: CalibratedModel
@@ -94,6 +100,7 @@ class AccountFit:
     unattached: tuple[str, ...]
     personas: tuple[PersonaSpec, ...]
     horizon_days: int
+    policy: Policy
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
@@ -156,6 +163,7 @@ def fit_accounts(
     horizon_days: int = 90,
     personas: Sequence[PersonaSpec] = DEFAULT_PERSONAS,
     config: TrainConfig | None = None,
+    mqa: PolicyConfig | None = None,
     progress: Callable[[str], None] = lambda step: None,
 ) -> AccountFit:
     """Train the lead model, build account snapshots, fit and compare the account scores.
@@ -165,6 +173,8 @@ def fit_accounts(
         horizon_days: Label window of leads and accounts.
         personas: The buying group for the coverage features.
         config: Lead-model training settings (its ``seed`` seeds the account model too).
+        mqa: The MQA rule (capacity or precision, optionally per region); default: the top
+            10% of accounts.
         progress: Called with a short description of each step.
 
     Raises:
@@ -208,7 +218,7 @@ def fit_accounts(
             )
 
     progress("training the account model")
-    spec = InputSpec(account_catalogue(personas)).fit(parts["train"])
+    spec = InputSpec(account_catalogue(personas), account_signals(personas)).fit(parts["train"])
     X, y = spec.transform(parts["train"]), parts["train"]["label"].to_numpy()
     Xv, yv = spec.transform(parts["valid"]), parts["valid"]["label"].to_numpy()
     booster = GradientBoostedModel(
@@ -226,6 +236,17 @@ def fit_accounts(
     model = CalibratedModel(
         lgb.Booster(model_str=booster.booster_.model_to_string()), spec, calibration
     )
+    progress("choosing the MQA policy")
+    valid_predictions = model.predict(parts["valid"])
+    regions = _regions(parts["valid"])
+    try:
+        policy = fit_policy(
+            Scored.from_predictions(valid_predictions, regions, yv),
+            Scored.from_predictions(valid_predictions, regions),
+            mqa or PolicyConfig(),
+        )
+    except PolicyError as exc:
+        raise AccountTrainingError(f"MQA policy: {exc}") from exc
     frame["p_account_model"] = model.predict_proba(frame)
     frame["p_rollup"] = frame["rollup_probability"]
     frame["p_best_lead"] = frame["best_lead_probability"]
@@ -237,6 +258,15 @@ def fit_accounts(
             part = frame.loc[frame["period"] == period]
             values = _metrics(part["label"].to_numpy(), part[f"p_{method}"].to_numpy())
             metrics[method].update({f"{period}_{k}": v for k, v in values.items()})
+    test = parts["test"]
+    verdict = policy.apply(
+        model.predict(test), _regions(test), test["account_id"].to_numpy(), test["as_of"].to_numpy()
+    )
+    mqa_rows = verdict.mql
+    metrics["account_model"]["test_mqa_share"] = float(mqa_rows.mean())
+    metrics["account_model"]["test_mqa_precision"] = (
+        float(test["label"].to_numpy()[mqa_rows].mean()) if mqa_rows.any() else float("nan")
+    )
     chosen = min(("account_model", "rollup"), key=lambda m: metrics[m]["valid_log_loss"])
     counts = {
         p: {
@@ -255,8 +285,57 @@ def fit_accounts(
         unattached=features.unattached,
         personas=personas,
         horizon_days=horizon_days,
+        policy=policy,
         counts=counts,
     )
+
+
+def _regions(frame: pd.DataFrame) -> np.ndarray:
+    """Each account snapshot's region as text ("" when unknown), for regional thresholds."""
+    return frame["region"].astype(object).where(frame["region"].notna(), "").astype(str).to_numpy()
+
+
+def _reason(reason: dict[str, Any]) -> dict[str, Any]:
+    """A reason as an account answer carries it: the signal, its sentence, and its exact
+    contribution (the SHAP values of its features summed, on the log-odds scale)."""
+    return {
+        "signal": reason["signal"],
+        "sentence": reason["sentence"],
+        "contribution": reason["contribution"],
+    }
+
+
+def score_accounts(fit: AccountFit, frame: pd.DataFrame, top: int = 3) -> pd.DataFrame:
+    """Score account feature rows (``features.accounts.account_features``) with the model.
+
+    Returns one row per account snapshot: ``probability``, ``score`` (0-100), ``mqa``,
+    ``grade`` (A1-D4: fit letter from the firmographics' SHAP sum, engagement digit from the
+    people's), the top reasons each way (one per signal, its exact SHAP contributions
+    summed, with the sentence) and ``missing_personas`` (nobody engaged in 30 days).
+    """
+    predictions = fit.model.predict(frame)
+    scores = fit.policy.apply(
+        predictions, _regions(frame), frame["account_id"].to_numpy(), frame["as_of"].to_numpy()
+    )
+    out = pd.DataFrame(
+        {
+            "account_id": scores.lead_id,
+            "as_of": scores.as_of,
+            "probability": scores.probability,
+            "score": scores.score,
+            "mqa": scores.mql,
+            "grade": scores.grade,
+        }
+    )
+    positive, negative = [], []
+    for i in range(len(out)):
+        reasons = scores.reasons(i, fit.model.spec, top)
+        positive.append([_reason(r) for r in reasons["positive"]])
+        negative.append([_reason(r) for r in reasons["negative"]])
+    out["positive_reasons"] = positive
+    out["negative_reasons"] = negative
+    out["missing_personas"] = missing_personas(frame, fit.personas)
+    return out
 
 
 @dataclass(frozen=True)
@@ -289,6 +368,7 @@ def save_account_model(fit: AccountFit, folder: Path) -> None:
         "counts": fit.counts,
         "unattached_leads": len(fit.unattached),
     }
+    (folder / "policy.json").write_text(json.dumps(fit.policy.to_dict(), indent=1))
     (folder / "account_model.json").write_text(json.dumps(facts, indent=1, default=float))
     fit.lead_bundle.save(folder / "lead_bundle")
 
@@ -299,6 +379,7 @@ def run_account_training(
     horizon_days: int = 90,
     personas: Sequence[PersonaSpec] = DEFAULT_PERSONAS,
     config: TrainConfig | None = None,
+    mqa: PolicyConfig | None = None,
     tracking_uri: str | None = None,
     store_dir: str | Path = ".",
     experiment: str = registry.DEFAULT_EXPERIMENT,
@@ -315,9 +396,14 @@ def run_account_training(
     """
     started = time.perf_counter()
     fit = fit_accounts(
-        tables, horizon_days=horizon_days, personas=personas, config=config, progress=progress
+        tables,
+        horizon_days=horizon_days,
+        personas=personas,
+        config=config,
+        mqa=mqa,
+        progress=progress,
     )
-    card = render_account_card(fit.metrics, fit.chosen, fit.counts, len(fit.unattached))
+    card = render_account_card(fit.metrics, fit.chosen, fit.counts, len(fit.unattached), fit.policy)
     uri = registry.resolve_tracking_uri(tracking_uri, store_dir)
     flat = {
         f"{method}_{key}": value

@@ -11,7 +11,7 @@ import pytest
 from features.contract import ContractError
 from features.simulate import simulate
 from runtime import registry
-from training.accounts import METHODS, fit_accounts, run_account_training
+from training.accounts import METHODS, fit_accounts, run_account_training, score_accounts
 from training.config import TrainConfig
 
 pytestmark = pytest.mark.slow
@@ -43,6 +43,21 @@ def test_account_training_registers_the_better_score_with_all_three_in_its_card(
     assert facts["chosen"] == fit.chosen and facts["unattached_leads"] == 0
     assert (result.output_dir / "model.txt").exists()
     assert (result.output_dir / "lead_bundle").is_dir()
+    assert (result.output_dir / "policy.json").exists()
+    assert "## MQA (marketing-qualified accounts)" in result.card
+    # Scoring: grades, MQAs, reasons whose exact contributions add up to the margin.
+    test = fit.frame.loc[fit.frame["period"] == "test"].head(50)
+    scored = score_accounts(fit, test, top=100)
+    assert set(scored["grade"]) <= {f"{a}{d}" for a in "ABCD" for d in "1234"}
+    assert scored["mqa"].dtype == bool and scored["score"].between(0, 100).all()
+    raw = fit.model.predict(test).raw
+    base = fit.model.predict(test).base_value
+    for i in range(len(scored)):
+        reasons = scored["positive_reasons"].iat[i] + scored["negative_reasons"].iat[i]
+        total = sum(r["contribution"] for r in reasons)
+        assert total == pytest.approx(raw[i] - base, abs=1e-6)
+        assert all(r["sentence"] for r in reasons)
+    assert all(set(m) <= {p.name for p in fit.personas} for m in scored["missing_personas"])
     mlflow.set_tracking_uri(uri)
     version = mlflow.MlflowClient().get_model_version_by_alias(
         "leadscore-accounts", registry.CHAMPION
