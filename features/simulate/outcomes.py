@@ -142,7 +142,10 @@ def _latent(
     ) - _FIT_CENTER
     source_effect = np.array([_SOURCE_PROFILE[s][1] for s in LEAD_SOURCES])[ld.source]
     # The private part of intent is partly shared by the account's leads (same variance).
-    shared = rng.standard_normal(int(ld.account.max()) + 1 if n else 0)[ld.account]
+    # The shared part comes from a child generator: spawning draws nothing from ``rng``, so
+    # every other draw of a seed (and the world it gives) stays what it was without it.
+    group_rng = rng.spawn(1)[0]
+    shared = group_rng.standard_normal(int(ld.account.max()) + 1 if n else 0)[ld.account]
     noise = np.sqrt(1.0 - _ACCOUNT_INTENT_SHARE) * rng.standard_normal(n)
     noise += np.sqrt(_ACCOUNT_INTENT_SHARE) * shared
     intent = 0.6 * fit + 1.0 * source_effect + 0.4 * noise - 0.6 * ld.invalid_email

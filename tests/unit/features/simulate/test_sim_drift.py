@@ -22,9 +22,11 @@ SEED = 4
 
 # sha256 over the five tables of ``simulate(n, seed=seed, months=months)``, computed on main
 # before drift and the sales process existed: the default simulation must not change.
+# Recomputed once for issue 18, whose buying groups change the world on purpose (a shared
+# account intent and the buying-group win effect; ``features.simulate.outcomes``).
 DEFAULT_DIGESTS = {
-    (300, 3, 18): "cc62175246521d207f29f026a087d760264c48b9f8d9c64bb4889d0179d393cb",
-    (1200, 7, 12): "89b2eaffe7868a598a2c010f530999d2350552307ee7a8ccf516bc94789301a5",
+    (300, 3, 18): "a082b9a46849caf971e06e7b5510e3f915d0fae0be11263c9876e955232c0b25",
+    (1200, 7, 12): "3105fac506a63876da7b92fb3638a7973bd67adcae7ff8d37bf864be18faffc9",
 }
 
 
