@@ -391,7 +391,6 @@ def account_features(
     leads = leads.assign(persona=codes, account_id=leads["account_id"].astype(str))
     first_conv = conversions.groupby("lead_id")["converted_at"].min()
     converted_at = _times(leads["lead_id"].map(first_conv))
-    converted_at = np.where(np.isnat(converted_at), np.datetime64("NaT", "us"), converted_at)
     kind = activities["activity_type"].astype(str)
     acts = pd.DataFrame(
         {
