@@ -284,17 +284,31 @@ def account_snapshots(
 
 
 def account_labels(
-    snapshots: pd.DataFrame, leads: pd.DataFrame, conversions: pd.DataFrame, horizon_days: int
+    snapshots: pd.DataFrame,
+    leads: pd.DataFrame,
+    conversions: pd.DataFrame,
+    horizon_days: int,
+    known_only: bool = False,
 ) -> np.ndarray:
-    """1 where one of the account's leads converts in ``(as_of, as_of + horizon]``."""
-    conv = conversions.merge(leads[["lead_id", "account_id"]], on="lead_id", how="inner")
+    """1 where one of the account's leads converts in ``(as_of, as_of + horizon]``.
+
+    ``known_only`` counts only leads created at or before ``as_of`` (what a roll-up of
+    today's leads can see), to tell how much of the label comes from people yet to arrive.
+    """
+    conv = conversions.merge(
+        leads[["lead_id", "account_id", "created_at"]], on="lead_id", how="inner"
+    )
     conv = conv.dropna(subset=["account_id"])
     snaps = snapshots[["account_id", "as_of"]].reset_index(drop=True)
     snaps = snaps.assign(_row=np.arange(len(snaps)))
-    pairs = snaps.merge(conv[["account_id", "converted_at"]], on="account_id", how="inner")
+    pairs = snaps.merge(
+        conv[["account_id", "converted_at", "created_at"]], on="account_id", how="inner"
+    )
     at = pd.to_datetime(pairs["converted_at"])
     start = pd.to_datetime(pairs["as_of"])
     hit = (at > start) & (at <= start + pd.Timedelta(days=horizon_days))
+    if known_only:
+        hit &= pd.to_datetime(pairs["created_at"]) <= start
     label = np.zeros(len(snaps), dtype=np.int8)
     label[pairs.loc[hit.to_numpy(), "_row"].to_numpy()] = 1
     return label

@@ -207,6 +207,7 @@ def fit_accounts(
     features = account_features(checked, snapshots, scores, personas)
     frame = features.frame
     frame["label"] = account_labels(frame, leads, checked["conversions"], horizon_days)
+    known = account_labels(frame, leads, checked["conversions"], horizon_days, known_only=True)
     frame["period"] = _periods(frame["as_of"], lead_set, fitted.split)
     parts = {p: frame.loc[frame["period"] == p] for p in ("train", "valid", "test")}
     for name, part in parts.items():
@@ -273,6 +274,7 @@ def fit_accounts(
             "snapshots": len(part),
             "accounts": int(part["account_id"].nunique()),
             "positives": int(part["label"].sum()),
+            "positives_from_known_people": int(known[part.index].sum()),
         }
         for p, part in parts.items()
     }

@@ -180,6 +180,12 @@ def test_label_is_any_conversion_of_the_account_within_the_horizon():
     # L2 converts 2024-04-01: inside (as_of, as_of + 90d] for March, not after April 1.
     assert account_labels(snaps, tables["leads"], tables["conversions"], 90).tolist() == [1, 0, 0]
     assert account_labels(snaps, tables["leads"], tables["conversions"], 30).tolist() == [0, 0, 0]
+    # A person who arrives after as_of and converts counts, unless only known people do.
+    tables["leads"].loc[5] = ["L6", "A2", T("2024-03-10"), "VP", "Sales", "EMEA"]
+    tables["conversions"].loc[1] = ["L6", T("2024-04-15")]
+    args = (snaps, tables["leads"], tables["conversions"], 90)
+    assert account_labels(*args).tolist() == [1, 1, 0]
+    assert account_labels(*args, known_only=True).tolist() == [1, 0, 0]
 
 
 def test_missing_columns_are_named():
