@@ -364,6 +364,49 @@ def _lead_state(
     return lead
 
 
+@dataclass(frozen=True)
+class _People:
+    """The attached leads with their personas, their first conversion time, and their
+    activities flagged as engaging or high-intent; the unattached lead ids."""
+
+    leads: pd.DataFrame
+    activities: pd.DataFrame
+    converted_at: np.ndarray
+    unattached: tuple[str, ...]
+
+
+def _people(tables: dict[str, pd.DataFrame], personas: Sequence[PersonaSpec]) -> _People:
+    """What every account computation reads, checked and prepared once."""
+    leads, accounts = tables["leads"], tables["accounts"]
+    activities, conversions = tables["activities"], tables["conversions"]
+    _require(leads, "leads", ("lead_id", "account_id", "created_at", "seniority", "department"))
+    _require(accounts, "accounts", ("account_id",))
+    _require(activities, "activities", ("lead_id", "occurred_at", "activity_type"))
+    _require(conversions, "conversions", ("lead_id", "converted_at"))
+    loose = unattached_leads(leads, accounts)
+    unattached = tuple(sorted(leads.loc[loose, "lead_id"].astype(str)))
+    leads = leads.loc[~loose].reset_index(drop=True)
+    codes = persona_codes(
+        leads["seniority"].to_numpy(dtype=object),
+        leads["department"].to_numpy(dtype=object),
+        personas,
+    )
+    leads = leads.assign(persona=codes, account_id=leads["account_id"].astype(str))
+    first_conv = conversions.groupby("lead_id")["converted_at"].min()
+    converted_at = _times(leads["lead_id"].map(first_conv))
+    kind = activities["activity_type"].astype(str)
+    acts = pd.DataFrame(
+        {
+            "lead_id": activities["lead_id"].to_numpy(),
+            "_at": _times(activities["occurred_at"]),
+            "_engaging": kind.isin(ENGAGING_TYPES).to_numpy(),
+            "_high": kind.isin(HIGH_INTENT_TYPES).to_numpy(),
+        }
+    )
+    acts = acts.loc[acts["lead_id"].isin(set(leads["lead_id"]))]
+    return _People(leads, acts, converted_at, unattached)
+
+
 def account_features(
     tables: dict[str, pd.DataFrame],
     snapshots: pd.DataFrame,
@@ -387,34 +430,11 @@ def account_features(
     Raises:
         AccountInputError: a table lacks a column the features need.
     """
-    leads, accounts = tables["leads"], tables["accounts"]
-    activities, conversions = tables["activities"], tables["conversions"]
-    _require(leads, "leads", ("lead_id", "account_id", "created_at", "seniority", "department"))
-    _require(accounts, "accounts", ("account_id",))
-    _require(activities, "activities", ("lead_id", "occurred_at", "activity_type"))
-    _require(conversions, "conversions", ("lead_id", "converted_at"))
     _require(snapshots, "snapshots", ("account_id", "as_of"))
-    loose = unattached_leads(leads, accounts)
-    unattached = tuple(sorted(leads.loc[loose, "lead_id"].astype(str)))
-    leads = leads.loc[~loose].reset_index(drop=True)
-    codes = persona_codes(
-        leads["seniority"].to_numpy(dtype=object),
-        leads["department"].to_numpy(dtype=object),
-        personas,
-    )
-    leads = leads.assign(persona=codes, account_id=leads["account_id"].astype(str))
-    first_conv = conversions.groupby("lead_id")["converted_at"].min()
-    converted_at = _times(leads["lead_id"].map(first_conv))
-    kind = activities["activity_type"].astype(str)
-    acts = pd.DataFrame(
-        {
-            "lead_id": activities["lead_id"].to_numpy(),
-            "_at": _times(activities["occurred_at"]),
-            "_engaging": kind.isin(ENGAGING_TYPES).to_numpy(),
-            "_high": kind.isin(HIGH_INTENT_TYPES).to_numpy(),
-        }
-    )
-    acts = acts.loc[acts["lead_id"].isin(set(leads["lead_id"]))]
+    people = _people(tables, personas)
+    leads, acts, converted_at = people.leads, people.activities, people.converted_at
+    unattached = people.unattached
+    accounts = tables["accounts"]
     firmo = _firmographics(accounts, leads)
     snaps = snapshots[["account_id", "as_of"]].reset_index(drop=True)
     snaps = snaps.assign(account_id=snaps["account_id"].astype(str), _row=np.arange(len(snaps)))
@@ -539,3 +559,44 @@ def missing_personas(
     cols = [f"engaged_{p.name}" for p in personas]
     values = frame[cols].to_numpy()
     return [[p.name for p, v in zip(personas, row, strict=True) if not v > 0] for row in values]
+
+
+def next_contacts(
+    tables: dict[str, pd.DataFrame],
+    snapshots: pd.DataFrame,
+    personas: Sequence[PersonaSpec] = DEFAULT_PERSONAS,
+    top: int = 3,
+) -> list[list[dict[str, str]]]:
+    """For each (account_id, as_of), the known people to reach next: those whose persona
+    nobody at the account engaged in 30 days, at most ``top``, in persona order (the
+    declared buying group) and, within a persona, most recently engaged first.
+
+    Each contact is ``{"lead_id", "persona"}``; like the features, it reads nothing after
+    ``as_of`` and leaves converted leads out.
+    """
+    _require(snapshots, "snapshots", ("account_id", "as_of"))
+    people = _people(tables, personas)
+    names = [p.name for p in personas]
+    snaps = snapshots[["account_id", "as_of"]].reset_index(drop=True)
+    out: list[list[dict[str, str]]] = [[] for _ in range(len(snaps))]
+    for as_of, group in snaps.groupby("as_of", sort=True):
+        when = np.datetime64(pd.Timestamp(as_of).to_datetime64(), "us")
+        state = _lead_state(people.leads, people.activities, people.converted_at, when)
+        state = state.loc[state["persona"] >= 0]
+        hot = state.loc[state["e30"]]
+        engaged = set(zip(hot["account_id"], hot["persona"], strict=True))
+        candidates = state.loc[~state["converted"]].sort_values(["persona", "last"])
+        by_account = dict(list(candidates.groupby("account_id", sort=False)))
+        for row, account in zip(group.index, group["account_id"].astype(str), strict=True):
+            people_here = by_account.get(account)
+            if people_here is None:
+                continue
+            missing = ~pd.Series(
+                [(account, p) in engaged for p in people_here["persona"]], index=people_here.index
+            )
+            chosen = people_here.loc[missing].head(top)
+            out[row] = [
+                {"lead_id": str(lead), "persona": names[int(code)]}
+                for lead, code in zip(chosen["lead_id"], chosen["persona"], strict=True)
+            ]
+    return out

@@ -44,6 +44,7 @@ from features.accounts import (
     account_labels,
     account_signals,
     missing_personas,
+    next_contacts,
 )
 from features.contract import validate
 from features.io import replace_dir
@@ -307,13 +308,20 @@ def _reason(reason: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def score_accounts(fit: AccountFit, frame: pd.DataFrame, top: int = 3) -> pd.DataFrame:
+def score_accounts(
+    fit: AccountFit,
+    frame: pd.DataFrame,
+    top: int = 3,
+    tables: dict[str, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """Score account feature rows (``features.accounts.account_features``) with the model.
 
     Returns one row per account snapshot: ``probability``, ``score`` (0-100), ``mqa``,
     ``grade`` (A1-D4: fit letter from the firmographics' SHAP sum, engagement digit from the
     people's), the top reasons each way (one per signal, its exact SHAP contributions
-    summed, with the sentence) and ``missing_personas`` (nobody engaged in 30 days).
+    summed, with the sentence) and ``missing_personas`` (nobody engaged in 30 days); with
+    the ``tables``, also ``next_contacts``: the known people of those personas
+    (``features.accounts.next_contacts``).
     """
     predictions = fit.model.predict(frame)
     scores = fit.policy.apply(
@@ -337,6 +345,8 @@ def score_accounts(fit: AccountFit, frame: pd.DataFrame, top: int = 3) -> pd.Dat
     out["positive_reasons"] = positive
     out["negative_reasons"] = negative
     out["missing_personas"] = missing_personas(frame, fit.personas)
+    if tables is not None:
+        out["next_contacts"] = next_contacts(tables, frame, fit.personas, top)
     return out
 
 

@@ -47,7 +47,7 @@ def test_account_training_registers_the_better_score_with_all_three_in_its_card(
     assert "## MQA (marketing-qualified accounts)" in result.card
     # Scoring: grades, MQAs, reasons whose exact contributions add up to the margin.
     test = fit.frame.loc[fit.frame["period"] == "test"].head(50)
-    scored = score_accounts(fit, test, top=100)
+    scored = score_accounts(fit, test, top=100, tables=tables)
     assert set(scored["grade"]) <= {f"{a}{d}" for a in "ABCD" for d in "1234"}
     assert scored["mqa"].dtype == bool and scored["score"].between(0, 100).all()
     raw = fit.model.predict(test).raw
@@ -58,6 +58,8 @@ def test_account_training_registers_the_better_score_with_all_three_in_its_card(
         assert total == pytest.approx(raw[i] - base, abs=1e-6)
         assert all(r["sentence"] for r in reasons)
     assert all(set(m) <= {p.name for p in fit.personas} for m in scored["missing_personas"])
+    for missing, contacts in zip(scored["missing_personas"], scored["next_contacts"], strict=True):
+        assert {c["persona"] for c in contacts} <= set(missing)
     mlflow.set_tracking_uri(uri)
     version = mlflow.MlflowClient().get_model_version_by_alias(
         "leadscore-accounts", registry.CHAMPION

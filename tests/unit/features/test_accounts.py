@@ -14,6 +14,7 @@ from features.accounts import (
     account_snapshots,
     feature_names,
     missing_personas,
+    next_contacts,
 )
 from features.contract import validate
 from features.simulate import simulate
@@ -209,3 +210,27 @@ def test_simulated_accounts_have_finite_features_and_a_plausible_label_rate():
     assert np.isfinite(numeric.drop(columns="days_since_last_activity").to_numpy()).all()
     y = account_labels(snaps, tables["leads"], tables["conversions"], 90)
     assert 0.03 < y.mean() < 0.4 and out.unattached == ()
+
+
+def test_next_contacts_are_the_known_people_of_the_missing_personas():
+    tables = _tables()
+    more = pd.DataFrame(
+        {
+            "lead_id": ["L7", "L8", "L9"],
+            "account_id": ["A1", "A1", "A1"],
+            "created_at": [T("2024-01-05"), T("2024-01-06"), T("2024-03-02")],
+            "seniority": ["Individual Contributor", "Manager", "Director"],
+            "department": ["Sales", "Marketing", "Sales"],
+            "region": ["NA", "NA", "NA"],
+        }
+    )
+    tables["leads"] = pd.concat([tables["leads"], more], ignore_index=True)
+    tables["activities"].loc[len(tables["activities"])] = ["L7", T("2024-01-10"), "page_view"]
+    snaps = pd.DataFrame({"account_id": ["A1", "A2"], "as_of": [AS_OF, AS_OF]})
+    contacts = next_contacts(tables, snaps)
+    # L8 (a marketing manager: champion) before L7 (an end user, quiet for 50 days); L9
+    # arrives after as_of; A2's only person is a student, who is no persona.
+    assert contacts == [
+        [{"lead_id": "L8", "persona": "champion"}, {"lead_id": "L7", "persona": "end_user"}],
+        [],
+    ]
