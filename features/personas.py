@@ -139,9 +139,14 @@ def persona_codes(
     seniority: np.ndarray, department: np.ndarray, personas: Sequence[PersonaSpec]
 ) -> np.ndarray:
     """Each lead's persona as an index into ``personas`` (-1: none); see :func:`persona_of`."""
-    names = persona_of(seniority, department, personas)
-    index = {p.name: i for i, p in enumerate(personas)}
-    return np.array([index.get(n, -1) for n in names], dtype=np.int64)
+    sen = np.asarray(seniority, dtype=object)
+    dept = np.asarray(department, dtype=object)
+    if sen.shape != dept.shape:
+        raise ValueError(f"seniority and department differ in length: {sen.shape} vs {dept.shape}")
+    out = np.full(len(sen), -1, dtype=np.int64)
+    for i, spec in enumerate(personas):
+        out[(out < 0) & spec.matches(sen, dept)] = i
+    return out
 
 
 _SINGULAR = {"seniorities": "seniority", "departments": "department"}
