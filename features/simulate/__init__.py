@@ -68,7 +68,7 @@ Conversion: a two-stage process with an honest oracle
 Buying groups
     Each lead has a buying-group persona (``features.personas.DEFAULT_PERSONAS``: economic
     buyer, technical evaluator, champion, end user, from seniority and department; students
-    and assistants have none). A lead's win log-odds rise by 0.45 per distinct persona its
+    and assistants have none). A lead's win log-odds rise by 0.3 per distinct persona its
     account already had (counting itself) when it arrived, beyond the first and up to four,
     centred over the human leads so the conversion rate stays on target: multi-threaded
     deals close more often. Counting only leads created up to the lead keeps the oracle

@@ -32,7 +32,7 @@ _DECISION_SCALE_DAYS = {
 """Erlang scale of the decision delay by company size: enterprise deals take longer."""
 _TARGET_HUMAN_CONVERSION = 0.14
 _WIN_INTERCEPT = -0.9
-_BUYING_GROUP_WIN = 0.45
+_BUYING_GROUP_WIN = 0.3
 """Win log-odds per buying-group persona (``features.personas.DEFAULT_PERSONAS``) already
 present at the lead's account when the lead arrives, beyond the first (up to four):
 multi-threaded deals close more often. Centred on the human leads, so the conversion rate
