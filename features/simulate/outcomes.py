@@ -120,9 +120,16 @@ def _calibrate_intercept(base: np.ndarray, win: np.ndarray, target: float) -> fl
 
 
 def _latent(
-    rng: np.random.Generator, cal: _Calendar, ld: _Leads, calibrate: np.ndarray | None = None
+    rng: np.random.Generator,
+    cal: _Calendar,
+    ld: _Leads,
+    calibrate: np.ndarray | None = None,
+    buying_groups: bool = False,
 ) -> _Latent:
     """Fit, intent, buying episode, decision and win; see the package docstring.
+
+    ``buying_groups`` turns on the shared account intent and the buying-group win effect
+    (off: the world of every seed is the one before buying groups existed).
 
     ``calibrate`` (a lead mask, default all) selects the leads the conversion intercept
     is calibrated on: a drift scenario leaves its drifted leads out, so drift moves the
@@ -141,13 +148,15 @@ def _latent(
         + 0.15 * rng.standard_normal(n)
     ) - _FIT_CENTER
     source_effect = np.array([_SOURCE_PROFILE[s][1] for s in LEAD_SOURCES])[ld.source]
-    # The private part of intent is partly shared by the account's leads (same variance).
-    # The shared part comes from a child generator: spawning draws nothing from ``rng``, so
-    # every other draw of a seed (and the world it gives) stays what it was without it.
-    group_rng = rng.spawn(1)[0]
-    shared = group_rng.standard_normal(int(ld.account.max()) + 1 if n else 0)[ld.account]
-    noise = np.sqrt(1.0 - _ACCOUNT_INTENT_SHARE) * rng.standard_normal(n)
-    noise += np.sqrt(_ACCOUNT_INTENT_SHARE) * shared
+    noise = rng.standard_normal(n)
+    if buying_groups:
+        # The private part of intent is partly shared by the account's leads (same
+        # variance), from a child generator: spawning draws nothing from ``rng``, so every
+        # other draw of a seed stays what it was without buying groups.
+        group_rng = rng.spawn(1)[0]
+        shared = group_rng.standard_normal(int(ld.account.max()) + 1 if n else 0)[ld.account]
+        noise = np.sqrt(1.0 - _ACCOUNT_INTENT_SHARE) * noise
+        noise += np.sqrt(_ACCOUNT_INTENT_SHARE) * shared
     intent = 0.6 * fit + 1.0 * source_effect + 0.4 * noise - 0.6 * ld.invalid_email
     senior_icp = np.isin(np.asarray(SENIORITIES)[ld.seniority], ["VP", "Director"])
     senior_icp = senior_icp & ld.icp_size
@@ -155,10 +164,11 @@ def _latent(
     persona, group = _buying_group(ld)
     threads = _BUYING_GROUP_WIN * (np.clip(group, 1, 4) - 1).astype(np.float64)
     group_effect = threads - (threads[human].mean() if human.any() else 0.0)
+    if not buying_groups:
+        group_effect = np.zeros(n)
     # Warm introductions (referrals, partners) close more often for the same interest.
-    p_win = _sigmoid(
-        _win_logit(fit, intent, senior_icp, ld.region) + 2.5 * source_effect + group_effect
-    )
+    logit = _win_logit(fit, intent, senior_icp, ld.region) + 2.5 * source_effect
+    p_win = _sigmoid(logit + group_effect if buying_groups else logit)
     base = _lookup(_REGION_INTENT_COEF, REGIONS)[ld.region] * intent + 0.25 * fit
     on = human if calibrate is None else human & calibrate
     intercept = _calibrate_intercept(base[on], p_win[on], _TARGET_HUMAN_CONVERSION)
@@ -210,7 +220,12 @@ def _after_loss(lat: _Latent, lead: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def _outcome_tables(
-    cal: _Calendar, ld: _Leads, lat: _Latent, lead_ids: pd.Series, created_at: np.ndarray
+    cal: _Calendar,
+    ld: _Leads,
+    lat: _Latent,
+    lead_ids: pd.Series,
+    created_at: np.ndarray,
+    buying_groups: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``conversions`` (wins decided before the data end) and ``ground_truth``.
 
@@ -245,11 +260,12 @@ def _outcome_tables(
             "won": lat.won,
             "latent_converted_at": _to_datetime(cal.start, latent_conversion),
             "observed_until": _to_datetime(cal.start, np.full(n_leads, cal.n_days)),
-            "persona": _strings([p.name for p in DEFAULT_PERSONAS], lat.persona),
-            "buying_group_personas": lat.group_personas,
-            "buying_group_effect": lat.group_effect,
         }
     )
+    if buying_groups:
+        ground_truth["persona"] = _strings([p.name for p in DEFAULT_PERSONAS], lat.persona)
+        ground_truth["buying_group_personas"] = lat.group_personas
+        ground_truth["buying_group_effect"] = lat.group_effect
     return conversions, ground_truth
 
 

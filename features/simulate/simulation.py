@@ -63,6 +63,7 @@ def simulate(
     start: str = "2024-01-01",
     months: int = 18,
     drift: Drift | None = None,
+    buying_groups: bool = False,
 ) -> Simulation:
     """Simulate a B2B lead funnel; the same arguments always give identical tables.
 
@@ -73,6 +74,11 @@ def simulate(
         months: Length of the data window; nothing happens at or after its end.
         drift: A drift scenario to inject (:mod:`features.simulate.drift`); None (the
             default) gives the undrifted world, table for table.
+        buying_groups: Make the buying group matter (``features.simulate`` docstring:
+            a shared account intent and a win effect per persona at the account; the
+            ground truth gains ``persona``, ``buying_group_personas`` and
+            ``buying_group_effect``). Off by default: the world, and every existing
+            model's statistics on it, stay as they were.
 
     Returns:
         The four tables plus the ground truth (see the ``features.simulate`` docstring).
@@ -95,13 +101,15 @@ def simulate(
     if resolved is not None:
         # Its own generator: the simulator's stream, and the leads before the start, stay.
         ld, text, drifted, drift_start = _apply_drift(resolved, seed, cal, ld, text, acc)
-    lat = _latent(rng, cal, ld, calibrate=None if drifted is None else ~drifted)
+    lat = _latent(
+        rng, cal, ld, calibrate=None if drifted is None else ~drifted, buying_groups=buying_groups
+    )
 
     lead_ids = _ids("L", n_leads, 6)
     created_at = _to_datetime(cal.start, ld.created)
     leads = _lead_table(ld, text, accounts, lead_ids, created_at)
     activities = _activities(rng, cal, ld, lat, lead_ids)
-    conversions, ground_truth = _outcome_tables(cal, ld, lat, lead_ids, created_at)
+    conversions, ground_truth = _outcome_tables(cal, ld, lat, lead_ids, created_at, buying_groups)
     if resolved is not None:
         ground_truth["drift_scenario"] = resolved.name
         ground_truth["drifted"] = cast(np.ndarray, drifted)

@@ -20,7 +20,7 @@ FAST = TrainConfig(crossfit="off", monotone="off", num_boost_round=300, num_thre
 
 
 def test_account_training_registers_the_better_score_with_all_three_in_its_card(tmp_path):
-    tables = dict(simulate(2500, seed=5).tables())
+    tables = dict(simulate(2500, seed=5, buying_groups=True).tables())
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = run_account_training(
         tables, config=FAST, tracking_uri=uri, store_dir=tmp_path, output_dir=tmp_path / "out"
@@ -70,7 +70,7 @@ def test_account_training_registers_the_better_score_with_all_three_in_its_card(
 def test_training_refuses_leads_of_unknown_accounts_by_name():
     """Training data must keep the contract (scoring reports such leads as unattached:
     ``features.accounts``); the error names the column and the rows."""
-    tables = dict(simulate(300, seed=5).tables())
+    tables = dict(simulate(300, seed=5, buying_groups=True).tables())
     leads = tables["leads"].copy()
     leads.loc[leads.index[:3], "account_id"] = "A-UNKNOWN"
     tables["leads"] = leads

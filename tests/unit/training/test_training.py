@@ -554,12 +554,7 @@ def test_bundle_round_trips_as_text_and_json(fitted, tmp_path):
 
 @pytest.mark.slow
 def test_tuning_searches_on_validation(training_set):
-    # Monotone constraints off: the trials are unconstrained, so with constraints kept
-    # (``monotone="auto"`` keeps them when they cost little, data permitting) the final model
-    # would rightly differ from the best trial.
-    config = TrainConfig(
-        num_boost_round=60, early_stopping_rounds=10, tune_trials=2, num_threads=1, monotone="off"
-    )
+    config = TrainConfig(num_boost_round=60, early_stopping_rounds=10, tune_trials=2, num_threads=1)
     fitted = fit_bundle(training_set, config)
     assert fitted.tuning is not None and len(fitted.tuning.trials) == 2
     assert fitted.bundle.metadata.training.tune_trials == 2

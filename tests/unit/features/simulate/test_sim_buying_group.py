@@ -11,7 +11,7 @@ from features.simulate import simulate
 
 @pytest.fixture(scope="module")
 def sim():
-    return simulate(6000, seed=11)
+    return simulate(6000, seed=11, buying_groups=True)
 
 
 def _logit(p):
