@@ -65,7 +65,8 @@ Conversion: a two-stage process with an honest oracle
     rate, a tenth of its email opens); after a win activities stop a few weeks later
     (the lead becomes a customer).
 
-Buying groups
+Buying groups (``simulate(..., buying_groups=True)``; off by default, so the default world
+is the one before buying groups existed, table for table)
     Each lead has a buying-group persona (``features.personas.DEFAULT_PERSONAS``: economic
     buyer, technical evaluator, champion, end user, from seniority and department; students
     and assistants have none). A lead's win log-odds rise by 0.3 per distinct persona its
