@@ -2288,6 +2288,95 @@ def _features_on_workers(
     )
 
 
+# --- Accounts (issue 18) -----------------------------------------------------------------
+
+
+@app.command("train-accounts", cls=LeadscoreCommand)
+def train_accounts(
+    ctx: typer.Context,
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="Folder with the four tables (leads, accounts, activities, "
+            "conversions), e.g. from `leadscore simulate`."
+        ),
+    ],
+    personas_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--personas",
+            help="YAML/TOML file with a `personas:` list (default: economic buyer, technical "
+            "evaluator, champion, end user).",
+        ),
+    ] = None,
+    horizon: Annotated[int, typer.Option(help="Label window in days.", min=1)] = 90,
+    model_name: Annotated[
+        str, typer.Option(help="Registered model name of the account score.")
+    ] = "leadscore-accounts",
+    out: Annotated[
+        Path | None, typer.Option(help="Also write the account model and its card here.")
+    ] = None,
+    register: Annotated[bool, typer.Option(help="Register the chosen account score.")] = True,
+    json_out: JsonOption = False,
+) -> None:
+    """Train the account score: compare the roll-up of lead probabilities, the best single
+    lead and an account-level model on the time split; register the better one."""
+    from features.dataset_config.readers import read_config
+    from features.io import load_tables
+    from features.personas import parse_personas
+    from training.accounts import run_account_training
+
+    settings: Settings = ctx.obj
+    need_folder(data, "--data")
+    if out is not None:
+        can_write(out, "--out", folder=True)
+    personas = None
+    if personas_file is not None:
+        need_file(personas_file, "--personas")
+        with reading("--personas", personas_file):
+            personas = read_config(personas_file).get("personas")
+        if personas is None:
+            raise fail(f"--personas: {personas_file} has no `personas:` list")
+    buying_group = parse_personas(personas)
+    with reading("--data", data):
+        tables = load_tables(data)
+    with steps("train-accounts") as advance:
+        result = run_account_training(
+            tables,
+            horizon_days=horizon,
+            personas=buying_group,
+            tracking_uri=settings.registry_uri,
+            store_dir=settings.home,
+            experiment=settings.experiment,
+            model_name=model_name,
+            register=register,
+            output_dir=out,
+            progress=advance,
+        )
+    console.print(result.card, markup=False)
+    if result.version is not None:
+        console.print(
+            f"registered {result.model_name} version {result.version} "
+            f"({', '.join(result.aliases)}): {result.fit.chosen}",
+            markup=False,
+        )
+    if json_out:
+        emit(
+            {
+                "model_name": result.model_name,
+                "version": result.version,
+                "aliases": result.aliases,
+                "chosen": result.fit.chosen,
+                "metrics": result.fit.metrics,
+                "counts": result.fit.counts,
+                "unattached_leads": len(result.fit.unattached),
+                "run_id": result.run_id,
+                "tracking_uri": result.tracking_uri,
+                "output_dir": None if result.output_dir is None else str(result.output_dir),
+            }
+        )
+
+
 def main() -> None:
     """Console entry point."""
     app()

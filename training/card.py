@@ -634,3 +634,85 @@ def training_sufficiency(frame: pd.DataFrame) -> SufficiencyReport | None:
     if not {"lead_id", "as_of", "label"} <= set(frame.columns):
         return None
     return sufficiency_of_training_set(frame)
+
+
+# --- Accounts (issue 18) ----------------------------------------------------------------
+
+_ACCOUNT_METHOD_WORDS = {
+    "account_model": "Account model (LightGBM on account features, calibrated)",
+    "rollup": "Roll-up 1 − ∏(1 − pᵢ) of calibrated lead probabilities",
+    "best_lead": "Best single lead's probability",
+}
+
+
+def _account_policy_lines(policy: Policy) -> list[str]:
+    """The MQA rule in words (the lead card's ``_policy_lines`` speaks of leads and MQLs)."""
+    if policy.rule == "capacity":
+        rule = (
+            f"capacity: the top {policy.target:.0%} of accounts with an open lead (all "
+            "account snapshots dated in the validation period) become MQAs"
+        )
+    else:
+        rule = f"minimum precision: MQAs must convert at least {policy.target:.0%} of the time"
+    lines = [f"- Rule: {rule}.", f"- Global threshold: probability ≥ {policy.threshold:.4f}."]
+    for region, value in sorted(policy.region_thresholds.items()):
+        lines.append(f"- Region {region}: probability ≥ {value:.4f}.")
+    return lines
+
+
+def render_account_card(
+    metrics: dict[str, dict[str, float]],
+    chosen: str,
+    counts: dict[str, dict[str, int]],
+    unattached: int,
+    mqa: Policy | None = None,
+) -> str:
+    """The account model's card: every account score compared on validation and test.
+
+    Args:
+        metrics: ``{method: {"valid_roc_auc": ..., "test_log_loss": ..., ...}}``
+            (``training.accounts.AccountFit.metrics``).
+        chosen: The method registered.
+        counts: Account snapshots, accounts and positives per period.
+        unattached: Leads with a missing or unknown ``account_id``.
+        mqa: The account model's MQA policy, when it has one.
+    """
+    lines = [
+        "# Account score card",
+        "",
+        "Probability that an account produces at least one conversion within the horizon "
+        "after `as_of` (any of its leads, including people who arrive later).",
+        "",
+        f"Registered: **{chosen}** (lowest validation log loss of the account model and the "
+        "roll-up; the test period only reports).",
+        "",
+        "| Score | Test ROC AUC | Test log loss | Test ECE | Valid ROC AUC | Valid log loss |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method, values in metrics.items():
+        lines.append(
+            f"| {_ACCOUNT_METHOD_WORDS.get(method, method)} "
+            f"| {_fmt(values.get('test_roc_auc'), '{:.3f}')} "
+            f"| {_fmt(values.get('test_log_loss'), '{:.4f}')} "
+            f"| {_fmt(values.get('test_ece'), '{:.4f}')} "
+            f"| {_fmt(values.get('valid_roc_auc'), '{:.3f}')} "
+            f"| {_fmt(values.get('valid_log_loss'), '{:.4f}')} |"
+        )
+    lines += ["", "| Period | Account snapshots | Accounts | Positives |", "|---|---|---|---|"]
+    for period, c in counts.items():
+        lines.append(f"| {period} | {c['snapshots']:,} | {c['accounts']:,} | {c['positives']:,} |")
+    if mqa is not None:
+        model = metrics.get("account_model", {})
+        lines += ["", "## MQA (marketing-qualified accounts)", ""]
+        lines += _account_policy_lines(mqa)
+        lines.append(
+            f"On the test period {_fmt(model.get('test_mqa_share'), '{:.1%}')} of account "
+            f"snapshots are MQAs, and {_fmt(model.get('test_mqa_precision'), '{:.1%}')} of "
+            "them convert within the horizon. Grades A1–D4: fit letter from the "
+            "firmographics' SHAP sum, engagement digit from the people's."
+        )
+    lines += [
+        "",
+        f"Leads without a known account (scored as leads only, never rolled up): {unattached:,}.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -420,6 +420,8 @@ class ConfigBase(Section):
     # How a CRM export of sales dispositions maps onto feedback events; typed and checked
     # by ``features.dataset_config.feedback`` (``cross_problems``), read by the feedback import.
     feedback: dict[str, Any] | None = None
+    # The buying group's personas (``features.personas``), checked there (``cross_problems``).
+    personas: list[Any] | None = None
 
 
 class TablesConfig(ConfigBase):
@@ -510,6 +512,10 @@ def cross_problems(config: TablesConfig | LeadSnapshotConfig) -> list[str]:
         from features.dataset_config.feedback import feedback_problems
 
         problems += feedback_problems(config.feedback)
+    if config.personas is not None:
+        from features.personas import persona_problems
+
+        problems += persona_problems(config.personas)
     names = catalogue_names(config)
     for i, rule in enumerate(config.points.rules if config.points else ()):
         if rule.feature is not None and rule.feature not in names:

@@ -65,6 +65,19 @@ Conversion: a two-stage process with an honest oracle
     rate, a tenth of its email opens); after a win activities stop a few weeks later
     (the lead becomes a customer).
 
+Buying groups (``simulate(..., buying_groups=True)``; off by default, so the default world
+is the one before buying groups existed, table for table)
+    Each lead has a buying-group persona (``features.personas.DEFAULT_PERSONAS``: economic
+    buyer, technical evaluator, champion, end user, from seniority and department; students
+    and assistants have none). A lead's win log-odds rise by 0.3 per distinct persona its
+    account already had (counting itself) when it arrived, beyond the first and up to four,
+    centred over the human leads so the conversion rate stays on target: multi-threaded
+    deals close more often. Counting only leads created up to the lead keeps the oracle
+    point-in-time. A third of the private intent variance is shared by the account's
+    leads (a buying project at the company), so colleagues' outcomes are correlated and
+    the independence a roll-up of lead probabilities assumes does not hold. The ground
+    truth records ``persona``, ``buying_group_personas`` and ``buying_group_effect``.
+
 Activities (about 55 per lead)
     Web sessions (1-4 events minutes apart) come from a creation burst that decays
     within days, a baseline rate (rising with intent) that decays with lead age

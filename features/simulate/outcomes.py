@@ -15,10 +15,13 @@ import numpy as np
 import pandas as pd
 
 from features.catalogue import DEPARTMENTS, LEAD_SOURCES, REGIONS, SENIORITIES, SIZE_BANDS
+from features.personas import DEFAULT_PERSONAS, persona_codes
 from features.simulate.arrays import _lookup, _sigmoid, _strings, _to_datetime, _to_days
 from features.simulate.population import _Leads
 from features.simulate.timeline import _Calendar
 from features.simulate.world import (
+    _ACCOUNT_INTENT_SHARE,
+    _BUYING_GROUP_WIN,
     _DECISION_SCALE_DAYS,
     _DECISION_SHAPE,
     _DEPT_FIT,
@@ -54,6 +57,9 @@ class _Latent:
     won: np.ndarray
     active_until: np.ndarray  # activities stop here (a few weeks after a win)
     visibility: np.ndarray  # how much of the episode leaves a digital trace
+    persona: np.ndarray  # index into DEFAULT_PERSONAS, -1 for none
+    group_personas: np.ndarray  # distinct personas at the account when the lead arrived
+    group_effect: np.ndarray  # win log-odds the buying group adds (centred)
 
 
 # --- Latent state and outcome ----------------------------------------------------------
@@ -73,6 +79,28 @@ def _win_logit(
         + 1.8 * senior_icp * np.clip(intent, 0.0, None)
         + _lookup(_REGION_WIN, REGIONS)[region]
     )
+
+
+def _buying_group(ld: _Leads) -> tuple[np.ndarray, np.ndarray]:
+    """Each lead's persona and how many distinct personas its account had when it arrived.
+
+    Counted over the account's human leads created up to and including the lead (leads
+    are sorted by creation), so the buying group a lead's win depends on is known at any
+    ``as_of`` after its creation: the oracle's conditioning stays point-in-time.
+    """
+    persona = persona_codes(
+        np.asarray(SENIORITIES, dtype=object)[ld.seniority],
+        np.asarray(DEPARTMENTS, dtype=object)[ld.department],
+        DEFAULT_PERSONAS,
+    )
+    n = len(persona)
+    order = np.arange(n)
+    counted = (persona >= 0) & ~ld.is_bot
+    n_acc = int(ld.account.max()) + 1 if n else 0
+    first = np.full((n_acc, len(DEFAULT_PERSONAS)), n, dtype=np.int64)
+    np.minimum.at(first, (ld.account[counted], persona[counted]), order[counted])
+    group = (first[ld.account] <= order[:, None]).sum(axis=1)
+    return persona, group
 
 
 def _calibrate_intercept(base: np.ndarray, win: np.ndarray, target: float) -> float:
@@ -97,8 +125,12 @@ def _latent(
     ld: _Leads,
     calibrate: np.ndarray | None = None,
     target_conversion: float = _TARGET_HUMAN_CONVERSION,
+    buying_groups: bool = False,
 ) -> _Latent:
     """Fit, intent, buying episode, decision and win; see the package docstring.
+
+    ``buying_groups`` turns on the shared account intent and the buying-group win effect
+    (off: the world of every seed is the one before buying groups existed).
 
     ``calibrate`` (a lead mask, default all) selects the leads the conversion intercept
     is calibrated on: a drift scenario leaves its drifted leads out, so drift moves the
@@ -118,13 +150,28 @@ def _latent(
         + 0.15 * rng.standard_normal(n)
     ) - _FIT_CENTER
     source_effect = np.array([_SOURCE_PROFILE[s][1] for s in LEAD_SOURCES])[ld.source]
-    intent = 0.6 * fit + 1.0 * source_effect + 0.4 * rng.standard_normal(n) - 0.6 * ld.invalid_email
+    noise = rng.standard_normal(n)
+    if buying_groups:
+        # The private part of intent is partly shared by the account's leads (same
+        # variance), from a child generator: spawning draws nothing from ``rng``, so every
+        # other draw of a seed stays what it was without buying groups.
+        group_rng = rng.spawn(1)[0]
+        shared = group_rng.standard_normal(int(ld.account.max()) + 1 if n else 0)[ld.account]
+        noise = np.sqrt(1.0 - _ACCOUNT_INTENT_SHARE) * noise
+        noise += np.sqrt(_ACCOUNT_INTENT_SHARE) * shared
+    intent = 0.6 * fit + 1.0 * source_effect + 0.4 * noise - 0.6 * ld.invalid_email
     senior_icp = np.isin(np.asarray(SENIORITIES)[ld.seniority], ["VP", "Director"])
     senior_icp = senior_icp & ld.icp_size
-    # Warm introductions (referrals, partners) close more often for the same interest.
-    p_win = _sigmoid(_win_logit(fit, intent, senior_icp, ld.region) + 2.5 * source_effect)
-    base = _lookup(_REGION_INTENT_COEF, REGIONS)[ld.region] * intent + 0.25 * fit
     human = ~ld.is_bot
+    persona, group = _buying_group(ld)
+    threads = _BUYING_GROUP_WIN * (np.clip(group, 1, 4) - 1).astype(np.float64)
+    group_effect = threads - (threads[human].mean() if human.any() else 0.0)
+    if not buying_groups:
+        group_effect = np.zeros(n)
+    # Warm introductions (referrals, partners) close more often for the same interest.
+    logit = _win_logit(fit, intent, senior_icp, ld.region) + 2.5 * source_effect
+    p_win = _sigmoid(logit + group_effect if buying_groups else logit)
+    base = _lookup(_REGION_INTENT_COEF, REGIONS)[ld.region] * intent + 0.25 * fit
     on = human if calibrate is None else human & calibrate
     intercept = _calibrate_intercept(base[on], p_win[on], target_conversion)
     p_episode = np.where(human, _sigmoid(intercept + base), 0.0)
@@ -153,6 +200,9 @@ def _latent(
         won=won,
         active_until=active_until,
         visibility=visibility,
+        persona=persona,
+        group_personas=group,
+        group_effect=group_effect,
     )
 
 
@@ -172,7 +222,12 @@ def _after_loss(lat: _Latent, lead: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def _outcome_tables(
-    cal: _Calendar, ld: _Leads, lat: _Latent, lead_ids: pd.Series, created_at: np.ndarray
+    cal: _Calendar,
+    ld: _Leads,
+    lat: _Latent,
+    lead_ids: pd.Series,
+    created_at: np.ndarray,
+    buying_groups: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``conversions`` (wins decided before the data end) and ``ground_truth``.
 
@@ -209,6 +264,10 @@ def _outcome_tables(
             "observed_until": _to_datetime(cal.start, np.full(n_leads, cal.n_days)),
         }
     )
+    if buying_groups:
+        ground_truth["persona"] = _strings([p.name for p in DEFAULT_PERSONAS], lat.persona)
+        ground_truth["buying_group_personas"] = lat.group_personas
+        ground_truth["buying_group_effect"] = lat.group_effect
     return conversions, ground_truth
 
 

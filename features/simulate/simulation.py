@@ -68,6 +68,7 @@ def simulate(
     drift: Drift | None = None,
     region_weights: Mapping[str, float] | None = None,
     target_conversion: float | None = None,
+    buying_groups: bool = False,
 ) -> Simulation:
     """Simulate a B2B lead funnel; the same arguments always give identical tables.
 
@@ -83,6 +84,11 @@ def simulate(
         target_conversion: Share of human leads that would convert given unlimited time
             (fewer do within the window); None: ``world._TARGET_HUMAN_CONVERSION``.
             Presets (:mod:`features.simulate.presets`) set both for a kind of company.
+        buying_groups: Make the buying group matter (``features.simulate`` docstring:
+            a shared account intent and a win effect per persona at the account; the
+            ground truth gains ``persona``, ``buying_group_personas`` and
+            ``buying_group_effect``). Off by default: the world, and every existing
+            model's statistics on it, stay as they were.
 
     Returns:
         The four tables plus the ground truth (see the ``features.simulate`` docstring).
@@ -109,14 +115,19 @@ def simulate(
         # Its own generator: the simulator's stream, and the leads before the start, stay.
         ld, text, drifted, drift_start = _apply_drift(resolved, seed, cal, ld, text, acc)
     lat = _latent(
-        rng, cal, ld, calibrate=None if drifted is None else ~drifted, target_conversion=target
+        rng,
+        cal,
+        ld,
+        calibrate=None if drifted is None else ~drifted,
+        target_conversion=target,
+        buying_groups=buying_groups,
     )
 
     lead_ids = _ids("L", n_leads, 6)
     created_at = _to_datetime(cal.start, ld.created)
     leads = _lead_table(ld, text, accounts, lead_ids, created_at)
     activities = _activities(rng, cal, ld, lat, lead_ids)
-    conversions, ground_truth = _outcome_tables(cal, ld, lat, lead_ids, created_at)
+    conversions, ground_truth = _outcome_tables(cal, ld, lat, lead_ids, created_at, buying_groups)
     if resolved is not None:
         ground_truth["drift_scenario"] = resolved.name
         ground_truth["drifted"] = cast(np.ndarray, drifted)

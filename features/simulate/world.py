@@ -32,6 +32,14 @@ _DECISION_SCALE_DAYS = {
 """Erlang scale of the decision delay by company size: enterprise deals take longer."""
 _TARGET_HUMAN_CONVERSION = 0.14
 _WIN_INTERCEPT = -0.9
+_BUYING_GROUP_WIN = 0.3
+"""Win log-odds per buying-group persona (``features.personas.DEFAULT_PERSONAS``) already
+present at the lead's account when the lead arrives, beyond the first (up to four):
+multi-threaded deals close more often. Centred on the human leads, so the conversion rate
+stays on target and only who wins moves."""
+_ACCOUNT_INTENT_SHARE = 0.35
+"""Share of the private intent variance that an account's leads have in common (a buying
+project at the company): colleagues research together, so their outcomes are correlated."""
 
 # --- Firmographics ---------------------------------------------------------------------
 _REGION_WEIGHTS = {"NA": 0.52, "EMEA": 0.28, "APAC": 0.13, "LATAM": 0.07}
