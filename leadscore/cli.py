@@ -363,6 +363,14 @@ def simulate(
             "about 4% converting, one large region and two tiny ones)."
         ),
     ] = "none",
+    buying_groups: Annotated[
+        bool,
+        typer.Option(
+            help="Make the buying group matter: colleagues share intent, and each persona "
+            "already engaged at the account raises a lead's chance to win (the world "
+            "`leadscore train-accounts` is measured on; docs/accounts.md)."
+        ),
+    ] = False,
     partitioned: Annotated[
         bool,
         typer.Option(
@@ -405,9 +413,18 @@ def simulate(
     with steps("simulate") as advance:
         advance(f"simulating {leads:,} leads")
         if setting is None:
-            sim = run_simulation(leads, seed=seed, start=start, months=months, drift=scenario)
+            sim = run_simulation(
+                leads,
+                seed=seed,
+                start=start,
+                months=months,
+                drift=scenario,
+                buying_groups=buying_groups,
+            )
         else:
-            sim = setting.simulate(seed, leads, start=start, months=months, drift=scenario)
+            sim = setting.simulate(
+                seed, leads, start=start, months=months, drift=scenario, buying_groups=buying_groups
+            )
         advance("writing tables")
         if partitioned:
             _write_partitioned(sim, out)

@@ -48,6 +48,7 @@ class Preset:
         start: str = "2024-01-01",
         months: int | None = None,
         drift: Drift | None = None,
+        buying_groups: bool = False,
     ) -> Simulation:
         """Run the simulator with this preset (``n_leads``/``months``: override its own)."""
         return simulate(
@@ -58,6 +59,7 @@ class Preset:
             drift=drift,
             region_weights=dict(self.region_weights),
             target_conversion=self.target_conversion,
+            buying_groups=buying_groups,
         )
 
 

@@ -43,3 +43,22 @@ def test_a_personas_file_without_personas_and_a_missing_folder_are_errors(data, 
     assert result.exit_code == 2 and "has no `personas:` list" in result.output
     result = _run(tmp_path, "--data", str(tmp_path / "nowhere"))
     assert result.exit_code == 2 and "--data" in result.output
+
+
+def test_simulate_buying_groups_records_the_group_in_the_ground_truth(tmp_path):
+    """``--buying-groups`` is the world the account model is measured on: each lead's persona
+    and the win effect of its account's group are in the ground truth, not in the tables."""
+    import pandas as pd
+
+    args = ["simulate", "--leads", "400", "--months", "3", "--seed", "3"]
+    on = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "on"), "--buying-groups"])
+    off = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "off")])
+    assert on.exit_code == 0 and off.exit_code == 0, on.output + off.output
+    truth = pd.read_parquet(tmp_path / "on" / "ground_truth.parquet")
+    assert {"persona", "buying_group_personas", "buying_group_effect"} <= set(truth.columns)
+    assert truth["buying_group_effect"].abs().max() > 0
+    plain = pd.read_parquet(tmp_path / "off" / "ground_truth.parquet")
+    assert "buying_group_effect" not in plain.columns
+    leads_on = pd.read_parquet(tmp_path / "on" / "leads.parquet")
+    leads_off = pd.read_parquet(tmp_path / "off" / "leads.parquet")
+    pd.testing.assert_frame_equal(leads_on, leads_off)  # who the people are does not change
