@@ -2394,15 +2394,6 @@ def train_accounts(
         )
 
 
-def main() -> None:
-    """Console entry point."""
-    app()
-
-
-if __name__ == "__main__":
-    main()
-
-
 # --- A model per region (issue 19 item 2) -------------------------------------------------
 
 
@@ -2417,3 +2408,12 @@ def _regional_words(margin: object) -> str:
         for r in margin.routes
     )
     return f", per region: {routes}"
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -109,6 +109,22 @@ class VersionInfo:
         }
 
 
+NOTE_LIMIT = 8000
+"""Characters MLflow keeps of a tag value, the run description (``mlflow.note.content``)."""
+NOTE_TAG = "mlflow.note.content"
+
+
+def run_note(card: str, artifact: str = "report/model_card.md") -> str:
+    """The model card as a run's description: whole when it fits MLflow's tag limit, else
+    cut at a line with a pointer to the whole card among the run's artifacts (MLflow would
+    cut it mid-word, silently)."""
+    if len(card) <= NOTE_LIMIT:
+        return card
+    tail = f"\n\n… (cut to fit MLflow's description; the whole card is `{artifact}`)\n"
+    head = card[: NOTE_LIMIT - len(tail)]
+    return head[: head.rfind("\n")] + tail
+
+
 def resolve_tracking_uri(tracking_uri: str | None = None, store_dir: str | Path = ".") -> str:
     """The tracking URI to use: explicit, else ``MLFLOW_TRACKING_URI``, else embedded."""
     if tracking_uri:

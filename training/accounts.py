@@ -434,7 +434,12 @@ def run_account_training(
                 run_id = run.info.run_id
                 mlflow.log_params({"horizon_days": horizon_days, "chosen": fit.chosen})
                 mlflow.log_metrics(flat)
-                mlflow.set_tags({"leadscore.model_name": model_name, "mlflow.note.content": card})
+                mlflow.set_tags(
+                    {
+                        "leadscore.model_name": model_name,
+                        registry.NOTE_TAG: registry.run_note(card, "account_model/model_card.md"),
+                    }
+                )
                 mlflow.log_artifacts(str(folder), "account_model")
                 artifact_uri = mlflow.get_artifact_uri("account_model")
             version: str | None = None

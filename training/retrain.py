@@ -189,7 +189,7 @@ def record_in_card(tracking_uri: str, training: TrainingResult, promotion: Promo
         path = Path(tmp) / "model_card.md"
         path.write_text(card)
         client.log_artifact(training.run_id, str(path), "report")
-        client.set_tag(training.run_id, "mlflow.note.content", card)
+        client.set_tag(training.run_id, registry.NOTE_TAG, registry.run_note(card))
     return card
 
 

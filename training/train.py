@@ -895,7 +895,7 @@ def run_training(
                     {
                         "leadscore.model_name": model_name,
                         "leadscore.data_fingerprint": fitted.bundle.metadata.data_fingerprint,
-                        "mlflow.note.content": card,
+                        registry.NOTE_TAG: registry.run_note(card),
                     }
                 )
                 for name in ("model_card.md", "metrics.json"):

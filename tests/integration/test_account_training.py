@@ -60,8 +60,8 @@ def test_account_training_registers_the_better_score_with_all_three_in_its_card(
     assert all(set(m) <= {p.name for p in fit.personas} for m in scored["missing_personas"])
     for missing, contacts in zip(scored["missing_personas"], scored["next_contacts"], strict=True):
         assert {c["persona"] for c in contacts} <= set(missing)
-    mlflow.set_tracking_uri(uri)
-    version = mlflow.MlflowClient().get_model_version_by_alias(
+    # an explicit client: the process-wide tracking URI would leak into later tests
+    version = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(
         "leadscore-accounts", registry.CHAMPION
     )
     assert version.tags["chosen"] == fit.chosen
