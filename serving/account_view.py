@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
-from serving.worklist import MOMENTUM_LOOKBACK_DAYS, DaysBefore, WorklistError, iso_time, records
+from serving.worklist import WorklistError, iso_time, momentum_column, records
 from store.feedback import leads_dispositions
 from store.history import ACCOUNT_MOMENTUM_DAYS, account_timeline
 from store.schema import account_runs, account_scores, account_states, lead_states
@@ -108,20 +108,7 @@ class AccountPage:
 
 
 def _momentum(days: int, end: pd.Timestamp | None) -> ColumnElement[Any]:
-    """The account's latest score minus its latest on or before ``days`` earlier."""
-    past = (
-        sa.select(account_scores.c.score)
-        .where(
-            account_scores.c.account_id == account_states.c.account_id,
-            account_scores.c.as_of <= DaysBefore(account_states.c.last_as_of, days),
-        )
-        .order_by(account_scores.c.as_of.desc(), account_scores.c.id.desc())
-        .limit(1)
-    )
-    if end is not None:  # the same horizon as store.history.account_momentum
-        oldest = end - pd.Timedelta(days=max(_WINDOWS) + MOMENTUM_LOOKBACK_DAYS)
-        past = past.where(account_scores.c.as_of >= oldest.to_pydatetime())
-    return (account_states.c.score - past.scalar_subquery()).label(f"momentum_{days}d")
+    return momentum_column(account_scores, account_states, "account_id", days, end, _WINDOWS)
 
 
 def _filters(query: AccountQuery) -> list[ColumnElement[bool]]:

@@ -27,7 +27,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from leadscore.errors import LeadscoreError
 from store.feedback import leads_dispositions
-from store.history import timeline
+from store.history import MOMENTUM_DAYS, timeline
 from store.schema import lead_states, scores, scoring_runs
 
 SORTS = ("score", "momentum_7d", "momentum_30d", "mql_since", "probability", "lead_id")
@@ -158,25 +158,37 @@ def iso_time(value: Any) -> str | None:
     return None if pd.isna(stamp) else stamp.isoformat()
 
 
-def _past_score(days: int, end: pd.Timestamp | None) -> sa.ScalarSelect[Any]:
-    """The lead's latest score on or before ``days`` before its latest (a sub-query)."""
-    query = (
-        sa.select(scores.c.score)
+def momentum_column(
+    scores_table: sa.Table,
+    states: sa.Table,
+    key: str,
+    days: int,
+    end: pd.Timestamp | None,
+    windows: tuple[int, ...],
+) -> ColumnElement[Any]:
+    """A subject's latest score minus its latest on or before ``days`` before that one.
+
+    A correlated sub-query walking the ``(key, as_of)`` index backwards; scores older than
+    the longest of ``windows`` plus ``MOMENTUM_LOOKBACK_DAYS`` before ``end`` are ignored,
+    as ``store.history`` does. Shared by leads and accounts (``serving.account_view``).
+    """
+    past = (
+        sa.select(scores_table.c.score)
         .where(
-            scores.c.lead_id == lead_states.c.lead_id,
-            scores.c.as_of <= DaysBefore(lead_states.c.last_as_of, days),
+            scores_table.c[key] == states.c[key],
+            scores_table.c.as_of <= DaysBefore(states.c.last_as_of, days),
         )
-        .order_by(scores.c.as_of.desc(), scores.c.id.desc())
+        .order_by(scores_table.c.as_of.desc(), scores_table.c.id.desc())
         .limit(1)
     )
-    if end is not None:  # the same horizon as store.history.momentum
-        oldest = end - pd.Timedelta(days=max(7, 30) + MOMENTUM_LOOKBACK_DAYS)
-        query = query.where(scores.c.as_of >= oldest.to_pydatetime())
-    return query.scalar_subquery()
+    if end is not None:
+        oldest = end - pd.Timedelta(days=max(windows) + MOMENTUM_LOOKBACK_DAYS)
+        past = past.where(scores_table.c.as_of >= oldest.to_pydatetime())
+    return (states.c.score - past.scalar_subquery()).label(f"momentum_{days}d")
 
 
 def _momentum(days: int, end: pd.Timestamp | None) -> ColumnElement[Any]:
-    return (lead_states.c.score - _past_score(days, end)).label(f"momentum_{days}d")
+    return momentum_column(scores, lead_states, "lead_id", days, end, MOMENTUM_DAYS)
 
 
 def _filters(query: WorklistQuery) -> list[ColumnElement[bool]]:

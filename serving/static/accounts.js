@@ -71,37 +71,8 @@ async function loadList() {
   }
 }
 
-async function loadFacets() {
-  try {
-    const values = await api("accounts/facets", null, start);
-    for (const select of document.querySelectorAll("select[data-facet]")) {
-      const keep = select.value;
-      select.replaceChildren(el("option", { value: "", text: "Any" }));
-      for (const value of values[select.dataset.facet] || []) {
-        select.append(el("option", { value, text: value }));
-      }
-      select.value = keep;
-    }
-    return true;
-  } catch (error) {
-    report(error);
-    return false;
-  }
-}
-
-function setSort(key) {
-  if (state.sort === key) state.order = state.order === "desc" ? "asc" : "desc";
-  else { state.sort = key; state.order = "desc"; }
-  for (const th of document.querySelectorAll("th[data-sort]")) {
-    if (th.dataset.sort === state.sort) {
-      th.setAttribute("aria-sort", state.order === "desc" ? "descending" : "ascending");
-    } else {
-      th.removeAttribute("aria-sort");
-    }
-  }
-  state.offset = 0;
-  loadList();
-}
+const loadFacets = () => loadFacetsFrom("accounts/facets", start);
+const setSort = (key) => sortBy(state, key, loadList);
 
 // A persona as the card stores it: a name, or an object naming it.
 function personaName(item) {

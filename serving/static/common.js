@@ -160,3 +160,37 @@ function hashTarget(key) {
   const value = params.get(key);
   return value ? value : null;
 }
+
+// Fill the page's filter selects (select[data-facet]) from `path`, keeping each choice.
+async function loadFacetsFrom(path, retry) {
+  try {
+    const values = await api(path, null, retry);
+    for (const select of document.querySelectorAll("select[data-facet]")) {
+      const keep = select.value;
+      select.replaceChildren(el("option", { value: "", text: "Any" }));
+      for (const value of values[select.dataset.facet] || []) {
+        select.append(el("option", { value, text: value }));
+      }
+      select.value = keep;
+    }
+    return true;
+  } catch (error) {
+    report(error);
+    return false;
+  }
+}
+
+// A header click: sort by `key` (again: reverse), mark the header, reload from the start.
+function sortBy(state, key, reload) {
+  if (state.sort === key) state.order = state.order === "desc" ? "asc" : "desc";
+  else { state.sort = key; state.order = "desc"; }
+  for (const th of document.querySelectorAll("th[data-sort]")) {
+    if (th.dataset.sort === state.sort) {
+      th.setAttribute("aria-sort", state.order === "desc" ? "descending" : "ascending");
+    } else {
+      th.removeAttribute("aria-sort");
+    }
+  }
+  state.offset = 0;
+  reload();
+}
